@@ -1,0 +1,1 @@
+"""PySide6 + pyqtgraph desktop client of the chipctl engine."""

@@ -1,0 +1,1 @@
+"""The hardware simulator: wire-faithful device emulators, chip physics, synthetic camera."""
