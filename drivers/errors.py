@@ -1,0 +1,72 @@
+"""Typed device errors: every fault a device reports, or the link shows, is one of these."""
+
+from __future__ import annotations
+
+
+class DeviceError(Exception):
+    """Base of every error raised by a driver; `device` names the device or port."""
+
+    def __init__(self, device: str, message: str) -> None:
+        super().__init__(f"{device}: {message}")
+        self.device = device
+        self.message = message
+
+
+class DeviceTimeout(DeviceError):
+    """The device did not finish its reply within the timeout."""
+
+    def __init__(self, device: str, message: str, partial: bytes = b"") -> None:
+        super().__init__(device, message)
+        self.partial = partial
+
+
+class DeviceDisconnected(DeviceError):
+    """The port could not be opened, or it went away (unplugged, closed by the peer)."""
+
+
+class GarbledReply(DeviceError):
+    """A reply arrived but does not follow the device's grammar (wrong frame, field, checksum)."""
+
+    def __init__(self, device: str, message: str, raw: bytes = b"") -> None:
+        super().__init__(device, message)
+        self.raw = raw
+
+
+class CommandRejected(DeviceError):
+    """The device refused a command (unknown, not applicable now, malformed)."""
+
+
+class DeviceBusy(CommandRejected):
+    """The device refused a command because it is busy; retrying later may succeed."""
+
+
+class OutOfRange(CommandRejected):
+    """A parameter is outside the range the device accepts."""
+
+
+class DeviceAlarm(DeviceError):
+    """The device raised an alarm; it must be acknowledged and the device re-armed."""
+
+
+class PumpStalled(DeviceAlarm):
+    """The pump motor stalled (occlusion, over-pressure, or the syringe end of travel)."""
+
+
+class PumpReset(DeviceAlarm):
+    """The pump lost power or was reset; its running state (and maybe settings) was lost."""
+
+
+class CommunicationTimeoutAlarm(DeviceAlarm):
+    """A pump in safe mode saw no valid packet within its timeout and stopped itself."""
+
+
+class ProgramAlarm(DeviceAlarm):
+    """The pump's pumping program is in error (program error, phase out of range)."""
+
+
+class StageFault(DeviceError):
+    """The stage or focus drive reported a fault (limit, not idle, lost position)."""
+
+
+class CameraTimeout(DeviceTimeout):
+    """The camera delivered no frame in time."""

@@ -1,0 +1,182 @@
+"""Serial transport: one owner and one lock per port, finite timeouts, framing by delimiter.
+
+Any pyserial URL works: a port name (/dev/ttyUSB0, COM3), a pseudo-terminal path, or
+`socket://127.0.0.1:PORT` for the simulator. Raw traffic is logged on `drivers.wire` at DEBUG.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+import serial
+
+from drivers.errors import DeviceDisconnected, DeviceTimeout
+
+wire_log = logging.getLogger("drivers.wire")
+
+Framing = bytes | re.Pattern[bytes] | Callable[[bytes], int | None]
+"""How a reply ends: a terminator, a regex whose match ends the frame, or a function that
+returns the frame's end index in the buffer (None while incomplete)."""
+
+
+def _frame_end(buffer: bytes, until: Framing) -> int | None:
+    if isinstance(until, bytes):
+        index = buffer.find(until)
+        return None if index < 0 else index + len(until)
+    if isinstance(until, re.Pattern):
+        match = until.search(buffer)
+        return None if match is None else match.end()
+    return until(buffer)
+
+
+class SerialTransport:
+    """A serial link to one port, shared by every device behind it (one lock per port)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        baudrate: int = 9600,
+        timeout: float = 0.5,
+        bytesize: int = serial.EIGHTBITS,
+        parity: str = serial.PARITY_NONE,
+        stopbits: float = serial.STOPBITS_ONE,
+    ) -> None:
+        self.url = url
+        self.name = name or url
+        self.timeout = timeout
+        self.lock = threading.RLock()
+        self._settings = {
+            "baudrate": baudrate,
+            "bytesize": bytesize,
+            "parity": parity,
+            "stopbits": stopbits,
+        }
+        self._port: serial.SerialBase | None = None
+        self._pending = b""
+
+    # -- life cycle -------------------------------------------------------------------------
+    def open(self) -> SerialTransport:
+        """Open the port (exclusively where the OS supports it)."""
+        with self.lock:
+            if self._port is not None:
+                return self
+            try:
+                port = serial.serial_for_url(self.url, do_not_open=True, **self._settings)
+                port.timeout = self.timeout
+                port.write_timeout = max(self.timeout, 1.0)
+                if hasattr(port, "exclusive") and not self.url.startswith(("socket:", "loop:")):
+                    port.exclusive = True
+                port.open()
+            except (serial.SerialException, OSError, ValueError) as exc:
+                raise DeviceDisconnected(self.name, f"cannot open {self.url}: {exc}") from exc
+            self._port = port
+            self._pending = b""
+            wire_log.debug("%s: opened %s", self.name, self.url)
+            return self
+
+    def close(self) -> None:
+        """Close the port; safe to call twice."""
+        with self.lock:
+            port, self._port = self._port, None
+            if port is not None:
+                try:
+                    port.close()
+                except (serial.SerialException, OSError):
+                    pass
+                wire_log.debug("%s: closed", self.name)
+
+    @property
+    def is_open(self) -> bool:
+        """True while the port is open."""
+        return self._port is not None
+
+    def __enter__(self) -> SerialTransport:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- traffic ----------------------------------------------------------------------------
+    def _require_port(self) -> serial.SerialBase:
+        if self._port is None:
+            raise DeviceDisconnected(self.name, f"port {self.url} is not open")
+        return self._port
+
+    def flush_input(self) -> bytes:
+        """Discard (and return) stale input: unsolicited prompts, late replies, noise."""
+        with self.lock:
+            port = self._require_port()
+            stale = self._pending
+            self._pending = b""
+            try:
+                waiting = port.in_waiting
+                if waiting:
+                    stale += port.read(waiting)
+            except (serial.SerialException, OSError) as exc:
+                self._lost(exc)
+            if stale:
+                wire_log.debug("%s: flushed %r", self.name, stale)
+            return stale
+
+    def write(self, data: bytes) -> None:
+        """Write bytes to the device."""
+        with self.lock:
+            port = self._require_port()
+            wire_log.debug("%s: -> %r", self.name, data)
+            try:
+                port.write(data)
+                port.flush()
+            except (serial.SerialException, OSError) as exc:
+                self._lost(exc)
+
+    def read_frame(self, until: Framing, timeout: float | None = None) -> bytes:
+        """Read one frame ending as `until` says; raise DeviceTimeout after `timeout` seconds."""
+        with self.lock:
+            port = self._require_port()
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            buffer = self._pending
+            while True:
+                end = _frame_end(buffer, until)
+                if end is not None:
+                    frame, self._pending = buffer[:end], buffer[end:]
+                    wire_log.debug("%s: <- %r", self.name, frame)
+                    return frame
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._pending = b""
+                    wire_log.debug("%s: timeout, partial %r", self.name, buffer)
+                    raise DeviceTimeout(self.name, "no complete reply within timeout", buffer)
+                buffer += self._read_some(port, remaining)
+
+    def request(self, data: bytes, until: Framing, timeout: float | None = None) -> bytes:
+        """Flush stale input, send `data`, and read one framed reply."""
+        with self.lock:
+            self.flush_input()
+            self.write(data)
+            return self.read_frame(until, timeout)
+
+    def _read_some(self, port: serial.SerialBase, remaining: float) -> bytes:
+        try:
+            port.timeout = min(remaining, 0.05)
+            waiting = port.in_waiting
+            return port.read(max(1, waiting))
+        except (serial.SerialException, OSError) as exc:
+            self._lost(exc)
+        return b""  # pragma: no cover - _lost always raises
+
+    def _lost(self, exc: BaseException) -> None:
+        wire_log.debug("%s: link lost: %s", self.name, exc)
+        self.close()
+        raise DeviceDisconnected(self.name, f"link lost on {self.url}: {exc}") from exc
