@@ -1,0 +1,111 @@
+"""The command line: chipctl run | validate | count | runs | sim (DESIGN.md, Command line).
+
+Exit codes: 0 success; 1 a run that was aborted or failed; 2 invalid input (a protocol, bench
+file or image that cannot be used), with a message a person can act on and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import chipctl
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Invalid input: printed as is, exit code 2."""
+
+
+def _add_bench_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--bench", metavar="FILE", help="bench file describing the devices")
+    group.add_argument("--sim", action="store_true", help="start and use the simulated bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `chipctl`."""
+    parser = argparse.ArgumentParser(
+        prog="chipctl",
+        description="Controller and analyzer for microfluidic exosome-capture chips.",
+    )
+    parser.add_argument("--version", action="version", version=f"chipctl {chipctl.__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv shows device traffic)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a protocol on a bench")
+    run.add_argument("protocol", metavar="PROTOCOL")
+    _add_bench_options(run)
+    run.add_argument("--speed", type=float, default=None,
+                     help="simulator speed factor with --sim (simulated s per wall s)")
+    run.add_argument("--runs-dir", metavar="DIR", help="where run folders are written")
+    run.add_argument("--seed", type=int, default=0, help="simulator seed with --sim")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a run parameter (sample name, dilution, operator)")
+    run.add_argument("--yes", action="store_true",
+                     help="confirm operator prompts without asking")
+
+    validate = sub.add_parser("validate", help="check a protocol and estimate the run (dry run)")
+    validate.add_argument("protocol", metavar="PROTOCOL")
+    _add_bench_options(validate)
+    validate.add_argument("--json", action="store_true", help="print the estimate as JSON")
+
+    count = sub.add_parser("count", help="count vesicles in images")
+    _add_count_arguments(count)
+
+    runs = sub.add_parser("runs", help="list and inspect recorded runs")
+    runs.add_argument("--runs-dir", metavar="DIR", help="where run folders are")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION")
+    runs_sub.add_parser("list", help="list runs")
+    show = runs_sub.add_parser("show", help="show one run")
+    show.add_argument("run", metavar="RUN")
+    report = runs_sub.add_parser("report", help="write a run's report")
+    report.add_argument("run", metavar="RUN")
+
+    sim = sub.add_parser("sim", help="serve the simulated bench (same as python -m hardware_sim)")
+    sim.add_argument("--speed", type=float, default=1.0)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--bench-out", metavar="FILE", default="sim-bench.yaml")
+    return parser
+
+
+def _add_count_arguments(parser: argparse.ArgumentParser) -> None:
+    try:
+        from chipctl.vision.count_cli import add_count_arguments
+    except ImportError:  # pragma: no cover - vision not installed
+        parser.add_argument("images", nargs="+", metavar="IMAGE")
+        return
+    add_count_arguments(parser)
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `chipctl`; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_INVALID
+    from chipctl import commands
+
+    try:
+        return int(commands.dispatch(args))
+    except UsageError as exc:
+        print(f"chipctl: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("chipctl: interrupted", file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

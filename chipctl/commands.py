@@ -1,0 +1,155 @@
+"""What each chipctl command does. Input problems raise cli.UsageError (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from chipctl.bench import Bench, load_bench
+from chipctl.cli import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
+from chipctl.protocol import load_protocol
+from chipctl.protocol.model import Protocol
+from chipctl.protocol.validate import DryRun, check_protocol
+from chipctl.simlaunch import SimulatedBench, SimulatorError
+from chipctl.sourcefile import SourceError
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the command named in `args`."""
+    handlers = {"run": cmd_run, "validate": cmd_validate, "count": cmd_count,
+                "runs": cmd_runs, "sim": cmd_sim}
+    return handlers[args.command](args)
+
+
+def _load_protocol(path: str) -> Protocol:
+    try:
+        return load_protocol(path)
+    except SourceError as exc:
+        raise UsageError(f"invalid protocol:\n{exc}") from exc
+
+
+@contextmanager
+def bench_from_args(args: argparse.Namespace, speed: float | None = None) -> Iterator[Bench]:
+    """The bench named by --bench, or a simulated one started for --sim."""
+    if args.bench:
+        try:
+            yield load_bench(args.bench)
+        except SourceError as exc:
+            raise UsageError(f"invalid bench file:\n{exc}") from exc
+        return
+    if not args.sim:
+        raise UsageError("say which bench: --bench FILE, or --sim for the simulated bench")
+    sim = SimulatedBench(speed=speed or 100.0, seed=getattr(args, "seed", 0))
+    try:
+        sim.start()
+    except SimulatorError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        yield load_bench(sim.bench_path)
+    finally:
+        sim.stop()
+
+
+def validated(protocol: Protocol, bench: Bench) -> DryRun:
+    """The dry run, or UsageError listing every problem."""
+    problems, plan = check_protocol(protocol, bench)
+    if problems:
+        listing = "\n".join(str(p) for p in problems)
+        raise UsageError(f"{protocol.source} cannot run on bench '{bench.name}':\n{listing}")
+    return plan
+
+
+def describe_plan(plan: DryRun) -> str:
+    """The dry run for people."""
+    lines = [f"{len(plan.steps)} steps, about {plan.duration_s / 60:.1f} min"]
+    lines += [f"  {s['label']} (line {s['line']}): {s['duration_s']:g} s" for s in plan.steps]
+    for pump, volume in plan.volume_by_pump_ul.items():
+        lines.append(f"  pump {pump}: {volume:g} uL")
+    for reagent, volume in plan.volume_by_reagent_ul.items():
+        lines.append(f"  reagent {reagent}: {volume:g} uL")
+    lines.append(f"  peak pressure {plan.peak_pressure_kpa:.1f} kPa")
+    lines.append(f"  {plan.images} images, {plan.storage_bytes / 1e6:.0f} MB raw")
+    return "\n".join(lines)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """chipctl validate: check and dry-run a protocol."""
+    protocol = _load_protocol(args.protocol)
+    with bench_from_args(args, speed=100.0) as bench:
+        plan = validated(protocol, bench)
+    if args.json:
+        print(json.dumps({"protocol": protocol.source, "valid": True, **plan.as_dict()}))
+    else:
+        print(f"{protocol.source}: valid\n{describe_plan(plan)}")
+    return EXIT_OK
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--param {pair!r}: write NAME=VALUE")
+        params[name.strip()] = value.strip()
+    return params
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """chipctl run: run a protocol and record it."""
+    from chipctl.session import run_protocol
+
+    protocol = _load_protocol(args.protocol)
+    params = _parameters(args.param)
+    with bench_from_args(args, speed=args.speed) as bench:
+        validated(protocol, bench)
+        runs_dir = Path(args.runs_dir) if args.runs_dir else None
+        outcome = run_protocol(protocol, bench, runs_dir, params, confirm_prompts=args.yes)
+    print(outcome.summary())
+    return EXIT_OK if outcome.state == "completed" else EXIT_RUN_FAILED
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    """chipctl count: count vesicles in image files."""
+    from chipctl.vision.count_cli import count_command
+
+    return count_command(images=args.images, json_out=args.json, psf_sigma=args.psf_sigma,
+                         offset=args.offset, e_per_adu=args.e_per_adu,
+                         read_noise=args.read_noise, out=sys.stdout)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """chipctl runs list | show | report."""
+    from chipctl.runstore import default_runs_dir
+
+    root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
+    action = args.runs_command or "list"
+    if action == "list":
+        for folder in sorted(root.glob("*/run.json")):
+            info: dict[str, Any] = json.loads(folder.read_text(encoding="utf-8"))
+            print(f"{info['run_id']}  {info['status']:<10} {info['protocol']}")
+        return EXIT_OK
+    run_json = root / args.run / "run.json"
+    if not run_json.is_file():
+        raise UsageError(f"no run {args.run!r} in {root}")
+    print(run_json.read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """chipctl sim: the simulator in the foreground (python -m hardware_sim)."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "hardware_sim", "--bench-out", args.bench_out,
+           "--speed", str(args.speed), "--seed", str(args.seed)]
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+__all__ = ["EXIT_INVALID", "dispatch"]

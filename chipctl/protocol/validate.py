@@ -1,0 +1,197 @@
+"""Check a protocol against a bench before anything moves, and estimate the run (dry run).
+
+Checks: every pump, zone and light channel exists on the bench; no syringe is run dry or past
+full (tracking what each step draws); flow rates keep the chip under its pressure limit;
+exposures are within what the camera takes. Every problem names the file, line and step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chipctl.bench import Bench
+from chipctl.protocol.model import (
+    ChannelSetting,
+    Flow,
+    Image,
+    Monitor,
+    Prime,
+    Prompt,
+    Protocol,
+    Step,
+    Valve,
+    Wait,
+)
+from chipctl.sourcefile import Problem
+from chipctl.units import to_unit
+
+MOVE_S = 2.0  # estimated stage move + settle per field
+BYTES_PER_FRAME = 2048 * 2048 * 2
+EXPOSURE_RANGE_MS = (0.1, 10_000.0)
+
+
+@dataclass
+class DryRun:
+    """What a run will take: time, volumes, pressure, images."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    duration_s: float = 0.0
+    volume_by_pump_ul: dict[str, float] = field(default_factory=dict)
+    volume_by_reagent_ul: dict[str, float] = field(default_factory=dict)
+    peak_pressure_kpa: float = 0.0
+    images: int = 0
+
+    @property
+    def storage_bytes(self) -> int:
+        """Raw frame storage if every frame is kept."""
+        return self.images * BYTES_PER_FRAME
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able summary."""
+        return {
+            "steps": self.steps, "duration_s": round(self.duration_s, 1),
+            "volume_by_pump_ul": {k: round(v, 3) for k, v in self.volume_by_pump_ul.items()},
+            "volume_by_reagent_ul": {k: round(v, 3) for k, v in self.volume_by_reagent_ul.items()},
+            "peak_pressure_kpa": round(self.peak_pressure_kpa, 2), "images": self.images,
+            "storage_bytes": self.storage_bytes,
+        }
+
+
+class _Checker:
+    def __init__(self, protocol: Protocol, bench: Bench) -> None:
+        self.protocol, self.bench = protocol, bench
+        self.problems: list[Problem] = []
+        self.plan = DryRun()
+        self.contents = {name: self._initial_contents(spec.settings)
+                         for name, spec in bench.of_kind("pump").items()}
+        self.capacity = {name: self._capacity(spec.settings)
+                         for name, spec in bench.of_kind("pump").items()}
+
+    @staticmethod
+    def _initial_contents(settings: dict[str, Any]) -> float:
+        syringe = settings.get("syringe") or {}
+        return to_unit(syringe.get("contents", syringe.get("volume", 0)), "uL")
+
+    @staticmethod
+    def _capacity(settings: dict[str, Any]) -> float:
+        syringe = settings.get("syringe") or {}
+        return to_unit(syringe.get("volume", 0), "uL")
+
+    def problem(self, step: Step, message: str) -> None:
+        self.problems.append(Problem(self.protocol.source, step.line, f"{step.label}: {message}"))
+
+    def flow(self, step: Step, pump: str, rate: float, volume: float, direction: str,
+             reagent: str = "") -> float:
+        if pump not in self.bench.devices:
+            self.problem(step, f"unknown pump '{pump}'; the bench has: "
+                         f"{', '.join(self.bench.of_kind('pump')) or 'no pumps'}")
+            return 0.0
+        if self.bench.devices[pump].kind != "pump":
+            self.problem(step, f"'{pump}' is a {self.bench.devices[pump].kind}, not a pump")
+            return 0.0
+        pressure = self.bench.chip.channel.pressure_kpa(rate)
+        self.plan.peak_pressure_kpa = max(self.plan.peak_pressure_kpa, pressure)
+        if pressure > self.bench.chip.pressure_limit_kpa:
+            self.problem(step, f"{rate:g} uL/min drives {pressure:.0f} kPa through the chip, over "
+                         f"its {self.bench.chip.pressure_limit_kpa:g} kPa limit (max "
+                         f"{self.bench.chip.max_flow_ul_min():.1f} uL/min)")
+        self._draw(step, pump, volume if direction == "infuse" else -volume)
+        settings = self.bench.devices[pump].settings
+        name = reagent or str(settings.get("reagent", pump))
+        self.plan.volume_by_pump_ul[pump] = self.plan.volume_by_pump_ul.get(pump, 0) + volume
+        self.plan.volume_by_reagent_ul[name] = self.plan.volume_by_reagent_ul.get(name, 0) + volume
+        return 60.0 * volume / rate
+
+    def _draw(self, step: Step, pump: str, volume: float) -> None:
+        before = self.contents[pump]
+        after = before - volume
+        if after < -1e-9:
+            self.problem(step, f"draws {volume:g} uL from {pump}, which holds only {before:g} uL "
+                         "at that point: the syringe would run dry")
+        elif after > self.capacity[pump] + 1e-9:
+            self.problem(step, f"withdrawing {-volume:g} uL overfills {pump} "
+                         f"({self.capacity[pump]:g} uL syringe holding {before:g} uL)")
+        self.contents[pump] = min(max(after, 0.0), self.capacity[pump])
+
+    def channels(self, step: Step, channels: tuple[ChannelSetting, ...]) -> None:
+        known = self._light_channels()
+        for setting in channels:
+            if known is not None and setting.channel not in known:
+                self.problem(step, f"unknown channel '{setting.channel}'; the illuminator has: "
+                             f"{', '.join(known)}")
+            low, high = EXPOSURE_RANGE_MS
+            if not low <= setting.exposure_ms <= high:
+                self.problem(step, f"exposure {setting.exposure_ms:g} ms is outside the camera's "
+                             f"{low:g}-{high:g} ms")
+            if not 0 <= setting.power_pct <= 100:
+                self.problem(step, f"LED power {setting.power_pct:g} % is outside 0-100 %")
+
+    def _light_channels(self) -> list[str] | None:
+        lights = self.bench.of_kind("illuminator")
+        if not lights:
+            return []
+        channels = next(iter(lights.values())).settings.get("channels")
+        return list(channels) if isinstance(channels, dict) else None
+
+    def zone(self, step: Step, zone: str) -> bool:
+        if zone not in self.bench.chip.zones:
+            self.problem(step, f"unknown capture zone '{zone}'; the chip has: "
+                         f"{', '.join(self.bench.chip.zones) or 'no zones'}")
+            return False
+        return True
+
+    def step(self, step: Step) -> float:
+        if isinstance(step, Prime):
+            return self.flow(step, step.pump, step.rate_ul_min, step.volume_ul, "infuse", "")
+        if isinstance(step, Flow):
+            return self.flow(step, step.pump, step.rate_ul_min, step.planned_volume_ul,
+                             step.direction, step.reagent if step.reagent not in ("", "wash") else "")
+        if isinstance(step, Wait):
+            return step.duration_s
+        if isinstance(step, Image):
+            return self.image(step)
+        if isinstance(step, Monitor):
+            return self.monitor(step)
+        if isinstance(step, Valve):
+            if step.valve not in self.bench.devices:
+                self.problem(step, f"unknown valve '{step.valve}'")
+            return 5.0
+        if isinstance(step, Prompt):
+            return 0.0
+        self.problem(step, f"cannot run a '{step.kind}' step")
+        return 0.0
+
+    def image(self, step: Image) -> float:
+        self._needs(step, "stage", "camera", "illuminator")
+        self.channels(step, step.channels)
+        zones = [z for z in step.zones if self.zone(step, z)]
+        frames = len(zones) * step.fields_per_zone * len(step.channels)
+        self.plan.images += frames
+        exposure = sum(c.exposure_ms for c in step.channels) / 1000
+        return len(zones) * step.fields_per_zone * (MOVE_S + exposure + (20 if step.autofocus else 0))
+
+    def monitor(self, step: Monitor) -> float:
+        self._needs(step, "stage", "camera", "illuminator")
+        self.zone(step, step.zone)
+        self.channels(step, (step.channel,))
+        duration = self.flow(step, step.flow.pump, step.flow.rate_ul_min,
+                             step.flow.planned_volume_ul, step.flow.direction, step.flow.reagent)
+        self.plan.images += int(duration // max(step.interval_s, 1e-3)) + 1
+        return duration
+
+    def _needs(self, step: Step, *kinds: str) -> None:
+        for kind in kinds:
+            if not self.bench.of_kind(kind):
+                self.problem(step, f"needs a {kind}, and the bench has none")
+
+
+def check_protocol(protocol: Protocol, bench: Bench) -> tuple[list[Problem], DryRun]:
+    """All problems of running `protocol` on `bench`, and the dry-run estimate."""
+    checker = _Checker(protocol, bench)
+    for step in protocol.flat_steps():
+        duration = checker.step(step)
+        checker.plan.duration_s += duration
+        checker.plan.steps.append({"label": step.label, "kind": step.kind, "line": step.line,
+                                   "duration_s": round(duration, 1)})
+    return list(dict.fromkeys(checker.problems)), checker.plan

@@ -1,0 +1,121 @@
+"""The runner: the run's state machine. It never does I/O itself; the executor does.
+
+idle -> running <-> paused -> completed | aborted | failed. Pause and abort are honoured at the
+executor's checkpoints; an emergency stop also halts every pump and light at once from the
+caller's thread. Whatever ends the run, the bench is brought to a safe state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from chipctl.control import RunAborted, RunControl
+from chipctl.events import RunEvents, RunState, record
+from chipctl.executor import Executor, StepFailed
+from chipctl.protocol.model import Protocol
+from drivers.errors import DeviceAlarm, DeviceError
+
+log = logging.getLogger(__name__)
+
+
+class Runner:
+    """Runs one protocol on one executor."""
+
+    def __init__(self, protocol: Protocol, executor: Executor, events: RunEvents) -> None:
+        self.protocol = protocol
+        self.executor = executor
+        self.control = executor.control
+        self.events = events
+        self.steps = protocol.flat_steps()
+        self.state = RunState.IDLE
+        self.reason = ""
+        self.current_step = -1
+        self.started_at: float | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- commands (any thread) ---------------------------------------------------------------
+    def start(self) -> threading.Thread:
+        """Run in a worker thread; returns it."""
+        self._thread = threading.Thread(target=self.run, name="chipctl-run", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def wait(self, timeout: float | None = None) -> RunState:
+        """Wait for the worker thread; returns the state."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.state
+
+    def pause(self) -> None:
+        """Hold the fluidics and the rest of the step until resume()."""
+        if self.state == RunState.RUNNING:
+            self.control.request_pause()
+
+    def resume(self) -> None:
+        """Continue a paused run."""
+        self.control.request_resume()
+
+    def abort(self, reason: str = "aborted by operator") -> None:
+        """Stop the run at the next checkpoint and bring the bench to a safe state."""
+        self.control.request_abort(reason)
+
+    def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
+        """Halt every pump and light now, from this thread, then abort the run."""
+        self.control.request_abort(reason)
+        failures = self.executor.rig.safe_state()
+        self.events.record.emit(record("emergency_stop", reason=reason, failures=failures))
+        return failures
+
+    def confirm(self) -> None:
+        """Answer the current operator prompt."""
+        self.control.confirm()
+
+    # -- the run (worker thread) -------------------------------------------------------------
+    def _set_state(self, state: RunState, reason: str = "") -> None:
+        with self._lock:
+            if self.state.finished:
+                return
+            self.state, self.reason = state, reason
+        self.events.state_changed.emit(state.value, reason)
+        self.events.record.emit(record("state", state=state.value, reason=reason))
+
+    def _on_control_state(self, state: str, reason: str) -> None:
+        self._set_state(RunState(state), reason)
+
+    def run(self) -> RunState:
+        """Run every step; returns the final state."""
+        self.control._on_state = self._on_control_state
+        self.started_at = time.time()
+        self._set_state(RunState.RUNNING, "started")
+        try:
+            for index, step in enumerate(self.steps):
+                self.current_step = index
+                self.executor.step_index = index
+                self.control.checkpoint()
+                self.events.step_started.emit(index, len(self.steps), step.label)
+                self.events.record.emit(record("step_started", index=index, label=step.label,
+                                               kind=step.kind, line=step.line))
+                self.executor.execute(step)
+                self.events.step_finished.emit(index, step.label)
+                self.events.record.emit(record("step_finished", index=index, label=step.label))
+        except RunAborted as exc:
+            self._finish(RunState.ABORTED, str(exc))
+        except DeviceAlarm as exc:
+            self._finish(RunState.FAILED, f"interlock: {exc}")
+        except (DeviceError, StepFailed, OSError) as exc:
+            self._finish(RunState.FAILED, str(exc))
+        except Exception as exc:  # a bug must still leave the bench safe and the run recorded
+            log.exception("run failed unexpectedly")
+            self._finish(RunState.FAILED, f"internal error: {exc!r}")
+        else:
+            self._finish(RunState.COMPLETED, "all steps done")
+        return self.state
+
+    def _finish(self, state: RunState, reason: str) -> None:
+        failures = self.executor.rig.safe_state()
+        if failures:
+            self.events.record.emit(record("safe_state_incomplete", failures=failures))
+        self._set_state(state, reason)

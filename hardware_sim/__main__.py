@@ -1,0 +1,51 @@
+"""python -m hardware_sim: serve the simulated bench until terminated.
+
+Prints one line `ready` once every device accepts connections and the bench file is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the simulator."""
+    parser = argparse.ArgumentParser(prog="python -m hardware_sim",
+                                     description="Serve a simulated exosome-chip bench.")
+    parser.add_argument("--bench-out", default="sim-bench.yaml", metavar="FILE",
+                        help="where to write the bench file (default sim-bench.yaml)")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="simulated seconds per wall-clock second (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--pty", action="store_true",
+                        help="serve devices on pseudo-terminals instead of TCP (POSIX)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log wire traffic")
+    args = parser.parse_args(argv)
+    if args.speed <= 0:
+        parser.error("--speed must be positive")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+
+    from hardware_sim.bench import SimBench
+
+    bench = SimBench(speed=args.speed, seed=args.seed, use_pty=args.pty).start()
+    path = bench.write_bench_file(args.bench_out)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"bench file: {path}", flush=True)
+    print("ready", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        bench.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

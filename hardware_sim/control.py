@@ -1,0 +1,128 @@
+"""The simulator's control channel: JSON lines over TCP, for tests, demos and fault drills.
+
+Requests and replies are one JSON object per line:
+  {"cmd": "status"}                                   -> {"ok": true, "time_s", "speed", "devices": {...}}
+  {"cmd": "fault", "device": NAME, "fault": F, "value": 1}
+        F: a link fault (drop_reply, garble, slow, split, lockup, unplug) or a device fault
+        the device's model knows (stall, power_cycle, ...)
+  {"cmd": "clear", "device": NAME}                    -> disarm link faults
+  {"cmd": "speed", "value": X}                        -> change the clock's speed
+  {"cmd": "chip"}                                     -> captured vesicles per zone (ground truth)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import socketserver
+import threading
+from typing import TYPE_CHECKING, Any
+
+from hardware_sim.faults import LINK_FAULTS
+
+if TYPE_CHECKING:
+    from hardware_sim.bench import SimBench
+
+log = logging.getLogger(__name__)
+
+
+def _snapshot(model: Any) -> dict[str, Any]:
+    snap = getattr(model, "snapshot", None)
+    return snap() if callable(snap) else {}
+
+
+def handle_request(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:
+    """Carry out one control request."""
+    cmd = request.get("cmd")
+    world = bench.world
+    if cmd == "status":
+        with world.lock:
+            world.advance()
+            devices = {name: _snapshot(model) for name, model in world.devices.items()}
+        return {"ok": True, "time_s": world.now(), "speed": world.clock.speed, "devices": devices}
+    if cmd == "speed":
+        world.clock.speed = float(request["value"])
+        return {"ok": True, "speed": world.clock.speed}
+    if cmd == "chip":
+        with world.lock:
+            world.advance()
+            summary = world.chip.summary() if world.chip is not None else {}
+        return {"ok": True, "chip": summary}
+    if cmd in ("fault", "clear"):
+        return _fault(bench, request)
+    return {"ok": False, "error": f"unknown cmd {cmd!r}"}
+
+
+def _fault(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:
+    name = request.get("device", "")
+    endpoint = bench.endpoint_of(name)
+    if request["cmd"] == "clear":
+        if endpoint is not None:
+            endpoint.faults.clear()
+        return {"ok": True}
+    fault, value = request.get("fault", ""), request.get("value", 1)
+    if fault in LINK_FAULTS:
+        if endpoint is None:
+            return {"ok": False, "error": f"no device {name!r}"}
+        endpoint.faults.arm(fault, value)
+        return {"ok": True}
+    model = bench.world.devices.get(name)
+    inject = getattr(model, "inject", None)
+    if not callable(inject):
+        return {"ok": False, "error": f"device {name!r} takes no fault {fault!r}"}
+    with bench.world.lock:
+        inject(fault)
+    return {"ok": True}
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        bench: SimBench = self.server.bench  # type: ignore[attr-defined]
+        for line in self.rfile:
+            try:
+                reply = handle_request(bench, json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                reply = {"ok": False, "error": str(exc)}
+            self.wfile.write((json.dumps(reply, default=float) + "\n").encode())
+
+
+class ControlServer(socketserver.ThreadingTCPServer):
+    """Serves the control channel on 127.0.0.1."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, bench: SimBench, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.bench = bench
+        self.thread = threading.Thread(target=self.serve_forever, name="sim-control", daemon=True)
+
+    @property
+    def address(self) -> str:
+        """host:port of the channel."""
+        host, port = self.server_address[:2]
+        return f"{host}:{port}"
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.shutdown()
+        self.server_close()
+
+
+def request(address: str, payload: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    """Send one request to a control channel and return the reply."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall((json.dumps(payload) + "\n").encode())
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)  # type: ignore[no-any-return]
