@@ -1,0 +1,47 @@
+"""Helpers for the pump tests: a simulated New Era chain / Harvard chain served in-process."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from drivers.transport import SerialTransport
+from hardware_sim.clock import VirtualClock
+from hardware_sim.newera import NewEraChain
+from hardware_sim.world import World
+
+SPEED = 60.0  # simulated seconds per wall second
+
+
+def ne_spec(name: str = "sample", address: int = 0, **extra: Any) -> dict[str, Any]:
+    """One NE pump of a chain: a 1 mL syringe (4.699 mm) holding 500 uL."""
+    spec = dict(
+        name=name,
+        address=address,
+        reagent=name,
+        diameter_mm=4.699,
+        syringe_ul=1000.0,
+        contents_ul=500.0,
+    )
+    spec.update(extra)
+    return spec
+
+
+@contextlib.contextmanager
+def newera_bench(
+    *specs: dict[str, Any], wire: str = "tcp", speed: float = SPEED, timeout: float = 0.3
+) -> Iterator[tuple[World, NewEraChain, SerialTransport]]:
+    """A world with an NE chain served on TCP or a pty, and an (unopened) transport to it."""
+    world = World(VirtualClock(speed=speed))
+    chain = NewEraChain(world, list(specs) or [ne_spec()])
+    endpoint = chain.serve_tcp() if wire == "tcp" else chain.serve_pty()
+    transport = SerialTransport(endpoint.url, name="ne-port", baudrate=19200, timeout=timeout)
+    try:
+        yield world, chain, transport
+    finally:
+        with world.lock:
+            for model in world.pumps.values():
+                model.stop()  # no test leaves a pump running
+        transport.close()
+        endpoint.stop()
