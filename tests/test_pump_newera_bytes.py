@@ -136,12 +136,15 @@ def test_alarms_and_errors_are_typed(reply: bytes, kind: type[Exception]) -> Non
         pump(t).run()
 
 
-@pytest.mark.parametrize(
-    "reply", [b"\x0200Q\x03", b"\x020xS\x03", b"00S\x03", b"\x0200SNE1000\x03"]
-)
+@pytest.mark.parametrize("reply", [b"\x0200Q\x03", b"\x020xS\x03", b"\x0200SNE1000\x03"])
 def test_garbled_replies_are_refused(reply: bytes) -> None:
     with expected_protocol([(b"0VER\r", reply)]) as t, pytest.raises(errors.GarbledReply):
         pump(t).version()
+
+
+def test_reply_without_stx_is_not_a_frame() -> None:
+    with expected_protocol([(b"0\r", b"00S\x03")]) as t, pytest.raises(errors.DeviceTimeout):
+        pump(t).status()
 
 
 def test_no_reply_times_out_then_retry_recovers() -> None:
