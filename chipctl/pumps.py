@@ -113,8 +113,10 @@ class NewEraSyringePump(_AccountedPump):
 
     def connect(self) -> None:
         """Open the port, reach the pump (acknowledging power-up alarms), set the syringe."""
-        _acquire(self.driver.transport)
-        self._connected = True
+        if not self._connected:
+            _acquire(self.driver.transport)
+            self._connected = True
+        self.driver.transport.open()  # again after a lost link
         self.version = self.driver.connect(self.safe_mode_s)
         self.driver.stop()
         self._configure()
@@ -188,16 +190,14 @@ class NewEraSyringePump(_AccountedPump):
 
     def displaced_ul(self) -> float:
         """Net volume pushed out since the last infuse/withdraw started (withdraw < 0)."""
-        if not self._active and not self._displaced:
-            return 0.0
-        if self.driver.reset_seen:
-            return self._displaced  # the counters died with the power; keep the last reading
+        if not self._active or self.driver.reset_seen:
+            return self._displaced  # settled, or the counters died with the power
         infused, withdrawn = self.driver.dispensed_ul()
         return self._account(infused - withdrawn)
 
     def _settle(self) -> None:
         if self._active:
-            self.displaced_ul()
+            self.displaced_ul()  # the final reading of this run
             self._active = False
 
     def _after_alarm(self) -> None:

@@ -84,6 +84,13 @@ def safe_packet(data: bytes) -> bytes:
     return bytes([STX, len(data) + 4]) + data + crc + bytes([ETX])
 
 
+def _basic_frame_end(buffer: bytes) -> int | None:
+    """End of `STX ... ETX`; bytes before the STX (a late reply's tail) are junk."""
+    start = buffer.find(bytes([STX]))
+    end = buffer.find(bytes([ETX]), start) if start >= 0 else -1
+    return end + 1 if end >= 0 else None
+
+
 def _safe_frame_end(buffer: bytes) -> int | None:
     start = buffer.find(bytes([STX]))
     if start < 0 or len(buffer) < start + 2:
@@ -167,7 +174,7 @@ class NewEraPump:
         """Send one command and read its reply; retry on a lost or garbled reply. No checks."""
         safe = self.safe_timeout_s > 0 if safe is None else safe
         reply_safe = safe if reply_safe is None else reply_safe
-        until = _safe_frame_end if reply_safe else bytes([ETX])
+        until = _safe_frame_end if reply_safe else _basic_frame_end
         attempts = 1 + (self.retries if retries is None else retries)
         with self.transport.lock:
             for attempt in range(attempts):

@@ -18,6 +18,7 @@ import serial
 from drivers.errors import DeviceDisconnected, DeviceTimeout
 
 wire_log = logging.getLogger("drivers.wire")
+FLUSH_LIMIT_S = 0.2  # a device that never stops talking cannot hold up a request longer
 
 Framing = bytes | re.Pattern[bytes] | Callable[[bytes], int | None]
 """How a reply ends: a terminator, a regex whose match ends the frame, or a function that
@@ -120,9 +121,13 @@ class SerialTransport:
             port = self._require_port()
             stale = self._pending
             self._pending = b""
+            deadline = time.monotonic() + FLUSH_LIMIT_S
             try:
-                waiting = port.in_waiting
-                if waiting:
+                # socket:// reports in_waiting as 0 or 1, so read until nothing is left
+                while time.monotonic() < deadline:
+                    waiting = port.in_waiting
+                    if not waiting:
+                        break
                     stale += port.read(waiting)
             except (serial.SerialException, OSError) as exc:
                 self._lost(exc)
