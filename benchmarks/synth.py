@@ -150,3 +150,41 @@ def make_frame(cfg: SynthConfig, rng: np.random.Generator) -> SynthFrame:
     image = expose(cfg, photons, rng, camera)
     hot = np.argwhere(camera["dark_e"] > 0)[:, ::-1].astype(float)
     return SynthFrame(image, xy, amp, bg, hot, debris_xy)
+
+
+@dataclass
+class SynthSequence:
+    """Frames of one field over time; vesicle k sits at ``xy[k]`` in sample coordinates
+    (the field at frame 0), arrives at frame ``arrival[k]``; ``drift[t]`` is the stage
+    drift (dx, dy) of frame t, so it appears at xy[k] + drift[t]."""
+
+    frames: list[np.ndarray]
+    xy: np.ndarray
+    arrival: np.ndarray
+    drift: np.ndarray
+
+
+def make_sequence(cfg: SynthConfig, n_frames: int, n_initial: int, arrival_rate: float,
+                  drift_step: tuple[float, float], half_life_frames: float,
+                  rng: np.random.Generator) -> SynthSequence:
+    """Static vesicles arriving as a Poisson process, stage drift and photobleaching.
+
+    Amplitudes start at ``cfg.snr`` and decay exponentially with ``half_life_frames``.
+    """
+    drift = np.outer(np.arange(n_frames), drift_step)
+    margin = int(np.ceil(np.abs(drift).max())) + cfg.border
+    arrivals = np.concatenate([np.zeros(n_initial, int)] + [
+        np.full(rng.poisson(arrival_rate), t) for t in range(1, n_frames)])
+    xy = random_positions(replace(cfg, border=margin), len(arrivals), rng)
+    bg = background_map(cfg, rng)
+    camera = camera_maps(cfg, rng)
+    frames = []
+    for t in range(n_frames):
+        here = arrivals <= t
+        pos = xy[here] + drift[t]
+        local = bg[np.round(pos[:, 1]).astype(int), np.round(pos[:, 0]).astype(int)]
+        amp = amplitude_for_snr(cfg.snr, local, cfg.read_noise_e)
+        amp *= 0.5 ** ((t - arrivals[here]) / half_life_frames)
+        photons = bg + render_spots(cfg.shape, pos, amp, cfg.psf_sigma)
+        frames.append(expose(cfg, photons, rng, camera))
+    return SynthSequence(frames, xy, arrivals, drift)

@@ -104,6 +104,7 @@ def subpixel_offsets(nb: np.ndarray, background: np.ndarray) -> tuple[np.ndarray
 
 def _three_point(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Peak offset of a Gaussian through three samples; parabola where logs are undefined."""
+    edge = ~(np.isfinite(left) & np.isfinite(right))
     with np.errstate(divide="ignore", invalid="ignore"):
         left = np.where(np.isfinite(left), left, mid)
         right = np.where(np.isfinite(right), right, mid)
@@ -111,5 +112,5 @@ def _three_point(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.nda
         ll, lm, lr = (np.log(np.where(positive, a, 1.0)) for a in (left, mid, right))
         gauss = 0.5 * (ll - lr) / (ll - 2 * lm + lr)
         para = 0.5 * (left - right) / (left - 2 * mid + right)
-        off = np.where(positive, gauss, para)
+        off = np.where(edge, 0.0, np.where(positive, gauss, para))
     return np.clip(np.nan_to_num(off, nan=0.0, posinf=0.0, neginf=0.0), -0.5, 0.5)

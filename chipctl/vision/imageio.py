@@ -35,6 +35,8 @@ def read_pages(path: str | Path) -> list[Page]:
     if p.is_dir():
         raise ImageError("is a directory, not an image")
     arrays = _read_tiff(p) if _is_tiff(p) else [_read_other(p)]
+    if not arrays:
+        raise ImageError("the file holds no image data")
     frames = [_single_channel(a) for a in arrays]
     try:
         frames = [validate_frame(f) for f in frames]
@@ -54,9 +56,23 @@ def _is_tiff(p: Path) -> bool:
 def _read_tiff(p: Path) -> list[np.ndarray]:
     try:
         with tifffile.TiffFile(p) as tif:
-            return [page.asarray() for page in tif.pages]
+            arrays = [_channels_last(page) for page in tif.pages]
+        if not arrays:
+            raise ImageError("not a readable TIFF image (no image pages)")
+        return arrays
+    except ImageError:
+        raise
     except Exception as exc:  # tifffile raises many types for corrupt files
         raise ImageError(f"not a readable TIFF image ({exc})") from None
+
+
+def _channels_last(page: tifffile.TiffPage) -> np.ndarray:
+    """A TIFF page as an array with any colour samples on the last axis."""
+    a = page.asarray()
+    planar = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
+    if a.ndim == 3 and page.samplesperpixel > 1 and planar:
+        a = np.moveaxis(a, 0, -1)
+    return a
 
 
 def _read_other(p: Path) -> np.ndarray:
