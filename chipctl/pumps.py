@@ -15,6 +15,7 @@ from typing import Any
 from chipctl.devices import Syringe
 from chipctl.units import to_unit
 from drivers.errors import DeviceAlarm, OutOfRange, PumpReset
+from drivers.harvard import HarvardPump
 from drivers.newera import NewEraPump, format_number
 from drivers.newera import emergency_stop_all as _newera_stop_all
 from drivers.transport import SerialTransport
@@ -215,6 +216,115 @@ def make_newera(
     safe = int(round(to_unit(settings.get("safe_mode", 0) or 0, "s")))
     driver = NewEraPump(transport, int(settings.get("address", 0)), name=name)
     return NewEraSyringePump(name, driver, syringe_from_settings(settings), safe_mode_s=safe)
+
+
+def harvard_rate(rate_ul_min: float) -> tuple[float, str]:
+    """Units for an Ultra rate command: (number, units) in ml/min, ul/min or nl/min."""
+    if rate_ul_min >= 10000.0:
+        return rate_ul_min / 1000.0, "m/m"
+    if rate_ul_min >= 0.1:
+        return rate_ul_min, "u/m"
+    return rate_ul_min * 1000.0, "n/m"
+
+
+class HarvardSyringePump(_AccountedPump):
+    """A Harvard Pump 11 Elite / PHD ULTRA as the engine's Pump."""
+
+    def __init__(self, name: str, driver: HarvardPump, syringe: Syringe) -> None:
+        super().__init__(name, syringe)
+        self.driver = driver
+        self.version = ""
+        self._connected = False
+        self._resyncs = 0
+
+    def connect(self) -> None:
+        """Open the port, resynchronise, polling on, NVRAM off, set the syringe."""
+        if not self._connected:
+            _acquire(self.driver.transport)
+            self._connected = True
+        self.driver.transport.open()
+        self.version = self.driver.connect()
+        self.driver.stop()
+        self._configure()
+
+    def _configure(self) -> None:
+        self.driver.set_diameter(self.syringe.inner_diameter_mm)
+        self.driver.set_syringe_volume(self.syringe.volume_ul)
+        self._resyncs = self.driver.resyncs
+
+    def close(self) -> None:
+        """Release the port (the pump is left as it is)."""
+        if self._connected:
+            self._connected = False
+            _release(self.driver.transport)
+
+    def infuse(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
+        """Infuse at `rate_ul_min`; stop after `volume_ul` (None: until stop())."""
+        self._check_volume(rate_ul_min, volume_ul, infuse=True)
+        self._run(True, rate_ul_min, volume_ul)
+
+    def withdraw(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
+        """Withdraw at `rate_ul_min`; stop after `volume_ul` (None: until stop())."""
+        self._check_volume(rate_ul_min, volume_ul, infuse=False)
+        self._run(False, rate_ul_min, volume_ul)
+
+    def _run(self, infuse: bool, rate_ul_min: float, volume_ul: float | None) -> None:
+        driver = self.driver
+        driver.stop()
+        if driver.resyncs != self._resyncs:
+            self._configure()  # the link was lost and found again: never assume the settings
+        driver.clear_volumes()
+        value, units = harvard_rate(rate_ul_min)
+        if infuse:
+            driver.set_infuse_rate(value, units)
+        else:
+            driver.set_withdraw_rate(value, units)
+        if volume_ul:
+            driver.set_target_volume(volume_ul)
+        else:
+            driver.clear_target()
+        self._begin()
+        driver.infuse() if infuse else driver.withdraw()
+
+    def stop(self) -> None:
+        """Stop the pump (clears a stall) and settle the syringe account."""
+        self.driver.stop()
+        self._settle()
+
+    def is_running(self) -> bool:
+        """Poll the prompt; False once stopped. Stall raises PumpStalled; a pump that stopped
+        without reaching its target (power cycle, front panel) raises PumpReset."""
+        try:
+            reply = self.driver.poll()
+        except DeviceAlarm:
+            self._settle()
+            raise
+        if reply.running or not self._active:
+            return reply.running
+        lost = self.driver.resyncs != self._resyncs
+        self._settle(keep_last=lost)
+        if reply.prompt == ":":
+            raise PumpReset(self.name, "the pump stopped before its target (power cycle or panel)")
+        return False
+
+    def displaced_ul(self) -> float:
+        """Net volume pushed out since the last infuse/withdraw started (withdraw < 0)."""
+        if not self._active:
+            return self._displaced
+        return self._account(self.driver.infused_ul() - self.driver.withdrawn_ul())
+
+    def _settle(self, keep_last: bool = False) -> None:
+        if self._active and not keep_last:
+            self.displaced_ul()
+        self._active = False
+
+
+def make_harvard(
+    name: str, settings: dict[str, Any], transport: SerialTransport
+) -> HarvardSyringePump:
+    """A Harvard Ultra pump from its bench-file entry: address, syringe, reagent."""
+    driver = HarvardPump(transport, int(settings.get("address", 0)), name=name)
+    return HarvardSyringePump(name, driver, syringe_from_settings(settings))
 
 
 def emergency_stop_all(transport: SerialTransport) -> None:
