@@ -7,10 +7,12 @@ runs, when it stops and when it raises an alarm. Factories build them from a ben
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from chipctl.devices import Syringe
 from chipctl.units import to_unit
@@ -69,12 +71,27 @@ def syringe_from_settings(settings: dict[str, Any]) -> Syringe:
     )
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """Run the method under the pump's lock (the engine and the GUI may call from threads)."""
+
+    @functools.wraps(method)
+    def wrapper(self: _AccountedPump, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class _AccountedPump:
     """The running account of a syringe: contents at the start of a run minus what moved."""
 
     def __init__(self, name: str, syringe: Syringe) -> None:
         self.name = name
         self.syringe = syringe
+        self._lock = threading.RLock()
         self._start_contents = syringe.contents_ul
         self._displaced = 0.0
         self._active = False
@@ -112,6 +129,7 @@ class NewEraSyringePump(_AccountedPump):
         self._configured = False
         self._connected = False
 
+    @_locked
     def connect(self) -> None:
         """Open the port, reach the pump (acknowledging power-up alarms), set the syringe."""
         if not self._connected:
@@ -134,11 +152,13 @@ class NewEraSyringePump(_AccountedPump):
         self.driver.reset_seen = False
         self._configured = True
 
+    @_locked
     def infuse(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
         """Infuse at `rate_ul_min`; stop after `volume_ul` (None: until stop())."""
         self._check_volume(rate_ul_min, volume_ul, infuse=True)
         self._start("INF", rate_ul_min, volume_ul)
 
+    @_locked
     def withdraw(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
         """Withdraw at `rate_ul_min`; stop after `volume_ul` (None: until stop())."""
         self._check_volume(rate_ul_min, volume_ul, infuse=False)
@@ -161,13 +181,18 @@ class NewEraSyringePump(_AccountedPump):
         if not self._configured or driver.reset_seen:
             self._configure()
         driver.clear_dispensed()
-        driver.set_rate(*newera_rate(rate_ul_min))
+        try:
+            rate = newera_rate(rate_ul_min)
+        except ValueError as exc:
+            raise OutOfRange(self.name, str(exc)) from exc
+        driver.set_rate(*rate)
         volume = volume_ul or 0.0
         driver.set_volume(*((volume, "UL") if volume < 9999.5 else (volume / 1000.0, "ML")))
         driver.set_direction(direction)
         self._begin()
         driver.run()
 
+    @_locked
     def stop(self) -> None:
         """Stop the pump (a paused pump too) and settle the syringe account."""
         try:
@@ -178,6 +203,7 @@ class NewEraSyringePump(_AccountedPump):
             raise
         self._settle()
 
+    @_locked
     def is_running(self) -> bool:
         """Poll the pump; False once it stopped (the account is settled). Alarms raise."""
         try:
@@ -189,6 +215,7 @@ class NewEraSyringePump(_AccountedPump):
             self._settle()
         return reply.running
 
+    @_locked
     def displaced_ul(self) -> float:
         """Net volume pushed out since the last infuse/withdraw started (withdraw < 0)."""
         if not self._active or self.driver.reset_seen:
@@ -237,6 +264,7 @@ class HarvardSyringePump(_AccountedPump):
         self._connected = False
         self._resyncs = 0
 
+    @_locked
     def connect(self) -> None:
         """Open the port, resynchronise, polling on, NVRAM off, set the syringe."""
         if not self._connected:
@@ -258,11 +286,13 @@ class HarvardSyringePump(_AccountedPump):
             self._connected = False
             _release(self.driver.transport)
 
+    @_locked
     def infuse(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
         """Infuse at `rate_ul_min`; stop after `volume_ul` (None: until stop())."""
         self._check_volume(rate_ul_min, volume_ul, infuse=True)
         self._run(True, rate_ul_min, volume_ul)
 
+    @_locked
     def withdraw(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
         """Withdraw at `rate_ul_min`; stop after `volume_ul` (None: until stop())."""
         self._check_volume(rate_ul_min, volume_ul, infuse=False)
@@ -286,11 +316,13 @@ class HarvardSyringePump(_AccountedPump):
         self._begin()
         driver.infuse() if infuse else driver.withdraw()
 
+    @_locked
     def stop(self) -> None:
         """Stop the pump (clears a stall) and settle the syringe account."""
         self.driver.stop()
         self._settle()
 
+    @_locked
     def is_running(self) -> bool:
         """Poll the prompt; False once stopped. Stall raises PumpStalled; a pump that stopped
         without reaching its target (power cycle, front panel) raises PumpReset."""
@@ -307,6 +339,7 @@ class HarvardSyringePump(_AccountedPump):
             raise PumpReset(self.name, "the pump stopped before its target (power cycle or panel)")
         return False
 
+    @_locked
     def displaced_ul(self) -> float:
         """Net volume pushed out since the last infuse/withdraw started (withdraw < 0)."""
         if not self._active:

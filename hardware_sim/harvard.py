@@ -13,6 +13,7 @@ self.faults on the endpoint.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -52,8 +53,12 @@ class HarvardChain:
             pump = HarvardSimPump(int(spec.get("address", 0)), model)
             self.pumps[pump.address] = pump
             self.by_name[model.name] = pump
+            model.injector = functools.partial(self._inject_one, model.name)
             world.pumps[model.name] = model
             world.devices[model.name] = model
+
+    def _inject_one(self, name: str, fault: str, value: float = 1.0) -> None:
+        self.inject(fault, value, pump=name)
 
     def inject(self, fault: str, value: float = 1.0, pump: str | None = None) -> None:
         """Arm a device fault (`stall`, `power_cycle`) on `pump` (default all) or a link fault."""

@@ -126,12 +126,12 @@ def test_manual_conversation() -> None:
 
 
 def test_stall_raises_and_stop_rearms() -> None:
-    with harvard_bench() as (world, chain, transport):
+    with harvard_bench() as (world, _chain, transport):
         pump = make_harvard("sample", settings(), transport)
         pump.connect()
         pump.infuse(60.0, 100.0)
         time.sleep(0.1)
-        chain.inject("stall")
+        world.devices["sample"].inject("stall")  # the per-pump handle the bench uses
         with pytest.raises(errors.PumpStalled):
             pump.is_running()
         moved = world.pumps["sample"].infused_ul
