@@ -243,3 +243,13 @@ def test_count_in_view_grows_with_flow_only_on_matching_zone() -> None:
     assert meta["truth"]["count"] < 0.05 * counts[-1]
     stage.x = 0.0  # CD9 zone: CD63-only sample
     assert camera.render()[1]["truth"]["count"] < 0.05 * counts[-1]
+
+
+def test_count_in_view_grows_through_the_camera_interface(bench) -> None:
+    world, emulator, camera = bench
+    camera.roi = (512, 512, 1024, 1024)
+    first = camera.snap(5.0).metadata
+    time.sleep(0.4)  # 8 simulated seconds of flow
+    second = camera.snap(5.0).metadata
+    assert second["time"] > first["time"] + 5
+    assert second["truth"]["count"] > first["truth"]["count"] + 50
