@@ -7,6 +7,8 @@ line of the offending field.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 from chipctl.sourcefile import LineDict
@@ -28,13 +30,24 @@ def _is_number(value: Any) -> bool:
 class Fields:
     """The fields of one step (a mapping from the file), remembering which were used."""
 
-    def __init__(self, kind: str, data: Any, line: int) -> None:
+    def __init__(self, kind: str, data: Any, line: int,
+                 allowed: Iterable[str] | None = None) -> None:
         if not isinstance(data, dict):
             raise StepError(f"{kind}: expected a mapping of fields such as "
                             f"'{{pump: ..., rate: ...}}', got {data!r}", line)
         self.kind, self.data = kind, data
         self.line = getattr(data, "line", 0) or line
         self.used: set[str] = {"label"}
+        if allowed is not None:
+            self._refuse_unknown(set(allowed) | {"label"})
+
+    def _refuse_unknown(self, allowed: set[str]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                hint = (f"; did you mean '{close[0]}'?" if close else
+                        f"; known fields: {', '.join(sorted(allowed - {'label'}))}")
+                raise StepError(f"{self.kind}: unknown field '{key}'{hint}", self.line_of(key))
 
     def line_of(self, key: str) -> int:
         """The line of field `key` (the step's line if unknown)."""

@@ -46,12 +46,22 @@ from chipctl.sourcefile import LineDict, Problem, SourceError, parse_yaml
 SCHEMA_VERSION = 1
 FLOW_ALIASES = ("sample", "block", "stain", "wash", "buffer")
 TOP_LEVEL = ("schema_version", "name", "description", "parameters", "steps")
+_FLOW_FIELDS = ("pump", "rate", "volume", "duration", "direction", "reagent")
+FIELDS: dict[str, tuple[str, ...]] = {
+    "prime": ("pump", "volume", "rate"),
+    "flow": _FLOW_FIELDS,
+    **{alias: _FLOW_FIELDS for alias in FLOW_ALIASES},
+    "image": ("zones", "channels", "fields", "grid", "positions", "field_spacing", "autofocus"),
+    "monitor": ("zone", "channel", "flow", "interval", "until_plateau"),
+    "valve": ("valve", "port"),
+    "repeat": ("times", "steps"),
+}
 
 
 def _channel(value: Any, line: int) -> ChannelSetting:
     if isinstance(value, str):
         return ChannelSetting(value)
-    f = Fields("channel", value, line)
+    f = Fields("channel", value, line, ("channel", "exposure", "power"))
     setting = ChannelSetting(
         channel=f.text("channel"),
         exposure_ms=f.quantity("exposure", "ms", required=False, default=50.0) or 0.0,
@@ -154,7 +164,7 @@ def _plateau(f: Fields) -> dict[str, Any]:
 
 def _monitor(f: Fields) -> Step:
     flow_data = f.raw("flow")
-    flow_fields = Fields("monitor.flow", flow_data, f.line_of("flow"))
+    flow_fields = Fields("monitor.flow", flow_data, f.line_of("flow"), _FLOW_FIELDS)
     flow = _flow(flow_fields, reagent="sample")
     flow_fields.check_unknown()
     interval = f.quantity("interval", "s", False, 30.0) or 0.0
@@ -166,7 +176,7 @@ def _monitor(f: Fields) -> Step:
 
 def _wait(value: Any, line: int, kind: str) -> Step:
     data = value if isinstance(value, dict) else {"duration": value}
-    f = Fields(kind, data, line)
+    f = Fields(kind, data, line, ("duration",))
     step = Wait(duration_s=f.quantity("duration", "s") or 0.0)
     f.check_unknown()
     return step
@@ -207,14 +217,14 @@ class _Parser:
         if kind == "prompt":
             return _prompt(value, line)
         if kind == "repeat":
-            f = Fields("repeat", value, line)
+            f = Fields("repeat", value, line, FIELDS["repeat"])
             inner = self.steps(f.raw("steps"), f.line_of("steps"), f"{number}.")
             step: Step = Repeat(times=f.integer("times", 1), steps=tuple(inner))
         elif kind in FLOW_ALIASES:
-            f = Fields(kind, value, line)
+            f = Fields(kind, value, line, FIELDS[kind])
             step = _flow(f, reagent=kind)
         elif kind in BUILDERS:
-            f = Fields(kind, value, line)
+            f = Fields(kind, value, line, FIELDS[kind])
             step = BUILDERS[kind](f)
         else:
             raise StepError(f"unknown step '{kind}'; known steps: {', '.join(KNOWN_STEPS)}", line)

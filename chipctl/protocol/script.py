@@ -57,12 +57,13 @@ class ProtocolBuilder:
         self.source, _ = _caller()
         self._parser = _Parser(self.source)
         self._stack: list[list[Step]] = [[]]
+        self._prefixes: list[str] = [""]
         self._params: list[Parameter] = []
 
     # -- plumbing -----------------------------------------------------------------------------
     def _add(self, kind: str, value: Any, label: str | None) -> ProtocolBuilder:
         path, line = _caller()
-        number = f"{len(self._stack[-1]) + 1}"
+        number = f"{self._prefixes[-1]}{len(self._stack[-1]) + 1}"
         try:
             step = self._parser.build(kind, value, line, number)
         except StepError as exc:
@@ -160,17 +161,19 @@ class ProtocolBuilder:
     def repeat(self, times: int, label: str | None = None) -> Iterator[ProtocolBuilder]:
         """Steps added inside `with p.repeat(3):` run three times."""
         _, line = _caller()
+        number = f"{self._prefixes[-1]}{len(self._stack[-1]) + 1}"
         self._stack.append([])
+        self._prefixes.append(f"{number}.")
         try:
             yield self
         finally:
             inner = self._stack.pop()
+            self._prefixes.pop()
         if not isinstance(times, int) or isinstance(times, bool) or times < 1:
             raise SourceError([Problem(self.source, line, f"repeat: times must be a whole "
                                        f"number >= 1, got {times!r}")])
         if not inner:
             raise SourceError([Problem(self.source, line, "repeat: no steps inside")])
-        number = f"{len(self._stack[-1]) + 1}"
         self._stack[-1].append(Repeat(label=label or f"{number}. repeat", line=line,
                                       times=times, steps=tuple(inner)))
 
@@ -235,7 +238,7 @@ def load_script(path: str | Path) -> Protocol:
     if isinstance(result, ProtocolBuilder):
         result = result.build()
     if not isinstance(result, Protocol):
-        raise SourceError([Problem(name, 0, "a protocol script must set `protocol = "
+        raise SourceError([Problem(name, 1, "a protocol script must set `protocol = "
                                    "builder.build()` (a ProtocolBuilder's protocol)")])
     return result
 
