@@ -102,7 +102,7 @@ class Runner:
                 label = self.executor.render(step.label)
                 self.events.step_started.emit(index, len(self.steps), label)
                 self.events.record.emit(record("step_started", index=index, label=label,
-                                               kind=step.kind, line=step.line))
+                                               step_kind=step.kind, line=step.line))
                 self.executor.execute(step)
                 self.events.step_finished.emit(index, label)
                 self.events.record.emit(record("step_finished", index=index, label=label))
