@@ -7,9 +7,9 @@ import threading
 import time
 
 import pytest
+from fakerig import make_runner
 
 from chipctl.events import RunState
-from fakerig import make_runner
 
 pytestmark = pytest.mark.timeout(30)
 
