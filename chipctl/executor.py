@@ -161,16 +161,17 @@ class Executor:
                     self.snap_and_count(zone, index, channel)
 
     def _autofocus(self, channel: ChannelSetting) -> None:
+        """Focus on the field in the step's first channel (chipctl.autofocus, scope branch)."""
         from chipctl.autofocus import autofocus
 
         light, camera = self.rig.first("illuminator"), self.rig.first("camera")
         camera.exposure_ms = channel.exposure_ms
         light.light(channel.channel, channel.power_pct)
         try:
-            z = autofocus(self.rig.first("stage"), camera, check=self.control.checkpoint)
+            result = autofocus(camera, self.rig.first("stage"))
         finally:
             light.dark()
-        self._emit("autofocus", z_um=round(z, 3), channel=channel.channel)
+        self._emit("autofocus", z_um=round(result.z_um, 3), channel=channel.channel)
 
     def snap_and_count(self, zone: str, field_index: int, channel: ChannelSetting) -> int:
         """Light a channel, take a frame, dark again, count it and publish the count."""
