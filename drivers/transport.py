@@ -18,6 +18,8 @@ import serial
 from drivers.errors import DeviceDisconnected, DeviceTimeout
 
 wire_log = logging.getLogger("drivers.wire")
+FLUSH_LIMIT_S = 0.2  # a device that never stops talking cannot hold up a request longer
+FLUSH_CHUNK = 1 << 16
 
 Framing = bytes | re.Pattern[bytes] | Callable[[bytes], int | None]
 """How a reply ends: a terminator, a regex whose match ends the frame, or a function that
@@ -120,14 +122,16 @@ class SerialTransport:
             port = self._require_port()
             stale = self._pending
             self._pending = b""
+            deadline = time.monotonic() + FLUSH_LIMIT_S
             try:
-                waiting = port.in_waiting
-                if waiting:
-                    stale += port.read(waiting)
+                # socket:// reports in_waiting as 0 or 1, so drain until nothing is left.
+                port.timeout = 0
+                while time.monotonic() < deadline and port.in_waiting:
+                    stale += port.read(FLUSH_CHUNK)
             except (serial.SerialException, OSError) as exc:
                 self._lost(exc)
             if stale:
-                wire_log.debug("%s: flushed %r", self.name, stale)
+                wire_log.debug("%s: flushed %r", self.name, stale[:200])
             return stale
 
     def write(self, data: bytes) -> None:
@@ -159,6 +163,26 @@ class SerialTransport:
                     wire_log.debug("%s: timeout, partial %r", self.name, buffer)
                     raise DeviceTimeout(self.name, "no complete reply within timeout", buffer)
                 buffer += self._read_some(port, remaining)
+
+    def read_exact(self, size: int, timeout: float | None = None) -> bytes:
+        """Read exactly `size` bytes (a binary payload); DeviceTimeout if they do not arrive."""
+        with self.lock:
+            port = self._require_port()
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            data = bytearray(self._pending[:size])
+            self._pending = self._pending[size:]
+            while len(data) < size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    wire_log.debug("%s: timeout after %d of %d bytes", self.name, len(data), size)
+                    raise DeviceTimeout(self.name, f"{len(data)} of {size} bytes within timeout")
+                try:
+                    port.timeout = min(remaining, 0.25)
+                    data += port.read(size - len(data))
+                except (serial.SerialException, OSError) as exc:
+                    self._lost(exc)
+            wire_log.debug("%s: <- %d bytes", self.name, size)
+            return bytes(data)
 
     def request(self, data: bytes, until: Framing, timeout: float | None = None) -> bytes:
         """Flush stale input, send `data`, and read one framed reply."""

@@ -82,9 +82,7 @@ class _Endpoint:
 class TcpEndpoint(_Endpoint):
     """One TCP listening port on 127.0.0.1; the newest connection owns the device."""
 
-    def __init__(
-        self, name: str, emulator: Emulator, lock: threading.RLock, port: int = 0
-    ) -> None:
+    def __init__(self, name: str, emulator: Emulator, lock: threading.RLock, port: int = 0) -> None:
         super().__init__(name, emulator, lock)
         self._server = socket.create_server(("127.0.0.1", port))
         self._server.settimeout(POLL_INTERVAL)
@@ -118,7 +116,14 @@ class TcpEndpoint(_Endpoint):
 
     def _serve(self) -> None:
         while not self._stop.is_set():
-            self._accept()
+            watched = [self._server] + ([self._client] if self._client is not None else [])
+            try:
+                ready, _, _ = select.select(watched, [], [], POLL_INTERVAL)
+            except (OSError, ValueError):
+                self._drop_client()
+                continue
+            if self._server in ready:
+                self._accept()
             client = self._client
             if client is None:
                 with self.lock:
@@ -127,14 +132,13 @@ class TcpEndpoint(_Endpoint):
             if self.faults.unplugged:
                 self._drop_client()
                 continue
-            self._service(client)
+            self._service(client, client in ready)
         self._drop_client()
         self._server.close()
 
-    def _service(self, client: socket.socket) -> None:
+    def _service(self, client: socket.socket, readable: bool) -> None:
         try:
-            ready, _, _ = select.select([client], [], [], POLL_INTERVAL)
-            if ready:
+            if readable:
                 data = client.recv(65536)
                 if not data:
                     self._drop_client()
@@ -147,24 +151,41 @@ class TcpEndpoint(_Endpoint):
 
 
 class PtyEndpoint(_Endpoint):
-    """A pseudo-terminal: drivers open `path` like a real serial device (POSIX only)."""
+    """A pseudo-terminal: drivers open `path` like a real serial device (POSIX only).
+
+    Unplugging closes the master, so the host sees EIO / SerialException as on a real USB
+    unplug; re-plugging (the fault cleared) makes a new pty (a new /dev/pts/N) and moves the
+    stable link to it, so a driver that reopens by the link name finds the device again.
+    """
 
     def __init__(
         self, name: str, emulator: Emulator, lock: threading.RLock, link: str | None = None
     ) -> None:
+        super().__init__(name, emulator, lock)
+        self.link = link
+        self._master: int | None = None
+        self.path = ""
+        self._plug()
+        self._host_open = False
+
+    def _plug(self) -> None:
         import pty
         import tty
 
-        super().__init__(name, emulator, lock)
         self._master, slave = pty.openpty()
         tty.setraw(slave)
         self.path = os.ttyname(slave)
         os.close(slave)  # keep only the master: POLLHUP then tells whether a host has it open
-        self.link = link
-        if link:
+        if self.link:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(link)
-            os.symlink(self.path, link)
+                os.unlink(self.link)
+            os.symlink(self.path, self.link)
+
+    def _unplug(self) -> None:
+        if self._master is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._master)
+            self._master = None
         self._host_open = False
 
     @property
@@ -173,33 +194,46 @@ class PtyEndpoint(_Endpoint):
         return self.link or self.path
 
     def _serve(self) -> None:
-        poller = select.poll()
-        poller.register(self._master, select.POLLIN)
         while not self._stop.is_set():
-            events = dict(poller.poll(POLL_INTERVAL * 1000))
-            hangup = bool(events.get(self._master, 0) & select.POLLHUP)
-            if hangup or self.faults.unplugged:
-                self._host_open = False
-                with self.lock:
-                    self.emulator.poll()
-                time.sleep(POLL_INTERVAL)
+            if self.faults.unplugged:
+                self._unplug()
+            elif self._master is None:
+                self._plug()
+            if self._master is None:
+                self._idle()
                 continue
-            if not self._host_open:
-                self._host_open = True
-                self._send(self._write, self._greeting())
-            if events.get(self._master, 0) & select.POLLIN:
-                try:
-                    data = os.read(self._master, 65536)
-                except OSError:
-                    continue
-                log.debug("%s: -> %r", self.name, data)
-                self._send(self._write, self._exchange(data))
-            self._send(self._write, self._unsolicited())
-        os.close(self._master)
+            poller = select.poll()
+            poller.register(self._master, select.POLLIN)
+            events = dict(poller.poll(POLL_INTERVAL * 1000)).get(self._master, 0)
+            if events & select.POLLHUP:
+                self._host_open = False
+                self._idle()
+                continue
+            self._service(events)
+        self._unplug()
         if self.link:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.link)
 
+    def _idle(self) -> None:
+        with self.lock:
+            self.emulator.poll()  # the device lives on without a host
+        time.sleep(POLL_INTERVAL)
+
+    def _service(self, events: int) -> None:
+        if not self._host_open:
+            self._host_open = True
+            self._send(self._write, self._greeting())
+        if events & select.POLLIN and self._master is not None:
+            try:
+                data = os.read(self._master, 65536)
+            except OSError:
+                return
+            log.debug("%s: -> %r", self.name, data)
+            self._send(self._write, self._exchange(data))
+        self._send(self._write, self._unsolicited())
+
     def _write(self, data: bytes) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._master, data)
+        if self._master is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._master, data)

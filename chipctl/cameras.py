@@ -1,0 +1,266 @@
+"""The camera interface of the engine and its backends (`sim-camera`, `opencv`).
+
+Every backend: exposure (ms), gain, ROI (sensor pixels x, y, w, h), binning, `snap(timeout)`
+(raises drivers.errors.CameraTimeout when no frame comes), and continuous acquisition into a
+bounded buffer (`start(buffer_frames)`, `read_frame(timeout)`, `stop()`; when the buffer is
+full the oldest frame is dropped and counted in `frames_dropped`). Frames are
+chipctl.devices.Frame: a uint16 image and its metadata (time, frame, exposure_ms, roi,
+binning, and from the simulator the ground truth).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from chipctl.devices import Frame
+from drivers.errors import CameraTimeout, DeviceDisconnected, DeviceError, OutOfRange
+from drivers.simcamera import SimCamera
+
+
+class CameraBase(ABC):
+    """Settings, snap and the acquisition loop shared by every backend."""
+
+    def __init__(self, name: str, pixel_size_um: float, exposure_ms: float = 50.0) -> None:
+        self.name = name
+        self.pixel_size_um = pixel_size_um
+        self._exposure_ms = exposure_ms
+        self.frames_dropped = 0
+        self.last_error: DeviceError | None = None
+        self._buffer: collections.deque[Frame] = collections.deque(maxlen=8)
+        self._ready = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- backend hooks ----------------------------------------------------------------------
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the camera and apply the configured settings."""
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    @abstractmethod
+    def _grab(self, timeout_s: float) -> Frame:
+        """Acquire one frame (raise CameraTimeout if none within `timeout_s`)."""
+
+    @abstractmethod
+    def _apply_exposure(self, ms: float) -> None: ...
+
+    # -- settings ---------------------------------------------------------------------------
+    @property
+    def exposure_ms(self) -> float:
+        """Exposure time, ms."""
+        return self._exposure_ms
+
+    @exposure_ms.setter
+    def exposure_ms(self, ms: float) -> None:
+        if ms <= 0:
+            raise OutOfRange(self.name, f"exposure must be positive, got {ms}")
+        self._apply_exposure(float(ms))
+        self._exposure_ms = float(ms)
+
+    # -- frames -----------------------------------------------------------------------------
+    def snap(self, timeout_s: float = 5.0) -> Frame:
+        """One frame. While acquiring, the next frame from the buffer."""
+        if self.acquiring:
+            return self.read_frame(timeout_s)
+        return self._grab(timeout_s)
+
+    @property
+    def acquiring(self) -> bool:
+        """True while continuous acquisition runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, buffer_frames: int = 8, frame_timeout_s: float = 5.0) -> None:
+        """Acquire continuously into a buffer of `buffer_frames` (oldest dropped when full)."""
+        if self.acquiring:
+            return
+        self._buffer = collections.deque(maxlen=max(1, buffer_frames))
+        self.frames_dropped = 0
+        self.last_error = None
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._acquire, args=(frame_timeout_s,), name=f"camera-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _acquire(self, frame_timeout_s: float) -> None:
+        while not self._stop.is_set():
+            try:
+                frame = self._grab(frame_timeout_s)
+            except DeviceError as exc:
+                with self._ready:
+                    self.last_error = exc
+                    self._ready.notify_all()
+                return
+            with self._ready:
+                if len(self._buffer) == self._buffer.maxlen:
+                    self.frames_dropped += 1
+                self._buffer.append(frame)
+                self._ready.notify_all()
+
+    def read_frame(self, timeout_s: float = 5.0) -> Frame:
+        """The oldest buffered frame; CameraTimeout if none within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        with self._ready:
+            while not self._buffer:
+                if self.last_error is not None:
+                    error, self.last_error = self.last_error, None
+                    raise error
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise CameraTimeout(self.name, f"no frame within {timeout_s:g} s")
+                self._ready.wait(remaining)
+            return self._buffer.popleft()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop continuous acquisition (waits for the frame in flight)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop acquiring and release the camera."""
+        self.stop()
+        self._close()
+
+
+class SimulatorCamera(CameraBase):
+    """`sim-camera` backend: the simulator camera's wire protocol (drivers.simcamera)."""
+
+    def __init__(self, name: str, driver: SimCamera, **settings: Any) -> None:
+        super().__init__(name, float(settings.get("pixel_size_um", 0.65)))
+        self.driver = driver
+        self._exposure_ms = float(settings.get("exposure_ms", 50.0))
+        self._gain = float(settings.get("gain", 1.0))
+        self._roi: tuple[int, int, int, int] | None = settings.get("roi")
+        self._binning = int(settings.get("binning", 1))
+        self._pixel_size_set = "pixel_size_um" in settings
+
+    def connect(self) -> None:
+        info = self.driver.connect()
+        if not self._pixel_size_set:
+            self.pixel_size_um = float(info["pixel_size_um"])
+        if self._roi is None:
+            self._roi = (0, 0, int(info["width"]), int(info["height"]))
+        self.driver.set_exposure(self._exposure_ms)
+        self.driver.set_gain(self._gain)
+        self.driver.set_roi(*self._roi)
+        self.driver.set_binning(self._binning)
+
+    def _close(self) -> None:
+        self.driver.close()
+
+    def _apply_exposure(self, ms: float) -> None:
+        self.driver.set_exposure(ms)
+
+    @property
+    def gain(self) -> float:
+        """Camera gain (ADU per 0.46 e-)."""
+        return self._gain
+
+    @gain.setter
+    def gain(self, value: float) -> None:
+        self.driver.set_gain(value)
+        self._gain = float(value)
+
+    @property
+    def roi(self) -> tuple[int, int, int, int] | None:
+        """(x, y, width, height) in sensor pixels."""
+        return self._roi
+
+    @roi.setter
+    def roi(self, value: tuple[int, int, int, int]) -> None:
+        self.driver.set_roi(*value)
+        self._roi = tuple(int(v) for v in value)  # type: ignore[assignment]
+
+    @property
+    def binning(self) -> int:
+        """Symmetric binning (1, 2, 4)."""
+        return self._binning
+
+    @binning.setter
+    def binning(self, value: int) -> None:
+        self.driver.set_binning(value)
+        self._binning = int(value)
+
+    def _grab(self, timeout_s: float) -> Frame:
+        image, metadata = self.driver.snap(timeout_s)
+        return Frame(image=image, metadata=metadata)
+
+
+class OpenCvCamera(CameraBase):
+    """`opencv` backend: a UVC camera through cv2.VideoCapture (device index or URL)."""
+
+    def __init__(self, name: str, source: int | str, **settings: Any) -> None:
+        super().__init__(name, float(settings.get("pixel_size_um", 1.0)))
+        self.source = source
+        self._exposure_ms = float(settings.get("exposure_ms", 50.0))
+        self._set_exposure = "exposure_ms" in settings
+        self._capture: Any = None
+        self._counter = 0
+        self._grab_lock = threading.Lock()
+
+    def connect(self) -> None:
+        import cv2
+
+        capture = cv2.VideoCapture(self.source)
+        if not capture.isOpened():
+            capture.release()
+            raise DeviceDisconnected(self.name, f"no camera at {self.source!r} (OpenCV)")
+        capture.set(cv2.CAP_PROP_CONVERT_RGB, 0)
+        self._capture = capture
+        if self._set_exposure:
+            self._apply_exposure(self._exposure_ms)
+
+    def _close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+    def _apply_exposure(self, ms: float) -> None:
+        import cv2
+
+        if self._capture is None:
+            return
+        # V4L2: manual exposure needs AUTO_EXPOSURE = 1 (manual) first; units are 100 us.
+        self._capture.set(cv2.CAP_PROP_AUTO_EXPOSURE, 1)
+        self._capture.set(cv2.CAP_PROP_EXPOSURE, ms * 10.0)
+
+    def _grab(self, timeout_s: float) -> Frame:
+        if self._capture is None:
+            raise DeviceDisconnected(self.name, "camera is not open")
+        result: list[Any] = []
+        reader = threading.Thread(target=lambda: result.append(self._read_once()), daemon=True)
+        with self._grab_lock:
+            reader.start()
+            reader.join(timeout_s)
+        if not result or not result[0][0]:
+            raise CameraTimeout(self.name, f"no frame within {timeout_s:g} s")
+        self._counter += 1
+        image = to_uint16_gray(result[0][1])
+        metadata = {
+            "time": time.monotonic(),
+            "frame": self._counter,
+            "exposure_ms": self._exposure_ms,
+            "roi": [0, 0, image.shape[1], image.shape[0]],
+            "binning": 1,
+        }
+        return Frame(image=image, metadata=metadata)
+
+    def _read_once(self) -> tuple[bool, Any]:
+        return self._capture.read()
+
+
+def to_uint16_gray(image: np.ndarray) -> np.ndarray:
+    """A camera image as one uint16 plane (colour averaged; 8-bit kept at its values)."""
+    if image.ndim == 3:
+        image = image.mean(axis=2)
+    return np.asarray(image).astype(np.uint16)

@@ -1,0 +1,112 @@
+"""The microscope as the engine sees it: adapters and the factories the bench loader calls.
+
+Factories (settings = the device's bench-file mapping minus driver and url):
+- make_coolled(name, settings, transport) -> CoolLedIlluminator  (Illuminator)
+- make_prior(name, settings, transport) -> PriorStage              (Stage)
+- make_sim_camera(name, settings, transport) -> SimulatorCamera    (Camera)
+- make_opencv_camera(name, settings, url) -> OpenCvCamera          (Camera)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chipctl.cameras import OpenCvCamera, SimulatorCamera
+from chipctl.units import to_unit
+from drivers.coolled import ChannelState, CoolLed
+from drivers.errors import OutOfRange
+from drivers.simcamera import SimCamera
+from drivers.transport import SerialTransport
+
+
+class CoolLedIlluminator:
+    """Illuminator over a CoolLED: named channels (AF488, ...) mapped to letters (A, ...)."""
+
+    def __init__(self, name: str, driver: CoolLed, channels: Mapping[str, str]) -> None:
+        self.name = name
+        self.driver = driver
+        self.letters = {str(k): str(v).upper() for k, v in channels.items()}
+        self.channels = tuple(self.letters)
+
+    def connect(self) -> None:
+        """Open the link, check every mapped letter exists, and start dark."""
+        self.driver.connect()
+        missing = [ch for ch in self.letters.values() if ch not in self.driver.channels]
+        if missing:
+            raise OutOfRange(self.name, f"channels {missing} not on this {self.driver.model}")
+        self.dark()
+
+    def close(self) -> None:
+        """Close the link (the light is left as it is)."""
+        self.driver.close()
+
+    def _letter(self, channel: str) -> str:
+        if channel not in self.letters:
+            raise OutOfRange(self.name, f"unknown channel {channel!r}; known {self.channels}")
+        return self.letters[channel]
+
+    def light(self, channel: str, power_pct: float) -> None:
+        """`channel` on at `power_pct` (rounded to whole %), every other channel off."""
+        letter = self._letter(channel)
+        current = self.driver.state()
+        level = int(round(power_pct))
+        wanted = {
+            ch: ChannelState(ch == letter, ch == letter, level if ch == letter else s.intensity)
+            for ch, s in current.items()
+        }
+        self.driver.set_state(wanted)
+
+    def dark(self) -> None:
+        """Every channel off (and deselected)."""
+        current = self.driver.state()
+        self.driver.set_state(
+            {ch: ChannelState(False, False, s.intensity) for ch, s in current.items()}
+        )
+
+    def state(self) -> dict[str, tuple[bool, float]]:
+        """channel name -> (emitting, power %)."""
+        reported = self.driver.state()
+        return {
+            name: (reported[letter].emitting, float(reported[letter].intensity))
+            for name, letter in self.letters.items()
+        }
+
+
+def make_coolled(
+    name: str, settings: Mapping[str, Any], transport: SerialTransport
+) -> CoolLedIlluminator:
+    """A CoolLED pE-300/pE-4000; settings `channels: {AF488: A, ...}` (default A/B/C)."""
+    channels = settings.get("channels") or {"AF488": "A", "AF555": "B", "AF647": "C"}
+    timeout = to_unit(settings.get("timeout", "0.5 s"), "s")
+    return CoolLedIlluminator(name, CoolLed(transport, timeout=timeout), channels)
+
+
+def _camera_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "pixel_size_um" in settings:
+        out["pixel_size_um"] = to_unit(settings["pixel_size_um"], "um")
+    if "exposure" in settings or "exposure_ms" in settings:
+        out["exposure_ms"] = to_unit(settings.get("exposure", settings.get("exposure_ms")), "ms")
+    if "gain" in settings:
+        out["gain"] = float(settings["gain"])
+    if "roi" in settings:
+        out["roi"] = tuple(int(v) for v in settings["roi"])
+    if "binning" in settings:
+        out["binning"] = int(settings["binning"])
+    return out
+
+
+def make_sim_camera(
+    name: str, settings: Mapping[str, Any], transport: SerialTransport
+) -> SimulatorCamera:
+    """The simulator camera (`sim-camera`) behind `transport` (a socket:// URL)."""
+    timeout = to_unit(settings.get("timeout", "2 s"), "s")
+    driver = SimCamera(transport, timeout=timeout)
+    return SimulatorCamera(name, driver, **_camera_settings(settings))
+
+
+def make_opencv_camera(name: str, settings: Mapping[str, Any], url: str | int) -> OpenCvCamera:
+    """A UVC camera through OpenCV; `url` is a device index ("0") or a path / stream URL."""
+    source: int | str = int(url) if isinstance(url, int) or str(url).isdigit() else str(url)
+    return OpenCvCamera(name, source, **_camera_settings(settings))

@@ -1,0 +1,222 @@
+"""The engine's syringe pumps (chipctl.devices.Pump) on top of the New Era and Harvard drivers.
+
+Lab units throughout: uL and uL/min. Each adapter keeps a running account of what its syringe
+holds (`syringe.contents_ul`), updated from the volume the pump reports as displaced while it
+runs, when it stops and when it raises an alarm. Factories build them from a bench-file entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from typing import Any
+
+from chipctl.devices import Syringe
+from chipctl.units import to_unit
+from drivers.errors import DeviceAlarm, OutOfRange, PumpReset
+from drivers.newera import NewEraPump, format_number
+from drivers.newera import emergency_stop_all as _newera_stop_all
+from drivers.transport import SerialTransport
+
+log = logging.getLogger(__name__)
+_users: weakref.WeakKeyDictionary[SerialTransport, int] = weakref.WeakKeyDictionary()
+_users_lock = threading.Lock()
+NE_RATE_UNITS = (("UM", 1.0), ("UH", 1.0 / 60.0), ("MM", 1000.0), ("MH", 1000.0 / 60.0))
+
+
+def _acquire(transport: SerialTransport) -> None:
+    with _users_lock:
+        transport.open()
+        _users[transport] = _users.get(transport, 0) + 1
+
+
+def _release(transport: SerialTransport) -> None:
+    with _users_lock:
+        left = _users.get(transport, 1) - 1
+        _users[transport] = left
+        if left <= 0:
+            transport.close()
+
+
+def newera_rate(rate_ul_min: float) -> tuple[float, str]:
+    """The NE units that carry `rate_ul_min` with the least rounding: (number, units)."""
+    best: tuple[float, float, str] | None = None
+    for units, factor in NE_RATE_UNITS:
+        value = rate_ul_min / factor
+        try:
+            number = float(format_number(value))
+        except ValueError:
+            continue
+        error = abs(number - value) / value
+        if number > 0 and (best is None or error < best[0] - 1e-12):
+            best = (error, number, units)
+    if best is None:
+        raise ValueError(f"rate {rate_ul_min} uL/min cannot be written for a New Era pump")
+    return best[1], best[2]
+
+
+def syringe_from_settings(settings: dict[str, Any]) -> Syringe:
+    """The syringe of a bench-file pump entry (`syringe: {inner_diameter, volume, contents}`)."""
+    spec = settings.get("syringe") or {}
+    volume = to_unit(spec.get("volume", "1 mL"), "uL")
+    return Syringe(
+        inner_diameter_mm=to_unit(spec.get("inner_diameter", "4.699 mm"), "mm"),
+        volume_ul=volume,
+        contents_ul=to_unit(spec.get("contents", 0.0), "uL"),
+        reagent=str(settings.get("reagent", "")),
+    )
+
+
+class _AccountedPump:
+    """The running account of a syringe: contents at the start of a run minus what moved."""
+
+    def __init__(self, name: str, syringe: Syringe) -> None:
+        self.name = name
+        self.syringe = syringe
+        self._start_contents = syringe.contents_ul
+        self._displaced = 0.0
+        self._active = False
+
+    def _begin(self) -> None:
+        self._start_contents = self.syringe.contents_ul
+        self._displaced = 0.0
+        self._active = True
+
+    def _account(self, displaced_ul: float) -> float:
+        self._displaced = displaced_ul
+        contents = self._start_contents - displaced_ul
+        self.syringe.contents_ul = min(self.syringe.volume_ul, max(0.0, contents))
+        return displaced_ul
+
+    def _check_volume(self, rate_ul_min: float, volume_ul: float | None, infuse: bool) -> None:
+        if rate_ul_min <= 0:
+            raise OutOfRange(self.name, f"rate must be positive, got {rate_ul_min} uL/min")
+        held = self.syringe.contents_ul
+        room = held if infuse else self.syringe.volume_ul - held
+        if volume_ul is not None and (volume_ul < 0 or volume_ul > room + 1e-6):
+            verb = "infuse" if infuse else "withdraw"
+            message = f"cannot {verb} {volume_ul} uL: the syringe allows {room:g} uL"
+            raise OutOfRange(self.name, message)
+
+
+class NewEraSyringePump(_AccountedPump):
+    """A New Era NE-1000 pump as the engine's Pump."""
+
+    def __init__(self, name: str, driver: NewEraPump, syringe: Syringe, safe_mode_s: int = 0):
+        super().__init__(name, syringe)
+        self.driver = driver
+        self.safe_mode_s = safe_mode_s
+        self.version = ""
+        self._configured = False
+        self._connected = False
+
+    def connect(self) -> None:
+        """Open the port, reach the pump (acknowledging power-up alarms), set the syringe."""
+        if not self._connected:
+            _acquire(self.driver.transport)
+            self._connected = True
+        self.driver.transport.open()  # again after a lost link
+        self.version = self.driver.connect(self.safe_mode_s)
+        self.driver.stop()
+        self._configure()
+
+    def close(self) -> None:
+        """Stop the heartbeat and release the port (the pump is left as it is)."""
+        self.driver.close()
+        if self._connected:
+            self._connected = False
+            _release(self.driver.transport)
+
+    def _configure(self) -> None:
+        self.driver.set_diameter(self.syringe.inner_diameter_mm)
+        self.driver.reset_seen = False
+        self._configured = True
+
+    def infuse(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
+        """Infuse at `rate_ul_min`; stop after `volume_ul` (None: until stop())."""
+        self._check_volume(rate_ul_min, volume_ul, infuse=True)
+        self._start("INF", rate_ul_min, volume_ul)
+
+    def withdraw(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
+        """Withdraw at `rate_ul_min`; stop after `volume_ul` (None: until stop())."""
+        self._check_volume(rate_ul_min, volume_ul, infuse=False)
+        self._start("WDR", rate_ul_min, volume_ul)
+
+    def _start(self, direction: str, rate_ul_min: float, volume_ul: float | None) -> None:
+        for attempt in range(3):
+            try:
+                self._run(direction, rate_ul_min, volume_ul)
+                return
+            except PumpReset:  # acknowledged; the command did not run: re-apply everything
+                log.warning("%s: pump was reset; re-applying its settings", self.name)
+                self._configured = False
+                if attempt == 2:
+                    raise
+
+    def _run(self, direction: str, rate_ul_min: float, volume_ul: float | None) -> None:
+        driver = self.driver
+        driver.stop()
+        if not self._configured or driver.reset_seen:
+            self._configure()
+        driver.clear_dispensed()
+        driver.set_rate(*newera_rate(rate_ul_min))
+        volume = volume_ul or 0.0
+        driver.set_volume(*((volume, "UL") if volume < 9999.5 else (volume / 1000.0, "ML")))
+        driver.set_direction(direction)
+        self._begin()
+        driver.run()
+
+    def stop(self) -> None:
+        """Stop the pump (a paused pump too) and settle the syringe account."""
+        try:
+            self.driver.stop()
+        except DeviceAlarm:
+            self._after_alarm()
+            self.driver.stop()  # the alarm reply acknowledged it; now the stop itself
+            raise
+        self._settle()
+
+    def is_running(self) -> bool:
+        """Poll the pump; False once it stopped (the account is settled). Alarms raise."""
+        try:
+            reply = self.driver.status()
+        except DeviceAlarm:
+            self._after_alarm()
+            raise
+        if not reply.running and self._active:
+            self._settle()
+        return reply.running
+
+    def displaced_ul(self) -> float:
+        """Net volume pushed out since the last infuse/withdraw started (withdraw < 0)."""
+        if not self._active or self.driver.reset_seen:
+            return self._displaced  # settled, or the counters died with the power
+        infused, withdrawn = self.driver.dispensed_ul()
+        return self._account(infused - withdrawn)
+
+    def _settle(self) -> None:
+        if self._active:
+            self.displaced_ul()  # the final reading of this run
+            self._active = False
+
+    def _after_alarm(self) -> None:
+        try:
+            self._settle()
+        except Exception as exc:  # noqa: BLE001 - the alarm itself is what the caller gets
+            log.warning("%s: no displaced volume after an alarm: %s", self.name, exc)
+        self._active = False
+
+
+def make_newera(
+    name: str, settings: dict[str, Any], transport: SerialTransport
+) -> NewEraSyringePump:
+    """A New Era pump from its bench-file entry: address, syringe, reagent, safe_mode (s)."""
+    safe = int(round(to_unit(settings.get("safe_mode", 0) or 0, "s")))
+    driver = NewEraPump(transport, int(settings.get("address", 0)), name=name)
+    return NewEraSyringePump(name, driver, syringe_from_settings(settings), safe_mode_s=safe)
+
+
+def emergency_stop_all(transport: SerialTransport) -> None:
+    """Stop every New Era pump on `transport` at once (broadcast `*STP`)."""
+    _newera_stop_all(transport)

@@ -1,0 +1,92 @@
+"""Robust low-resolution background and the pixel noise model (calibrated or estimated)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from chipctl.vision.model import CameraCalibration
+
+BG_FACTOR = 8
+_MIN_VARIANCE = 1.0 / 12.0  # quantisation noise of one ADU
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Pixel variance in ADU^2 as a linear function of the mean level in ADU."""
+
+    slope: float
+    intercept: float
+
+    @classmethod
+    def from_calibration(cls, cal: CameraCalibration) -> NoiseModel:
+        """Poisson + read noise: var = (level - offset) / g + (read_noise / g)^2."""
+        g = float(cal.e_per_adu)  # type: ignore[arg-type]
+        offset = float(cal.offset_adu)  # type: ignore[arg-type]
+        return cls(1.0 / g, (float(cal.read_noise_e) / g) ** 2 - offset / g)  # type: ignore[arg-type]
+
+    def variance(self, level: np.ndarray) -> np.ndarray:
+        """Variance (ADU^2) at background ``level`` (ADU), floored at quantisation noise."""
+        return np.maximum(self.slope * level + self.intercept, _MIN_VARIANCE)
+
+
+def low_res_background(frame: np.ndarray) -> np.ndarray:
+    """Background in ADU on a 1/8-resolution grid (float32), robust to sparse spots.
+
+    Area-averaged to 1/4, 5x5 median (20 px), area-averaged to 1/8, lightly smoothed.
+    """
+    h, w = frame.shape
+    quarter = cv2.resize(frame, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    quarter = cv2.medianBlur(quarter.astype(np.float32), 5)
+    eighth = cv2.resize(quarter, _low_size(frame.shape), interpolation=cv2.INTER_AREA)
+    return cv2.GaussianBlur(eighth, (5, 5), 1.0, borderType=cv2.BORDER_REPLICATE)
+
+
+def _low_size(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(width, height) of the background grid for a frame of ``shape``."""
+    return max(1, shape[1] // BG_FACTOR), max(1, shape[0] // BG_FACTOR)
+
+
+def noise_model(
+    frame: np.ndarray, background: np.ndarray, cal: CameraCalibration | None
+) -> NoiseModel:
+    """The noise model from ``cal``; fields that are None are estimated from the frame."""
+    cal = cal or CameraCalibration(None, None, None)
+    if None not in (cal.offset_adu, cal.e_per_adu, cal.read_noise_e):
+        return NoiseModel.from_calibration(cal)
+    level, var = _block_variances(frame, background)
+    if cal.e_per_adu is not None:
+        slope = 1.0 / float(cal.e_per_adu)
+        return NoiseModel(slope, float(np.median(var - slope * level)))
+    return _fit_photon_transfer(level, var)
+
+
+def _block_variances(frame: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-block background level and pixel variance from horizontal pixel differences."""
+    rows = frame[::2].astype(np.float32)
+    if rows.shape[1] < 2:
+        return background.ravel(), np.full(background.size, _MIN_VARIANCE)
+    diff2 = np.square(rows[:, 1:] - rows[:, :-1])
+    mean2 = cv2.resize(diff2, _low_size(frame.shape), interpolation=cv2.INTER_AREA)
+    n = max(1.0, diff2.size / mean2.size)
+    chi2_median = (1.0 - 2.0 / (9.0 * n)) ** 3  # median of chi2_n / n
+    return background.ravel(), (mean2.ravel() / 2.0) / chi2_median
+
+
+def _fit_photon_transfer(level: np.ndarray, var: np.ndarray) -> NoiseModel:
+    """Robust straight-line fit var = a * level + b over quantile bins of level."""
+    flat = NoiseModel(0.0, float(np.median(var)))
+    if level.size < 64 or np.ptp(level) < 1e-6:
+        return flat
+    order = np.argsort(level)
+    bins = np.array_split(order, min(16, level.size // 16))
+    x = np.array([np.median(level[b]) for b in bins])
+    y = np.array([np.median(var[b]) for b in bins])
+    if np.ptp(x) < 0.1 * max(np.median(x), 1.0):
+        return flat
+    slope, intercept = np.polyfit(x, y, 1)
+    if slope <= 0:
+        return flat
+    return NoiseModel(float(slope), float(intercept))

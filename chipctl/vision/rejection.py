@@ -1,0 +1,82 @@
+"""Rejection of candidates that are not vesicles: hot pixels, saturated blobs, debris."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chipctl.vision.background import NoiseModel
+from chipctl.vision.detect import neighbourhood
+from chipctl.vision.kernels import MatchedKernel, pixel_psf
+
+_Z_HOT = 4.0
+_Z_DEBRIS = 3.0
+
+
+def hot_pixels(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray,
+               noise: NoiseModel, kernel: MatchedKernel) -> np.ndarray:
+    """True where the centre pixel is a lone spike: far above what its neighbours imply."""
+    nb = neighbourhood(raw, ys, xs)
+    centre = nb[:, 4] - bg
+    ring = np.where(np.isfinite(nb), nb, np.nan)
+    ring = np.nanmean(np.delete(ring, 4, axis=1), axis=1) - bg
+    r = kernel.neighbour_ratio
+    var = noise.variance(bg)
+    sd = np.sqrt(noise.variance(bg + np.maximum(centre, 0)) + var / 8.0 / r**2)
+    return (centre - ring / r > _Z_HOT * sd) & (ring < 0.35 * r * centre)
+
+
+def saturated(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, level: float | None
+              ) -> np.ndarray:
+    """True where any pixel of the 3x3 window reaches the saturation level."""
+    if level is None or ys.size == 0:
+        return np.zeros(ys.shape, bool)
+    return np.any(neighbourhood(raw, ys, xs) >= level, axis=1)
+
+
+def debris(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray,
+           noise: NoiseModel, psf_sigma: float, max_sigma: float) -> np.ndarray:
+    """True where the object is significantly broader than a Gaussian of ``max_sigma``.
+
+    The ring around the candidate is split into four sectors; the second-weakest sector
+    must exceed what a ``max_sigma`` blob gives, so one or two neighbouring spots do not
+    make a vesicle look like debris.
+    """
+    if ys.size == 0:
+        return np.zeros(0, bool)
+    r1 = max(2.0, 2.0 * psf_sigma)
+    radius = int(np.ceil(r1 + 2.0))
+    sectors, centre_w = _ring_sectors(radius, r1, r1 + 2.0)
+    win = neighbourhood(raw, ys, xs, radius) - bg[:, None]
+    win = np.where(np.isfinite(win), win, np.nan)
+    centre = np.nanmean(win[:, centre_w], axis=1)
+    means = np.sort(np.stack([np.nanmean(win[:, s], axis=1) for s in sectors], axis=1), axis=1)
+    ratio = _sector_ratio(max_sigma, radius, sectors, centre_w)
+    var = noise.variance(bg)
+    sd = np.sqrt(var / (sectors[0].sum()) + ratio**2 * var / centre_w.sum())
+    return np.nan_to_num(means[:, 1] - ratio * centre - _Z_DEBRIS * sd, nan=-1.0) > 0
+
+
+def _ring_sectors(radius: int, r1: float, r2: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """Flat boolean masks of 4 ring sectors (N, E, S, W) and of the central 3x3."""
+    d = np.arange(-radius, radius + 1)
+    yy, xx = np.meshgrid(d, d, indexing="ij")
+    rr = np.hypot(yy, xx)
+    ring = (rr >= r1) & (rr < r2)
+    ang = np.mod(np.arctan2(yy, xx) + np.pi / 4, 2 * np.pi) // (np.pi / 2)
+    sectors = [(ring & (ang == k)).ravel() for k in range(4)]
+    return sectors, ((np.abs(yy) <= 1) & (np.abs(xx) <= 1)).ravel()
+
+
+def _sector_ratio(sigma: float, radius: int, sectors: list[np.ndarray], centre: np.ndarray
+                  ) -> float:
+    """Mean sector value over mean centre value for a Gaussian blob of ``sigma``."""
+    blob = pixel_psf(sigma, radius).ravel()
+    return float(blob[sectors[0]].mean() / blob[centre].mean())
+
+
+def exclusion(ys: np.ndarray, xs: np.ndarray, bad: np.ndarray, distance: float) -> np.ndarray:
+    """True for points within ``distance`` of any point flagged ``bad`` (and the bad ones)."""
+    out = bad.copy()
+    for y, x in zip(ys[bad], xs[bad], strict=True):
+        out |= (ys - y) ** 2 + (xs - x) ** 2 <= distance**2
+    return out

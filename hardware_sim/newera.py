@@ -1,0 +1,191 @@
+"""Emulated New Era NE-1000 pump network: several pumps on one serial line, by address.
+
+Wire format (device_protocols.md 1.1). Host to pump, Basic mode: `[addr|*]<cmd>[args]<CR>`
+(spaces and case ignored); Safe mode: `STX len <addr><cmd>[args] crc_hi crc_lo ETX` with
+CRC-16/XMODEM over the data. Pump to host: `STX <addr 2 digits> <status> [data] ETX` in Basic
+mode, `STX len <addr 2 digits><status>[data] crc ETX` in Safe mode. `*` commands go to every
+pump and their simultaneous replies collide on the line (gibberish).
+
+Faults: `stall` and `power_cycle` act on a pump (all pumps when none is named); the link
+faults of hardware_sim.faults act on the endpoint serving the chain.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from typing import Any
+
+from hardware_sim.endpoints import PtyEndpoint, TcpEndpoint
+from hardware_sim.faults import LINK_FAULTS, FaultInjector
+from hardware_sim.newera_pump import NeSimPump, wall_clock
+from hardware_sim.syringe import SyringePumpModel
+from hardware_sim.world import World
+
+STX, ETX, CR = 0x02, 0x03, 0x0D
+DEVICE_FAULTS = ("stall", "power_cycle")
+_LINE = re.compile(r"(\*|\d{1,2})?([A-Z]{3})?(.*)")
+
+
+def safe_frame(data: bytes) -> bytes:
+    """Wrap `data` in a Safe-mode packet."""
+    checksum = binascii.crc_hqx(data, 0)
+    return bytes([STX, len(data) + 4]) + data + bytes([checksum >> 8, checksum & 0xFF, ETX])
+
+
+def collide(replies: list[bytes]) -> bytes:
+    """Replies sent at the same moment by several pumps: their bytes interleave."""
+    if len(replies) <= 1:
+        return b"".join(replies)
+    out = bytearray()
+    for index in range(max(len(r) for r in replies)):
+        out += bytes(r[index] for r in replies if index < len(r))
+    return bytes(out)
+
+
+class NewEraChain:
+    """A chain of emulated NE-1000 pumps sharing one port.
+
+    `pumps`: one dict per pump with `name`, `address`, `reagent`, `diameter_mm`,
+    `syringe_ul`, `contents_ul` (and optionally `fresh`: False for a pump that has already
+    reported its power-up reset). Each pump's model is registered in world.pumps and
+    world.devices under its name.
+    """
+
+    def __init__(self, world: World, pumps: list[dict[str, Any]], wall=wall_clock) -> None:
+        self.world = world
+        self.faults = FaultInjector()
+        self.pumps: dict[int, NeSimPump] = {}
+        self.by_name: dict[str, NeSimPump] = {}
+        self._buffer = b""
+        for spec in pumps:
+            model = SyringePumpModel(
+                name=spec["name"],
+                reagent=spec.get("reagent", ""),
+                diameter_mm=float(spec.get("diameter_mm", 4.699)),
+                syringe_ul=float(spec.get("syringe_ul", 1000.0)),
+                contents_ul=float(spec.get("contents_ul", 0.0)),
+                now=world.clock.now,
+            )
+            pump = NeSimPump(int(spec.get("address", 0)), model, wall)
+            if not spec.get("fresh", True):
+                pump.alarm, pump.ignore_next = "", False
+            self.pumps[pump.address] = pump
+            self.by_name[model.name] = pump
+            world.pumps[model.name] = model
+            world.devices[model.name] = model
+
+    # -- faults ---------------------------------------------------------------------------------
+    def inject(self, fault: str, value: float = 1.0, pump: str | None = None) -> None:
+        """Arm a device fault (`stall`, `power_cycle`) on `pump` (default all) or a link fault."""
+        with self.world.lock:
+            if fault in DEVICE_FAULTS:
+                targets = [self.by_name[pump]] if pump else list(self.pumps.values())
+                for target in targets:
+                    target.stall() if fault == "stall" else target.power_cycle()
+                if fault == "power_cycle":
+                    self._buffer = b""
+            elif fault in LINK_FAULTS:
+                self.faults.arm(fault, value)
+            else:
+                known = ", ".join(DEVICE_FAULTS + LINK_FAULTS)
+                raise ValueError(f"unknown fault {fault!r}; known: {known}")
+
+    # -- serving --------------------------------------------------------------------------------
+    def serve_tcp(self, port: int = 0) -> TcpEndpoint:
+        """Serve the chain on a TCP port (started); link faults go through self.faults."""
+        endpoint = TcpEndpoint("newera", self, self.world.lock, port)
+        endpoint.faults = self.faults
+        endpoint.start()
+        return endpoint
+
+    def serve_pty(self, link: str | None = None) -> PtyEndpoint:
+        """Serve the chain on a pseudo-terminal (started)."""
+        endpoint = PtyEndpoint("newera", self, self.world.lock, link)
+        endpoint.faults = self.faults
+        endpoint.start()
+        return endpoint
+
+    # -- the Emulator face ----------------------------------------------------------------------
+    def connected(self) -> bytes:
+        """The pumps say nothing when a host opens the port."""
+        return b""
+
+    def poll(self) -> bytes:
+        """Clock-driven output: a Safe-mode pump announces its communications-timeout alarm."""
+        out = []
+        for pump in self.pumps.values():
+            pump.sync()
+            if pump.watchdog():
+                out.append(safe_frame(f"{pump.address:02d}A?T".encode()))
+        return collide(out)
+
+    def receive(self, data: bytes) -> bytes:
+        """Bytes from the host; the replies of every packet completed by them."""
+        self._buffer = (self._buffer + data)[-512:]
+        out = b""
+        while True:
+            packet = self._next_packet()
+            if packet is None:
+                return out
+            out += self._dispatch(*packet)
+
+    def _next_packet(self) -> tuple[str, bool, bool] | None:
+        """(text, safe framed, CRC good) of the next complete packet, or None."""
+        buf = self._buffer
+        if buf[:1] == bytes([STX]):
+            if len(buf) < 2:
+                return None
+            total = 1 + buf[1]
+            if buf[1] < 5:
+                self._buffer = buf[1:]
+                return self._next_packet()
+            if len(buf) < total:
+                return None
+            packet, self._buffer = buf[:total], buf[total:]
+            data, crc = packet[2:-3], packet[-3:-1]
+            good = packet[-1] == ETX and binascii.crc_hqx(data, 0).to_bytes(2, "big") == crc
+            return data.decode("latin-1"), True, good
+        end = buf.find(b"\r")
+        if end < 0:
+            return None
+        line, self._buffer = buf[:end], buf[end + 1 :]
+        stx = line.find(bytes([STX]))
+        if stx > 0:  # junk, then a Safe packet: keep the packet
+            self._buffer = line[stx:] + b"\r" + self._buffer
+            return self._next_packet()
+        return line.decode("latin-1"), False, True
+
+    def _dispatch(self, text: str, safe: bool, good: bool) -> bytes:
+        body = "".join(ch for ch in text if ch.isprintable() and not ch.isspace()).upper()
+        match = _LINE.fullmatch(body)
+        assert match is not None  # the pattern matches any string
+        address, command, args = match.groups()
+        targets = self._targets(address)
+        replies = []
+        for pump in targets:
+            if pump.ignore_next:
+                pump.ignore_next = False
+                continue
+            replies.append(self._answer(pump, command or "", args, safe, good))
+        for pump in self.pumps.values():
+            pump.ignore_next = False  # every pump saw this command on the line
+        return collide(replies)
+
+    def _targets(self, address: str | None) -> list[NeSimPump]:
+        if address == "*":
+            return list(self.pumps.values())
+        pump = self.pumps.get(int(address) if address else 0)
+        return [pump] if pump else []
+
+    def _answer(self, pump: NeSimPump, command: str, args: str, safe: bool, good: bool) -> bytes:
+        if safe and not good or not safe and pump.nvm.safe_s > 0:
+            body = pump.state + "?COM"  # a bad packet, or Basic framing while in Safe mode
+        elif command == "" and args:
+            body = pump.state + "?"
+        else:
+            body = pump.execute(command, args)
+        data = f"{pump.address:02d}{body}".encode()
+        if pump.nvm.safe_s > 0:
+            return safe_frame(data)
+        return bytes([STX]) + data + bytes([ETX])

@@ -1,0 +1,112 @@
+"""A syringe pump's mechanics on the virtual clock, shared by the pump emulators.
+
+Volume displaced = rate x time. A run stops by itself when its target volume is reached
+(target 0 = run until stopped), and at the end of travel: an empty syringe when infusing, a
+full one when withdrawing. A stall stops the pusher where it is. The model is the pump as the
+chip sees it (a FlowSource): its reagent and its signed flow at a given simulated time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+INFUSE = 1
+WITHDRAW = -1
+
+
+@dataclass
+class SyringePumpModel:
+    """One syringe on one pusher. Volumes in uL, rates in uL/min, time in simulated seconds."""
+
+    name: str
+    reagent: str
+    diameter_mm: float
+    syringe_ul: float
+    contents_ul: float
+    now: Callable[[], float]
+    rate_ul_min: float = 0.0
+    direction: int = INFUSE
+    target_ul: float = 0.0
+    running: bool = False
+    run_displaced_ul: float = 0.0
+    infused_ul: float = 0.0
+    withdrawn_ul: float = 0.0
+    # Why the last run ended: "", "stopped", "target", "end_of_travel", "stall", "power".
+    ended: str = ""
+    _last: float = 0.0
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def __post_init__(self) -> None:
+        self._last = self.now()
+
+    # -- the chip's view ----------------------------------------------------------------------
+    def flow_ul_per_min(self, now: float) -> float:
+        """Signed flow into the chip (infuse > 0) at simulated time `now`."""
+        with self._lock:
+            self.update(now)
+            return self.direction * self.rate_ul_min if self.running else 0.0
+
+    # -- motion ---------------------------------------------------------------------------------
+    def update(self, now: float | None = None) -> None:
+        """Integrate the pusher's motion up to `now` (default: the clock's now)."""
+        with self._lock:
+            now = self.now() if now is None else now
+            if now <= self._last:
+                return
+            elapsed, self._last = now - self._last, now
+            if not self.running or self.rate_ul_min <= 0:
+                return
+            self._move(self.rate_ul_min * elapsed / 60.0)
+
+    def _move(self, wanted: float) -> None:
+        room = self.contents_ul if self.direction == INFUSE else self.syringe_ul - self.contents_ul
+        step, reason = wanted, ""
+        if self.target_ul > 0 and self.target_ul - self.run_displaced_ul <= step:
+            step, reason = max(0.0, self.target_ul - self.run_displaced_ul), "target"
+        if room <= step:
+            step, reason = max(0.0, room), "end_of_travel"
+        self.run_displaced_ul += step
+        self.contents_ul -= self.direction * step
+        if self.direction == INFUSE:
+            self.infused_ul += step
+        else:
+            self.withdrawn_ul += step
+        if reason:
+            self._halt(reason)
+
+    def _halt(self, reason: str) -> None:
+        self.running = False
+        self.ended = reason
+
+    def start(self, *, fresh: bool) -> None:
+        """Start (fresh: a new run toward the target) or resume the pusher."""
+        with self._lock:
+            self.update()
+            if fresh:
+                self.run_displaced_ul = 0.0
+            self.running = True
+            self.ended = ""
+            self._move(0.0)  # a syringe already at the end of travel stops at once
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Stop the pusher where it is."""
+        with self._lock:
+            self.update()
+            if self.running:
+                self._halt(reason)
+
+    def stall(self) -> None:
+        """The motor stalls: the pusher stops (an occlusion, over-pressure)."""
+        with self._lock:
+            self.update()
+            self._halt("stall")
+
+    def clear_counters(self, infused: bool = True, withdrawn: bool = True) -> None:
+        """Zero the dispensed-volume counters."""
+        with self._lock:
+            if infused:
+                self.infused_ul = 0.0
+            if withdrawn:
+                self.withdrawn_ul = 0.0

@@ -1,0 +1,79 @@
+"""Helpers for the pump tests: a simulated New Era chain / Harvard chain served in-process."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from drivers.transport import SerialTransport
+from hardware_sim.clock import VirtualClock
+from hardware_sim.newera import NewEraChain
+from hardware_sim.world import World
+
+SPEED = 60.0  # simulated seconds per wall second
+
+
+def ne_spec(name: str = "sample", address: int = 0, **extra: Any) -> dict[str, Any]:
+    """One NE pump of a chain: a 1 mL syringe (4.699 mm) holding 500 uL."""
+    spec = dict(
+        name=name,
+        address=address,
+        reagent=name,
+        diameter_mm=4.699,
+        syringe_ul=1000.0,
+        contents_ul=500.0,
+    )
+    spec.update(extra)
+    return spec
+
+
+@contextlib.contextmanager
+def newera_bench(
+    *specs: dict[str, Any],
+    wire: str = "tcp",
+    speed: float = SPEED,
+    timeout: float = 0.3,
+    link: str | None = None,
+) -> Iterator[tuple[World, NewEraChain, SerialTransport]]:
+    """A world with an NE chain served on TCP or a pty, and an (unopened) transport to it.
+
+    On a normal exit it asserts that the test left no pump running; pumps are stopped anyway.
+    """
+    world = World(VirtualClock(speed=speed))
+    chain = NewEraChain(world, list(specs) or [ne_spec()])
+    endpoint = chain.serve_tcp() if wire == "tcp" else chain.serve_pty(link)
+    transport = SerialTransport(endpoint.url, name="ne-port", baudrate=19200, timeout=timeout)
+    try:
+        yield world, chain, transport
+        assert_all_stopped(world)
+    finally:
+        stop_all(world)
+        transport.close()
+        endpoint.stop()
+
+
+def running_pumps(world: World) -> list[str]:
+    """Names of the simulated pumps that move right now."""
+    with world.lock:
+        now = world.now()
+        return [name for name, pump in world.pumps.items() if pump.flow_ul_per_min(now) != 0]
+
+
+def assert_all_stopped(world: World) -> None:
+    """Fail if a test left a simulated pump running."""
+    assert not running_pumps(world), f"pumps left running: {running_pumps(world)}"
+
+
+def stop_all(world: World) -> None:
+    """Stop every simulated pump (clean-up after a failed test)."""
+    with world.lock:
+        for model in world.pumps.values():
+            model.stop()  # type: ignore[attr-defined]
+
+
+class LowestRng:
+    """A stand-in random source for FaultInjector: always the lowest choice (deterministic)."""
+
+    def randrange(self, start: int, stop: int | None = None) -> int:
+        return 0 if stop is None else start

@@ -1,0 +1,98 @@
+"""The bench file loader: valid files load; broken ones name the file, the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chipctl.bench import load_bench
+from chipctl.sourcefile import SourceError
+
+GOOD = """\
+name: two pumps
+time_scale: 1
+devices:
+  sample_pump:
+    driver: newera
+    url: /dev/ttyUSB0
+    address: 1
+    syringe: {inner_diameter: 4.699 mm, volume: 1 mL}
+  camera: {driver: sim-camera, url: "socket://127.0.0.1:4000", pixel_size_um: 0.65}
+chip:
+  channel: {width: 1 mm, height: 50 um, length: 20 mm}
+  pressure_limit: 100 kPa
+  zones:
+    CD63: {antibody: anti-CD63, center_um: [1500, 0], size_um: [800, 800]}
+    isotype: {antibody: isotype IgG, center_um: [4500, 0]}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bench.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path) -> str:
+    with pytest.raises(SourceError) as info:
+        load_bench(path)
+    return str(info.value)
+
+
+def test_good_bench_loads_with_settings_and_units(tmp_path: Path) -> None:
+    bench = load_bench(write(tmp_path, GOOD))
+    assert bench.devices["sample_pump"].settings["address"] == 1
+    assert bench.devices["sample_pump"].kind == "pump"
+    assert bench.chip.pressure_limit_kpa == 100.0
+    assert bench.chip.channel.width_um == 1000.0
+    assert bench.chip.zones["isotype"].is_control
+    assert not bench.chip.zones["CD63"].is_control
+    assert set(bench.of_kind("camera")) == {"camera"}
+
+
+def test_pressure_follows_hydraulic_resistance(tmp_path: Path) -> None:
+    chip = load_bench(write(tmp_path, GOOD)).chip
+    # A 1 mm x 50 um x 20 mm duct: R = 12 mu L / (w h^3 (1 - 0.63 h/w)) ~ 2.0e12 Pa s/m^3,
+    # so 10 uL/min (1.67e-10 m^3/s) needs ~0.33 kPa; the limit allows ~300 uL/min.
+    assert chip.channel.pressure_kpa(10.0) == pytest.approx(0.331, rel=0.02)
+    assert chip.max_flow_ul_min() == pytest.approx(100 / chip.channel.pressure_kpa(1.0))
+
+
+def test_unknown_driver_names_file_line_and_known_drivers(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("driver: newera", "driver: neweraa"))
+    message = problems_of(path)
+    assert f"{path}:5:" in message
+    assert "unknown driver 'neweraa'" in message and "newera" in message
+
+
+def test_missing_url_names_the_device_line(tmp_path: Path) -> None:
+    text = GOOD.replace('  camera: {driver: sim-camera, url: "socket://127.0.0.1:4000", ',
+                        "  camera: {driver: sim-camera, ")
+    message = problems_of(write(tmp_path, text))
+    assert ":9:" in message and "devices.camera: missing field 'url'" in message
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "devices:\n  a: {driver: newera, url: x\n  b: 1\n")
+    message = problems_of(path)
+    assert str(path) in message and "YAML syntax error" in message
+    assert ":3:" in message
+
+
+def test_wrong_unit_and_unknown_field_are_both_reported(tmp_path: Path) -> None:
+    text = GOOD.replace("pressure_limit: 100 kPa", "pressure_limit: 100 uL\n  colour: red")
+    message = problems_of(write(tmp_path, text))
+    assert ":12: chip.pressure_limit: '100 uL' is not a pressure" in message
+    assert ":13: chip.colour: unknown field 'colour'" in message
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01\x02binary", b"- just\n- a list\n"])
+def test_empty_binary_or_non_mapping_files_are_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bench.yaml"
+    path.write_bytes(content)
+    assert str(path) in problems_of(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert "cannot read bench file" in problems_of(tmp_path / "nope.yaml")

@@ -1,0 +1,42 @@
+"""The New Era driver and adapter against the emulated NE-1000 chain, over TCP and a pty."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from pumpsim import ne_spec, newera_bench
+
+from chipctl.devices import Pump
+from chipctl.pumps import make_newera
+
+SETTINGS = {
+    "address": 0,
+    "syringe": {"inner_diameter": "4.699 mm", "volume": "1 mL", "contents": "0.5 mL"},
+    "reagent": "sample",
+}
+
+
+def wait_stopped(pump: Pump, limit_s: float = 5.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while pump.is_running():
+        assert time.monotonic() < deadline, "pump still running"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("wire", ["tcp", "pty"])
+def test_infuse_volume_reads_back_dispensed(wire: str) -> None:
+    with newera_bench(ne_spec("sample"), wire=wire) as (world, _chain, transport):
+        pump = make_newera("sample", SETTINGS, transport)
+        assert isinstance(pump, Pump)
+        pump.connect()
+        try:
+            pump.infuse(120.0, 50.0)
+            assert world.pumps["sample"].flow_ul_per_min(world.now()) == pytest.approx(120.0)
+            wait_stopped(pump)
+            assert pump.displaced_ul() == pytest.approx(50.0, abs=0.01)
+            assert pump.syringe.contents_ul == pytest.approx(450.0, abs=0.01)
+            assert world.pumps["sample"].contents_ul == pytest.approx(450.0, abs=1e-6)
+            assert world.pumps["sample"].flow_ul_per_min(world.now()) == 0.0
+        finally:
+            pump.close()

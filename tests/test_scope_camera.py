@@ -1,0 +1,245 @@
+"""The camera interface: the sim-camera wire protocol, frames with truth, timeouts, buffering."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from scope_support import ConstantFlow, ManualClock, assert_all_sent, scripted, served
+
+from chipctl.cameras import SimulatorCamera
+from chipctl.microscope import make_opencv_camera, make_sim_camera
+from drivers.errors import CameraTimeout, DeviceBusy, DeviceDisconnected, GarbledReply, OutOfRange
+from drivers.simcamera import SimCamera
+from drivers.transport import SerialTransport
+from hardware_sim.camera import SimCameraEmulator
+from hardware_sim.chip import default_chip
+from hardware_sim.clock import VirtualClock
+from hardware_sim.world import Reagent, World
+
+INFO = b'INFO {"model": "SimCam", "width": 64, "height": 32, "pixel_size_um": 0.65, "bits": 16}\r\n'
+
+
+class FixedLed:
+    """An illuminator model: one channel lit."""
+
+    def __init__(self, power: float = 50.0, wavelength: float = 470.0) -> None:
+        self.power, self.wavelength = power, wavelength
+
+    def emission(self) -> list[tuple[str, float, float]]:
+        return [("A", self.wavelength, self.power)] if self.power > 0 else []
+
+
+class FixedStage:
+    def __init__(self, x: float = 0.0, y: float = 0.0, z: float = 0.0) -> None:
+        self.x, self.y, self.z = x, y, z
+
+    def xyz_um(self) -> tuple[float, float, float]:
+        return self.x, self.y, self.z
+
+
+def frame_reply(width: int, height: int, meta: dict, fill: int = 7) -> bytes:
+    body = json.dumps(meta).encode()
+    pixels = np.full((height, width), fill, "<u2").tobytes()
+    return f"FRAME {width} {height} {len(body)}\r\n".encode() + body + pixels
+
+
+# -- exact bytes ---------------------------------------------------------------------------------
+def test_simcamera_driver_bytes() -> None:
+    transport, port = scripted(
+        [
+            (b"INFO?\r", INFO),
+            (b"EXP 20\r", b"OK\r\n"),
+            (b"EXP?\r", b"EXP 20\r\n"),
+            (b"GAIN 2\r", b"OK\r\n"),
+            (b"GAIN?\r", b"GAIN 2\r\n"),
+            (b"ROI 8 4 32 16\r", b"OK\r\n"),
+            (b"ROI?\r", b"ROI 8 4 32 16\r\n"),
+            (b"BIN 2\r", b"OK\r\n"),
+            (b"BIN?\r", b"BIN 2\r\n"),
+            (b"SNAP\r", frame_reply(16, 8, {"frame": 1, "exposure_ms": 20})),
+            (b"ABORT\r", b"OK\r\n"),
+        ]
+    )
+    camera = SimCamera(transport)
+    assert camera.connect()["width"] == 64
+    camera.set_exposure(20)
+    assert camera.exposure() == 20
+    camera.set_gain(2)
+    assert camera.gain() == 2
+    camera.set_roi(8, 4, 32, 16)
+    assert camera.roi() == (8, 4, 32, 16)
+    camera.set_binning(2)
+    assert camera.binning() == 2
+    image, meta = camera.snap(1.0)
+    assert image.shape == (8, 16) and image.dtype == np.uint16 and int(image[0, 0]) == 7
+    assert meta == {"frame": 1, "exposure_ms": 20}
+    camera.abort()
+    assert_all_sent(port)
+
+
+def test_simcamera_driver_errors_are_typed() -> None:
+    transport, port = scripted(
+        [
+            (b"EXP 5\r", b"ERR exposure out of range 0.01..10000 ms\r\n"),
+            (b"SNAP\r", b"ERR busy\r\n"),
+            (b"SNAP\r", b"FRAME 2 x 9\r\n"),
+            (b"EXP?\r", b"EXP fast\r\n"),
+        ]
+    )
+    camera = SimCamera(transport)
+    with pytest.raises(OutOfRange):
+        camera.set_exposure(5)
+    with pytest.raises(DeviceBusy):
+        camera.snap(0.5)
+    with pytest.raises(GarbledReply):
+        camera.snap(0.5)
+    with pytest.raises(GarbledReply):
+        camera.exposure()
+    with pytest.raises(OutOfRange):
+        camera.set_binning(3)  # refused before anything is sent
+    assert_all_sent(port)
+
+
+def test_snap_without_frame_times_out_and_aborts() -> None:
+    transport, port = scripted([(b"SNAP\r", b""), (b"ABORT\r", b"OK\r\n")])
+    start = time.monotonic()
+    with pytest.raises(CameraTimeout):
+        SimCamera(transport).snap(0.3)
+    assert time.monotonic() - start < 1.0
+    assert_all_sent(port)
+
+
+# -- against the emulator ------------------------------------------------------------------------
+@pytest.fixture
+def bench():
+    world = World(VirtualClock(speed=20.0), seed=5)
+    world.chip = default_chip(seed=5)
+    world.reagents["sample"] = Reagent("sample", 3e8, {"CD9": 0.9}, ("AF488",))
+    world.pumps["p"] = ConstantFlow("sample", 5.0)
+    world.devices["led"] = FixedLed()
+    world.devices["stage"] = FixedStage()
+    emulator = SimCameraEmulator(world, "camera")
+    with served(emulator, world.lock) as url:
+        camera = make_sim_camera(
+            "camera", {"exposure": "40 ms", "pixel_size_um": 0.65}, SerialTransport(url)
+        )
+        camera.connect()
+        yield world, emulator, camera
+        camera.close()
+
+
+def test_frames_arrive_at_requested_exposure_roi_with_truth(bench) -> None:
+    world, emulator, camera = bench
+    assert isinstance(camera, SimulatorCamera)
+    full = camera.snap(5.0)
+    assert full.image.shape == (2048, 2048) and full.image.dtype == np.uint16
+    assert full.metadata["exposure_ms"] == 40.0
+    camera.exposure_ms = 80
+    camera.roi = (1000, 900, 200, 100)
+    camera.binning = 2
+    sent = world.now()
+    frame = camera.snap(5.0)
+    meta = frame.metadata
+    assert frame.image.shape == (50, 100)
+    assert meta["roi"] == [1000, 900, 200, 100] and meta["binning"] == 2
+    assert meta["exposure_ms"] == 80.0
+    assert meta["time"] - sent >= 0.08  # the frame took its exposure of simulated time
+    assert meta["frame"] == full.metadata["frame"] + 1
+    assert meta["stage"] == {"x": 0.0, "y": 0.0, "z": 0.0}
+    assert meta["channel"] == "A" and meta["power_pct"] == 50.0
+    truth = meta["truth"]
+    assert truth["zone"] == "CD9" and truth["count"] == len(truth["xy"]) > 0
+    xy = np.array(truth["xy"])
+    assert (xy[:, 0] >= -0.5).all() and (xy[:, 0] < 99.5).all() and (xy[:, 1] < 49.5).all()
+
+
+def test_truth_positions_sit_on_bright_spots(bench) -> None:
+    world, emulator, camera = bench
+    time.sleep(0.3)
+    frame = camera.snap(5.0)
+    xy = np.rint(np.array(frame.metadata["truth"]["xy"])).astype(int)
+    image = frame.image.astype(float)
+    at_truth = image[xy[:, 1], xy[:, 0]]
+    random = image[np.random.default_rng(0).integers(0, 2048, (2, 500))]
+    assert np.median(at_truth) > np.median(random) + 20
+
+
+def test_exposure_scales_the_signal(bench) -> None:
+    world, emulator, camera = bench
+    camera.roi = (0, 0, 256, 256)
+    camera.exposure_ms = 20
+    short = camera.snap(5.0).image.astype(float)
+    camera.exposure_ms = 80
+    long = camera.snap(5.0).image.astype(float)
+    ratio = (np.median(long) - 100) / (np.median(short) - 100)
+    assert ratio == pytest.approx(4.0, rel=0.15)
+
+
+def test_stalled_camera_raises_camera_timeout_then_recovers(bench) -> None:
+    world, emulator, camera = bench
+    emulator.inject("stall")
+    start = time.monotonic()
+    with pytest.raises(CameraTimeout):
+        camera.snap(0.5)
+    assert time.monotonic() - start < 2.0
+    emulator.inject("clear")
+    assert camera.snap(5.0).image.shape == (2048, 2048)
+
+
+def test_continuous_acquisition_is_bounded_and_times_out(bench) -> None:
+    world, emulator, camera = bench
+    camera.roi = (0, 0, 128, 128)
+    camera.exposure_ms = 10
+    camera.start(buffer_frames=3, frame_timeout_s=1.0)
+    time.sleep(0.6)
+    frames = [camera.read_frame(2.0) for _ in range(3)]
+    counters = [f.metadata["frame"] for f in frames]
+    assert counters == sorted(counters) and len(set(counters)) == 3
+    assert camera.frames_dropped > 0  # nobody read for a while: oldest frames dropped
+    emulator.inject("stall")
+    time.sleep(0.2)
+    with pytest.raises(CameraTimeout):
+        while True:
+            camera.read_frame(0.6)
+    camera.stop()
+    emulator.inject("clear")
+    assert not camera.acquiring
+
+
+def test_opencv_backend_reports_missing_device_cleanly() -> None:
+    camera = make_opencv_camera("uvc", {"pixel_size_um": 1.0}, "/dev/no-such-camera-xyz")
+    start = time.monotonic()
+    with pytest.raises(DeviceDisconnected, match="no camera"):
+        camera.connect()
+    assert time.monotonic() - start < 10
+    with pytest.raises(DeviceDisconnected):
+        camera.snap(0.2)
+
+
+# -- the count in view follows the flow -----------------------------------------------------------
+def test_count_in_view_grows_with_flow_only_on_matching_zone() -> None:
+    world = World(clock=ManualClock(), seed=9)  # type: ignore[arg-type]
+    world.chip = default_chip(seed=9)
+    world.reagents["sample"] = Reagent("sample", 2e8, {"CD63": 0.8}, ("AF555",))
+    world.pumps["p"] = ConstantFlow("sample", 3.0)
+    stage = FixedStage(x=1500.0)
+    world.devices["led"] = FixedLed(power=100.0, wavelength=550.0)
+    world.devices["stage"] = stage
+    camera = SimCameraEmulator(world, "camera")
+    camera.settings.roi = (768, 768, 512, 512)
+    world.advance()
+    counts = []
+    for _ in range(4):
+        world.clock.t += 20  # type: ignore[attr-defined]
+        world.advance()
+        counts.append(camera.render()[1]["truth"]["count"])
+    assert counts[0] > 0 and counts == sorted(counts) and counts[-1] > 2.5 * counts[0]
+    stage.x = 4500.0  # isotype zone
+    _, meta = camera.render()
+    assert meta["truth"]["zone"] == "isotype"
+    assert meta["truth"]["count"] < 0.05 * counts[-1]
+    stage.x = 0.0  # CD9 zone: CD63-only sample
+    assert camera.render()[1]["truth"]["count"] < 0.05 * counts[-1]

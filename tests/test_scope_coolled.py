@@ -1,0 +1,177 @@
+"""CoolLED pE-300 / pE-4000: exact bytes of the driver, and the driver against the emulator."""
+
+from __future__ import annotations
+
+import pytest
+from scope_support import ManualClock, assert_all_sent, scripted, served
+
+from chipctl.devices import Illuminator
+from chipctl.microscope import make_coolled
+from drivers.coolled import ChannelState, CoolLed, format_css, parse_css
+from drivers.errors import CommandRejected, DeviceTimeout, GarbledReply, OutOfRange
+from drivers.transport import SerialTransport
+from hardware_sim.coolled import GREETING, CoolLedEmulator
+from hardware_sim.world import World
+
+OFF3 = b"CSSAXF000BXF000CXF000\r\n"
+
+
+def test_css_parse_and_format_round_trip() -> None:
+    state = parse_css("CSSASN050BXF000CSF100")
+    assert state == {
+        "A": ChannelState(True, True, 50),
+        "B": ChannelState(False, False, 0),
+        "C": ChannelState(True, False, 100),
+    }
+    assert state["A"].emitting and not state["C"].emitting
+    assert format_css(state) == "CSSASN050BXF000CSF100"
+    with pytest.raises(ValueError):
+        parse_css("CSSASN05")
+
+
+def test_driver_bytes_for_every_command() -> None:
+    transport, port = scripted(
+        [
+            (b"XMODEL\r", b"XMODEL pE-300\r\n"),
+            (b"CSS?\r", OFF3),
+            (b"CSSASN050BXF000CXF000\r", b"CSSASN050BXF000CXF000\r\n"),
+            (b"CBS\r", b"CSSASN050BSF000CXF000\r\n"),
+            (b"CBI75\r", b"CSSASN050BSF075CXF000\r\n"),
+            (b"CSN\r", b"CSSASN050BSN075CXF000\r\n"),
+            (b"CSF\r", b"CSSASF050BSF075CXF000\r\n"),
+            (b"CBX\r", b"CSSASF050BXF075CXF000\r\n"),
+            (b"XVER\r", b"XVER A=1\r\nXVER B=2\r\nXVER C=3\r\nXVER D=4\r\n"),
+        ],
+        initial=GREETING,
+    )
+    led = CoolLed(transport)
+    assert led.connect() == "pE-300"
+    assert led.channels == ("A", "B", "C")
+    state = led.set_state(
+        {
+            "A": ChannelState(True, True, 50),
+            "B": ChannelState(False, False, 0),
+            "C": ChannelState(False, False, 0),
+        }
+    )
+    assert state["A"].emitting
+    led.select("B")
+    led.set_intensity("B", 75)
+    led.on()
+    led.off()
+    led.deselect("B")
+    assert led.versions() == ["XVER A=1", "XVER B=2", "XVER C=3", "XVER D=4"]
+    assert_all_sent(port)
+
+
+def test_pe4000_lams_and_five_version_lines() -> None:
+    transport, port = scripted(
+        [
+            (b"XMODEL\r", b"XMODEL pE-4000\r\n"),
+            (b"CSS?\r", b"CSSAXF000BXF000CXF000DXF000\r\n"),
+            (b"LAMS\r", b"LAM:A:470\r\nLAM:B:550\r\nLAM:C:635\r\nLAM:D:740\r\n"),
+            (b"XVER\r", b"XVER 1\r\nXVER 2\r\nXVER 3\r\nXVER 4\r\nXVER 5\r\n"),
+        ]
+    )
+    led = CoolLed(transport)
+    led.connect()
+    assert led.channels == ("A", "B", "C", "D")
+    assert led.wavelengths() == {"A": 470, "B": 550, "C": 635, "D": 740}
+    assert len(led.versions()) == 5
+    assert_all_sent(port)
+
+
+def test_greeting_between_request_and_reply_is_skipped() -> None:
+    transport, port = scripted([(b"CSS?\r", GREETING + OFF3)])
+    assert CoolLed(transport).state()["A"] == ChannelState(False, False, 0)
+    assert_all_sent(port)
+
+
+def test_bad_replies_are_typed_errors() -> None:
+    transport, port = scripted(
+        [
+            (b"CSS?\r", b"CSSAXF0\r\n"),
+            (b"CAQ\r", b"?CAQ\r\n"),
+            (b"CSS?\r", b""),
+            (b"CSSASN050\r", b"CSSAXF050BXF000CXF000\r\n"),
+        ]
+    )
+    led = CoolLed(transport, timeout=0.2)
+    with pytest.raises(GarbledReply):
+        led.state()
+    with pytest.raises(CommandRejected):
+        led._request("CAQ")
+    with pytest.raises(DeviceTimeout):
+        led.state()
+    with pytest.raises(GarbledReply, match="wanted"):  # the unit did not do what was asked
+        led.set_state({"A": ChannelState(True, True, 50)})
+    with pytest.raises(OutOfRange):
+        led.set_intensity("A", 101)
+    assert_all_sent(port)
+
+
+def test_adapter_bytes_light_and_dark() -> None:
+    transport, port = scripted(
+        [
+            (b"XMODEL\r", b"XMODEL pE-300\r\n"),
+            (b"CSS?\r", OFF3),
+            (b"CSS?\r", OFF3),
+            (b"CSSAXF000BXF000CXF000\r", OFF3),
+            (b"CSS?\r", OFF3),
+            (b"CSSAXF000BXF000CSN040\r", b"CSSAXF000BXF000CSN040\r\n"),
+            (b"CSS?\r", b"CSSAXF000BXF000CSN040\r\n"),
+        ]
+    )
+    led = make_coolled("led", {"channels": {"AF488": "A", "AF647": "C"}}, transport)
+    assert isinstance(led, Illuminator)
+    led.connect()
+    led.light("AF647", 40)
+    assert led.state() == {"AF488": (False, 0.0), "AF647": (True, 40.0)}
+    with pytest.raises(OutOfRange):
+        led.light("DAPI", 10)
+    assert_all_sent(port)
+
+
+@pytest.mark.parametrize("kind", ["tcp", "pty"])
+def test_adapter_against_emulator(kind: str) -> None:
+    world = World(clock=ManualClock())  # type: ignore[arg-type]
+    emulator = CoolLedEmulator(world, "led", model="pE-4000")
+    with served(emulator, world.lock, kind) as url:
+        led = make_coolled(
+            "led", {"channels": {"AF488": "A", "AF555": "B", "AF647": "C"}}, SerialTransport(url)
+        )
+        led.connect()
+        try:
+            assert led.driver.model == "pE-4000"
+            led.light("AF555", 65)
+            assert led.state()["AF555"] == (True, 65.0)
+            assert emulator.emission() == [("B", 550.0, 65.0)]
+            led.light("AF488", 20)
+            assert led.state() == {
+                "AF488": (True, 20.0),
+                "AF555": (False, 65.0),
+                "AF647": (False, 0.0),
+            }
+            led.driver.set_intensity("A", 90)
+            assert emulator.emission() == [("A", 470.0, 90.0)]
+            emulator.inject("reset")  # greeting sent again, light off: the driver copes
+            assert led.state()["AF488"] == (False, 0.0)
+            led.dark()
+            assert emulator.emission() == []
+            assert world.devices["led"] is emulator
+        finally:
+            led.close()
+
+
+def test_emulator_semantics() -> None:
+    world = World(clock=ManualClock())  # type: ignore[arg-type]
+    led = CoolLedEmulator(world, "led")
+    assert led.connected() == GREETING
+    assert led.receive(b"CAI150\n") == b"CSSAXF100BXF000CXF000\r\n"  # clamps
+    assert led.receive(b"CSN\r\n") == b"CSSAXF100BXF000CXF000\r\n"  # unselected stays off
+    led.receive(b"CAS\rCSN\r")
+    assert led.emission() == [("A", 470.0, 100.0)]
+    assert led.receive(b"XMODEL\r") == b"XMODEL pE-300\r\n"
+    assert led.receive(b"XVER\r").count(b"\r\n") == 4
+    assert led.receive(b"CZZ\r") == b"?CZZ\r\n"
+    assert led.receive(b"CA?\r") == b"CA100\r\n"
