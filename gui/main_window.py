@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
                parameters: Callable[[Protocol], dict[str, str] | None],
                open_url: Callable[[QUrl], Any], make_report: Callable[[Path], Path] | None) -> None:
         rig = self.engine.rig
+        self.docks: dict[str, QDockWidget] = {}
         lights, cameras = rig.illuminators, rig.cameras
         channels = list(next(iter(lights.values())).channels) if lights else []
         pixel = float(next(iter(cameras.values())).pixel_size_um) if cameras else 0.0
@@ -92,8 +93,9 @@ class MainWindow(QMainWindow):
         counts = self._dock("Counts", self.counts_plot, Qt.DockWidgetArea.BottomDockWidgetArea)
         log = self._dock("Event log", self.event_log, Qt.DockWidgetArea.BottomDockWidgetArea)
         history = self._dock("Run history", self.history, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.tabifyDockWidget(log, history)
         self.splitDockWidget(counts, log, Qt.Orientation.Horizontal)
+        self.tabifyDockWidget(log, history)
+        log.raise_()
         self._toolbar()
 
     def _device_panels(self, rig: Any) -> QTabWidget:
@@ -122,6 +124,7 @@ class MainWindow(QMainWindow):
         dock.setObjectName(f"dock-{title}")
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
+        self.docks[title] = dock
         return dock
 
     def _toolbar(self) -> None:

@@ -111,8 +111,9 @@ class ProtocolPanel(QWidget):
         for button in (self.run_button, self.pause_button, self.resume_button, self.abort_button):
             buttons.addWidget(button)
         split = QSplitter(Qt.Orientation.Vertical)
-        for widget in (self.problem_list, self.steps, self.source):
+        for stretch, widget in enumerate((self.problem_list, self.steps, self.source)):
             split.addWidget(widget)
+            split.setStretchFactor(stretch, (2, 3, 1)[stretch])
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.verdict)
