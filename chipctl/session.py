@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,31 @@ from chipctl.rig import Rig
 from chipctl.runner import Runner
 from chipctl.runstore import RunRecorder, default_runs_dir
 from drivers.errors import DeviceError
+
+
+def count_params_for(bench: Bench) -> Any:
+    """Counting parameters from the camera's bench settings (PSF sigma, calibration)."""
+    from chipctl.vision import CameraCalibration, CountParams
+
+    cameras = bench.of_kind("camera")
+    settings = next(iter(cameras.values())).settings if cameras else {}
+    calibration = None
+    if "e_per_adu" in settings:
+        calibration = CameraCalibration(
+            offset_adu=float(settings.get("offset_adu", 100.0)),
+            e_per_adu=float(settings["e_per_adu"]),
+            read_noise_e=float(settings.get("read_noise_e", 1.6)),
+        )
+    return CountParams(psf_sigma_px=float(settings.get("psf_sigma_px", 1.3)),
+                       calibration=calibration)
+
+
+def make_counter(bench: Bench) -> Callable[[Any], Any]:
+    """count_frame bound to the bench's camera calibration."""
+    from chipctl.vision import count_frame
+
+    params = count_params_for(bench)
+    return lambda image: count_frame(image, params)
 
 
 class BenchUnavailable(Exception):
@@ -74,7 +100,7 @@ class Engine:
         self.recorder = RunRecorder(self.runs_dir, protocol, self.bench, parameters)
         self.recorder.attach(events)
         control = RunControl(self.clock)
-        executor = Executor(self.rig, control, events)
+        executor = Executor(self.rig, control, events, counter=make_counter(self.bench))
         self.runner = Runner(protocol, executor, events)
         recorder = self.recorder
         events.state_changed.connect(

@@ -19,6 +19,7 @@ from hardware_sim.chip import default_chip
 from hardware_sim.clock import VirtualClock
 from hardware_sim.control import ControlServer
 from hardware_sim.endpoints import PtyEndpoint, TcpEndpoint
+from hardware_sim.optics import Optics
 from hardware_sim.world import Reagent, World
 
 # A sample of MSC-derived small EVs: ~1e9 particles/mL after 2,000 x g clearing; CD63 and CD81
@@ -39,7 +40,7 @@ HARVARD_PUMPS = [
      "syringe_ul": 1000.0, "contents_ul": 500.0},
 ]
 LED_CHANNELS = {"AF488": "A", "AF555": "B", "AF647": "C"}
-PIXEL_SIZE_UM = 0.65  # 6.5 um sCMOS pixels behind a 10x objective
+PIXEL_SIZE_UM = 0.65  # 6.5 um sCMOS pixels behind a 10x / 0.45 objective
 
 
 class SimBench:
@@ -90,11 +91,11 @@ class SimBench:
         self._add("led", "led", {"driver": "coolled", "url": url, "channels": LED_CHANNELS})
         url = self._serve("stage", PriorEmulator(self.world, "stage"))
         self._add("stage", "stage", {"driver": "prior", "url": url})
-        camera = SimCameraEmulator(self.world, "camera", illuminator="led", stage="stage",
-                                   channel_map=LED_CHANNELS, pixel_size_um=PIXEL_SIZE_UM)
+        optics = Optics(pixel_size_um=PIXEL_SIZE_UM)
+        camera = SimCameraEmulator(self.world, "camera", optics=optics, stage="stage",
+                                   illuminator="led")
         url = self._serve("camera", camera)
-        self._add("camera", "camera", {"driver": "sim-camera", "url": url,
-                                       "pixel_size_um": PIXEL_SIZE_UM})
+        self._add("camera", "camera", _camera_entry(url, optics))
 
     def endpoint_of(self, device: str) -> TcpEndpoint | PtyEndpoint | None:
         """The wire a device is served on."""
@@ -135,6 +136,16 @@ class SimBench:
                        + yaml.safe_dump(self.bench_document(), sort_keys=False), encoding="utf-8")
         tmp.replace(target)
         return target
+
+
+def _camera_entry(url: str, optics: Optics) -> dict[str, Any]:
+    # The counter is told the optics and the camera calibration, as a lab would measure them.
+    return {
+        "driver": "sim-camera", "url": url, "pixel_size_um": optics.pixel_size_um,
+        "psf_sigma_px": round(optics.sigma_um("AF555") / optics.pixel_size_um, 3),
+        "offset_adu": optics.offset_adu, "e_per_adu": optics.e_per_adu,
+        "read_noise_e": optics.read_noise_e,
+    }
 
 
 def _pump_entry(driver: str, url: str, pump: dict[str, Any]) -> dict[str, Any]:
