@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from chipctl.protocol.model import Protocol
+from chipctl.session import make_counter
 from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
 from gui.counts_plot import CountsPlot
 from gui.dialogs import ask_parameters, error_box, prompt_box
@@ -80,6 +81,7 @@ class MainWindow(QMainWindow):
         lights, cameras = rig.illuminators, rig.cameras
         channels = list(next(iter(lights.values())).channels) if lights else []
         pixel = float(next(iter(cameras.values())).pixel_size_um) if cameras else 0.0
+        counter = counter or make_counter(self.engine.bench)
         self.live_view = LiveView(self.frames, channels, pixel, counter,
                                   lambda message: self.calls.report("live view", message))
         self.setCentralWidget(self.live_view)
