@@ -83,8 +83,9 @@ class Runner:
             if self.state.finished:
                 return
             self.state, self.reason = state, reason
-        self.events.state_changed.emit(state.value, reason)
+        # the record first: the run store closes its files when it hears the final state
         self.events.record.emit(record("state", state=state.value, reason=reason))
+        self.events.state_changed.emit(state.value, reason)
 
     def _on_control_state(self, state: str, reason: str) -> None:
         self._set_state(RunState(state), reason)
