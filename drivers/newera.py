@@ -227,7 +227,7 @@ class NewEraPump:
                 self.set_safe_mode(safe_timeout_s)
                 break
             except DeviceAlarm as alarm:  # acknowledged by this reply; the command did not run
-                log.warning("%s: alarm at connect (acknowledged): %s", self.name, alarm)
+                log.info("%s: alarm at connect (acknowledged): %s", self.name, alarm)
                 last = alarm
             except DeviceTimeout as exc:
                 last = exc
