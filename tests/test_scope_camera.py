@@ -298,3 +298,20 @@ def test_count_in_view_grows_faster_at_higher_concentration() -> None:
     low, high = count_after(5e7), count_after(2e8)
     assert low > 20
     assert high / low == pytest.approx(4.0, rel=0.3)
+
+
+def test_frames_over_a_pseudo_terminal() -> None:
+    world = World(VirtualClock(speed=10.0), seed=2)
+    world.chip = default_chip(seed=2)
+    world.chip.deposit("CD9", 500, labels=("AF488",))
+    world.devices.update(led=FixedLed(), stage=FixedStage())
+    emulator = SimCameraEmulator(world, "camera")
+    with served(emulator, world.lock, "pty") as url:
+        camera = make_sim_camera("camera", {"roi": [0, 0, 2048, 2048]}, SerialTransport(url))
+        camera.connect()
+        try:
+            frame = camera.snap(5.0)
+            assert frame.image.shape == (2048, 2048)  # 8 MB through the tty layer intact
+            assert frame.metadata["truth"]["count"] > 400
+        finally:
+            camera.close()
