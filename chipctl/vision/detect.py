@@ -39,36 +39,29 @@ def sample_low(low: np.ndarray, shape: tuple[int, int], ys: np.ndarray, xs: np.n
     return top * (1 - wy) + bottom * wy
 
 
-def candidates(filtered: np.ndarray, gate: np.ndarray, minima: bool = False
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of 8-neighbour local maxima above ``gate`` (or minima below it).
+def extrema(filtered: np.ndarray, gate_hi: np.ndarray, gate_lo: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """8-neighbour local maxima at or above ``gate_hi`` and minima at or below ``gate_lo``.
 
-    Ties are broken in raster order (strictly beyond the 4 preceding neighbours).
+    Returns (rows, cols, is_max, 3x3 windows of the filtered values). Ties are broken in
+    raster order (a plateau yields one point: strictly beyond the 4 preceding neighbours,
+    not beyond the 4 following ones).
     """
-    mask = cv2.compare(filtered, gate, cv2.CMP_LT if minima else cv2.CMP_GT)
-    pts = cv2.findNonZero(mask)
+    box = np.ones((3, 3), np.uint8)
+    hi = cv2.compare(filtered, cv2.max(cv2.dilate(filtered, box), gate_hi), cv2.CMP_GE)
+    lo = cv2.compare(filtered, cv2.min(cv2.erode(filtered, box), gate_lo), cv2.CMP_LE)
+    pts = cv2.findNonZero(cv2.bitwise_or(hi, lo))
     if pts is None:
-        return np.empty(0, np.intp), np.empty(0, np.intp)
+        return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, bool), np.empty((0, 9))
     pts = pts.reshape(-1, 2)
     xs, ys = pts[:, 0].astype(np.intp), pts[:, 1].astype(np.intp)
-    sign = -1.0 if minima else 1.0
-    row = _row_extrema(filtered, ys, xs, sign)
-    ys, xs = ys[row], xs[row]
-    nb = sign * neighbourhood(filtered, ys, xs)
-    if minima:
-        nb[~np.isfinite(nb)] = -np.inf
-    centre = nb[:, 4:5]
-    keep = np.all(nb[:, :4] < centre, axis=1) & np.all(nb[:, 5:] <= centre, axis=1)
-    return ys[keep], xs[keep]
-
-
-def _row_extrema(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, sign: float) -> np.ndarray:
-    """Cheap pre-test: not beyond the left and right neighbours (sign -1 for minima)."""
-    w = img.shape[1]
-    v = img[ys, xs].astype(np.float32) * sign
-    left = img[ys, np.maximum(xs - 1, 0)].astype(np.float32) * sign
-    right = img[ys, np.minimum(xs + 1, w - 1)].astype(np.float32) * sign
-    return (v >= left) & (v >= right)
+    is_max = hi[ys, xs] > 0
+    nb = neighbourhood(filtered, ys, xs)
+    signed = np.where(is_max[:, None], nb, -nb)
+    signed[~np.isfinite(nb)] = -np.inf
+    centre = signed[:, 4:5]
+    keep = np.all(signed[:, :4] < centre, axis=1) & np.all(signed[:, 5:] <= centre, axis=1)
+    return ys[keep], xs[keep], is_max[keep], nb[keep]
 
 
 def neighbourhood(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int = 1

@@ -46,6 +46,7 @@ class CountParams:
     max_spot_sigma_px: float | None = None  # None: 2 x psf_sigma_px
     saturation_adu: float | None = None  # None: the dtype maximum (integer input)
     reject_hot_pixels: bool = True
+    background_px: float = 20.0  # smoothing scale of the background estimate
 
     @property
     def debris_sigma_px(self) -> float:
