@@ -8,7 +8,7 @@ from chipctl.vision.background import NoiseModel
 from chipctl.vision.detect import neighbourhood
 from chipctl.vision.kernels import MatchedKernel, pixel_psf
 
-_Z_HOT = 4.0
+_Z_HOT = 3.0
 _Z_DEBRIS = 3.0
 
 
