@@ -7,8 +7,7 @@ import numpy as np
 
 from chipctl.vision.kernels import MatchedKernel
 
-# 8-neighbourhood in raster order; the first four precede the centre (strict comparison).
-NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+_STRIP = 128  # rows per strip in the extrema search
 
 
 def matched_filter(frame: np.ndarray, kernel: MatchedKernel, integer_ok: bool) -> np.ndarray:
@@ -47,21 +46,38 @@ def extrema(filtered: np.ndarray, gate_hi: np.ndarray, gate_lo: np.ndarray
     raster order (a plateau yields one point: strictly beyond the 4 preceding neighbours,
     not beyond the 4 following ones).
     """
-    box = np.ones((3, 3), np.uint8)
-    hi = cv2.compare(filtered, cv2.max(cv2.dilate(filtered, box), gate_hi), cv2.CMP_GE)
-    lo = cv2.compare(filtered, cv2.min(cv2.erode(filtered, box), gate_lo), cv2.CMP_LE)
-    pts = cv2.findNonZero(cv2.bitwise_or(hi, lo))
-    if pts is None:
+    pts = _extrema_pixels(filtered, gate_hi, gate_lo)
+    if pts.size == 0:
         return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, bool), np.empty((0, 9))
-    pts = pts.reshape(-1, 2)
     xs, ys = pts[:, 0].astype(np.intp), pts[:, 1].astype(np.intp)
-    is_max = hi[ys, xs] > 0
+    is_max = filtered[ys, xs] >= gate_hi[ys, xs]  # the gates never overlap
     nb = neighbourhood(filtered, ys, xs)
     signed = np.where(is_max[:, None], nb, -nb)
     signed[~np.isfinite(nb)] = -np.inf
     centre = signed[:, 4:5]
     keep = np.all(signed[:, :4] < centre, axis=1) & np.all(signed[:, 5:] <= centre, axis=1)
     return ys[keep], xs[keep], is_max[keep], nb[keep]
+
+
+def _extrema_pixels(filtered: np.ndarray, gate_hi: np.ndarray, gate_lo: np.ndarray
+                    ) -> np.ndarray:
+    """(x, y) of pixels >= all 8 neighbours and >= gate_hi, or <= all and <= gate_lo.
+    Works in row strips so that the intermediate images stay in cache."""
+    h = filtered.shape[0]
+    box = np.ones((3, 3), np.uint8)
+    pts = []
+    for y0 in range(0, h, _STRIP):
+        a, b = max(y0 - 1, 0), min(y0 + _STRIP + 1, h)
+        f = filtered[a:b]
+        hi = cv2.compare(f, cv2.max(cv2.dilate(f, box), gate_hi[a:b]), cv2.CMP_GE)
+        lo = cv2.compare(f, cv2.min(cv2.erode(f, box), gate_lo[a:b]), cv2.CMP_LE)
+        inner = slice(y0 - a, y0 - a + min(_STRIP, h - y0))
+        found = cv2.findNonZero(cv2.bitwise_or(hi, lo)[inner])
+        if found is not None:
+            found = found.reshape(-1, 2)
+            found[:, 1] += y0
+            pts.append(found)
+    return np.concatenate(pts) if pts else np.empty((0, 2), np.int32)
 
 
 def neighbourhood(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int = 1
