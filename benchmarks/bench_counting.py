@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"chipctl counting benchmark: {size}x{size} uint16 frames, {n_spots} spots, "
           f"seed {a.seed}, {n_held} held-out frame(s) per SNR, {n_blank} blank frame(s); "
           "one thread (cv2.setNumThreads(1), OMP/NUMBA threads 1)")
+    print("load average at the start: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
     frames = frames_for(1.3)
     blanks = [make_frame(replace(base, n_spots=0), rng) for _ in range(n_blank)]
     totals = [float(np.mean(fs[0].amplitude_e) * 2 * np.pi * 1.3**2) for fs in frames.values()]
@@ -225,6 +226,8 @@ def main(argv: list[str] | None = None) -> None:
     chip, tpk = np.median(rows[0].ms), np.median(rows[2].ms)
     print(f"speed: chipctl {chip:.1f} ms/frame, trackpy.locate {tpk:.0f} ms/frame "
           f"-> {tpk / chip:.0f}x faster (same run)")
+    print("load average (1, 5, 15 min) at the end: "
+          + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} CPUs")
 
 
 def run_methods(frames: dict[float, list], blanks: list[SynthFrame], reps: int, sigma: float,
