@@ -26,7 +26,7 @@ from chipctl.vision.model import (
     CountResult,
     Spot,
 )
-from chipctl.vision.pipeline import CountingPipeline, FrameCount, FrameError
+from chipctl.vision.pipeline import CountingPipeline, FrameCount, FrameError, FrameTrack
 from chipctl.vision.regions import RegionCount, count_by_channel, count_in_regions, whole_frame
 from chipctl.vision.tracker import TrackUpdate, Vesicle, VesicleTracker
 
@@ -39,6 +39,7 @@ __all__ = [
     "CountingPipeline",
     "FrameCount",
     "FrameError",
+    "FrameTrack",
     "RegionCount",
     "Spot",
     "TrackUpdate",
