@@ -21,6 +21,7 @@ from psygnal import Signal
 
 from chipctl.vision.counter import count_frame
 from chipctl.vision.model import CountParams, CountResult
+from chipctl.vision.nullmodel import null_maxima
 from chipctl.vision.tracker import TrackUpdate, VesicleTracker
 
 _STOP = object()
@@ -75,8 +76,9 @@ class CountingPipeline:
             self.counted.connect(on_result)
 
     def start(self) -> CountingPipeline:
-        """Start the worker thread (idempotent)."""
+        """Start the worker thread (idempotent); precomputes the per-PSF tables first."""
         if self._thread is None:
+            null_maxima(self.params.psf_sigma_px)
             self._thread = threading.Thread(target=self._run, name="chipctl-counter",
                                             daemon=True)
             self._thread.start()
