@@ -52,7 +52,7 @@ class Field:
         low = self.bg_low + (self.zero + sign * t_min * self.scale) * self.sd_low
         if self.filtered.dtype != np.float32:  # integer output; margin for rounded upsampling
             top = float(np.iinfo(self.filtered.dtype).max)
-            low = np.floor(low) if not minima else np.ceil(low)
+            low = np.floor(low) - 1.0 if not minima else np.ceil(low) + 1.0
             low = np.clip(low, 0, top).astype(self.filtered.dtype)
         return detect.upsample(low, self.filtered.shape)
 
