@@ -41,7 +41,7 @@ class CountParams:
     psf_sigma_px: float = 1.3
     calibration: CameraCalibration | None = None
     blank_fp_per_frame: float = 0.3
-    min_threshold: float = 3.0
+    min_threshold: float = 3.4  # lowest threshold the adaptive rule may choose
     fixed_threshold: float | None = None
     max_spot_sigma_px: float | None = None  # None: 2 x psf_sigma_px
     saturation_adu: float | None = None  # None: the dtype maximum (integer input)
