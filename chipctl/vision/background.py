@@ -74,10 +74,12 @@ def _block_variances(frame: np.ndarray, background: np.ndarray) -> tuple[np.ndar
     if rows.shape[1] < 2:
         return background.ravel(), np.full(background.size, _MIN_VARIANCE)
     diff2 = np.square(rows[:, 1:] - rows[:, :-1])
-    mean2 = cv2.resize(diff2, _low_size(frame.shape), interpolation=cv2.INTER_AREA)
+    size = (max(1, background.shape[1] // 2), max(1, background.shape[0] // 2))  # 1/16 res
+    mean2 = cv2.resize(diff2, size, interpolation=cv2.INTER_AREA)
+    level = cv2.resize(background, size, interpolation=cv2.INTER_AREA)
     n = max(1.0, diff2.size / mean2.size)
     chi2_median = (1.0 - 2.0 / (9.0 * n)) ** 3  # median of chi2_n / n
-    return background.ravel(), (mean2.ravel() / 2.0) / chi2_median
+    return level.ravel(), (mean2.ravel() / 2.0) / chi2_median
 
 
 def _fit_photon_transfer(level: np.ndarray, var: np.ndarray) -> NoiseModel:
