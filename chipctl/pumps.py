@@ -165,9 +165,13 @@ class NewEraSyringePump(_AccountedPump):
         self._start("WDR", rate_ul_min, volume_ul)
 
     def _start(self, direction: str, rate_ul_min: float, volume_ul: float | None) -> None:
+        try:
+            rate = newera_rate(rate_ul_min)  # before any traffic: refuse what cannot be sent
+        except ValueError as exc:
+            raise OutOfRange(self.name, str(exc)) from exc
         for attempt in range(3):
             try:
-                self._run(direction, rate_ul_min, volume_ul)
+                self._run(direction, rate, volume_ul)
                 return
             except PumpReset:  # acknowledged; the command did not run: re-apply everything
                 log.warning("%s: pump was reset; re-applying its settings", self.name)
@@ -175,16 +179,12 @@ class NewEraSyringePump(_AccountedPump):
                 if attempt == 2:
                     raise
 
-    def _run(self, direction: str, rate_ul_min: float, volume_ul: float | None) -> None:
+    def _run(self, direction: str, rate: tuple[float, str], volume_ul: float | None) -> None:
         driver = self.driver
         driver.stop()
         if not self._configured or driver.reset_seen:
             self._configure()
         driver.clear_dispensed()
-        try:
-            rate = newera_rate(rate_ul_min)
-        except ValueError as exc:
-            raise OutOfRange(self.name, str(exc)) from exc
         driver.set_rate(*rate)
         volume = volume_ul or 0.0
         driver.set_volume(*((volume, "UL") if volume < 9999.5 else (volume / 1000.0, "ML")))
