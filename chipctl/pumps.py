@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from chipctl.devices import Syringe
 from chipctl.units import to_unit
-from drivers.errors import DeviceAlarm, OutOfRange, PumpReset
+from drivers.errors import DeviceAlarm, OutOfRange, PumpInterrupted, PumpReset
 from drivers.harvard import HarvardPump
 from drivers.newera import NewEraPump, format_number
 from drivers.newera import emergency_stop_all as _newera_stop_all
@@ -126,6 +126,7 @@ class NewEraSyringePump(_AccountedPump):
         self.driver = driver
         self.safe_mode_s = safe_mode_s
         self.version = ""
+        self._continuous = False
         self._configured = False
         self._connected = False
 
@@ -190,6 +191,7 @@ class NewEraSyringePump(_AccountedPump):
         driver.set_volume(*((volume, "UL") if volume < 9999.5 else (volume / 1000.0, "ML")))
         driver.set_direction(direction)
         self._begin()
+        self._continuous = not volume
         driver.run()
 
     @_locked
@@ -205,7 +207,8 @@ class NewEraSyringePump(_AccountedPump):
 
     @_locked
     def is_running(self) -> bool:
-        """Poll the pump; False once it stopped (the account is settled). Alarms raise."""
+        """Poll the pump; False once it stopped (the account is settled). Alarms raise; a pump
+        paused, or stopped during a run without a volume, raises PumpInterrupted."""
         try:
             reply = self.driver.status()
         except DeviceAlarm:
@@ -213,6 +216,9 @@ class NewEraSyringePump(_AccountedPump):
             raise
         if not reply.running and self._active:
             self._settle()
+            if reply.status == "P" or self._continuous:
+                message = f"stopped before the run ended (status {reply.status}): front panel?"
+                raise PumpInterrupted(self.name, message)
         return reply.running
 
     @_locked
@@ -325,7 +331,7 @@ class HarvardSyringePump(_AccountedPump):
     @_locked
     def is_running(self) -> bool:
         """Poll the prompt; False once stopped. Stall raises PumpStalled; a pump that stopped
-        without reaching its target (power cycle, front panel) raises PumpReset."""
+        before its run ended raises PumpReset (link lost: power cycle) or PumpInterrupted."""
         try:
             reply = self.driver.poll()
         except DeviceAlarm:
@@ -335,8 +341,10 @@ class HarvardSyringePump(_AccountedPump):
             return reply.running
         lost = self.driver.resyncs != self._resyncs
         self._settle(keep_last=lost)
+        if reply.prompt == ":" and lost:
+            raise PumpReset(self.name, "the link was lost and the pump stopped: power cycle?")
         if reply.prompt == ":":
-            raise PumpReset(self.name, "the pump stopped before its target (power cycle or panel)")
+            raise PumpInterrupted(self.name, "stopped before the run ended: front panel?")
         return False
 
     @_locked

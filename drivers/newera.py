@@ -358,6 +358,8 @@ class NewEraPump:
                 continue
             if self._closing.is_set():
                 return
+            if not self.transport.is_open:
+                continue  # the link is gone; the caller sees that on its next command
             try:
                 reply = self.exchange("")
                 self.check(reply, "")
