@@ -59,6 +59,15 @@ def newera_rate(rate_ul_min: float) -> tuple[float, str]:
     return best[1], best[2]
 
 
+def newera_volume(volume_ul: float) -> tuple[float, str]:
+    """(number, UL|ML) for VOL; 0 means pump until stopped, so a volume must not round to 0."""
+    value, units = (volume_ul, "UL") if volume_ul < 9999.5 else (volume_ul / 1000.0, "ML")
+    number = float(format_number(value))
+    if volume_ul > 0 and number == 0:
+        raise ValueError(f"{volume_ul} uL is below the pump's volume resolution (0.001 uL)")
+    return number, units
+
+
 def syringe_from_settings(settings: dict[str, Any]) -> Syringe:
     """The syringe of a bench-file pump entry (`syringe: {inner_diameter, volume, contents}`)."""
     spec = settings.get("syringe") or {}
@@ -166,13 +175,14 @@ class NewEraSyringePump(_AccountedPump):
         self._start("WDR", rate_ul_min, volume_ul)
 
     def _start(self, direction: str, rate_ul_min: float, volume_ul: float | None) -> None:
-        try:
-            rate = newera_rate(rate_ul_min)  # before any traffic: refuse what cannot be sent
+        try:  # before any traffic: refuse what cannot be written
+            rate = newera_rate(rate_ul_min)
+            volume = newera_volume(volume_ul or 0.0)
         except ValueError as exc:
             raise OutOfRange(self.name, str(exc)) from exc
         for attempt in range(3):
             try:
-                self._run(direction, rate, volume_ul)
+                self._run(direction, rate, volume)
                 return
             except PumpReset:  # acknowledged; the command did not run: re-apply everything
                 log.warning("%s: pump was reset; re-applying its settings", self.name)
@@ -180,18 +190,17 @@ class NewEraSyringePump(_AccountedPump):
                 if attempt == 2:
                     raise
 
-    def _run(self, direction: str, rate: tuple[float, str], volume_ul: float | None) -> None:
+    def _run(self, direction: str, rate: tuple[float, str], volume: tuple[float, str]) -> None:
         driver = self.driver
         driver.stop()
         if not self._configured or driver.reset_seen:
             self._configure()
         driver.clear_dispensed()
         driver.set_rate(*rate)
-        volume = volume_ul or 0.0
-        driver.set_volume(*((volume, "UL") if volume < 9999.5 else (volume / 1000.0, "ML")))
+        driver.set_volume(*volume)
         driver.set_direction(direction)
         self._begin()
-        self._continuous = not volume
+        self._continuous = volume[0] == 0
         driver.run()
 
     @_locked

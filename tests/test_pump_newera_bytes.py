@@ -283,3 +283,10 @@ def test_factory_reads_the_bench_entry_and_refuses_impossible_runs() -> None:
             p.infuse(0.0, 10.0)
         with pytest.raises(errors.OutOfRange):
             p.infuse(1e9, 10.0)  # no New Era unit can write this rate
+
+
+def test_tiny_volume_is_refused_not_rounded_to_continuous() -> None:
+    with expected_protocol([]) as t:
+        p = make_newera("sample", {"syringe": {"contents": "0.5 mL"}}, t)
+        with pytest.raises(errors.OutOfRange):
+            p.infuse(1.0, 0.0004)
