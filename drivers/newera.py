@@ -207,13 +207,13 @@ class NewEraPump:
     def check(self, reply: Reply, body: str = "") -> None:
         """Raise the typed exception for an alarm or a command error in `reply`."""
         if reply.status.startswith("A?"):
-            kind, text = ALARMS[reply.status[2]]
-            if kind is PumpReset:
+            alarm, text = ALARMS[reply.status[2]]
+            if alarm is PumpReset:
                 self.reset_seen = True
-            raise kind(self.name, f"{text} (alarm {reply.status}, on {body!r})")
+            raise alarm(self.name, f"{text} (alarm {reply.status}, on {body!r})")
         if reply.data.startswith("?"):
-            kind, text = ERRORS.get(reply.data[1:], (CommandRejected, "error"))
-            raise kind(self.name, f"{body!r}: {text} ({reply.data})")
+            error, text = ERRORS.get(reply.data[1:], (CommandRejected, "error"))
+            raise error(self.name, f"{body!r}: {text} ({reply.data})")
 
     # -- life cycle -----------------------------------------------------------------------------
     def connect(self, safe_timeout_s: int = 0) -> str:
