@@ -230,7 +230,7 @@ class NewEraPump:
                 self.set_safe_mode(safe_timeout_s, timeout=probe if attempt == 0 else None)
                 break
             except DeviceAlarm as alarm:  # acknowledged by this reply; the command did not run
-                log.warning("%s: alarm at connect (acknowledged): %s", self.name, alarm)
+                log.info("%s: alarm at connect (acknowledged): %s", self.name, alarm)
                 last = alarm
             except DeviceTimeout as exc:
                 last = exc

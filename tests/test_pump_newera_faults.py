@@ -261,6 +261,7 @@ def test_new_controller_after_a_crash_in_safe_mode(caplog: pytest.LogCaptureFixt
         time.sleep(1.6)
         assert running_pumps(world) == []
         again = make_newera("sample", settings(), transport)  # a new session, Basic mode
+        caplog.set_level(logging.INFO, logger="drivers.newera")
         again.connect()  # SAF0 meets the pending A?T (Safe-framed): acknowledged, repeated
         assert "safe-mode communications timeout" in caplog.text
         assert again.driver.safe_timeout_s == 0
