@@ -25,6 +25,10 @@ from drivers.transport import SerialTransport
 log = logging.getLogger(__name__)
 _users: weakref.WeakKeyDictionary[SerialTransport, int] = weakref.WeakKeyDictionary()
 _users_lock = threading.Lock()
+# The New Era adapters on each port, so a broadcast stop can settle their accounts.
+_on_port: weakref.WeakKeyDictionary[SerialTransport, weakref.WeakSet[NewEraSyringePump]] = (
+    weakref.WeakKeyDictionary()
+)
 NE_RATE_UNITS = (("UM", 1.0), ("UH", 1.0 / 60.0), ("MM", 1000.0), ("MH", 1000.0 / 60.0))
 
 
@@ -137,6 +141,7 @@ class NewEraSyringePump(_AccountedPump):
         self.version = ""
         self._continuous = False
         self._configured = False
+        _on_port.setdefault(driver.transport, weakref.WeakSet()).add(self)
         self._connected = False
 
     @_locked
@@ -242,6 +247,11 @@ class NewEraSyringePump(_AccountedPump):
         if self._active:
             self.displaced_ul()  # the final reading of this run
             self._active = False
+
+    @_locked
+    def stopped_by_broadcast(self) -> None:
+        """The pump was stopped by a broadcast `*STP`: settle the account (best effort)."""
+        self._after_alarm()
 
     def _after_alarm(self) -> None:
         try:
@@ -378,5 +388,8 @@ def make_harvard(
 
 
 def emergency_stop_all(transport: SerialTransport) -> None:
-    """Stop every New Era pump on `transport` at once (broadcast `*STP`)."""
+    """Stop every New Era pump on `transport` at once (broadcast `*STP`), then settle the
+    syringe accounts of the adapters on that port (their runs end here, not as interrupted)."""
     _newera_stop_all(transport)
+    for pump in list(_on_port.get(transport, ())):
+        pump.stopped_by_broadcast()
