@@ -138,8 +138,7 @@ class Executor:
     def _prompt(self, step: Prompt) -> None:
         message = self.render(step.message)
         self._emit("prompt", message=message)
-        self.events.prompt.emit(message)
-        self.control.wait_for_operator()
+        self.control.wait_for_operator(lambda: self.events.prompt.emit(message))
         self._emit("prompt_confirmed", message=message)
 
     # -- imaging ----------------------------------------------------------------------------

@@ -68,10 +68,10 @@ class Runner:
 
     def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
         """Halt every pump and light now, from this thread, then abort the run."""
+        if not self.state.finished:  # recorded before the run thread can finish and close
+            self.events.record.emit(record("emergency_stop", reason=reason))
         self.control.request_abort(reason)
-        failures = self.executor.halt_all()
-        self.events.record.emit(record("emergency_stop", reason=reason, failures=failures))
-        return failures
+        return self.executor.halt_all()
 
     def confirm(self) -> None:
         """Answer the current operator prompt."""
@@ -83,8 +83,9 @@ class Runner:
             if self.state.finished:
                 return
             self.state, self.reason = state, reason
-        self.events.state_changed.emit(state.value, reason)
+        # The record first: a listener may close the run's record when the run finishes.
         self.events.record.emit(record("state", state=state.value, reason=reason))
+        self.events.state_changed.emit(state.value, reason)
 
     def _on_control_state(self, state: str, reason: str) -> None:
         self._set_state(RunState(state), reason)
