@@ -183,3 +183,32 @@ def test_pause_before_start_then_abort_while_paused() -> None:
     assert all(not p.commands for p in rig.pumps.values())  # nothing moved
     runner.abort("changed my mind")
     assert runner.wait(10) == RunState.ABORTED and runner.reason == "changed my mind"
+
+
+def test_monitor_runs_flows_alongside_and_pauses_them_together() -> None:
+    text = MONITOR.replace("until_plateau", "with: [{pump: stain_pump, rate: 2.5 uL/min}]\n#")
+    runner, rig, records = make_runner(text, time_scale=500)
+    sample, stain = rig.pumps["sample_pump"], rig.pumps["stain_pump"]
+    runner.start()
+    wait_for(lambda: pump_started(records, "stain_pump"))
+    time.sleep(0.05)
+    runner.pause()
+    wait_for(lambda: runner.state == RunState.PAUSED)
+    assert not sample.running and not stain.running
+    held = (sample.total_infused, stain.total_infused)
+    assert held[1] == pytest.approx(held[0] / 4, rel=0.05)  # they ran together
+    runner.resume()
+    assert runner.wait(20) == RunState.COMPLETED
+    assert sample.total_infused == pytest.approx(100.0, abs=0.01)
+    assert stain.total_infused == pytest.approx(25.0, abs=0.05)
+
+
+def test_flows_alongside_count_towards_the_pressure_interlock() -> None:
+    text = MONITOR.replace("rate: 10 uL/min", "rate: 2000 uL/min").replace(
+        "until_plateau", "with: [{pump: stain_pump, rate: 1500 uL/min}]\n#")
+    runner, rig, _ = make_runner(text)
+    runner.start()
+    assert runner.wait(20) == RunState.FAILED
+    assert runner.reason.startswith(
+        "interlock: over-pressure: sample_pump + stain_pump at 3500 uL/min")
+    assert rig.pumps["sample_pump"].commands == ["stop"]  # never started; stopped at the end
