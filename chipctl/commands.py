@@ -8,7 +8,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from chipctl.bench import Bench, load_bench
 from chipctl.cli import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
@@ -127,6 +126,8 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """chipctl run: run a protocol and record it."""
+    from chipctl.runs.actions import notify_interrupted, runs_root
+    from chipctl.runs.frames import KeepPolicy
     from chipctl.session import run_protocol
 
     protocol = _load_protocol(args.protocol)
@@ -134,10 +135,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         params = protocol.resolve_parameters(_parameters(args.param))
     except ParameterError as exc:
         raise UsageError(f"{protocol.source}: {exc}") from exc
+    try:
+        KeepPolicy.parse(args.keep_frames)
+    except ValueError as exc:
+        raise UsageError(f"--keep-frames: {exc}") from exc
+    notify_interrupted(runs_root(args), sys.stdout)
     with bench_from_args(args, speed=args.speed) as bench:
         validated(protocol, bench)
         runs_dir = Path(args.runs_dir) if args.runs_dir else None
-        outcome = run_protocol(protocol, bench, runs_dir, params, confirm_prompts=args.yes)
+        outcome = run_protocol(protocol, bench, runs_dir, params, confirm_prompts=args.yes,
+                               keep_frames=args.keep_frames)
     print(outcome.summary())
     return EXIT_OK if outcome.state == "completed" else EXIT_RUN_FAILED
 
@@ -152,20 +159,13 @@ def cmd_count(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """chipctl runs list | show | report."""
-    from chipctl.runstore import default_runs_dir
+    """chipctl runs list | show | report | export."""
+    from chipctl.runs.actions import ACTIONS, RunsUsageError
 
-    root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
-    action = args.runs_command or "list"
-    if action == "list":
-        for folder in sorted(root.glob("*/run.json")):
-            info: dict[str, Any] = json.loads(folder.read_text(encoding="utf-8"))
-            print(f"{info['run_id']}  {info['status']:<10} {info['protocol']}")
-        return EXIT_OK
-    run_json = root / args.run / "run.json"
-    if not run_json.is_file():
-        raise UsageError(f"no run {args.run!r} in {root}")
-    print(run_json.read_text(encoding="utf-8"))
+    try:
+        ACTIONS[args.runs_command or "list"](args, sys.stdout)
+    except RunsUsageError as exc:
+        raise UsageError(str(exc)) from exc
     return EXIT_OK
 
 

@@ -83,7 +83,7 @@ class Runner:
             if self.state.finished:
                 return
             self.state, self.reason = state, reason
-        # The record first: a listener may close the run's record when the run finishes.
+        # the record first: the run store closes its files when it hears the final state
         self.events.record.emit(record("state", state=state.value, reason=reason))
         self.events.state_changed.emit(state.value, reason)
 
