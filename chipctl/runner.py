@@ -124,9 +124,11 @@ class Runner:
             failures = self.executor.rig.safe_state()
         index = self.current_step
         step = self.steps[index].label if 0 <= index < len(self.steps) else ""
-        self.events.record.emit(record("run_ended", state=state.value, reason=reason,
+        # Where and why the run stopped, and whether the bench is safe (the run store then
+        # writes its own run_ended when it hears the final state).
+        self.events.record.emit(record("safe_state", state=state.value, reason=reason,
                                        step_index=self.current_step, step=step,
-                                       safe_state_failures=failures))
+                                       failures=failures))
         if failures:
             self.events.record.emit(record("safe_state_incomplete", failures=failures))
         self._set_state(state, reason)

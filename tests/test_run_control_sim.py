@@ -94,8 +94,10 @@ steps:
         info, events = run_record(engine)
     reason = "operator pressed abort" if how == "abort" else "emergency stop"
     assert (info["status"], info["reason"]) == ("aborted", reason)
-    assert events[-1] == {**events[-1], "event": "state", "state": "aborted", "reason": reason}
-    ended = next(e for e in events if e["event"] == "run_ended")
+    final = [e for e in events if e["event"] in ("state", "run_ended")][-2:]
+    assert final[0] == {**final[0], "event": "state", "state": "aborted", "reason": reason}
+    assert final[1] == {**final[1], "event": "run_ended", "status": "aborted", "reason": reason}
+    ended = next(e for e in events if e["event"] == "safe_state")
     assert ended["step"] == "1. sample"
     assert any(e["event"] == "emergency_stop" for e in events) == (how == "emergency_stop")
 

@@ -43,7 +43,7 @@ def test_a_run_completes_and_ends_safe() -> None:
     assert rig.camera.lit_snaps == ["AF647"]  # lit while snapping ...
     assert rig.light.on == {}  # ... dark afterwards
     assert rig.stage.visits == [(1500.0, 0.0)]
-    assert records[-2]["event"] == "run_ended" and records[-2]["state"] == "completed"
+    assert records[-2]["event"] == "safe_state" and records[-2]["state"] == "completed"
 
 
 def test_pause_holds_the_fluidics_and_resume_delivers_the_full_volume() -> None:
@@ -77,7 +77,7 @@ def test_abort_brings_the_bench_to_a_safe_state() -> None:
     assert runner.wait(10) == RunState.ABORTED
     assert runner.reason == "aborted by operator"
     assert not any(p.running for p in rig.pumps.values()) and rig.light.on == {}
-    ended = next(r for r in records if r["event"] == "run_ended")
+    ended = next(r for r in records if r["event"] == "safe_state")
     assert ended["state"] == "aborted" and ended["step"] == "2. sample"
 
 
@@ -112,7 +112,7 @@ def test_interlocks_fail_the_run_safely_with_the_reason(setup, text: str, reason
     assert runner.wait(20) == RunState.FAILED
     assert runner.reason.startswith(reason), runner.reason
     assert not any(p.running for p in rig.pumps.values()) and rig.light.on == {}
-    assert next(r for r in records if r["event"] == "run_ended")["reason"] == runner.reason
+    assert next(r for r in records if r["event"] == "safe_state")["reason"] == runner.reason
 
 
 MONITOR = """
