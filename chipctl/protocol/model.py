@@ -7,6 +7,7 @@ stands in its source file (0 for steps built by a script), so messages can name 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -183,6 +184,10 @@ class Parameter:
     def required(self) -> bool:
         """True when the run cannot start without a value."""
         return self.default is None
+
+    def __iter__(self) -> Iterator[str]:
+        """(name, default) unpacking, as dialogs prefill a form ("" when required)."""
+        return iter((self.name, "" if self.default is None else self.default))
 
 
 class ParameterError(ValueError):
