@@ -95,8 +95,12 @@ def test_emergency_stop_halts_everything_from_the_calling_thread() -> None:
 
 @pytest.mark.parametrize(("setup", "text", "reason"), [
     (lambda rig: setattr(rig.pumps["sample_pump"], "stall_after_ul", 5.0), SLOW_SAMPLE,
-     "interlock: pump stall alarm (sample_pump: motor stalled"),
+     "interlock: pump stall alarm, an occlusion or the syringe's end (sample_pump: motor"),
     (lambda rig: setattr(rig.pumps["stain_pump"].syringe, "contents_ul", 5.0),
+     "steps: [{stain: {pump: stain_pump, volume: 20 uL, rate: 50 uL/min}}]",
+     "interlock: end of travel: the syringe on stain_pump is empty after 5.0 of 20 uL"),
+    (lambda rig: (setattr(rig.pumps["stain_pump"].syringe, "contents_ul", 5.0),
+                  setattr(rig.pumps["stain_pump"], "stall_after_ul", 5.0)),
      "steps: [{stain: {pump: stain_pump, volume: 20 uL, rate: 50 uL/min}}]",
      "interlock: end of travel: the syringe on stain_pump is empty after 5.0 of 20 uL"),
     (lambda rig: None, "steps: [{wash: {pump: buffer_pump, volume: 500 uL, rate: 5 mL/min}}]",
