@@ -37,6 +37,11 @@ class PumpRun:
     running: bool = False
 
     @property
+    def _sign(self) -> float:
+        """Event volumes are signed like displaced_ul: withdrawn volume is negative."""
+        return 1.0 if self.direction == "infuse" else -1.0
+
+    @property
     def remaining_ul(self) -> float:
         """What is left to pump."""
         return max(0.0, self.target_ul - self.delivered_ul)
@@ -64,7 +69,8 @@ class PumpRun:
         self.running = False
         self.pump.stop()
         self._book()
-        self.emit("pump_hold", pump=self.name, delivered_ul=round(self.delivered_ul, 4),
+        self.emit("pump_hold", pump=self.name, direction=self.direction,
+                  delivered_ul=round(self._sign * self.delivered_ul, 4),
                   remaining_ul=round(self.remaining_ul, 4))
 
     def stop(self) -> None:
@@ -93,7 +99,8 @@ class PumpRun:
         if self.running:
             self.running = False
             self._book()
-        self.emit("pump_done", pump=self.name, delivered_ul=round(self.delivered_ul, 4),
+        self.emit("pump_done", pump=self.name, direction=self.direction,
+                  delivered_ul=round(self._sign * self.delivered_ul, 4),
                   target_ul=self.target_ul, segments=[round(s, 4) for s in self.segments])
         if expect_full:
             self._check_shortfall()

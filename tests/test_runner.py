@@ -216,3 +216,14 @@ def test_flows_alongside_count_towards_the_pressure_interlock() -> None:
     assert runner.reason.startswith(
         "interlock: over-pressure: sample_pump + stain_pump at 3500 uL/min")
     assert rig.pumps["sample_pump"].commands == ["stop"]  # never started; stopped at the end
+
+
+def test_withdrawn_volume_is_recorded_as_negative() -> None:
+    text = "steps: [{flow: {pump: buffer_pump, direction: withdraw, volume: 5 uL, rate: 5 uL/s}}]"
+    runner, rig, records = make_runner(text)
+    rig.pumps["buffer_pump"].syringe.contents_ul = 4000.0
+    runner.start()
+    assert runner.wait(10) == RunState.COMPLETED
+    assert rig.pumps["buffer_pump"].syringe.contents_ul == pytest.approx(4005.0)
+    done = next(r for r in records if r["event"] == "pump_done")
+    assert (done["direction"], done["delivered_ul"]) == ("withdraw", pytest.approx(-5.0))
