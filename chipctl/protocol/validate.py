@@ -29,7 +29,7 @@ from chipctl.sourcefile import Problem
 from chipctl.units import UnitError, to_unit
 
 MOVE_S = 2.0  # estimated stage move + settle per field
-AUTOFOCUS_S = 20.0  # estimated z-sweep per field
+AUTOFOCUS_S = 150.0  # a coarse-to-fine z sweep per field (~2.5 min on the simulated ProScan)
 VALVE_S = 5.0
 DEFAULT_SENSOR = (2048, 2048)
 EXPOSURE_RANGE_MS = (0.01, 10_000.0)  # the simulated sCMOS; a bench file may narrow it
