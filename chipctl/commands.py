@@ -11,11 +11,11 @@ from pathlib import Path
 
 from chipctl.bench import Bench, load_bench
 from chipctl.cli import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
-from chipctl.protocol import load_protocol
-from chipctl.protocol.model import Protocol
+from chipctl.protocol.model import ParameterError, Protocol
+from chipctl.protocol.script import load_any
 from chipctl.protocol.validate import DryRun, check_protocol
 from chipctl.simlaunch import SimulatedBench, SimulatorError
-from chipctl.sourcefile import SourceError
+from chipctl.sourcefile import Problem, SourceError
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -25,11 +25,20 @@ def dispatch(args: argparse.Namespace) -> int:
     return handlers[args.command](args)
 
 
+class InvalidProtocol(UsageError):
+    """A protocol that cannot be used; `problems` are the details (file, line, message)."""
+
+    def __init__(self, message: str, problems: list[Problem]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
 def _load_protocol(path: str) -> Protocol:
+    """A YAML protocol file (parsed, never executed) or a Python scripted protocol (.py)."""
     try:
-        return load_protocol(path)
+        return load_any(path)
     except SourceError as exc:
-        raise UsageError(f"invalid protocol:\n{exc}") from exc
+        raise InvalidProtocol(f"invalid protocol:\n{exc}", exc.problems) from exc
 
 
 @contextmanager
@@ -59,7 +68,8 @@ def validated(protocol: Protocol, bench: Bench) -> DryRun:
     problems, plan = check_protocol(protocol, bench)
     if problems:
         listing = "\n".join(str(p) for p in problems)
-        raise UsageError(f"{protocol.source} cannot run on bench '{bench.name}':\n{listing}")
+        raise InvalidProtocol(f"{protocol.source} cannot run on bench '{bench.name}':\n{listing}",
+                              problems)
     return plan
 
 
@@ -71,18 +81,34 @@ def describe_plan(plan: DryRun) -> str:
         lines.append(f"  pump {pump}: {volume:g} uL")
     for reagent, volume in plan.volume_by_reagent_ul.items():
         lines.append(f"  reagent {reagent}: {volume:g} uL")
-    lines.append(f"  peak pressure {plan.peak_pressure_kpa:.1f} kPa")
+    lines.append(f"  peak pressure {plan.peak_pressure_kpa:.1f} kPa "
+                 f"(chip limit {plan.pressure_limit_kpa:g} kPa)")
     lines.append(f"  {plan.images} images, {plan.storage_bytes / 1e6:.0f} MB raw")
     return "\n".join(lines)
 
 
+def _problems_json(path: str, problems: list[Problem]) -> str:
+    return json.dumps({"protocol": path, "valid": False, "problems": [
+        {"file": p.path, "line": p.line, "message": p.message} for p in problems]})
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """chipctl validate: check and dry-run a protocol."""
-    protocol = _load_protocol(args.protocol)
-    with bench_from_args(args, speed=100.0) as bench:
-        plan = validated(protocol, bench)
+    try:
+        protocol = _load_protocol(args.protocol)
+        with bench_from_args(args, speed=100.0) as bench:
+            plan = validated(protocol, bench)
+    except InvalidProtocol as exc:
+        if not args.json:
+            raise
+        print(_problems_json(args.protocol, exc.problems))
+        print(f"chipctl: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     if args.json:
-        print(json.dumps({"protocol": protocol.source, "valid": True, **plan.as_dict()}))
+        print(json.dumps({"protocol": protocol.source, "valid": True,
+                          "parameters": [{"name": p.name, "default": p.default,
+                                          "required": p.required} for p in protocol.parameters],
+                          **plan.as_dict()}))
     else:
         print(f"{protocol.source}: valid\n{describe_plan(plan)}")
     return EXIT_OK
@@ -105,7 +131,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chipctl.session import run_protocol
 
     protocol = _load_protocol(args.protocol)
-    params = _parameters(args.param)
+    try:
+        params = protocol.resolve_parameters(_parameters(args.param))
+    except ParameterError as exc:
+        raise UsageError(f"{protocol.source}: {exc}") from exc
     try:
         KeepPolicy.parse(args.keep_frames)
     except ValueError as exc:

@@ -40,6 +40,6 @@ class RunEvents(SignalGroup):
     record = Signal(dict)  # every event as a JSON-able record (for the event log)
 
 
-def record(kind: str, **fields: Any) -> dict[str, Any]:
+def record(kind: str, /, **fields: Any) -> dict[str, Any]:
     """A JSON-able event record."""
     return {"event": kind, **fields}

@@ -31,7 +31,21 @@ log = logging.getLogger(__name__)
 
 def _snapshot(model: Any) -> dict[str, Any]:
     snap = getattr(model, "snapshot", None)
-    return snap() if callable(snap) else {}
+    return snap() if callable(snap) else _public_state(model)
+
+
+def _public_state(model: Any) -> dict[str, Any]:
+    """For a model without snapshot(): its public scalar fields (brought up to the clock first
+    where the model integrates motion) and, for a light, what it emits."""
+    update = getattr(model, "update", None)
+    if callable(update):
+        update()
+    state = {key: value for key, value in vars(model).items()
+             if not key.startswith("_") and isinstance(value, bool | int | float | str)}
+    emission = getattr(model, "emission", None)
+    if callable(emission):
+        state["emission"] = [list(item) for item in emission()]
+    return state
 
 
 def handle_request(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:

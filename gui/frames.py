@@ -1,0 +1,164 @@
+"""Frames between threads: the latest-frame slot, the overlay counter and the live camera loop.
+
+Qt-free on purpose: producers (the run's worker thread, the live camera loop) put frames into a
+`FrameSlot`; the live view pulls the newest at display rate, so a slow display skips frames
+instead of building a queue. `SpotCounter` counts the newest frame on its own thread for the
+spot overlay (the run counts every frame itself; the display may skip).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chipctl.devices import Camera, Frame
+
+ANY_CHANNEL = ""
+
+
+def frame_channel(frame: Frame) -> str:
+    """The fluorescence channel a frame was taken in ('' if unknown)."""
+    return str(frame.metadata.get("channel") or "")
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A frame ready to display, its sequence number and, if counted, its spots."""
+
+    seq: int
+    frame: Frame
+    spots: Any = None  # chipctl.vision CountResult, or None when not counted
+
+
+class FrameSlot:
+    """Holds the newest frame (overall and per channel); older ones are dropped."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._latest: dict[str, tuple[int, Frame]] = {}
+        self.received = 0
+
+    def put(self, frame: Frame) -> None:
+        """Store a frame (any thread); wakes whoever waits for one."""
+        with self._cond:
+            self._seq += 1
+            self.received += 1
+            entry = (self._seq, frame)
+            self._latest[ANY_CHANNEL] = entry
+            channel = frame_channel(frame)
+            if channel:
+                self._latest[channel] = entry
+            self._cond.notify_all()
+
+    def latest(self, channel: str = ANY_CHANNEL) -> tuple[int, Frame] | None:
+        """(sequence number, frame) of the newest frame of a channel, or None."""
+        with self._cond:
+            return self._latest.get(channel)
+
+    def wait_newer(self, seq: int, channel: str, timeout: float) -> tuple[int, Frame] | None:
+        """The newest frame of `channel` newer than `seq`, waiting up to `timeout` s."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._latest.get(channel, (0, None))[0] > seq, timeout)
+            entry = self._latest.get(channel)
+            return entry if entry is not None and entry[0] > seq else None
+
+    def clear(self) -> None:
+        """Forget every frame."""
+        with self._cond:
+            self._latest.clear()
+
+
+def default_counter() -> Callable[[Any], Any]:
+    """chipctl's vesicle counter."""
+    from chipctl.vision import count_frame
+
+    return count_frame  # type: ignore[no-any-return]
+
+
+class SpotCounter:
+    """Counts the newest frame of the chosen channel on a worker thread, over and over."""
+
+    def __init__(self, slot: FrameSlot, counter: Callable[[Any], Any] | None = None,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        self.slot = slot
+        self.channel = ANY_CHANNEL
+        self._counter = counter
+        self._on_error = on_error or (lambda message: None)
+        self._result: Shown | None = None
+        self.enabled = threading.Event()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="gui-spot-counter", daemon=True)
+        self._thread.start()
+
+    def result(self) -> Shown | None:
+        """The newest counted frame and its spots."""
+        with self._lock:
+            return self._result
+
+    def _loop(self) -> None:
+        seen = 0
+        while not self._stop.is_set():
+            if not self.enabled.wait(0.1):
+                continue
+            entry = self.slot.wait_newer(seen, self.channel, 0.1)
+            if entry is None:
+                continue
+            seen, frame = entry
+            try:
+                counter = self._counter or default_counter()
+                self._counter = counter
+                spots = counter(frame.image)
+            except Exception as exc:  # noqa: BLE001 - shown to the operator
+                self._on_error(f"spot overlay: {type(exc).__name__}: {exc}")
+                spots = None
+            with self._lock:
+                self._result = Shown(seen, frame, spots)
+
+    def stop(self) -> None:
+        """End the counting thread."""
+        self._stop.set()
+        self._thread.join(2.0)
+
+
+class LiveCamera:
+    """Snaps frames continuously into a slot until stopped or the camera fails."""
+
+    def __init__(self, camera: Camera, slot: FrameSlot,
+                 on_error: Callable[[str], None]) -> None:
+        self.camera = camera
+        self.slot = slot
+        self._on_error = on_error
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while frames are being taken."""
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+
+    def start(self) -> None:
+        """Start streaming (no-op if already streaming)."""
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="gui-live-camera", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop streaming; does not wait for the frame in flight."""
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                frame = self.camera.snap(timeout_s=max(5.0, 4 * self.camera.exposure_ms / 1000))
+            except Exception as exc:  # noqa: BLE001 - shown to the operator
+                self._stop.set()
+                self._on_error(f"{self.camera.name}: live view stopped: "
+                               f"{type(exc).__name__}: {exc}")
+                return
+            self.slot.put(frame)

@@ -1,0 +1,237 @@
+"""Manual microscope control: illuminator channels and power, stage jog / go-to / focus /
+autofocus, camera exposure, snap and live. Device calls run off the Qt thread (DeviceCalls);
+while a run is in progress the run owns the microscope and these controls are disabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QWidget,
+)
+
+from chipctl.devices import Camera, Illuminator, Stage
+from gui.bridge import DeviceCalls
+from gui.frames import FrameSlot, LiveCamera
+
+JOG_STEPS_UM = ("1", "10", "100", "1000")
+
+
+def _spin(low: float, high: float, value: float, suffix: str, decimals: int = 1) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(low, high)
+    spin.setDecimals(decimals)
+    spin.setValue(value)
+    spin.setSuffix(f" {suffix}")
+    return spin
+
+
+class IlluminatorBox(QGroupBox):
+    """One LED illuminator: a channel, its power, on and off."""
+
+    def __init__(self, name: str, light: Illuminator, calls: DeviceCalls) -> None:
+        super().__init__(f"{name} (illuminator)")
+        self.name, self.light, self.calls = name, light, calls
+        self.channel = QComboBox()
+        self.channel.addItems(list(light.channels))
+        self.power = _spin(0, 100, 50, "%", 0)
+        self.on_button = QPushButton("On")
+        self.off_button = QPushButton("Off")
+        self.status = QLabel("off")
+        self.on_button.clicked.connect(self.turn_on)
+        self.off_button.clicked.connect(self.turn_off)
+        form = QFormLayout(self)
+        form.addRow("channel", self.channel)
+        form.addRow("power", self.power)
+        row = QHBoxLayout()
+        row.addWidget(self.on_button)
+        row.addWidget(self.off_button)
+        form.addRow(row)
+        form.addRow("state", self.status)
+
+    def turn_on(self) -> None:
+        """Light the chosen channel at the chosen power (every other channel off)."""
+        channel, power = self.channel.currentText(), self.power.value()
+        self.calls.submit(f"{self.name} {channel} on", lambda: self.light.light(channel, power),
+                          lambda _: self.status.setText(f"{channel} on at {power:g} %"))
+
+    def turn_off(self) -> None:
+        """Every channel off."""
+        self.calls.submit(f"{self.name} off", self.light.dark,
+                          lambda _: self.status.setText("off"))
+
+    def set_run_active(self, active: bool) -> None:
+        """The run owns the light."""
+        self.on_button.setEnabled(not active)
+
+
+class StageBox(QGroupBox):
+    """XY stage and focus: jog, go to a position or a capture zone, focus and autofocus."""
+
+    def __init__(self, name: str, stage: Stage, calls: DeviceCalls, zones: dict[str, Any],
+                 autofocus: Callable[[], float]) -> None:
+        super().__init__(f"{name} (stage)")
+        self.name, self.stage, self.calls = name, stage, calls
+        self.zones, self.autofocus_fn = zones, autofocus
+        self.position = QLabel("x ?, y ?, z ?")
+        self.jog = QComboBox()
+        self.jog.addItems(JOG_STEPS_UM)
+        self.jog.setCurrentText("100")
+        self.x, self.y = _spin(-1e6, 1e6, 0, "um"), _spin(-1e6, 1e6, 0, "um")
+        self.z = _spin(-1e5, 1e5, 0, "um", 2)
+        self.zone = QComboBox()
+        self.zone.addItems(list(zones))
+        self.controls: list[QWidget] = []
+        grid = QGridLayout(self)
+        grid.addWidget(self.position, 0, 0, 1, 4)
+        grid.addWidget(QLabel("jog (um)"), 1, 0)
+        grid.addWidget(self.jog, 1, 1)
+        for col, (text, dx, dy) in enumerate((("←", -1, 0), ("→", 1, 0), ("↑", 0, -1),
+                                              ("↓", 0, 1))):
+            grid.addWidget(self._button(text, lambda dx=dx, dy=dy: self.jog_by(dx, dy)), 2, col)
+        grid.addWidget(self.x, 3, 0)
+        grid.addWidget(self.y, 3, 1)
+        grid.addWidget(self._button("Go to", self.go_to), 3, 2)
+        grid.addWidget(self.zone, 4, 0, 1, 2)
+        grid.addWidget(self._button("Go to zone", self.go_to_zone), 4, 2)
+        grid.addWidget(self.z, 5, 0)
+        grid.addWidget(self._button("Focus to", self.focus_to), 5, 1)
+        grid.addWidget(self._button("Z +", lambda: self.focus_by(1)), 5, 2)
+        grid.addWidget(self._button("Z −", lambda: self.focus_by(-1)), 5, 3)
+        grid.addWidget(self._button("Autofocus", self.autofocus), 6, 0, 1, 2)
+        halt = QPushButton("Halt")
+        halt.clicked.connect(lambda: self.calls.submit(f"{self.name} halt", self.stage.halt))
+        grid.addWidget(halt, 6, 2)
+
+    def _button(self, text: str, action: Callable[[], None]) -> QPushButton:
+        button = QPushButton(text)
+        button.clicked.connect(action)
+        self.controls.append(button)
+        return button
+
+    def _move(self, label: str, action: Callable[[], Any]) -> None:
+        def move_and_read() -> tuple[float, float, float]:
+            action()
+            self.stage.wait_idle()
+            x, y = self.stage.position()
+            return x, y, self.stage.focus()
+
+        self.calls.submit(f"{self.name} {label}", move_and_read, self._show_position)
+
+    def _show_position(self, xyz: tuple[float, float, float]) -> None:
+        x, y, z = xyz
+        self.position.setText(f"x {x:.1f} um, y {y:.1f} um, z {z:.2f} um")
+
+    def refresh(self) -> None:
+        """Read the position."""
+        self._move("position", lambda: None)
+
+    def jog_by(self, dx: int, dy: int) -> None:
+        """Move one jog step in x or y."""
+        step = float(self.jog.currentText())
+
+        def jog() -> None:
+            x, y = self.stage.position()
+            self.stage.move_to(x + dx * step, y + dy * step)
+
+        self._move("jog", jog)
+
+    def go_to(self) -> None:
+        """Move to the x, y typed in."""
+        x, y = self.x.value(), self.y.value()
+        self._move("go to", lambda: self.stage.move_to(x, y))
+
+    def go_to_zone(self) -> None:
+        """Move to the centre of the chosen capture zone."""
+        zone = self.zones.get(self.zone.currentText())
+        if zone is not None:
+            x, y = zone.center_um
+            self._move(f"go to {self.zone.currentText()}", lambda: self.stage.move_to(x, y))
+
+    def focus_to(self) -> None:
+        """Move the focus to the z typed in."""
+        z = self.z.value()
+        self._move("focus", lambda: self.stage.focus_to(z))
+
+    def focus_by(self, sign: int) -> None:
+        """Move the focus by a tenth of the jog step."""
+        step = sign * float(self.jog.currentText()) / 10
+        self._move("focus", lambda: self.stage.focus_to(self.stage.focus() + step))
+
+    def autofocus(self) -> None:
+        """Find the best focus with the camera."""
+        self._move("autofocus", self.autofocus_fn)
+
+    def set_run_active(self, active: bool) -> None:
+        """The run owns the stage."""
+        for control in self.controls:
+            control.setEnabled(not active)
+
+
+class CameraBox(QGroupBox):
+    """The camera: exposure, one snap, or live frames into the live view."""
+
+    def __init__(self, name: str, camera: Camera, calls: DeviceCalls, slot: FrameSlot,
+                 on_error: Callable[[str], None]) -> None:
+        super().__init__(f"{name} (camera)")
+        self.name, self.camera, self.calls, self.slot = name, camera, calls, slot
+        self.live = LiveCamera(camera, slot, on_error)
+        self.exposure = _spin(0.1, 10_000, float(getattr(camera, "exposure_ms", 50.0)), "ms")
+        self.exposure_button = QPushButton("Set")
+        self.snap_button = QPushButton("Snap")
+        self.live_button = QPushButton("Live")
+        self.live_button.setCheckable(True)
+        self.exposure_button.clicked.connect(self.set_exposure)
+        self.snap_button.clicked.connect(self.snap)
+        self.live_button.toggled.connect(self.set_live)
+        self.status = QLabel(f"pixel {camera.pixel_size_um:g} um")
+        form = QFormLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(self.exposure)
+        row.addWidget(self.exposure_button)
+        form.addRow("exposure", row)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.snap_button)
+        buttons.addWidget(self.live_button)
+        form.addRow(buttons)
+        form.addRow(self.status)
+
+    def set_exposure(self) -> None:
+        """Apply the exposure typed in."""
+        ms = self.exposure.value()
+        self.calls.submit(f"{self.name} exposure", lambda: setattr(self.camera, "exposure_ms", ms),
+                          lambda _: self.status.setText(f"exposure {ms:g} ms"))
+
+    def snap(self) -> None:
+        """Take one frame into the live view."""
+        self.calls.submit(f"{self.name} snap", lambda: self.slot.put(self.camera.snap()))
+
+    def set_live(self, on: bool) -> None:
+        """Stream frames into the live view, or stop."""
+        if on:
+            self.live.start()
+        else:
+            self.live.stop()
+        self.status.setText("live" if on else "stopped")
+
+    def stop_live(self) -> None:
+        """Stop streaming and release the Live button."""
+        self.live.stop()
+        self.live_button.setChecked(False)
+
+    def set_run_active(self, active: bool) -> None:
+        """The run owns the camera: no live, no snap."""
+        if active:
+            self.stop_live()
+        for widget in (self.exposure_button, self.snap_button, self.live_button):
+            widget.setEnabled(not active)

@@ -1,0 +1,247 @@
+"""GUI pieces against small in-memory fakes: the bridge, frames, panels, log, history, dialogs."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from guifakes import FakeEngine, spots_image
+from PySide6.QtCore import QSettings, Qt, QUrl
+
+from chipctl.devices import Frame
+from chipctl.events import RunEvents
+from chipctl.protocol import parse_protocol
+from chipctl.vision import count_frame
+from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
+from gui.counts_plot import Series
+from gui.dialogs import ParametersDialog
+from gui.event_log import EventLog
+from gui.frames import FrameSlot
+from gui.live_view import scale_bar_um
+from gui.main_window import MainWindow
+from gui.run_history import RunHistory
+
+pytestmark = pytest.mark.timeout(60)
+
+GOOD = """\
+name: fake run
+steps:
+  - prime: {pump: buffer_pump, volume: 10 uL, rate: 100 uL/min}
+  - image: {zones: [CD63], channels: [{channel: AF647, exposure: 10 ms}]}
+  - sample: {pump: sample_pump, rate: 10 uL/min, volume: 20 uL}
+  - image: {zones: [CD63], channels: [{channel: AF647, exposure: 10 ms}]}
+"""
+BAD = """\
+name: broken
+steps:
+  - prime: {pump: buffer_pump, volume: 10 uL, rate: 100 uL/min}
+  - flow: {pump: no_such_pump, rate: 5 uL/min, volume: 10 uL}
+  - image: {zones: [CD64], channels: [AF647]}
+"""
+
+
+@pytest.fixture
+def window(qtbot: Any, tmp_path: Path) -> MainWindow:
+    engine = FakeEngine(tmp_path / "runs")
+    engine.connect()
+    opened: list[QUrl] = []
+    win = MainWindow(engine, QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat),
+                     open_url=opened.append)
+    win.opened_urls = opened  # type: ignore[attr-defined]
+    win.ask_before_close = False
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_bridge_delivers_worker_thread_events_on_the_qt_thread(qtbot: Any) -> None:
+    bridge = RunBridge(FrameSlot())
+    events = RunEvents()
+    bridge.attach(events)
+    seen: list[tuple[str, bool]] = []
+    bridge.stateChanged.connect(
+        lambda state, _reason: seen.append((state, threading.current_thread()
+                                            is threading.main_thread())))
+    worker = threading.Thread(target=lambda: events.state_changed.emit("running", "started"))
+    with qtbot.waitSignal(bridge.stateChanged, timeout=2000):
+        worker.start()
+    assert seen == [("running", True)]
+    bridge.detach()
+    events.state_changed.emit("paused", "")
+    qtbot.wait(50)
+    assert seen == [("running", True)]
+
+
+def test_frame_slot_keeps_only_the_newest_frame_per_channel() -> None:
+    slot = FrameSlot()
+    for index, channel in enumerate(["AF488", "AF647", "AF488"]):
+        slot.put(Frame(np.full((4, 4), index, np.uint16), {"channel": channel}))
+    seq, frame = slot.latest()
+    assert (seq, int(frame.image[0, 0])) == (3, 2)
+    assert int(slot.latest("AF647")[1].image[0, 0]) == 1
+    assert slot.latest("AF555") is None
+    assert slot.wait_newer(3, "", 0.05) is None
+
+
+def test_device_call_errors_come_back_as_messages(qtbot: Any) -> None:
+    calls = DeviceCalls()
+
+    def fail() -> None:
+        raise TimeoutError("sample_pump: no reply within 1 s")
+
+    with qtbot.waitSignal(calls.failed, timeout=2000) as blocker:
+        calls.submit("sample_pump status", fail)
+    assert blocker.args == ["sample_pump status", "TimeoutError: sample_pump: no reply within 1 s"]
+    calls.shutdown()
+
+
+def test_emergency_stopper_does_not_wait_for_a_busy_qt_thread(qtbot: Any) -> None:
+    stopped = threading.Event()
+    stopper = EmergencyStopper(lambda: (stopped.set(), [])[1])
+    stopper.trigger()
+    # the Qt thread is busy (no event processing) and the stop happens all the same
+    assert stopped.wait(2.0)
+
+
+def test_series_averages_the_fields_of_one_step() -> None:
+    series = Series()
+    series.add((1, "CD63", "AF647"), 1.0, 10)
+    series.add((1, "CD63", "AF647"), 1.2, 20)
+    series.add((3, "CD63", "AF647"), 5.0, 40)
+    assert series.counts == [15, 40]
+    assert series.times_min == pytest.approx([1.1, 5.0])
+
+
+def test_scale_bar_is_a_round_fifth_of_the_field() -> None:
+    assert scale_bar_um(2048 * 0.65) == 200
+    assert scale_bar_um(256 * 0.65) == 20
+    assert scale_bar_um(3) == 1
+
+
+def test_event_log_filters_by_text_and_errors(qtbot: Any) -> None:
+    log = EventLog()
+    qtbot.addWidget(log)
+    log.add({"event": "pump_start", "pump": "sample_pump"})
+    log.add({"event": "pump_start", "pump": "buffer_pump"})
+    log.add_error("stage", "StageFault: limit reached")
+    log.filter.setText("sample")
+    assert [t.split("  ", 1)[1] for t in log.visible_texts()] == [
+        'pump_start: pump="sample_pump"']
+    log.filter.setText("")
+    log.kind.setCurrentIndex(1)
+    assert len(log.visible_texts()) == 1 and "limit reached" in log.visible_texts()[0]
+
+
+def test_parameters_dialog_prefills_defaults(qtbot: Any) -> None:
+    protocol = parse_protocol(GOOD + "parameters: {sample_id: S-001, operator: ''}\n", "p.yaml")
+    dialog = ParametersDialog(protocol)
+    qtbot.addWidget(dialog)
+    dialog.edits["operator"].setText(" ana ")
+    assert dialog.values() == {"sample_id": "S-001", "operator": "ana"}
+
+
+def test_run_history_opens_the_report(qtbot: Any, tmp_path: Path) -> None:
+    for name, started in (("run-a", "2026-01-01T10:00:00"), ("run-b", "2026-01-02T10:00:00")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps(
+            {"run_id": name, "protocol": "p", "status": "completed", "started": started}))
+    (tmp_path / "run-a" / "report.html").write_text("<html></html>")
+    opened: list[QUrl] = []
+    history = RunHistory(tmp_path, open_url=opened.append)
+    qtbot.addWidget(history)
+    assert [history.table.item(r, 0).text() for r in range(2)] == ["run-b", "run-a"]
+    assert history.open_report(1) == tmp_path / "run-a" / "report.html"
+    assert opened[-1].toLocalFile() == str(tmp_path / "run-a" / "report.html")
+
+
+def test_bad_protocol_lists_problems_with_lines_and_cannot_start(
+        window: MainWindow, tmp_path: Path) -> None:
+    panel = window.protocol_panel
+    assert panel.open_file(write(tmp_path, "bad.yaml", BAD)) is False
+    texts = [panel.problem_list.item(i).text() for i in range(panel.problem_list.count())]
+    assert any(t.startswith("line 4:") and "no_such_pump" in t for t in texts), texts
+    assert any(t.startswith("line 5:") and "CD64" in t for t in texts), texts
+    assert not panel.run_button.isEnabled()
+    assert panel.start_run() is False and window.session.runner is None
+
+
+def test_run_on_fakes_counts_and_records(window: MainWindow, qtbot: Any, tmp_path: Path) -> None:
+    panel = window.protocol_panel
+    assert panel.open_file(write(tmp_path, "good.yaml", GOOD)), panel.problems
+    assert "4 steps" in panel.dry_run.text()
+    panel.run_button.click()
+    qtbot.waitUntil(lambda: panel.state == "completed", timeout=20000)
+    counts = window.counts_plot.series[("CD63", "AF647")].counts
+    assert len(counts) == 2 and counts[1] > counts[0]
+    assert panel.progress.value() == 4
+    assert window.history.table.rowCount() == 1
+    assert window.settings.value("last_protocol") == str(tmp_path / "good.yaml")
+
+
+def test_manual_pump_fault_is_shown(window: MainWindow, qtbot: Any) -> None:
+    box = window.pumps_panel.boxes["sample_pump"]
+    box.pump.fault = RuntimeError("sample_pump: stalled")  # type: ignore[attr-defined]
+    box.poll()
+    qtbot.waitUntil(lambda: window.error_dialog is not None, timeout=3000)
+    assert "stalled" in window.alarm.text()
+    assert any("stalled" in text for text in window.event_log.visible_texts())
+
+
+def test_live_view_marks_spots_of_the_shown_frame(window: MainWindow, qtbot: Any) -> None:
+    view = window.live_view
+    view.spots_box.setChecked(True)
+    image = spots_image(12, size=128, seed=3)
+    window.frames.put(Frame(image, {"channel": "AF647"}))
+    qtbot.waitUntil(lambda: view.shown is not None and view.shown.spots is not None,
+                    timeout=5000)
+    expected = count_frame(image)
+    assert expected.count >= 10
+    marked = np.sort(np.column_stack([view.spots.data["x"], view.spots.data["y"]]), axis=0)
+    assert np.allclose(marked, np.sort(expected.xy, axis=0))
+    assert f"{expected.count} spots marked" in view.caption.text()
+    assert "AF647" in view.caption.text()
+
+
+def test_window_remembers_layout_and_protocol(qtbot: Any, tmp_path: Path) -> None:
+    path = write(tmp_path, "good.yaml", GOOD)
+    ini = str(tmp_path / "gui.ini")
+    first = MainWindow(FakeEngine(tmp_path / "runs"), QSettings(ini, QSettings.Format.IniFormat))
+    qtbot.addWidget(first)
+    first.protocol_panel.open_file(path)
+    first.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, first.docks["Counts"])
+    first.docks["Event log"].hide()
+    first.close()
+    second = MainWindow(FakeEngine(tmp_path / "runs"), QSettings(ini, QSettings.Format.IniFormat))
+    qtbot.addWidget(second)
+    assert second.protocol_panel.protocol is not None
+    assert second.protocol_panel.protocol.source == path
+    assert second.dockWidgetArea(second.docks["Counts"]) == Qt.DockWidgetArea.LeftDockWidgetArea
+    assert second.docks["Event log"].isHidden() and not second.docks["Run history"].isHidden()
+    second.close()
+
+
+def test_emergency_stop_key_stops_fake_pumps(window: MainWindow, qtbot: Any) -> None:
+    pumps = window.engine.rig.pumps
+    for pump in pumps.values():
+        pump.infuse(10.0)
+    qtbot.keyClick(window, Qt.Key.Key_F12)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and any(p.is_running() for p in pumps.values()):
+        qtbot.wait(20)
+    assert not any(p.is_running() for p in pumps.values())
+    assert window.stopper.pressed == 1
