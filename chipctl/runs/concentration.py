@@ -7,7 +7,9 @@ the sample volume that flowed times the fraction of it the zone captures (transp
 each flow rate x the chip's capture efficiency; chipctl.runs.capture). That is the
 concentration of vesicles carrying the zone's marker. Uncertainty: counts (Poisson, or the
 field-to-field scatter where larger) and the capture efficiency's relative uncertainty (run
-parameter capture_efficiency_rsd, default 15 %), in quadrature.
+parameter capture_efficiency_rsd, default 15 %), in quadrature. Each zone is read in the
+channel whose detection label binds its marker when the run parameter `labels` says which
+(e.g. "AF488=CD9,AF555=CD63,AF647=CD81"), else in its most populated channel.
 """
 
 from __future__ import annotations
@@ -197,19 +199,31 @@ def estimate(counts: list[dict[str, Any]], events: list[dict[str, Any]], bench: 
                    _param(params, "capture_efficiency", bench.chip.capture_efficiency),
                    _param(params, "capture_efficiency_rsd", DEFAULT_EFFICIENCY_RSD),
                    _param(params, "vesicle_diameter_nm", 100.0))
-    best = _best_channels(zone_table(counts, geo, bench))
+    best = _best_channels(zone_table(counts, geo, bench), bench,
+                          parse_labels(str(params.get("labels", ""))))
     found = (_zone_estimate(ctx, zone, channel) for zone, channel in best.items())
     return [e for e in found if e is not None]
 
 
-def _best_channels(table: list[Any]) -> dict[str, str]:
-    """Per antibody zone, the channel with the most (isotype-subtracted) vesicles."""
+def parse_labels(text: str) -> dict[str, str]:
+    """Run parameter `labels`, e.g. "AF488=CD9, AF555=CD63, AF647=CD81": channel -> marker."""
+    pairs = (item.replace(":", "=").partition("=") for item in text.split(","))
+    return {k.strip(): v.strip() for k, sep, v in pairs if sep and k.strip() and v.strip()}
+
+
+def _best_channels(table: list[Any], bench: Bench, labels: dict[str, str]) -> dict[str, str]:
+    """Per antibody zone, the channel whose detection label binds the zone's marker (run
+    parameter `labels`), else the channel with the most (isotype-subtracted) vesicles."""
     best: dict[str, tuple[float, str]] = {}
     for item in table:
         if item.is_control:
             continue
         value = item.subtracted_density_per_mm2
         value = item.density_per_mm2 if value is None else value
+        spec = bench.chip.zones.get(item.zone)
+        marker = labels.get(item.channel, "")
+        if marker and spec is not None and marker.lower() in spec.antibody.lower():
+            value = float("inf")
         if value is not None and (item.zone not in best or value > best[item.zone][0]):
             best[item.zone] = (value, item.channel)
     return {zone: channel for zone, (_, channel) in best.items()}
