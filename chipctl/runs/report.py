@@ -24,7 +24,7 @@ def fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 1e5 else f"{value:.{digits}e}"
+        return f"{value:.{digits}g}"
     return html.escape(str(value))
 
 
@@ -95,8 +95,8 @@ def _kinetics_section(data: dict[str, Any]) -> str:
 def _concentration_section(data: dict[str, Any]) -> str:
     rows = [[c["zone"], c["antibody"], c["channel"], c["density_per_mm2"], c["zone_total"],
              c["sample_volume_ul"], c["capture_fraction"], c["concentration_per_ml"],
-             c["sd_per_ml"], f"{fmt(c['ci95'][0])} – {fmt(c['ci95'][1])}"]
-            for c in data["concentration"]]
+             c["sd_per_ml"], f"{fmt(c['ci95'][0])} – {fmt(c['ci95'][1])}",
+             c["from_true_counts_per_ml"]] for c in data["concentration"]]
     best = data["headline"]
     text = ("<p>Not enough information (sample flow, frame size or chip zones) to estimate"
             " a concentration.</p>")
