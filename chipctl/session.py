@@ -211,7 +211,7 @@ def run_protocol(protocol: Protocol, bench: Bench, runs_dir: Path | None,
         raise UsageError(str(exc)) from exc
     events = RunEvents()
     _, plan = check_protocol(protocol, bench)
-    # kept in a local: psygnal holds bound methods weakly, an unreferenced one never prints
+    # psygnal holds bound-method listeners weakly: keep the progress printer alive for the run.
     progress = TerminalProgress(events, engine.clock, plan.duration_s,
                                 durations=[step["duration_s"] for step in plan.steps])
     _answer_prompts(events, lambda: engine.runner.confirm() if engine.runner else None,
