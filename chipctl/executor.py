@@ -119,7 +119,7 @@ class Executor:
             if self.control.clock.now() - self.control.paused_s > deadline:
                 pump.stop()
                 raise StepFailed(f"{name} did not finish pumping {volume:g} uL in time")
-            self.control.wait(min(1.0, 0.05 * self.control.clock.time_scale))
+            self.control.wait(min(1.0, 0.05 * self.control.clock.time_scale), hold, start)
         moved = abs(pump.displaced_ul())
         progress.delivered_ul += moved
         progress.segments.append(moved)

@@ -173,6 +173,8 @@ class MainWindow(QMainWindow):
             if self.prompt_dialog is not None:
                 self.prompt_dialog.done(0)
             self.history.refresh()
+            if self.session.folder is not None:
+                self.history.mark(Path(self.session.folder), state, reason)
         if state == "failed":
             self.show_error("Run failed", reason)
 
@@ -257,6 +259,7 @@ class MainWindow(QMainWindow):
                 return
         self.session.abort("the window was closed")
         self.save_settings()
+        self.pumps_panel.timer.stop()
         for box in self.camera_boxes:
             box.stop_live()
         self.live_view.close_down()

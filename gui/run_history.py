@@ -88,6 +88,14 @@ class RunHistory(QWidget):
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
 
+    def mark(self, folder: Path, status: str, reason: str) -> None:
+        """Show a run's end as the window heard it (its run.json may be a moment behind)."""
+        for row, info in enumerate(self.runs):
+            if Path(info["folder"]) == Path(folder) and info.get("status") == "running":
+                info.update(status=status, reason=reason)
+                self.table.item(row, 2).setText(status)
+                self.table.item(row, 4).setText(reason)
+
     def _folder(self, row: int | None) -> Path | None:
         row = self.table.currentRow() if row is None else row
         if not 0 <= row < len(self.runs):

@@ -211,7 +211,7 @@ def test_live_view_marks_spots_of_the_shown_frame(window: MainWindow, qtbot: Any
                     timeout=5000)
     expected = count_frame(image)
     assert expected.count >= 10
-    marked = np.sort(np.column_stack([view.spots.data["x"], view.spots.data["y"]]), axis=0)
+    marked = np.sort(np.column_stack([view.spots.data["x"], view.spots.data["y"]]) - 0.5, axis=0)
     assert np.allclose(marked, np.sort(expected.xy, axis=0))
     assert f"{expected.count} spots marked" in view.caption.text()
     assert "AF647" in view.caption.text()
