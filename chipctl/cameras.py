@@ -197,16 +197,47 @@ class SimulatorCamera(CameraBase):
 
 
 class OpenCvCamera(CameraBase):
-    """`opencv` backend: a UVC camera through cv2.VideoCapture (device index or URL)."""
+    """`opencv` backend: a UVC camera through cv2.VideoCapture (device index, path or URL).
+
+    UVC cameras rarely bin or crop in hardware, so ROI and binning are applied in software
+    (binning sums blocks, clipped to uint16); gain goes to CAP_PROP_GAIN.
+    """
 
     def __init__(self, name: str, source: int | str, **settings: Any) -> None:
         super().__init__(name, float(settings.get("pixel_size_um", 1.0)))
         self.source = source
         self._exposure_ms = float(settings.get("exposure_ms", 50.0))
         self._set_exposure = "exposure_ms" in settings
+        self._gain: float | None = settings.get("gain")
+        self.roi: tuple[int, int, int, int] | None = settings.get("roi")
+        self._binning = int(settings.get("binning", 1))
         self._capture: Any = None
         self._counter = 0
         self._grab_lock = threading.Lock()
+
+    @property
+    def gain(self) -> float | None:
+        """Gain as last set (None: the camera's own)."""
+        return self._gain
+
+    @gain.setter
+    def gain(self, value: float) -> None:
+        import cv2
+
+        if self._capture is not None:
+            self._capture.set(cv2.CAP_PROP_GAIN, float(value))
+        self._gain = float(value)
+
+    @property
+    def binning(self) -> int:
+        """Software binning (1, 2, 4)."""
+        return self._binning
+
+    @binning.setter
+    def binning(self, value: int) -> None:
+        if value not in (1, 2, 4):
+            raise OutOfRange(self.name, f"binning {value} not in (1, 2, 4)")
+        self._binning = int(value)
 
     def connect(self) -> None:
         import cv2
@@ -219,6 +250,8 @@ class OpenCvCamera(CameraBase):
         self._capture = capture
         if self._set_exposure:
             self._apply_exposure(self._exposure_ms)
+        if self._gain is not None:
+            self.gain = self._gain
 
     def _close(self) -> None:
         if self._capture is not None:
@@ -246,17 +279,31 @@ class OpenCvCamera(CameraBase):
             raise CameraTimeout(self.name, f"no frame within {timeout_s:g} s")
         self._counter += 1
         image = to_uint16_gray(result[0][1])
+        x, y, w, h = self.roi or (0, 0, image.shape[1], image.shape[0])
+        if x < 0 or y < 0 or x + w > image.shape[1] or y + h > image.shape[0]:
+            raise OutOfRange(self.name, f"roi {self.roi} outside the {image.shape[::-1]} frame")
+        image = bin_image(image[y : y + h, x : x + w], self._binning)
         metadata = {
             "time": time.monotonic(),
             "frame": self._counter,
             "exposure_ms": self._exposure_ms,
-            "roi": [0, 0, image.shape[1], image.shape[0]],
-            "binning": 1,
+            "gain": self._gain,
+            "roi": [x, y, w, h],
+            "binning": self._binning,
         }
         return Frame(image=image, metadata=metadata)
 
     def _read_once(self) -> tuple[bool, Any]:
         return self._capture.read()
+
+
+def bin_image(image: np.ndarray, n: int) -> np.ndarray:
+    """Sum n x n blocks (edges that do not fill a block are dropped), clipped to uint16."""
+    if n == 1:
+        return image
+    h, w = image.shape[0] // n * n, image.shape[1] // n * n
+    blocks = image[:h, :w].reshape(h // n, n, w // n, n).sum(axis=(1, 3), dtype=np.uint32)
+    return np.minimum(blocks, 65535).astype(np.uint16)
 
 
 def to_uint16_gray(image: np.ndarray) -> np.ndarray:

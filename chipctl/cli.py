@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a run parameter (sample name, dilution, operator)")
     run.add_argument("--yes", action="store_true",
                      help="confirm operator prompts without asking")
+    run.add_argument("--keep-frames", default="all", metavar="all|none|N",
+                     help="raw frames to keep as OME-TIFF: all, none, or every Nth")
 
     validate = sub.add_parser("validate", help="check a protocol and estimate the run (dry run)")
     validate.add_argument("protocol", metavar="PROTOCOL")
@@ -59,18 +61,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list and inspect recorded runs")
     runs.add_argument("--runs-dir", metavar="DIR", help="where run folders are")
-    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION")
-    runs_sub.add_parser("list", help="list runs")
-    show = runs_sub.add_parser("show", help="show one run")
-    show.add_argument("run", metavar="RUN")
-    report = runs_sub.add_parser("report", help="write a run's report")
-    report.add_argument("run", metavar="RUN")
+    _add_runs_actions(runs.add_subparsers(dest="runs_command", metavar="ACTION"))
 
     sim = sub.add_parser("sim", help="serve the simulated bench (same as python -m hardware_sim)")
     sim.add_argument("--speed", type=float, default=1.0)
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--bench-out", metavar="FILE", default="sim-bench.yaml")
     return parser
+
+
+def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    listing = runs_sub.add_parser("list", help="list runs (newest last)")
+    listing.add_argument("--protocol", default="", help="protocol name contains this")
+    listing.add_argument("--sample", default="", help="sample name contains this")
+    listing.add_argument("--status", default="",
+                         help="completed, aborted, failed, interrupted or running")
+    listing.add_argument("--since", default="", metavar="DATE", help="started on or after")
+    listing.add_argument("--until", default="", metavar="DATE", help="started on or before")
+    listing.add_argument("--rebuild", action="store_true",
+                         help="rebuild the index from the run folders first")
+    show = runs_sub.add_parser("show", help="show one run")
+    show.add_argument("run", metavar="RUN", help="run id (or a unique part of it, or 'last')")
+    show.add_argument("--json", action="store_true", help="print run.json as is")
+    report = runs_sub.add_parser("report", help="write a run's report (HTML)")
+    report.add_argument("run", metavar="RUN")
+    report.add_argument("--out", metavar="FILE", help="where (default RUN_FOLDER/report.html)")
+    export = runs_sub.add_parser("export", help="export a run's counts table")
+    export.add_argument("run", metavar="RUN")
+    export.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    export.add_argument("--out", metavar="FILE", help="where (default RUN_FOLDER/counts.FORMAT)")
 
 
 def _add_count_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,15 +8,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from chipctl.bench import Bench, load_bench
 from chipctl.cli import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
-from chipctl.protocol import load_protocol
-from chipctl.protocol.model import Protocol
+from chipctl.protocol.model import ParameterError, Protocol
+from chipctl.protocol.script import load_any
 from chipctl.protocol.validate import DryRun, check_protocol
 from chipctl.simlaunch import SimulatedBench, SimulatorError
-from chipctl.sourcefile import SourceError
+from chipctl.sourcefile import Problem, SourceError
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -26,11 +25,20 @@ def dispatch(args: argparse.Namespace) -> int:
     return handlers[args.command](args)
 
 
+class InvalidProtocol(UsageError):
+    """A protocol that cannot be used; `problems` are the details (file, line, message)."""
+
+    def __init__(self, message: str, problems: list[Problem]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
 def _load_protocol(path: str) -> Protocol:
+    """A YAML protocol file (parsed, never executed) or a Python scripted protocol (.py)."""
     try:
-        return load_protocol(path)
+        return load_any(path)
     except SourceError as exc:
-        raise UsageError(f"invalid protocol:\n{exc}") from exc
+        raise InvalidProtocol(f"invalid protocol:\n{exc}", exc.problems) from exc
 
 
 @contextmanager
@@ -60,7 +68,8 @@ def validated(protocol: Protocol, bench: Bench) -> DryRun:
     problems, plan = check_protocol(protocol, bench)
     if problems:
         listing = "\n".join(str(p) for p in problems)
-        raise UsageError(f"{protocol.source} cannot run on bench '{bench.name}':\n{listing}")
+        raise InvalidProtocol(f"{protocol.source} cannot run on bench '{bench.name}':\n{listing}",
+                              problems)
     return plan
 
 
@@ -72,18 +81,34 @@ def describe_plan(plan: DryRun) -> str:
         lines.append(f"  pump {pump}: {volume:g} uL")
     for reagent, volume in plan.volume_by_reagent_ul.items():
         lines.append(f"  reagent {reagent}: {volume:g} uL")
-    lines.append(f"  peak pressure {plan.peak_pressure_kpa:.1f} kPa")
+    lines.append(f"  peak pressure {plan.peak_pressure_kpa:.1f} kPa "
+                 f"(chip limit {plan.pressure_limit_kpa:g} kPa)")
     lines.append(f"  {plan.images} images, {plan.storage_bytes / 1e6:.0f} MB raw")
     return "\n".join(lines)
 
 
+def _problems_json(path: str, problems: list[Problem]) -> str:
+    return json.dumps({"protocol": path, "valid": False, "problems": [
+        {"file": p.path, "line": p.line, "message": p.message} for p in problems]})
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """chipctl validate: check and dry-run a protocol."""
-    protocol = _load_protocol(args.protocol)
-    with bench_from_args(args, speed=100.0) as bench:
-        plan = validated(protocol, bench)
+    try:
+        protocol = _load_protocol(args.protocol)
+        with bench_from_args(args, speed=100.0) as bench:
+            plan = validated(protocol, bench)
+    except InvalidProtocol as exc:
+        if not args.json:
+            raise
+        print(_problems_json(args.protocol, exc.problems))
+        print(f"chipctl: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     if args.json:
-        print(json.dumps({"protocol": protocol.source, "valid": True, **plan.as_dict()}))
+        print(json.dumps({"protocol": protocol.source, "valid": True,
+                          "parameters": [{"name": p.name, "default": p.default,
+                                          "required": p.required} for p in protocol.parameters],
+                          **plan.as_dict()}))
     else:
         print(f"{protocol.source}: valid\n{describe_plan(plan)}")
     return EXIT_OK
@@ -101,14 +126,25 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """chipctl run: run a protocol and record it."""
+    from chipctl.runs.actions import notify_interrupted, runs_root
+    from chipctl.runs.frames import KeepPolicy
     from chipctl.session import run_protocol
 
     protocol = _load_protocol(args.protocol)
-    params = _parameters(args.param)
+    try:
+        params = protocol.resolve_parameters(_parameters(args.param))
+    except ParameterError as exc:
+        raise UsageError(f"{protocol.source}: {exc}") from exc
+    try:
+        KeepPolicy.parse(args.keep_frames)
+    except ValueError as exc:
+        raise UsageError(f"--keep-frames: {exc}") from exc
+    notify_interrupted(runs_root(args), sys.stdout)
     with bench_from_args(args, speed=args.speed) as bench:
         validated(protocol, bench)
         runs_dir = Path(args.runs_dir) if args.runs_dir else None
-        outcome = run_protocol(protocol, bench, runs_dir, params, confirm_prompts=args.yes)
+        outcome = run_protocol(protocol, bench, runs_dir, params, confirm_prompts=args.yes,
+                               keep_frames=args.keep_frames)
     print(outcome.summary())
     return EXIT_OK if outcome.state == "completed" else EXIT_RUN_FAILED
 
@@ -123,20 +159,13 @@ def cmd_count(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """chipctl runs list | show | report."""
-    from chipctl.runstore import default_runs_dir
+    """chipctl runs list | show | report | export."""
+    from chipctl.runs.actions import ACTIONS, RunsUsageError
 
-    root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
-    action = args.runs_command or "list"
-    if action == "list":
-        for folder in sorted(root.glob("*/run.json")):
-            info: dict[str, Any] = json.loads(folder.read_text(encoding="utf-8"))
-            print(f"{info['run_id']}  {info['status']:<10} {info['protocol']}")
-        return EXIT_OK
-    run_json = root / args.run / "run.json"
-    if not run_json.is_file():
-        raise UsageError(f"no run {args.run!r} in {root}")
-    print(run_json.read_text(encoding="utf-8"))
+    try:
+        ACTIONS[args.runs_command or "list"](args, sys.stdout)
+    except RunsUsageError as exc:
+        raise UsageError(str(exc)) from exc
     return EXIT_OK
 
 

@@ -1,20 +1,21 @@
 """The executor: maps each protocol step to device actions on the rig.
 
-It is the only part of a run that does I/O. It honours pause and abort through RunControl:
-a pause during a flow stops the pump, remembers what was delivered, and on resume pumps the
-rest, so the step always delivers its full volume.
+It is the only part of a run that does I/O. It honours pause and abort through RunControl: a
+pause stops the pump of the current step (booking what it delivered) and turns the light off;
+resume pumps the rest, so a flow or monitor step always delivers its full volume in total.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from chipctl.control import RunControl
 from chipctl.devices import Frame
 from chipctl.events import RunEvents, record
+from chipctl.interlocks import Interlock
 from chipctl.protocol.model import (
     ChannelSetting,
     Flow,
@@ -26,109 +27,107 @@ from chipctl.protocol.model import (
     Valve,
     Wait,
 )
+from chipctl.pumprun import PumpRun
 from chipctl.rig import Rig
 from drivers.errors import DeviceError
 
 log = logging.getLogger(__name__)
 FLOW_GRACE = 1.5  # a flow may take this many times its planned duration (+30 s) before failing
+POLL_WALL_S = 0.05  # poll a running pump at most every 50 ms of wall time ...
+POLL_MIN_S = 0.5  # ... and at most every 0.5 s of protocol time
 
 
 class StepFailed(Exception):
     """A step could not be carried out (a device refused, a pump never finished)."""
 
 
-@dataclass
-class FlowProgress:
-    """Volume a flow step has delivered so far, across pauses."""
-
-    target_ul: float
-    delivered_ul: float = 0.0
-    segments: list[float] = field(default_factory=list)
-
-    @property
-    def remaining_ul(self) -> float:
-        """What is left to pump."""
-        return max(0.0, self.target_ul - self.delivered_ul)
-
-
 class Executor:
     """Carries out steps on a rig, publishing counts and frames as events."""
 
-    def __init__(
-        self,
-        rig: Rig,
-        control: RunControl,
-        events: RunEvents,
-        counter: Callable[[Any], Any] | None = None,
-    ) -> None:
+    def __init__(self, rig: Rig, control: RunControl, events: RunEvents,
+                 counter: Callable[[Any], Any] | None = None,
+                 parameters: dict[str, str] | None = None) -> None:
         self.rig = rig
         self.control = control
         self.events = events
         self.counter = counter or _default_counter()
+        self.parameters = dict(parameters or {})
         self.step_index = 0
         self.monitor_series: list[tuple[float, int]] = []
 
     def execute(self, step: Step) -> None:
         """Carry out one (non-repeat) step."""
         handler = {
-            Prime: self._prime,
-            Flow: self._flow,
-            Wait: self._wait,
-            Image: self._image,
-            Monitor: self._monitor,
-            Prompt: self._prompt,
-            Valve: self._valve,
+            Prime: self._prime, Flow: self._flow, Wait: self._wait, Image: self._image,
+            Monitor: self._monitor, Prompt: self._prompt, Valve: self._valve,
         }.get(type(step))
         if handler is None:
             raise StepFailed(f"no executor for step kind {step.kind!r}")
         handler(step)  # type: ignore[operator]
 
+    def render(self, text: str) -> str:
+        """`text` with {parameter} placeholders filled in from the run's parameters."""
+        try:
+            return text.format_map(_Missing(self.parameters))
+        except (ValueError, IndexError):
+            return text
+
+    # -- stopping ---------------------------------------------------------------------------
+    def halt_all(self) -> list[str]:
+        """Emergency stop: every pump and light off now (broadcast first where available)."""
+        return halt_all(self.rig)
+
+    def _dark(self) -> None:
+        for light in self.rig.illuminators.values():
+            light.dark()
+
     # -- fluidics ---------------------------------------------------------------------------
     def _prime(self, step: Prime) -> None:
-        self._pump_volume(step.pump, step.rate_ul_min, step.volume_ul, "infuse")
+        self.pump_volume(step.pump, step.rate_ul_min, step.volume_ul, "infuse")
 
     def _flow(self, step: Flow) -> None:
-        self._pump_volume(step.pump, step.rate_ul_min, step.planned_volume_ul, step.direction)
+        self.pump_volume(step.pump, step.rate_ul_min, step.planned_volume_ul, step.direction)
 
-    def _pump_volume(self, name: str, rate: float, volume: float, direction: str) -> FlowProgress:
-        pump = self.rig.pumps[name]
-        progress = FlowProgress(volume)
-        sign = 1.0 if direction == "infuse" else -1.0
+    def _pump_run(self, name: str, rate: float, volume: float, direction: str) -> PumpRun:
+        chip = self.rig.bench.chip
+        return PumpRun(name, self.rig.pumps[name], rate, volume, direction, emit=self._emit,
+                       pressure_kpa=chip.channel.pressure_kpa,
+                       pressure_limit_kpa=chip.pressure_limit_kpa)
 
-        def start() -> None:
-            self._emit("pump_start", pump=name, direction=direction, rate_ul_min=rate,
-                       volume_ul=round(progress.remaining_ul, 4))
-            if direction == "infuse":
-                pump.infuse(rate, progress.remaining_ul)
-            else:
-                pump.withdraw(rate, progress.remaining_ul)
-
+    def _hold(self, run: PumpRun) -> Callable[[], None]:
         def hold() -> None:
-            pump.stop()
-            moved = abs(pump.displaced_ul())
-            progress.delivered_ul += moved
-            progress.segments.append(moved)
-            self._emit("pump_hold", pump=name, delivered_ul=round(progress.delivered_ul, 4))
+            run.hold()
+            self._dark()
+        return hold
 
-        start()
-        deadline = self.control.clock.now() + FLOW_GRACE * 60 * volume / rate + 30
-        while True:
-            self.control.checkpoint(hold, start)
-            if not pump.is_running():
-                break
-            if self.control.clock.now() - self.control.paused_s > deadline:
-                pump.stop()
-                raise StepFailed(f"{name} did not finish pumping {volume:g} uL in time")
-            self.control.wait(min(1.0, 0.05 * self.control.clock.time_scale), hold, start)
-        moved = abs(pump.displaced_ul())
-        progress.delivered_ul += moved
-        progress.segments.append(moved)
-        self._emit("pump_done", pump=name, delivered_ul=round(sign * progress.delivered_ul, 4),
-                   target_ul=volume, segments=[round(s, 4) for s in progress.segments])
-        return progress
+    def _poll_s(self) -> float:
+        return max(POLL_MIN_S, POLL_WALL_S * self.control.clock.time_scale)
+
+    def pump_volume(self, name: str, rate: float, volume: float, direction: str) -> PumpRun:
+        """Pump `volume` uL and return once it is all delivered (pauses included)."""
+        run = self._pump_run(name, rate, volume, direction)
+        hold, release = self._hold(run), run.start
+        self.control.checkpoint()
+        run.start()
+        deadline = FLOW_GRACE * 60 * volume / rate + 30
+        started = self.control.clock.now() - self.control.paused_s
+        try:
+            while True:
+                self.control.checkpoint(hold, release)
+                if not run.is_running():
+                    break
+                if self.control.clock.now() - self.control.paused_s - started > deadline:
+                    raise Interlock(f"pump stall: {name} did not finish {volume:g} uL in time")
+                self.control.wait(self._poll_s(), hold, release)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                run.stop()
+            raise
+        run.finish()
+        return run
 
     def _wait(self, step: Wait) -> None:
-        self.control.wait(step.duration_s)
+        self.control.wait(step.duration_s, self._dark)
 
     def _valve(self, step: Valve) -> None:
         device = self.rig.devices.get(step.valve)
@@ -137,38 +136,42 @@ class Executor:
         device.select(step.port)
 
     def _prompt(self, step: Prompt) -> None:
-        self._emit("prompt", message=step.message)
-        self.events.prompt.emit(step.message)
+        message = self.render(step.message)
+        self._emit("prompt", message=message)
+        self.events.prompt.emit(message)
         self.control.wait_for_operator()
-        self._emit("prompt_confirmed", message=step.message)
+        self._emit("prompt_confirmed", message=message)
 
     # -- imaging ----------------------------------------------------------------------------
-    def _fields(self, zone: str, count: int, spacing: float) -> list[tuple[float, float]]:
-        spec = self.rig.bench.chip.zones[zone]
-        cx, cy = spec.center_um
-        side = max(1, int(round(count**0.5 + 0.499)))
-        offsets = [((i % side) - (side - 1) / 2, (i // side) - (side - 1) / 2) for i in range(count)]
-        return [(cx + dx * spacing, cy + dy * spacing) for dx, dy in offsets]
+    def _goto(self, x_um: float, y_um: float) -> None:
+        stage = self.rig.first("stage")
+        stage.move_to(x_um, y_um)
+        stage.wait_idle()
 
     def _image(self, step: Image) -> None:
-        stage = self.rig.first("stage")
         for zone in step.zones:
-            for index, (x, y) in enumerate(self._fields(zone, step.fields_per_zone,
-                                                        step.field_spacing_um)):
-                self.control.checkpoint()
-                stage.move_to(x, y)
-                stage.wait_idle()
+            cx, cy = self.rig.bench.chip.zones[zone].center_um
+            for index, (dx, dy) in enumerate(step.field_offsets()):
+                self.control.checkpoint(self._dark)
+                self._goto(cx + dx, cy + dy)
                 if step.autofocus:
-                    self._autofocus()
+                    self._autofocus(step.channels[0])
                 for channel in step.channels:
-                    self.control.checkpoint()
+                    self.control.checkpoint(self._dark)
                     self.snap_and_count(zone, index, channel)
 
-    def _autofocus(self) -> None:
-        from chipctl.microscope import autofocus
+    def _autofocus(self, channel: ChannelSetting) -> None:
+        """Focus on the field in the step's first channel (chipctl.autofocus, scope branch)."""
+        from chipctl.autofocus import autofocus
 
-        z = autofocus(self.rig.first("stage"), self.rig.first("camera"))
-        self._emit("autofocus", z_um=z)
+        light, camera = self.rig.first("illuminator"), self.rig.first("camera")
+        camera.exposure_ms = channel.exposure_ms
+        light.light(channel.channel, channel.power_pct)
+        try:
+            result = autofocus(camera, self.rig.first("stage"))
+        finally:
+            light.dark()
+        self._emit("autofocus", z_um=round(result.z_um, 3), channel=channel.channel)
 
     def snap_and_count(self, zone: str, field_index: int, channel: ChannelSetting) -> int:
         """Light a channel, take a frame, dark again, count it and publish the count."""
@@ -187,7 +190,7 @@ class Executor:
             "field": field_index, "channel": channel.channel, "count": int(result.count),
             "exposure_ms": channel.exposure_ms, "power_pct": channel.power_pct,
             "x_um": frame.metadata.get("stage_x_um"), "y_um": frame.metadata.get("stage_y_um"),
-            "true_count": truth.get("count"),
+            "true_count": truth.get("count") if isinstance(truth, dict) else None,
         }
         frame.metadata.update({"zone": zone, "field": field_index, "channel": channel.channel})
         self.events.frame.emit(frame)
@@ -195,27 +198,90 @@ class Executor:
         return int(result.count)
 
     def _monitor(self, step: Monitor) -> None:
-        pump = self.rig.pumps[step.flow.pump]
-        if step.flow.direction == "infuse":
-            pump.infuse(step.flow.rate_ul_min, step.flow.planned_volume_ul)
-        else:
-            pump.withdraw(step.flow.rate_ul_min, step.flow.planned_volume_ul)
-        self._emit("pump_start", pump=step.flow.pump, rate_ul_min=step.flow.rate_ul_min,
-                   volume_ul=step.flow.planned_volume_ul, direction=step.flow.direction)
-        stage = self.rig.first("stage")
+        flow = step.flow
         cx, cy = self.rig.bench.chip.zones[step.zone].center_um
-        stage.move_to(cx, cy)
-        stage.wait_idle()
+        self._goto(cx, cy)
+        run = self._pump_run(flow.pump, flow.rate_ul_min, flow.planned_volume_ul, flow.direction)
+        hold, release = self._hold(run), run.start
+        self.monitor_series = []
+        self.control.checkpoint()
+        run.start()
+        plateau = False
         try:
-            while pump.is_running():
-                self.snap_and_count(step.zone, 0, step.channel)
-                self.control.wait(step.interval_s, hold=pump.stop)
-        finally:
-            pump.stop()
-        self._emit("pump_done", pump=step.flow.pump, delivered_ul=round(pump.displaced_ul(), 4))
+            plateau = self._monitor_loop(step, run, hold, release)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                run.stop()
+            raise
+        run.finish(expect_full=not plateau)
+        self._record_count(step)  # the count at the end of the flow
+
+    def _monitor_loop(self, step: Monitor, run: PumpRun, hold: Callable[[], None],
+                      release: Callable[[], None]) -> bool:
+        """Count every interval while the pump runs; True if stopped at a plateau."""
+        next_count = self._active_time()
+        while True:
+            self.control.checkpoint(hold, release)
+            if not run.is_running():
+                return False
+            if self._active_time() >= next_count:
+                next_count = self._active_time() + step.interval_s
+                self._record_count(step)
+                if step.until_plateau and plateaued(self.monitor_series, step):
+                    run.stop()
+                    self._emit("plateau", zone=step.zone, count=self.monitor_series[-1][1],
+                               delivered_ul=round(run.delivered_ul, 4))
+                    return True
+            wait = min(self._poll_s(), max(0.0, next_count - self._active_time()))
+            self.control.wait(max(wait, 1e-3), hold, release)
+
+    def _active_time(self) -> float:
+        return self.control.clock.now() - self.control.paused_s
+
+    def _record_count(self, step: Monitor) -> None:
+        count = self.snap_and_count(step.zone, 0, step.channel)
+        self.monitor_series.append((self._active_time(), count))
 
     def _emit(self, kind: str, **fields: Any) -> None:
         self.events.record.emit(record(kind, t_s=round(self.control.clock.now(), 3), **fields))
+
+
+def halt_all(rig: Rig) -> list[str]:
+    """Every pump and light off now: a broadcast stop on each New Era line (`*STP`, all pumps
+    at once), then every pump and light one by one. Returns what could not be done."""
+    failures = []
+    try:
+        from chipctl.pumps import emergency_stop_all
+    except ImportError:  # pragma: no cover - the pump layer is part of chipctl
+        emergency_stop_all = None
+    urls = {spec.url for spec in rig.bench.of_kind("pump").values() if spec.driver == "newera"}
+    for url in sorted(urls):
+        transport = rig.transports.get(url)
+        if emergency_stop_all is None or transport is None:
+            continue
+        try:
+            emergency_stop_all(transport)
+        except (DeviceError, OSError) as exc:
+            failures.append(f"broadcast stop on {url}: {exc}")
+    return failures + rig.safe_state()
+
+
+def plateaued(series: list[tuple[float, int]], step: Monitor) -> bool:
+    """True when the last counts rose by less than the step's tolerance."""
+    if len(series) < step.plateau_points:
+        return False
+    counts = [count for _, count in series[-step.plateau_points:]]
+    latest = counts[-1]
+    if latest < step.plateau_min_count:
+        return False
+    return max(counts) - min(counts) <= step.plateau_tolerance_pct / 100 * latest
+
+
+class _Missing(dict):  # type: ignore[type-arg]
+    """format_map helper: unknown {names} stay as written."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
 
 
 def _default_counter() -> Callable[[Any], Any]:
@@ -224,4 +290,4 @@ def _default_counter() -> Callable[[Any], Any]:
     return count_frame
 
 
-__all__ = ["DeviceError", "Executor", "FlowProgress", "StepFailed"]
+__all__ = ["DeviceError", "Executor", "StepFailed", "halt_all", "plateaued"]

@@ -7,14 +7,17 @@ runs, when it stops and when it raises an alarm. Factories build them from a ben
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from chipctl.devices import Syringe
 from chipctl.units import to_unit
 from drivers.errors import DeviceAlarm, OutOfRange, PumpReset
+from drivers.harvard import HarvardPump
 from drivers.newera import NewEraPump, format_number
 from drivers.newera import emergency_stop_all as _newera_stop_all
 from drivers.transport import SerialTransport
@@ -68,12 +71,27 @@ def syringe_from_settings(settings: dict[str, Any]) -> Syringe:
     )
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """Run the method under the pump's lock (the engine and the GUI may call from threads)."""
+
+    @functools.wraps(method)
+    def wrapper(self: _AccountedPump, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class _AccountedPump:
     """The running account of a syringe: contents at the start of a run minus what moved."""
 
     def __init__(self, name: str, syringe: Syringe) -> None:
         self.name = name
         self.syringe = syringe
+        self._lock = threading.RLock()
         self._start_contents = syringe.contents_ul
         self._displaced = 0.0
         self._active = False
@@ -111,6 +129,7 @@ class NewEraSyringePump(_AccountedPump):
         self._configured = False
         self._connected = False
 
+    @_locked
     def connect(self) -> None:
         """Open the port, reach the pump (acknowledging power-up alarms), set the syringe."""
         if not self._connected:
@@ -133,11 +152,13 @@ class NewEraSyringePump(_AccountedPump):
         self.driver.reset_seen = False
         self._configured = True
 
+    @_locked
     def infuse(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
         """Infuse at `rate_ul_min`; stop after `volume_ul` (None: until stop())."""
         self._check_volume(rate_ul_min, volume_ul, infuse=True)
         self._start("INF", rate_ul_min, volume_ul)
 
+    @_locked
     def withdraw(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
         """Withdraw at `rate_ul_min`; stop after `volume_ul` (None: until stop())."""
         self._check_volume(rate_ul_min, volume_ul, infuse=False)
@@ -160,13 +181,18 @@ class NewEraSyringePump(_AccountedPump):
         if not self._configured or driver.reset_seen:
             self._configure()
         driver.clear_dispensed()
-        driver.set_rate(*newera_rate(rate_ul_min))
+        try:
+            rate = newera_rate(rate_ul_min)
+        except ValueError as exc:
+            raise OutOfRange(self.name, str(exc)) from exc
+        driver.set_rate(*rate)
         volume = volume_ul or 0.0
         driver.set_volume(*((volume, "UL") if volume < 9999.5 else (volume / 1000.0, "ML")))
         driver.set_direction(direction)
         self._begin()
         driver.run()
 
+    @_locked
     def stop(self) -> None:
         """Stop the pump (a paused pump too) and settle the syringe account."""
         try:
@@ -177,6 +203,7 @@ class NewEraSyringePump(_AccountedPump):
             raise
         self._settle()
 
+    @_locked
     def is_running(self) -> bool:
         """Poll the pump; False once it stopped (the account is settled). Alarms raise."""
         try:
@@ -188,6 +215,7 @@ class NewEraSyringePump(_AccountedPump):
             self._settle()
         return reply.running
 
+    @_locked
     def displaced_ul(self) -> float:
         """Net volume pushed out since the last infuse/withdraw started (withdraw < 0)."""
         if not self._active or self.driver.reset_seen:
@@ -215,6 +243,121 @@ def make_newera(
     safe = int(round(to_unit(settings.get("safe_mode", 0) or 0, "s")))
     driver = NewEraPump(transport, int(settings.get("address", 0)), name=name)
     return NewEraSyringePump(name, driver, syringe_from_settings(settings), safe_mode_s=safe)
+
+
+def harvard_rate(rate_ul_min: float) -> tuple[float, str]:
+    """Units for an Ultra rate command: (number, units) in ml/min, ul/min or nl/min."""
+    if rate_ul_min >= 10000.0:
+        return rate_ul_min / 1000.0, "m/m"
+    if rate_ul_min >= 0.1:
+        return rate_ul_min, "u/m"
+    return rate_ul_min * 1000.0, "n/m"
+
+
+class HarvardSyringePump(_AccountedPump):
+    """A Harvard Pump 11 Elite / PHD ULTRA as the engine's Pump."""
+
+    def __init__(self, name: str, driver: HarvardPump, syringe: Syringe) -> None:
+        super().__init__(name, syringe)
+        self.driver = driver
+        self.version = ""
+        self._connected = False
+        self._resyncs = 0
+
+    @_locked
+    def connect(self) -> None:
+        """Open the port, resynchronise, polling on, NVRAM off, set the syringe."""
+        if not self._connected:
+            _acquire(self.driver.transport)
+            self._connected = True
+        self.driver.transport.open()
+        self.version = self.driver.connect()
+        self.driver.stop()
+        self._configure()
+
+    def _configure(self) -> None:
+        self.driver.set_diameter(self.syringe.inner_diameter_mm)
+        self.driver.set_syringe_volume(self.syringe.volume_ul)
+        self._resyncs = self.driver.resyncs
+
+    def close(self) -> None:
+        """Release the port (the pump is left as it is)."""
+        if self._connected:
+            self._connected = False
+            _release(self.driver.transport)
+
+    @_locked
+    def infuse(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
+        """Infuse at `rate_ul_min`; stop after `volume_ul` (None: until stop())."""
+        self._check_volume(rate_ul_min, volume_ul, infuse=True)
+        self._run(True, rate_ul_min, volume_ul)
+
+    @_locked
+    def withdraw(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
+        """Withdraw at `rate_ul_min`; stop after `volume_ul` (None: until stop())."""
+        self._check_volume(rate_ul_min, volume_ul, infuse=False)
+        self._run(False, rate_ul_min, volume_ul)
+
+    def _run(self, infuse: bool, rate_ul_min: float, volume_ul: float | None) -> None:
+        driver = self.driver
+        driver.stop()
+        if driver.resyncs != self._resyncs:
+            self._configure()  # the link was lost and found again: never assume the settings
+        driver.clear_volumes()
+        value, units = harvard_rate(rate_ul_min)
+        if infuse:
+            driver.set_infuse_rate(value, units)
+        else:
+            driver.set_withdraw_rate(value, units)
+        if volume_ul:
+            driver.set_target_volume(volume_ul)
+        else:
+            driver.clear_target()
+        self._begin()
+        driver.infuse() if infuse else driver.withdraw()
+
+    @_locked
+    def stop(self) -> None:
+        """Stop the pump (clears a stall) and settle the syringe account."""
+        self.driver.stop()
+        self._settle()
+
+    @_locked
+    def is_running(self) -> bool:
+        """Poll the prompt; False once stopped. Stall raises PumpStalled; a pump that stopped
+        without reaching its target (power cycle, front panel) raises PumpReset."""
+        try:
+            reply = self.driver.poll()
+        except DeviceAlarm:
+            self._settle()
+            raise
+        if reply.running or not self._active:
+            return reply.running
+        lost = self.driver.resyncs != self._resyncs
+        self._settle(keep_last=lost)
+        if reply.prompt == ":":
+            raise PumpReset(self.name, "the pump stopped before its target (power cycle or panel)")
+        return False
+
+    @_locked
+    def displaced_ul(self) -> float:
+        """Net volume pushed out since the last infuse/withdraw started (withdraw < 0)."""
+        if not self._active:
+            return self._displaced
+        return self._account(self.driver.infused_ul() - self.driver.withdrawn_ul())
+
+    def _settle(self, keep_last: bool = False) -> None:
+        if self._active and not keep_last:
+            self.displaced_ul()
+        self._active = False
+
+
+def make_harvard(
+    name: str, settings: dict[str, Any], transport: SerialTransport
+) -> HarvardSyringePump:
+    """A Harvard Ultra pump from its bench-file entry: address, syringe, reagent."""
+    driver = HarvardPump(transport, int(settings.get("address", 0)), name=name)
+    return HarvardSyringePump(name, driver, syringe_from_settings(settings))
 
 
 def emergency_stop_all(transport: SerialTransport) -> None:

@@ -2,7 +2,9 @@
 
 idle -> running <-> paused -> completed | aborted | failed. Pause and abort are honoured at the
 executor's checkpoints; an emergency stop also halts every pump and light at once from the
-caller's thread. Whatever ends the run, the bench is brought to a safe state.
+caller's thread (through the executor). Whatever ends the run, the bench is brought to a safe
+state and the reason is recorded: an interlock (pump stall or reset alarm, end of travel,
+over-pressure, camera timeout, device lost) fails the run with the interlock's reason.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import logging
 import threading
 import time
 
-from chipctl.control import RunAborted, RunControl
+from chipctl.control import RunAborted
 from chipctl.events import RunEvents, RunState, record
 from chipctl.executor import Executor, StepFailed
+from chipctl.interlocks import Interlock, reason_for
 from chipctl.protocol.model import Protocol
-from drivers.errors import DeviceAlarm, DeviceError
+from drivers.errors import DeviceError
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +53,14 @@ class Runner:
         return self.state
 
     def pause(self) -> None:
-        """Hold the fluidics and the rest of the step until resume()."""
-        if self.state == RunState.RUNNING:
+        """Hold the fluidics (pumps stopped, light off) until resume()."""
+        if self.state in (RunState.IDLE, RunState.RUNNING):
             self.control.request_pause()
 
     def resume(self) -> None:
-        """Continue a paused run."""
-        self.control.request_resume()
+        """Continue a paused run: the interrupted step pumps the rest of its volume."""
+        if not self.state.finished:
+            self.control.request_resume()
 
     def abort(self, reason: str = "aborted by operator") -> None:
         """Stop the run at the next checkpoint and bring the bench to a safe state."""
@@ -65,7 +69,7 @@ class Runner:
     def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
         """Halt every pump and light now, from this thread, then abort the run."""
         self.control.request_abort(reason)
-        failures = self.executor.rig.safe_state()
+        failures = self.executor.halt_all()
         self.events.record.emit(record("emergency_stop", reason=reason, failures=failures))
         return failures
 
@@ -96,18 +100,17 @@ class Runner:
                 self.current_step = index
                 self.executor.step_index = index
                 self.control.checkpoint()
-                self.events.step_started.emit(index, len(self.steps), step.label)
-                self.events.record.emit(record("step_started", index=index, label=step.label,
-                                               kind=step.kind, line=step.line))
+                label = self.executor.render(step.label)
+                self.events.step_started.emit(index, len(self.steps), label)
+                self.events.record.emit(record("step_started", index=index, label=label,
+                                               step_kind=step.kind, line=step.line))
                 self.executor.execute(step)
-                self.events.step_finished.emit(index, step.label)
-                self.events.record.emit(record("step_finished", index=index, label=step.label))
+                self.events.step_finished.emit(index, label)
+                self.events.record.emit(record("step_finished", index=index, label=label))
         except RunAborted as exc:
             self._finish(RunState.ABORTED, str(exc))
-        except DeviceAlarm as exc:
-            self._finish(RunState.FAILED, f"interlock: {exc}")
-        except (DeviceError, StepFailed, OSError) as exc:
-            self._finish(RunState.FAILED, str(exc))
+        except (Interlock, DeviceError, StepFailed, OSError) as exc:
+            self._finish(RunState.FAILED, reason_for(exc))
         except Exception as exc:  # a bug must still leave the bench safe and the run recorded
             log.exception("run failed unexpectedly")
             self._finish(RunState.FAILED, f"internal error: {exc!r}")
@@ -117,6 +120,13 @@ class Runner:
 
     def _finish(self, state: RunState, reason: str) -> None:
         failures = self.executor.rig.safe_state()
+        if failures:  # an alarm reply acknowledges the alarm: the second stop goes through
+            failures = self.executor.rig.safe_state()
+        index = self.current_step
+        step = self.steps[index].label if 0 <= index < len(self.steps) else ""
+        self.events.record.emit(record("run_ended", state=state.value, reason=reason,
+                                       step_index=self.current_step, step=step,
+                                       safe_state_failures=failures))
         if failures:
             self.events.record.emit(record("safe_state_incomplete", failures=failures))
         self._set_state(state, reason)

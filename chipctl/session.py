@@ -17,7 +17,7 @@ from chipctl.bench import Bench
 from chipctl.clock import RunClock
 from chipctl.control import RunControl
 from chipctl.events import RunEvents, RunState
-from chipctl.executor import Executor
+from chipctl.executor import Executor, halt_all
 from chipctl.protocol.model import Protocol
 from chipctl.rig import Rig
 from chipctl.runner import Runner
@@ -77,9 +77,11 @@ class Outcome:
 class Engine:
     """One bench, connected; starts runs and stops everything on request."""
 
-    def __init__(self, bench: Bench, runs_dir: Path | None = None) -> None:
+    def __init__(self, bench: Bench, runs_dir: Path | None = None,
+                 keep_frames: str = "all") -> None:
         self.bench = bench
         self.runs_dir = runs_dir or default_runs_dir()
+        self.keep_frames = keep_frames
         self.rig = Rig(bench)
         self.clock = RunClock(bench.time_scale)
         self.runner: Runner | None = None
@@ -95,12 +97,19 @@ class Engine:
 
     def start_run(self, protocol: Protocol, parameters: dict[str, str] | None = None,
                   events: RunEvents | None = None) -> Runner:
-        """Record and start a run in a worker thread."""
+        """Record and start a run in a worker thread.
+
+        `parameters` are checked against the protocol's declarations (defaults filled in);
+        ParameterError (a ValueError) if one is unknown or a required one is missing.
+        """
+        parameters = protocol.resolve_parameters(parameters or {})
         events = events or RunEvents()
-        self.recorder = RunRecorder(self.runs_dir, protocol, self.bench, parameters)
+        self.recorder = RunRecorder(self.runs_dir, protocol, self.bench, parameters,
+                                    devices=self.rig.devices, keep_frames=self.keep_frames)
         self.recorder.attach(events)
         control = RunControl(self.clock)
-        executor = Executor(self.rig, control, events, counter=make_counter(self.bench))
+        executor = Executor(self.rig, control, events, counter=make_counter(self.bench),
+                            parameters=parameters)
         self.runner = Runner(protocol, executor, events)
         recorder = self.recorder
         events.state_changed.connect(
@@ -114,7 +123,7 @@ class Engine:
         """Every pump and light off now, whatever is running."""
         if self.runner is not None and not self.runner.state.finished:
             return self.runner.emergency_stop()
-        return self.rig.safe_state()
+        return halt_all(self.rig)
 
     def close(self) -> None:
         """Stop safely and close every port."""
@@ -123,26 +132,43 @@ class Engine:
 
 
 class TerminalProgress:
-    """Prints a run's progress: steps, elapsed and remaining, live counts."""
+    """Prints a run's progress: step, elapsed and remaining time, live counts.
 
-    def __init__(self, events: RunEvents, clock: RunClock, total_s: float, out: Any = None):
+    `durations` are the dry run's estimates per step (protocol seconds); the time left is what
+    the remaining steps are planned to take, plus what is left of the current one.
+    """
+
+    def __init__(self, events: RunEvents, clock: RunClock, total_s: float, out: Any = None,
+                 durations: list[float] | None = None):
         self.out = out or sys.stdout
         self.clock, self.total_s = clock, total_s
+        self.durations = durations or []
         self.start = clock.now()
+        self.index, self.step_start = -1, self.start
         events.step_started.connect(self.step)
         events.counted.connect(self.count)
         events.state_changed.connect(self.state)
 
+    def remaining_s(self) -> float:
+        """Estimated protocol seconds left."""
+        now = self.clock.now()
+        if not self.durations or self.index < 0:
+            return max(0.0, self.total_s - (now - self.start))
+        current = self.durations[self.index] if self.index < len(self.durations) else 0.0
+        later = sum(self.durations[self.index + 1:])
+        return later + max(0.0, current - (now - self.step_start))
+
     def _elapsed(self) -> str:
         elapsed = self.clock.now() - self.start
-        remaining = max(0.0, self.total_s - elapsed)
-        return f"[{elapsed / 60:5.1f} min elapsed, ~{remaining / 60:.1f} min left]"
+        return f"[{_clock_text(elapsed)} elapsed, ~{_clock_text(self.remaining_s())} left]"
 
     def step(self, index: int, total: int, label: str) -> None:
+        self.index, self.step_start = index, self.clock.now()
         print(f"{self._elapsed()} step {index + 1}/{total}: {label}", file=self.out, flush=True)
 
     def count(self, row: dict[str, Any]) -> None:
-        truth = f" (simulator truth {row['true_count']})" if row.get("true_count") is not None else ""
+        truth = row.get("true_count")
+        truth = f" (simulator truth {truth})" if truth is not None else ""
         print(f"{self._elapsed()}   {row['zone']} {row['channel']} field {row['field']}: "
               f"{row['count']} vesicles{truth}", file=self.out, flush=True)
 
@@ -150,36 +176,45 @@ class TerminalProgress:
         print(f"{self._elapsed()} {state}: {reason}", file=self.out, flush=True)
 
 
-def _answer_prompts(events: RunEvents, runner: Runner, confirm: bool) -> None:
+def _clock_text(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def _answer_prompts(events: RunEvents, confirm_run: Callable[[], None], confirm: bool) -> None:
     def ask(message: str) -> None:
         print(f"OPERATOR: {message}", flush=True)
         if confirm or not sys.stdin.isatty():
             print("  (confirmed automatically)", flush=True)
-            runner.confirm()
+            confirm_run()
             return
-        threading.Thread(target=lambda: (input("  press Enter when done "), runner.confirm()),
+        threading.Thread(target=lambda: (input("  press Enter when done "), confirm_run()),
                          daemon=True).start()
 
     events.prompt.connect(ask)
 
 
 def run_protocol(protocol: Protocol, bench: Bench, runs_dir: Path | None,
-                 parameters: dict[str, str], confirm_prompts: bool = False) -> Outcome:
+                 parameters: dict[str, str], confirm_prompts: bool = False,
+                 keep_frames: str = "all") -> Outcome:
     """Run a protocol to the end on the terminal (Ctrl-C aborts safely)."""
     from chipctl.cli import UsageError
     from chipctl.protocol.validate import check_protocol
 
-    engine = Engine(bench, runs_dir)
+    engine = Engine(bench, runs_dir, keep_frames)
     try:
         engine.connect()
     except BenchUnavailable as exc:
         raise UsageError(str(exc)) from exc
     events = RunEvents()
     _, plan = check_protocol(protocol, bench)
-    TerminalProgress(events, engine.clock, plan.duration_s)
+    TerminalProgress(events, engine.clock, plan.duration_s,
+                     durations=[step["duration_s"] for step in plan.steps])
+    _answer_prompts(events, lambda: engine.runner.confirm() if engine.runner else None,
+                    confirm_prompts)
     try:
         runner = engine.start_run(protocol, parameters, events)
-        _answer_prompts(events, runner, confirm_prompts)
         try:
             while not runner.wait(0.2).finished:
                 pass

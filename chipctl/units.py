@@ -20,7 +20,6 @@ class UnitError(ValueError):
 def registry() -> pint.UnitRegistry:
     """The shared unit registry (built once; pint's start-up is not free)."""
     ureg = pint.UnitRegistry()
-    ureg.define("percent = 0.01 = pct = %")
     return ureg
 
 

@@ -84,17 +84,24 @@ def safe_packet(data: bytes) -> bytes:
     return bytes([STX, len(data) + 4]) + data + crc + bytes([ETX])
 
 
-def _basic_frame_end(buffer: bytes) -> int | None:
-    """End of `STX ... ETX`; bytes before the STX (a late reply's tail) are junk."""
-    start = buffer.find(bytes([STX]))
-    end = buffer.find(bytes([ETX]), start) if start >= 0 else -1
-    return end + 1 if end >= 0 else None
+def _is_basic(frame: bytes) -> bool:
+    """After STX a Basic reply has an address digit, a Safe one its length (< 0x30)."""
+    return frame[1:2].isdigit()
 
 
-def _safe_frame_end(buffer: bytes) -> int | None:
+def frame_end(buffer: bytes) -> int | None:
+    """End of the first reply in `buffer`, Basic (`STX ... ETX`) or Safe (by its length).
+
+    Bytes before the STX (the tail of a late reply) are left in the frame and skipped by the
+    decoder. A pump answers in the framing of the mode it is in after the command, so a
+    command that changes the mode, or meets an alarm instead, may be answered either way.
+    """
     start = buffer.find(bytes([STX]))
     if start < 0 or len(buffer) < start + 2:
         return None
+    if _is_basic(buffer[start:]):
+        end = buffer.find(bytes([ETX]), start)
+        return end + 1 if end >= 0 else None
     end = start + 1 + buffer[start + 1]
     return end if len(buffer) >= end else None
 
@@ -144,10 +151,9 @@ class NewEraPump:
         data = f"{self.address}{body}".encode("ascii")
         return safe_packet(data) if safe else data + b"\r"
 
-    def _decode(self, raw: bytes, safe: bool) -> Reply:
-        if safe:
-            start = raw.find(bytes([STX]))
-            packet = raw[start:]
+    def _decode(self, raw: bytes) -> Reply:
+        packet = raw[raw.find(bytes([STX])) :]
+        if not _is_basic(packet):
             data, crc = packet[2:-3], packet[-3:-1]
             if packet[-1:] != bytes([ETX]) or binascii.crc_hqx(data, 0).to_bytes(2, "big") != crc:
                 raise GarbledReply(self.name, "Safe-mode reply with a bad CRC or frame", raw)
@@ -167,22 +173,19 @@ class NewEraPump:
         body: str,
         *,
         safe: bool | None = None,
-        reply_safe: bool | None = None,
         retries: int | None = None,
         timeout: float | None = None,
     ) -> Reply:
         """Send one command and read its reply; retry on a lost or garbled reply. No checks."""
         safe = self.safe_timeout_s > 0 if safe is None else safe
-        reply_safe = safe if reply_safe is None else reply_safe
-        until = _safe_frame_end if reply_safe else _basic_frame_end
         attempts = 1 + (self.retries if retries is None else retries)
         with self.transport.lock:
             for attempt in range(attempts):
                 try:
                     raw = self.transport.request(
-                        self._encode(body, safe), until, timeout or self.timeout
+                        self._encode(body, safe), frame_end, timeout or self.timeout
                     )
-                    reply = self._decode(raw, reply_safe)
+                    reply = self._decode(raw)
                     break
                 except (DeviceTimeout, GarbledReply) as exc:
                     log.debug("%s: %r failed (%s), attempt %d", self.name, body, exc, attempt + 1)
@@ -224,7 +227,7 @@ class NewEraPump:
                 self.set_safe_mode(safe_timeout_s)
                 break
             except DeviceAlarm as alarm:  # acknowledged by this reply; the command did not run
-                log.info("%s: alarm at connect: %s", self.name, alarm)
+                log.info("%s: alarm at connect (acknowledged): %s", self.name, alarm)
                 last = alarm
             except DeviceTimeout as exc:
                 last = exc
@@ -326,7 +329,7 @@ class NewEraPump:
         """`SAF<n>` (n s, 1-255; 0 = Basic mode), sent Safe-framed; heartbeat while in Safe mode."""
         if not 0 <= timeout_s <= 255:
             raise ValueError("safe-mode timeout must be 0-255 s")
-        self.command(f"SAF{timeout_s}", safe=True, reply_safe=timeout_s > 0)
+        self.command(f"SAF{timeout_s}", safe=True)
         self.safe_timeout_s = timeout_s
         self._stop_heartbeat()
         if timeout_s:

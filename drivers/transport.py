@@ -6,6 +6,7 @@ Any pyserial URL works: a port name (/dev/ttyUSB0, COM3), a pseudo-terminal path
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -88,10 +89,8 @@ class SerialTransport:
         with self.lock:
             port, self._port = self._port, None
             if port is not None:
-                try:
+                with contextlib.suppress(serial.SerialException, OSError):
                     port.close()
-                except (serial.SerialException, OSError):
-                    pass
                 wire_log.debug("%s: closed", self.name)
 
     @property

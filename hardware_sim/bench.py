@@ -22,10 +22,11 @@ from hardware_sim.endpoints import PtyEndpoint, TcpEndpoint
 from hardware_sim.optics import Optics
 from hardware_sim.world import Reagent, World
 
-# A sample of MSC-derived small EVs: ~1e9 particles/mL after 2,000 x g clearing; CD63 and CD81
-# on most vesicles, CD9 on about half.
+# MSC-conditioned medium (~1e9 small EVs/mL after 2,000 x g clearing) diluted 1:10 in PBS, so
+# that a few uL leave a countable density (~1 vesicle per 100 um^2) on a zone; CD63 and CD81 on
+# most vesicles, CD9 on about half.
 DEFAULT_REAGENTS = {
-    "sample": Reagent("sample", vesicles_per_ml=1e9, markers={"CD9": 0.5, "CD63": 0.8, "CD81": 0.7}),
+    "sample": Reagent("sample", vesicles_per_ml=1e8, markers={"CD9": 0.5, "CD63": 0.8, "CD81": 0.7}),
     "buffer": Reagent("buffer"),
     "stain": Reagent("stain", labels=("AF488", "AF555", "AF647")),
 }

@@ -291,6 +291,28 @@ class Chip:
         v.dyes[fresh, column] = v.sites[fresh, marker] * dol
         v.labelled[fresh, column] = True
 
+    def deposit(
+        self, zone_name: str, count: int, labels: tuple[str, ...] = DYES, t: float = 0.0
+    ) -> None:
+        """Place `count` vesicles positive for every marker on a zone, labelled with `labels`
+        (for demos and tests: a chip that already carries captured vesicles)."""
+        index = next(i for i, z in enumerate(self.zones) if z.name == zone_name)
+        zone = self.zones[index]
+        x0, y0, _, _ = zone.bounds
+        sites = np.clip(np.rint(self.rng.lognormal(math.log(6), 0.7, (count, 3))), 1, 30)
+        self.vesicles.append(
+            x=x0 + zone.width_um * self.rng.random(count),
+            y=y0 + zone.height_um * self.rng.random(count),
+            t=np.full(count, t),
+            zone=np.full(count, index, np.int16),
+            positive=np.ones((count, 3), bool),
+            sites=sites.astype(np.int32),
+            dyes=np.zeros((count, 3), np.int32),
+            labelled=np.zeros((count, 3), bool),
+        )
+        for dye in labels:
+            self._label_rows(dye, np.arange(self.vesicles.n - count, self.vesicles.n))
+
     # -- read-out ---------------------------------------------------------------------------
     def in_box(self, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
         """Indices of captured vesicles inside a rectangle (um)."""
@@ -309,6 +331,32 @@ class Chip:
         column = DYES.index(dye)
         current = self.vesicles.dyes[rows, column]
         self.vesicles.dyes[rows, column] = self.rng.binomial(current, survival)
+
+
+def chip_from_spec(spec: dict[str, Any], seed: int = 0) -> Chip:
+    """A chip from a simulator spec mapping: `zones: [{name, antibody, x_um, y_um, width_um,
+    height_um}, ...]` (antibody null or "isotype" = isotype control) plus any Chip option;
+    without zones, the default four."""
+    options = {k: v for k, v in spec.items() if k != "zones"}
+    if "tilt" in options:
+        options["tilt"] = tuple(options["tilt"])
+    if not spec.get("zones"):
+        return default_chip(seed=seed, **options)
+    zones = []
+    for z in spec["zones"]:
+        antibody = z.get("antibody", z["name"])
+        antibody = None if antibody in (None, "isotype", "none") else str(antibody)
+        zones.append(
+            Zone(
+                str(z["name"]),
+                antibody,
+                float(z["x_um"]),
+                float(z["y_um"]),
+                float(z.get("width_um", 800.0)),
+                float(z.get("height_um", 800.0)),
+            )
+        )
+    return Chip(zones, seed=seed, **options)
 
 
 def default_chip(seed: int = 0, **options: Any) -> Chip:

@@ -1,7 +1,8 @@
 """The simulator's control channel: JSON lines over TCP, for tests, demos and fault drills.
 
 Requests and replies are one JSON object per line:
-  {"cmd": "status"}                                   -> {"ok": true, "time_s", "speed", "devices": {...}}
+  {"cmd": "status"}          -> {"ok": true, "time_s", "speed", "devices": {...},
+                                 "reagents": {name: {vesicles_per_ml, markers, labels}}}
   {"cmd": "fault", "device": NAME, "fault": F, "value": 1}
         F: a link fault (drop_reply, garble, slow, split, lockup, unplug) or a device fault
         the device's model knows (stall, power_cycle, ...)
@@ -12,6 +13,7 @@ Requests and replies are one JSON object per line:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -29,7 +31,21 @@ log = logging.getLogger(__name__)
 
 def _snapshot(model: Any) -> dict[str, Any]:
     snap = getattr(model, "snapshot", None)
-    return snap() if callable(snap) else {}
+    return snap() if callable(snap) else _public_state(model)
+
+
+def _public_state(model: Any) -> dict[str, Any]:
+    """For a model without snapshot(): its public scalar fields (brought up to the clock first
+    where the model integrates motion) and, for a light, what it emits."""
+    update = getattr(model, "update", None)
+    if callable(update):
+        update()
+    state = {key: value for key, value in vars(model).items()
+             if not key.startswith("_") and isinstance(value, bool | int | float | str)}
+    emission = getattr(model, "emission", None)
+    if callable(emission):
+        state["emission"] = [list(item) for item in emission()]
+    return state
 
 
 def handle_request(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +56,9 @@ def handle_request(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:
         with world.lock:
             world.advance()
             devices = {name: _snapshot(model) for name, model in world.devices.items()}
-        return {"ok": True, "time_s": world.now(), "speed": world.clock.speed, "devices": devices}
+            reagents = {name: dataclasses.asdict(r) for name, r in world.reagents.items()}
+        return {"ok": True, "time_s": world.now(), "speed": world.clock.speed, "devices": devices,
+                "reagents": reagents}
     if cmd == "speed":
         world.clock.speed = float(request["value"])
         return {"ok": True, "speed": world.clock.speed}

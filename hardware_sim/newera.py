@@ -13,6 +13,7 @@ faults of hardware_sim.faults act on the endpoint serving the chain.
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 from typing import Any
 
@@ -72,10 +73,14 @@ class NewEraChain:
                 pump.alarm, pump.ignore_next = "", False
             self.pumps[pump.address] = pump
             self.by_name[model.name] = pump
+            model.injector = functools.partial(self._inject_one, model.name)
             world.pumps[model.name] = model
             world.devices[model.name] = model
 
     # -- faults ---------------------------------------------------------------------------------
+    def _inject_one(self, name: str, fault: str, value: float = 1.0) -> None:
+        self.inject(fault, value, pump=name)
+
     def inject(self, fault: str, value: float = 1.0, pump: str | None = None) -> None:
         """Arm a device fault (`stall`, `power_cycle`) on `pump` (default all) or a link fault."""
         with self.world.lock:

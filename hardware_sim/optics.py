@@ -27,7 +27,7 @@ c sees chip x = stage_x + (c - (W - 1) / 2) * pixel_size (rows likewise with y).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -120,7 +120,6 @@ class Spots:
     cy: np.ndarray
     photons: np.ndarray
     sigma: np.ndarray
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Renderer:
@@ -178,8 +177,12 @@ class Renderer:
         """One frame (uint16, ROI and binning applied) and its ground truth."""
         x0, y0, w, h = self.roi(view)
         electrons = self._background(view, x0, y0, w, h)
-        spots, truth = self._sources(chip, view, (x0, y0, w, h))
-        self._add_spots(electrons, spots, (x0, y0, w, h))
+        vesicles, truth = self._vesicle_spots(chip, view, (x0, y0, w, h))
+        debris = self._debris_spots(chip, view, (x0, y0, w, h))
+        truth["debris_xy"] = self._frame_xy(view, (x0, y0, w, h), debris.cx, debris.cy)
+        # Two passes: each patch size follows its own widest PSF (debris are much wider).
+        self._add_spots(electrons, vesicles, (x0, y0, w, h))
+        self._add_spots(electrons, debris, (x0, y0, w, h))
         b = view.binning
         if b > 1:
             electrons = electrons.reshape(h // b, b, w // b, b).sum(axis=(1, 3))
@@ -209,19 +212,6 @@ class Renderer:
         keep = (rows >= y0) & (rows < y0 + h) & (cols >= x0) & (cols < x0 + w)
         dark = self.optics.hot_dark_e_per_s * view.exposure_s
         image[rows[keep] - y0, cols[keep] - x0] += self.rng.poisson(dark, int(keep.sum()))
-
-    def _sources(
-        self, chip: Chip, view: View, roi: tuple[int, int, int, int]
-    ) -> tuple[Spots, dict[str, Any]]:
-        vesicles, truth = self._vesicle_spots(chip, view, roi)
-        debris = self._debris_spots(chip, view, roi)
-        truth["debris_xy"] = self._frame_xy(view, roi, debris.cx, debris.cy)
-        return Spots(
-            cx=np.concatenate([vesicles.cx, debris.cx]),
-            cy=np.concatenate([vesicles.cy, debris.cy]),
-            photons=np.concatenate([vesicles.photons, debris.photons]),
-            sigma=np.concatenate([vesicles.sigma, debris.sigma]),
-        ), truth
 
     def _sigma_px(self, chip: Chip, view: View, x: np.ndarray, y: np.ndarray, base: float) -> Any:
         dz = view.z_um - (chip.surface_z_um + chip.tilt[0] * x + chip.tilt[1] * y)

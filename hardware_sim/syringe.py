@@ -35,6 +35,8 @@ class SyringePumpModel:
     withdrawn_ul: float = 0.0
     # Why the last run ended: "", "stopped", "target", "end_of_travel", "stall", "power".
     ended: str = ""
+    # Set by the emulator serving this pump: inject(fault, value) arms a fault on it.
+    injector: Callable[[str, float], None] | None = field(default=None, repr=False)
     _last: float = 0.0
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
@@ -47,6 +49,12 @@ class SyringePumpModel:
         with self._lock:
             self.update(now)
             return self.direction * self.rate_ul_min if self.running else 0.0
+
+    def inject(self, fault: str, value: float = 1.0) -> None:
+        """Arm a fault on this pump (`stall`, `power_cycle`) or on the link it is served on."""
+        if self.injector is None:
+            raise RuntimeError(f"pump {self.name} is not served by an emulator")
+        self.injector(fault, value)
 
     # -- motion ---------------------------------------------------------------------------------
     def update(self, now: float | None = None) -> None:

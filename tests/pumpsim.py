@@ -8,6 +8,7 @@ from typing import Any
 
 from drivers.transport import SerialTransport
 from hardware_sim.clock import VirtualClock
+from hardware_sim.harvard import HarvardChain
 from hardware_sim.newera import NewEraChain
 from hardware_sim.world import World
 
@@ -15,7 +16,7 @@ SPEED = 60.0  # simulated seconds per wall second
 
 
 def ne_spec(name: str = "sample", address: int = 0, **extra: Any) -> dict[str, Any]:
-    """One NE pump of a chain: a 1 mL syringe (4.699 mm) holding 500 uL."""
+    """One pump of a chain (either family): a 1 mL syringe (4.699 mm) holding 500 uL."""
     spec = dict(
         name=name,
         address=address,
@@ -44,6 +45,28 @@ def newera_bench(
     chain = NewEraChain(world, list(specs) or [ne_spec()])
     endpoint = chain.serve_tcp() if wire == "tcp" else chain.serve_pty(link)
     transport = SerialTransport(endpoint.url, name="ne-port", baudrate=19200, timeout=timeout)
+    try:
+        yield world, chain, transport
+        assert_all_stopped(world)
+    finally:
+        stop_all(world)
+        transport.close()
+        endpoint.stop()
+
+
+@contextlib.contextmanager
+def harvard_bench(
+    *specs: dict[str, Any],
+    wire: str = "tcp",
+    speed: float = SPEED,
+    timeout: float = 0.3,
+    link: str | None = None,
+) -> Iterator[tuple[World, HarvardChain, SerialTransport]]:
+    """A world with a Harvard daisy chain served on TCP or a pty, and a transport to it."""
+    world = World(VirtualClock(speed=speed))
+    chain = HarvardChain(world, list(specs) or [ne_spec()])
+    endpoint = chain.serve_tcp() if wire == "tcp" else chain.serve_pty(link)
+    transport = SerialTransport(endpoint.url, name="ha-port", baudrate=115200, timeout=timeout)
     try:
         yield world, chain, transport
         assert_all_stopped(world)

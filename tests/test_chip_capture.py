@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scope_support import ConstantFlow, ManualClock
 
-from hardware_sim.chip import Zone, default_chip, diffusivity_um2_s
+from hardware_sim.chip import Zone, chip_from_spec, default_chip, diffusivity_um2_s
 from hardware_sim.world import Reagent, World
 
 SAMPLE = Reagent("sample", 1e8, {"CD9": 0.7, "CD63": 0.5, "CD81": 0.0}, ("AF488", "AF555"))
@@ -110,3 +110,20 @@ def test_bleaching_removes_dyes() -> None:
     chip.bleach(rows, "AF488", 0.5)
     after = chip.vesicles.view("dyes")[:, 0].sum()
     assert after == pytest.approx(before / 2, rel=0.1)
+
+
+def test_chip_from_spec() -> None:
+    chip = chip_from_spec(
+        {
+            "zones": [
+                {"name": "CD63", "x_um": 0, "y_um": 0},
+                {"name": "ctrl", "antibody": "isotype", "x_um": 2000, "y_um": 0, "width_um": 500},
+            ],
+            "efficiency": 0.5,
+            "tilt": [0.001, 0.0],
+        }
+    )
+    assert [z.antibody for z in chip.zones] == ["CD63", None]
+    assert chip.zone_at(2200, 0).name == "ctrl" and chip.zone_at(2300, 0) is None
+    assert chip.surface_z(1000, 0) == pytest.approx(1.0)
+    assert len(chip_from_spec({}).zones) == 4

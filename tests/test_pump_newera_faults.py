@@ -247,3 +247,19 @@ def test_safe_mode_heartbeat_and_comm_timeout() -> None:
         assert not pump.is_running()
         pump.driver.set_safe_mode(0)
         pump.close()
+
+
+def test_new_controller_after_a_crash_in_safe_mode(caplog: pytest.LogCaptureFixture) -> None:
+    with newera_bench(ne_spec(fresh=False)) as (world, _chain, transport):
+        pump = make_newera("sample", settings(safe_mode=1), transport)
+        pump.connect()
+        pump.infuse(30.0)
+        pump.close()  # the controller dies: no heartbeat, port closed
+        time.sleep(1.6)
+        assert running_pumps(world) == []
+        again = make_newera("sample", settings(), transport)  # a new session, Basic mode
+        again.connect()  # SAF0 meets the pending A?T (Safe-framed): acknowledged, repeated
+        assert "safe-mode communications timeout" in caplog.text
+        assert again.driver.safe_timeout_s == 0
+        assert not again.is_running()
+        again.close()

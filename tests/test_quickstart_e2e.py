@@ -34,8 +34,11 @@ def test_quickstart_runs_on_the_simulator_and_records_counts(tmp_path: Path) -> 
     rows = list(csv.DictReader((folder / "counts.csv").open()))
     assert [(r["zone"], r["channel"]) for r in rows] == [("CD63", "AF555")]
     counted, truth = int(rows[0]["count"]), int(rows[0]["true_count"])
-    assert truth > 20, "the simulated sample should have left vesicles on the CD63 zone"
-    assert abs(counted - truth) <= max(3, 0.15 * truth)
+    assert truth > 1000, "the simulated sample should have left vesicles on the CD63 zone"
+    # The truth lists every labelled vesicle in view, including ones too dim to see at 10x
+    # (a few dyes under the background's shot noise): the counter must find most of them and
+    # never invent vesicles.
+    assert 0.7 * truth <= counted <= 1.02 * truth
 
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     kinds = [e["event"] for e in events]
@@ -44,4 +47,4 @@ def test_quickstart_runs_on_the_simulator_and_records_counts(tmp_path: Path) -> 
     delivered = [e for e in events if e["event"] == "pump_done"]
     assert [e["pump"] for e in delivered] == [
         "buffer_pump", "sample_pump", "buffer_pump", "stain_pump", "buffer_pump"]
-    assert abs(delivered[1]["delivered_ul"] - 25.0) < 0.1
+    assert abs(delivered[1]["delivered_ul"] - 10.0) < 0.1

@@ -6,6 +6,8 @@ from chipctl.protocol.model import (
     Flow,
     Image,
     Monitor,
+    Parameter,
+    ParameterError,
     Prime,
     Prompt,
     Protocol,
@@ -16,6 +18,6 @@ from chipctl.protocol.model import (
 )
 
 __all__ = [
-    "ChannelSetting", "Flow", "Image", "Monitor", "Prime", "Prompt", "Protocol", "Repeat",
-    "Step", "Valve", "Wait", "load_protocol", "parse_protocol",
+    "ChannelSetting", "Flow", "Image", "Monitor", "Parameter", "ParameterError", "Prime",
+    "Prompt", "Protocol", "Repeat", "Step", "Valve", "Wait", "load_protocol", "parse_protocol",
 ]

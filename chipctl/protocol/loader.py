@@ -3,28 +3,36 @@
 ```yaml
 schema_version: 1
 name: Quickstart
+parameters:
+  sample: {description: sample name}          # no default: required at run time
+  operator: {default: "", description: who ran it}
 steps:
   - prime: {pump: buffer_pump, volume: 20 uL, rate: 50 uL/min}
-  - flow:  {pump: sample_pump, rate: 5 uL/min, volume: 25 uL}
-  - wait: 2 min
+  - sample: {pump: sample_pump, rate: 5 uL/min, volume: 25 uL}
+  - incubate: 2 min
   - image: {zones: [CD63], channels: [{channel: AF647, exposure: 50 ms, power: 60 %}]}
+  - prompt: "Store the chip of {sample} at 4 °C"
 ```
-Every problem is collected (not just the first) and reported with file and line.
+Every problem is collected (not just the first) and reported with file and line. Step kinds and
+their fields are documented in protocols/README.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chipctl.protocol.fields import Fields, StepError
 from chipctl.protocol.model import (
     ChannelSetting,
     Flow,
     Image,
     Monitor,
+    Parameter,
     Prime,
     Prompt,
     Protocol,
@@ -34,244 +42,331 @@ from chipctl.protocol.model import (
     Wait,
 )
 from chipctl.sourcefile import LineDict, Problem, SourceError, parse_yaml
-from chipctl.units import UnitError, to_unit
 
 SCHEMA_VERSION = 1
 FLOW_ALIASES = ("sample", "block", "stain", "wash", "buffer")
-
-
-class _StepError(Exception):
-    def __init__(self, message: str, line: int = 0) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-class _Fields:
-    """Typed access to one step's fields, remembering which were used."""
-
-    def __init__(self, kind: str, data: Any, line: int) -> None:
-        if not isinstance(data, dict):
-            raise _StepError(f"{kind}: expected a mapping of fields, got {data!r}", line)
-        self.kind, self.data, self.line = kind, data, line
-        self.used: set[str] = {"label"}
-
-    def line_of(self, key: str) -> int:
-        lines = getattr(self.data, "lines", {})
-        return lines.get(key, self.line) if isinstance(self.data, LineDict) else self.line
-
-    def raw(self, key: str, required: bool = True) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            if required:
-                raise _StepError(f"{self.kind}: missing field '{key}'", self.line)
-            return None
-        return self.data[key]
-
-    def quantity(self, key: str, unit: str, required: bool = True) -> float | None:
-        value = self.raw(key, required)
-        if value is None:
-            return None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            raise _StepError(f"{self.kind}.{key}: write the unit, e.g. '{value} {unit}'",
-                             self.line_of(key))
-        try:
-            result = to_unit(value, unit)
-        except UnitError as exc:
-            raise _StepError(f"{self.kind}.{key}: {exc}", self.line_of(key)) from exc
-        if result < 0:
-            raise _StepError(f"{self.kind}.{key}: must not be negative", self.line_of(key))
-        return result
-
-    def text(self, key: str, required: bool = True, default: str = "") -> str:
-        value = self.raw(key, required)
-        if value is None:
-            return default
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            raise _StepError(f"{self.kind}.{key}: expected a name, got {value!r}", self.line_of(key))
-        return str(value)
-
-    def integer(self, key: str, default: int, minimum: int = 1) -> int:
-        value = self.raw(key, required=False)
-        if value is None:
-            return default
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise _StepError(
-                f"{self.kind}.{key}: expected a whole number >= {minimum}, got {value!r}",
-                self.line_of(key),
-            )
-        return value
-
-    def flag(self, key: str, default: bool = False) -> bool:
-        value = self.raw(key, required=False)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise _StepError(f"{self.kind}.{key}: expected true or false", self.line_of(key))
-        return value
-
-    def check_unknown(self) -> None:
-        extra = [key for key in self.data if key not in self.used]
-        if extra:
-            key = extra[0]
-            raise _StepError(f"{self.kind}: unknown field '{key}'", self.line_of(key))
+TOP_LEVEL = ("schema_version", "name", "description", "parameters", "steps")
+_FLOW_FIELDS = ("pump", "rate", "volume", "duration", "direction", "reagent")
+FIELDS: dict[str, tuple[str, ...]] = {
+    "prime": ("pump", "volume", "rate"),
+    "flow": _FLOW_FIELDS,
+    **{alias: _FLOW_FIELDS for alias in FLOW_ALIASES},
+    "image": ("zones", "channels", "fields", "grid", "positions", "field_spacing", "autofocus"),
+    "monitor": ("zone", "channel", "flow", "interval", "until_plateau"),
+    "valve": ("valve", "port"),
+    "repeat": ("times", "steps"),
+}
 
 
 def _channel(value: Any, line: int) -> ChannelSetting:
     if isinstance(value, str):
         return ChannelSetting(value)
-    fields = _Fields("channel", value, getattr(value, "line", line))
+    f = Fields("channel", value, line, ("channel", "exposure", "power"))
     setting = ChannelSetting(
-        channel=fields.text("channel"),
-        exposure_ms=fields.quantity("exposure", "ms", required=False) or 50.0,
-        power_pct=fields.quantity("power", "%", required=False) or 50.0,
+        channel=f.text("channel"),
+        exposure_ms=f.quantity("exposure", "ms", required=False, default=50.0) or 0.0,
+        power_pct=f.quantity("power", "%", required=False, default=50.0) or 0.0,
     )
-    fields.check_unknown()
+    f.check_unknown()
     return setting
 
 
-def _prime(f: _Fields) -> Step:
+def _prime(f: Fields) -> Step:
     return Prime(pump=f.text("pump"), volume_ul=f.quantity("volume", "uL") or 0.0,
-                 rate_ul_min=f.quantity("rate", "uL/min") or 0.0)
+                 rate_ul_min=_rate(f))
 
 
-def _flow(f: _Fields, reagent: str = "") -> Flow:
+def _rate(f: Fields) -> float:
+    rate = f.quantity("rate", "uL/min") or 0.0
+    if rate <= 0:
+        raise f.error("rate", "must be above 0 uL/min")
+    return rate
+
+
+def _flow(f: Fields, reagent: str = "") -> Flow:
     direction = f.text("direction", required=False, default="infuse")
     if direction not in ("infuse", "withdraw"):
-        raise _StepError(f"{f.kind}.direction: infuse or withdraw, not {direction!r}",
-                         f.line_of("direction"))
+        raise f.error("direction", f"infuse or withdraw, not {direction!r}")
     volume = f.quantity("volume", "uL", required=False)
     duration = f.quantity("duration", "s", required=False)
     if (volume is None) == (duration is None):
-        raise _StepError(f"{f.kind}: give either a volume or a duration", f.line)
-    rate = f.quantity("rate", "uL/min") or 0.0
-    if rate <= 0:
-        raise _StepError(f"{f.kind}.rate: must be above 0 uL/min", f.line_of("rate"))
-    return Flow(pump=f.text("pump"), rate_ul_min=rate, volume_ul=volume, duration_s=duration,
+        raise StepError(f"{f.kind}: give either a volume or a duration (not both)", f.line)
+    return Flow(pump=f.text("pump"), rate_ul_min=_rate(f), volume_ul=volume, duration_s=duration,
                 direction=direction, reagent=f.text("reagent", False, reagent))  # type: ignore[arg-type]
 
 
-def _channels(f: _Fields) -> tuple[ChannelSetting, ...]:
+def _channels(f: Fields) -> tuple[ChannelSetting, ...]:
     value = f.raw("channels")
     if not isinstance(value, list) or not value:
-        raise _StepError(f"{f.kind}.channels: a list of channels", f.line_of("channels"))
+        raise f.error("channels", "a list of channels, e.g. "
+                      "[{channel: AF647, exposure: 50 ms, power: 60 %}]")
     lines = getattr(value, "lines", [f.line] * len(value))
     return tuple(_channel(item, line) for item, line in zip(value, lines, strict=True))
 
 
-def _image(f: _Fields) -> Step:
+def _grid(f: Fields) -> tuple[int, int] | None:
+    value = f.raw("grid", required=False)
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise f.error("grid", f"[rows, columns] as two whole numbers, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def _positions(f: Fields) -> tuple[tuple[float, float], ...]:
+    value = f.raw("positions", required=False)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise f.error("positions", "a list of [x, y] offsets from the zone centre, "
+                      "e.g. [[0 um, 0 um], [200 um, 0 um]]")
+    out = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 2:
+            raise f.error("positions", f"each position is [x, y], got {item!r}")
+        out.append(tuple(_signed_um(f, "positions", v) for v in item))
+    return tuple(out)  # type: ignore[arg-type]
+
+
+def _signed_um(f: Fields, key: str, value: Any) -> float:
+    if isinstance(value, str) and value.strip().startswith("-"):
+        return -f.convert(key, value.strip()[1:], "um")
+    return f.convert(key, value, "um")
+
+
+def _image(f: Fields) -> Step:
     zones = f.raw("zones")
     if isinstance(zones, str):
         zones = [zones]
     if not isinstance(zones, list) or not zones or not all(isinstance(z, str) for z in zones):
-        raise _StepError("image.zones: a list of capture zone names", f.line_of("zones"))
+        raise f.error("zones", "a list of capture zone names, e.g. [CD9, CD63]")
+    grid, positions = _grid(f), _positions(f)
+    if "fields" in f.data and (grid or positions) or grid and positions:
+        raise StepError("image: give only one of fields, grid and positions", f.line)
     return Image(zones=tuple(zones), channels=_channels(f),
-                 fields_per_zone=f.integer("fields", 1),
-                 field_spacing_um=f.quantity("field_spacing", "um", required=False) or 300.0,
+                 fields_per_zone=f.integer("fields", 1), grid=grid, positions=positions,
+                 field_spacing_um=f.quantity("field_spacing", "um", False, 300.0) or 0.0,
                  autofocus=f.flag("autofocus"))
 
 
-def _monitor(f: _Fields) -> Step:
+def _plateau(f: Fields) -> dict[str, Any]:
+    value = f.raw("until_plateau", required=False)
+    if value is None or isinstance(value, bool):
+        return {"until_plateau": bool(value)}
+    p = Fields("monitor.until_plateau", value, f.line_of("until_plateau"))
+    options = {"until_plateau": True, "plateau_points": p.integer("points", 4, minimum=2),
+               "plateau_tolerance_pct": p.quantity("tolerance", "%", False, 5.0),
+               "plateau_min_count": p.integer("min_count", 10, minimum=0)}
+    p.check_unknown()
+    return options
+
+
+def _monitor(f: Fields) -> Step:
     flow_data = f.raw("flow")
-    flow = _flow(_Fields("monitor.flow", flow_data, getattr(flow_data, "line", f.line)))
+    flow_fields = Fields("monitor.flow", flow_data, f.line_of("flow"), _FLOW_FIELDS)
+    flow = _flow(flow_fields, reagent="sample")
+    flow_fields.check_unknown()
+    interval = f.quantity("interval", "s", False, 30.0) or 0.0
+    if interval <= 0:
+        raise f.error("interval", "must be above 0 s")
     return Monitor(zone=f.text("zone"), channel=_channel(f.raw("channel"), f.line_of("channel")),
-                   flow=flow, interval_s=f.quantity("interval", "s", required=False) or 30.0,
-                   until_plateau=f.flag("until_plateau"))
+                   flow=flow, interval_s=interval, **_plateau(f))
 
 
-def _wait(value: Any, line: int) -> Step:
+def _wait(value: Any, line: int, kind: str) -> Step:
     data = value if isinstance(value, dict) else {"duration": value}
-    f = _Fields("wait", data, line)
+    f = Fields(kind, data, line, ("duration",))
     step = Wait(duration_s=f.quantity("duration", "s") or 0.0)
     f.check_unknown()
     return step
 
 
-BUILDERS: dict[str, Callable[[_Fields], Step]] = {
+def _prompt(value: Any, line: int) -> Step:
+    if isinstance(value, str):
+        return Prompt(message=value)
+    f = Fields("prompt", value, line)
+    step = Prompt(message=f.text("message"))
+    f.check_unknown()
+    return step
+
+
+BUILDERS: dict[str, Callable[[Fields], Step]] = {
     "prime": _prime,
     "flow": _flow,
     "image": _image,
     "monitor": _monitor,
     "valve": lambda f: Valve(valve=f.text("valve"), port=f.integer("port", 1)),
-    "prompt": lambda f: Prompt(message=f.text("message")),
 }
+KNOWN_STEPS = sorted([*BUILDERS, *FLOW_ALIASES, "wait", "incubate", "prompt", "repeat"])
 
 
-def _build(kind: str, value: Any, line: int, problems: list[Problem], path: str) -> Step:
-    if kind in ("wait", "incubate"):
-        return _wait(value, line)
-    if kind == "prompt" and isinstance(value, str):
-        return Prompt(message=value)
-    if kind == "repeat":
-        f = _Fields("repeat", value, line)
-        inner = _steps(f.raw("steps"), path, problems, f.line_of("steps"))
-        return Repeat(times=f.integer("times", 1), steps=tuple(inner))
-    if kind in FLOW_ALIASES:
-        f = _Fields(kind, value, line)
-        step: Step = _flow(f, reagent=kind)
-    elif kind in BUILDERS:
-        f = _Fields(kind, value, line)
-        step = BUILDERS[kind](f)
-    else:
-        known = ", ".join(sorted([*BUILDERS, *FLOW_ALIASES, "wait", "incubate", "repeat"]))
-        raise _StepError(f"unknown step '{kind}'; known steps: {known}", line)
-    f.check_unknown()
-    return step
+class _Parser:
+    """Collects every problem of one file while building its steps."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def problem(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.path, line, message))
+
+    def build(self, kind: str, value: Any, line: int, number: str) -> Step:
+        if kind in ("wait", "incubate"):
+            return _wait(value, line, kind)
+        if kind == "prompt":
+            return _prompt(value, line)
+        if kind == "repeat":
+            f = Fields("repeat", value, line, FIELDS["repeat"])
+            inner = self.steps(f.raw("steps"), f.line_of("steps"), f"{number}.")
+            step: Step = Repeat(times=f.integer("times", 1), steps=tuple(inner))
+        elif kind in FLOW_ALIASES:
+            f = Fields(kind, value, line, FIELDS[kind])
+            step = _flow(f, reagent=kind)
+        elif kind in BUILDERS:
+            f = Fields(kind, value, line, FIELDS[kind])
+            step = BUILDERS[kind](f)
+        else:
+            raise StepError(f"unknown step '{kind}'; known steps: {', '.join(KNOWN_STEPS)}", line)
+        f.check_unknown()
+        return step
+
+    def steps(self, items: Any, line: int, prefix: str = "") -> list[Step]:
+        if not isinstance(items, list) or not items:
+            self.problem(line, "steps: a non-empty list of steps")
+            return []
+        steps: list[Step] = []
+        for index, (item, item_line) in enumerate(zip(items, items.lines, strict=True), 1):
+            number = f"{prefix}{index}"
+            keys = [k for k in item if k != "label"] if isinstance(item, dict) else []
+            if len(keys) != 1:
+                self.problem(item_line, f"step {number}: write one step per item, "
+                             "e.g. '- flow: {pump: ..., rate: ..., volume: ...}'")
+                continue
+            kind = keys[0]
+            try:
+                step = self.build(str(kind), item[kind], item.lines.get(kind, item_line), number)
+            except StepError as exc:
+                self.problem(exc.line or item_line, f"step {number} ({kind}): {exc}")
+                continue
+            label = item.get("label")
+            label = str(label) if label not in (None, "") else f"{number}. {kind}"
+            steps.append(dataclasses.replace(step, label=label, line=item_line))
+        return steps
 
 
-def _steps(items: Any, path: str, problems: list[Problem], line: int) -> list[Step]:
-    if not isinstance(items, list) or not items:
-        problems.append(Problem(path, line, "steps: a non-empty list of steps"))
-        return []
-    steps: list[Step] = []
-    for number, (item, item_line) in enumerate(zip(items, items.lines, strict=True), 1):
-        if not isinstance(item, dict) or len([k for k in item if k != "label"]) != 1:
-            problems.append(Problem(path, item_line, f"step {number}: write one step per item, "
-                                    "e.g. '- flow: {pump: ..., rate: ..., volume: ...}'"))
+def _parameters(data: LineDict, parser: _Parser) -> tuple[Parameter, ...]:
+    value = data.get("parameters")
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        parser.problem(data.lines["parameters"], "parameters: a mapping of name: "
+                       "{default: ..., description: ...}")
+        return ()
+    params = []
+    for name, spec in value.items():
+        line = value.lines.get(name, value.line)
+        if not isinstance(spec, dict):  # shorthand  name: default
+            params.append(Parameter(str(name), None if spec is None else str(spec), "", line))
             continue
-        kind = next(k for k in item if k != "label")
         try:
-            step = _build(str(kind), item[kind], item.lines.get(kind, item_line), problems, path)
-        except _StepError as exc:
-            problems.append(Problem(path, exc.line or item_line, f"step {number}: {exc}"))
+            f = Fields(f"parameters.{name}", spec, line)
+            default = f.raw("default", required=False)
+            param = Parameter(str(name), None if default is None else str(default),
+                              f.text("description", required=False), line)
+            f.check_unknown()
+        except StepError as exc:
+            parser.problem(exc.line or line, str(exc))
             continue
-        label = str(item.get("label", ""))
-        steps.append(_relabel(step, label or f"{number}. {kind}", item_line))
-    return steps
+        params.append(param)
+    return tuple(params)
 
 
-def _relabel(step: Step, label: str, line: int) -> Step:
-    return dataclasses.replace(step, label=label, line=line)
-
-
-def _header(data: Any, path: str, problems: list[Problem]) -> None:
+def _header(data: LineDict, parser: _Parser) -> None:
     version = data.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
-        problems.append(Problem(path, data.lines.get("schema_version", 1),
-                                f"schema_version {version!r} is not supported (use 1)"))
-    known = {"schema_version", "name", "description", "parameters", "steps"}
+        parser.problem(data.lines.get("schema_version", 1),
+                       f"schema_version {version!r} is not supported (this chipctl reads "
+                       f"{SCHEMA_VERSION})")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str | int | float):
+            parser.problem(data.lines[key], f"{key}: expected text, got {data[key]!r}")
     for key in data:
-        if key not in known:
-            problems.append(Problem(path, data.lines[key], f"unknown top-level field '{key}'"))
+        if key not in TOP_LEVEL:
+            parser.problem(data.lines[key], f"unknown top-level field '{key}'; known fields: "
+                           f"{', '.join(TOP_LEVEL)}")
+
+
+def check_placeholders(steps: list[Step], params: tuple[Parameter, ...]) -> list[tuple[Step, str]]:
+    """Steps whose prompt or label names an undeclared {parameter}, with the message."""
+    declared = {p.name for p in params}
+    out = []
+    for step in _all_steps(steps):
+        texts = [step.label] + ([step.message] if isinstance(step, Prompt) else [])
+        for text in texts:
+            try:
+                names = {name for _, name, _, _ in string.Formatter().parse(text) if name}
+            except ValueError as exc:
+                out.append((step, f"cannot read the text {text!r}: {exc} (write {{{{ for {{)"))
+                continue
+            for name in sorted(names - declared):
+                out.append((step, f"'{{{name}}}' is not a declared parameter"
+                            + (f" (declared: {', '.join(sorted(declared))})" if declared else "")))
+    return out
+
+
+def _all_steps(steps: list[Step] | tuple[Step, ...]) -> list[Step]:
+    out: list[Step] = []
+    for step in steps:
+        out.append(step)
+        if isinstance(step, Repeat):
+            out.extend(_all_steps(step.steps))
+    return out
+
+
+def _whole_file_line(raw: bytes | str) -> int:
+    """The line a whole-file problem is about: the first binary or non-UTF-8 byte, else 1."""
+    if isinstance(raw, str):
+        return 1
+    bad = raw.find(b"\x00")
+    if bad < 0:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = exc.start
+    return raw[:bad].count(b"\n") + 1 if bad > 0 else 1
+
+
+def _parse_yaml(raw: bytes | str, path: str) -> Any:
+    """parse_yaml, with whole-file problems (empty, binary, not UTF-8) placed on a line."""
+    try:
+        return parse_yaml(raw, path, "protocol file")
+    except SourceError as exc:
+        line = _whole_file_line(raw)
+        raise SourceError([Problem(p.path, p.line or line, p.message)
+                           for p in exc.problems]) from None
 
 
 def parse_protocol(raw: bytes | str, path: str) -> Protocol:
     """Parse protocol text; raise SourceError listing every problem."""
-    data = parse_yaml(raw, path, "protocol file")
+    data = _parse_yaml(raw, path)
     if not isinstance(data, LineDict):
         raise SourceError([Problem(path, getattr(data, "line", 1),
                                    "a protocol file is a mapping with 'name' and 'steps'")])
-    problems: list[Problem] = []
-    _header(data, path, problems)
-    steps = _steps(data.get("steps"), path, problems, data.lines.get("steps", data.line))
-    if problems:
-        raise SourceError(problems)
+    parser = _Parser(path)
+    _header(data, parser)
+    params = _parameters(data, parser)
+    steps = parser.steps(data.get("steps"), data.lines.get("steps", data.line))
+    for step, message in check_placeholders(steps, params):
+        parser.problem(step.line, f"{step.label}: {message}")
+    if parser.problems:
+        raise SourceError(parser.problems)
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    params = data.get("parameters") or {}
     return Protocol(
         name=str(data.get("name", Path(path).stem)),
         steps=tuple(steps),
         description=str(data.get("description", "")),
-        parameters=tuple((str(k), str(v)) for k, v in dict(params).items()),
+        parameters=params,
         source=path,
         source_text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
@@ -279,10 +374,12 @@ def parse_protocol(raw: bytes | str, path: str) -> Protocol:
 
 
 def load_protocol(path: str | Path) -> Protocol:
-    """Read and parse a protocol file."""
+    """Read and parse a protocol file (YAML). This never executes code: see script.py for
+    Python scripted protocols."""
     name = str(path)
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        raise SourceError([Problem(name, 0, f"cannot read protocol: {exc.strerror or exc}")]) from exc
+        message = f"cannot read protocol: {exc.strerror or exc}"
+        raise SourceError([Problem(name, 0, message)]) from exc
     return parse_protocol(raw, name)

@@ -6,6 +6,7 @@ stands in its source file (0 for steps built by a script), so messages can name 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -86,24 +87,59 @@ class ChannelSetting:
 
 @dataclass(frozen=True)
 class Image(Step):
-    """Image capture zones in one or more channels and count vesicles in every frame."""
+    """Image capture zones in one or more channels and count vesicles in every frame.
+
+    Fields per zone: explicit `positions` (um offsets from the zone's centre) if given, else a
+    `grid` (rows, columns) `field_spacing_um` apart, else `fields_per_zone` fields on a near-square
+    grid centred on the zone.
+    """
 
     zones: tuple[str, ...] = ()
     channels: tuple[ChannelSetting, ...] = ()
     fields_per_zone: int = 1
     field_spacing_um: float = 300.0
     autofocus: bool = False
+    grid: tuple[int, int] | None = None
+    positions: tuple[tuple[float, float], ...] = ()
+
+    def field_offsets(self) -> list[tuple[float, float]]:
+        """Offsets (um) of every field from its zone's centre, in imaging order."""
+        if self.positions:
+            return list(self.positions)
+        if self.grid is not None:
+            rows, cols = self.grid
+            count = rows * cols
+        else:
+            count = self.fields_per_zone
+            cols = max(1, math.ceil(math.sqrt(count)))
+            rows = math.ceil(count / cols)
+        spacing = self.field_spacing_um
+        return [((i % cols - (cols - 1) / 2) * spacing, (i // cols - (rows - 1) / 2) * spacing)
+                for i in range(count)]
+
+    @property
+    def frames(self) -> int:
+        """Frames this step takes."""
+        return len(self.zones) * len(self.field_offsets()) * len(self.channels)
 
 
 @dataclass(frozen=True)
 class Monitor(Step):
-    """Count vesicles on one zone in real time while a flow runs."""
+    """Count vesicles on one zone in real time while a flow runs.
+
+    The flow's volume (or duration) is the budget. With `until_plateau` the flow stops early
+    once the last `plateau_points` counts rise by less than `plateau_tolerance_pct` percent of
+    the latest count (and at least `plateau_min_count` vesicles are seen).
+    """
 
     zone: str = ""
     channel: ChannelSetting = ChannelSetting("")
     flow: Flow = Flow()
     interval_s: float = 30.0
     until_plateau: bool = False
+    plateau_points: int = 4
+    plateau_tolerance_pct: float = 5.0
+    plateau_min_count: int = 10
 
 
 @dataclass(frozen=True)
@@ -122,6 +158,25 @@ class Repeat(Step):
 
 
 @dataclass(frozen=True)
+class Parameter:
+    """A per-run parameter (sample name, dilution, operator), set when the run starts."""
+
+    name: str
+    default: str | None = None
+    description: str = ""
+    line: int = field(default=0, compare=False)
+
+    @property
+    def required(self) -> bool:
+        """True when the run cannot start without a value."""
+        return self.default is None
+
+
+class ParameterError(ValueError):
+    """Run parameters that do not fit the protocol's declarations."""
+
+
+@dataclass(frozen=True)
 class Protocol:
     """A complete protocol as it will run."""
 
@@ -129,10 +184,26 @@ class Protocol:
     steps: tuple[Step, ...]
     schema_version: int = 1
     description: str = ""
-    parameters: tuple[tuple[str, str], ...] = ()
+    parameters: tuple[Parameter, ...] = ()
     source: str = ""
     source_text: str = ""
     sha256: str = ""
+
+    def resolve_parameters(self, given: dict[str, str]) -> dict[str, str]:
+        """Defaults overlaid with `given`; ParameterError lists unknown and missing ones."""
+        declared = {p.name: p for p in self.parameters}
+        problems = [f"unknown parameter '{name}'"
+                    + (f"; this protocol takes: {', '.join(declared)}" if declared else
+                       "; this protocol declares no parameters")
+                    for name in given if name not in declared]
+        values = {p.name: p.default for p in self.parameters if p.default is not None}
+        values.update(given)
+        problems += [f"parameter '{p.name}' is required ({p.description or 'no default'}); "
+                     f"give it with --param {p.name}=VALUE"
+                     for p in self.parameters if p.required and p.name not in given]
+        if problems:
+            raise ParameterError("; ".join(problems))
+        return {k: str(v) for k, v in values.items()}
 
     def flat_steps(self) -> list[Step]:
         """Steps with every Repeat unrolled, in execution order."""

@@ -1,8 +1,10 @@
 """Check a protocol against a bench before anything moves, and estimate the run (dry run).
 
 Checks: every pump, zone and light channel exists on the bench; no syringe is run dry or past
-full (tracking what each step draws); flow rates keep the chip under its pressure limit;
-exposures are within what the camera takes. Every problem names the file, line and step.
+full (tracking what each step draws, in order); flow rates keep the chip under its pressure
+limit (pressure = flow x the channel's hydraulic resistance); exposures are within what the
+camera takes; imaging fields lie on their zone. Every problem names the file, line and step, and
+every problem is reported, not just the first.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from chipctl.protocol.model import (
     Wait,
 )
 from chipctl.sourcefile import Problem
-from chipctl.units import to_unit
+from chipctl.units import UnitError, to_unit
 
 MOVE_S = 2.0  # estimated stage move + settle per field
-BYTES_PER_FRAME = 2048 * 2048 * 2
-EXPOSURE_RANGE_MS = (0.1, 10_000.0)
+AUTOFOCUS_S = 20.0  # estimated z-sweep per field
+VALVE_S = 5.0
+DEFAULT_SENSOR = (2048, 2048)
+EXPOSURE_RANGE_MS = (0.01, 10_000.0)  # the simulated sCMOS; a bench file may narrow it
 
 
 @dataclass
@@ -40,12 +44,14 @@ class DryRun:
     volume_by_pump_ul: dict[str, float] = field(default_factory=dict)
     volume_by_reagent_ul: dict[str, float] = field(default_factory=dict)
     peak_pressure_kpa: float = 0.0
+    pressure_limit_kpa: float = 0.0
     images: int = 0
+    bytes_per_frame: int = DEFAULT_SENSOR[0] * DEFAULT_SENSOR[1] * 2
 
     @property
     def storage_bytes(self) -> int:
-        """Raw frame storage if every frame is kept."""
-        return self.images * BYTES_PER_FRAME
+        """Raw frame storage if every frame is kept (16-bit pixels)."""
+        return self.images * self.bytes_per_frame
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able summary."""
@@ -53,43 +59,62 @@ class DryRun:
             "steps": self.steps, "duration_s": round(self.duration_s, 1),
             "volume_by_pump_ul": {k: round(v, 3) for k, v in self.volume_by_pump_ul.items()},
             "volume_by_reagent_ul": {k: round(v, 3) for k, v in self.volume_by_reagent_ul.items()},
-            "peak_pressure_kpa": round(self.peak_pressure_kpa, 2), "images": self.images,
+            "peak_pressure_kpa": round(self.peak_pressure_kpa, 2),
+            "pressure_limit_kpa": round(self.pressure_limit_kpa, 2), "images": self.images,
             "storage_bytes": self.storage_bytes,
         }
+
+
+def _syringe_ul(settings: dict[str, Any], key: str) -> float:
+    syringe = settings.get("syringe") or {}
+    value = syringe.get(key, syringe.get("volume", 0)) if key == "contents" else syringe.get(key, 0)
+    try:
+        return to_unit(value, "uL")
+    except UnitError:
+        return 0.0
 
 
 class _Checker:
     def __init__(self, protocol: Protocol, bench: Bench) -> None:
         self.protocol, self.bench = protocol, bench
         self.problems: list[Problem] = []
-        self.plan = DryRun()
-        self.contents = {name: self._initial_contents(spec.settings)
-                         for name, spec in bench.of_kind("pump").items()}
-        self.capacity = {name: self._capacity(spec.settings)
-                         for name, spec in bench.of_kind("pump").items()}
+        self.plan = DryRun(pressure_limit_kpa=bench.chip.pressure_limit_kpa)
+        pumps = bench.of_kind("pump")
+        self.contents = {name: _syringe_ul(s.settings, "contents") for name, s in pumps.items()}
+        self.capacity = {name: _syringe_ul(s.settings, "volume") for name, s in pumps.items()}
+        self.camera = next(iter(bench.of_kind("camera").values()), None)
+        self.exposure_range = self._exposure_range()
+        if self.camera is not None:
+            width, height = self._sensor()
+            self.plan.bytes_per_frame = width * height * 2
 
-    @staticmethod
-    def _initial_contents(settings: dict[str, Any]) -> float:
-        syringe = settings.get("syringe") or {}
-        return to_unit(syringe.get("contents", syringe.get("volume", 0)), "uL")
+    def _exposure_range(self) -> tuple[float, float]:
+        value = self.camera.settings.get("exposure_range") if self.camera else None
+        try:
+            if value:
+                return to_unit(value[0], "ms"), to_unit(value[1], "ms")
+            return EXPOSURE_RANGE_MS
+        except (UnitError, TypeError, IndexError, KeyError):
+            return EXPOSURE_RANGE_MS
 
-    @staticmethod
-    def _capacity(settings: dict[str, Any]) -> float:
-        syringe = settings.get("syringe") or {}
-        return to_unit(syringe.get("volume", 0), "uL")
+    def _sensor(self) -> tuple[int, int]:
+        assert self.camera is not None
+        roi = self.camera.settings.get("roi")
+        if isinstance(roi, list | tuple) and len(roi) == 4:
+            return int(roi[2]), int(roi[3])
+        sensor = self.camera.settings.get("sensor")
+        if isinstance(sensor, list | tuple) and len(sensor) == 2:
+            return int(sensor[0]), int(sensor[1])
+        return DEFAULT_SENSOR
 
     def problem(self, step: Step, message: str) -> None:
         self.problems.append(Problem(self.protocol.source, step.line, f"{step.label}: {message}"))
 
+    # -- fluidics ---------------------------------------------------------------------------
     def flow(self, step: Step, pump: str, rate: float, volume: float, direction: str,
              reagent: str = "") -> float:
-        if pump not in self.bench.devices:
-            self.problem(step, f"unknown pump '{pump}'; the bench has: "
-                         f"{', '.join(self.bench.of_kind('pump')) or 'no pumps'}")
-            return 0.0
-        if self.bench.devices[pump].kind != "pump":
-            self.problem(step, f"'{pump}' is a {self.bench.devices[pump].kind}, not a pump")
-            return 0.0
+        if not self._is_pump(step, pump):
+            return 60.0 * volume / rate if rate else 0.0
         pressure = self.bench.chip.channel.pressure_kpa(rate)
         self.plan.peak_pressure_kpa = max(self.plan.peak_pressure_kpa, pressure)
         if pressure > self.bench.chip.pressure_limit_kpa:
@@ -98,10 +123,25 @@ class _Checker:
                          f"{self.bench.chip.max_flow_ul_min():.1f} uL/min)")
         self._draw(step, pump, volume if direction == "infuse" else -volume)
         settings = self.bench.devices[pump].settings
-        name = reagent or str(settings.get("reagent", pump))
-        self.plan.volume_by_pump_ul[pump] = self.plan.volume_by_pump_ul.get(pump, 0) + volume
-        self.plan.volume_by_reagent_ul[name] = self.plan.volume_by_reagent_ul.get(name, 0) + volume
+        if reagent in ("", "wash", "buffer"):
+            reagent = str(settings.get("reagent", pump))
+        self._add(self.plan.volume_by_pump_ul, pump, volume)
+        self._add(self.plan.volume_by_reagent_ul, reagent, volume)
         return 60.0 * volume / rate
+
+    @staticmethod
+    def _add(table: dict[str, float], key: str, volume: float) -> None:
+        table[key] = table.get(key, 0.0) + volume
+
+    def _is_pump(self, step: Step, pump: str) -> bool:
+        if pump not in self.bench.devices:
+            self.problem(step, f"unknown pump '{pump}'; the bench has: "
+                         f"{', '.join(self.bench.of_kind('pump')) or 'no pumps'}")
+            return False
+        if self.bench.devices[pump].kind != "pump":
+            self.problem(step, f"'{pump}' is a {self.bench.devices[pump].kind}, not a pump")
+            return False
+        return True
 
     def _draw(self, step: Step, pump: str, volume: float) -> None:
         before = self.contents[pump]
@@ -114,13 +154,14 @@ class _Checker:
                          f"({self.capacity[pump]:g} uL syringe holding {before:g} uL)")
         self.contents[pump] = min(max(after, 0.0), self.capacity[pump])
 
+    # -- imaging ----------------------------------------------------------------------------
     def channels(self, step: Step, channels: tuple[ChannelSetting, ...]) -> None:
         known = self._light_channels()
+        low, high = self.exposure_range
         for setting in channels:
             if known is not None and setting.channel not in known:
                 self.problem(step, f"unknown channel '{setting.channel}'; the illuminator has: "
-                             f"{', '.join(known)}")
-            low, high = EXPOSURE_RANGE_MS
+                             f"{', '.join(known) or 'no channels'}")
             if not low <= setting.exposure_ms <= high:
                 self.problem(step, f"exposure {setting.exposure_ms:g} ms is outside the camera's "
                              f"{low:g}-{high:g} ms")
@@ -132,7 +173,7 @@ class _Checker:
         if not lights:
             return []
         channels = next(iter(lights.values())).settings.get("channels")
-        return list(channels) if isinstance(channels, dict) else None
+        return list(channels) if isinstance(channels, dict | list) else None
 
     def zone(self, step: Step, zone: str) -> bool:
         if zone not in self.bench.chip.zones:
@@ -141,12 +182,44 @@ class _Checker:
             return False
         return True
 
+    def image(self, step: Image) -> float:
+        self._needs(step, "stage", "camera", "illuminator")
+        self.channels(step, step.channels)
+        zones = [z for z in step.zones if self.zone(step, z)]
+        offsets = step.field_offsets()
+        for zone in zones:
+            width, height = self.bench.chip.zones[zone].size_um
+            outside = [o for o in offsets if abs(o[0]) > width / 2 or abs(o[1]) > height / 2]
+            if outside:
+                self.problem(step, f"{len(outside)} field(s) fall outside zone {zone} "
+                             f"({width:g} x {height:g} um), e.g. offset {outside[0]} um; "
+                             "use a smaller field_spacing or fewer fields")
+        self.plan.images += len(zones) * len(offsets) * len(step.channels)
+        exposure = sum(c.exposure_ms for c in step.channels) / 1000
+        per_field = MOVE_S + exposure + (AUTOFOCUS_S if step.autofocus else 0)
+        return len(zones) * len(offsets) * per_field
+
+    def monitor(self, step: Monitor) -> float:
+        self._needs(step, "stage", "camera", "illuminator")
+        self.zone(step, step.zone)
+        self.channels(step, (step.channel,))
+        duration = self.flow(step, step.flow.pump, step.flow.rate_ul_min,
+                             step.flow.planned_volume_ul, step.flow.direction, step.flow.reagent)
+        self.plan.images += int(duration // step.interval_s) + 1
+        return duration
+
+    def _needs(self, step: Step, *kinds: str) -> None:
+        for kind in kinds:
+            if not self.bench.of_kind(kind):
+                self.problem(step, f"needs a {kind}, and the bench has none")
+
+    # -- dispatch ---------------------------------------------------------------------------
     def step(self, step: Step) -> float:
         if isinstance(step, Prime):
             return self.flow(step, step.pump, step.rate_ul_min, step.volume_ul, "infuse", "")
         if isinstance(step, Flow):
             return self.flow(step, step.pump, step.rate_ul_min, step.planned_volume_ul,
-                             step.direction, step.reagent if step.reagent not in ("", "wash") else "")
+                             step.direction, step.reagent)
         if isinstance(step, Wait):
             return step.duration_s
         if isinstance(step, Image):
@@ -155,35 +228,12 @@ class _Checker:
             return self.monitor(step)
         if isinstance(step, Valve):
             if step.valve not in self.bench.devices:
-                self.problem(step, f"unknown valve '{step.valve}'")
-            return 5.0
+                self.problem(step, f"unknown valve '{step.valve}'; the bench has no such device")
+            return VALVE_S
         if isinstance(step, Prompt):
             return 0.0
         self.problem(step, f"cannot run a '{step.kind}' step")
         return 0.0
-
-    def image(self, step: Image) -> float:
-        self._needs(step, "stage", "camera", "illuminator")
-        self.channels(step, step.channels)
-        zones = [z for z in step.zones if self.zone(step, z)]
-        frames = len(zones) * step.fields_per_zone * len(step.channels)
-        self.plan.images += frames
-        exposure = sum(c.exposure_ms for c in step.channels) / 1000
-        return len(zones) * step.fields_per_zone * (MOVE_S + exposure + (20 if step.autofocus else 0))
-
-    def monitor(self, step: Monitor) -> float:
-        self._needs(step, "stage", "camera", "illuminator")
-        self.zone(step, step.zone)
-        self.channels(step, (step.channel,))
-        duration = self.flow(step, step.flow.pump, step.flow.rate_ul_min,
-                             step.flow.planned_volume_ul, step.flow.direction, step.flow.reagent)
-        self.plan.images += int(duration // max(step.interval_s, 1e-3)) + 1
-        return duration
-
-    def _needs(self, step: Step, *kinds: str) -> None:
-        for kind in kinds:
-            if not self.bench.of_kind(kind):
-                self.problem(step, f"needs a {kind}, and the bench has none")
 
 
 def check_protocol(protocol: Protocol, bench: Bench) -> tuple[list[Problem], DryRun]:

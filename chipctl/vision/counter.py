@@ -7,8 +7,8 @@ import numpy as np
 from chipctl.vision import detect, rejection
 from chipctl.vision.field import Field, build_field
 from chipctl.vision.model import SPOT_DTYPE, CountParams, CountResult, empty_spots
-from chipctl.vision.nullmodel import null_maxima
-from chipctl.vision.threshold import choose_threshold, safe_threshold
+from chipctl.vision.nullmodel import NullMaxima, null_maxima
+from chipctl.vision.threshold import choose_threshold, fit_tail_scale, safe_threshold
 
 
 def validate_frame(frame: np.ndarray) -> np.ndarray:
@@ -38,9 +38,9 @@ def count_frame(frame: np.ndarray, params: CountParams | None = None) -> CountRe
         return _empty(raw, params)
     bg = detect.sample_low(fld.bg_low, raw.shape, ys, xs)
     nb = detect.neighbourhood(fld.filtered, ys, xs)
-    score = fld.scores(ys, xs, nb[:, 4])
-    hot = _hot(raw, ys, xs, bg, fld, params)
     null = null_maxima(params.psf_sigma_px)
+    score = fld.scores(ys, xs, nb[:, 4]) / _tail_scale(fld, null, params.min_threshold)
+    hot = _hot(raw, ys, xs, bg, fld, params)
     t_safe = safe_threshold(null, raw.size, params.blank_fp_per_frame)
     t = params.fixed_threshold
     if t is None:
@@ -48,6 +48,14 @@ def count_frame(frame: np.ndarray, params: CountParams | None = None) -> CountRe
     above = score > t
     return _finish(fld, params, ys, xs, bg, nb, score, hot, above, t,
                    float(null.expected(t, raw.size)))
+
+
+def _tail_scale(fld: Field, null: NullMaxima, t_lo: float) -> float:
+    """Tail scale of the noise, fitted to the depths of the frame's local minima."""
+    margin = float(np.clip(fld.skew_low.max(), 0, 0.3)) / 6.0 * (t_lo**2 - 1.0) + 0.05
+    ys, xs = detect.candidates(fld.filtered, fld.gate(t_lo - margin, minima=True), minima=True)
+    depth = -fld.scores(ys, xs, fld.filtered[ys, xs].astype(np.float64))
+    return fit_tail_scale(depth[depth > t_lo], null, fld.raw.size, t_lo)
 
 
 def _hot(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray, fld: Field,

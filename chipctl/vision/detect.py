@@ -39,19 +39,36 @@ def sample_low(low: np.ndarray, shape: tuple[int, int], ys: np.ndarray, xs: np.n
     return top * (1 - wy) + bottom * wy
 
 
-def candidates(filtered: np.ndarray, gate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of pixels above ``gate`` that are 8-neighbour local maxima."""
-    mask = cv2.compare(filtered, gate, cv2.CMP_GT)
+def candidates(filtered: np.ndarray, gate: np.ndarray, minima: bool = False
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of 8-neighbour local maxima above ``gate`` (or minima below it).
+
+    Ties are broken in raster order (strictly beyond the 4 preceding neighbours).
+    """
+    mask = cv2.compare(filtered, gate, cv2.CMP_LT if minima else cv2.CMP_GT)
     pts = cv2.findNonZero(mask)
     if pts is None:
         return np.empty(0, np.intp), np.empty(0, np.intp)
     pts = pts.reshape(-1, 2)
     xs, ys = pts[:, 0].astype(np.intp), pts[:, 1].astype(np.intp)
-    nb = neighbourhood(filtered, ys, xs)
-    centre = nb[:, 4]
-    keep = np.all(nb[:, :4] < centre[:, None], axis=1) & np.all(nb[:, 5:] <= centre[:, None],
-                                                                   axis=1)
+    sign = -1.0 if minima else 1.0
+    row = _row_extrema(filtered, ys, xs, sign)
+    ys, xs = ys[row], xs[row]
+    nb = sign * neighbourhood(filtered, ys, xs)
+    if minima:
+        nb[~np.isfinite(nb)] = -np.inf
+    centre = nb[:, 4:5]
+    keep = np.all(nb[:, :4] < centre, axis=1) & np.all(nb[:, 5:] <= centre, axis=1)
     return ys[keep], xs[keep]
+
+
+def _row_extrema(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, sign: float) -> np.ndarray:
+    """Cheap pre-test: not beyond the left and right neighbours (sign -1 for minima)."""
+    w = img.shape[1]
+    v = img[ys, xs].astype(np.float32) * sign
+    left = img[ys, np.maximum(xs - 1, 0)].astype(np.float32) * sign
+    right = img[ys, np.minimum(xs + 1, w - 1)].astype(np.float32) * sign
+    return (v >= left) & (v >= right)
 
 
 def neighbourhood(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int = 1
@@ -59,12 +76,22 @@ def neighbourhood(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int =
     """Float64 values of the (2r+1)^2 window around each point (raster order); -inf outside."""
     h, w = img.shape
     d = np.arange(-radius, radius + 1)
-    yy = (ys[:, None] + d[None, :])[:, :, None]
-    xx = (xs[:, None] + d[None, :])[:, None, :]
-    inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-    vals = img[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)].astype(np.float64)
-    vals = np.where(inside, vals, -np.inf)
-    return vals.reshape(len(ys), (2 * radius + 1) ** 2)
+    inner = (ys >= radius) & (ys < h - radius) & (xs >= radius) & (xs < w - radius)
+    out = np.empty((len(ys), d.size * d.size), np.float64)
+    if img.flags.c_contiguous:
+        offsets = (d[:, None] * w + d[None, :]).ravel()
+        flat = img.ravel()
+        out[inner] = flat[(ys[inner] * w + xs[inner])[:, None] + offsets[None, :]]
+    else:
+        inner[:] = False
+    border = ~inner
+    if border.any():
+        yy = (ys[border, None] + d[None, :])[:, :, None]
+        xx = (xs[border, None] + d[None, :])[:, None, :]
+        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        vals = img[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)].astype(np.float64)
+        out[border] = np.where(inside, vals, -np.inf).reshape(-1, d.size * d.size)
+    return out
 
 
 def subpixel_offsets(nb: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +104,7 @@ def subpixel_offsets(nb: np.ndarray, background: np.ndarray) -> tuple[np.ndarray
 
 def _three_point(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Peak offset of a Gaussian through three samples; parabola where logs are undefined."""
+    edge = ~(np.isfinite(left) & np.isfinite(right))
     with np.errstate(divide="ignore", invalid="ignore"):
         left = np.where(np.isfinite(left), left, mid)
         right = np.where(np.isfinite(right), right, mid)
@@ -84,5 +112,5 @@ def _three_point(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.nda
         ll, lm, lr = (np.log(np.where(positive, a, 1.0)) for a in (left, mid, right))
         gauss = 0.5 * (ll - lr) / (ll - 2 * lm + lr)
         para = 0.5 * (left - right) / (left - 2 * mid + right)
-        off = np.where(positive, gauss, para)
+        off = np.where(edge, 0.0, np.where(positive, gauss, para))
     return np.clip(np.nan_to_num(off, nan=0.0, posinf=0.0, neginf=0.0), -0.5, 0.5)

@@ -45,19 +45,25 @@ class Field:
         skew = detect.sample_low(self.skew_low, shape, ys, xs)
         return (cornish_fisher((values - bg) / sd, skew) - self.zero) / self.scale
 
-    def gate(self, t_min: float) -> np.ndarray:
-        """Full-resolution filtered-value gate at or below score ``t_min`` everywhere."""
-        low = self.bg_low + (self.zero + t_min * self.scale) * self.sd_low
-        gate = detect.upsample(low.astype(np.float32), self.filtered.shape)
-        if self.filtered.dtype == np.float32:
-            return gate
-        top = float(np.iinfo(self.filtered.dtype).max)
-        return np.clip(np.floor(gate), 0, top).astype(self.filtered.dtype)
+    def gate(self, t_min: float, minima: bool = False) -> np.ndarray:
+        """Full-resolution gate on filtered values, permissive for scores beyond ``t_min``
+        (below ``-t_min`` for minima)."""
+        sign = -1.0 if minima else 1.0
+        low = self.bg_low + (self.zero + sign * t_min * self.scale) * self.sd_low
+        if self.filtered.dtype != np.float32:  # integer output: compare against integers
+            top = float(np.iinfo(self.filtered.dtype).max)
+            low = np.floor(low) - 1.0 if not minima else np.ceil(low) + 1.0
+            low = np.clip(low, 0, top).astype(self.filtered.dtype)
+        return detect.upsample(low.astype(low.dtype), self.filtered.shape)
 
 
 def cornish_fisher(z: np.ndarray, skew: np.ndarray) -> np.ndarray:
-    """Map a skewed standardised variable to an approximately standard normal one."""
-    return z - skew / 6.0 * (z * z - 1.0)
+    """Map a skewed standardised variable to an approximately standard normal one.
+
+    The correction is frozen beyond |z| = 8 so that the map stays monotone.
+    """
+    zc = np.clip(z, -8.0, 8.0)
+    return z - np.clip(skew, 0.0, 0.3) / 6.0 * (zc * zc - 1.0)
 
 
 def build_field(raw: np.ndarray, psf_sigma: float, cal: CameraCalibration | None) -> Field:
@@ -67,7 +73,11 @@ def build_field(raw: np.ndarray, psf_sigma: float, cal: CameraCalibration | None
     noise = noise_model(raw, bg_low, cal)
     var_low = noise.variance(bg_low)
     sd_low = (np.sqrt(var_low) * kernel.norm).astype(np.float32)
-    skew_low = (kernel.skew_gain * noise.slope / np.sqrt(var_low)).astype(np.float32)
+    if noise.slope > 0:  # Poisson: pixel skewness = slope / sd in ADU
+        pixel_skew = noise.slope / np.sqrt(var_low)
+    else:  # intensity-independent model (uncalibrated flat frame): measure it
+        pixel_skew = np.full_like(var_low, _measured_pixel_skew(raw, bg_low, var_low))
+    skew_low = (kernel.skew_gain * pixel_skew).astype(np.float32)
     integer_ok = float(sd_low.min()) >= _INTEGER_FILTER_MIN_SD
     filtered = detect.matched_filter(raw, kernel, integer_ok)
     fld = Field(raw, filtered, bg_low, sd_low, skew_low, noise, kernel)
@@ -75,10 +85,36 @@ def build_field(raw: np.ndarray, psf_sigma: float, cal: CameraCalibration | None
     return fld
 
 
+def _measured_pixel_skew(raw: np.ndarray, bg_low: np.ndarray, var_low: np.ndarray) -> float:
+    """Pixel skewness from the curvature of the lower quantiles of the raw residuals."""
+    sub = raw[1::2, 1::2].astype(np.float32)
+    if sub.size < 4096:
+        return 0.0
+    if raw.dtype.kind in "ui":  # dither integer levels so that quantiles are continuous
+        sub += np.random.default_rng(0).random(sub.shape, np.float32) - 0.5
+    size = (sub.shape[1], sub.shape[0])
+    bg = cv2.resize(bg_low, size, interpolation=cv2.INTER_LINEAR)
+    var = cv2.resize(var_low.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    sd = np.sqrt(var + (1.0 / 12.0 if raw.dtype.kind in "ui" else 0.0))
+    z = ((sub - bg) / sd).ravel()
+    p = np.array([0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5])
+    zp = np.array([-2.878, -2.576, -2.326, -2.054, -1.645, -1.282, -0.842, -0.524, -0.253, 0.0])
+    ks = (p * (z.size - 1)).astype(np.intp)
+    q = np.partition(z, ks)[ks]
+    design = np.column_stack([np.ones_like(zp), zp, zp**2 - 1.0])
+    a, b, c = np.linalg.lstsq(design, q, rcond=None)[0]
+    return float(np.clip(6.0 * c / b, 0.0, 1.0)) if b > 0 else 0.0
+
+
+def _subsample(img: np.ndarray) -> np.ndarray:
+    """Every 4th row and 8th column, as float32."""
+    s = _SAMPLE_STRIDE
+    return img[s // 2::s, s::2 * s].astype(np.float32)
+
+
 def _empirical_normalisation(fld: Field) -> tuple[float, float]:
     """Zero and scale of the field from a straight-line fit to its lower quantiles."""
-    s = _SAMPLE_STRIDE
-    sub = fld.filtered[s // 2::s, s // 2::s].astype(np.float32)
+    sub = _subsample(fld.filtered)
     if sub.size < 1024:
         return 0.0, 1.0
     size = (sub.shape[1], sub.shape[0])

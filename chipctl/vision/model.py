@@ -80,6 +80,14 @@ class CountResult:
     expected_false_positives: float = float("nan")
     shape: tuple[int, int] = (0, 0)
 
+    @classmethod
+    def from_xy(cls, xy: np.ndarray, shape: tuple[int, int] = (0, 0)) -> CountResult:
+        """A result holding spots at ``xy`` (N x 2: x, y), e.g. from another detector."""
+        xy = np.asarray(xy, float).reshape(-1, 2)
+        spots = np.zeros(len(xy), dtype=SPOT_DTYPE)
+        spots["x"], spots["y"] = xy[:, 0], xy[:, 1]
+        return cls(len(xy), spots, shape=shape)
+
     def spots_list(self) -> list[Spot]:
         """The spots as :class:`Spot` objects."""
         return [Spot(float(r["x"]), float(r["y"]), float(r["amplitude"]), float(r["snr"]))

@@ -17,8 +17,7 @@ def hot_pixels(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray,
     """True where the centre pixel is a lone spike: far above what its neighbours imply."""
     nb = neighbourhood(raw, ys, xs)
     centre = nb[:, 4] - bg
-    ring = np.where(np.isfinite(nb), nb, np.nan)
-    ring = np.nanmean(np.delete(ring, 4, axis=1), axis=1) - bg
+    ring = _finite_mean(np.delete(nb, 4, axis=1)) - bg
     r = kernel.neighbour_ratio
     var = noise.variance(bg)
     sd = np.sqrt(noise.variance(bg + np.maximum(centre, 0)) + var / 8.0 / r**2)
@@ -47,13 +46,20 @@ def debris(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray,
     radius = int(np.ceil(r1 + 2.0))
     sectors, centre_w = _ring_sectors(radius, r1, r1 + 2.0)
     win = neighbourhood(raw, ys, xs, radius) - bg[:, None]
-    win = np.where(np.isfinite(win), win, np.nan)
-    centre = np.nanmean(win[:, centre_w], axis=1)
-    means = np.sort(np.stack([np.nanmean(win[:, s], axis=1) for s in sectors], axis=1), axis=1)
+    centre = _finite_mean(win[:, centre_w])
+    means = np.sort(np.stack([_finite_mean(win[:, s]) for s in sectors], axis=1), axis=1)
     ratio = _sector_ratio(max_sigma, radius, sectors, centre_w)
     var = noise.variance(bg)
     sd = np.sqrt(var / (sectors[0].sum()) + ratio**2 * var / centre_w.sum())
     return np.nan_to_num(means[:, 1] - ratio * centre - _Z_DEBRIS * sd, nan=-1.0) > 0
+
+
+def _finite_mean(a: np.ndarray) -> np.ndarray:
+    """Row means over finite entries; NaN for rows without any (outside the frame)."""
+    ok = np.isfinite(a)
+    n = ok.sum(axis=1)
+    total = np.where(ok, a, 0.0).sum(axis=1)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
 def _ring_sectors(radius: int, r1: float, r2: float) -> tuple[list[np.ndarray], np.ndarray]:

@@ -36,3 +36,27 @@ def choose_threshold(
     gain = true_pos[best] - true_pos[-1]
     needed = _Z_GAIN * np.sqrt(expected[best] + 1.0) + _MODEL_ERROR * expected[best]
     return float(grid[best]) if gain > needed else t_safe
+
+
+_EDGES = np.array([0.0, 0.25, 0.5, 0.75, 1.0])  # bins above t_lo for the tail fit
+_SCALES = np.arange(0.85, 1.30001, 0.0025)
+_PRIOR_SD = 0.05
+
+
+def fit_tail_scale(depths: np.ndarray, null: NullMaxima, n_pixels: int, t_lo: float) -> float:
+    """Scale s such that the depths of local minima (negated scores) follow E(t / s).
+
+    Noise is symmetric after the skew correction, so the minima show the tail of the noise
+    maxima as this frame really has it (background-estimate noise, residual calibration
+    error); spots cannot contaminate them. Poisson likelihood of binned counts with a weak
+    prior at s = 1.
+    """
+    edges = t_lo + _EDGES
+    observed = np.histogram(depths, bins=np.append(edges, np.inf))[0]
+    tails = null.expected(np.outer(1.0 / _SCALES, edges).ravel(), n_pixels).reshape(
+        len(_SCALES), len(edges))
+    expected = np.maximum(tails - np.append(tails[:, 1:], np.zeros((len(_SCALES), 1)), axis=1),
+                          1e-9)
+    loglik = (observed * np.log(expected) - expected).sum(axis=1)
+    loglik -= 0.5 * ((_SCALES - 1.0) / _PRIOR_SD) ** 2
+    return float(_SCALES[int(np.argmax(loglik))])

@@ -1,0 +1,112 @@
+"""One pump delivering one volume, across pauses: what a flow step does to its pump.
+
+`start()` pumps what is left of the volume; `hold()` stops the pump and books what it moved;
+`finish()` books the last segment. Across any number of pauses the segments add up to the
+step's volume. A pump that stops short (end of travel, a stall without alarm) or that would
+push the chip past its pressure limit raises an Interlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chipctl.devices import Pump
+from chipctl.interlocks import end_of_travel, over_pressure, stopped_short
+
+SHORTFALL_TOLERANCE = 0.02  # a pump may stop 2 % (or 0.05 uL) short of its volume
+
+
+@dataclass
+class PumpRun:
+    """A pump's progress through one volume."""
+
+    name: str
+    pump: Pump
+    rate_ul_min: float
+    target_ul: float
+    direction: str = "infuse"
+    emit: Callable[..., None] = field(default=lambda kind, **fields: None, repr=False)
+    pressure_kpa: Callable[[float], float] | None = None
+    pressure_limit_kpa: float = float("inf")
+    delivered_ul: float = 0.0
+    segments: list[float] = field(default_factory=list)
+    running: bool = False
+
+    @property
+    def remaining_ul(self) -> float:
+        """What is left to pump."""
+        return max(0.0, self.target_ul - self.delivered_ul)
+
+    def start(self) -> None:
+        """Pump the remaining volume (the first time, or after a pause)."""
+        if self.remaining_ul <= 1e-6:
+            return
+        if self.pressure_kpa is not None:
+            pressure = self.pressure_kpa(self.rate_ul_min)
+            if pressure > self.pressure_limit_kpa:
+                raise over_pressure(self.name, self.rate_ul_min, pressure, self.pressure_limit_kpa)
+        self.emit("pump_start", pump=self.name, direction=self.direction,
+                  rate_ul_min=self.rate_ul_min, volume_ul=round(self.remaining_ul, 4))
+        if self.direction == "infuse":
+            self.pump.infuse(self.rate_ul_min, self.remaining_ul)
+        else:
+            self.pump.withdraw(self.rate_ul_min, self.remaining_ul)
+        self.running = True
+
+    def hold(self) -> None:
+        """Stop the pump (pause) and book what this segment moved."""
+        if not self.running:
+            return
+        self.running = False
+        self.pump.stop()
+        self._book()
+        self.emit("pump_hold", pump=self.name, delivered_ul=round(self.delivered_ul, 4),
+                  remaining_ul=round(self.remaining_ul, 4))
+
+    def stop(self) -> None:
+        """Stop early on purpose (a plateau reached): no shortfall check."""
+        if self.running:
+            self.running = False
+            self.pump.stop()
+            self._book()
+
+    def is_running(self) -> bool:
+        """Poll the pump (alarms raise as typed device errors)."""
+        return self.running and self.pump.is_running()
+
+    def finish(self, expect_full: bool = True) -> None:
+        """The pump stopped by itself: book the segment, check the volume, report."""
+        if self.running:
+            self.running = False
+            self._book()
+        self.emit("pump_done", pump=self.name, delivered_ul=round(self.delivered_ul, 4),
+                  target_ul=self.target_ul, segments=[round(s, 4) for s in self.segments])
+        if expect_full:
+            self._check_shortfall()
+
+    def _book(self) -> None:
+        moved = abs(self.pump.displaced_ul())
+        self.delivered_ul += moved
+        self.segments.append(moved)
+
+    def _check_shortfall(self) -> None:
+        short = self.target_ul - self.delivered_ul
+        if short <= max(0.05, SHORTFALL_TOLERANCE * self.target_ul):
+            return
+        syringe = getattr(self.pump, "syringe", None)
+        contents = getattr(syringe, "contents_ul", None)
+        volume = getattr(syringe, "volume_ul", None)
+        at_end = contents is not None and (
+            contents <= 0.05 if self.direction == "infuse"
+            else volume is not None and contents >= volume - 0.05)
+        if at_end:
+            raise end_of_travel(self.name, self.direction, self.delivered_ul, self.target_ul)
+        raise stopped_short(self.name, self.delivered_ul, self.target_ul)
+
+
+def describe(run: PumpRun) -> dict[str, Any]:
+    """A JSON-able summary of a pump run."""
+    return {"pump": run.name, "target_ul": run.target_ul, "delivered_ul": run.delivered_ul,
+            "segments": list(run.segments)}

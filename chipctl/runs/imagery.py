@@ -1,0 +1,204 @@
+"""What the kept frames add to a report: spots (positions, intensities), colocalization of the
+markers, and image quality flags (focus, saturation, SNR, drift).
+
+Spots come from chipctl.vision.count_frame when it is available; colocalization uses
+chipctl.vision.colocalize if it exists, else a nearest-neighbour pairing within a radius.
+Without the vision package or kept frames, the report says what it could not show.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chipctl.runs.frames import read_frame
+
+MAX_FRAMES = 240
+COLOC_RADIUS_PX = 2.0
+DRIFT_LIMIT_PX = 1.0
+FOCUS_DROP = 0.5  # a frame sharper than this fraction of its channel's median is in focus
+
+
+@dataclass
+class FrameQC:
+    """Quality numbers of one kept frame."""
+
+    file: str
+    zone: str
+    field: int
+    channel: str
+    saturated_fraction: float
+    focus: float
+    snr: float | None
+    spots: int | None
+    focus_offset_um: float | None = None
+
+
+@dataclass
+class Imagery:
+    """Everything derived from the kept frames."""
+
+    frames: int = 0
+    vision: bool = False
+    qc: list[FrameQC] = field(default_factory=list)
+    intensities: dict[str, list[float]] = field(default_factory=dict)
+    coloc: list[dict[str, Any]] = field(default_factory=list)
+    drift: list[dict[str, Any]] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _counter() -> Any:
+    try:
+        from chipctl.vision import count_frame
+    except ImportError:
+        return None
+    return count_frame
+
+
+def focus_metric(image: np.ndarray) -> float:
+    """Normalised variance of the Laplacian (higher is sharper)."""
+    img = image.astype(np.float64)
+    lap = (img[1:-1, :-2] + img[1:-1, 2:] + img[:-2, 1:-1] + img[2:, 1:-1] - 4 * img[1:-1, 1:-1])
+    return float(lap.var() / max(img.mean(), 1.0))
+
+
+def image_snr(image: np.ndarray) -> float:
+    """Brightest spots over the background noise (robust)."""
+    img = image.astype(np.float64)
+    median = float(np.median(img))
+    sigma = 1.4826 * float(np.median(np.abs(img - median))) or 1.0
+    return (float(np.percentile(img, 99.95)) - median) / sigma
+
+
+def drift_px(first: np.ndarray, last: np.ndarray) -> tuple[float, float]:
+    """Shift of `last` against `first` by phase correlation (pixels, x and y)."""
+    a = first.astype(np.float64) - first.mean()
+    b = last.astype(np.float64) - last.mean()
+    cross = np.fft.fft2(a) * np.conj(np.fft.fft2(b))
+    corr = np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-12)).real
+    dy, dx = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    h, w = corr.shape
+    return float(dx - w if dx > w // 2 else dx), float(dy - h if dy > h // 2 else dy)
+
+
+def pair_fraction(a: np.ndarray, b: np.ndarray, radius: float = COLOC_RADIUS_PX) -> int:
+    """How many points of `a` have a point of `b` within `radius`."""
+    if len(a) == 0 or len(b) == 0:
+        return 0
+    try:
+        from chipctl.vision import colocalize  # type: ignore[attr-defined]
+
+        return int(np.count_nonzero(colocalize(a, b, radius)))
+    except (ImportError, TypeError, ValueError):
+        pass
+    hits = 0
+    for start in range(0, len(a), 512):
+        chunk = a[start:start + 512]
+        d2 = ((chunk[:, None, :] - b[None, :, :]) ** 2).sum(axis=2)
+        hits += int(np.count_nonzero(d2.min(axis=1) <= radius**2))
+    return hits
+
+
+def analyse(folder: Path, frames: list[dict[str, Any]], pixel_size_um: float | None) -> Imagery:
+    """Spots, colocalization, intensities and QC flags from a run's kept frames."""
+    out = Imagery(frames=len(frames))
+    if not frames:
+        out.notes.append("no frames were kept (run option --keep-frames), so spot intensities,"
+                         " colocalization and image QC are not available")
+        return out
+    if len(frames) > MAX_FRAMES:
+        step = len(frames) / MAX_FRAMES
+        frames = [frames[int(i * step)] for i in range(MAX_FRAMES)]
+        out.notes.append(f"image QC on {MAX_FRAMES} of {out.frames} kept frames")
+    counter = _counter()
+    out.vision = counter is not None
+    if counter is None:
+        out.notes.append("the vision package is not installed: no per-spot positions, so no"
+                         " colocalization or intensity distribution")
+    spots: dict[tuple[Any, ...], dict[str, np.ndarray]] = defaultdict(dict)
+    images: dict[tuple[Any, ...], list[np.ndarray]] = defaultdict(list)
+    for entry in frames:
+        image, meta = read_frame(folder / entry["file"])
+        key = (entry.get("step"), entry.get("zone"), entry.get("field"))
+        result = counter(image) if counter is not None else None
+        out.qc.append(_qc(entry, image, meta, result))
+        channel = str(entry.get("channel"))
+        if result is not None:
+            spots[key][channel] = np.asarray(result.xy, dtype=float).reshape(-1, 2)
+            amps = [float(a) for a in result.spots["amplitude"]] if result.count else []
+            out.intensities.setdefault(channel, []).extend(amps)
+        images[(entry.get("zone"), entry.get("field"), channel)].append(image)
+    out.coloc = _colocalization(spots)
+    out.drift = _drift(images, pixel_size_um)
+    out.flags = _flags(out)
+    return out
+
+
+def _qc(entry: dict[str, Any], image: np.ndarray, meta: dict[str, Any], result: Any) -> FrameQC:
+    top = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else image.max()
+    snr = None
+    if result is not None and result.count:
+        snr = float(np.median(result.spots["snr"]))
+    elif result is None:
+        snr = image_snr(image)
+    offset = meta.get("focus_offset_um")
+    return FrameQC(str(entry.get("file")), str(entry.get("zone")), int(entry.get("field") or 0),
+                   str(entry.get("channel")), float(np.mean(image >= top)), focus_metric(image),
+                   snr, None if result is None else int(result.count),
+                   float(offset) if isinstance(offset, int | float) else None)
+
+
+def _colocalization(spots: dict[tuple[Any, ...], dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for (_, zone, _), by_channel in spots.items():
+        for a, b in combinations(sorted(by_channel), 2):
+            for x, y in ((a, b), (b, a)):
+                pair = totals[(str(zone), x, y)]
+                pair[0] += len(by_channel[x])
+                pair[1] += pair_fraction(by_channel[x], by_channel[y])
+    return [{"zone": z, "channel": a, "with": b, "spots": n, "colocalized": k,
+             "fraction": k / n if n else None} for (z, a, b), (n, k) in sorted(totals.items())]
+
+
+def _drift(images: dict[tuple[Any, ...], list[np.ndarray]],
+           pixel_size_um: float | None) -> list[dict[str, Any]]:
+    out = []
+    for (zone, fld, channel), series in sorted(images.items(), key=str):
+        if len(series) < 2:
+            continue
+        dx, dy = drift_px(series[0], series[-1])
+        shift = float(np.hypot(dx, dy))
+        out.append({"zone": zone, "field": fld, "channel": channel, "frames": len(series),
+                    "dx_px": dx, "dy_px": dy, "shift_px": shift,
+                    "shift_um": shift * pixel_size_um if pixel_size_um else None})
+    return out
+
+
+def _flags(img: Imagery) -> list[str]:
+    flags = []
+    by_channel: dict[str, list[float]] = defaultdict(list)
+    for q in img.qc:
+        by_channel[q.channel].append(q.focus)
+    for q in img.qc:
+        if q.saturated_fraction > 1e-4:
+            flags.append(f"saturation: {q.file} has {q.saturated_fraction:.2%} saturated pixels")
+        median = statistics.median(by_channel[q.channel])
+        if median > 0 and q.focus < FOCUS_DROP * median:
+            flags.append(f"focus: {q.file} is much less sharp than its channel's other frames")
+        if q.focus_offset_um is not None and abs(q.focus_offset_um) > 1.0:
+            flags.append(f"focus: {q.file} was {q.focus_offset_um:+.1f} um from the surface"
+                         " (simulator truth)")
+        if q.snr is not None and q.snr < 3.0:
+            flags.append(f"SNR: {q.file} median spot SNR {q.snr:.1f} (< 3)")
+    for d in img.drift:
+        if d["shift_px"] > DRIFT_LIMIT_PX:
+            flags.append(f"drift: {d['zone']} field {d['field']} {d['channel']} moved "
+                         f"{d['shift_px']:.1f} px over {d['frames']} frames")
+    return flags

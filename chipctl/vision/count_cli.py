@@ -1,0 +1,104 @@
+"""``chipctl count IMAGE... [--json]``: count vesicles in image files.
+
+Text output: one line per image (per page for multi-page TIFF). ``--json``: one JSON object
+per line, ``{"image": PATH, "count": N, "spots": [{"x": X, "y": Y, "amplitude": A,
+"snr": S}, ...]}``; a multi-page file gives one object per page with an extra ``"page"`` key
+(0-based). x is the column and y the row in pixels, (0, 0) at the centre of the top-left
+pixel. Exit code 0, or 2 if any image could not be used (message on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import TextIO
+
+from chipctl.vision.counter import count_frame
+from chipctl.vision.imageio import ImageError, Page, read_pages
+from chipctl.vision.model import CameraCalibration, CountParams, CountResult
+
+
+def add_count_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add IMAGE... --json --psf-sigma --offset --e-per-adu --read-noise to ``parser``."""
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="TIFF or PNG image(s)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image")
+    parser.add_argument("--psf-sigma", type=float, default=None, metavar="PX",
+                        help="PSF Gaussian sigma in pixels (default 1.3)")
+    parser.add_argument("--offset", type=float, default=None, metavar="ADU",
+                        help="camera offset (default: estimated from the image)")
+    parser.add_argument("--e-per-adu", type=float, default=None, metavar="X",
+                        help="camera gain in electrons per ADU (default: estimated)")
+    parser.add_argument("--read-noise", type=float, default=None, metavar="E",
+                        help="read noise in electrons rms (default: estimated)")
+
+
+def count_command(images: list[str], json_out: bool, psf_sigma: float | None,
+                  offset: float | None, e_per_adu: float | None, read_noise: float | None,
+                  out: TextIO) -> int:
+    """Count every image; returns the exit code (0 ok, 2 invalid input)."""
+    try:
+        params = _params(psf_sigma, offset, e_per_adu, read_noise)
+    except ValueError as exc:
+        print(f"chipctl count: error: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    for path in images:
+        try:
+            pages = read_pages(path)
+        except ImageError as exc:
+            print(f"chipctl count: error: {path}: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        for page in pages:
+            try:
+                result = count_frame(page.frame, params)
+            except ValueError as exc:
+                print(f"chipctl count: error: {path}: {exc}", file=sys.stderr)
+                status = 2
+                continue
+            _emit(path, page, result, json_out, out)
+    return status
+
+
+def _params(psf_sigma: float | None, offset: float | None, e_per_adu: float | None,
+            read_noise: float | None) -> CountParams:
+    checks = {"--psf-sigma": psf_sigma, "--e-per-adu": e_per_adu}
+    for name, value in checks.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number, got {value}")
+    for name, value in {"--offset": offset, "--read-noise": read_noise}.items():
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a non-negative number, got {value}")
+    cal = None
+    if any(v is not None for v in (offset, e_per_adu, read_noise)):
+        cal = CameraCalibration(offset, e_per_adu, read_noise)
+    return CountParams(psf_sigma_px=psf_sigma or 1.3, calibration=cal)
+
+
+def _emit(path: str, page: Page, result: CountResult, json_out: bool, out: TextIO) -> None:
+    if not json_out:
+        where = path if page.index is None else f"{path} [page {page.index}]"
+        print(f"{where}: {result.count} vesicles", file=out)
+        return
+    obj: dict[str, object] = {"image": path}
+    if page.index is not None:
+        obj["page"] = page.index
+    obj["count"] = result.count
+    obj["spots"] = [{"x": round(s.x, 3), "y": round(s.y, 3), "amplitude": round(s.amplitude, 2),
+                     "snr": round(s.snr, 2)} for s in result.spots_list()]
+    print(json.dumps(obj), file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m chipctl.vision.count_cli``)."""
+    parser = argparse.ArgumentParser(prog="chipctl count")
+    add_count_arguments(parser)
+    a = parser.parse_args(argv)
+    return count_command(a.images, a.json, a.psf_sigma, a.offset, a.e_per_adu, a.read_noise,
+                         sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

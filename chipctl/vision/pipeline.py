@@ -1,0 +1,143 @@
+"""Streaming counter: every submitted frame is counted on a worker thread.
+
+The queue is bounded but never drops: ``submit`` blocks the producer while it is full.
+Results are published through the psygnal signal ``counted`` (emitted on the worker thread;
+a GUI moves them to its own thread) and kept as ``latest()`` so a display can skip frames
+while counting does not.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from psygnal import Signal
+
+from chipctl.vision.counter import count_frame
+from chipctl.vision.model import CountParams, CountResult
+from chipctl.vision.tracker import VesicleTracker
+
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class FrameCount:
+    """The count of one frame, with its latency from ``submit`` to publication (seconds)."""
+
+    index: int
+    timestamp: float
+    result: CountResult
+    latency_s: float
+    cumulative: int | None = None  # tracker count, when a tracker is attached
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FrameError:
+    """A frame that could not be counted."""
+
+    index: int
+    error: str
+
+
+class CountingPipeline:
+    """Worker thread that counts every submitted frame and publishes :class:`FrameCount`."""
+
+    counted = Signal(object)
+    failed = Signal(object)
+
+    def __init__(self, params: CountParams | None = None, maxsize: int = 64,
+                 tracker: VesicleTracker | None = None,
+                 on_result: Callable[[FrameCount], None] | None = None) -> None:
+        self.params = params or CountParams()
+        self.tracker = tracker
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self._lock = threading.Lock()
+        self._latest: FrameCount | None = None
+        self._latencies: list[float] = []
+        self._submitted = 0
+        self._thread: threading.Thread | None = None
+        if on_result is not None:
+            self.counted.connect(on_result)
+
+    def start(self) -> CountingPipeline:
+        """Start the worker thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="chipctl-counter",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def submit(self, frame: np.ndarray, timestamp: float | None = None,
+               meta: dict[str, Any] | None = None) -> int:
+        """Queue a frame (blocks while the queue is full); returns its index."""
+        if self._thread is None:
+            raise RuntimeError("pipeline not started")
+        index = self._submitted
+        self._submitted += 1
+        ts = time.time() if timestamp is None else timestamp
+        self._queue.put((index, ts, time.perf_counter(), frame, meta or {}))
+        return index
+
+    def join(self) -> None:
+        """Wait until every submitted frame has been counted and published."""
+        self._queue.join()
+
+    def stop(self) -> None:
+        """Count what is queued, then stop the worker."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> CountingPipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def latest(self) -> FrameCount | None:
+        """The most recently published count (for displays that skip frames)."""
+        with self._lock:
+            return self._latest
+
+    @property
+    def counted_frames(self) -> int:
+        """Number of frames counted so far."""
+        with self._lock:
+            return len(self._latencies)
+
+    def latency_percentiles(self, q: tuple[float, ...] = (50.0, 99.0)) -> tuple[float, ...]:
+        """Latency percentiles in seconds over all counted frames."""
+        with self._lock:
+            lat = np.array(self._latencies)
+        return tuple(float(np.percentile(lat, p)) for p in q) if lat.size else (np.nan,) * len(q)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                self._process(*item)
+            finally:
+                self._queue.task_done()
+
+    def _process(self, index: int, ts: float, t0: float, frame: np.ndarray,
+                 meta: dict[str, Any]) -> None:
+        try:
+            result = count_frame(frame, self.params)
+        except (ValueError, TypeError) as exc:
+            self.failed.emit(FrameError(index, str(exc)))
+            return
+        cumulative = self.tracker.update(result, ts).count if self.tracker else None
+        fc = FrameCount(index, ts, result, time.perf_counter() - t0, cumulative, meta)
+        with self._lock:
+            self._latest = fc
+            self._latencies.append(fc.latency_s)
+        self.counted.emit(fc)

@@ -1,0 +1,120 @@
+"""Pause, resume, abort, emergency stop and interlocks on the simulated bench over real sockets,
+asserted on the simulator's own state (its control channel) and on the run record."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from simbench import fault, lights_on, pumps_running, sim_engine, status
+
+from chipctl.events import RunEvents, RunState
+from chipctl.protocol import parse_protocol
+
+pytestmark = pytest.mark.timeout(60)
+
+# 50 uL at 5 uL/min: 600 s of protocol time, 1.2 s of wall time at speed 500.
+SAMPLE_FLOW = """
+name: pause test
+steps:
+  - sample: {pump: sample_pump, rate: 5 uL/min, volume: 50 uL}
+"""
+
+
+def start(engine, text: str) -> tuple:
+    events = RunEvents()
+    records: list[dict] = []
+    events.record.connect(records.append)
+    runner = engine.start_run(parse_protocol(text, "test.yaml"), {}, events)
+    return runner, records
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def flowing(records: list[dict], pump: str) -> bool:
+    return any(r["event"] == "pump_start" and r["pump"] == pump for r in records)
+
+
+def run_record(engine) -> tuple[dict, list[dict]]:
+    folder = engine.recorder.folder
+    info = json.loads((folder / "run.json").read_text())
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    return info, events
+
+
+def test_pause_resume_mid_flow_delivers_the_full_volume(tmp_path: Path) -> None:
+    with sim_engine(tmp_path, speed=500) as (engine, bench):
+        before = status(bench)["sample_pump"]["contents_ul"]
+        runner, records = start(engine, SAMPLE_FLOW)
+        wait_for(lambda: flowing(records, "sample_pump"))
+        time.sleep(0.3)
+        runner.pause()
+        wait_for(lambda: runner.state == RunState.PAUSED)
+        held = status(bench)
+        assert pumps_running(held) == [] and lights_on(held) == []
+        moved = before - held["sample_pump"]["contents_ul"]
+        assert 1 < moved < 49, "the pause should land mid-flow"
+        time.sleep(0.2)
+        assert status(bench)["sample_pump"]["contents_ul"] == pytest.approx(before - moved)
+        runner.resume()
+        assert runner.wait(30) == RunState.COMPLETED, runner.reason
+        after = status(bench)["sample_pump"]["contents_ul"]
+    assert before - after == pytest.approx(50.0, abs=0.05)
+    done = next(r for r in records if r["event"] == "pump_done")
+    assert len(done["segments"]) == 2 and done["delivered_ul"] == pytest.approx(50.0, abs=0.05)
+
+
+@pytest.mark.parametrize("how", ["abort", "emergency_stop"])
+def test_abort_and_emergency_stop_leave_the_bench_safe_and_say_why(tmp_path: Path,
+                                                                   how: str) -> None:
+    text = """
+name: stop test
+steps:
+  - sample: {pump: sample_pump, rate: 5 uL/min, volume: 50 uL}
+"""
+    with sim_engine(tmp_path, speed=200) as (engine, bench):
+        runner, records = start(engine, text)
+        wait_for(lambda: flowing(records, "sample_pump"))
+        wait_for(lambda: pumps_running(status(bench)) == ["sample_pump"])
+        if how == "abort":
+            runner.abort("operator pressed abort")
+        else:
+            engine.emergency_stop()
+            assert pumps_running(status(bench)) == []  # already, before the run thread moves
+        assert runner.wait(30) == RunState.ABORTED
+        devices = status(bench)
+        assert pumps_running(devices) == [] and lights_on(devices) == []
+        info, events = run_record(engine)
+    reason = "operator pressed abort" if how == "abort" else "emergency stop"
+    assert (info["status"], info["reason"]) == ("aborted", reason)
+    assert events[-1] == {**events[-1], "event": "state", "state": "aborted", "reason": reason}
+    ended = next(e for e in events if e["event"] == "run_ended")
+    assert ended["step"] == "1. sample"
+    assert any(e["event"] == "emergency_stop" for e in events) == (how == "emergency_stop")
+
+
+def test_emergency_stop_during_imaging_turns_the_light_off(tmp_path: Path) -> None:
+    with sim_engine(tmp_path, speed=200) as (engine, bench):
+        engine.rig.first("illuminator").light("AF647", 50)
+        assert lights_on(status(bench)) != []
+        engine.emergency_stop()  # no run: the engine still halts everything
+        assert lights_on(status(bench)) == []
+
+
+def test_a_stall_injected_mid_flow_fails_the_run_with_the_interlock(tmp_path: Path) -> None:
+    with sim_engine(tmp_path, speed=500) as (engine, bench):
+        runner, records = start(engine, SAMPLE_FLOW)
+        wait_for(lambda: flowing(records, "sample_pump"))
+        fault(bench, "sample_pump", "stall")
+        assert runner.wait(30) == RunState.FAILED
+        assert runner.reason.startswith("interlock: pump stall"), runner.reason
+        assert pumps_running(status(bench)) == []
+        info, _ = run_record(engine)
+    assert info["status"] == "failed" and info["reason"] == runner.reason

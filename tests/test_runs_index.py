@@ -1,0 +1,34 @@
+"""The run index: filters, and rebuilt from the folders (the folders are the truth)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from chipctl.runs import RunFilter, RunIndex, write_json_atomic
+from tests.test_runs_store import record_run
+
+
+def test_index_filters_and_rebuilds_from_folders(tmp_path: Path) -> None:
+    first, _ = record_run(tmp_path, sample="plasma A")
+    second, _ = record_run(tmp_path, sample="urine B")
+    info = json.loads((second.folder / "run.json").read_text())
+    info.update(status="aborted", started="2026-01-02T10:00:00+00:00")
+    write_json_atomic(second.folder / "run.json", info)
+
+    index = RunIndex(tmp_path / "runs")
+    index.refresh()
+    assert [r["run_id"] for r in index.list()] == [second.run_id, first.run_id]
+    assert [r["run_id"] for r in index.list(RunFilter(sample="plasma"))] == [first.run_id]
+    assert [r["run_id"] for r in index.list(RunFilter(status="aborted"))] == [second.run_id]
+    assert [r["run_id"] for r in index.list(RunFilter(until="2026-01-02"))] == [second.run_id]
+    assert [r["run_id"] for r in index.list(RunFilter(since="2026-01-03"))] == [first.run_id]
+
+    before = index.list()
+    index.path.unlink()
+    index.refresh()
+    assert index.list() == before
+    shutil.rmtree(second.folder)
+    index.refresh()
+    assert [r["run_id"] for r in index.list()] == [first.run_id]

@@ -1,0 +1,123 @@
+"""The run folder: run.json, the event log, counts.csv and OME-TIFF frames, written as a run
+happens and read back (also after a crash tore the last line)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from chipctl.events import RunEvents
+from chipctl.runs import KeepPolicy, RunFolder, RunRecorder, read_frame
+from chipctl.runs.folder import read_counts, read_events
+from tests.runs_synth import FRAME_PX, SyntheticRun, write_inputs
+
+
+class FakePump:
+    firmware = "NE1000V3.928"
+    model = "NE-1000"
+
+
+def record_run(tmp_path: Path, keep: str = "all",
+               **params: str) -> tuple[RunRecorder, SyntheticRun]:
+    protocol, bench = write_inputs(tmp_path / "inputs")
+    events = RunEvents()
+    recorder = RunRecorder(tmp_path / "runs", protocol, bench,
+                           {"operator": "ana", "sample": "MSC-EV 3", **params},
+                           devices={"sample_pump": FakePump(), "camera": object()},
+                           keep_frames=keep)
+    recorder.attach(events)
+    run = SyntheticRun(events, bench)
+    run.run()
+    recorder.finish("completed", "all steps done")
+    return recorder, run
+
+
+def test_run_json_says_what_ran_on_what_and_how_it_ended(tmp_path: Path) -> None:
+    recorder, _ = record_run(tmp_path)
+    info = json.loads((recorder.folder / "run.json").read_text())
+    assert info["status"] == "completed" and info["ended"] >= info["started"]
+    assert info["protocol"] == "Synthetic tetraspanin panel"
+    assert len(info["protocol_sha256"]) == 64
+    assert info["operator"] == "ana" and info["sample"] == "MSC-EV 3"
+    assert info["versions"]["software"]["chipctl"]
+    assert info["versions"]["devices"]["sample_pump"]["firmware"] == "NE1000V3.928"
+    assert "firmware" not in info["versions"]["devices"]["camera"]
+    assert info["last_completed_step"] == {"index": 3, "label": "image"}
+    assert (recorder.folder / "protocol.yaml").read_text().startswith("schema_version")
+    assert "synthetic bench" in (recorder.folder / "bench.yaml").read_text()
+
+
+def test_counts_and_events_are_complete(tmp_path: Path) -> None:
+    recorder, run = record_run(tmp_path)
+    rows = list(csv.DictReader((recorder.folder / "counts.csv").open()))
+    assert len(rows) == len(run.rows) == 4 * 4 * 3
+    assert [int(r["count"]) for r in rows] == [r["count"] for r in run.rows]
+    assert all(r["true_count"] != "" for r in rows)
+    events = read_events(recorder.folder / "events.jsonl")
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_started" and "run_ended" in kinds
+    assert kinds.count("step_finished") == 4 and kinds.count("frame") == 48
+    sample = [e for e in events if e["event"] == "syringe" and e["pump"] == "sample_pump"]
+    assert sample[-1]["contents_ul"] == pytest.approx(800 - 40)
+
+
+def test_frames_are_ome_tiff_with_their_metadata(tmp_path: Path) -> None:
+    recorder, run = record_run(tmp_path)
+    files = sorted((recorder.folder / "frames").glob("*.ome.tif"))
+    assert len(files) == 48
+    with tifffile.TiffFile(files[4]) as tif:
+        assert tif.is_ome
+        assert tif.asarray().shape == (FRAME_PX, FRAME_PX)
+        assert "PositionX" in (tif.ome_metadata or "")
+    image, meta = read_frame(files[4])
+    row = run.rows[4]
+    assert image.dtype == np.uint16
+    assert meta["zone"] == row["zone"] and meta["field"] == row["field"]
+    assert meta["channel"] == row["channel"]
+    assert meta["x_um"] == pytest.approx(row["x_um"]) and meta["y_um"] == pytest.approx(row["y_um"])
+    assert meta["z_um"] == pytest.approx(12.5)
+    assert meta["exposure_ms"] == pytest.approx(row["exposure_ms"])
+    assert meta["power_pct"] == pytest.approx(row["power_pct"])
+    assert meta["time_s"] == pytest.approx(row["t_s"])
+    assert meta["true_count"] == row["true_count"]
+
+
+@pytest.mark.parametrize(("keep", "kept"), [("none", 0), ("5", 10), ("all", 48)])
+def test_which_frames_are_kept_is_a_run_option(tmp_path: Path, keep: str, kept: int) -> None:
+    recorder, _ = record_run(tmp_path, keep=keep)
+    files = list((recorder.folder / "frames").glob("*.ome.tif"))
+    assert len(files) == kept
+    logged = [e for e in RunFolder.open(recorder.folder).events if e["event"] == "frame"]
+    assert len(logged) == 48, "every frame is logged, kept or not"
+    assert len(RunFolder.open(recorder.folder).frames()) == kept
+
+
+def test_keep_policy_rejects_nonsense() -> None:
+    assert KeepPolicy.parse("3").keeps(3) and not KeepPolicy.parse("3").keeps(4)
+    for bad in ("some", "0", "-2"):
+        with pytest.raises(ValueError, match="all, none"):
+            KeepPolicy.parse(bad)
+
+
+def test_torn_last_lines_are_skipped_not_fatal(tmp_path: Path) -> None:
+    recorder, run = record_run(tmp_path)
+    events_file = recorder.folder / "events.jsonl"
+    whole = read_events(events_file)
+    with events_file.open("a") as handle:
+        handle.write('{"event": "count", "zone": "CD')
+    assert read_events(events_file) == whole
+    counts_file = recorder.folder / "counts.csv"
+    with counts_file.open("a") as handle:
+        handle.write("12.0,3,CD9,0,AF4")
+    assert len(read_counts(counts_file)) == len(run.rows)
+
+
+def test_late_events_after_finish_are_still_logged(tmp_path: Path) -> None:
+    recorder, _ = record_run(tmp_path)
+    recorder.append({"event": "state", "state": "completed"})
+    assert read_events(recorder.folder / "events.jsonl")[-1]["event"] == "state"

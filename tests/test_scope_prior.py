@@ -1,0 +1,235 @@
+"""Prior ProScan III: exact bytes of the driver, and the driver against the emulator."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from scope_support import ManualClock, assert_all_sent, scripted, served
+
+from chipctl.devices import Stage
+from chipctl.microscope import make_prior
+from drivers.errors import (
+    CommandRejected,
+    DeviceBusy,
+    DeviceTimeout,
+    GarbledReply,
+    OutOfRange,
+    StageFault,
+)
+from drivers.prior import ProScan
+from drivers.transport import SerialTransport
+from hardware_sim.clock import VirtualClock
+from hardware_sim.prior import PriorEmulator
+from hardware_sim.world import World
+
+CONNECT = [(b"COMP 0\r", b"0\r"), (b"RES,s\r", b"0.5\r"), (b"RES,z\r", b"0.1\r")]
+
+
+def test_driver_bytes_for_every_command() -> None:
+    transport, port = scripted(
+        [
+            *CONNECT,
+            (b"G,2000,-400\r", b"R\r"),  # 1000 um, -200 um at 0.5 um per unit
+            (b"GR,20,0\r", b"R\r"),
+            (b"P\r", b"2020,-400,1234\r"),
+            (b"$\r", b"3\r"),
+            (b"$\r", b"0\r"),
+            (b"V,1000\r", b"R\r"),
+            (b"U,25\r", b"R\r"),
+            (b"D,5\r", b"R\r"),
+            (b"PZ\r", b"1020\r"),
+            (b"PS,0,0\r", b"0\r"),
+            (b"PZ,0\r", b"0\r"),
+            (b"I\r", b"R\r"),
+            (b"K\r", b"R\r"),
+            (b"7,1,4\r", b"R\r"),
+            (b"7,1,F\r", b"4\r"),
+            (b"FPW 2\r", b"0\r"),
+            (b"8,1,0\r", b"R\r"),
+            (b"8,1\r", b"0\r"),
+            (b"8,2,1\r", b"R\r"),
+            (b"SMS\r", b"100\r"),
+            (b"SMS,50\r", b"0\r"),
+            (b"=\r", b"0\r"),
+            (b"VERSION\r", b"100\r"),
+            (b"?\r", b"PROSCAN INFORMATION\rSTAGE = H117\rEND\r"),
+        ]
+    )
+    stage = ProScan(transport)
+    stage.connect()
+    assert (stage.res_xy, stage.res_z) == (0.5, 0.1)
+    stage.move_to(1000, -200)
+    stage.move_by(10, 0)
+    assert stage.position() == pytest.approx((1010.0, -200.0, 123.4))
+    assert stage.busy() == 3
+    stage.wait_idle(1.0)
+    stage.focus_to(100)
+    stage.focus_by(2.5)
+    stage.focus_by(-0.5)
+    stage.focus_by(0.0)  # nothing to send
+    assert stage.z() == pytest.approx(102.0)
+    stage.set_position(0, 0)
+    stage.set_z(0)
+    stage.stop()
+    stage.kill()
+    stage.move_filter(1, 4)
+    assert stage.filter_position(1) == 4
+    assert stage.filter_count(2) == 0
+    stage.set_shutter(1, True)
+    assert stage.shutter_open(1)
+    stage.set_shutter(2, False)
+    assert stage.speed() == 100
+    stage.set_speed(50)
+    assert stage.limit_latch() == 0
+    assert stage.version() == "100"
+    assert stage.identify() == ["PROSCAN INFORMATION", "STAGE = H117"]
+    assert_all_sent(port)
+
+
+def test_error_replies_are_typed() -> None:
+    transport, port = scripted(
+        [
+            (b"PS,0,0\r", b"E,2\r"),
+            (b"G,1,1\r", b"E,18\r"),
+            (b"WHAT\r", b"E,5\r"),
+            (b"G,9999999,0\r", b"E,8\r"),
+            (b"PZ\r", b"E,4\r"),
+            (b"P\r", b"12,x,3\r"),
+            (b"P\r", b"1,2\r"),
+            (b"$\r", b""),
+        ]
+    )
+    stage = ProScan(transport, timeout=0.2)
+    with pytest.raises(DeviceBusy, match="not idle"):
+        stage.set_position(0, 0)
+    with pytest.raises(DeviceBusy, match="queue full"):
+        stage.move_to(1, 1)
+    with pytest.raises(CommandRejected, match="unknown"):
+        stage._query("WHAT")
+    with pytest.raises(OutOfRange):
+        stage.move_to(9999999, 0)
+    with pytest.raises(CommandRejected, match="parse"):
+        stage.z()
+    with pytest.raises(GarbledReply):
+        stage.position()
+    with pytest.raises(GarbledReply):
+        stage.position()
+    with pytest.raises(DeviceTimeout):
+        stage.busy()
+    with pytest.raises(OutOfRange):
+        stage.set_speed(0)
+    assert_all_sent(port)
+
+
+def test_r_at_end_of_move_is_tolerated() -> None:
+    # No R within the ack timeout: the move is accepted; the late R is skipped by the next query.
+    transport, port = scripted(
+        [
+            (b"G,100,0\r", b""),
+            (b"$\r", b"R\r1\r"),
+            (b"$\r", b"R\r0\r"),
+            (b"P\r", b"100,0,0\r"),
+        ]
+    )
+    stage = ProScan(transport, ack_timeout=0.05)
+    stage.move_to(100, 0)
+    stage.wait_idle(1.0)
+    assert stage.position() == (100.0, 0.0, 0.0)
+    assert_all_sent(port)
+
+
+def test_wait_idle_times_out_as_stage_fault() -> None:
+    transport, port = scripted([(b"$\r", b"4\r")] * 20)
+    with pytest.raises(StageFault, match="still moving"):
+        ProScan(transport).wait_idle(0.05, interval=0.01)
+
+
+# -- against the emulator ------------------------------------------------------------------------
+@pytest.fixture(params=[("tcp", True), ("tcp", False), ("pty", True), ("pty", False)])
+def bench(request):
+    kind, r_at_end = request.param
+    world = World(VirtualClock(speed=5.0))
+    emulator = PriorEmulator(world, "stage", r_at_end=r_at_end)
+    with served(emulator, world.lock, kind) as url:
+        stage = make_prior("stage", {"ack_timeout": "0.1 s"}, SerialTransport(url))
+        assert isinstance(stage, Stage)
+        stage.connect()
+        yield world, emulator, stage
+        stage.close()
+
+
+def test_move_wait_read_position(bench) -> None:
+    world, emulator, stage = bench
+    assert emulator.state.comp == 0
+    t0 = world.now()
+    stage.move_to(10000.0, -1200.0)
+    assert stage.driver.busy() & 3  # 10 mm at 5 mm/s: busy for 2 simulated s
+    stage.wait_idle(5.0)
+    assert world.now() - t0 >= 2.0
+    assert stage.position() == (10000.0, -1200.0)
+    stage.focus_to(42.5)
+    stage.wait_idle(5.0)
+    assert stage.focus() == pytest.approx(42.5)
+    assert emulator.xyz_um() == pytest.approx((10000.0, -1200.0, 42.5))
+    stage.driver.move_by(-500.0, 200.0)
+    stage.driver.wait_idle(5.0)
+    assert stage.position() == (9500.0, -1000.0)
+    stage.set_filter(3)
+    assert stage.driver.filter_position(1) == 3
+    stage.set_shutter(True)
+    assert stage.driver.shutter_open(1)
+
+
+def test_halt_stops_short_and_driver_recovers(bench) -> None:
+    world, emulator, stage = bench
+    stage.move_to(40000.0, 0.0)  # 8 simulated s
+    time.sleep(0.1)
+    stage.halt()
+    stage.wait_idle(2.0)
+    x, _ = stage.position()
+    assert 0 < x < 40000
+    stage.move_to(0.0, 0.0)
+    stage.wait_idle(5.0)
+    assert stage.position() == (0.0, 0.0)
+
+
+def test_stalled_axis_is_a_stage_fault(bench) -> None:
+    world, emulator, stage = bench
+    emulator.inject("stall")
+    stage.move_to(1000.0, 1000.0)
+    with pytest.raises(StageFault, match="stopped at"):
+        stage.wait_idle(5.0)
+
+
+def test_locked_up_controller_times_out(bench) -> None:
+    world, emulator, stage = bench
+    emulator.inject("lockup")
+    with pytest.raises(DeviceTimeout):
+        stage.position()
+    emulator.inject("power_cycle")
+    stage.connect()  # standard mode again after the power cycle
+    assert emulator.state.comp == 0
+    assert stage.position() == (0.0, 0.0)
+
+
+def test_emulator_grammar() -> None:
+    world = World(clock=ManualClock())  # type: ignore[arg-type]
+    prior = PriorEmulator(world, "stage", r_at_end=False)
+    assert prior.receive(b"G,,10,20\r") == b"R\r"
+    assert prior.receive(b"G 30;40\r") == b"R\r"  # queued behind the first move
+    assert prior.receive(b"$\r") == b"3\r"
+    world.clock.t = 1.0  # type: ignore[attr-defined]
+    assert prior.receive(b"P\r") == b"30,40,0\r"
+    assert prior.receive(b"G,1\r") == b"E,4\r"
+    assert prior.receive(b"NOPE\r") == b"E,5\r"
+    assert prior.receive(b"SMS,0\r") == b"E,8\r"
+    assert prior.receive(b"G,999999,0\r") == b"R\r"
+    world.clock.t = 100.0  # type: ignore[attr-defined]
+    assert prior.receive(b"=\r") == b"1\r" and prior.receive(b"=\r") == b"0\r"
+    assert prior.receive(b"LMT\r") == b"01\r"
+    assert prior.receive(b"FILTER 2\r") == b"FILTER_2 = NONE\rEND\r"
+    prior.receive(b"G,0,0\r")
+    for _ in range(99):
+        prior.receive(b"GR,100,0\r")
+    assert prior.receive(b"GR,100,0\r") == b"E,18\r"

@@ -1,0 +1,85 @@
+"""CountingPipeline: every frame counted on a worker thread, even with a slow consumer."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from _vision_helpers import CAL, small_frame
+
+from chipctl.vision import CountingPipeline, CountParams, FrameCount, VesicleTracker
+
+
+def _frames(n: int) -> list[np.ndarray]:
+    base = small_frame(7.0, n=30, size=128, seed=31).image
+    return [base.copy() for _ in range(n)]
+
+
+def test_slow_consumer_does_not_lose_frames():
+    got: list[FrameCount] = []
+
+    def slow(fc: FrameCount) -> None:
+        time.sleep(0.01)
+        got.append(fc)
+
+    frames = _frames(25)
+    with CountingPipeline(CountParams(calibration=CAL), maxsize=2, on_result=slow) as pipe:
+        for f in frames:
+            pipe.submit(f)
+    assert [fc.index for fc in got] == list(range(25))
+    assert pipe.counted_frames == 25
+    assert all(fc.result.count > 20 for fc in got)
+    assert pipe.latest() is got[-1]
+    p50, p99 = pipe.latency_percentiles()
+    assert 0 < p50 <= p99
+
+
+def test_display_polling_latest_may_skip_but_counting_does_not():
+    frames = _frames(20)
+    seen: set[int] = set()
+    stop = threading.Event()
+    pipe = CountingPipeline(CountParams(calibration=CAL)).start()
+
+    def display() -> None:
+        while not stop.is_set():
+            fc = pipe.latest()
+            if fc is not None:
+                seen.add(fc.index)
+            time.sleep(0.02)
+
+    th = threading.Thread(target=display)
+    th.start()
+    for f in frames:
+        pipe.submit(f, meta={"channel": "CD63"})
+    pipe.join()
+    stop.set()
+    th.join()
+    pipe.stop()
+    assert pipe.counted_frames == 20
+    assert pipe.latest().index == 19 and pipe.latest().meta == {"channel": "CD63"}
+    assert seen <= set(range(20))
+
+
+def test_tracker_cumulative_counts_and_bad_frames_reported():
+    errors = []
+    pipe = CountingPipeline(CountParams(calibration=CAL), tracker=VesicleTracker())
+    pipe.failed.connect(errors.append)
+    results: list[FrameCount] = []
+    pipe.counted.connect(results.append)
+    with pipe:
+        for i, f in enumerate(_frames(4)):
+            pipe.submit(f, timestamp=float(i))
+        pipe.submit(np.full((8, 8), np.nan))
+    assert [r.cumulative for r in results][1:] == [results[1].cumulative] * 3
+    assert results[-1].cumulative >= 25
+    assert len(errors) == 1 and "NaN" in errors[0].error
+
+
+def test_submit_before_start_is_an_error():
+    pipe = CountingPipeline()
+    try:
+        pipe.submit(np.zeros((4, 4)))
+    except RuntimeError:
+        return
+    raise AssertionError("submit without start must raise")
