@@ -53,8 +53,7 @@ class MainWindow(QMainWindow):
     def __init__(self, engine: Any, settings: QSettings,
                  counter: Callable[[Any], Any] | None = None,
                  parameters: Callable[[Protocol], dict[str, str] | None] | None = None,
-                 open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl,
-                 make_report: Callable[[Path], Path] | None = None) -> None:
+                 open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl) -> None:
         super().__init__()
         self.engine, self.settings = engine, settings
         self.setWindowTitle(f"chipctl — {engine.bench.name}")
@@ -67,15 +66,15 @@ class MainWindow(QMainWindow):
         self.calls = DeviceCalls(parent=self)
         self.stopper = EmergencyStopper(self._emergency_stop_now, self)
         self.session = RunSession(engine, self.bridge)
-        self._build(counter, parameters or (lambda p: ask_parameters(p, self)), open_url,
-                    make_report)
+        self._build(counter, parameters or (lambda p: ask_parameters(p, self)), open_url)
         self._connect()
         self._restore()
+        self.history.refresh()
 
     # -- construction -----------------------------------------------------------------------
     def _build(self, counter: Callable[[Any], Any] | None,
                parameters: Callable[[Protocol], dict[str, str] | None],
-               open_url: Callable[[QUrl], Any], make_report: Callable[[Path], Path] | None) -> None:
+               open_url: Callable[[QUrl], Any]) -> None:
         rig = self.engine.rig
         self.docks: dict[str, QDockWidget] = {}
         lights, cameras = rig.illuminators, rig.cameras
@@ -88,7 +87,7 @@ class MainWindow(QMainWindow):
         self.protocol_panel = ProtocolPanel(self.engine.bench, self.session, parameters)
         self.counts_plot = CountsPlot()
         self.event_log = EventLog()
-        self.history = RunHistory(Path(self.engine.runs_dir), make_report, open_url)
+        self.history = RunHistory(Path(self.engine.runs_dir), self.calls.submit, open_url)
         self.devices = self._device_panels(rig)
         self._dock("Protocol", self.protocol_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Devices", self.devices, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -154,8 +153,10 @@ class MainWindow(QMainWindow):
         bridge.record.connect(self.pumps_panel.run_event)
         self.calls.failed.connect(self.on_device_error)
         self.stopper.done.connect(self.on_emergency_stop_done)
+        self.history.interrupted.connect(self.on_interrupted_run)
         panel.fileOpened.connect(self._remember_protocol)
         panel.runStarted.connect(self._run_started)
+        panel.runFailedToStart.connect(lambda why: self.show_error("Run not started", why))
 
     # -- run events (Qt thread) ---------------------------------------------------------------
     def _run_started(self) -> None:
@@ -205,6 +206,11 @@ class MainWindow(QMainWindow):
             self.error_dialog.setText(f"{self.error_dialog.text()}\n\n{title}: {message}")
             return
         self.error_dialog = error_box(title, message, self)
+
+    def on_interrupted_run(self, notice: str) -> None:
+        """A run was cut off by a crash: what it did and what each syringe held."""
+        self.event_log.add({"event": "interrupted_run", "notice": notice})
+        self.show_error("A run was interrupted", notice)
 
     def emergency_stop(self) -> None:
         """Halt every pump and light now (dedicated thread); stop live frames."""

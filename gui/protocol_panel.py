@@ -60,6 +60,7 @@ class ProtocolPanel(QWidget):
 
     fileOpened = Signal(str)  # path of a protocol the operator opened
     runStarted = Signal()  # a run of the open protocol was started
+    runFailedToStart = Signal(str)  # why a run could not start
 
     def __init__(self, bench: Any, session: Any,
                  ask_parameters: Callable[[Protocol], dict[str, str] | None],
@@ -202,7 +203,12 @@ class ProtocolPanel(QWidget):
         if parameters is None:
             return False
         self._show_steps(self.plan)
-        self.session.start(self.protocol, parameters)
+        try:
+            self.session.start(self.protocol, parameters)
+        except (ValueError, OSError, RuntimeError) as exc:  # bad parameters, run folder
+            self.set_state("idle", f"cannot start: {exc}")
+            self.runFailedToStart.emit(str(exc))
+            return False
         self._update_buttons()
         self.runStarted.emit()
         return True

@@ -25,10 +25,9 @@ from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
 from gui.counts_plot import Series
 from gui.dialogs import ParametersDialog
 from gui.event_log import EventLog
-from gui.frames import FrameSlot
+from gui.frames import FrameSlot, bin_for_display
 from gui.live_view import scale_bar_um
 from gui.main_window import MainWindow
-from gui.run_history import RunHistory
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -148,25 +147,14 @@ def test_event_log_filters_by_text_and_errors(qtbot: Any) -> None:
 
 
 def test_parameters_dialog_prefills_defaults(qtbot: Any) -> None:
-    protocol = parse_protocol(GOOD + "parameters: {sample_id: S-001, operator: ''}\n", "p.yaml")
-    dialog = ParametersDialog(protocol)
+    text = GOOD + ("parameters:\n  sample_id: {default: S-001}\n"
+                   "  operator: {description: who runs it}\n  dilution: {default: ''}\n")
+    dialog = ParametersDialog(parse_protocol(text, "p.yaml"))
     qtbot.addWidget(dialog)
+    assert not dialog.ok_button.isEnabled(), "operator is required"
     dialog.edits["operator"].setText(" ana ")
+    assert dialog.ok_button.isEnabled()
     assert dialog.values() == {"sample_id": "S-001", "operator": "ana"}
-
-
-def test_run_history_opens_the_report(qtbot: Any, tmp_path: Path) -> None:
-    for name, started in (("run-a", "2026-01-01T10:00:00"), ("run-b", "2026-01-02T10:00:00")):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "run.json").write_text(json.dumps(
-            {"run_id": name, "protocol": "p", "status": "completed", "started": started}))
-    (tmp_path / "run-a" / "report.html").write_text("<html></html>")
-    opened: list[QUrl] = []
-    history = RunHistory(tmp_path, open_url=opened.append)
-    qtbot.addWidget(history)
-    assert [history.table.item(r, 0).text() for r in range(2)] == ["run-b", "run-a"]
-    assert history.open_report(1) == tmp_path / "run-a" / "report.html"
-    assert opened[-1].toLocalFile() == str(tmp_path / "run-a" / "report.html")
 
 
 def test_bad_protocol_lists_problems_with_lines_and_cannot_start(
@@ -191,6 +179,11 @@ def test_run_on_fakes_counts_and_records(window: MainWindow, qtbot: Any, tmp_pat
     assert panel.progress.value() == 4
     assert window.history.table.rowCount() == 1
     assert window.settings.value("last_protocol") == str(tmp_path / "good.yaml")
+    window.history.open_report(0)
+    qtbot.waitUntil(lambda: bool(window.opened_urls), timeout=10000)
+    report = Path(window.opened_urls[-1].toLocalFile())
+    assert report.name == "report.html" and report.parent == window.session.folder
+    assert "CD63" in report.read_text(encoding="utf-8")
 
 
 def test_manual_pump_fault_is_shown(window: MainWindow, qtbot: Any) -> None:
@@ -245,3 +238,30 @@ def test_emergency_stop_key_stops_fake_pumps(window: MainWindow, qtbot: Any) -> 
         qtbot.wait(20)
     assert not any(p.is_running() for p in pumps.values())
     assert window.stopper.pressed == 1
+
+
+def test_bin_for_display_averages_blocks_and_keeps_small_frames() -> None:
+    image = np.arange(16, dtype=np.uint16).reshape(4, 4)
+    binned, n = bin_for_display(image, max_side=2)
+    assert n == 2 and binned.dtype == np.uint16
+    assert binned.tolist() == [[2, 4], [10, 12]]  # block means, floored
+    same, one = bin_for_display(image, max_side=4)
+    assert one == 1 and same is image
+
+
+def test_a_run_cut_off_by_a_crash_is_reported_at_start(qtbot: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "20260101-100000-capture"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps(
+        {"run_id": folder.name, "protocol": "capture", "status": "running",
+         "started": "2026-01-01T10:00:00+00:00"}))
+    (folder / "events.jsonl").write_text(json.dumps(
+        {"event": "pump_start", "pump": "sample_pump", "direction": "infuse",
+         "rate_ul_min": 5, "volume_ul": 25}) + "\n")
+    win = MainWindow(FakeEngine(tmp_path / "runs"),
+                     QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    assert win.error_dialog is not None and "interrupted" in win.error_dialog.text()
+    assert "what each syringe held" in win.error_dialog.text()
+    assert win.history.table.item(0, 3).text() == "interrupted"
+    win.close()
