@@ -77,6 +77,11 @@ def sim_pumps_running(bench: Bench) -> dict[str, bool]:
     return {name: bool(devices[name]["running"]) for name in PUMPS}
 
 
+def led_emission(bench: Bench) -> list[Any]:
+    """What the simulated LED emits now ([] when dark)."""
+    return list(control(bench, {"cmd": "status"})["devices"]["led"]["emission"])
+
+
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimulatedBench]:
     with SimulatedBench(speed=SPEED, seed=3) as running:
@@ -127,7 +132,7 @@ def test_run_pause_resume_and_counts_rise(window: MainWindow, qtbot: Any,
     assert list(curve.yData) == counts
     assert panel.progress.value() == 7
     assert window.history.table.rowCount() == 1
-    assert window.history.table.item(0, 2).text() == "completed"
+    assert window.history.table.item(0, 3).text() == "completed"
 
 
 def test_protocol_with_errors_shows_them_and_cannot_start(window: MainWindow,
@@ -162,13 +167,16 @@ def test_emergency_stop_halts_every_simulated_pump(window: MainWindow, qtbot: An
         box.rate.setValue(2.0)
         box.volume.setValue(0.0)  # until stopped
         qtbot.mouseClick(box.infuse_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.light_boxes[0].on_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: led_emission(bench) != [], timeout=10000)
     assert open_protocol(window, tmp_path, "long.yaml", LONG_SAMPLE)
     window.protocol_panel.run_button.click()
     qtbot.waitUntil(lambda: all(sim_pumps_running(bench).values()), timeout=15000)
     qtbot.keyClick(window, Qt.Key.Key_F12)
     qtbot.waitUntil(lambda: not any(sim_pumps_running(bench).values()), timeout=5000)
     qtbot.waitUntil(lambda: window.protocol_panel.state == "aborted", timeout=10000)
-    assert "every pump and light is off" in window.alarm.text()
+    qtbot.waitUntil(lambda: "every pump and light is off" in window.alarm.text(), timeout=10000)
+    assert led_emission(bench) == []
     assert not any(sim_pumps_running(bench).values())
 
 
