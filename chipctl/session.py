@@ -209,8 +209,9 @@ def run_protocol(protocol: Protocol, bench: Bench, runs_dir: Path | None,
         raise UsageError(str(exc)) from exc
     events = RunEvents()
     _, plan = check_protocol(protocol, bench)
-    TerminalProgress(events, engine.clock, plan.duration_s,
-                     durations=[step["duration_s"] for step in plan.steps])
+    # psygnal holds bound-method listeners weakly: keep the progress printer alive for the run.
+    progress = TerminalProgress(events, engine.clock, plan.duration_s,
+                                durations=[step["duration_s"] for step in plan.steps])
     _answer_prompts(events, lambda: engine.runner.confirm() if engine.runner else None,
                     confirm_prompts)
     try:
@@ -221,7 +222,7 @@ def run_protocol(protocol: Protocol, bench: Bench, runs_dir: Path | None,
         except KeyboardInterrupt:
             runner.abort("interrupted by the operator (Ctrl-C)")
             runner.wait(30)
-        assert engine.recorder is not None
+        assert engine.recorder is not None and progress is not None
         return Outcome(runner.state.value, runner.reason, engine.recorder.folder,
                        list(engine.recorder.count_rows))
     finally:

@@ -210,8 +210,10 @@ class Chip:
     def advance(self, world: Any) -> None:
         """Integrate capture and labelling from the last call to the world's clock."""
         now = world.now()
-        if self.last_time is None or now <= self.last_time:
-            self.last_time = now if self.last_time is None else self.last_time
+        if self.last_time is None:
+            self.last_time = now  # capture is integrated from the first call on
+            return
+        if now <= self.last_time:
             return
         steps = max(1, math.ceil((now - self.last_time) / MAX_SUBSTEP_S))
         dt = (now - self.last_time) / steps
@@ -284,10 +286,9 @@ class Chip:
             return
         column = DYES.index(dye)
         marker = MARKERS.index(self.label_map[dye])
-        dol = self.rng.integers(3, 6, len(rows))
         v = self.vesicles
         fresh = rows[~v.labelled[rows, column]]
-        dol = dol[: len(fresh)]
+        dol = self.rng.integers(3, 6, len(fresh))  # degree of labelling 3..5 dyes per antibody
         v.dyes[fresh, column] = v.sites[fresh, marker] * dol
         v.labelled[fresh, column] = True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from drivers.transport import SerialTransport
 from hardware_sim.endpoints import PtyEndpoint, TcpEndpoint
@@ -97,11 +98,18 @@ class ConstantFlow:
 
 
 @contextmanager
-def served(emulator: object, lock: object, kind: str = "tcp") -> Iterator[str]:
-    """Serve an emulator on TCP or a pty for the duration; yields the URL to open."""
+def serving(emulator: object, lock: object, kind: str = "tcp") -> Iterator[Any]:
+    """Serve an emulator on TCP or a pty for the duration; yields the endpoint."""
     endpoint = (TcpEndpoint if kind == "tcp" else PtyEndpoint)("dev", emulator, lock)  # type: ignore[arg-type]
     endpoint.start()
     try:
-        yield endpoint.url
+        yield endpoint
     finally:
         endpoint.stop()
+
+
+@contextmanager
+def served(emulator: object, lock: object, kind: str = "tcp") -> Iterator[str]:
+    """Serve an emulator on TCP or a pty for the duration; yields the URL to open."""
+    with serving(emulator, lock, kind) as endpoint:
+        yield endpoint.url

@@ -29,7 +29,8 @@ def test_quickstart_runs_on_the_simulator_and_records_counts(tmp_path: Path) -> 
     assert info["status"] == "completed"
     assert info["protocol"] == "Quickstart"
     assert len(info["protocol_sha256"]) == 64
-    assert (folder / "protocol.yaml").read_text() == (ROOT / "protocols/quickstart.yaml").read_text()
+    protocol_text = (ROOT / "protocols" / "quickstart.yaml").read_text()
+    assert (folder / "protocol.yaml").read_text() == protocol_text
 
     rows = list(csv.DictReader((folder / "counts.csv").open()))
     assert [(r["zone"], r["channel"]) for r in rows] == [("CD63", "AF555")]
@@ -43,7 +44,7 @@ def test_quickstart_runs_on_the_simulator_and_records_counts(tmp_path: Path) -> 
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds.count("step_finished") == 6
-    assert kinds[-1] == "state" and events[-1]["state"] == "completed"
+    assert [e["state"] for e in events if e["event"] == "state"][-1] == "completed"
     delivered = [e for e in events if e["event"] == "pump_done"]
     assert [e["pump"] for e in delivered] == [
         "buffer_pump", "sample_pump", "buffer_pump", "stain_pump", "buffer_pump"]

@@ -278,3 +278,40 @@ def test_opencv_backend_reads_a_video_with_roi_and_binning(tmp_path) -> None:
             camera.snap(1.0)
     finally:
         camera.close()
+
+
+def test_count_in_view_grows_faster_at_higher_concentration() -> None:
+    def count_after(conc: float) -> int:
+        world = World(clock=ManualClock(), seed=4)  # type: ignore[arg-type]
+        world.chip = default_chip(seed=4)
+        world.reagents["sample"] = Reagent("sample", conc, {"CD81": 0.7}, ("AF647",))
+        world.pumps["p"] = ConstantFlow("sample", 2.0)
+        world.devices["led"] = FixedLed(power=60.0, wavelength=635.0)
+        world.devices["stage"] = FixedStage(x=3000.0)
+        camera = SimCameraEmulator(world, "camera")
+        camera.settings.roi = (512, 512, 1024, 1024)
+        world.advance()
+        world.clock.t = 40.0  # type: ignore[attr-defined]
+        world.advance()
+        return camera.render()[1]["truth"]["count"]
+
+    low, high = count_after(5e7), count_after(2e8)
+    assert low > 20
+    assert high / low == pytest.approx(4.0, rel=0.3)
+
+
+def test_frames_over_a_pseudo_terminal() -> None:
+    world = World(VirtualClock(speed=10.0), seed=2)
+    world.chip = default_chip(seed=2)
+    world.chip.deposit("CD9", 500, labels=("AF488",))
+    world.devices.update(led=FixedLed(), stage=FixedStage())
+    emulator = SimCameraEmulator(world, "camera")
+    with served(emulator, world.lock, "pty") as url:
+        camera = make_sim_camera("camera", {"roi": [0, 0, 2048, 2048]}, SerialTransport(url))
+        camera.connect()
+        try:
+            frame = camera.snap(5.0)
+            assert frame.image.shape == (2048, 2048)  # 8 MB through the tty layer intact
+            assert frame.metadata["truth"]["count"] > 400
+        finally:
+            camera.close()

@@ -1,0 +1,85 @@
+"""Microscope drivers under link faults: split, dropped and garbled replies, unplug."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from scope_support import ManualClock, serving
+
+from chipctl.microscope import make_coolled, make_prior
+from drivers.errors import DeviceDisconnected, DeviceError, DeviceTimeout
+from drivers.transport import SerialTransport
+from hardware_sim.clock import VirtualClock
+from hardware_sim.coolled import CoolLedEmulator
+from hardware_sim.prior import PriorEmulator
+from hardware_sim.world import World
+
+
+@pytest.fixture
+def led():
+    world = World(clock=ManualClock())  # type: ignore[arg-type]
+    emulator = CoolLedEmulator(world, "led")
+    with serving(emulator, world.lock) as endpoint:
+        adapter = make_coolled("led", {"timeout": "0.3 s"}, SerialTransport(endpoint.url))
+        adapter.connect()
+        yield endpoint, emulator, adapter
+        adapter.close()
+
+
+@pytest.fixture
+def stage():
+    world = World(VirtualClock(speed=10.0))
+    emulator = PriorEmulator(world, "stage", r_at_end=False)
+    with serving(emulator, world.lock) as endpoint:
+        adapter = make_prior("stage", {"timeout": "0.3 s"}, SerialTransport(endpoint.url))
+        adapter.connect()
+        yield endpoint, emulator, adapter
+        adapter.close()
+
+
+def test_split_replies_are_reassembled(led, stage) -> None:
+    for endpoint, _, _ in (led, stage):
+        endpoint.faults.arm("split")
+    led[2].light("AF488", 30)
+    assert led[2].state()["AF488"] == (True, 30.0)
+    stage[2].move_to(100.0, 200.0)
+    stage[2].wait_idle(2.0)
+    assert stage[2].position() == (100.0, 200.0)
+
+
+def test_dropped_reply_times_out_then_the_link_recovers(led, stage) -> None:
+    led[0].faults.arm("drop_reply")
+    with pytest.raises(DeviceTimeout):
+        led[2].state()
+    assert led[2].state()["AF488"] == (False, 0.0)
+    stage[0].faults.arm("drop_reply")
+    with pytest.raises(DeviceTimeout):
+        stage[2].position()
+    assert stage[2].position() == (0.0, 0.0)
+
+
+def test_garbled_replies_raise_typed_errors_and_the_link_stays_in_step(led, stage) -> None:
+    led[2].light("AF555", 55)
+    errors = 0
+    for _ in range(12):
+        led[0].faults.arm("garble")
+        try:
+            led[2].driver.state()  # a flipped digit may still parse: no checksum on this link
+        except DeviceError:
+            errors += 1
+        assert led[2].state()["AF555"] == (True, 55.0)  # the next exchange is clean
+    assert errors > 0
+    for _ in range(6):
+        stage[0].faults.arm("garble")
+        with contextlib.suppress(DeviceError):
+            stage[2].position()
+        assert stage[2].position() == (0.0, 0.0)
+
+
+def test_unplugged_device_is_disconnected(led) -> None:
+    endpoint, _, adapter = led
+    endpoint.faults.arm("unplug")
+    with pytest.raises((DeviceDisconnected, DeviceTimeout)):
+        for _ in range(5):
+            adapter.state()
