@@ -46,6 +46,7 @@ class Shown:
     display: np.ndarray
     bin: int = 1
     spots: Any = None  # chipctl.vision CountResult, or None when not counted
+    levels: tuple[float, float] = (0.0, 1.0)  # suggested display levels: dark noise, bright spots
 
 
 def bin_for_display(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> tuple[np.ndarray, int]:
@@ -61,6 +62,12 @@ def bin_for_display(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> tupl
     if image.dtype.kind == "u":
         return (blocks.sum(axis=(1, 3), dtype=np.uint64) // (n * n)).astype(image.dtype), n
     return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32), n
+
+
+def suggested_levels(image: np.ndarray) -> tuple[float, float]:
+    """Levels that show noise dark and single vesicles bright (1st to 99.99th percentile)."""
+    low, high = np.percentile(image, (1.0, 99.99))
+    return float(low), float(max(high, low + 1.0))
 
 
 class FrameSlot:
@@ -140,8 +147,9 @@ class FramePreparer:
             seen, frame = entry
             display, n = bin_for_display(frame.image)
             spots = self._count(frame) if self.count_spots.is_set() else None
+            shown = Shown(seen, frame, display, n, spots, suggested_levels(display))
             with self._lock:
-                self._result = Shown(seen, frame, display, n, spots)
+                self._result = shown
 
     def _count(self, frame: Frame) -> Any:
         try:

@@ -107,7 +107,7 @@ class LiveView(QWidget):
         self.view = self.graphics.addViewBox(lockAspect=True, invertY=True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
-        self.spots = pg.ScatterPlotItem(size=12, pen=pg.mkPen("y", width=1.5), brush=None,
+        self.spots = pg.ScatterPlotItem(size=9, pen=pg.mkPen("y", width=1), brush=None,
                                         symbol="o", pxMode=True)
         self.view.addItem(self.spots)
         self.histogram = pg.HistogramLUTItem(image=self.image)
@@ -160,9 +160,7 @@ class LiveView(QWidget):
         height, width = image.shape[0] * shown.bin, image.shape[1] * shown.bin
         self.image.setRect(0, 0, width, height)  # view coordinates stay sensor pixels
         if auto:
-            low, high = np.percentile(image[:: max(1, image.shape[0] // 256),
-                                            :: max(1, image.shape[1] // 256)], (1, 99.8))
-            self.histogram.setLevels(float(low), float(max(high, low + 1)))
+            self.histogram.setLevels(*shown.levels)
             self._auto_levels = False
         self._show_spots(shown)
         self._update_scale_bar(shown.frame, width)

@@ -97,6 +97,9 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(counts, log, Qt.Orientation.Horizontal)
         self.tabifyDockWidget(log, history)
         log.raise_()
+        self.resizeDocks([counts], [300], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["Protocol"], self.docks["Devices"]], [380, 400],
+                         Qt.Orientation.Horizontal)
         self._toolbar()
 
     def _device_panels(self, rig: Any) -> QTabWidget:
@@ -160,7 +163,7 @@ class MainWindow(QMainWindow):
 
     # -- run events (Qt thread) ---------------------------------------------------------------
     def _run_started(self) -> None:
-        self.counts_plot.clear()
+        self.counts_plot.clear(self.session.started_s)
         self._set_devices_for_run(True)
         name = self.session.protocol.name if self.session.protocol else ""
         self.run_state.setText(f"  run started: {name}")
@@ -264,6 +267,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.session.abort("the window was closed")
+        self.session.wait(15.0)  # the bench is made safe before the ports close
         self.save_settings()
         self.pumps_panel.timer.stop()
         for box in self.camera_boxes:

@@ -117,13 +117,15 @@ def test_emergency_stopper_does_not_wait_for_a_busy_qt_thread(qtbot: Any) -> Non
     assert stopped.wait(2.0)
 
 
-def test_series_averages_the_fields_of_one_step() -> None:
+def test_series_averages_the_fields_of_one_pass() -> None:
     series = Series()
-    series.add((1, "CD63", "AF647"), 1.0, 10)
-    series.add((1, "CD63", "AF647"), 1.2, 20)
-    series.add((3, "CD63", "AF647"), 5.0, 40)
-    assert series.counts == [15, 40]
-    assert series.times_min == pytest.approx([1.1, 5.0])
+    series.add(1, 0, 1.0, 10)
+    series.add(1, 1, 1.2, 20)
+    series.add(3, 0, 5.0, 40)
+    series.add(4, 0, 6.0, 50)  # a monitor step: the same field again and again
+    series.add(4, 0, 7.0, 70)
+    assert series.counts == [15, 40, 50, 70]
+    assert series.times_min == pytest.approx([1.1, 5.0, 6.0, 7.0])
 
 
 def test_scale_bar_is_a_round_fifth_of_the_field() -> None:
@@ -174,8 +176,10 @@ def test_run_on_fakes_counts_and_records(window: MainWindow, qtbot: Any, tmp_pat
     assert "4 steps" in panel.dry_run.text()
     panel.run_button.click()
     qtbot.waitUntil(lambda: panel.state == "completed", timeout=20000)
-    counts = window.counts_plot.series[("CD63", "AF647")].counts
+    series = window.counts_plot.series[("CD63", "AF647")]
+    counts = series.counts
     assert len(counts) == 2 and counts[1] > counts[0]
+    assert 0 <= series.times_min[0] < series.times_min[1] <= panel.plan.duration_s / 60 + 0.5
     assert panel.progress.value() == 4
     assert window.history.table.rowCount() == 1
     assert window.settings.value("last_protocol") == str(tmp_path / "good.yaml")
