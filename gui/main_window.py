@@ -39,10 +39,11 @@ from gui.scope_panels import CameraBox, IlluminatorBox, StageBox
 
 
 def _autofocus(rig: Any) -> Callable[[], float]:
+    """Autofocus with the camera on whatever light the operator has on."""
     def run() -> float:
-        from chipctl.microscope import autofocus  # the microscope layer's autofocus
+        from chipctl.autofocus import autofocus
 
-        return float(autofocus(rig.first("stage"), rig.first("camera")))
+        return float(autofocus(rig.first("camera"), rig.first("stage")).z_um)
 
     return run
 
@@ -70,6 +71,8 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore()
         self.history.refresh()
+        for box in self.stage_boxes:
+            box.refresh()
 
     # -- construction -----------------------------------------------------------------------
     def _build(self, counter: Callable[[Any], Any] | None,

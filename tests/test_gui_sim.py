@@ -234,3 +234,20 @@ def test_event_loop_keeps_turning_while_frames_stream_at_20_fps(
     assert window.live_view.shown is not None and window.live_view.shown.spots is not None
     assert window.protocol_panel.state == "running", "the run went on while frames streamed"
     assert len(ticks) > 150 and max(gaps) <= 100, f"longest gap {max(gaps)} ms"
+
+
+def test_manual_microscope_control_from_the_panels(window: MainWindow, qtbot: Any) -> None:
+    light, stage, camera = window.light_boxes[0], window.stage_boxes[0], window.camera_boxes[0]
+    light.channel.setCurrentText("AF555")
+    qtbot.mouseClick(light.on_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: led_emission(window.engine.bench) != [], timeout=10000)
+    stage.zone.setCurrentText("CD81")
+    qtbot.mouseClick(stage.controls[[b.text() for b in stage.controls].index("Go to zone")],
+                     Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: stage.position.text().startswith("x 3000.0 um, y 0.0 um"),
+                    timeout=15000)
+    qtbot.mouseClick(camera.snap_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "zone CD81" in window.live_view.caption.text(), timeout=15000)
+    assert "AF555" in window.live_view.caption.text()
+    qtbot.mouseClick(light.off_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: led_emission(window.engine.bench) == [], timeout=10000)

@@ -269,3 +269,32 @@ def test_a_run_cut_off_by_a_crash_is_reported_at_start(qtbot: Any, tmp_path: Pat
     assert "what each syringe held" in win.error_dialog.text()
     assert win.history.table.item(0, 3).text() == "interrupted"
     win.close()
+
+
+def test_operator_prompt_is_a_dialog_and_the_run_waits_for_it(
+        window: MainWindow, qtbot: Any, tmp_path: Path) -> None:
+    text = GOOD.replace("steps:\n", "steps:\n  - prompt: \"Load sample {sample}\"\n") + (
+        "parameters:\n  sample: {default: S-7}\n")
+    panel = window.protocol_panel
+    assert panel.open_file(write(tmp_path, "prompt.yaml", text)), panel.problems
+    window.protocol_panel.ask_parameters = lambda protocol: {"sample": "S-9"}
+    panel.run_button.click()
+    qtbot.waitUntil(lambda: window.prompt_dialog is not None, timeout=5000)
+    assert "Load sample S-9" in window.prompt_dialog.text()
+    qtbot.wait(300)
+    assert panel.state == "running" and panel.progress.value() == 0, "the run waits"
+    window.prompt_dialog.accept()
+    qtbot.waitUntil(lambda: panel.state == "completed", timeout=20000)
+    assert window.session.runner.state == "completed"
+
+
+def test_camera_live_streams_into_the_view_until_stopped(window: MainWindow, qtbot: Any) -> None:
+    box = window.camera_boxes[0]
+    shown = window.live_view.frames_shown
+    box.live_button.click()
+    qtbot.waitUntil(lambda: window.live_view.frames_shown >= shown + 3, timeout=10000)
+    box.live_button.click()
+    qtbot.wait(200)
+    snaps = box.camera.snaps
+    qtbot.wait(300)
+    assert box.camera.snaps <= snaps + 1, "live stopped"
