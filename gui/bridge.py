@@ -51,6 +51,11 @@ class RunBridge(QObject):
             signal.connect(slot)
         self._events = events
 
+    @property
+    def events(self) -> RunEvents | None:
+        """The run's events the bridge listens to (None between runs)."""
+        return self._events
+
     def detach(self) -> None:
         """Stop listening to the current run (the run store keeps listening)."""
         if self._events is not None:

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from chipctl.protocol.model import Protocol
+from gui.estop import guard
 
 
 class ParametersDialog(QDialog):
@@ -57,11 +58,13 @@ class ParametersDialog(QDialog):
                 if edit.text().strip() or name in self.required}
 
 
-def ask_parameters(protocol: Protocol, parent: QWidget | None) -> dict[str, str] | None:
+def ask_parameters(protocol: Protocol, parent: QWidget | None,
+                   emergency_stop: Callable[[], None]) -> dict[str, str] | None:
     """The parameters for a run, or None if the operator cancelled (no dialog if none)."""
     if not protocol.parameters:
         return {}
     dialog = ParametersDialog(protocol, parent)
+    guard(dialog, emergency_stop)
     return dialog.values() if dialog.exec() == QDialog.DialogCode.Accepted else None
 
 
@@ -70,9 +73,9 @@ def prompt_box(message: str, parent: QWidget | None, on_done: Callable[[], None]
     box = QMessageBox(QMessageBox.Icon.Information, "Operator action needed", message,
                       QMessageBox.StandardButton.Ok, parent)
     box.setInformativeText("The run waits until you press OK.")
-    box.setWindowModality(Qt.WindowModality.NonModal)
+    box.setWindowModality(Qt.WindowModality.NonModal)  # the emergency stop stays clickable
     box.finished.connect(lambda _result: on_done())
-    box.open()
+    box.show()
     return box
 
 
@@ -80,6 +83,6 @@ def error_box(title: str, message: str, parent: QWidget | None) -> QMessageBox:
     """A non-blocking error dialog (the run and the event loop carry on)."""
     box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok,
                       parent)
-    box.setWindowModality(Qt.WindowModality.NonModal)
-    box.open()
+    box.setWindowModality(Qt.WindowModality.NonModal)  # the emergency stop stays clickable
+    box.show()
     return box

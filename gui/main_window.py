@@ -67,7 +67,8 @@ class MainWindow(QMainWindow):
         self.calls = DeviceCalls(parent=self)
         self.stopper = EmergencyStopper(self._emergency_stop_now, self)
         self.session = RunSession(engine, self.bridge)
-        self._build(counter, parameters or (lambda p: ask_parameters(p, self)), open_url)
+        self._build(counter, parameters or (lambda p: ask_parameters(p, self, self.emergency_stop)),
+                    open_url)
         self._connect()
         self._restore()
         self.history.refresh()
@@ -87,7 +88,8 @@ class MainWindow(QMainWindow):
         self.live_view = LiveView(self.frames, channels, pixel, counter,
                                   lambda message: self.calls.report("live view", message))
         self.setCentralWidget(self.live_view)
-        self.protocol_panel = ProtocolPanel(self.engine.bench, self.session, parameters)
+        self.protocol_panel = ProtocolPanel(self.engine.bench, self.session, parameters,
+                                            self.emergency_stop)
         self.counts_plot = CountsPlot()
         self.event_log = EventLog()
         self.history = RunHistory(Path(self.engine.runs_dir), self.calls.submit, open_url)

@@ -203,7 +203,7 @@ def test_event_loop_keeps_turning_while_frames_stream_at_20_fps(
     window.live_view.spots_box.setChecked(True)  # every shown frame is counted too
     window.protocol_panel.run_button.click()
     qtbot.waitUntil(lambda: window.protocol_panel.state == "running", timeout=10000)
-    events = window.bridge._events
+    events = window.bridge.events
     assert events is not None
     stop = threading.Event()
 

@@ -24,6 +24,7 @@ from chipctl.vision import count_frame
 from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
 from gui.counts_plot import Series
 from gui.dialogs import ParametersDialog
+from gui.estop import guard
 from gui.event_log import EventLog
 from gui.frames import FrameSlot, bin_for_display
 from gui.live_view import scale_bar_um
@@ -298,3 +299,30 @@ def test_camera_live_streams_into_the_view_until_stopped(window: MainWindow, qtb
     snaps = box.camera.snaps
     qtbot.wait(300)
     assert box.camera.snaps <= snaps + 1, "live stopped"
+
+
+def test_f12_stops_everything_even_from_a_dialog(window: MainWindow, qtbot: Any) -> None:
+    window.show_error("A device failed", "stage: StageFault: limit")
+    dialog = window.error_dialog
+    assert dialog is not None and dialog.isVisible()
+    pumps = window.engine.rig.pumps
+    pumps["sample_pump"].infuse(5.0)
+    window.light_boxes[0].light.light("AF647", 50)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=2000)
+    qtbot.keyClick(dialog, Qt.Key.Key_F12)
+    qtbot.waitUntil(lambda: window.stopper.pressed == 1, timeout=2000)
+    qtbot.waitUntil(lambda: not pumps["sample_pump"].is_running(), timeout=3000)
+    assert window.light_boxes[0].light.lit == {}
+
+
+def test_a_modal_dialog_keeps_the_emergency_stop_key(qtbot: Any) -> None:
+    dialog = ParametersDialog(parse_protocol(GOOD + "parameters:\n  sample: {}\n", "p.yaml"))
+    qtbot.addWidget(dialog)
+    pressed: list[bool] = []
+    guard(dialog, lambda: pressed.append(True))
+    dialog.show()
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=2000)
+    qtbot.keyClick(dialog.edits["sample"], Qt.Key.Key_F12)
+    assert pressed == [True]
