@@ -72,8 +72,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore()
         self.history.refresh()
-        for box in self.stage_boxes:
-            box.refresh()
+        self.refresh_devices()
 
     # -- construction -----------------------------------------------------------------------
     def _build(self, counter: Callable[[Any], Any] | None,
@@ -179,6 +178,7 @@ class MainWindow(QMainWindow):
         self.run_state.setText(f"  run {state}" + (f": {reason}" if reason else ""))
         if state in ("completed", "aborted", "failed"):
             self._set_devices_for_run(False)
+            self.refresh_devices()
             if self.prompt_dialog is not None:
                 self.prompt_dialog.done(0)
             self.history.refresh()
@@ -194,6 +194,11 @@ class MainWindow(QMainWindow):
     def _prompt_answered(self) -> None:
         self.prompt_dialog = None
         self.session.confirm()
+
+    def refresh_devices(self) -> None:
+        """Read back the lights and the stage (after a run or an emergency stop)."""
+        for box in (*self.light_boxes, *self.stage_boxes):
+            box.refresh()
 
     def _set_devices_for_run(self, active: bool) -> None:
         self.pumps_panel.set_run_active(active)
@@ -234,6 +239,7 @@ class MainWindow(QMainWindow):
     def on_emergency_stop_done(self, failures: list[str]) -> None:
         """Report the emergency stop's outcome."""
         self.event_log.add({"event": "emergency_stop", "failures": failures})
+        self.refresh_devices()
         if failures:
             self.show_error("Emergency stop incomplete", "; ".join(failures))
         else:

@@ -308,12 +308,16 @@ def test_f12_stops_everything_even_from_a_dialog(window: MainWindow, qtbot: Any)
     pumps = window.engine.rig.pumps
     pumps["sample_pump"].infuse(5.0)
     window.light_boxes[0].light.light("AF647", 50)
+    window.light_boxes[0].refresh()
+    qtbot.waitUntil(lambda: window.light_boxes[0].status.text() == "AF647 on at 50 %",
+                    timeout=3000)
     dialog.activateWindow()
     qtbot.waitUntil(dialog.isActiveWindow, timeout=2000)
     qtbot.keyClick(dialog, Qt.Key.Key_F12)
     qtbot.waitUntil(lambda: window.stopper.pressed == 1, timeout=2000)
     qtbot.waitUntil(lambda: not pumps["sample_pump"].is_running(), timeout=3000)
     assert window.light_boxes[0].light.lit == {}
+    qtbot.waitUntil(lambda: window.light_boxes[0].status.text() == "off", timeout=3000)
 
 
 def test_a_modal_dialog_keeps_the_emergency_stop_key(qtbot: Any) -> None:
