@@ -192,6 +192,12 @@ def make_sequence(cfg: SynthConfig, n_frames: int, n_initial: int, arrival_rate:
 
 def same_field_frames(cfg: SynthConfig, n: int, rng: np.random.Generator) -> list[np.ndarray]:
     """``n`` exposures of one static field (same spots and camera, fresh noise each)."""
+    return static_field(cfg, n, rng)[0]
+
+
+def static_field(cfg: SynthConfig, n: int, rng: np.random.Generator
+                 ) -> tuple[list[np.ndarray], np.ndarray]:
+    """``n`` exposures of one static field and the spot positions (N x 2, x and y)."""
     bg = background_map(cfg, rng)
     xy = random_positions(cfg, cfg.n_spots, rng)
     local = bg[np.round(xy[:, 1]).astype(int), np.round(xy[:, 0]).astype(int)]
@@ -199,4 +205,4 @@ def same_field_frames(cfg: SynthConfig, n: int, rng: np.random.Generator) -> lis
                                                                   cfg.read_noise_e),
                                 cfg.psf_sigma)
     camera = camera_maps(cfg, rng)
-    return [expose(cfg, photons, rng, camera) for _ in range(n)]
+    return [expose(cfg, photons, rng, camera) for _ in range(n)], xy

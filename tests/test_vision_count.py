@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from _vision_helpers import CAL, metrics, small_frame, synth
 
-from chipctl.vision import CameraCalibration, CountParams, CountResult, Spot, count_frame
+from chipctl.vision import (
+    CameraCalibration,
+    CountParams,
+    CountResult,
+    Spot,
+    count_frame,
+    sum_frames,
+)
 
 
 @pytest.mark.parametrize(("snr", "min_f1"), [(4.0, 0.97), (7.0, 0.98)])
@@ -142,3 +149,16 @@ def test_undersampled_psf():
     fr = small_frame(7.0, n=100, size=256, seed=12, psf_sigma=0.7)
     res = count_frame(fr.image, CountParams(psf_sigma_px=0.7, calibration=CAL))
     assert metrics.score(fr.xy, res.xy).f1 > 0.95
+
+
+def test_summing_frames_of_a_static_field_recovers_dim_vesicles():
+    cfg = synth.SynthConfig(shape=(512, 512), n_spots=120, snr=2.0)
+    frames = synth.same_field_frames(cfg, 4, np.random.default_rng(13))
+    single = count_frame(frames[0], CountParams(calibration=CAL))
+    total, cal = sum_frames(frames, CAL)
+    assert cal.offset_adu == 400.0 and cal.read_noise_e == pytest.approx(3.2)
+    summed = count_frame(total, CountParams(calibration=cal))
+    assert summed.count > single.count
+    assert abs(summed.count - 120) <= 8
+    with pytest.raises(ValueError):
+        sum_frames([frames[0], frames[0][:10]])

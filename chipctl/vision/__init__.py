@@ -17,6 +17,7 @@
 7. sub-pixel position from a Gaussian (log-parabola) fit to the filtered peak.
 """
 
+from chipctl.vision.accumulate import sum_frames
 from chipctl.vision.coloc import Colocalization, colocalize
 from chipctl.vision.counter import count_frame, validate_frame
 from chipctl.vision.model import (
@@ -49,6 +50,7 @@ __all__ = [
     "count_by_channel",
     "count_frame",
     "count_in_regions",
+    "sum_frames",
     "validate_frame",
     "whole_frame",
 ]

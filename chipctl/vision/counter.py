@@ -65,10 +65,13 @@ def _candidates(fld: Field, null: NullMaxima, params: CountParams) -> _Maxima:
     t_lo = params.min_threshold
     skew = float(np.clip(fld.skew_low.max(), 0, 0.3))
     t_min_gate = t_lo - skew / 6.0 * (t_lo**2 - 1.0) - 0.05  # skew correction can deepen
+    h, w = fld.raw.shape
+    every = 2 if h >= 8 * detect.STRIP else 1  # large frames: minima in half the strips
     ys, xs, is_max, nb = detect.extrema(fld.filtered, fld.gate(t_lo),
-                                        fld.gate(t_min_gate, minima=True))
+                                        fld.gate(t_min_gate, minima=True), every)
     depth = -fld.scores(ys[~is_max], xs[~is_max], nb[~is_max, 4])
-    tail = fit_tail_scale(depth[depth > t_lo], null, fld.raw.size, t_lo)
+    area = detect.minima_rows(h, every) * w
+    tail = fit_tail_scale(depth[depth > t_lo], null, area, t_lo)
     ys, xs, nb = ys[is_max], xs[is_max], nb[is_max]
     bg = detect.sample_low(fld.bg_low, fld.raw.shape, ys, xs)
     raw_nb = detect.neighbourhood(fld.raw, ys, xs)

@@ -7,7 +7,7 @@ import numpy as np
 
 from chipctl.vision.kernels import MatchedKernel
 
-_STRIP = 128  # rows per strip in the extrema search
+STRIP = 128  # rows per strip in the extrema search
 
 
 def matched_filter(frame: np.ndarray, kernel: MatchedKernel, integer_ok: bool) -> np.ndarray:
@@ -38,15 +38,17 @@ def sample_low(low: np.ndarray, shape: tuple[int, int], ys: np.ndarray, xs: np.n
     return top * (1 - wy) + bottom * wy
 
 
-def extrema(filtered: np.ndarray, gate_hi: np.ndarray, gate_lo: np.ndarray
+def extrema(filtered: np.ndarray, gate_hi: np.ndarray, gate_lo: np.ndarray,
+            minima_every: int = 1
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """8-neighbour local maxima at or above ``gate_hi`` and minima at or below ``gate_lo``.
 
-    Returns (rows, cols, is_max, 3x3 windows of the filtered values). Ties are broken in
-    raster order (a plateau yields one point: strictly beyond the 4 preceding neighbours,
-    not beyond the 4 following ones).
+    Minima are searched in every ``minima_every``-th strip of ``STRIP`` rows only. Returns
+    (rows, cols, is_max, 3x3 windows of the filtered values). Ties are broken in raster
+    order (a plateau yields one point: strictly beyond the 4 preceding neighbours, not
+    beyond the 4 following ones).
     """
-    pts = _extrema_pixels(filtered, gate_hi, gate_lo)
+    pts = _extrema_pixels(filtered, gate_hi, gate_lo, minima_every)
     if pts.size == 0:
         return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, bool), np.empty((0, 9))
     xs, ys = pts[:, 0].astype(np.intp), pts[:, 1].astype(np.intp)
@@ -59,20 +61,28 @@ def extrema(filtered: np.ndarray, gate_hi: np.ndarray, gate_lo: np.ndarray
     return ys[keep], xs[keep], is_max[keep], nb[keep]
 
 
-def _extrema_pixels(filtered: np.ndarray, gate_hi: np.ndarray, gate_lo: np.ndarray
-                    ) -> np.ndarray:
+def minima_rows(height: int, minima_every: int) -> int:
+    """Number of rows searched for minima by :func:`extrema`."""
+    return sum(min(STRIP, height - y0) for i, y0 in enumerate(range(0, height, STRIP))
+               if i % minima_every == 0)
+
+
+def _extrema_pixels(filtered: np.ndarray, gate_hi: np.ndarray, gate_lo: np.ndarray,
+                    minima_every: int) -> np.ndarray:
     """(x, y) of pixels >= all 8 neighbours and >= gate_hi, or <= all and <= gate_lo.
     Works in row strips so that the intermediate images stay in cache."""
     h = filtered.shape[0]
     box = np.ones((3, 3), np.uint8)
     pts = []
-    for y0 in range(0, h, _STRIP):
-        a, b = max(y0 - 1, 0), min(y0 + _STRIP + 1, h)
+    for i, y0 in enumerate(range(0, h, STRIP)):
+        a, b = max(y0 - 1, 0), min(y0 + STRIP + 1, h)
         f = filtered[a:b]
-        hi = cv2.compare(f, cv2.max(cv2.dilate(f, box), gate_hi[a:b]), cv2.CMP_GE)
-        lo = cv2.compare(f, cv2.min(cv2.erode(f, box), gate_lo[a:b]), cv2.CMP_LE)
-        inner = slice(y0 - a, y0 - a + min(_STRIP, h - y0))
-        found = cv2.findNonZero(cv2.bitwise_or(hi, lo)[inner])
+        mask = cv2.compare(f, cv2.max(cv2.dilate(f, box), gate_hi[a:b]), cv2.CMP_GE)
+        if i % minima_every == 0:
+            lo = cv2.compare(f, cv2.min(cv2.erode(f, box), gate_lo[a:b]), cv2.CMP_LE)
+            mask = cv2.bitwise_or(mask, lo)
+        inner = slice(y0 - a, y0 - a + min(STRIP, h - y0))
+        found = cv2.findNonZero(mask[inner])
         if found is not None:
             found = found.reshape(-1, 2)
             found[:, 1] += y0

@@ -99,8 +99,3 @@ class CountResult:
         """N x 2 float array of (x, y) positions."""
         return np.column_stack([self.spots["x"], self.spots["y"]]) if self.count else np.empty(
             (0, 2))
-
-
-def empty_spots() -> np.ndarray:
-    """An empty spot array."""
-    return np.empty(0, dtype=SPOT_DTYPE)
