@@ -152,3 +152,17 @@ def test_a_pump_unplugged_mid_flow_fails_the_run_as_device_lost(tmp_path: Path) 
     assert info["status"] == "failed" and info["reason"] == runner.reason
     safe = next(e for e in events if e["event"] == "safe_state")
     assert any("sample_pump" in failure for failure in safe["failures"])  # could not stop it
+
+
+def test_a_camera_that_stops_delivering_fails_the_run_with_the_light_off(tmp_path: Path) -> None:
+    text = """
+name: camera timeout
+steps:
+  - image: {zones: [CD9, CD63], channels: [AF488, AF555]}
+"""
+    with sim_engine(tmp_path, speed=500) as (engine, bench):
+        fault(bench, "camera", "stall")
+        runner, _ = start(engine, text)
+        assert runner.wait(40) == RunState.FAILED
+        assert runner.reason.startswith("interlock: camera timeout"), runner.reason
+        assert lights_on(status(bench)) == []
