@@ -31,7 +31,9 @@ EXPECTED: dict[str, list[tuple[int, str]]] = {
                                "100 kPa limit")],
     "yaml_syntax.yaml": [(5, "YAML syntax error")],
     "wrong_types.yaml": [(6, "step 1 (image): image.fields: expected a whole number >= 1, "
-                             "got 'three'")],
+                             "got 'three'"),
+                         (7, "step 1 (image): image.autofocus: expected true or false, "
+                             "got 'yes please'")],
     "empty.yaml": [(1, "the protocol file is empty")],
     "only_comments.yaml": [(1, "the protocol file is empty")],
     "binary_garbage.yaml": [(1, "not a YAML protocol file: it contains binary data")],
