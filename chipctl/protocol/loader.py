@@ -329,10 +329,8 @@ def parse_protocol(raw: bytes | str, path: str) -> Protocol:
     steps = parser.steps(data.get("steps"), data.lines.get("steps", data.line))
     for step, message in check_placeholders(steps, params):
         parser.problem(step.line, f"{step.label}: {message}")
-    if parser.problems:
-        raise SourceError(parser.problems)
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    return Protocol(
+    protocol = Protocol(
         name=str(data.get("name", Path(path).stem)),
         steps=tuple(steps),
         description=str(data.get("description", "")),
@@ -341,6 +339,18 @@ def parse_protocol(raw: bytes | str, path: str) -> Protocol:
         source_text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
+    if parser.problems:
+        raise ProtocolErrors(parser.problems, protocol)
+    return protocol
+
+
+class ProtocolErrors(SourceError):
+    """Problems in a protocol file; `partial` holds the steps that could be read, so that a
+    validation can also check them against a bench and report everything at once."""
+
+    def __init__(self, problems: list[Problem], partial: Protocol) -> None:
+        super().__init__(problems)
+        self.partial = partial
 
 
 def load_protocol(path: str | Path) -> Protocol:
