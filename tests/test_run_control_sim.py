@@ -168,3 +168,13 @@ steps:
         assert runner.wait(40) == RunState.FAILED
         assert runner.reason.startswith("interlock: camera timeout"), runner.reason
         assert lights_on(status(bench)) == []
+
+
+def test_a_pump_power_cycled_mid_flow_fails_the_run_with_the_reset_alarm(tmp_path: Path) -> None:
+    with sim_engine(tmp_path, speed=500) as (engine, bench):
+        runner, records = start(engine, SAMPLE_FLOW)
+        wait_for(lambda: flowing(records, "sample_pump"))
+        fault(bench, "sample_pump", "power_cycle")
+        assert runner.wait(30) == RunState.FAILED
+        assert runner.reason.startswith("interlock: pump reset alarm"), runner.reason
+        assert pumps_running(status(bench)) == []
