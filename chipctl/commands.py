@@ -26,11 +26,14 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 class InvalidProtocol(UsageError):
-    """A protocol that cannot be used; `problems` are the details (file, line, message)."""
+    """A protocol that cannot be used; `problems` are the details (file, line, message);
+    `partial` the steps that could be read, if any."""
 
-    def __init__(self, message: str, problems: list[Problem]) -> None:
+    def __init__(self, message: str, problems: list[Problem],
+                 partial: Protocol | None = None) -> None:
         super().__init__(message)
         self.problems = problems
+        self.partial = partial
 
 
 def _load_protocol(path: str) -> Protocol:
@@ -38,7 +41,21 @@ def _load_protocol(path: str) -> Protocol:
     try:
         return load_any(path)
     except SourceError as exc:
-        raise InvalidProtocol(f"invalid protocol:\n{exc}", exc.problems) from exc
+        partial = getattr(exc, "partial", None)
+        raise InvalidProtocol(f"invalid protocol:\n{exc}", exc.problems, partial) from exc
+
+
+def _with_bench_problems(exc: InvalidProtocol, args: argparse.Namespace) -> InvalidProtocol:
+    """The file's problems and, for the steps that could be read, the bench's: all at once."""
+    if exc.partial is None or not exc.partial.steps:
+        return exc
+    with bench_from_args(args, speed=100.0) as bench:
+        more, _ = check_protocol(exc.partial, bench, track_volumes=False)
+    if not more:
+        return exc
+    problems = sorted(dict.fromkeys([*exc.problems, *more]), key=lambda p: p.line)
+    listing = "\n".join(str(p) for p in problems)
+    return InvalidProtocol(f"invalid protocol:\n{listing}", problems, exc.partial)
 
 
 @contextmanager
@@ -95,7 +112,10 @@ def _problems_json(path: str, problems: list[Problem]) -> str:
 def cmd_validate(args: argparse.Namespace) -> int:
     """chipctl validate: check and dry-run a protocol."""
     try:
-        protocol = _load_protocol(args.protocol)
+        try:
+            protocol = _load_protocol(args.protocol)
+        except InvalidProtocol as exc:
+            raise _with_bench_problems(exc, args) from exc
         with bench_from_args(args, speed=100.0) as bench:
             plan = validated(protocol, bench)
     except InvalidProtocol as exc:

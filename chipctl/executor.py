@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 FLOW_GRACE = 1.5  # a flow may take this many times its planned duration (+30 s) before failing
 POLL_WALL_S = 0.05  # poll a running pump at most every 50 ms of wall time ...
 POLL_MIN_S = 0.5  # ... and at most every 0.5 s of protocol time
+SNAP_READOUT_S = 3.0  # wall seconds a frame may take beyond its exposure (readout, transfer)
 
 
 class StepFailed(Exception):
@@ -179,7 +180,7 @@ class Executor:
         camera.exposure_ms = channel.exposure_ms
         light.light(channel.channel, channel.power_pct)
         try:
-            frame: Frame = camera.snap(timeout_s=max(5.0, 4 * channel.exposure_ms / 1000))
+            frame: Frame = camera.snap(timeout_s=self._snap_timeout_s(channel.exposure_ms))
         finally:
             light.dark()
         result = self.counter(frame.image)
@@ -195,6 +196,10 @@ class Executor:
         self.events.frame.emit(frame)
         self.events.counted.emit(row)
         return int(result.count)
+
+    def _snap_timeout_s(self, exposure_ms: float) -> float:
+        """Wall seconds to wait for a frame: the exposure (on the run clock) plus readout."""
+        return SNAP_READOUT_S + 4 * self.control.clock.wall(exposure_ms / 1000)
 
     def _monitor(self, step: Monitor) -> None:
         cx, cy = self.rig.bench.chip.zones[step.zone].center_um

@@ -67,7 +67,8 @@ class Runner:
         self.control.request_abort(reason)
 
     def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
-        """Halt every pump and light now, from this thread, then abort the run."""
+        """Abort the run and halt every pump and light now, from this thread (New Era pumps by
+        broadcast); returns what could not be stopped."""
         if not self.state.finished:  # recorded before the run thread can finish and close
             self.events.record.emit(record("emergency_stop", reason=reason))
         self.control.request_abort(reason)

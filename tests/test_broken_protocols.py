@@ -31,7 +31,9 @@ EXPECTED: dict[str, list[tuple[int, str]]] = {
                                "100 kPa limit")],
     "yaml_syntax.yaml": [(5, "YAML syntax error")],
     "wrong_types.yaml": [(6, "step 1 (image): image.fields: expected a whole number >= 1, "
-                             "got 'three'")],
+                             "got 'three'"),
+                         (7, "step 1 (image): image.autofocus: expected true or false, "
+                             "got 'yes please'")],
     "empty.yaml": [(1, "the protocol file is empty")],
     "only_comments.yaml": [(1, "the protocol file is empty")],
     "binary_garbage.yaml": [(1, "not a YAML protocol file: it contains binary data")],
@@ -51,6 +53,9 @@ EXPECTED: dict[str, list[tuple[int, str]]] = {
     "bench_errors.yaml": [(4, "1. sample: draws 2000 uL from sample_pump"),
                           (5, "2. wash: unknown pump 'wash_pump'"),
                           (6, "3. image: unknown capture zone 'CD64'")],
+    "file_and_bench_errors.yaml": [(5, "step 2 (sample): sample.rate: '5 uL' is not a flow rate"),
+                                   (6, "3. wash: unknown pump 'waste_pump'"),
+                                   (7, "4. image: unknown channel 'AF700'")],
     "script_error.py": [(6, "NameError: name 'wash_volume' is not defined")],
     "script_syntax.py": [(5, "syntax error: '(' was never closed")],
     "script_bad_unit.py": [(6, "sample: sample.rate: '5 uL' is not a flow rate")],
@@ -78,7 +83,8 @@ def test_validate_refuses_with_file_and_line(name: str, capsys: pytest.CaptureFi
         assert message in line, err
 
 
-@pytest.mark.parametrize("name", ["many_errors.yaml", "bench_errors.yaml", "binary_garbage.yaml"])
+@pytest.mark.parametrize("name", ["many_errors.yaml", "bench_errors.yaml", "binary_garbage.yaml",
+                                  "file_and_bench_errors.yaml"])
 def test_validate_json_lists_every_problem(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(BROKEN / name)
     assert main(["validate", path, "--bench", BENCH, "--json"]) == 2

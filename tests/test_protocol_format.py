@@ -259,3 +259,21 @@ def test_monitor_with_flows_alongside_runs_them_for_the_main_flows_time() -> Non
         "m.yaml:3: 1. monitor: 3500 uL/min together drives 116 kPa through the chip, over its "
         "100 kPa limit (max 3026.6 uL/min)"]
     assert plan.volume_by_pump_ul == {"stain_pump": 600.0, "sample_pump": 800.0}
+
+
+def test_every_unreadable_field_of_a_step_is_reported() -> None:
+    found = problems_of("""
+        steps:
+          - sample:
+              pump: 3.5
+              rate: 5
+              volume: lots
+          - wait: {duration: 1 min, then: 2 min}
+        """)
+    assert found == [
+        "p.yaml:4: step 1 (sample): sample.pump: expected a name, got 3.5",
+        "p.yaml:5: step 1 (sample): sample.rate: write the unit, e.g. '5 uL/min'",
+        "p.yaml:6: step 1 (sample): sample.volume: cannot read 'lots' as a quantity ('lots' is "
+        "not defined in the unit registry)",
+        "p.yaml:7: step 2 (wait): wait: unknown field 'then'; known fields: duration",
+    ]

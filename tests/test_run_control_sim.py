@@ -50,23 +50,25 @@ def run_record(engine) -> tuple[dict, list[dict]]:
     return info, events
 
 
-def test_pause_resume_mid_flow_delivers_the_full_volume(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pump", ["sample_pump", "stain_pump"])  # New Era, Harvard
+def test_pause_resume_mid_flow_delivers_the_full_volume(tmp_path: Path, pump: str) -> None:
+    text = SAMPLE_FLOW.replace("sample_pump", pump)
     with sim_engine(tmp_path, speed=500) as (engine, bench):
-        before = status(bench)["sample_pump"]["contents_ul"]
-        runner, records = start(engine, SAMPLE_FLOW)
-        wait_for(lambda: flowing(records, "sample_pump"))
+        before = status(bench)[pump]["contents_ul"]
+        runner, records = start(engine, text)
+        wait_for(lambda: flowing(records, pump))
         time.sleep(0.3)
         runner.pause()
         wait_for(lambda: runner.state == RunState.PAUSED)
         held = status(bench)
         assert pumps_running(held) == [] and lights_on(held) == []
-        moved = before - held["sample_pump"]["contents_ul"]
+        moved = before - held[pump]["contents_ul"]
         assert 1 < moved < 49, "the pause should land mid-flow"
         time.sleep(0.2)
-        assert status(bench)["sample_pump"]["contents_ul"] == pytest.approx(before - moved)
+        assert status(bench)[pump]["contents_ul"] == pytest.approx(before - moved)
         runner.resume()
         assert runner.wait(30) == RunState.COMPLETED, runner.reason
-        after = status(bench)["sample_pump"]["contents_ul"]
+        after = status(bench)[pump]["contents_ul"]
     assert before - after == pytest.approx(50.0, abs=0.05)
     done = next(r for r in records if r["event"] == "pump_done")
     assert len(done["segments"]) == 2 and done["delivered_ul"] == pytest.approx(50.0, abs=0.05)
@@ -152,3 +154,27 @@ def test_a_pump_unplugged_mid_flow_fails_the_run_as_device_lost(tmp_path: Path) 
     assert info["status"] == "failed" and info["reason"] == runner.reason
     safe = next(e for e in events if e["event"] == "safe_state")
     assert any("sample_pump" in failure for failure in safe["failures"])  # could not stop it
+
+
+def test_a_camera_that_stops_delivering_fails_the_run_with_the_light_off(tmp_path: Path) -> None:
+    text = """
+name: camera timeout
+steps:
+  - image: {zones: [CD9, CD63], channels: [AF488, AF555]}
+"""
+    with sim_engine(tmp_path, speed=500) as (engine, bench):
+        fault(bench, "camera", "stall")
+        runner, _ = start(engine, text)
+        assert runner.wait(40) == RunState.FAILED
+        assert runner.reason.startswith("interlock: camera timeout"), runner.reason
+        assert lights_on(status(bench)) == []
+
+
+def test_a_pump_power_cycled_mid_flow_fails_the_run_with_the_reset_alarm(tmp_path: Path) -> None:
+    with sim_engine(tmp_path, speed=500) as (engine, bench):
+        runner, records = start(engine, SAMPLE_FLOW)
+        wait_for(lambda: flowing(records, "sample_pump"))
+        fault(bench, "sample_pump", "power_cycle")
+        assert runner.wait(30) == RunState.FAILED
+        assert runner.reason.startswith("interlock: pump reset alarm"), runner.reason
+        assert pumps_running(status(bench)) == []

@@ -1,14 +1,15 @@
 """Typed access to the fields of one step in a protocol file, with the line of each field.
 
 A builder asks for each field it knows (`quantity`, `text`, `integer`, ...); anything the file
-holds that nobody asked for is reported as an unknown field. Problems raise StepError with the
-line of the offending field.
+holds that nobody asked for is reported as an unknown field. A field that cannot be read is
+noted and a default used, so that one pass finds every such field of a step; `check_unknown()`
+(or a builder's own fatal StepError) then raises them all as StepErrors, each with its line.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chipctl.sourcefile import LineDict
@@ -16,11 +17,37 @@ from chipctl.units import UnitError, to_unit
 
 
 class StepError(Exception):
-    """One problem with one step, at a line (0: the step's own line)."""
+    """One problem with one step, at a line (0: the step's own line), about field `key`."""
 
-    def __init__(self, message: str, line: int = 0) -> None:
+    def __init__(self, message: str, line: int = 0, key: str | None = None) -> None:
         super().__init__(message)
         self.line = line
+        self.key = key
+
+    @property
+    def errors(self) -> list[StepError]:
+        """Every problem this exception stands for."""
+        return [self]
+
+
+class StepErrors(StepError):
+    """Several problems with one step."""
+
+    def __init__(self, errors: list[StepError]) -> None:
+        super().__init__(str(errors[0]), errors[0].line, errors[0].key)
+        self._errors = errors
+
+    @property
+    def errors(self) -> list[StepError]:
+        """Every problem, in the order found."""
+        return list(self._errors)
+
+
+def combine(fields: Fields | None, exc: StepError) -> StepErrors:
+    """The problems noted while reading `fields`, then those of `exc` about other fields."""
+    noted = list(fields.noted) if fields is not None else []
+    keys = {error.key for error in noted if error.key}
+    return StepErrors(noted + [e for e in exc.errors if e.key is None or e.key not in keys])
 
 
 def _is_number(value: Any) -> bool:
@@ -38,6 +65,7 @@ class Fields:
         self.kind, self.data = kind, data
         self.line = getattr(data, "line", 0) or line
         self.used: set[str] = {"label"}
+        self.noted: list[StepError] = []
         if allowed is not None:
             self._refuse_unknown(set(allowed) | {"label"})
 
@@ -47,7 +75,8 @@ class Fields:
                 close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
                 hint = (f"; did you mean '{close[0]}'?" if close else
                         f"; known fields: {', '.join(sorted(allowed - {'label'}))}")
-                raise StepError(f"{self.kind}: unknown field '{key}'{hint}", self.line_of(key))
+                raise StepError(f"{self.kind}: unknown field '{key}'{hint}", self.line_of(key),
+                                key)
 
     def line_of(self, key: str) -> int:
         """The line of field `key` (the step's line if unknown)."""
@@ -57,24 +86,31 @@ class Fields:
 
     def error(self, key: str, message: str) -> StepError:
         """A StepError about field `key`, at its line."""
-        return StepError(f"{self.kind}.{key}: {message}", self.line_of(key))
+        return StepError(f"{self.kind}.{key}: {message}", self.line_of(key), key)
 
     def raw(self, key: str, required: bool = True) -> Any:
         """The value as written, or None when absent and not required."""
         self.used.add(key)
         if key not in self.data or self.data[key] is None:
             if required:
-                raise StepError(f"{self.kind}: missing field '{key}'", self.line)
+                raise StepError(f"{self.kind}: missing field '{key}'", self.line, key)
             return None
         return self.data[key]
 
+    def _noting(self, read: Callable[[], Any], default: Any) -> Any:
+        try:
+            return read()
+        except StepError as exc:
+            self.noted.append(exc)
+            return default
+
     def quantity(self, key: str, unit: str, required: bool = True,
                  default: float | None = None) -> float | None:
-        """A non-negative quantity written with its unit, in `unit`."""
-        value = self.raw(key, required)
-        if value is None:
-            return default
-        return self.convert(key, value, unit)
+        """A non-negative quantity written with its unit, in `unit` (noted if unreadable)."""
+        def read() -> float | None:
+            value = self.raw(key, required)
+            return default if value is None else self.convert(key, value, unit)
+        return self._noting(read, default)  # type: ignore[no-any-return]
 
     def convert(self, key: str, value: Any, unit: str) -> float:
         """`value` (a string with a unit) in `unit`; bare numbers are refused."""
@@ -89,37 +125,46 @@ class Fields:
         return result
 
     def text(self, key: str, required: bool = True, default: str = "") -> str:
-        """A name or message."""
-        value = self.raw(key, required)
-        if value is None:
-            return default
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            raise self.error(key, f"expected a name, got {value!r}")
-        return str(value)
+        """A name or message (noted if missing or not text)."""
+        def read() -> str:
+            value = self.raw(key, required)
+            if value is None:
+                return default
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                raise self.error(key, f"expected a name, got {value!r}")
+            return str(value)
+        return self._noting(read, default)  # type: ignore[no-any-return]
 
     def integer(self, key: str, default: int, minimum: int = 1) -> int:
-        """A whole number >= minimum."""
-        value = self.raw(key, required=False)
-        if value is None:
-            return default
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.error(key, f"expected a whole number >= {minimum}, got {value!r}")
-        return value
+        """A whole number >= minimum (noted if not)."""
+        def read() -> int:
+            value = self.raw(key, required=False)
+            if value is None:
+                return default
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise self.error(key, f"expected a whole number >= {minimum}, got {value!r}")
+            return value
+        return self._noting(read, default)  # type: ignore[no-any-return]
 
     def flag(self, key: str, default: bool = False) -> bool:
-        """true or false."""
-        value = self.raw(key, required=False)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.error(key, f"expected true or false, got {value!r}")
-        return value
+        """true or false (noted if not)."""
+        def read() -> bool:
+            value = self.raw(key, required=False)
+            if value is None:
+                return default
+            if not isinstance(value, bool):
+                raise self.error(key, f"expected true or false, got {value!r}")
+            return value
+        return self._noting(read, default)  # type: ignore[no-any-return]
 
-    def check_unknown(self, known_hint: str = "") -> None:
-        """Refuse fields no builder asked for (a typo must not be silently ignored)."""
-        extra = [key for key in self.data if key not in self.used]
-        if extra:
-            key = extra[0]
-            known = ", ".join(sorted(k for k in self.used if k != "label"))
-            raise StepError(f"{self.kind}: unknown field '{key}'"
-                            + (f"; known fields: {known}" if known else ""), self.line_of(key))
+    def check_unknown(self) -> None:
+        """Raise everything noted, and refuse fields no builder asked for (a typo must not be
+        silently ignored)."""
+        problems = list(self.noted)
+        known = ", ".join(sorted(k for k in self.used if k != "label"))
+        problems += [StepError(f"{self.kind}: unknown field '{key}'"
+                               + (f"; known fields: {known}" if known else ""),
+                               self.line_of(key), key)
+                     for key in self.data if key not in self.used]
+        if problems:
+            raise StepErrors(problems)

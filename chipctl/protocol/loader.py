@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chipctl.protocol.fields import Fields, StepError
+from chipctl.protocol.fields import Fields, StepError, StepErrors, combine
 from chipctl.protocol.model import (
     ChannelSetting,
     Flow,
@@ -88,7 +88,7 @@ def _flow(f: Fields, reagent: str = "") -> Flow:
         raise f.error("direction", f"infuse or withdraw, not {direction!r}")
     volume = f.quantity("volume", "uL", required=False)
     duration = f.quantity("duration", "s", required=False)
-    if (volume is None) == (duration is None):
+    if ("volume" in f.data) == ("duration" in f.data):
         raise StepError(f"{f.kind}: give either a volume or a duration (not both)", f.line)
     return Flow(pump=f.text("pump"), rate_ul_min=_rate(f), volume_ul=volume, duration_s=duration,
                 direction=direction, reagent=f.text("reagent", False, reagent))  # type: ignore[arg-type]
@@ -236,19 +236,22 @@ class _Parser:
             return _wait(value, line, kind)
         if kind == "prompt":
             return _prompt(value, line)
-        if kind == "repeat":
-            f = Fields("repeat", value, line, FIELDS["repeat"])
-            inner = self.steps(f.raw("steps"), f.line_of("steps"), f"{number}.")
-            step: Step = Repeat(times=f.integer("times", 1), steps=tuple(inner))
-        elif kind in FLOW_ALIASES:
-            f = Fields(kind, value, line, FIELDS[kind])
-            step = _flow(f, reagent=kind)
-        elif kind in BUILDERS:
-            f = Fields(kind, value, line, FIELDS[kind])
-            step = BUILDERS[kind](f)
-        else:
+        if kind not in FIELDS:
             raise StepError(f"unknown step '{kind}'; known steps: {', '.join(KNOWN_STEPS)}", line)
-        f.check_unknown()
+        f = Fields(kind, value, line, FIELDS[kind])
+        try:
+            if kind == "repeat":
+                inner = self.steps(f.raw("steps"), f.line_of("steps"), f"{number}.")
+                step: Step = Repeat(times=f.integer("times", 1), steps=tuple(inner))
+            elif kind in FLOW_ALIASES:
+                step = _flow(f, reagent=kind)
+            else:
+                step = BUILDERS[kind](f)
+            f.check_unknown()
+        except StepErrors:
+            raise
+        except StepError as exc:
+            raise combine(f, exc) from None
         return step
 
     def steps(self, items: Any, line: int, prefix: str = "") -> list[Step]:
@@ -267,7 +270,8 @@ class _Parser:
             try:
                 step = self.build(str(kind), item[kind], item.lines.get(kind, item_line), number)
             except StepError as exc:
-                self.problem(exc.line or item_line, f"step {number} ({kind}): {exc}")
+                for error in sorted(exc.errors, key=lambda e: e.line):
+                    self.problem(error.line or item_line, f"step {number} ({kind}): {error}")
                 continue
             label = item.get("label")
             label = str(label) if label not in (None, "") else f"{number}. {kind}"
@@ -325,10 +329,8 @@ def parse_protocol(raw: bytes | str, path: str) -> Protocol:
     steps = parser.steps(data.get("steps"), data.lines.get("steps", data.line))
     for step, message in check_placeholders(steps, params):
         parser.problem(step.line, f"{step.label}: {message}")
-    if parser.problems:
-        raise SourceError(parser.problems)
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    return Protocol(
+    protocol = Protocol(
         name=str(data.get("name", Path(path).stem)),
         steps=tuple(steps),
         description=str(data.get("description", "")),
@@ -337,6 +339,18 @@ def parse_protocol(raw: bytes | str, path: str) -> Protocol:
         source_text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
+    if parser.problems:
+        raise ProtocolErrors(parser.problems, protocol)
+    return protocol
+
+
+class ProtocolErrors(SourceError):
+    """Problems in a protocol file; `partial` holds the steps that could be read, so that a
+    validation can also check them against a bench and report everything at once."""
+
+    def __init__(self, problems: list[Problem], partial: Protocol) -> None:
+        super().__init__(problems)
+        self.partial = partial
 
 
 def load_protocol(path: str | Path) -> Protocol:

@@ -40,7 +40,7 @@ def parse_parameters(data: LineDict, problems: list[Problem], path: str) -> tupl
                               f.text("description", required=False), line)
             f.check_unknown()
         except StepError as exc:
-            problems.append(Problem(path, exc.line or line, str(exc)))
+            problems += [Problem(path, e.line or line, str(e)) for e in exc.errors]
             continue
         params.append(param)
     return tuple(params)

@@ -67,7 +67,8 @@ class ProtocolBuilder:
         try:
             step = self._parser.build(kind, value, line, number)
         except StepError as exc:
-            raise SourceError([Problem(path, line, f"{kind}: {exc}")]) from None
+            raise SourceError([Problem(path, line, f"{kind}: {error}")
+                               for error in exc.errors]) from None
         self._stack[-1].append(_labelled(step, label or f"{number}. {kind}", line))
         return self
 
