@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a run parameter (sample name, dilution, operator)")
     run.add_argument("--yes", action="store_true",
                      help="confirm operator prompts without asking")
+    run.add_argument("--info", action="append", default=[], metavar="NAME=VALUE",
+                     help="run information for the record and report, not used by the protocol"
+                          " (operator; MISEV2018 items: source, preprocessing, separation,"
+                          " storage, protein; labels, capture_efficiency)")
     run.add_argument("--keep-frames", default="all", metavar="all|none|N",
                      help="raw frames to keep as OME-TIFF: all, none, or every Nth")
 

@@ -130,6 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chipctl.runs.frames import KeepPolicy
     from chipctl.session import run_protocol
 
+    notify_interrupted(runs_root(args), sys.stdout)
     protocol = _load_protocol(args.protocol)
     try:
         params = protocol.resolve_parameters(_parameters(args.param))
@@ -139,12 +140,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         KeepPolicy.parse(args.keep_frames)
     except ValueError as exc:
         raise UsageError(f"--keep-frames: {exc}") from exc
-    notify_interrupted(runs_root(args), sys.stdout)
+    info = _parameters(args.info)
     with bench_from_args(args, speed=args.speed) as bench:
         validated(protocol, bench)
         runs_dir = Path(args.runs_dir) if args.runs_dir else None
         outcome = run_protocol(protocol, bench, runs_dir, params, confirm_prompts=args.yes,
-                               keep_frames=args.keep_frames)
+                               keep_frames=args.keep_frames, info=info)
     print(outcome.summary())
     return EXIT_OK if outcome.state == "completed" else EXIT_RUN_FAILED
 

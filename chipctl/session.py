@@ -78,10 +78,11 @@ class Engine:
     """One bench, connected; starts runs and stops everything on request."""
 
     def __init__(self, bench: Bench, runs_dir: Path | None = None,
-                 keep_frames: str = "all") -> None:
+                 keep_frames: str = "all", info: dict[str, str] | None = None) -> None:
         self.bench = bench
         self.runs_dir = runs_dir or default_runs_dir()
         self.keep_frames = keep_frames
+        self.info = dict(info or {})  # run information for the record, not for the protocol
         self.rig = Rig(bench)
         self.clock = RunClock(bench.time_scale)
         self.runner: Runner | None = None
@@ -104,7 +105,8 @@ class Engine:
         """
         parameters = protocol.resolve_parameters(parameters or {})
         events = events or RunEvents()
-        self.recorder = RunRecorder(self.runs_dir, protocol, self.bench, parameters,
+        self.recorder = RunRecorder(self.runs_dir, protocol, self.bench,
+                                    {**self.info, **parameters},
                                     devices=self.rig.devices, keep_frames=self.keep_frames)
         self.recorder.attach(events)
         control = RunControl(self.clock)
@@ -197,12 +199,12 @@ def _answer_prompts(events: RunEvents, confirm_run: Callable[[], None], confirm:
 
 def run_protocol(protocol: Protocol, bench: Bench, runs_dir: Path | None,
                  parameters: dict[str, str], confirm_prompts: bool = False,
-                 keep_frames: str = "all") -> Outcome:
+                 keep_frames: str = "all", info: dict[str, str] | None = None) -> Outcome:
     """Run a protocol to the end on the terminal (Ctrl-C aborts safely)."""
     from chipctl.cli import UsageError
     from chipctl.protocol.validate import check_protocol
 
-    engine = Engine(bench, runs_dir, keep_frames)
+    engine = Engine(bench, runs_dir, keep_frames, info)
     try:
         engine.connect()
     except BenchUnavailable as exc:

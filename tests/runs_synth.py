@@ -103,7 +103,7 @@ class SyntheticRun:
         labelled = MARKERS[DYE_MARKER[channel]] if marker != DYE_MARKER[channel] else 1.0
         if marker is None:
             labelled = MARKERS[DYE_MARKER[channel]]
-        fraction = 0.8 * transport_fraction(4.0, 1000, 50, spec.size_um[0])
+        fraction = 0.8 * transport_fraction(4.0, 1000, 50, spec.size_um[0], across_um=800)
         per_zone = self.concentration_per_ml * 0.040 * fraction * captured * labelled
         half = FRAME_PX * PIXEL_UM / 2
         x0 = spec.center_um[0] - spec.size_um[0] / 2

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from chipctl.devices import Frame
 from chipctl.events import RunEvents
 from chipctl.runs import KeepPolicy, RunFolder, RunRecorder, read_frame
 from chipctl.runs.folder import read_counts, read_events
@@ -121,3 +122,18 @@ def test_late_events_after_finish_are_still_logged(tmp_path: Path) -> None:
     recorder, _ = record_run(tmp_path)
     recorder.append({"event": "state", "state": "completed"})
     assert read_events(recorder.folder / "events.jsonl")[-1]["event"] == "state"
+
+
+def test_count_rows_get_position_and_truth_from_their_frame(tmp_path: Path) -> None:
+    protocol, bench = write_inputs(tmp_path / "inputs")
+    events = RunEvents()
+    recorder = RunRecorder(tmp_path / "runs", protocol, bench)
+    recorder.attach(events)
+    meta = {"stage": {"x": 1400.0, "y": -90.0, "z": 3.0}, "truth": {"count": 17},
+            "zone": "CD63", "field": 1, "channel": "AF555"}
+    events.frame.emit(Frame(np.zeros((8, 8), np.uint16), meta))
+    events.counted.emit({"t_s": 1.0, "step": 3, "zone": "CD63", "field": 1, "channel": "AF555",
+                         "count": 15, "x_um": None, "y_um": None, "true_count": None})
+    recorder.finish("completed", "done")
+    row = RunFolder.open(recorder.folder).counts[0]
+    assert (row["x_um"], row["y_um"], row["true_count"]) == (1400.0, -90.0, 17)

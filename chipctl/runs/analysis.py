@@ -51,7 +51,8 @@ def geometry(events: list[dict[str, Any]], bench: Bench | None) -> Geometry | No
 
 @dataclass(frozen=True)
 class ZoneChannel:
-    """Final counts of one zone in one channel (the last step that imaged it)."""
+    """Final counts of one zone in one channel (the last step that imaged it); densities are
+    per mm² of zone imaged."""
 
     zone: str
     channel: str
@@ -70,6 +71,19 @@ class ZoneChannel:
     def as_dict(self) -> dict[str, Any]:
         """JSON-able."""
         return asdict(self)
+
+
+def imaged_area_mm2(row: dict[str, Any], geo: Geometry, bench: Bench | None) -> float:
+    """Area of the zone inside one field (the whole field if its position or zone is unknown;
+    a field larger than its zone images the whole zone and bare glass around it)."""
+    spec = bench.chip.zones.get(str(row.get("zone"))) if bench is not None else None
+    if spec is None or row.get("x_um") is None or row.get("y_um") is None:
+        return geo.field_area_mm2
+    fw, fh = geo.field_size_um
+    (zx, zy), (zw, zh) = spec.center_um, spec.size_um
+    dx = min(row["x_um"] + fw / 2, zx + zw / 2) - max(row["x_um"] - fw / 2, zx - zw / 2)
+    dy = min(row["y_um"] + fh / 2, zy + zh / 2) - max(row["y_um"] - fh / 2, zy - zh / 2)
+    return max(dx, 0.0) * max(dy, 0.0) * 1e-6
 
 
 def control_zones(bench: Bench | None, zones: set[str]) -> set[str]:
@@ -108,16 +122,20 @@ def zone_table(counts: list[dict[str, Any]], geo: Geometry | None,
     """Counts and densities per zone and channel, isotype-subtracted, with CV across fields."""
     final = final_rows(counts)
     controls = control_zones(bench, {zone for zone, _ in final})
-    area = geo.field_area_mm2 if geo else None
     table = []
     for (zone, channel), rows in sorted(final.items()):
         values = [float(r["count"]) for r in rows]
         mean, sd = _mean_sd(values)
+        density, density_sd = None, None
+        if geo is not None:
+            areas = [imaged_area_mm2(r, geo, bench) for r in rows]
+            densities = [v / a for v, a in zip(values, areas, strict=True) if a > 0]
+            density, density_sd = _mean_sd(densities) if densities else (None, None)
         truths = [r["true_count"] for r in rows if r.get("true_count") is not None]
         table.append(ZoneChannel(
             zone, channel, int(rows[0]["step"]), len(rows), mean, sd,
             sd / mean if mean > 0 and len(rows) > 1 else None, int(sum(values)),
-            mean / area if area else None, sd / area if area else None,
+            density, density_sd,
             statistics.fmean(truths) if truths else None, is_control=zone in controls))
     return _subtract(table, controls)
 

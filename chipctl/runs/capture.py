@@ -25,14 +25,16 @@ def diffusivity_um2_s(diameter_nm: float, temperature_k: float = 298.15) -> floa
 
 
 def transport_fraction(flow_ul_min: float, width_um: float, height_um: float, length_um: float,
-                       diameter_nm: float = 100.0) -> float:
-    """Fraction of the vesicles flowing through the channel that reach the zone."""
+                       diameter_nm: float = 100.0, across_um: float | None = None) -> float:
+    """Fraction of the vesicles flowing through the channel that reach the zone (a zone
+    `across_um` wide across the flow takes that share of the channel's width)."""
     if flow_ul_min <= 0:
         return 0.0
     d = diffusivity_um2_s(diameter_nm)
     q = flow_ul_min * 1e9 / 60.0  # um^3/s
     pe_s = 6.0 * (length_um / height_um) ** 2 * q / (width_um * d)
-    return min(1.0, 0.81 * pe_s ** (1 / 3) * d * width_um / q)
+    share = 1.0 if across_um is None else min(1.0, across_um / width_um)
+    return min(1.0, 0.81 * pe_s ** (1 / 3) * d * width_um / q) * share
 
 
 def field_profile(x0_um: float, x1_um: float, zone_x0_um: float, length_um: float) -> float:

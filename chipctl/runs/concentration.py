@@ -1,12 +1,15 @@
 """Vesicle concentration in the sample (particles/mL) from what a zone captured.
 
-For each antibody zone: the isotype-subtracted count per field, corrected for where the fields
-lie in the zone's flux profile and scaled from the imaged area to the zone's area, divided by
+For each antibody zone: the isotype-subtracted density of captured vesicles on the imaged part
+of the zone (field ∩ zone), corrected for where the fields lie in the zone's flux profile, times
+the zone's area, divided by
 the sample volume that flowed times the fraction of it the zone captures (transport fraction at
 each flow rate x the chip's capture efficiency; chipctl.runs.capture). That is the
 concentration of vesicles carrying the zone's marker. Uncertainty: counts (Poisson, or the
 field-to-field scatter where larger) and the capture efficiency's relative uncertainty (run
-parameter capture_efficiency_rsd, default 15 %), in quadrature.
+parameter capture_efficiency_rsd, default 15 %), in quadrature. Each zone is read in the
+channel whose detection label binds its marker when the run parameter `labels` says which
+(e.g. "AF488=CD9,AF555=CD63,AF647=CD81"), else in its most populated channel.
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from chipctl.bench import Bench, ZoneSpec
-from chipctl.runs.analysis import Geometry, control_zones, final_rows, zone_table
+from chipctl.runs.analysis import (
+    Geometry,
+    control_zones,
+    final_rows,
+    imaged_area_mm2,
+    zone_table,
+)
 from chipctl.runs.capture import field_profile, transport_fraction
 
 DEFAULT_EFFICIENCY_RSD = 0.15
@@ -40,7 +49,7 @@ class ZoneConcentration:
     zone: str
     antibody: str
     channel: str
-    per_field: float
+    density_per_mm2: float  # isotype-subtracted, at the zone's mean flux
     zone_total: float
     sample_volume_ul: float
     capture_fraction: float
@@ -48,7 +57,7 @@ class ZoneConcentration:
     sd_per_ml: float
     counts_rsd: float
     efficiency_rsd: float
-    true_per_field: float | None
+    from_true_counts_per_ml: float | None  # the same estimate from the simulator's true counts
 
     @property
     def ci95(self) -> tuple[float, float]:
@@ -92,27 +101,91 @@ def sample_flows(events: list[dict[str, Any]], bench: Bench | None,
     return out
 
 
-def _profiles(rows: list[dict[str, Any]], spec: ZoneSpec | None, geo: Geometry,
-              uniform: bool) -> list[float]:
-    if uniform or spec is None:
-        return [1.0] * len(rows)
-    length = spec.size_um[0]
-    zone_x0 = spec.center_um[0] - length / 2
+def _weights(rows: list[dict[str, Any]], spec: ZoneSpec | None, geo: Geometry, bench: Bench,
+             uniform: bool) -> list[float]:
+    """Per field: imaged zone area (mm²) x its expected flux relative to the zone's mean."""
+    out = []
     half = geo.field_size_um[0] / 2
-    return [1.0 if r.get("x_um") is None else
-            field_profile(r["x_um"] - half, r["x_um"] + half, zone_x0, length) for r in rows]
+    for row in rows:
+        area = imaged_area_mm2(row, geo, bench)
+        if uniform or spec is None or row.get("x_um") is None:
+            out.append(area)
+            continue
+        length = spec.size_um[0]
+        zone_x0 = spec.center_um[0] - length / 2
+        out.append(area * field_profile(row["x_um"] - half, row["x_um"] + half, zone_x0, length))
+    return out
 
 
-def _corrected(rows: list[dict[str, Any]], profiles: list[float]) -> tuple[float, float, float]:
-    """Mean count per field at the zone's mean flux, its Poisson and empirical variances."""
-    counts = [float(r["count"]) for r in rows]
-    if not rows:
+def _density(rows: list[dict[str, Any]], weights: list[float],
+             key: str = "count") -> tuple[float, float, float]:
+    """Zone-mean density (per mm²) from the fields, its Poisson and empirical variances."""
+    pairs = [(float(r[key]), w) for r, w in zip(rows, weights, strict=True)
+             if w > 0 and r.get(key) is not None]
+    if not pairs:
         return 0.0, 0.0, 0.0
-    mean = sum(counts) / sum(profiles)
-    poisson = sum(counts) / sum(profiles) ** 2
-    scaled = [c / p for c, p in zip(counts, profiles, strict=True)]
+    total, weight = sum(c for c, _ in pairs), sum(w for _, w in pairs)
+    scaled = [c / w for c, w in pairs]
     empirical = statistics.variance(scaled) / len(scaled) if len(scaled) > 1 else 0.0
-    return mean, poisson, empirical
+    return total / weight, total / weight**2, empirical
+
+
+@dataclass(frozen=True)
+class _Context:
+    bench: Bench
+    geo: Geometry
+    final: dict[tuple[str, str], list[dict[str, Any]]]
+    controls: set[str]
+    flows: list[FlowSegment]
+    efficiency: float
+    efficiency_rsd: float
+    diameter_nm: float
+
+
+def _subtracted(ctx: _Context, zone: str, channel: str, uniform: bool,
+                key: str) -> tuple[float, float]:
+    """Zone density minus the isotype zones' density in the same channel, and its variance."""
+    zones = ctx.bench.chip.zones
+    rows = ctx.final[(zone, channel)]
+    d_z, p_z, e_z = _density(rows, _weights(rows, zones.get(zone), ctx.geo, ctx.bench, uniform),
+                             key)
+    bg_rows = [r for c in ctx.controls for r in ctx.final.get((c, channel), [])]
+    d_b = p_b = e_b = 0.0
+    if bg_rows:
+        spec = zones.get(str(bg_rows[0]["zone"]))
+        d_b, p_b, e_b = _density(bg_rows, _weights(bg_rows, spec, ctx.geo, ctx.bench, uniform),
+                                 key)
+    return d_z - d_b, max(p_z + p_b, e_z + e_b)
+
+
+def _zone_estimate(ctx: _Context, zone: str, channel: str) -> ZoneConcentration | None:
+    chip = ctx.bench.chip
+    spec = chip.zones.get(zone)
+    used = [f for f in ctx.flows if f.step < ctx.final[(zone, channel)][0]["step"]]
+    if spec is None or not used:
+        return None
+    fractions = [transport_fraction(f.rate_ul_min, chip.channel.width_um,
+                                    chip.channel.height_um, spec.size_um[0], ctx.diameter_nm,
+                                    spec.size_um[1]) for f in used]
+    uniform = any(fr >= min(1.0, spec.size_um[1] / chip.channel.width_um) for fr in fractions)
+    density, var = _subtracted(ctx, zone, channel, uniform, "count")
+    zone_area_mm2 = spec.size_um[0] * spec.size_um[1] * 1e-6
+    volume = sum(f.volume_ul for f in used)
+    captured_ml = sum(f.volume_ul * 1e-3 * ctx.efficiency * fr
+                      for f, fr in zip(used, fractions, strict=True))
+    if captured_ml <= 0 or volume <= 0:
+        return None
+    conc = density * zone_area_mm2 / captured_ml
+    counts_rsd = math.sqrt(var) / density if density > 0 else float("inf")
+    sd = abs(conc) * math.hypot(counts_rsd, ctx.efficiency_rsd) if density > 0 else float("inf")
+    rows = ctx.final[(zone, channel)]
+    truth = None
+    if all(r.get("true_count") is not None for r in rows):
+        true_density, _ = _subtracted(ctx, zone, channel, uniform, "true_count")
+        truth = true_density * zone_area_mm2 / captured_ml
+    return ZoneConcentration(zone, spec.antibody, channel, density, density * zone_area_mm2,
+                             volume, captured_ml * 1e3 / volume, conc, sd, counts_rsd,
+                             ctx.efficiency_rsd, truth)
 
 
 def estimate(counts: list[dict[str, Any]], events: list[dict[str, Any]], bench: Bench | None,
@@ -120,59 +193,37 @@ def estimate(counts: list[dict[str, Any]], events: list[dict[str, Any]], bench: 
     """An estimate per antibody zone (empty without the bench chip or frame geometry)."""
     if bench is None or geo is None or not bench.chip.zones:
         return []
-    flows = sample_flows(events, bench, params)
-    chip = bench.chip
-    efficiency = _param(params, "capture_efficiency", chip.capture_efficiency)
-    eff_rsd = _param(params, "capture_efficiency_rsd", DEFAULT_EFFICIENCY_RSD)
-    diameter = _param(params, "vesicle_diameter_nm", 100.0)
     final = final_rows(counts)
-    controls = control_zones(bench, {z for z, _ in final})
-    best = _best_channels(zone_table(counts, geo, bench))
-    out = []
-    for zone, channel in best.items():
-        spec = chip.zones.get(zone)
-        used = [f for f in flows if f.step < final[(zone, channel)][0]["step"]]
-        if spec is None or not used:
-            continue
-        fractions = [transport_fraction(f.rate_ul_min, chip.channel.width_um,
-                                        chip.channel.height_um, spec.size_um[0], diameter)
-                     for f in used]
-        uniform = any(fr >= 1.0 for fr in fractions)
-        rows = final[(zone, channel)]
-        m_z, p_z, e_z = _corrected(rows, _profiles(rows, spec, geo, uniform))
-        m_b, p_b, e_b = 0.0, 0.0, 0.0
-        bg_rows = [r for c in controls for r in final.get((c, channel), [])]
-        if bg_rows:
-            bg_spec = chip.zones.get(str(bg_rows[0]["zone"]))
-            m_b, p_b, e_b = _corrected(bg_rows, _profiles(bg_rows, bg_spec, geo, uniform))
-        per_field = m_z - m_b
-        var = max(p_z + p_b, e_z + e_b)
-        zone_area_mm2 = spec.size_um[0] * spec.size_um[1] * 1e-6
-        total = per_field * zone_area_mm2 / geo.field_area_mm2
-        volume = sum(f.volume_ul for f in used)
-        captured_volume_ml = sum(f.volume_ul * 1e-3 * efficiency * fr
-                                 for f, fr in zip(used, fractions, strict=True))
-        if captured_volume_ml <= 0:
-            continue
-        conc = total / captured_volume_ml
-        counts_rsd = math.sqrt(var) / per_field if per_field > 0 else float("inf")
-        sd = abs(conc) * math.hypot(counts_rsd, eff_rsd) if per_field > 0 else float("inf")
-        truths = [r["true_count"] for r in rows if r.get("true_count") is not None]
-        out.append(ZoneConcentration(
-            zone, spec.antibody, channel, per_field, total, volume,
-            captured_volume_ml * 1e3 / volume, conc, sd, counts_rsd, eff_rsd,
-            statistics.fmean(truths) if truths else None))
-    return out
+    ctx = _Context(bench, geo, final, control_zones(bench, {z for z, _ in final}),
+                   sample_flows(events, bench, params),
+                   _param(params, "capture_efficiency", bench.chip.capture_efficiency),
+                   _param(params, "capture_efficiency_rsd", DEFAULT_EFFICIENCY_RSD),
+                   _param(params, "vesicle_diameter_nm", 100.0))
+    best = _best_channels(zone_table(counts, geo, bench), bench,
+                          parse_labels(str(params.get("labels", ""))))
+    found = (_zone_estimate(ctx, zone, channel) for zone, channel in best.items())
+    return [e for e in found if e is not None]
 
 
-def _best_channels(table: list[Any]) -> dict[str, str]:
-    """Per antibody zone, the channel with the most (isotype-subtracted) vesicles."""
+def parse_labels(text: str) -> dict[str, str]:
+    """Run parameter `labels`, e.g. "AF488=CD9, AF555=CD63, AF647=CD81": channel -> marker."""
+    pairs = (item.replace(":", "=").partition("=") for item in text.split(","))
+    return {k.strip(): v.strip() for k, sep, v in pairs if sep and k.strip() and v.strip()}
+
+
+def _best_channels(table: list[Any], bench: Bench, labels: dict[str, str]) -> dict[str, str]:
+    """Per antibody zone, the channel whose detection label binds the zone's marker (run
+    parameter `labels`), else the channel with the most (isotype-subtracted) vesicles."""
     best: dict[str, tuple[float, str]] = {}
     for item in table:
         if item.is_control:
             continue
         value = item.subtracted_density_per_mm2
         value = item.density_per_mm2 if value is None else value
+        spec = bench.chip.zones.get(item.zone)
+        marker = labels.get(item.channel, "")
+        if marker and spec is not None and marker.lower() in spec.antibody.lower():
+            value = float("inf")
         if value is not None and (item.zone not in best or value > best[item.zone][0]):
             best[item.zone] = (value, item.channel)
     return {zone: channel for zone, (_, channel) in best.items()}

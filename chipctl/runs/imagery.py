@@ -1,9 +1,10 @@
 """What the kept frames add to a report: spots (positions, intensities), colocalization of the
 markers, and image quality flags (focus, saturation, SNR, drift).
 
-Spots come from chipctl.vision.count_frame when it is available; colocalization uses
-chipctl.vision.colocalize if it exists, else a nearest-neighbour pairing within a radius.
-Without the vision package or kept frames, the report says what it could not show.
+Spots come from the vision package's counter (bound to the bench's camera calibration) when it
+is available; colocalization groups the spots of one field's channels into particles with
+chipctl.vision.colocalize, or pairs them by nearest neighbour within a radius if that is
+missing. Without the vision package or kept frames, the report says what it could not show.
 """
 
 from __future__ import annotations
@@ -54,11 +55,16 @@ class Imagery:
     notes: list[str] = field(default_factory=list)
 
 
-def _counter() -> Any:
+def make_counter(bench: Any) -> Any:
+    """The run's counter (None without the vision package)."""
     try:
         from chipctl.vision import count_frame
     except ImportError:
         return None
+    if bench is not None:
+        from chipctl.session import make_counter as bench_counter
+
+        return bench_counter(bench)
     return count_frame
 
 
@@ -92,12 +98,6 @@ def pair_fraction(a: np.ndarray, b: np.ndarray, radius: float = COLOC_RADIUS_PX)
     """How many points of `a` have a point of `b` within `radius`."""
     if len(a) == 0 or len(b) == 0:
         return 0
-    try:
-        from chipctl.vision import colocalize  # type: ignore[attr-defined]
-
-        return int(np.count_nonzero(colocalize(a, b, radius)))
-    except (ImportError, TypeError, ValueError):
-        pass
     hits = 0
     for start in range(0, len(a), 512):
         chunk = a[start:start + 512]
@@ -106,7 +106,8 @@ def pair_fraction(a: np.ndarray, b: np.ndarray, radius: float = COLOC_RADIUS_PX)
     return hits
 
 
-def analyse(folder: Path, frames: list[dict[str, Any]], pixel_size_um: float | None) -> Imagery:
+def analyse(folder: Path, frames: list[dict[str, Any]], pixel_size_um: float | None,
+            counter: Any = None) -> Imagery:
     """Spots, colocalization, intensities and QC flags from a run's kept frames."""
     out = Imagery(frames=len(frames))
     if not frames:
@@ -117,12 +118,11 @@ def analyse(folder: Path, frames: list[dict[str, Any]], pixel_size_um: float | N
         step = len(frames) / MAX_FRAMES
         frames = [frames[int(i * step)] for i in range(MAX_FRAMES)]
         out.notes.append(f"image QC on {MAX_FRAMES} of {out.frames} kept frames")
-    counter = _counter()
     out.vision = counter is not None
     if counter is None:
         out.notes.append("the vision package is not installed: no per-spot positions, so no"
                          " colocalization or intensity distribution")
-    spots: dict[tuple[Any, ...], dict[str, np.ndarray]] = defaultdict(dict)
+    spots: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(dict)
     images: dict[tuple[Any, ...], list[np.ndarray]] = defaultdict(list)
     for entry in frames:
         image, meta = read_frame(folder / entry["file"])
@@ -131,7 +131,7 @@ def analyse(folder: Path, frames: list[dict[str, Any]], pixel_size_um: float | N
         out.qc.append(_qc(entry, image, meta, result))
         channel = str(entry.get("channel"))
         if result is not None:
-            spots[key][channel] = np.asarray(result.xy, dtype=float).reshape(-1, 2)
+            spots[key][channel] = result
             amps = [float(a) for a in result.spots["amplitude"]] if result.count else []
             out.intensities.setdefault(channel, []).extend(amps)
         images[(entry.get("zone"), entry.get("field"), channel)].append(image)
@@ -155,16 +155,36 @@ def _qc(entry: dict[str, Any], image: np.ndarray, meta: dict[str, Any], result: 
                    float(offset) if isinstance(offset, int | float) else None)
 
 
-def _colocalization(spots: dict[tuple[Any, ...], dict[str, np.ndarray]]) -> list[dict[str, Any]]:
-    totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+def _colocalization(spots: dict[tuple[Any, ...], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per zone and channel combination: particles positive for all of those channels."""
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for (_, zone, _), by_channel in spots.items():
-        for a, b in combinations(sorted(by_channel), 2):
-            for x, y in ((a, b), (b, a)):
-                pair = totals[(str(zone), x, y)]
-                pair[0] += len(by_channel[x])
-                pair[1] += pair_fraction(by_channel[x], by_channel[y])
-    return [{"zone": z, "channel": a, "with": b, "spots": n, "colocalized": k,
-             "fraction": k / n if n else None} for (z, a, b), (n, k) in sorted(totals.items())]
+        if len(by_channel) < 2:
+            continue
+        for combo, n in _field_table(by_channel).items():
+            totals[str(zone)][combo] += n
+    out = []
+    for zone, table in sorted(totals.items()):
+        particles = table.pop("particles")
+        for combo, n in table.items():
+            out.append({"zone": zone, "channels": combo, "particles": particles,
+                        "positive": n, "fraction": n / particles if particles else None})
+    return out
+
+
+def _field_table(by_channel: dict[str, Any]) -> dict[str, int]:
+    channels = sorted(by_channel)
+    try:
+        from chipctl.vision import colocalize
+    except ImportError:
+        colocalize = None
+    if colocalize is not None:
+        coloc = colocalize({ch: by_channel[ch] for ch in channels}, COLOC_RADIUS_PX)
+        table = {k: v for k, v in coloc.table().items() if "+" in k}
+        return {"particles": coloc.total, **table}
+    xy = {ch: np.asarray(by_channel[ch].xy, float).reshape(-1, 2) for ch in channels}
+    table = {f"{a}+{b}": pair_fraction(xy[a], xy[b]) for a, b in combinations(channels, 2)}
+    return {"particles": max(len(v) for v in xy.values()), **table}
 
 
 def _drift(images: dict[tuple[Any, ...], list[np.ndarray]],

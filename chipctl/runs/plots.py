@@ -60,13 +60,16 @@ def kinetics_plot(series: list[Kinetics]) -> str | None:
 
 def intensity_histogram(intensities: dict[str, list[float]]) -> str | None:
     """Spot amplitude distribution per channel."""
-    if not any(intensities.values()):
+    if not any(v > 0 for values in intensities.values() for v in values):
         return None
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    positive = [v for values in intensities.values() for v in values if v > 0]
+    bins = np.geomspace(max(min(positive), 1.0), max(positive) * 1.01, 60)
     for channel, values in sorted(intensities.items()):
         if values:
-            ax.hist(values, bins=50, histtype="step", label=f"{channel} (n={len(values)})")
-    ax.set_xlabel("spot amplitude (ADU above background)")
+            ax.hist(values, bins=bins, histtype="step", label=f"{channel} (n={len(values)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("spot amplitude (ADU above background, log scale)")
     ax.set_ylabel("spots")
     ax.legend(fontsize=8)
     return _png(fig)

@@ -98,6 +98,7 @@ class RunRecorder:
         self.frames = FrameStore(self.folder / "frames", KeepPolicy.parse(keep_frames))
         self.syringes = SyringeLedger.from_bench(bench)
         self.count_rows: list[dict[str, Any]] = []
+        self._last_frame: dict[str, Any] | None = None
         self.closed = False
         self.append({"event": "run_started", "run_id": self.run_id,
                      "syringes": self.syringes.snapshot()})
@@ -150,7 +151,8 @@ class RunRecorder:
             self.append({"event": "syringe", **change})
 
     def add_count(self, row: dict[str, Any]) -> None:
-        """Append one counts row."""
+        """Append one counts row (stage position and truth filled in from its frame)."""
+        row = self._complete(row)
         with self._lock:
             self.count_rows.append(row)
             if not self.closed:
@@ -162,7 +164,19 @@ class RunRecorder:
         """Write a frame (if the keep policy says so) and log it."""
         with self._lock:
             entry = self.frames.add(frame, step=self.info.get("current_step"))
+            self._last_frame = entry
         self.append({"event": "frame", **entry})
+
+    def _complete(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Fill a count row's missing position and truth from the frame it counted."""
+        frame = self._last_frame
+        if frame is None or any(frame.get(k) != row.get(k) for k in ("zone", "field", "channel")):
+            return row
+        filled = dict(row)
+        for key in ("x_um", "y_um", "true_count"):
+            if filled.get(key) is None and frame.get(key) is not None:
+                filled[key] = frame[key]
+        return filled
 
     def _step_started(self, index: int, total: int, label: str) -> None:
         self.info["current_step"] = index

@@ -59,6 +59,10 @@ def mark_interrupted(run: RunFolder) -> dict[str, Any]:
     return run.info
 
 
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
 def _syringe_line(name: str, state: dict[str, Any]) -> str:
     reagent = state.get("reagent") or "?"
     contents = state.get("contents_ul")
@@ -66,9 +70,13 @@ def _syringe_line(name: str, state: dict[str, Any]) -> str:
     line = f"    {name} ({reagent}): {held} at the last record"
     flight = state.get("in_flight")
     if flight:
-        line += (f"; was {flight.get('direction', 'pumping')}ing {flight.get('volume_ul')} uL"
-                 f" at {flight.get('rate_ul_min')} uL/min when the run stopped"
-                 " (so it may hold up to that much less)")
+        verb = {"infuse": "infusing", "withdraw": "withdrawing"}.get(
+            str(flight.get("direction")), "pumping")
+        line += (f"; was {verb} {_num(flight.get('volume_ul'))} uL at"
+                 f" {_num(flight.get('rate_ul_min'))} uL/min when the run stopped"
+                 + (f" ({_num(flight['delivered_ul'])} uL delivered before a pause)"
+                    if flight.get("delivered_ul") is not None else "")
+                 + ", so it may hold up to that much less")
     return line
 
 

@@ -24,7 +24,7 @@ def fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 1e5 else f"{value:.{digits}e}"
+        return f"{value:.{digits}g}"
     return html.escape(str(value))
 
 
@@ -93,10 +93,10 @@ def _kinetics_section(data: dict[str, Any]) -> str:
 
 
 def _concentration_section(data: dict[str, Any]) -> str:
-    rows = [[c["zone"], c["antibody"], c["channel"], c["per_field"], c["zone_total"],
+    rows = [[c["zone"], c["antibody"], c["channel"], c["density_per_mm2"], c["zone_total"],
              c["sample_volume_ul"], c["capture_fraction"], c["concentration_per_ml"],
-             c["sd_per_ml"], f"{fmt(c['ci95'][0])} – {fmt(c['ci95'][1])}"]
-            for c in data["concentration"]]
+             c["sd_per_ml"], f"{fmt(c['ci95'][0])} – {fmt(c['ci95'][1])}",
+             c["from_true_counts_per_ml"]] for c in data["concentration"]]
     best = data["headline"]
     text = ("<p>Not enough information (sample flow, frame size or chip zones) to estimate"
             " a concentration.</p>")
@@ -110,18 +110,20 @@ def _concentration_section(data: dict[str, Any]) -> str:
     if ratio:
         text += f"<p>Particle:protein ratio {fmt(ratio)} particles per µg.</p>"
     return ("<h2>Vesicle concentration in the sample</h2>" + text
-            + _table(["zone", "antibody", "channel", "per field − isotype", "zone total",
+            + _table(["zone", "antibody", "channel", "per mm² − isotype", "zone total",
                       "sample µL", "captured fraction", "per mL", "SD", "95 %"], rows, 3))
 
 
 def _imagery_section(data: dict[str, Any]) -> str:
     img = data["imagery"]
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in img["notes"])
-    coloc = [[c["zone"], c["channel"], c["with"], c["spots"], c["colocalized"], c["fraction"]]
+    coloc = [[c["zone"], c["channels"], c["particles"], c["positive"], c["fraction"]]
              for c in img["colocalization"]]
     flags = "".join(f"<li class='flag'>{html.escape(f)}</li>" for f in data["qc_flags"])
     return ("<h2>Colocalization of CD9 / CD63 / CD81</h2>" + notes
-            + (_table(["zone", "channel", "with", "spots", "colocalized", "fraction"], coloc, 3)
+            + "<p>Spots of one field's channels within 2 px are one particle; for each"
+              " combination of channels, the particles positive for all of them.</p>"
+            + (_table(["zone", "channels", "particles", "co-positive", "fraction"], coloc, 2)
                if coloc else "<p class='note'>No multi-channel fields with spots.</p>")
             + "<h2>Spot intensities</h2>"
             + _img(plots.intensity_histogram(img["intensities"]), "spot intensity distribution")

@@ -10,7 +10,7 @@ from chipctl.bench import Bench, load_bench
 from chipctl.runs import concentration as conc
 from chipctl.runs.analysis import geometry, kinetics, zone_table
 from chipctl.runs.folder import RunFolder
-from chipctl.runs.imagery import analyse
+from chipctl.runs.imagery import analyse, make_counter
 from chipctl.sourcefile import SourceError
 from chipctl.units import UnitError, to_unit
 
@@ -73,7 +73,8 @@ def summarize(run: RunFolder) -> dict[str, Any]:
     series = kinetics(run.counts, geo)
     estimates = conc.estimate(run.counts, run.events, bench, geo, params)
     best = conc.headline(estimates)
-    images = analyse(run.path, run.frames(), geo.pixel_size_um if geo else None)
+    images = analyse(run.path, run.frames(), geo.pixel_size_um if geo else None,
+                     make_counter(bench))
     protein = protein_ug_per_ml(params)
     ratio = best.concentration_per_ml / protein if best and protein else None
     flags = list(images.flags) + _count_flags(run)
