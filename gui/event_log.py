@@ -33,7 +33,8 @@ def format_record(event: dict[str, Any]) -> str:
 def is_error(event: dict[str, Any]) -> bool:
     """Errors, alarms and failed or aborted states stand out."""
     kind = event.get("event")
-    return kind in ERROR_KINDS or (kind == "state" and event.get("state") in ("failed", "aborted"))
+    return kind in ERROR_KINDS or (kind in ("state", "run_ended")
+                                   and event.get("state") in ("failed", "aborted"))
 
 
 class EventLog(QWidget):

@@ -52,7 +52,11 @@ def validate_file(path: str, bench: Any) -> tuple[Protocol | None, list[Problem]
         protocol = load_protocol(path)
     except SourceError as exc:
         return None, exc.problems, None
-    problems, plan = check_protocol(protocol, bench)
+    try:
+        problems, plan = check_protocol(protocol, bench)
+    except Exception as exc:  # noqa: BLE001 - a checker bug must not pass a protocol silently
+        problem = Problem(path, 0, f"could not check it: {type(exc).__name__}: {exc}")
+        return protocol, [problem], None
     return protocol, problems, plan
 
 
