@@ -201,13 +201,12 @@ class RunRecorder:
 
     def finish(self, status: str, reason: str) -> None:
         """Mark the run ended and close the files."""
-        self.append({"event": "run_ended", "status": status, "reason": reason,
-                     "syringes": self.syringes.snapshot()})
         self.sync()
         with self._lock:
             if self.closed:
                 return
-            self.info.update(status=status, reason=reason, ended=now_iso())
+            self.info.update(status=status, reason=reason, ended=now_iso(),
+                             syringes=self.syringes.snapshot())
             self.info.pop("current_step", None)
             self.closed = True
             self._events.close()
