@@ -188,3 +188,15 @@ def make_sequence(cfg: SynthConfig, n_frames: int, n_initial: int, arrival_rate:
         photons = bg + render_spots(cfg.shape, pos, amp, cfg.psf_sigma)
         frames.append(expose(cfg, photons, rng, camera))
     return SynthSequence(frames, xy, arrivals, drift)
+
+
+def same_field_frames(cfg: SynthConfig, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``n`` exposures of one static field (same spots and camera, fresh noise each)."""
+    bg = background_map(cfg, rng)
+    xy = random_positions(cfg, cfg.n_spots, rng)
+    local = bg[np.round(xy[:, 1]).astype(int), np.round(xy[:, 0]).astype(int)]
+    photons = bg + render_spots(cfg.shape, xy, amplitude_for_snr(cfg.snr, local,
+                                                                  cfg.read_noise_e),
+                                cfg.psf_sigma)
+    camera = camera_maps(cfg, rng)
+    return [expose(cfg, photons, rng, camera) for _ in range(n)]

@@ -99,9 +99,11 @@ class RunControl:
             remaining -= self.clock.now() - start
         self.checkpoint(hold, release)
 
-    def wait_for_operator(self) -> None:
-        """Block until the operator confirms (or the run is aborted)."""
+    def wait_for_operator(self, ask: Callable[[], None] = lambda: None) -> None:
+        """Ask (`ask()` publishes the prompt), then block until the operator confirms or the
+        run is aborted. A confirmation given while `ask()` runs counts."""
         self._confirmed.clear()
+        ask()
         while not self._confirmed.wait(SLICE_S):
             pass
         self.checkpoint()

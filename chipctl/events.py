@@ -6,13 +6,13 @@ GUI bridges them onto the Qt thread, the run store appends them to events.jsonl)
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from psygnal import Signal, SignalGroup
 
 
-class RunState(str, Enum):
+class RunState(StrEnum):
     """States of a run (DESIGN.md, Run control)."""
 
     IDLE = "idle"

@@ -15,7 +15,7 @@ from typing import Any
 from chipctl.control import RunControl
 from chipctl.devices import Frame
 from chipctl.events import RunEvents, record
-from chipctl.interlocks import Interlock
+from chipctl.interlocks import Interlock, over_pressure
 from chipctl.protocol.model import (
     ChannelSetting,
     Flow,
@@ -138,8 +138,7 @@ class Executor:
     def _prompt(self, step: Prompt) -> None:
         message = self.render(step.message)
         self._emit("prompt", message=message)
-        self.events.prompt.emit(message)
-        self.control.wait_for_operator()
+        self.control.wait_for_operator(lambda: self.events.prompt.emit(message))
         self._emit("prompt_confirmed", message=message)
 
     # -- imaging ----------------------------------------------------------------------------
@@ -198,39 +197,63 @@ class Executor:
         return int(result.count)
 
     def _monitor(self, step: Monitor) -> None:
-        flow = step.flow
         cx, cy = self.rig.bench.chip.zones[step.zone].center_um
         self._goto(cx, cy)
-        run = self._pump_run(flow.pump, flow.rate_ul_min, flow.planned_volume_ul, flow.direction)
-        hold, release = self._hold(run), run.start
+        self._check_total_pressure(step)
+        runs = [self._pump_run(f.pump, f.rate_ul_min, f.planned_volume_ul, f.direction)
+                for f in step.flows]
+        main, others = runs[0], runs[1:]
+
+        def hold() -> None:
+            for run in runs:
+                run.hold()
+            self._dark()
+
+        def release() -> None:
+            for run in runs:
+                run.start()
+
         self.monitor_series = []
         self.control.checkpoint()
-        run.start()
-        plateau = False
+        release()
         try:
-            plateau = self._monitor_loop(step, run, hold, release)
+            plateau = self._monitor_loop(step, runs, hold, release)
         except BaseException:
-            with contextlib.suppress(Exception):
-                run.stop()
+            for run in runs:
+                with contextlib.suppress(Exception):
+                    run.stop()
             raise
-        run.finish(expect_full=not plateau)
+        for run in others:
+            run.stop()
+            run.finish(expect_full=False)
+        main.finish(expect_full=not plateau)
         self._record_count(step)  # the count at the end of the flow
 
-    def _monitor_loop(self, step: Monitor, run: PumpRun, hold: Callable[[], None],
+    def _check_total_pressure(self, step: Monitor) -> None:
+        chip = self.rig.bench.chip
+        pressure = chip.channel.pressure_kpa(step.total_rate_ul_min)
+        if pressure > chip.pressure_limit_kpa:
+            pumps = " + ".join(f.pump for f in step.flows)
+            raise over_pressure(pumps, step.total_rate_ul_min, pressure, chip.pressure_limit_kpa)
+
+    def _monitor_loop(self, step: Monitor, runs: list[PumpRun], hold: Callable[[], None],
                       release: Callable[[], None]) -> bool:
-        """Count every interval while the pump runs; True if stopped at a plateau."""
+        """Count every interval while the main pump runs; True if stopped at a plateau."""
         next_count = self._active_time()
         while True:
             self.control.checkpoint(hold, release)
-            if not run.is_running():
+            if not runs[0].is_running():
                 return False
+            for run in runs[1:]:
+                run.is_running()  # a pump alongside raises its alarms too
             if self._active_time() >= next_count:
                 next_count = self._active_time() + step.interval_s
                 self._record_count(step)
                 if step.until_plateau and plateaued(self.monitor_series, step):
-                    run.stop()
+                    for run in runs:
+                        run.stop()
                     self._emit("plateau", zone=step.zone, count=self.monitor_series[-1][1],
-                               delivered_ul=round(run.delivered_ul, 4))
+                               delivered_ul=round(runs[0].delivered_ul, 4))
                     return True
             wait = min(self._poll_s(), max(0.0, next_count - self._active_time()))
             self.control.wait(max(wait, 1e-3), hold, release)

@@ -31,7 +31,7 @@ def reason_for(exc: BaseException) -> str:
     if isinstance(exc, Interlock):
         return f"interlock: {exc}"
     if isinstance(exc, PumpStalled):
-        return f"interlock: pump stall alarm ({exc})"
+        return f"interlock: pump stall alarm, an occlusion or the syringe's end ({exc})"
     if isinstance(exc, PumpReset):
         return f"interlock: pump reset alarm, the pump lost power ({exc})"
     if isinstance(exc, CommunicationTimeoutAlarm):

@@ -8,12 +8,14 @@ push the chip past its pressure limit raises an Interlock.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from chipctl.devices import Pump
 from chipctl.interlocks import end_of_travel, over_pressure, stopped_short
+from drivers.errors import PumpStalled
 
 SHORTFALL_TOLERANCE = 0.02  # a pump may stop 2 % (or 0.05 uL) short of its volume
 
@@ -33,6 +35,11 @@ class PumpRun:
     delivered_ul: float = 0.0
     segments: list[float] = field(default_factory=list)
     running: bool = False
+
+    @property
+    def _sign(self) -> float:
+        """Event volumes are signed like displaced_ul: withdrawn volume is negative."""
+        return 1.0 if self.direction == "infuse" else -1.0
 
     @property
     def remaining_ul(self) -> float:
@@ -62,7 +69,8 @@ class PumpRun:
         self.running = False
         self.pump.stop()
         self._book()
-        self.emit("pump_hold", pump=self.name, delivered_ul=round(self.delivered_ul, 4),
+        self.emit("pump_hold", pump=self.name, direction=self.direction,
+                  delivered_ul=round(self._sign * self.delivered_ul, 4),
                   remaining_ul=round(self.remaining_ul, 4))
 
     def stop(self) -> None:
@@ -73,15 +81,26 @@ class PumpRun:
             self._book()
 
     def is_running(self) -> bool:
-        """Poll the pump (alarms raise as typed device errors)."""
-        return self.running and self.pump.is_running()
+        """Poll the pump (alarms raise as typed device errors; a stall alarm with the syringe
+        at its end, by our account, is reported as the end of travel it is)."""
+        try:
+            return self.running and self.pump.is_running()
+        except PumpStalled as exc:
+            self.running = False
+            with contextlib.suppress(Exception):
+                self._book()
+            if self._at_end_of_travel():
+                raise end_of_travel(self.name, self.direction, self.delivered_ul,
+                                    self.target_ul) from exc
+            raise
 
     def finish(self, expect_full: bool = True) -> None:
         """The pump stopped by itself: book the segment, check the volume, report."""
         if self.running:
             self.running = False
             self._book()
-        self.emit("pump_done", pump=self.name, delivered_ul=round(self.delivered_ul, 4),
+        self.emit("pump_done", pump=self.name, direction=self.direction,
+                  delivered_ul=round(self._sign * self.delivered_ul, 4),
                   target_ul=self.target_ul, segments=[round(s, 4) for s in self.segments])
         if expect_full:
             self._check_shortfall()
@@ -95,15 +114,19 @@ class PumpRun:
         short = self.target_ul - self.delivered_ul
         if short <= max(0.05, SHORTFALL_TOLERANCE * self.target_ul):
             return
+        if self._at_end_of_travel():
+            raise end_of_travel(self.name, self.direction, self.delivered_ul, self.target_ul)
+        raise stopped_short(self.name, self.delivered_ul, self.target_ul)
+
+    def _at_end_of_travel(self) -> bool:
         syringe = getattr(self.pump, "syringe", None)
         contents = getattr(syringe, "contents_ul", None)
         volume = getattr(syringe, "volume_ul", None)
-        at_end = contents is not None and (
-            contents <= 0.05 if self.direction == "infuse"
-            else volume is not None and contents >= volume - 0.05)
-        if at_end:
-            raise end_of_travel(self.name, self.direction, self.delivered_ul, self.target_ul)
-        raise stopped_short(self.name, self.delivered_ul, self.target_ul)
+        if contents is None:
+            return False
+        if self.direction == "infuse":
+            return bool(contents <= 0.05)
+        return volume is not None and contents >= volume - 0.05
 
 
 def describe(run: PumpRun) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from chipctl.devices import Syringe
 from chipctl.units import to_unit
-from drivers.errors import DeviceAlarm, OutOfRange, PumpReset
+from drivers.errors import DeviceAlarm, OutOfRange, PumpInterrupted, PumpReset
 from drivers.harvard import HarvardPump
 from drivers.newera import NewEraPump, format_number
 from drivers.newera import emergency_stop_all as _newera_stop_all
@@ -25,6 +25,10 @@ from drivers.transport import SerialTransport
 log = logging.getLogger(__name__)
 _users: weakref.WeakKeyDictionary[SerialTransport, int] = weakref.WeakKeyDictionary()
 _users_lock = threading.Lock()
+# The New Era adapters on each port, so a broadcast stop can settle their accounts.
+_on_port: weakref.WeakKeyDictionary[SerialTransport, weakref.WeakSet[NewEraSyringePump]] = (
+    weakref.WeakKeyDictionary()
+)
 NE_RATE_UNITS = (("UM", 1.0), ("UH", 1.0 / 60.0), ("MM", 1000.0), ("MH", 1000.0 / 60.0))
 
 
@@ -57,6 +61,15 @@ def newera_rate(rate_ul_min: float) -> tuple[float, str]:
     if best is None:
         raise ValueError(f"rate {rate_ul_min} uL/min cannot be written for a New Era pump")
     return best[1], best[2]
+
+
+def newera_volume(volume_ul: float) -> tuple[float, str]:
+    """(number, UL|ML) for VOL; 0 means pump until stopped, so a volume must not round to 0."""
+    value, units = (volume_ul, "UL") if volume_ul < 9999.5 else (volume_ul / 1000.0, "ML")
+    number = float(format_number(value))
+    if volume_ul > 0 and number == 0:
+        raise ValueError(f"{volume_ul} uL is below the pump's volume resolution (0.001 uL)")
+    return number, units
 
 
 def syringe_from_settings(settings: dict[str, Any]) -> Syringe:
@@ -126,7 +139,9 @@ class NewEraSyringePump(_AccountedPump):
         self.driver = driver
         self.safe_mode_s = safe_mode_s
         self.version = ""
+        self._continuous = False
         self._configured = False
+        _on_port.setdefault(driver.transport, weakref.WeakSet()).add(self)
         self._connected = False
 
     @_locked
@@ -165,9 +180,14 @@ class NewEraSyringePump(_AccountedPump):
         self._start("WDR", rate_ul_min, volume_ul)
 
     def _start(self, direction: str, rate_ul_min: float, volume_ul: float | None) -> None:
+        try:  # before any traffic: refuse what cannot be written
+            rate = newera_rate(rate_ul_min)
+            volume = newera_volume(volume_ul or 0.0)
+        except ValueError as exc:
+            raise OutOfRange(self.name, str(exc)) from exc
         for attempt in range(3):
             try:
-                self._run(direction, rate_ul_min, volume_ul)
+                self._run(direction, rate, volume)
                 return
             except PumpReset:  # acknowledged; the command did not run: re-apply everything
                 log.warning("%s: pump was reset; re-applying its settings", self.name)
@@ -175,21 +195,17 @@ class NewEraSyringePump(_AccountedPump):
                 if attempt == 2:
                     raise
 
-    def _run(self, direction: str, rate_ul_min: float, volume_ul: float | None) -> None:
+    def _run(self, direction: str, rate: tuple[float, str], volume: tuple[float, str]) -> None:
         driver = self.driver
         driver.stop()
         if not self._configured or driver.reset_seen:
             self._configure()
         driver.clear_dispensed()
-        try:
-            rate = newera_rate(rate_ul_min)
-        except ValueError as exc:
-            raise OutOfRange(self.name, str(exc)) from exc
         driver.set_rate(*rate)
-        volume = volume_ul or 0.0
-        driver.set_volume(*((volume, "UL") if volume < 9999.5 else (volume / 1000.0, "ML")))
+        driver.set_volume(*volume)
         driver.set_direction(direction)
         self._begin()
+        self._continuous = volume[0] == 0
         driver.run()
 
     @_locked
@@ -205,7 +221,8 @@ class NewEraSyringePump(_AccountedPump):
 
     @_locked
     def is_running(self) -> bool:
-        """Poll the pump; False once it stopped (the account is settled). Alarms raise."""
+        """Poll the pump; False once it stopped (the account is settled). Alarms raise; a pump
+        paused, or stopped during a run without a volume, raises PumpInterrupted."""
         try:
             reply = self.driver.status()
         except DeviceAlarm:
@@ -213,6 +230,9 @@ class NewEraSyringePump(_AccountedPump):
             raise
         if not reply.running and self._active:
             self._settle()
+            if reply.status == "P" or self._continuous:
+                message = f"stopped before the run ended (status {reply.status}): front panel?"
+                raise PumpInterrupted(self.name, message)
         return reply.running
 
     @_locked
@@ -227,6 +247,11 @@ class NewEraSyringePump(_AccountedPump):
         if self._active:
             self.displaced_ul()  # the final reading of this run
             self._active = False
+
+    @_locked
+    def stopped_by_broadcast(self) -> None:
+        """The pump was stopped by a broadcast `*STP`: settle the account (best effort)."""
+        self._after_alarm()
 
     def _after_alarm(self) -> None:
         try:
@@ -325,7 +350,7 @@ class HarvardSyringePump(_AccountedPump):
     @_locked
     def is_running(self) -> bool:
         """Poll the prompt; False once stopped. Stall raises PumpStalled; a pump that stopped
-        without reaching its target (power cycle, front panel) raises PumpReset."""
+        before its run ended raises PumpReset (link lost: power cycle) or PumpInterrupted."""
         try:
             reply = self.driver.poll()
         except DeviceAlarm:
@@ -335,8 +360,10 @@ class HarvardSyringePump(_AccountedPump):
             return reply.running
         lost = self.driver.resyncs != self._resyncs
         self._settle(keep_last=lost)
+        if reply.prompt == ":" and lost:
+            raise PumpReset(self.name, "the link was lost and the pump stopped: power cycle?")
         if reply.prompt == ":":
-            raise PumpReset(self.name, "the pump stopped before its target (power cycle or panel)")
+            raise PumpInterrupted(self.name, "stopped before the run ended: front panel?")
         return False
 
     @_locked
@@ -361,5 +388,8 @@ def make_harvard(
 
 
 def emergency_stop_all(transport: SerialTransport) -> None:
-    """Stop every New Era pump on `transport` at once (broadcast `*STP`)."""
+    """Stop every New Era pump on `transport` at once (broadcast `*STP`), then settle the
+    syringe accounts of the adapters on that port (their runs end here, not as interrupted)."""
     _newera_stop_all(transport)
+    for pump in list(_on_port.get(transport, ())):
+        pump.stopped_by_broadcast()

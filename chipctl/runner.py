@@ -68,10 +68,10 @@ class Runner:
 
     def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
         """Halt every pump and light now, from this thread, then abort the run."""
+        if not self.state.finished:  # recorded before the run thread can finish and close
+            self.events.record.emit(record("emergency_stop", reason=reason))
         self.control.request_abort(reason)
-        failures = self.executor.halt_all()
-        self.events.record.emit(record("emergency_stop", reason=reason, failures=failures))
-        return failures
+        return self.executor.halt_all()
 
     def confirm(self) -> None:
         """Answer the current operator prompt."""
@@ -124,9 +124,11 @@ class Runner:
             failures = self.executor.rig.safe_state()
         index = self.current_step
         step = self.steps[index].label if 0 <= index < len(self.steps) else ""
-        self.events.record.emit(record("run_ended", state=state.value, reason=reason,
+        # Where and why the run stopped, and whether the bench is safe (the run store then
+        # writes its own run_ended when it hears the final state).
+        self.events.record.emit(record("safe_state", state=state.value, reason=reason,
                                        step_index=self.current_step, step=step,
-                                       safe_state_failures=failures))
+                                       failures=failures))
         if failures:
             self.events.record.emit(record("safe_state_incomplete", failures=failures))
         self._set_state(state, reason)

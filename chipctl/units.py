@@ -57,7 +57,8 @@ def to_unit(value: object, unit: str) -> float:
     try:
         return float(quantity.to(target).magnitude)
     except pint.errors.DimensionalityError as exc:
-        raise UnitError(f"{value!r} is not a {unit_kind(unit)} (expected units like {unit})") from exc
+        kind = unit_kind(unit)
+        raise UnitError(f"{value!r} is not a {kind} (expected units like {unit})") from exc
 
 
 def unit_kind(unit: str) -> str:

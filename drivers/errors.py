@@ -56,6 +56,10 @@ class PumpReset(DeviceAlarm):
     """The pump lost power or was reset; its running state (and maybe settings) was lost."""
 
 
+class PumpInterrupted(DeviceAlarm):
+    """The pump stopped before its run ended, without an alarm of its own (its front panel)."""
+
+
 class CommunicationTimeoutAlarm(DeviceAlarm):
     """A pump in safe mode saw no valid packet within its timeout and stopped itself."""
 

@@ -44,6 +44,7 @@ STATUSES = {
     "X": "purging",
 }
 RUNNING = frozenset("IWX")
+PROBE_TIMEOUT_S = 0.25
 ALARMS: dict[str, tuple[type[DeviceAlarm], str]] = {
     "R": (PumpReset, "pump was reset (power interrupted)"),
     "S": (PumpStalled, "motor stalled"),
@@ -206,13 +207,13 @@ class NewEraPump:
     def check(self, reply: Reply, body: str = "") -> None:
         """Raise the typed exception for an alarm or a command error in `reply`."""
         if reply.status.startswith("A?"):
-            kind, text = ALARMS[reply.status[2]]
-            if kind is PumpReset:
+            alarm, text = ALARMS[reply.status[2]]
+            if alarm is PumpReset:
                 self.reset_seen = True
-            raise kind(self.name, f"{text} (alarm {reply.status}, on {body!r})")
+            raise alarm(self.name, f"{text} (alarm {reply.status}, on {body!r})")
         if reply.data.startswith("?"):
-            kind, text = ERRORS.get(reply.data[1:], (CommandRejected, "error"))
-            raise kind(self.name, f"{body!r}: {text} ({reply.data})")
+            error, text = ERRORS.get(reply.data[1:], (CommandRejected, "error"))
+            raise error(self.name, f"{body!r}: {text} ({reply.data})")
 
     # -- life cycle -----------------------------------------------------------------------------
     def connect(self, safe_timeout_s: int = 0) -> str:
@@ -220,11 +221,13 @@ class NewEraPump:
 
         Sends `SAF<n>` in Safe framing (a pump in Basic mode accepts it too). The pump ignores
         the first command after power-up and answers the next with `A?R`: both are absorbed.
+        The first packet waits at most PROBE_TIMEOUT_S (a pump answers within milliseconds).
         """
         last: Exception | None = None
-        for _ in range(4):
+        for attempt in range(4):
             try:
-                self.set_safe_mode(safe_timeout_s)
+                probe = min(PROBE_TIMEOUT_S, self.timeout or self.transport.timeout)
+                self.set_safe_mode(safe_timeout_s, timeout=probe if attempt == 0 else None)
                 break
             except DeviceAlarm as alarm:  # acknowledged by this reply; the command did not run
                 log.info("%s: alarm at connect (acknowledged): %s", self.name, alarm)
@@ -325,11 +328,11 @@ class NewEraPump:
         self.command("CLDWDR")
 
     # -- Safe mode ------------------------------------------------------------------------------
-    def set_safe_mode(self, timeout_s: int) -> None:
+    def set_safe_mode(self, timeout_s: int, *, timeout: float | None = None) -> None:
         """`SAF<n>` (n s, 1-255; 0 = Basic mode), sent Safe-framed; heartbeat while in Safe mode."""
         if not 0 <= timeout_s <= 255:
             raise ValueError("safe-mode timeout must be 0-255 s")
-        self.command(f"SAF{timeout_s}", safe=True)
+        self.command(f"SAF{timeout_s}", safe=True, timeout=timeout)
         self.safe_timeout_s = timeout_s
         self._stop_heartbeat()
         if timeout_s:
@@ -355,6 +358,8 @@ class NewEraPump:
                 continue
             if self._closing.is_set():
                 return
+            if not self.transport.is_open:
+                continue  # the link is gone; the caller sees that on its next command
             try:
                 reply = self.exchange("")
                 self.check(reply, "")

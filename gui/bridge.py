@@ -51,6 +51,11 @@ class RunBridge(QObject):
             signal.connect(slot)
         self._events = events
 
+    @property
+    def events(self) -> RunEvents | None:
+        """The run's events the bridge listens to (None between runs)."""
+        return self._events
+
     def detach(self) -> None:
         """Stop listening to the current run (the run store keeps listening)."""
         if self._events is not None:
@@ -98,12 +103,14 @@ class DeviceCalls(QObject):
     def __init__(self, workers: int = 4, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gui-device")
+        self._closed = False
         self.succeeded.connect(self._deliver)
 
     def submit(self, label: str, action: Callable[[], Any],
                callback: Callable[[Any], None] | None = None) -> None:
         """Run `action` on a worker thread; `label` names it in error messages."""
-        self._pool.submit(self._run, label, action, callback)
+        if not self._closed:
+            self._pool.submit(self._run, label, action, callback)
 
     def _run(self, label: str, action: Callable[[], Any],
              callback: Callable[[Any], None] | None) -> None:
@@ -124,6 +131,7 @@ class DeviceCalls(QObject):
 
     def shutdown(self) -> None:
         """Let queued actions finish; accept no more."""
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

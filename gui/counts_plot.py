@@ -14,20 +14,23 @@ ZONE_STYLES = ("solid", "dash", "dot", "dashdot")
 
 @dataclass
 class Series:
-    """One zone/channel curve: a point per step, the mean over that step's fields."""
+    """One zone/channel curve: a point per imaging pass, the mean over that pass's fields."""
 
     times_min: list[float] = field(default_factory=list)
     counts: list[float] = field(default_factory=list)
-    keys: list[tuple[Any, ...]] = field(default_factory=list)
+    _pass: tuple[Any, set[Any]] = field(default_factory=lambda: (None, set()))
     _sums: list[tuple[float, float, int]] = field(default_factory=list)
 
-    def add(self, key: tuple[Any, ...], t_min: float, count: float) -> None:
-        """Add a count; counts of the same step (several fields) are averaged into one point."""
-        if self.keys and self.keys[-1] == key:
+    def add(self, step: Any, field_index: Any, t_min: float, count: float) -> None:
+        """Add a count; the fields of one pass over a zone are averaged into one point (a
+        field seen again, as a monitor step images the same field, starts a new point)."""
+        last_step, fields = self._pass
+        if self._sums and last_step == step and field_index not in fields:
+            fields.add(field_index)
             t_sum, c_sum, n = self._sums[-1]
             self._sums[-1] = (t_sum + t_min, c_sum + count, n + 1)
         else:
-            self.keys.append(key)
+            self._pass = (step, {field_index})
             self._sums.append((t_min, count, 1))
             self.times_min.append(t_min)
             self.counts.append(count)
@@ -48,7 +51,7 @@ class CountsPlot(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.plot = pg.PlotWidget()
-        self.plot.setLabel("bottom", "protocol time", units="min")
+        self.plot.setLabel("bottom", "time since the run started (min)")
         self.plot.setLabel("left", "vesicles per field")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.legend = self.plot.addLegend(offset=(10, 10))
@@ -59,9 +62,11 @@ class CountsPlot(QWidget):
         self.series: dict[tuple[str, str], Series] = {}
         self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
         self.rows = 0
+        self.started_s = 0.0
 
-    def clear(self) -> None:
-        """Forget every curve (a new run starts)."""
+    def clear(self, started_s: float = 0.0) -> None:
+        """Forget every curve: a new run starts at `started_s` on the engine's clock."""
+        self.started_s = started_s
         for curve in self.curves.values():
             self.plot.removeItem(curve)
         self.legend.clear()
@@ -76,8 +81,8 @@ class CountsPlot(QWidget):
         name = (zone, channel)
         if name not in self.series:
             self._new_curve(name)
-        t_min = float(row.get("t_s") or 0.0) / 60.0
-        self.series[name].add((row.get("step"), zone, channel), t_min, float(row["count"]))
+        t_min = (float(row.get("t_s") or 0.0) - self.started_s) / 60.0
+        self.series[name].add(row.get("step"), row.get("field"), t_min, float(row["count"]))
         series = self.series[name]
         self.curves[name].setData(series.times_min, series.counts)
         self.rows += 1

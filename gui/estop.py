@@ -1,8 +1,10 @@
 """The emergency stop: a big red toolbar button and keyboard shortcuts, always available.
 
-F12 works application-wide (also over dialogs); Esc works in the main window (in a dialog, Esc
-keeps closing the dialog). Pressing either halts every pump and light on a dedicated thread
-(bridge.EmergencyStopper), whatever a run or a device call is doing.
+F12 works application-wide; Esc works in the main window (in a dialog, Esc keeps closing the
+dialog). Pressing either halts every pump and light on a dedicated thread
+(bridge.EmergencyStopper), whatever a run or a device call is doing. The window's dialogs are
+non-modal so the button stays clickable; the few that must be modal (choosing a file, the run's
+parameters) get F12 themselves through `guard`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ QPushButton:pressed { background: #7f0000; }
 """
 APP_KEYS = ("F12",)
 WINDOW_KEYS = ("Esc",)
+
+
+def guard(dialog: QWidget, on_press: Callable[[], None]) -> QShortcut:
+    """Give a modal dialog the emergency-stop key (a modal dialog blocks the window's)."""
+    shortcut = QShortcut(QKeySequence(APP_KEYS[0]), dialog)
+    shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+    shortcut.setAutoRepeat(False)
+    shortcut.activated.connect(on_press)
+    return shortcut
 
 
 class EmergencyStopButton(QPushButton):

@@ -1,9 +1,9 @@
 """Frames between threads: the latest-frame slot, the overlay counter and the live camera loop.
 
 Qt-free on purpose: producers (the run's worker thread, the live camera loop) put frames into a
-`FrameSlot`; the live view pulls the newest at display rate, so a slow display skips frames
-instead of building a queue. `SpotCounter` counts the newest frame on its own thread for the
-spot overlay (the run counts every frame itself; the display may skip).
+`FrameSlot`; `FramePreparer` takes the newest on its own thread, bins it to screen size and
+counts it for the spot overlay; the live view pulls the newest prepared frame at display rate.
+A slow display skips frames instead of building a queue (the run counts every frame itself).
 """
 
 from __future__ import annotations
@@ -13,23 +13,61 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from chipctl.devices import Camera, Frame
 
 ANY_CHANNEL = ""
+DISPLAY_MAX_SIDE = 1024  # frames are binned to this for the screen, off the Qt thread
 
 
 def frame_channel(frame: Frame) -> str:
-    """The fluorescence channel a frame was taken in ('' if unknown)."""
-    return str(frame.metadata.get("channel") or "")
+    """The fluorescence channel a frame was taken in ('' if unknown).
+
+    A run names the illuminator's channel; a camera may give the LED's own channel letter
+    with the dye it excites (`led: [{channel, dye}]`), in which case the dye names it.
+    """
+    meta = frame.metadata
+    channel = str(meta.get("channel") or "")
+    leds = meta.get("led") if isinstance(meta.get("led"), list) else []
+    for led in leds:
+        if isinstance(led, dict) and str(led.get("channel")) == channel and led.get("dye"):
+            return str(led["dye"])
+    return channel
 
 
 @dataclass(frozen=True)
 class Shown:
-    """A frame ready to display, its sequence number and, if counted, its spots."""
+    """A frame ready to display: its sequence number, the frame, the image binned for the
+    screen (`display`, `bin` sensor pixels per side) and, if counted, its spots."""
 
     seq: int
     frame: Frame
+    display: np.ndarray
+    bin: int = 1
     spots: Any = None  # chipctl.vision CountResult, or None when not counted
+    levels: tuple[float, float] = (0.0, 1.0)  # suggested display levels: dark noise, bright spots
+
+
+def bin_for_display(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> tuple[np.ndarray, int]:
+    """Average `image` in n x n blocks until its longer side fits `max_side`; (image, n)."""
+    image = np.asarray(image)
+    n = 1
+    while max(image.shape[:2]) // n > max_side:
+        n *= 2
+    if n == 1 or image.ndim != 2:
+        return image, 1
+    h, w = image.shape[0] // n, image.shape[1] // n
+    blocks = image[: h * n, : w * n].reshape(h, n, w, n)
+    if image.dtype.kind == "u":
+        return (blocks.sum(axis=(1, 3), dtype=np.uint64) // (n * n)).astype(image.dtype), n
+    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32), n
+
+
+def suggested_levels(image: np.ndarray) -> tuple[float, float]:
+    """Levels that show noise dark and single vesicles bright (1st to 99.99th percentile)."""
+    low, high = np.percentile(image, (1.0, 99.99))
+    return float(low), float(max(high, low + 1.0))
 
 
 class FrameSlot:
@@ -78,48 +116,51 @@ def default_counter() -> Callable[[Any], Any]:
     return count_frame  # type: ignore[no-any-return]
 
 
-class SpotCounter:
-    """Counts the newest frame of the chosen channel on a worker thread, over and over."""
+class FramePreparer:
+    """Prepares the newest frame of the chosen channel for the screen on a worker thread:
+    binned to screen size and, when `count_spots` is set, counted for the spot overlay."""
 
     def __init__(self, slot: FrameSlot, counter: Callable[[Any], Any] | None = None,
                  on_error: Callable[[str], None] | None = None) -> None:
         self.slot = slot
         self.channel = ANY_CHANNEL
+        self.count_spots = threading.Event()
         self._counter = counter
         self._on_error = on_error or (lambda message: None)
         self._result: Shown | None = None
-        self.enabled = threading.Event()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="gui-spot-counter", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="gui-frame-prep", daemon=True)
         self._thread.start()
 
     def result(self) -> Shown | None:
-        """The newest counted frame and its spots."""
+        """The newest prepared frame."""
         with self._lock:
             return self._result
 
     def _loop(self) -> None:
         seen = 0
         while not self._stop.is_set():
-            if not self.enabled.wait(0.1):
-                continue
             entry = self.slot.wait_newer(seen, self.channel, 0.1)
             if entry is None:
                 continue
             seen, frame = entry
-            try:
-                counter = self._counter or default_counter()
-                self._counter = counter
-                spots = counter(frame.image)
-            except Exception as exc:  # noqa: BLE001 - shown to the operator
-                self._on_error(f"spot overlay: {type(exc).__name__}: {exc}")
-                spots = None
+            display, n = bin_for_display(frame.image)
+            spots = self._count(frame) if self.count_spots.is_set() else None
+            shown = Shown(seen, frame, display, n, spots, suggested_levels(display))
             with self._lock:
-                self._result = Shown(seen, frame, spots)
+                self._result = shown
+
+    def _count(self, frame: Frame) -> Any:
+        try:
+            self._counter = self._counter or default_counter()
+            return self._counter(frame.image)
+        except Exception as exc:  # noqa: BLE001 - shown to the operator
+            self._on_error(f"spot overlay: {type(exc).__name__}: {exc}")
+            return None
 
     def stop(self) -> None:
-        """End the counting thread."""
+        """End the worker thread."""
         self._stop.set()
         self._thread.join(2.0)
 

@@ -1,8 +1,8 @@
 """The live image: levels and histogram, channel choice, spot overlay, labels and a scale bar.
 
-A QTimer pulls the newest frame from the frame slot at display rate (latest frame wins). With
-"mark spots" on, the view shows the newest frame the overlay counter has finished, with every
-detected vesicle circled; otherwise the newest frame as it comes.
+A QTimer pulls the newest prepared frame at display rate (latest frame wins); the binning to
+screen size and, with "mark spots" on, the counting of every detected vesicle happen on the
+FramePreparer's thread, so the Qt thread only paints.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from chipctl.devices import Frame
-from gui.frames import ANY_CHANNEL, FrameSlot, Shown, SpotCounter
+from gui.frames import ANY_CHANNEL, FramePreparer, FrameSlot, Shown, frame_channel
 
 DISPLAY_INTERVAL_MS = 40  # 25 Hz: above the 20 fps a camera streams at
 NICE_LENGTHS_UM = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -47,11 +47,13 @@ def describe_frame(frame: Frame) -> str:
     parts = [f"zone {zone}"]
     if meta.get("field") is not None:
         parts.append(f"field {int(meta['field']) + 1}")
-    parts.append(str(meta.get("channel") or "no channel"))
+    parts.append(frame_channel(frame) or "no channel")
     if meta.get("exposure_ms") is not None:
         parts.append(f"{float(meta['exposure_ms']):g} ms")
-    if meta.get("stage_x_um") is not None and meta.get("stage_y_um") is not None:
-        parts.append(f"stage ({float(meta['stage_x_um']):.0f}, {float(meta['stage_y_um']):.0f}) um")
+    stage = meta.get("stage") if isinstance(meta.get("stage"), dict) else {}
+    x, y = meta.get("stage_x_um", stage.get("x")), meta.get("stage_y_um", stage.get("y"))
+    if x is not None and y is not None:
+        parts.append(f"stage ({float(x):.0f}, {float(y):.0f}) um")
     return " · ".join(parts)
 
 
@@ -65,7 +67,7 @@ class LiveView(QWidget):
         super().__init__(parent)
         self.slot = slot
         self.pixel_size_um = pixel_size_um
-        self.spot_counter = SpotCounter(slot, counter, on_error)
+        self.preparer = FramePreparer(slot, counter, on_error)
         self.shown: Shown | None = None
         self.frames_shown = 0
         self._times: list[float] = []
@@ -103,9 +105,9 @@ class LiveView(QWidget):
     def _graphics(self) -> pg.GraphicsLayoutWidget:
         self.graphics = pg.GraphicsLayoutWidget()
         self.view = self.graphics.addViewBox(lockAspect=True, invertY=True)
-        self.image = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
+        self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
-        self.spots = pg.ScatterPlotItem(size=12, pen=pg.mkPen("y", width=1.5), brush=None,
+        self.spots = pg.ScatterPlotItem(size=9, pen=pg.mkPen("y", width=1), brush=None,
                                         symbol="o", pxMode=True)
         self.view.addItem(self.spots)
         self.histogram = pg.HistogramLUTItem(image=self.image)
@@ -123,14 +125,14 @@ class LiveView(QWidget):
         return str(self.channel_box.currentData())
 
     def _channel_chosen(self) -> None:
-        self.spot_counter.channel = self.channel
+        self.preparer.channel = self.channel
         self.shown = None
 
     def _spots_toggled(self, on: bool) -> None:
         if on:
-            self.spot_counter.enabled.set()
+            self.preparer.count_spots.set()
         else:
-            self.spot_counter.enabled.clear()
+            self.preparer.count_spots.clear()
             self.spots.clear()
         self.shown = None
 
@@ -143,35 +145,25 @@ class LiveView(QWidget):
         self._auto_levels = False
 
     # -- display ----------------------------------------------------------------------------
-    def _next(self) -> Shown | None:
-        if self.spots_box.isChecked():
-            result = self.spot_counter.result()
-            return result if result is not None and result.seq != getattr(
-                self.shown, "seq", -1) else None
-        entry = self.slot.latest(self.channel)
-        if entry is None or entry[0] == getattr(self.shown, "seq", -1):
-            return None
-        return Shown(entry[0], entry[1])
-
     def refresh(self) -> None:
-        """Show the newest frame if there is one (called by the display timer)."""
-        shown = self._next()
-        if shown is None:
+        """Show the newest prepared frame if it is new (called by the display timer)."""
+        shown = self.preparer.result()
+        if shown is None or shown.seq == getattr(self.shown, "seq", -1):
             return
         self.show_frame(shown)
 
     def show_frame(self, shown: Shown) -> None:
         """Display one frame, its spots, caption and scale bar."""
-        image = np.asarray(shown.frame.image)
+        image = shown.display
         auto = self._auto_levels
         self.image.setImage(image, autoLevels=auto)
+        height, width = image.shape[0] * shown.bin, image.shape[1] * shown.bin
+        self.image.setRect(0, 0, width, height)  # view coordinates stay sensor pixels
         if auto:
-            low, high = np.percentile(image[:: max(1, image.shape[0] // 256),
-                                            :: max(1, image.shape[1] // 256)], (1, 99.8))
-            self.histogram.setLevels(float(low), float(max(high, low + 1)))
+            self.histogram.setLevels(*shown.levels)
             self._auto_levels = False
         self._show_spots(shown)
-        self._update_scale_bar(shown.frame, image.shape[1])
+        self._update_scale_bar(shown.frame, width)
         self.shown = shown
         self.frames_shown += 1
         self._times = [t for t in self._times if t > time.monotonic() - 2.0] + [time.monotonic()]
@@ -182,8 +174,8 @@ class LiveView(QWidget):
         if result is None or not getattr(result, "count", 0):
             self.spots.clear()
             return
-        spots = result.spots
-        self.spots.setData(x=np.asarray(spots["x"]), y=np.asarray(spots["y"]))
+        spots = result.spots  # pixel centres; pixel (0, 0) covers [0, 1) in the view
+        self.spots.setData(x=np.asarray(spots["x"]) + 0.5, y=np.asarray(spots["y"]) + 0.5)
 
     def _update_scale_bar(self, frame: Frame, width_px: int) -> None:
         pixel = self.pixel_size_um * float(frame.metadata.get("binning", 1) or 1)
@@ -208,4 +200,4 @@ class LiveView(QWidget):
     def close_down(self) -> None:
         """Stop the display timer and the overlay counter."""
         self.timer.stop()
-        self.spot_counter.stop()
+        self.preparer.stop()

@@ -39,10 +39,11 @@ from gui.scope_panels import CameraBox, IlluminatorBox, StageBox
 
 
 def _autofocus(rig: Any) -> Callable[[], float]:
+    """Autofocus with the camera on whatever light the operator has on."""
     def run() -> float:
-        from chipctl.microscope import autofocus  # the microscope layer's autofocus
+        from chipctl.autofocus import autofocus
 
-        return float(autofocus(rig.first("stage"), rig.first("camera")))
+        return float(autofocus(rig.first("camera"), rig.first("stage")).z_um)
 
     return run
 
@@ -53,8 +54,7 @@ class MainWindow(QMainWindow):
     def __init__(self, engine: Any, settings: QSettings,
                  counter: Callable[[Any], Any] | None = None,
                  parameters: Callable[[Protocol], dict[str, str] | None] | None = None,
-                 open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl,
-                 make_report: Callable[[Path], Path] | None = None) -> None:
+                 open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl) -> None:
         super().__init__()
         self.engine, self.settings = engine, settings
         self.setWindowTitle(f"chipctl — {engine.bench.name}")
@@ -67,15 +67,17 @@ class MainWindow(QMainWindow):
         self.calls = DeviceCalls(parent=self)
         self.stopper = EmergencyStopper(self._emergency_stop_now, self)
         self.session = RunSession(engine, self.bridge)
-        self._build(counter, parameters or (lambda p: ask_parameters(p, self)), open_url,
-                    make_report)
+        self._build(counter, parameters or (lambda p: ask_parameters(p, self, self.emergency_stop)),
+                    open_url)
         self._connect()
         self._restore()
+        self.history.refresh()
+        self.refresh_devices()
 
     # -- construction -----------------------------------------------------------------------
     def _build(self, counter: Callable[[Any], Any] | None,
                parameters: Callable[[Protocol], dict[str, str] | None],
-               open_url: Callable[[QUrl], Any], make_report: Callable[[Path], Path] | None) -> None:
+               open_url: Callable[[QUrl], Any]) -> None:
         rig = self.engine.rig
         self.docks: dict[str, QDockWidget] = {}
         lights, cameras = rig.illuminators, rig.cameras
@@ -85,10 +87,11 @@ class MainWindow(QMainWindow):
         self.live_view = LiveView(self.frames, channels, pixel, counter,
                                   lambda message: self.calls.report("live view", message))
         self.setCentralWidget(self.live_view)
-        self.protocol_panel = ProtocolPanel(self.engine.bench, self.session, parameters)
+        self.protocol_panel = ProtocolPanel(self.engine.bench, self.session, parameters,
+                                            self.emergency_stop)
         self.counts_plot = CountsPlot()
         self.event_log = EventLog()
-        self.history = RunHistory(Path(self.engine.runs_dir), make_report, open_url)
+        self.history = RunHistory(Path(self.engine.runs_dir), self.calls.submit, open_url)
         self.devices = self._device_panels(rig)
         self._dock("Protocol", self.protocol_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Devices", self.devices, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -98,6 +101,9 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(counts, log, Qt.Orientation.Horizontal)
         self.tabifyDockWidget(log, history)
         log.raise_()
+        self.resizeDocks([counts], [300], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["Protocol"], self.docks["Devices"]], [380, 400],
+                         Qt.Orientation.Horizontal)
         self._toolbar()
 
     def _device_panels(self, rig: Any) -> QTabWidget:
@@ -154,12 +160,14 @@ class MainWindow(QMainWindow):
         bridge.record.connect(self.pumps_panel.run_event)
         self.calls.failed.connect(self.on_device_error)
         self.stopper.done.connect(self.on_emergency_stop_done)
+        self.history.interrupted.connect(self.on_interrupted_run)
         panel.fileOpened.connect(self._remember_protocol)
         panel.runStarted.connect(self._run_started)
+        panel.runFailedToStart.connect(lambda why: self.show_error("Run not started", why))
 
     # -- run events (Qt thread) ---------------------------------------------------------------
     def _run_started(self) -> None:
-        self.counts_plot.clear()
+        self.counts_plot.clear(self.session.started_s)
         self._set_devices_for_run(True)
         name = self.session.protocol.name if self.session.protocol else ""
         self.run_state.setText(f"  run started: {name}")
@@ -170,9 +178,12 @@ class MainWindow(QMainWindow):
         self.run_state.setText(f"  run {state}" + (f": {reason}" if reason else ""))
         if state in ("completed", "aborted", "failed"):
             self._set_devices_for_run(False)
+            self.refresh_devices()
             if self.prompt_dialog is not None:
                 self.prompt_dialog.done(0)
             self.history.refresh()
+            if self.session.folder is not None:
+                self.history.mark(Path(self.session.folder), state, reason)
         if state == "failed":
             self.show_error("Run failed", reason)
 
@@ -183,6 +194,11 @@ class MainWindow(QMainWindow):
     def _prompt_answered(self) -> None:
         self.prompt_dialog = None
         self.session.confirm()
+
+    def refresh_devices(self) -> None:
+        """Read back the lights and the stage (after a run or an emergency stop)."""
+        for box in (*self.light_boxes, *self.stage_boxes):
+            box.refresh()
 
     def _set_devices_for_run(self, active: bool) -> None:
         self.pumps_panel.set_run_active(active)
@@ -204,6 +220,11 @@ class MainWindow(QMainWindow):
             return
         self.error_dialog = error_box(title, message, self)
 
+    def on_interrupted_run(self, notice: str) -> None:
+        """A run was cut off by a crash: what it did and what each syringe held."""
+        self.event_log.add({"event": "interrupted_run", "notice": notice})
+        self.show_error("A run was interrupted", notice)
+
     def emergency_stop(self) -> None:
         """Halt every pump and light now (dedicated thread); stop live frames."""
         self.stopper.trigger()
@@ -218,6 +239,7 @@ class MainWindow(QMainWindow):
     def on_emergency_stop_done(self, failures: list[str]) -> None:
         """Report the emergency stop's outcome."""
         self.event_log.add({"event": "emergency_stop", "failures": failures})
+        self.refresh_devices()
         if failures:
             self.show_error("Emergency stop incomplete", "; ".join(failures))
         else:
@@ -256,7 +278,9 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.session.abort("the window was closed")
+        self.session.wait(15.0)  # the bench is made safe before the ports close
         self.save_settings()
+        self.pumps_panel.timer.stop()
         for box in self.camera_boxes:
             box.stop_live()
         self.live_view.close_down()

@@ -30,6 +30,7 @@ from chipctl.protocol import load_protocol
 from chipctl.protocol.model import Protocol
 from chipctl.protocol.validate import DryRun, check_protocol
 from chipctl.sourcefile import Problem, SourceError
+from gui.estop import guard
 
 STATE_COLOURS = {"running": "#1b7f3b", "paused": "#b36b00", "completed": "#1b7f3b",
                  "aborted": "#b36b00", "failed": "#c62828", "idle": "#555555"}
@@ -60,11 +61,14 @@ class ProtocolPanel(QWidget):
 
     fileOpened = Signal(str)  # path of a protocol the operator opened
     runStarted = Signal()  # a run of the open protocol was started
+    runFailedToStart = Signal(str)  # why a run could not start
 
     def __init__(self, bench: Any, session: Any,
                  ask_parameters: Callable[[Protocol], dict[str, str] | None],
+                 emergency_stop: Callable[[], None] = lambda: None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.emergency_stop = emergency_stop
         self.bench = bench
         self.session = session
         self.ask_parameters = ask_parameters
@@ -127,10 +131,13 @@ class ProtocolPanel(QWidget):
     def choose_file(self) -> None:
         """Ask for a protocol file and open it."""
         start = str(Path(self.protocol.source).parent) if self.protocol else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Open protocol", start,
-                                              "Protocols (*.yaml *.yml);;All files (*)")
-        if path:
-            self.open_file(path)
+        dialog = QFileDialog(self, "Open protocol", start,
+                             "Protocols (*.yaml *.yml);;All files (*)")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.setOption(QFileDialog.Option.DontUseNativeDialog)  # so that F12 reaches us
+        guard(dialog, self.emergency_stop)
+        if dialog.exec() and dialog.selectedFiles():
+            self.open_file(dialog.selectedFiles()[0])
 
     def open_file(self, path: str) -> bool:
         """Load and validate a protocol; returns True if it can run on this bench."""
@@ -202,7 +209,12 @@ class ProtocolPanel(QWidget):
         if parameters is None:
             return False
         self._show_steps(self.plan)
-        self.session.start(self.protocol, parameters)
+        try:
+            self.session.start(self.protocol, parameters)
+        except (ValueError, OSError, RuntimeError) as exc:  # bad parameters, run folder
+            self.set_state("idle", f"cannot start: {exc}")
+            self.runFailedToStart.emit(str(exc))
+            return False
         self._update_buttons()
         self.runStarted.emit()
         return True

@@ -1,13 +1,17 @@
-"""Run history: the recorded runs, newest first, with the report one click away."""
+"""Run history from the run index, newest first, with the report one click away.
+
+Refreshing the index also finds runs cut off by a crash; the operator is told about them and
+what each syringe held (chipctl.runs.describe_interruption). Reports are written off the Qt
+thread (the `submit` callable, DeviceCalls.submit in the window).
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -19,41 +23,36 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-COLUMNS = ("run", "protocol", "status", "started", "reason")
-REPORT_NAMES = ("report.html", "report.pdf", "report.md")
+from chipctl.runs import RunFolder, RunIndex, describe_interruption
+
+COLUMNS = ("run", "protocol", "sample", "status", "started", "reason")
+KEYS = ("run_id", "protocol", "sample", "status", "started", "reason")
+Submit = Callable[[str, Callable[[], Any], Callable[[Any], None]], None]
 
 
-def list_runs(root: Path) -> list[dict[str, Any]]:
-    """Every run folder under `root` (its run.json), newest first; unreadable ones marked."""
-    runs = []
-    for info_path in root.glob("*/run.json"):
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            info = {"run_id": info_path.parent.name, "status": "unreadable", "reason": str(exc)}
-        info["folder"] = str(info_path.parent)
-        runs.append(info)
-    return sorted(runs, key=lambda info: str(info.get("started") or info["run_id"]), reverse=True)
+def write_report(folder: Path) -> Path:
+    """The run's HTML report, written if it is not there yet."""
+    from chipctl.runs.report import write_report as write
+
+    existing = folder / "report.html"
+    return existing if existing.is_file() else write(RunFolder.open(folder))
 
 
-def find_report(folder: Path) -> Path | None:
-    """The run's report file, if one was written."""
-    for name in REPORT_NAMES:
-        if (folder / name).is_file():
-            return folder / name
-    return None
+def _run_now(label: str, action: Callable[[], Any], done: Callable[[Any], None]) -> None:
+    done(action())
 
 
 class RunHistory(QWidget):
     """A table of runs; double-click or "Report" opens the run's report."""
 
-    def __init__(self, runs_dir: Path, make_report: Callable[[Path], Path] | None = None,
+    interrupted = Signal(str)  # what the operator must know about a run cut off by a crash
+
+    def __init__(self, runs_dir: Path, submit: Submit = _run_now,
                  open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.runs_dir = runs_dir
-        self.make_report = make_report
-        self.open_url = open_url
+        self.index = RunIndex(runs_dir)
+        self.submit, self.open_url = submit, open_url
         self.runs: list[dict[str, Any]] = []
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -73,20 +72,27 @@ class RunHistory(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.message)
-        self.refresh()
 
-    def refresh(self) -> None:
-        """Re-read the runs."""
-        self.runs = list_runs(self.runs_dir) if self.runs_dir.is_dir() else []
+    def refresh(self) -> list[str]:
+        """Bring the index up to date and show it; returns notices of interrupted runs."""
+        notices = [describe_interruption(info) for info in self.index.refresh()]
+        for notice in notices:
+            self.interrupted.emit(notice)
+        self.runs = list(reversed(self.index.list()))
         self.table.setRowCount(len(self.runs))
         for row, info in enumerate(self.runs):
-            values = (info.get("run_id", ""), info.get("protocol", ""), info.get("status", ""),
-                      info.get("started", ""), info.get("reason", ""))
-            for col, value in enumerate(values):
-                item = QTableWidgetItem(str(value or ""))
-                item.setData(Qt.ItemDataRole.UserRole, info["folder"])
-                self.table.setItem(row, col, item)
+            for col, key in enumerate(KEYS):
+                self.table.setItem(row, col, QTableWidgetItem(str(info.get(key) or "")))
         self.table.resizeColumnsToContents()
+        return notices
+
+    def mark(self, folder: Path, status: str, reason: str) -> None:
+        """Show a run's end as the window heard it (its run.json may be a moment behind)."""
+        for row, info in enumerate(self.runs):
+            if Path(info["folder"]) == Path(folder) and info.get("status") == "running":
+                info.update(status=status, reason=reason)
+                self.table.item(row, KEYS.index("status")).setText(status)
+                self.table.item(row, KEYS.index("reason")).setText(reason)
 
     def _folder(self, row: int | None) -> Path | None:
         row = self.table.currentRow() if row is None else row
@@ -95,22 +101,17 @@ class RunHistory(QWidget):
             return None
         return Path(self.runs[row]["folder"])
 
-    def open_report(self, row: int | None = None) -> Path | None:
-        """Open the run's report (written first if missing and chipctl can write it)."""
+    def open_report(self, row: int | None = None) -> None:
+        """Open the run's report, writing it first (off the Qt thread) if needed."""
         folder = self._folder(row)
         if folder is None:
-            return None
-        report = find_report(folder)
-        if report is None and self.make_report is not None:
-            try:
-                report = self.make_report(folder)
-            except Exception as exc:  # noqa: BLE001 - shown to the operator
-                self.message.setText(f"no report for {folder.name}: {type(exc).__name__}: {exc}")
-                return None
-        target = report or folder / "run.json"
-        self.message.setText(f"opened {target}")
-        self.open_url(QUrl.fromLocalFile(str(target)))
-        return target
+            return
+        self.message.setText(f"preparing the report of {folder.name}…")
+        self.submit(f"report of {folder.name}", lambda: write_report(folder), self._show_report)
+
+    def _show_report(self, path: Path) -> None:
+        self.message.setText(f"report: {path}")
+        self.open_url(QUrl.fromLocalFile(str(path)))
 
     def open_folder(self, row: int | None = None) -> None:
         """Open the run's folder in the file manager."""

@@ -17,6 +17,7 @@ class RunSession:
         self.bridge = bridge
         self.runner: Any = None
         self.protocol: Protocol | None = None
+        self.started_s = 0.0  # the engine clock's time when the run started
 
     @property
     def active(self) -> bool:
@@ -35,6 +36,7 @@ class RunSession:
         events = RunEvents()
         self.bridge.attach(events)
         self.protocol = protocol
+        self.started_s = float(self.engine.clock.now())
         self.runner = self.engine.start_run(protocol, parameters, events)
         return self.runner
 
@@ -52,6 +54,11 @@ class RunSession:
         """Stop the run at its next checkpoint; the bench is brought to a safe state."""
         if self.active:
             self.runner.abort(reason)
+
+    def wait(self, timeout_s: float) -> None:
+        """Wait for the run's worker thread to end (after an abort)."""
+        if self.runner is not None:
+            self.runner.wait(timeout_s)
 
     def confirm(self) -> None:
         """Answer the current operator prompt."""

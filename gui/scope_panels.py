@@ -70,6 +70,14 @@ class IlluminatorBox(QGroupBox):
         self.calls.submit(f"{self.name} off", self.light.dark,
                           lambda _: self.status.setText("off"))
 
+    def refresh(self) -> None:
+        """Read which channels are lit."""
+        self.calls.submit(f"{self.name} state", self.light.state, self._show_state)
+
+    def _show_state(self, state: dict[str, tuple[bool, float]]) -> None:
+        lit = [f"{channel} on at {power:g} %" for channel, (on, power) in state.items() if on]
+        self.status.setText(", ".join(lit) or "off")
+
     def set_run_active(self, active: bool) -> None:
         """The run owns the light."""
         self.on_button.setEnabled(not active)

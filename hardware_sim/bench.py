@@ -26,7 +26,8 @@ from hardware_sim.world import Reagent, World
 # that a few uL leave a countable density (~1 vesicle per 100 um^2) on a zone; CD63 and CD81 on
 # most vesicles, CD9 on about half.
 DEFAULT_REAGENTS = {
-    "sample": Reagent("sample", vesicles_per_ml=1e8, markers={"CD9": 0.5, "CD63": 0.8, "CD81": 0.7}),
+    "sample": Reagent("sample", vesicles_per_ml=1e8,
+                      markers={"CD9": 0.5, "CD63": 0.8, "CD81": 0.7}),
     "buffer": Reagent("buffer"),
     "stain": Reagent("stain", labels=("AF488", "AF555", "AF647")),
 }

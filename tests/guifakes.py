@@ -174,9 +174,5 @@ class FakeEngine(Engine):
     """chipctl's Engine over a FakeRig."""
 
     def __init__(self, runs_dir: Path, bench: dict[str, Any] | None = None) -> None:
-        self.bench = Bench.model_validate(bench or BENCH)
-        self.runs_dir = runs_dir
-        self.rig = FakeRig(self.bench)
-        self.clock = RunClock(self.bench.time_scale)
-        self.runner = None
-        self.recorder = None
+        super().__init__(Bench.model_validate(bench or BENCH), runs_dir, keep_frames="none")
+        self.rig = FakeRig(self.bench)  # the drivers built above are never connected

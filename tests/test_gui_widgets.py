@@ -24,11 +24,11 @@ from chipctl.vision import count_frame
 from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
 from gui.counts_plot import Series
 from gui.dialogs import ParametersDialog
+from gui.estop import guard
 from gui.event_log import EventLog
-from gui.frames import FrameSlot
+from gui.frames import FrameSlot, bin_for_display
 from gui.live_view import scale_bar_um
 from gui.main_window import MainWindow
-from gui.run_history import RunHistory
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -118,13 +118,15 @@ def test_emergency_stopper_does_not_wait_for_a_busy_qt_thread(qtbot: Any) -> Non
     assert stopped.wait(2.0)
 
 
-def test_series_averages_the_fields_of_one_step() -> None:
+def test_series_averages_the_fields_of_one_pass() -> None:
     series = Series()
-    series.add((1, "CD63", "AF647"), 1.0, 10)
-    series.add((1, "CD63", "AF647"), 1.2, 20)
-    series.add((3, "CD63", "AF647"), 5.0, 40)
-    assert series.counts == [15, 40]
-    assert series.times_min == pytest.approx([1.1, 5.0])
+    series.add(1, 0, 1.0, 10)
+    series.add(1, 1, 1.2, 20)
+    series.add(3, 0, 5.0, 40)
+    series.add(4, 0, 6.0, 50)  # a monitor step: the same field again and again
+    series.add(4, 0, 7.0, 70)
+    assert series.counts == [15, 40, 50, 70]
+    assert series.times_min == pytest.approx([1.1, 5.0, 6.0, 7.0])
 
 
 def test_scale_bar_is_a_round_fifth_of_the_field() -> None:
@@ -148,25 +150,14 @@ def test_event_log_filters_by_text_and_errors(qtbot: Any) -> None:
 
 
 def test_parameters_dialog_prefills_defaults(qtbot: Any) -> None:
-    protocol = parse_protocol(GOOD + "parameters: {sample_id: S-001, operator: ''}\n", "p.yaml")
-    dialog = ParametersDialog(protocol)
+    text = GOOD + ("parameters:\n  sample_id: {default: S-001}\n"
+                   "  operator: {description: who runs it}\n  dilution: {default: ''}\n")
+    dialog = ParametersDialog(parse_protocol(text, "p.yaml"))
     qtbot.addWidget(dialog)
+    assert not dialog.ok_button.isEnabled(), "operator is required"
     dialog.edits["operator"].setText(" ana ")
+    assert dialog.ok_button.isEnabled()
     assert dialog.values() == {"sample_id": "S-001", "operator": "ana"}
-
-
-def test_run_history_opens_the_report(qtbot: Any, tmp_path: Path) -> None:
-    for name, started in (("run-a", "2026-01-01T10:00:00"), ("run-b", "2026-01-02T10:00:00")):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "run.json").write_text(json.dumps(
-            {"run_id": name, "protocol": "p", "status": "completed", "started": started}))
-    (tmp_path / "run-a" / "report.html").write_text("<html></html>")
-    opened: list[QUrl] = []
-    history = RunHistory(tmp_path, open_url=opened.append)
-    qtbot.addWidget(history)
-    assert [history.table.item(r, 0).text() for r in range(2)] == ["run-b", "run-a"]
-    assert history.open_report(1) == tmp_path / "run-a" / "report.html"
-    assert opened[-1].toLocalFile() == str(tmp_path / "run-a" / "report.html")
 
 
 def test_bad_protocol_lists_problems_with_lines_and_cannot_start(
@@ -186,11 +177,18 @@ def test_run_on_fakes_counts_and_records(window: MainWindow, qtbot: Any, tmp_pat
     assert "4 steps" in panel.dry_run.text()
     panel.run_button.click()
     qtbot.waitUntil(lambda: panel.state == "completed", timeout=20000)
-    counts = window.counts_plot.series[("CD63", "AF647")].counts
+    series = window.counts_plot.series[("CD63", "AF647")]
+    counts = series.counts
     assert len(counts) == 2 and counts[1] > counts[0]
+    assert 0 <= series.times_min[0] < series.times_min[1] <= panel.plan.duration_s / 60 + 0.5
     assert panel.progress.value() == 4
     assert window.history.table.rowCount() == 1
     assert window.settings.value("last_protocol") == str(tmp_path / "good.yaml")
+    window.history.open_report(0)
+    qtbot.waitUntil(lambda: bool(window.opened_urls), timeout=10000)
+    report = Path(window.opened_urls[-1].toLocalFile())
+    assert report.name == "report.html" and report.parent == window.session.folder
+    assert "CD63" in report.read_text(encoding="utf-8")
 
 
 def test_manual_pump_fault_is_shown(window: MainWindow, qtbot: Any) -> None:
@@ -211,7 +209,7 @@ def test_live_view_marks_spots_of_the_shown_frame(window: MainWindow, qtbot: Any
                     timeout=5000)
     expected = count_frame(image)
     assert expected.count >= 10
-    marked = np.sort(np.column_stack([view.spots.data["x"], view.spots.data["y"]]), axis=0)
+    marked = np.sort(np.column_stack([view.spots.data["x"], view.spots.data["y"]]) - 0.5, axis=0)
     assert np.allclose(marked, np.sort(expected.xy, axis=0))
     assert f"{expected.count} spots marked" in view.caption.text()
     assert "AF647" in view.caption.text()
@@ -245,3 +243,90 @@ def test_emergency_stop_key_stops_fake_pumps(window: MainWindow, qtbot: Any) -> 
         qtbot.wait(20)
     assert not any(p.is_running() for p in pumps.values())
     assert window.stopper.pressed == 1
+
+
+def test_bin_for_display_averages_blocks_and_keeps_small_frames() -> None:
+    image = np.arange(16, dtype=np.uint16).reshape(4, 4)
+    binned, n = bin_for_display(image, max_side=2)
+    assert n == 2 and binned.dtype == np.uint16
+    assert binned.tolist() == [[2, 4], [10, 12]]  # block means, floored
+    same, one = bin_for_display(image, max_side=4)
+    assert one == 1 and same is image
+
+
+def test_a_run_cut_off_by_a_crash_is_reported_at_start(qtbot: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "20260101-100000-capture"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps(
+        {"run_id": folder.name, "protocol": "capture", "status": "running",
+         "started": "2026-01-01T10:00:00+00:00"}))
+    (folder / "events.jsonl").write_text(json.dumps(
+        {"event": "pump_start", "pump": "sample_pump", "direction": "infuse",
+         "rate_ul_min": 5, "volume_ul": 25}) + "\n")
+    win = MainWindow(FakeEngine(tmp_path / "runs"),
+                     QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    assert win.error_dialog is not None and "interrupted" in win.error_dialog.text()
+    assert "what each syringe held" in win.error_dialog.text()
+    assert win.history.table.item(0, 3).text() == "interrupted"
+    win.close()
+
+
+def test_operator_prompt_is_a_dialog_and_the_run_waits_for_it(
+        window: MainWindow, qtbot: Any, tmp_path: Path) -> None:
+    text = GOOD.replace("steps:\n", "steps:\n  - prompt: \"Load sample {sample}\"\n") + (
+        "parameters:\n  sample: {default: S-7}\n")
+    panel = window.protocol_panel
+    assert panel.open_file(write(tmp_path, "prompt.yaml", text)), panel.problems
+    window.protocol_panel.ask_parameters = lambda protocol: {"sample": "S-9"}
+    panel.run_button.click()
+    qtbot.waitUntil(lambda: window.prompt_dialog is not None, timeout=5000)
+    assert "Load sample S-9" in window.prompt_dialog.text()
+    qtbot.wait(300)
+    assert panel.state == "running" and panel.progress.value() == 0, "the run waits"
+    window.prompt_dialog.accept()
+    qtbot.waitUntil(lambda: panel.state == "completed", timeout=20000)
+    assert window.session.runner.state == "completed"
+
+
+def test_camera_live_streams_into_the_view_until_stopped(window: MainWindow, qtbot: Any) -> None:
+    box = window.camera_boxes[0]
+    shown = window.live_view.frames_shown
+    box.live_button.click()
+    qtbot.waitUntil(lambda: window.live_view.frames_shown >= shown + 3, timeout=10000)
+    box.live_button.click()
+    qtbot.wait(200)
+    snaps = box.camera.snaps
+    qtbot.wait(300)
+    assert box.camera.snaps <= snaps + 1, "live stopped"
+
+
+def test_f12_stops_everything_even_from_a_dialog(window: MainWindow, qtbot: Any) -> None:
+    window.show_error("A device failed", "stage: StageFault: limit")
+    dialog = window.error_dialog
+    assert dialog is not None and dialog.isVisible()
+    pumps = window.engine.rig.pumps
+    pumps["sample_pump"].infuse(5.0)
+    window.light_boxes[0].light.light("AF647", 50)
+    window.light_boxes[0].refresh()
+    qtbot.waitUntil(lambda: window.light_boxes[0].status.text() == "AF647 on at 50 %",
+                    timeout=3000)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=2000)
+    qtbot.keyClick(dialog, Qt.Key.Key_F12)
+    qtbot.waitUntil(lambda: window.stopper.pressed == 1, timeout=2000)
+    qtbot.waitUntil(lambda: not pumps["sample_pump"].is_running(), timeout=3000)
+    assert window.light_boxes[0].light.lit == {}
+    qtbot.waitUntil(lambda: window.light_boxes[0].status.text() == "off", timeout=3000)
+
+
+def test_a_modal_dialog_keeps_the_emergency_stop_key(qtbot: Any) -> None:
+    dialog = ParametersDialog(parse_protocol(GOOD + "parameters:\n  sample: {}\n", "p.yaml"))
+    qtbot.addWidget(dialog)
+    pressed: list[bool] = []
+    guard(dialog, lambda: pressed.append(True))
+    dialog.show()
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=2000)
+    qtbot.keyClick(dialog.edits["sample"], Qt.Key.Key_F12)
+    assert pressed == [True]

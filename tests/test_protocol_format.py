@@ -231,3 +231,31 @@ def test_yaml_is_never_executed(tmp_path: Path) -> None:
     with pytest.raises(SourceError):
         load_any(evil)
     assert not marker.exists()
+
+
+def test_monitor_with_flows_alongside_runs_them_for_the_main_flows_time() -> None:
+    (monitor,) = parse("""
+        steps:
+          - monitor:
+              zone: CD63
+              channel: AF555
+              flow: {pump: sample_pump, rate: 2 uL/min, volume: 20 uL}
+              with: [{pump: stain_pump, rate: 0.5 uL/min}]
+        """).steps
+    (stain,) = monitor.alongside
+    assert (stain.pump, stain.duration_s, stain.planned_volume_ul) == ("stain_pump", 600.0, 5.0)
+    assert monitor.total_rate_ul_min == 2.5
+    problems, plan = check_protocol(parse_protocol(textwrap.dedent("""
+        steps:
+          - monitor:
+              zone: CD63
+              channel: AF555
+              flow: {pump: sample_pump, rate: 2000 uL/min, volume: 800 uL}
+              with: [{pump: stain_pump, rate: 1500 uL/min}]
+        """), "m.yaml"), load_bench(DATA / "bench_offline.yaml"))
+    assert [str(p) for p in problems] == [
+        "m.yaml:3: 1. monitor: draws 600 uL from stain_pump, which holds only 500 uL at that "
+        "point: the syringe would run dry",
+        "m.yaml:3: 1. monitor: 3500 uL/min together drives 116 kPa through the chip, over its "
+        "100 kPa limit (max 3026.6 uL/min)"]
+    assert plan.volume_by_pump_ul == {"stain_pump": 600.0, "sample_pump": 800.0}

@@ -214,3 +214,14 @@ def test_unplug_and_replug(wire: str, tmp_path: Path) -> None:
         pump.stop()
         assert running_pumps(world) == []
         pump.close()
+
+
+def test_panel_stop_interrupts_the_run() -> None:
+    with harvard_bench() as (_world, _chain, transport):
+        pump = make_harvard("sample", settings(), transport)
+        pump.connect()
+        pump.infuse(60.0)
+        pump.driver.stop()  # stopped behind the adapter's back (the touch screen)
+        with pytest.raises(errors.PumpInterrupted):
+            pump.is_running()
+        pump.close()

@@ -260,3 +260,33 @@ def test_adapter_connect_and_infuse_exchanges() -> None:
         p.stop()
         assert p.displaced_ul() == pytest.approx(-7.5)
         assert p.syringe.contents_ul == pytest.approx(457.5)
+
+
+def test_factory_reads_the_bench_entry_and_refuses_impossible_runs() -> None:
+    entry = {
+        "address": 3,
+        "syringe": {"inner_diameter": "14.57 mm", "volume": "10 mL", "contents": "2.5 mL"},
+        "reagent": "buffer",
+        "baudrate": 19200,
+        "safe_mode": "5 s",
+    }
+    with expected_protocol([]) as t:
+        p = make_newera("buffer", entry, t)
+        assert (p.driver.address, p.safe_mode_s) == (3, 5)
+        assert (p.syringe.inner_diameter_mm, p.syringe.volume_ul) == (14.57, 10000.0)
+        assert (p.syringe.contents_ul, p.syringe.reagent) == (2500.0, "buffer")
+        with pytest.raises(errors.OutOfRange):
+            p.infuse(10.0, 3000.0)  # more than the syringe holds
+        with pytest.raises(errors.OutOfRange):
+            p.withdraw(10.0, 8000.0)  # more than it has room for
+        with pytest.raises(errors.OutOfRange):
+            p.infuse(0.0, 10.0)
+        with pytest.raises(errors.OutOfRange):
+            p.infuse(1e9, 10.0)  # no New Era unit can write this rate
+
+
+def test_tiny_volume_is_refused_not_rounded_to_continuous() -> None:
+    with expected_protocol([]) as t:
+        p = make_newera("sample", {"syringe": {"contents": "0.5 mL"}}, t)
+        with pytest.raises(errors.OutOfRange):
+            p.infuse(1.0, 0.0004)

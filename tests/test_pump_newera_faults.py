@@ -227,7 +227,9 @@ def test_emergency_stop_all_halts_every_pump() -> None:
         assert len(running_pumps(world)) == 2
         emergency_stop_all(transport)
         assert running_pumps(world) == []
-        assert not a.is_running() and not b.is_running()
+        for pump, model in ((a, world.pumps["a"]), (b, world.pumps["b"])):
+            assert not pump.is_running()  # the runs ended by the broadcast: no alarm
+            assert pump.displaced_ul() == pytest.approx(model.infused_ul, abs=0.01)
         a.close()
         b.close()
 
@@ -258,8 +260,22 @@ def test_new_controller_after_a_crash_in_safe_mode(caplog: pytest.LogCaptureFixt
         time.sleep(1.6)
         assert running_pumps(world) == []
         again = make_newera("sample", settings(), transport)  # a new session, Basic mode
+        caplog.set_level(logging.INFO, logger="drivers.newera")
         again.connect()  # SAF0 meets the pending A?T (Safe-framed): acknowledged, repeated
         assert "safe-mode communications timeout" in caplog.text
         assert again.driver.safe_timeout_s == 0
         assert not again.is_running()
         again.close()
+
+
+def test_front_panel_pause_interrupts_the_run() -> None:
+    with newera_bench(ne_spec(fresh=False)) as (_world, _chain, transport):
+        pump = make_newera("sample", settings(), transport)
+        pump.connect()
+        pump.infuse(60.0, 100.0)
+        pump.driver.command("STP")  # as if the operator pressed STOP once: paused
+        with pytest.raises(errors.PumpInterrupted):
+            pump.is_running()
+        assert 0 <= pump.displaced_ul() < 100.0
+        pump.stop()
+        pump.close()

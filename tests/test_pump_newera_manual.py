@@ -6,6 +6,7 @@ address, status character, data, ETX; alarms `A?x`; errors `?`, `?NA`, `?OOR`.
 
 from __future__ import annotations
 
+import binascii
 import re
 import socket
 import time
@@ -82,3 +83,28 @@ def test_system_command_reaches_every_pump() -> None:
             assert all(m.flow_ul_per_min(world.now()) == 0.0 for m in world.pumps.values())
         finally:
             sock.close()
+
+
+def _safe(data: bytes) -> bytes:
+    """A Safe-mode packet as the manual gives it: STX, len(data) + 4, data, CRC16, ETX."""
+    crc = binascii.crc_hqx(data, 0)
+    return bytes([2, len(data) + 4]) + data + bytes([crc >> 8, crc & 0xFF, 3])
+
+
+def test_safe_mode_on_the_wire() -> None:
+    with newera_bench(ne_spec("pump", fresh=False), wire="tcp") as (_world, _chain, transport):
+        port = serial.serial_for_url(transport.url, timeout=0.05)
+        term = Terminal(port)
+        try:
+            assert term.say(_safe(b"0SAF0")) == b"\x0200S\x03"  # Basic pumps take Safe packets
+            assert term.say(_safe(b"0SAF5")) == _safe(b"00S")  # now answered in Safe framing
+            assert term.say(_safe(b"0SAF")) == _safe(b"00S5")
+            assert term.say(_safe(b"0DIA")) == _safe(b"00S4.699")
+            bad_crc = _safe(b"0DIA")[:-3] + b"\x00\x00\x03"
+            assert term.say(bad_crc) == _safe(b"00S?COM")
+            assert term.say(b"0DIA\r") == _safe(b"00S?COM")  # Basic framing in Safe mode
+            cut = _safe(b"0SAF0")
+            assert term.say(cut[:5], wait=0.2) == b""  # a packet cut short: no answer...
+            assert term.say(cut[5:]) == b"\x0200S\x03"  # ...until its end arrives
+        finally:
+            port.close()

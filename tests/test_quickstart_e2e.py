@@ -29,7 +29,8 @@ def test_quickstart_runs_on_the_simulator_and_records_counts(tmp_path: Path) -> 
     assert info["status"] == "completed"
     assert info["protocol"] == "Quickstart"
     assert len(info["protocol_sha256"]) == 64
-    assert (folder / "protocol.yaml").read_text() == (ROOT / "protocols/quickstart.yaml").read_text()
+    protocol_text = (ROOT / "protocols" / "quickstart.yaml").read_text()
+    assert (folder / "protocol.yaml").read_text() == protocol_text
 
     rows = list(csv.DictReader((folder / "counts.csv").open()))
     assert [(r["zone"], r["channel"]) for r in rows] == [("CD63", "AF555")]

@@ -4,6 +4,7 @@ asserted on the simulator's own state (its control channel) and on the run recor
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -72,8 +73,9 @@ def test_pause_resume_mid_flow_delivers_the_full_volume(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("how", ["abort", "emergency_stop"])
-def test_abort_and_emergency_stop_leave_the_bench_safe_and_say_why(tmp_path: Path,
-                                                                   how: str) -> None:
+def test_abort_and_emergency_stop_leave_the_bench_safe_and_say_why(
+        tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="drivers.wire")
     text = """
 name: stop test
 steps:
@@ -88,14 +90,17 @@ steps:
         else:
             engine.emergency_stop()
             assert pumps_running(status(bench)) == []  # already, before the run thread moves
+            assert "-> b'*STP\\r'" in caplog.text  # the New Era broadcast: all pumps at once
         assert runner.wait(30) == RunState.ABORTED
         devices = status(bench)
         assert pumps_running(devices) == [] and lights_on(devices) == []
         info, events = run_record(engine)
     reason = "operator pressed abort" if how == "abort" else "emergency stop"
     assert (info["status"], info["reason"]) == ("aborted", reason)
-    assert events[-1] == {**events[-1], "event": "state", "state": "aborted", "reason": reason}
-    ended = next(e for e in events if e["event"] == "run_ended")
+    final = [e for e in events if e["event"] in ("state", "run_ended")][-2:]
+    assert final[0] == {**final[0], "event": "state", "state": "aborted", "reason": reason}
+    assert final[1] == {**final[1], "event": "run_ended", "status": "aborted", "reason": reason}
+    ended = next(e for e in events if e["event"] == "safe_state")
     assert ended["step"] == "1. sample"
     assert any(e["event"] == "emergency_stop" for e in events) == (how == "emergency_stop")
 
@@ -118,3 +123,32 @@ def test_a_stall_injected_mid_flow_fails_the_run_with_the_interlock(tmp_path: Pa
         assert pumps_running(status(bench)) == []
         info, _ = run_record(engine)
     assert info["status"] == "failed" and info["reason"] == runner.reason
+
+
+def test_a_syringe_emptier_than_the_bench_file_says_stops_at_its_end_of_travel(
+        tmp_path: Path) -> None:
+    """The bench file says 1 mL, the syringe really holds 4 uL: the pump's alarm stops the run
+    (a New Era pump reports an end of travel as a stall: the reason says both)."""
+    text = SAMPLE_FLOW.replace("50 uL}", "10 uL}")
+    with sim_engine(tmp_path, speed=500) as (engine, bench):
+        with bench.world.lock:
+            bench.world.devices["sample_pump"].contents_ul = 4.0
+        runner, _ = start(engine, text)
+        assert runner.wait(30) == RunState.FAILED
+        assert runner.reason.startswith(
+            "interlock: pump stall alarm, an occlusion or the syringe's end"), runner.reason
+        devices = status(bench)
+        assert pumps_running(devices) == [] and devices["sample_pump"]["contents_ul"] == 0
+
+
+def test_a_pump_unplugged_mid_flow_fails_the_run_as_device_lost(tmp_path: Path) -> None:
+    with sim_engine(tmp_path, speed=500) as (engine, bench):
+        runner, records = start(engine, SAMPLE_FLOW)
+        wait_for(lambda: flowing(records, "sample_pump"))
+        fault(bench, "sample_pump", "unplug")
+        assert runner.wait(40) == RunState.FAILED
+        assert runner.reason.startswith("interlock: device lost"), runner.reason
+        info, events = run_record(engine)
+    assert info["status"] == "failed" and info["reason"] == runner.reason
+    safe = next(e for e in events if e["event"] == "safe_state")
+    assert any("sample_pump" in failure for failure in safe["failures"])  # could not stop it

@@ -43,7 +43,7 @@ def test_a_run_completes_and_ends_safe() -> None:
     assert rig.camera.lit_snaps == ["AF647"]  # lit while snapping ...
     assert rig.light.on == {}  # ... dark afterwards
     assert rig.stage.visits == [(1500.0, 0.0)]
-    assert records[-2]["event"] == "run_ended" and records[-2]["state"] == "completed"
+    assert records[-2]["event"] == "safe_state" and records[-2]["state"] == "completed"
 
 
 def test_pause_holds_the_fluidics_and_resume_delivers_the_full_volume() -> None:
@@ -77,7 +77,7 @@ def test_abort_brings_the_bench_to_a_safe_state() -> None:
     assert runner.wait(10) == RunState.ABORTED
     assert runner.reason == "aborted by operator"
     assert not any(p.running for p in rig.pumps.values()) and rig.light.on == {}
-    ended = next(r for r in records if r["event"] == "run_ended")
+    ended = next(r for r in records if r["event"] == "safe_state")
     assert ended["state"] == "aborted" and ended["step"] == "2. sample"
 
 
@@ -95,8 +95,12 @@ def test_emergency_stop_halts_everything_from_the_calling_thread() -> None:
 
 @pytest.mark.parametrize(("setup", "text", "reason"), [
     (lambda rig: setattr(rig.pumps["sample_pump"], "stall_after_ul", 5.0), SLOW_SAMPLE,
-     "interlock: pump stall alarm (sample_pump: motor stalled"),
+     "interlock: pump stall alarm, an occlusion or the syringe's end (sample_pump: motor"),
     (lambda rig: setattr(rig.pumps["stain_pump"].syringe, "contents_ul", 5.0),
+     "steps: [{stain: {pump: stain_pump, volume: 20 uL, rate: 50 uL/min}}]",
+     "interlock: end of travel: the syringe on stain_pump is empty after 5.0 of 20 uL"),
+    (lambda rig: (setattr(rig.pumps["stain_pump"].syringe, "contents_ul", 5.0),
+                  setattr(rig.pumps["stain_pump"], "stall_after_ul", 5.0)),
      "steps: [{stain: {pump: stain_pump, volume: 20 uL, rate: 50 uL/min}}]",
      "interlock: end of travel: the syringe on stain_pump is empty after 5.0 of 20 uL"),
     (lambda rig: None, "steps: [{wash: {pump: buffer_pump, volume: 500 uL, rate: 5 mL/min}}]",
@@ -112,7 +116,7 @@ def test_interlocks_fail_the_run_safely_with_the_reason(setup, text: str, reason
     assert runner.wait(20) == RunState.FAILED
     assert runner.reason.startswith(reason), runner.reason
     assert not any(p.running for p in rig.pumps.values()) and rig.light.on == {}
-    assert next(r for r in records if r["event"] == "run_ended")["reason"] == runner.reason
+    assert next(r for r in records if r["event"] == "safe_state")["reason"] == runner.reason
 
 
 MONITOR = """
@@ -183,3 +187,43 @@ def test_pause_before_start_then_abort_while_paused() -> None:
     assert all(not p.commands for p in rig.pumps.values())  # nothing moved
     runner.abort("changed my mind")
     assert runner.wait(10) == RunState.ABORTED and runner.reason == "changed my mind"
+
+
+def test_monitor_runs_flows_alongside_and_pauses_them_together() -> None:
+    text = MONITOR.replace("until_plateau", "with: [{pump: stain_pump, rate: 2.5 uL/min}]\n#")
+    runner, rig, records = make_runner(text, time_scale=500)
+    sample, stain = rig.pumps["sample_pump"], rig.pumps["stain_pump"]
+    runner.start()
+    wait_for(lambda: pump_started(records, "stain_pump"))
+    time.sleep(0.05)
+    runner.pause()
+    wait_for(lambda: runner.state == RunState.PAUSED)
+    assert not sample.running and not stain.running
+    held = (sample.total_infused, stain.total_infused)
+    assert held[1] == pytest.approx(held[0] / 4, rel=0.05)  # they ran together
+    runner.resume()
+    assert runner.wait(20) == RunState.COMPLETED
+    assert sample.total_infused == pytest.approx(100.0, abs=0.01)
+    assert stain.total_infused == pytest.approx(25.0, abs=0.05)
+
+
+def test_flows_alongside_count_towards_the_pressure_interlock() -> None:
+    text = MONITOR.replace("rate: 10 uL/min", "rate: 2000 uL/min").replace(
+        "until_plateau", "with: [{pump: stain_pump, rate: 1500 uL/min}]\n#")
+    runner, rig, _ = make_runner(text)
+    runner.start()
+    assert runner.wait(20) == RunState.FAILED
+    assert runner.reason.startswith(
+        "interlock: over-pressure: sample_pump + stain_pump at 3500 uL/min")
+    assert rig.pumps["sample_pump"].commands == ["stop"]  # never started; stopped at the end
+
+
+def test_withdrawn_volume_is_recorded_as_negative() -> None:
+    text = "steps: [{flow: {pump: buffer_pump, direction: withdraw, volume: 5 uL, rate: 5 uL/s}}]"
+    runner, rig, records = make_runner(text)
+    rig.pumps["buffer_pump"].syringe.contents_ul = 4000.0
+    runner.start()
+    assert runner.wait(10) == RunState.COMPLETED
+    assert rig.pumps["buffer_pump"].syringe.contents_ul == pytest.approx(4005.0)
+    done = next(r for r in records if r["event"] == "pump_done")
+    assert (done["direction"], done["delivered_ul"]) == ("withdraw", pytest.approx(-5.0))

@@ -8,7 +8,13 @@ import time
 import numpy as np
 from _vision_helpers import CAL, small_frame
 
-from chipctl.vision import CountingPipeline, CountParams, FrameCount, VesicleTracker
+from chipctl.vision import (
+    CountingPipeline,
+    CountParams,
+    FrameCount,
+    FrameTrack,
+    VesicleTracker,
+)
 
 
 def _frames(n: int) -> list[np.ndarray]:
@@ -66,13 +72,17 @@ def test_tracker_cumulative_counts_and_bad_frames_reported():
     pipe = CountingPipeline(CountParams(calibration=CAL), tracker=VesicleTracker())
     pipe.failed.connect(errors.append)
     results: list[FrameCount] = []
+    tracks: list[FrameTrack] = []
     pipe.counted.connect(results.append)
+    pipe.tracked.connect(tracks.append)
     with pipe:
         for i, f in enumerate(_frames(4)):
             pipe.submit(f, timestamp=float(i))
         pipe.submit(np.full((8, 8), np.nan))
-    assert [r.cumulative for r in results][1:] == [results[1].cumulative] * 3
-    assert results[-1].cumulative >= 25
+    assert [r.index for r in results] == [t.index for t in tracks] == [0, 1, 2, 3]
+    cumulative = [t.update.count for t in tracks]
+    assert cumulative[0] == 0 and cumulative[1:] == [cumulative[1]] * 3  # same field
+    assert cumulative[-1] >= 25
     assert len(errors) == 1 and "NaN" in errors[0].error
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from chipctl.protocol.model import (
     Flow,
     Image,
     Monitor,
-    Parameter,
     Prime,
     Prompt,
     Protocol,
@@ -41,6 +39,7 @@ from chipctl.protocol.model import (
     Valve,
     Wait,
 )
+from chipctl.protocol.params import check_placeholders, parse_parameters
 from chipctl.sourcefile import LineDict, Problem, SourceError, parse_yaml
 
 SCHEMA_VERSION = 1
@@ -52,7 +51,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "flow": _FLOW_FIELDS,
     **{alias: _FLOW_FIELDS for alias in FLOW_ALIASES},
     "image": ("zones", "channels", "fields", "grid", "positions", "field_spacing", "autofocus"),
-    "monitor": ("zone", "channel", "flow", "interval", "until_plateau"),
+    "monitor": ("zone", "channel", "flow", "with", "interval", "until_plateau"),
     "valve": ("valve", "port"),
     "repeat": ("times", "steps"),
 }
@@ -171,7 +170,28 @@ def _monitor(f: Fields) -> Step:
     if interval <= 0:
         raise f.error("interval", "must be above 0 s")
     return Monitor(zone=f.text("zone"), channel=_channel(f.raw("channel"), f.line_of("channel")),
-                   flow=flow, interval_s=interval, **_plateau(f))
+                   flow=flow, interval_s=interval, alongside=_alongside(f, flow),
+                   **_plateau(f))
+
+
+def _alongside(f: Fields, main: Flow) -> tuple[Flow, ...]:
+    """Flows that run with the main one: [{pump, rate, reagent?}], for its whole duration."""
+    value = f.raw("with", required=False)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise f.error("with", "a list of flows to run alongside, e.g. "
+                      "[{pump: stain_pump, rate: 0.5 uL/min}]")
+    flows = []
+    for item in value:
+        g = Fields("monitor.with", item, f.line_of("with"), ("pump", "rate", "reagent"))
+        pump = g.text("pump")
+        if pump == main.pump:
+            raise g.error("pump", f"{pump} already drives the main flow")
+        flows.append(Flow(pump=pump, rate_ul_min=_rate(g), duration_s=main.planned_duration_s,
+                          reagent=g.text("reagent", False, "")))
+        g.check_unknown()
+    return tuple(flows)
 
 
 def _wait(value: Any, line: int, kind: str) -> Step:
@@ -255,33 +275,6 @@ class _Parser:
         return steps
 
 
-def _parameters(data: LineDict, parser: _Parser) -> tuple[Parameter, ...]:
-    value = data.get("parameters")
-    if value is None:
-        return ()
-    if not isinstance(value, dict):
-        parser.problem(data.lines["parameters"], "parameters: a mapping of name: "
-                       "{default: ..., description: ...}")
-        return ()
-    params = []
-    for name, spec in value.items():
-        line = value.lines.get(name, value.line)
-        if not isinstance(spec, dict):  # shorthand  name: default
-            params.append(Parameter(str(name), None if spec is None else str(spec), "", line))
-            continue
-        try:
-            f = Fields(f"parameters.{name}", spec, line)
-            default = f.raw("default", required=False)
-            param = Parameter(str(name), None if default is None else str(default),
-                              f.text("description", required=False), line)
-            f.check_unknown()
-        except StepError as exc:
-            parser.problem(exc.line or line, str(exc))
-            continue
-        params.append(param)
-    return tuple(params)
-
-
 def _header(data: LineDict, parser: _Parser) -> None:
     version = data.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
@@ -295,33 +288,6 @@ def _header(data: LineDict, parser: _Parser) -> None:
         if key not in TOP_LEVEL:
             parser.problem(data.lines[key], f"unknown top-level field '{key}'; known fields: "
                            f"{', '.join(TOP_LEVEL)}")
-
-
-def check_placeholders(steps: list[Step], params: tuple[Parameter, ...]) -> list[tuple[Step, str]]:
-    """Steps whose prompt or label names an undeclared {parameter}, with the message."""
-    declared = {p.name for p in params}
-    out = []
-    for step in _all_steps(steps):
-        texts = [step.label] + ([step.message] if isinstance(step, Prompt) else [])
-        for text in texts:
-            try:
-                names = {name for _, name, _, _ in string.Formatter().parse(text) if name}
-            except ValueError as exc:
-                out.append((step, f"cannot read the text {text!r}: {exc} (write {{{{ for {{)"))
-                continue
-            for name in sorted(names - declared):
-                out.append((step, f"'{{{name}}}' is not a declared parameter"
-                            + (f" (declared: {', '.join(sorted(declared))})" if declared else "")))
-    return out
-
-
-def _all_steps(steps: list[Step] | tuple[Step, ...]) -> list[Step]:
-    out: list[Step] = []
-    for step in steps:
-        out.append(step)
-        if isinstance(step, Repeat):
-            out.extend(_all_steps(step.steps))
-    return out
 
 
 def _whole_file_line(raw: bytes | str) -> int:
@@ -355,7 +321,7 @@ def parse_protocol(raw: bytes | str, path: str) -> Protocol:
                                    "a protocol file is a mapping with 'name' and 'steps'")])
     parser = _Parser(path)
     _header(data, parser)
-    params = _parameters(data, parser)
+    params = parse_parameters(data, parser.problems, path)
     steps = parser.steps(data.get("steps"), data.lines.get("steps", data.line))
     for step, message in check_placeholders(steps, params):
         parser.problem(step.line, f"{step.label}: {message}")

@@ -7,6 +7,7 @@ stands in its source file (0 for steps built by a script), so messages can name 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -129,17 +130,30 @@ class Monitor(Step):
 
     The flow's volume (or duration) is the budget. With `until_plateau` the flow stops early
     once the last `plateau_points` counts rise by less than `plateau_tolerance_pct` percent of
-    the latest count (and at least `plateau_min_count` vesicles are seen).
+    the latest count (and at least `plateau_min_count` vesicles are seen). `alongside` flows
+    (e.g. the detection antibody, for labelling while capturing) run for as long as the main
+    flow; their planned duration is the main flow's.
     """
 
     zone: str = ""
     channel: ChannelSetting = ChannelSetting("")
     flow: Flow = Flow()
+    alongside: tuple[Flow, ...] = ()
     interval_s: float = 30.0
     until_plateau: bool = False
     plateau_points: int = 4
     plateau_tolerance_pct: float = 5.0
     plateau_min_count: int = 10
+
+    @property
+    def flows(self) -> tuple[Flow, ...]:
+        """The main flow, then the flows alongside it."""
+        return (self.flow, *self.alongside)
+
+    @property
+    def total_rate_ul_min(self) -> float:
+        """Everything flowing into the chip at once (infusing)."""
+        return sum(f.rate_ul_min for f in self.flows if f.direction == "infuse")
 
 
 @dataclass(frozen=True)
@@ -170,6 +184,10 @@ class Parameter:
     def required(self) -> bool:
         """True when the run cannot start without a value."""
         return self.default is None
+
+    def __iter__(self) -> Iterator[str]:
+        """(name, default) unpacking, as dialogs prefill a form ("" when required)."""
+        return iter((self.name, "" if self.default is None else self.default))
 
 
 class ParameterError(ValueError):

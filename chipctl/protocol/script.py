@@ -147,10 +147,14 @@ class ProtocolBuilder:
 
     def monitor(self, zone: str, channel: dict[str, Any] | str, flow: dict[str, Any],
                 interval: str = "30 s", until_plateau: bool | dict[str, Any] = False,
+                alongside: list[dict[str, Any]] | None = None,
                 label: str | None = None) -> ProtocolBuilder:
-        """Count on `zone` while `flow` ({pump, rate, volume|duration}) runs."""
+        """Count on `zone` while `flow` ({pump, rate, volume|duration}) runs, with the
+        `alongside` flows ([{pump, rate}], the file's `with:`) running for as long."""
         value = {"zone": zone, "channel": channel, "flow": dict(flow), "interval": interval,
                  "until_plateau": until_plateau}
+        if alongside:
+            value["with"] = [dict(item) for item in alongside]
         return self._add("monitor", value, label)
 
     def prompt(self, message: str, label: str | None = None) -> ProtocolBuilder:

@@ -29,7 +29,7 @@ from chipctl.sourcefile import Problem
 from chipctl.units import UnitError, to_unit
 
 MOVE_S = 2.0  # estimated stage move + settle per field
-AUTOFOCUS_S = 20.0  # estimated z-sweep per field
+AUTOFOCUS_S = 150.0  # a coarse-to-fine z sweep per field (~2.5 min on the simulated ProScan)
 VALVE_S = 5.0
 DEFAULT_SENSOR = (2048, 2048)
 EXPOSURE_RANGE_MS = (0.01, 10_000.0)  # the simulated sCMOS; a bench file may narrow it
@@ -115,12 +115,7 @@ class _Checker:
              reagent: str = "") -> float:
         if not self._is_pump(step, pump):
             return 60.0 * volume / rate if rate else 0.0
-        pressure = self.bench.chip.channel.pressure_kpa(rate)
-        self.plan.peak_pressure_kpa = max(self.plan.peak_pressure_kpa, pressure)
-        if pressure > self.bench.chip.pressure_limit_kpa:
-            self.problem(step, f"{rate:g} uL/min drives {pressure:.0f} kPa through the chip, over "
-                         f"its {self.bench.chip.pressure_limit_kpa:g} kPa limit (max "
-                         f"{self.bench.chip.max_flow_ul_min():.1f} uL/min)")
+        self._pressure(step, rate)
         self._draw(step, pump, volume if direction == "infuse" else -volume)
         settings = self.bench.devices[pump].settings
         if reagent in ("", "wash", "buffer"):
@@ -128,6 +123,14 @@ class _Checker:
         self._add(self.plan.volume_by_pump_ul, pump, volume)
         self._add(self.plan.volume_by_reagent_ul, reagent, volume)
         return 60.0 * volume / rate
+
+    def _pressure(self, step: Step, rate: float, how: str = "") -> None:
+        pressure = self.bench.chip.channel.pressure_kpa(rate)
+        self.plan.peak_pressure_kpa = max(self.plan.peak_pressure_kpa, pressure)
+        if pressure > self.bench.chip.pressure_limit_kpa:
+            self.problem(step, f"{rate:g} uL/min{' ' + how if how else ''} drives {pressure:.0f} "
+                         f"kPa through the chip, over its {self.bench.chip.pressure_limit_kpa:g} "
+                         f"kPa limit (max {self.bench.chip.max_flow_ul_min():.1f} uL/min)")
 
     @staticmethod
     def _add(table: dict[str, float], key: str, volume: float) -> None:
@@ -203,6 +206,11 @@ class _Checker:
         self._needs(step, "stage", "camera", "illuminator")
         self.zone(step, step.zone)
         self.channels(step, (step.channel,))
+        for flow in step.alongside:
+            self.flow(step, flow.pump, flow.rate_ul_min, flow.planned_volume_ul, flow.direction,
+                      flow.reagent)
+        if step.alongside:
+            self._pressure(step, step.total_rate_ul_min, "together")
         duration = self.flow(step, step.flow.pump, step.flow.rate_ul_min,
                              step.flow.planned_volume_ul, step.flow.direction, step.flow.reagent)
         self.plan.images += int(duration // step.interval_s) + 1

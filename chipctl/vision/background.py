@@ -32,16 +32,20 @@ class NoiseModel:
         return np.maximum(self.slope * level + self.intercept, _MIN_VARIANCE)
 
 
-def low_res_background(frame: np.ndarray) -> np.ndarray:
+def low_res_background(frame: np.ndarray, scale_px: float = 20.0) -> np.ndarray:
     """Background in ADU on a 1/8-resolution grid (float32), robust to sparse spots.
 
-    Area-averaged to 1/4, 5x5 median (20 px), area-averaged to 1/8, lightly smoothed.
+    Area-averaged to 1/4, 5x5 median (20 px), area-averaged to 1/8, then smoothed with a
+    Gaussian of ``scale_px`` full-resolution pixels (larger: less noise, smaller: follows
+    sharper background structure).
     """
     h, w = frame.shape
     quarter = cv2.resize(frame, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
     quarter = cv2.medianBlur(quarter.astype(np.float32), 5)
     eighth = cv2.resize(quarter, _low_size(frame.shape), interpolation=cv2.INTER_AREA)
-    return cv2.GaussianBlur(eighth, (5, 5), 1.0, borderType=cv2.BORDER_REPLICATE)
+    sigma = max(scale_px / BG_FACTOR, 0.3)
+    k = 2 * int(np.ceil(3.0 * sigma)) + 1
+    return cv2.GaussianBlur(eighth, (k, k), sigma, borderType=cv2.BORDER_REPLICATE)
 
 
 def _low_size(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -64,15 +68,18 @@ def noise_model(
 
 
 def _block_variances(frame: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-block background level and pixel variance from horizontal pixel differences."""
-    rows = frame[::2].astype(np.float32)
+    """Per-block background level and pixel variance from horizontal pixel differences
+    (on every 4th row)."""
+    rows = frame[::4].astype(np.float32)
     if rows.shape[1] < 2:
         return background.ravel(), np.full(background.size, _MIN_VARIANCE)
     diff2 = np.square(rows[:, 1:] - rows[:, :-1])
-    mean2 = cv2.resize(diff2, _low_size(frame.shape), interpolation=cv2.INTER_AREA)
+    size = (max(1, background.shape[1] // 2), max(1, background.shape[0] // 2))  # 1/16 res
+    mean2 = cv2.resize(diff2, size, interpolation=cv2.INTER_AREA)
+    level = cv2.resize(background, size, interpolation=cv2.INTER_AREA)
     n = max(1.0, diff2.size / mean2.size)
     chi2_median = (1.0 - 2.0 / (9.0 * n)) ** 3  # median of chi2_n / n
-    return background.ravel(), (mean2.ravel() / 2.0) / chi2_median
+    return level.ravel(), (mean2.ravel() / 2.0) / chi2_median
 
 
 def _fit_photon_transfer(level: np.ndarray, var: np.ndarray) -> NoiseModel:

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from chipctl.vision import detect, rejection
 from chipctl.vision.field import Field, build_field
-from chipctl.vision.model import SPOT_DTYPE, CountParams, CountResult, empty_spots
+from chipctl.vision.model import SPOT_DTYPE, CountParams, CountResult
 from chipctl.vision.nullmodel import NullMaxima, null_maxima
 from chipctl.vision.threshold import choose_threshold, fit_tail_scale, safe_threshold
+
+
+@dataclass
+class _Maxima:
+    """Candidate local maxima: positions, background, 3x3 windows, scores, hot-pixel flags."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    bg: np.ndarray
+    nb: np.ndarray  # filtered 3x3
+    raw_nb: np.ndarray  # raw 3x3
+    score: np.ndarray
+    hot: np.ndarray
+
+    def take(self, keep: np.ndarray) -> _Maxima:
+        return _Maxima(*(getattr(self, f)[keep] for f in self.__dataclass_fields__))
 
 
 def validate_frame(frame: np.ndarray) -> np.ndarray:
@@ -32,58 +50,52 @@ def count_frame(frame: np.ndarray, params: CountParams | None = None) -> CountRe
     """Count the vesicles (diffraction-limited spots) in one frame."""
     params = params or CountParams()
     raw = validate_frame(frame)
-    fld = build_field(raw, params.psf_sigma_px, params.calibration)
-    ys, xs = detect.candidates(fld.filtered, fld.gate(params.min_threshold))
-    if ys.size == 0:
-        return _empty(raw, params)
-    bg = detect.sample_low(fld.bg_low, raw.shape, ys, xs)
-    nb = detect.neighbourhood(fld.filtered, ys, xs)
+    fld = build_field(raw, params.psf_sigma_px, params.calibration, params.background_px)
     null = null_maxima(params.psf_sigma_px)
-    score = fld.scores(ys, xs, nb[:, 4]) / _tail_scale(fld, null, params.min_threshold)
-    hot = _hot(raw, ys, xs, bg, fld, params)
+    m = _candidates(fld, null, params)
     t_safe = safe_threshold(null, raw.size, params.blank_fp_per_frame)
     t = params.fixed_threshold
     if t is None:
-        t = choose_threshold(score[~hot], null, raw.size, params.min_threshold, t_safe)
-    above = score > t
-    return _finish(fld, params, ys, xs, bg, nb, score, hot, above, t,
-                   float(null.expected(t, raw.size)))
+        t = choose_threshold(m.score[~m.hot], null, raw.size, params.min_threshold, t_safe)
+    return _finish(fld, params, m.take(m.score > t), t, float(null.expected(t, raw.size)))
 
 
-def _tail_scale(fld: Field, null: NullMaxima, t_lo: float) -> float:
-    """Tail scale of the noise, fitted to the depths of the frame's local minima."""
-    margin = float(np.clip(fld.skew_low.max(), 0, 0.3)) / 6.0 * (t_lo**2 - 1.0) + 0.05
-    ys, xs = detect.candidates(fld.filtered, fld.gate(t_lo - margin, minima=True), minima=True)
-    depth = -fld.scores(ys, xs, fld.filtered[ys, xs].astype(np.float64))
-    return fit_tail_scale(depth[depth > t_lo], null, fld.raw.size, t_lo)
+def _candidates(fld: Field, null: NullMaxima, params: CountParams) -> _Maxima:
+    """Local maxima above the lowest threshold considered, scored against the noise tail."""
+    t_lo = params.min_threshold
+    skew = float(np.clip(fld.skew_low.max(), 0, 0.3))
+    t_min_gate = t_lo - skew / 6.0 * (t_lo**2 - 1.0) - 0.05  # skew correction can deepen
+    ys, xs, is_max, nb = detect.extrema(fld.filtered, fld.gate(t_lo),
+                                        fld.gate(t_min_gate, minima=True))
+    depth = -fld.scores(ys[~is_max], xs[~is_max], nb[~is_max, 4])
+    tail = fit_tail_scale(depth[depth > t_lo], null, fld.raw.size, t_lo)
+    ys, xs, nb = ys[is_max], xs[is_max], nb[is_max]
+    bg = detect.sample_low(fld.bg_low, fld.raw.shape, ys, xs)
+    raw_nb = detect.neighbourhood(fld.raw, ys, xs)
+    score = fld.scores(ys, xs, nb[:, 4]) / tail
+    hot = np.zeros(ys.shape, bool)
+    if params.reject_hot_pixels and ys.size:
+        hot = rejection.hot_pixels(raw_nb, bg, fld.noise, fld.kernel)
+    return _Maxima(ys, xs, bg, nb, raw_nb, score, hot)
 
 
-def _hot(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray, fld: Field,
-         params: CountParams) -> np.ndarray:
-    if not params.reject_hot_pixels:
-        return np.zeros(ys.shape, bool)
-    return rejection.hot_pixels(raw, ys, xs, bg, fld.noise, fld.kernel)
-
-
-def _finish(fld: Field, params: CountParams, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray,
-            nb: np.ndarray, score: np.ndarray, hot: np.ndarray, above: np.ndarray, t: float,
-            expected_fp: float) -> CountResult:
+def _finish(fld: Field, params: CountParams, m: _Maxima, t: float, expected_fp: float
+            ) -> CountResult:
     """Apply the remaining rejections to the maxima above threshold and build the result."""
-    ys, xs, bg, nb, score, hot = (a[above] for a in (ys, xs, bg, nb, score, hot))
-    sat = rejection.saturated(fld.raw, ys, xs, _saturation(fld.raw, params)) & ~hot
-    deb = rejection.debris(fld.raw, ys, xs, bg, fld.noise, params.psf_sigma_px,
-                           params.debris_sigma_px) & ~hot & ~sat
-    bad = rejection.exclusion(ys, xs, deb | sat, 2.0 * params.debris_sigma_px + 4.0)
-    deb_all = bad & ~sat & ~hot
-    keep = ~(hot | sat | deb_all)
-    dx, dy = detect.subpixel_offsets(nb[keep], bg[keep])
-    spots = np.empty(int(keep.sum()), dtype=SPOT_DTYPE)
-    spots["x"] = xs[keep] + dx
-    spots["y"] = ys[keep] + dy
-    spots["amplitude"] = (nb[keep, 4] - bg[keep]) / fld.kernel.kappa
-    spots["snr"] = score[keep]
-    rejected = {"hot_pixel": int(hot.sum()), "saturated": int(sat.sum()),
+    sat = rejection.saturated(m.raw_nb, _saturation(fld.raw, params)) & ~m.hot
+    deb = rejection.debris(fld.raw, m.ys, m.xs, m.bg, m.nb, fld.noise, params.psf_sigma_px,
+                           params.debris_sigma_px) & ~m.hot & ~sat
+    bad = rejection.exclusion(m.ys, m.xs, deb | sat, 2.0 * params.debris_sigma_px + 4.0)
+    deb_all = bad & ~sat & ~m.hot
+    rejected = {"hot_pixel": int(m.hot.sum()), "saturated": int(sat.sum()),
                 "debris": int(deb_all.sum())}
+    m = m.take(~(m.hot | sat | deb_all))
+    dx, dy = detect.subpixel_offsets(m.nb, m.bg)
+    spots = np.empty(m.ys.size, dtype=SPOT_DTYPE)
+    spots["x"] = m.xs + dx
+    spots["y"] = m.ys + dy
+    spots["amplitude"] = (m.nb[:, 4] - m.bg) / fld.kernel.kappa
+    spots["snr"] = m.score
     return CountResult(spots.size, spots, rejected, float(t), expected_fp, fld.raw.shape)
 
 
@@ -93,11 +105,3 @@ def _saturation(raw: np.ndarray, params: CountParams) -> float | None:
     if raw.dtype.kind == "u":
         return float(np.iinfo(raw.dtype).max)
     return None
-
-
-def _empty(raw: np.ndarray, params: CountParams) -> CountResult:
-    t = params.fixed_threshold
-    if t is None:
-        t = safe_threshold(null_maxima(params.psf_sigma_px), raw.size, params.blank_fp_per_frame)
-    return CountResult(0, empty_spots(), {"hot_pixel": 0, "saturated": 0, "debris": 0},
-                       float(t), 0.0, raw.shape)

@@ -7,8 +7,7 @@ import numpy as np
 
 from chipctl.vision.kernels import MatchedKernel
 
-# 8-neighbourhood in raster order; the first four precede the centre (strict comparison).
-NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+_STRIP = 128  # rows per strip in the extrema search
 
 
 def matched_filter(frame: np.ndarray, kernel: MatchedKernel, integer_ok: bool) -> np.ndarray:
@@ -39,36 +38,46 @@ def sample_low(low: np.ndarray, shape: tuple[int, int], ys: np.ndarray, xs: np.n
     return top * (1 - wy) + bottom * wy
 
 
-def candidates(filtered: np.ndarray, gate: np.ndarray, minima: bool = False
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of 8-neighbour local maxima above ``gate`` (or minima below it).
+def extrema(filtered: np.ndarray, gate_hi: np.ndarray, gate_lo: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """8-neighbour local maxima at or above ``gate_hi`` and minima at or below ``gate_lo``.
 
-    Ties are broken in raster order (strictly beyond the 4 preceding neighbours).
+    Returns (rows, cols, is_max, 3x3 windows of the filtered values). Ties are broken in
+    raster order (a plateau yields one point: strictly beyond the 4 preceding neighbours,
+    not beyond the 4 following ones).
     """
-    mask = cv2.compare(filtered, gate, cv2.CMP_LT if minima else cv2.CMP_GT)
-    pts = cv2.findNonZero(mask)
-    if pts is None:
-        return np.empty(0, np.intp), np.empty(0, np.intp)
-    pts = pts.reshape(-1, 2)
+    pts = _extrema_pixels(filtered, gate_hi, gate_lo)
+    if pts.size == 0:
+        return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, bool), np.empty((0, 9))
     xs, ys = pts[:, 0].astype(np.intp), pts[:, 1].astype(np.intp)
-    sign = -1.0 if minima else 1.0
-    row = _row_extrema(filtered, ys, xs, sign)
-    ys, xs = ys[row], xs[row]
-    nb = sign * neighbourhood(filtered, ys, xs)
-    if minima:
-        nb[~np.isfinite(nb)] = -np.inf
-    centre = nb[:, 4:5]
-    keep = np.all(nb[:, :4] < centre, axis=1) & np.all(nb[:, 5:] <= centre, axis=1)
-    return ys[keep], xs[keep]
+    is_max = filtered[ys, xs] >= gate_hi[ys, xs]  # the gates never overlap
+    nb = neighbourhood(filtered, ys, xs)
+    signed = np.where(is_max[:, None], nb, -nb)
+    signed[~np.isfinite(nb)] = -np.inf
+    centre = signed[:, 4:5]
+    keep = np.all(signed[:, :4] < centre, axis=1) & np.all(signed[:, 5:] <= centre, axis=1)
+    return ys[keep], xs[keep], is_max[keep], nb[keep]
 
 
-def _row_extrema(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, sign: float) -> np.ndarray:
-    """Cheap pre-test: not beyond the left and right neighbours (sign -1 for minima)."""
-    w = img.shape[1]
-    v = img[ys, xs].astype(np.float32) * sign
-    left = img[ys, np.maximum(xs - 1, 0)].astype(np.float32) * sign
-    right = img[ys, np.minimum(xs + 1, w - 1)].astype(np.float32) * sign
-    return (v >= left) & (v >= right)
+def _extrema_pixels(filtered: np.ndarray, gate_hi: np.ndarray, gate_lo: np.ndarray
+                    ) -> np.ndarray:
+    """(x, y) of pixels >= all 8 neighbours and >= gate_hi, or <= all and <= gate_lo.
+    Works in row strips so that the intermediate images stay in cache."""
+    h = filtered.shape[0]
+    box = np.ones((3, 3), np.uint8)
+    pts = []
+    for y0 in range(0, h, _STRIP):
+        a, b = max(y0 - 1, 0), min(y0 + _STRIP + 1, h)
+        f = filtered[a:b]
+        hi = cv2.compare(f, cv2.max(cv2.dilate(f, box), gate_hi[a:b]), cv2.CMP_GE)
+        lo = cv2.compare(f, cv2.min(cv2.erode(f, box), gate_lo[a:b]), cv2.CMP_LE)
+        inner = slice(y0 - a, y0 - a + min(_STRIP, h - y0))
+        found = cv2.findNonZero(cv2.bitwise_or(hi, lo)[inner])
+        if found is not None:
+            found = found.reshape(-1, 2)
+            found[:, 1] += y0
+            pts.append(found)
+    return np.concatenate(pts) if pts else np.empty((0, 2), np.int32)
 
 
 def neighbourhood(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int = 1

@@ -46,15 +46,15 @@ class Field:
         return (cornish_fisher((values - bg) / sd, skew) - self.zero) / self.scale
 
     def gate(self, t_min: float, minima: bool = False) -> np.ndarray:
-        """Full-resolution gate on filtered values, permissive for scores beyond ``t_min``
-        (below ``-t_min`` for minima)."""
+        """Full-resolution gate on filtered values: every pixel whose score is beyond
+        ``t_min`` (below ``-t_min`` for minima) is at or beyond the gate."""
         sign = -1.0 if minima else 1.0
         low = self.bg_low + (self.zero + sign * t_min * self.scale) * self.sd_low
-        if self.filtered.dtype != np.float32:  # integer output: compare against integers
+        if self.filtered.dtype != np.float32:  # integer output; margin for rounded upsampling
             top = float(np.iinfo(self.filtered.dtype).max)
             low = np.floor(low) - 1.0 if not minima else np.ceil(low) + 1.0
             low = np.clip(low, 0, top).astype(self.filtered.dtype)
-        return detect.upsample(low.astype(low.dtype), self.filtered.shape)
+        return detect.upsample(low, self.filtered.shape)
 
 
 def cornish_fisher(z: np.ndarray, skew: np.ndarray) -> np.ndarray:
@@ -66,10 +66,11 @@ def cornish_fisher(z: np.ndarray, skew: np.ndarray) -> np.ndarray:
     return z - np.clip(skew, 0.0, 0.3) / 6.0 * (zc * zc - 1.0)
 
 
-def build_field(raw: np.ndarray, psf_sigma: float, cal: CameraCalibration | None) -> Field:
+def build_field(raw: np.ndarray, psf_sigma: float, cal: CameraCalibration | None,
+                background_px: float = 20.0) -> Field:
     """Background, noise model, matched filter and empirical normalisation of a frame."""
     kernel = matched_kernel(psf_sigma)
-    bg_low = low_res_background(raw)
+    bg_low = low_res_background(raw, background_px)
     noise = noise_model(raw, bg_low, cal)
     var_low = noise.variance(bg_low)
     sd_low = (np.sqrt(var_low) * kernel.norm).astype(np.float32)
@@ -107,9 +108,9 @@ def _measured_pixel_skew(raw: np.ndarray, bg_low: np.ndarray, var_low: np.ndarra
 
 
 def _subsample(img: np.ndarray) -> np.ndarray:
-    """Every 4th row and 8th column, as float32."""
-    s = _SAMPLE_STRIDE
-    return img[s // 2::s, s::2 * s].astype(np.float32)
+    """Every 8th row and column (4th for small frames), as float32."""
+    s = _SAMPLE_STRIDE if img.size < 2**20 else 2 * _SAMPLE_STRIDE
+    return img[s // 2::s, s // 2::s].astype(np.float32)
 
 
 def _empirical_normalisation(fld: Field) -> tuple[float, float]:

@@ -51,7 +51,7 @@ def _integrated(u: np.ndarray, sigma: float) -> np.ndarray:
 def matched_kernel(psf_sigma: float) -> MatchedKernel:
     """The matched filter for ``psf_sigma`` (pixel integration folded into the width)."""
     sigma = sqrt(psf_sigma**2 + 1.0 / 12.0)
-    ksize = 2 * int(ceil(3.0 * sigma)) + 1
+    ksize = 2 * int(ceil(2.25 * sigma)) + 1
     k1 = cv2.getGaussianKernel(ksize, sigma).astype(np.float64).ravel()
     k2 = np.outer(k1, k1)
     psf = pixel_psf(psf_sigma, ksize // 2)

@@ -41,11 +41,12 @@ class CountParams:
     psf_sigma_px: float = 1.3
     calibration: CameraCalibration | None = None
     blank_fp_per_frame: float = 0.3
-    min_threshold: float = 3.0
+    min_threshold: float = 3.4  # lowest threshold the adaptive rule may choose
     fixed_threshold: float | None = None
     max_spot_sigma_px: float | None = None  # None: 2 x psf_sigma_px
     saturation_adu: float | None = None  # None: the dtype maximum (integer input)
     reject_hot_pixels: bool = True
+    background_px: float = 20.0  # smoothing scale of the background estimate
 
     @property
     def debris_sigma_px(self) -> float:

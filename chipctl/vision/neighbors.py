@@ -8,28 +8,23 @@ import numpy as np
 def pairs_within(a: np.ndarray, b: np.ndarray, radius: float
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (i, j, distance) with |a[i] - b[j]| <= radius; a and b are N x 2 arrays."""
-    empty = (np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0))
     if len(a) == 0 or len(b) == 0 or radius <= 0:
-        return empty
-    cell = float(radius)
+        return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0)
     origin = np.minimum(a.min(axis=0), b.min(axis=0))
-    ca = np.floor((a - origin) / cell).astype(np.int64)
-    cb = np.floor((b - origin) / cell).astype(np.int64)
+    ca = np.floor((a - origin) / radius).astype(np.int64)
+    cb = np.floor((b - origin) / radius).astype(np.int64)
     ncol = int(max(ca[:, 0].max(), cb[:, 0].max())) + 3
     kb = (cb[:, 1] + 1) * ncol + cb[:, 0] + 1
-    order = np.argsort(kb, kind="stable")
-    kb_sorted = kb[order]
+    ka = (ca[:, 1] + 1) * ncol + ca[:, 0] + 1
+    order_b, order_a = np.argsort(kb, kind="stable"), np.argsort(ka, kind="stable")
+    kb_sorted, ka_sorted = kb[order_b], ka[order_a]
     ii, jj = [], []
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            ka = (ca[:, 1] + 1 + dy) * ncol + ca[:, 0] + 1 + dx
-            lo = np.searchsorted(kb_sorted, ka, side="left")
-            hi = np.searchsorted(kb_sorted, ka, side="right")
-            n = hi - lo
-            i = np.repeat(np.arange(len(a)), n)
-            start = np.repeat(lo - np.cumsum(n) + n, n)
-            jj.append(order[start + np.arange(n.sum())])
-            ii.append(i)
+    for shift in (dy * ncol + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
+        lo = np.searchsorted(kb_sorted, ka_sorted + shift, side="left")
+        hi = np.searchsorted(kb_sorted, ka_sorted + shift, side="right")
+        n = hi - lo
+        ii.append(np.repeat(order_a, n))
+        jj.append(order_b[np.repeat(lo - np.cumsum(n) + n, n) + np.arange(n.sum())])
     i, j = np.concatenate(ii), np.concatenate(jj)
     d = np.hypot(*(a[i] - b[j]).T)
     keep = d <= radius
@@ -37,15 +32,23 @@ def pairs_within(a: np.ndarray, b: np.ndarray, radius: float
 
 
 def greedy_match(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """One-to-one pairs (i, j) within ``radius``, closest pairs first."""
+    """One-to-one pairs (i, j) within ``radius``, closest pairs first.
+
+    Computed as repeated mutual-nearest-neighbour rounds, which equals greedy matching by
+    increasing distance.
+    """
     i, j, d = pairs_within(a, b, radius)
-    order = np.argsort(d, kind="stable")
-    used_a = np.zeros(len(a), bool)
-    used_b = np.zeros(len(b), bool)
     out_i, out_j = [], []
-    for k in order:
-        if not used_a[i[k]] and not used_b[j[k]]:
-            used_a[i[k]] = used_b[j[k]] = True
-            out_i.append(i[k])
-            out_j.append(j[k])
-    return np.array(out_i, np.intp), np.array(out_j, np.intp)
+    while i.size:
+        order = np.lexsort((j, i, d))
+        i, j, d = i[order], j[order], d[order]
+        best_for_i = np.unique(i, return_index=True)[1]
+        best_for_j = np.unique(j, return_index=True)[1]
+        mutual = np.intersect1d(best_for_i, best_for_j)
+        out_i.append(i[mutual])
+        out_j.append(j[mutual])
+        rest = ~np.isin(i, i[mutual]) & ~np.isin(j, j[mutual])
+        i, j, d = i[rest], j[rest], d[rest]
+    if not out_i:
+        return np.empty(0, np.intp), np.empty(0, np.intp)
+    return np.concatenate(out_i), np.concatenate(out_j)

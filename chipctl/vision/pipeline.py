@@ -3,7 +3,8 @@
 The queue is bounded but never drops: ``submit`` blocks the producer while it is full.
 Results are published through the psygnal signal ``counted`` (emitted on the worker thread;
 a GUI moves them to its own thread) and kept as ``latest()`` so a display can skip frames
-while counting does not.
+while counting does not. With a tracker attached, its update for the frame follows on the
+signal ``tracked`` right after the count is published (so it adds no count latency).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from psygnal import Signal
 
 from chipctl.vision.counter import count_frame
 from chipctl.vision.model import CountParams, CountResult
-from chipctl.vision.tracker import VesicleTracker
+from chipctl.vision.nullmodel import null_maxima
+from chipctl.vision.tracker import TrackUpdate, VesicleTracker
 
 _STOP = object()
 
@@ -33,8 +35,15 @@ class FrameCount:
     timestamp: float
     result: CountResult
     latency_s: float
-    cumulative: int | None = None  # tracker count, when a tracker is attached
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FrameTrack:
+    """The tracker's update after frame ``index`` (cumulative vesicle count, drift)."""
+
+    index: int
+    update: TrackUpdate
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class CountingPipeline:
     """Worker thread that counts every submitted frame and publishes :class:`FrameCount`."""
 
     counted = Signal(object)
+    tracked = Signal(object)
     failed = Signal(object)
 
     def __init__(self, params: CountParams | None = None, maxsize: int = 64,
@@ -66,8 +76,9 @@ class CountingPipeline:
             self.counted.connect(on_result)
 
     def start(self) -> CountingPipeline:
-        """Start the worker thread (idempotent)."""
+        """Start the worker thread (idempotent); precomputes the per-PSF tables first."""
         if self._thread is None:
+            null_maxima(self.params.psf_sigma_px)
             self._thread = threading.Thread(target=self._run, name="chipctl-counter",
                                             daemon=True)
             self._thread.start()
@@ -135,9 +146,10 @@ class CountingPipeline:
         except (ValueError, TypeError) as exc:
             self.failed.emit(FrameError(index, str(exc)))
             return
-        cumulative = self.tracker.update(result, ts).count if self.tracker else None
-        fc = FrameCount(index, ts, result, time.perf_counter() - t0, cumulative, meta)
+        fc = FrameCount(index, ts, result, time.perf_counter() - t0, meta)
         with self._lock:
             self._latest = fc
             self._latencies.append(fc.latency_s)
         self.counted.emit(fc)
+        if self.tracker is not None:
+            self.tracked.emit(FrameTrack(index, self.tracker.update(result, ts)))

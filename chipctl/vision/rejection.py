@@ -8,14 +8,14 @@ from chipctl.vision.background import NoiseModel
 from chipctl.vision.detect import neighbourhood
 from chipctl.vision.kernels import MatchedKernel, pixel_psf
 
-_Z_HOT = 4.0
+_Z_HOT = 3.0
 _Z_DEBRIS = 3.0
 
 
-def hot_pixels(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray,
-               noise: NoiseModel, kernel: MatchedKernel) -> np.ndarray:
-    """True where the centre pixel is a lone spike: far above what its neighbours imply."""
-    nb = neighbourhood(raw, ys, xs)
+def hot_pixels(nb: np.ndarray, bg: np.ndarray, noise: NoiseModel, kernel: MatchedKernel
+               ) -> np.ndarray:
+    """True where the centre pixel of raw 3x3 windows ``nb`` is a lone spike, far above what
+    its neighbours imply for the PSF."""
     centre = nb[:, 4] - bg
     ring = _finite_mean(np.delete(nb, 4, axis=1)) - bg
     r = kernel.neighbour_ratio
@@ -24,24 +24,45 @@ def hot_pixels(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray,
     return (centre - ring / r > _Z_HOT * sd) & (ring < 0.35 * r * centre)
 
 
-def saturated(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, level: float | None
-              ) -> np.ndarray:
-    """True where any pixel of the 3x3 window reaches the saturation level."""
-    if level is None or ys.size == 0:
-        return np.zeros(ys.shape, bool)
-    return np.any(neighbourhood(raw, ys, xs) >= level, axis=1)
+def saturated(nb: np.ndarray, level: float | None) -> np.ndarray:
+    """True where any pixel of the raw 3x3 windows ``nb`` reaches the saturation level."""
+    if level is None or nb.shape[0] == 0:
+        return np.zeros(nb.shape[0], bool)
+    return np.any(nb >= level, axis=1)
 
 
-def debris(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray,
+def debris(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray, nb: np.ndarray,
            noise: NoiseModel, psf_sigma: float, max_sigma: float) -> np.ndarray:
     """True where the object is significantly broader than a Gaussian of ``max_sigma``.
 
     The ring around the candidate is split into four sectors; the second-weakest sector
     must exceed what a ``max_sigma`` blob gives, so one or two neighbouring spots do not
-    make a vesicle look like debris.
+    make a vesicle look like debris. Only peaks whose filtered 3x3 window ``nb`` is flatter
+    than a point source's are tested.
     """
-    if ys.size == 0:
-        return np.zeros(0, bool)
+    out = np.zeros(ys.shape, bool)
+    broad = _broad_peaks(nb, bg, psf_sigma)
+    if broad.any():
+        out[broad] = _ring_test(raw, ys[broad], xs[broad], bg[broad], noise, psf_sigma,
+                                max_sigma)
+    return out
+
+
+def _broad_peaks(nb: np.ndarray, bg: np.ndarray, psf_sigma: float) -> np.ndarray:
+    """Filtered peaks whose curvature implies a width above 1.2x that of a point source."""
+    v = np.maximum(nb - bg[:, None], 1e-6)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lv = np.log(v)
+        cx = lv[:, 3] - 2 * lv[:, 4] + lv[:, 5]
+        cy = lv[:, 1] - 2 * lv[:, 4] + lv[:, 7]
+        width2 = -1.0 / np.maximum(cx, cy)  # sigma^2 of the flatter axis
+    point2 = 2.0 * psf_sigma**2 + 1.0 / 6.0
+    return ~(np.isfinite(width2) & (width2 > 0) & (width2 < 1.44 * point2))
+
+
+def _ring_test(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray,
+               noise: NoiseModel, psf_sigma: float, max_sigma: float) -> np.ndarray:
+    """The sector test of :func:`debris` on the given candidates."""
     r1 = max(2.0, 2.0 * psf_sigma)
     radius = int(np.ceil(r1 + 2.0))
     sectors, centre_w = _ring_sectors(radius, r1, r1 + 2.0)

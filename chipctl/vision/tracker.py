@@ -5,7 +5,8 @@ the vesicles already known (translation from a displacement vote, refined by the
 offset of linked pairs), linked within ``link_radius_px``, and the unlinked ones become new
 vesicles. A vesicle that bleaches or blinks stays counted. A vesicle is confirmed (counted)
 once it has been detected ``min_detections`` times, which keeps isolated noise detections
-out of the cumulative count.
+out of the cumulative count; an unconfirmed detection not seen again within
+``forget_after`` frames is forgotten, which keeps the work per frame bounded.
 """
 
 from __future__ import annotations
@@ -48,10 +49,13 @@ class VesicleTracker:
     """Cumulative, drift-corrected vesicle count over a sequence of frames of one field."""
 
     def __init__(self, link_radius_px: float = 1.5, min_detections: int = 2,
-                 max_drift_step_px: float = 15.0) -> None:
+                 max_drift_step_px: float = 15.0, forget_after: int = 5) -> None:
         self.link_radius_px = link_radius_px
         self.min_detections = min_detections
         self.max_drift_step_px = max_drift_step_px
+        self.forget_after = forget_after
+        self._frame = 0
+        self._seen = np.empty(0, np.int64)  # frame number of the last detection
         self._pos = np.empty((0, 2))
         self._arrival = np.empty(0)
         self._last = np.empty(0)
@@ -85,7 +89,18 @@ class VesicleTracker:
         self._refine(ref[i], j, t)
         new = np.setdiff1d(np.arange(len(ref)), i)
         self._add(ref[new], t)
+        self._forget()
+        self._frame += 1
         return TrackUpdate(t, self.drift, len(i), len(new), self.count)
+
+    def _forget(self) -> None:
+        """Drop unconfirmed detections that were not seen again for ``forget_after`` frames."""
+        stale = (self._hits < self.min_detections) & (
+            self._frame - self._seen >= self.forget_after)
+        if stale.any():
+            keep = ~stale
+            for name in ("_pos", "_arrival", "_last", "_hits", "_seen"):
+                setattr(self, name, getattr(self, name)[keep])
 
     def _register(self, xy: np.ndarray) -> np.ndarray:
         """Drift estimate: displacement vote around the previous drift, then a median."""
@@ -105,12 +120,14 @@ class VesicleTracker:
         self._pos[idx] = (self._pos[idx] * n[:, None] + ref) / (n + 1)[:, None]
         self._hits[idx] += 1
         self._last[idx] = t
+        self._seen[idx] = self._frame
 
     def _add(self, ref: np.ndarray, t: float) -> None:
         self._pos = np.vstack([self._pos, ref])
         self._arrival = np.concatenate([self._arrival, np.full(len(ref), t)])
         self._last = np.concatenate([self._last, np.full(len(ref), t)])
         self._hits = np.concatenate([self._hits, np.ones(len(ref), np.int64)])
+        self._seen = np.concatenate([self._seen, np.full(len(ref), self._frame)])
 
 
 def _vote(d: np.ndarray, radius: float) -> np.ndarray:

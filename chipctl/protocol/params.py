@@ -1,0 +1,73 @@
+"""Run parameters declared in a protocol (sample name, dilution, operator) and the {name}
+placeholders that prompts and labels use to show them.
+
+```yaml
+parameters:
+  sample: {description: sample name}            # no default: required when the run starts
+  dilution: {default: "1:10"}
+  operator: ""                                  # shorthand for {default: ""}
+```
+"""
+
+from __future__ import annotations
+
+import string
+
+from chipctl.protocol.fields import Fields, StepError
+from chipctl.protocol.model import Parameter, Prompt, Repeat, Step
+from chipctl.sourcefile import LineDict, Problem
+
+
+def parse_parameters(data: LineDict, problems: list[Problem], path: str) -> tuple[Parameter, ...]:
+    """The file's `parameters:` declarations; problems are appended to `problems`."""
+    value = data.get("parameters")
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        problems.append(Problem(path, data.lines["parameters"], "parameters: a mapping of "
+                                "name: {default: ..., description: ...}"))
+        return ()
+    params = []
+    for name, spec in value.items():
+        line = value.lines.get(name, value.line)
+        if not isinstance(spec, dict):  # shorthand  name: default
+            params.append(Parameter(str(name), None if spec is None else str(spec), "", line))
+            continue
+        try:
+            f = Fields(f"parameters.{name}", spec, line)
+            default = f.raw("default", required=False)
+            param = Parameter(str(name), None if default is None else str(default),
+                              f.text("description", required=False), line)
+            f.check_unknown()
+        except StepError as exc:
+            problems.append(Problem(path, exc.line or line, str(exc)))
+            continue
+        params.append(param)
+    return tuple(params)
+
+
+def check_placeholders(steps: list[Step], params: tuple[Parameter, ...]) -> list[tuple[Step, str]]:
+    """Steps whose prompt or label names an undeclared {parameter}, with the message."""
+    declared = {p.name for p in params}
+    out = []
+    for step in _all_steps(steps):
+        texts = [step.label] + ([step.message] if isinstance(step, Prompt) else [])
+        for text in texts:
+            try:
+                names = {name for _, name, _, _ in string.Formatter().parse(text) if name}
+            except ValueError as exc:
+                out.append((step, f"cannot read the text {text!r}: {exc} (write {{{{ for {{)"))
+                continue
+            for name in sorted(names - declared):
+                out.append((step, f"'{{{name}}}' is not a declared parameter"
+                            + (f" (declared: {', '.join(sorted(declared))})" if declared else "")))
+    return out
+
+
+def _all_steps(steps: list[Step] | tuple[Step, ...]) -> list[Step]:
+    out: list[Step] = []
+    for step in steps:
+        out.append(step)
+        if isinstance(step, Repeat):
+            out.extend(_all_steps(step.steps))
+    return out

@@ -1,0 +1,253 @@
+"""The real window driven against the simulated bench (real sockets, real drivers, offscreen).
+
+What the simulator says is read on its control channel (simulator.control in the bench file):
+{"cmd": "status"} for every device model's state, {"cmd": "fault", ...} to inject a fault.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer
+
+from chipctl.bench import Bench, load_bench
+from chipctl.session import Engine
+from chipctl.simlaunch import SimulatedBench
+from gui.main_window import MainWindow
+
+pytestmark = pytest.mark.timeout(60)
+SPEED = 100.0
+PUMPS = ("buffer_pump", "sample_pump", "stain_pump")
+
+CAPTURE = """\
+name: capture twice
+steps:
+  - prime: {pump: buffer_pump, volume: 10 uL, rate: 60 uL/min}
+  - sample: {pump: sample_pump, rate: 10 uL/min, volume: 10 uL}
+  - stain: {pump: stain_pump, rate: 10 uL/min, volume: 5 uL}
+  - image: {zones: [CD63], channels: [{channel: AF555, exposure: 50 ms, power: 80 %}]}
+  - sample: {pump: sample_pump, rate: 10 uL/min, volume: 40 uL}
+  - stain: {pump: stain_pump, rate: 10 uL/min, volume: 5 uL}
+  - image: {zones: [CD63], channels: [{channel: AF555, exposure: 50 ms, power: 80 %}]}
+"""
+LONG_SAMPLE = """\
+name: long sample
+steps:
+  - sample: {pump: sample_pump, rate: 5 uL/min, volume: 150 uL}
+"""
+BROKEN = """\
+name: broken
+steps:
+  - sample: {pump: sample_pump, rate: 5 uL/min, volume: 10 uL}
+  - stain: {pump: no_such_pump, rate: 5 uL/min, volume: 5 uL}
+  - image: {zones: [CD64], channels: [{channel: AF555, exposure: 50 ms}]}
+  - flow: {pump: sample_pump, rate: 5 uL/min}
+"""
+
+
+def control(bench: Bench, request: dict[str, Any]) -> dict[str, Any]:
+    """One request on the simulator's control channel."""
+    host, port = str(bench.simulator["control"]).rsplit(":", 1)  # type: ignore[index]
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall((json.dumps(request) + "\n").encode())
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    reply: dict[str, Any] = json.loads(data)
+    return reply
+
+
+def sim_pumps_running(bench: Bench) -> dict[str, bool]:
+    """Whether each simulated pump's motor runs, from the simulator's own state."""
+    devices = control(bench, {"cmd": "status"})["devices"]
+    return {name: bool(devices[name]["running"]) for name in PUMPS}
+
+
+def led_emission(bench: Bench) -> list[Any]:
+    """What the simulated LED emits now ([] when dark)."""
+    return list(control(bench, {"cmd": "status"})["devices"]["led"]["emission"])
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatedBench]:
+    with SimulatedBench(speed=SPEED, seed=3) as running:
+        yield running
+
+
+@pytest.fixture
+def window(sim: SimulatedBench, qtbot: Any, tmp_path: Path) -> Iterator[MainWindow]:
+    engine = Engine(load_bench(sim.bench_path), tmp_path / "runs")
+    engine.connect()
+    win = MainWindow(engine, QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat),
+                     open_url=lambda url: None)
+    win.ask_before_close = False
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    if win.session.active:
+        win.session.abort("test over")
+        win.session.runner.wait(10)
+    win.close()
+    engine.close()
+
+
+def open_protocol(window: MainWindow, tmp_path: Path, name: str, text: str) -> bool:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return window.protocol_panel.open_file(str(path))
+
+
+def test_run_pause_resume_and_counts_rise(window: MainWindow, qtbot: Any,
+                                          tmp_path: Path) -> None:
+    panel = window.protocol_panel
+    assert open_protocol(window, tmp_path, "capture.yaml", CAPTURE), panel.problems
+    assert "valid on this bench" in panel.verdict.text()
+    assert "7 steps" in panel.dry_run.text() and "sample_pump: 50 uL" in panel.dry_run.text()
+    assert panel.steps.topLevelItemCount() == 7
+    qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.steps.topLevelItem(4).text(4) == "running", timeout=20000)
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.state == "paused", timeout=10000)
+    assert not sim_pumps_running(window.engine.bench)["sample_pump"], "pause holds the fluidics"
+    assert panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
+    qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.state == "completed", timeout=40000)
+    counts = window.counts_plot.series[("CD63", "AF555")].counts
+    assert len(counts) == 2 and counts[1] > counts[0] > 0, counts
+    curve = window.counts_plot.curves[("CD63", "AF555")]
+    assert list(curve.yData) == counts
+    assert panel.progress.value() == 7
+    assert window.history.table.rowCount() == 1
+    assert window.history.table.item(0, 3).text() == "completed"
+
+
+def test_protocol_with_errors_shows_them_and_cannot_start(window: MainWindow,
+                                                          tmp_path: Path) -> None:
+    panel = window.protocol_panel
+    assert not open_protocol(window, tmp_path, "broken.yaml", BROKEN)
+    texts = [panel.problem_list.item(i).text() for i in range(panel.problem_list.count())]
+    assert any(t.startswith("line 6:") and "volume or a duration" in t for t in texts), texts
+    assert "cannot run" in panel.verdict.text()
+    assert not panel.run_button.isEnabled()
+    panel.run_button.click()
+    assert panel.start_run() is False
+    assert window.session.runner is None
+
+
+def test_errors_found_by_the_bench_check_are_listed_with_lines(window: MainWindow,
+                                                               tmp_path: Path) -> None:
+    panel = window.protocol_panel
+    fixable = BROKEN.replace("  - flow: {pump: sample_pump, rate: 5 uL/min}\n", "")
+    assert not open_protocol(window, tmp_path, "unknown.yaml", fixable)
+    texts = [panel.problem_list.item(i).text() for i in range(panel.problem_list.count())]
+    assert any(t.startswith("line 4:") and "no_such_pump" in t for t in texts), texts
+    assert any(t.startswith("line 5:") and "CD64" in t for t in texts), texts
+    assert not panel.run_button.isEnabled() and window.session.runner is None
+
+
+def test_emergency_stop_halts_every_simulated_pump(window: MainWindow, qtbot: Any,
+                                                   tmp_path: Path) -> None:
+    bench = window.engine.bench
+    for name in ("buffer_pump", "stain_pump"):
+        box = window.pumps_panel.boxes[name]
+        box.rate.setValue(2.0)
+        box.volume.setValue(0.0)  # until stopped
+        qtbot.mouseClick(box.infuse_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.light_boxes[0].on_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: led_emission(bench) != [], timeout=10000)
+    assert open_protocol(window, tmp_path, "long.yaml", LONG_SAMPLE)
+    window.protocol_panel.run_button.click()
+    qtbot.waitUntil(lambda: all(sim_pumps_running(bench).values()), timeout=15000)
+    qtbot.keyClick(window, Qt.Key.Key_F12)
+    qtbot.waitUntil(lambda: not any(sim_pumps_running(bench).values()), timeout=5000)
+    qtbot.waitUntil(lambda: window.protocol_panel.state == "aborted", timeout=10000)
+    qtbot.waitUntil(lambda: "every pump and light is off" in window.alarm.text(), timeout=10000)
+    assert led_emission(bench) == []
+    assert not any(sim_pumps_running(bench).values())
+
+
+def test_device_fault_during_a_run_is_shown(window: MainWindow, qtbot: Any,
+                                            tmp_path: Path) -> None:
+    bench = window.engine.bench
+    assert open_protocol(window, tmp_path, "long.yaml", LONG_SAMPLE)
+    window.protocol_panel.run_button.click()
+    qtbot.waitUntil(lambda: sim_pumps_running(bench)["sample_pump"], timeout=15000)
+    reply = control(bench, {"cmd": "fault", "device": "sample_pump", "fault": "stall"})
+    assert reply["ok"], reply
+    qtbot.waitUntil(lambda: window.protocol_panel.state == "failed", timeout=15000)
+    assert window.error_dialog is not None and window.error_dialog.isVisible()
+    assert "stall" in window.error_dialog.text().lower()
+    assert "stall" in window.alarm.text().lower()
+    assert any("failed" in t for t in window.event_log.visible_texts())
+
+
+def test_event_loop_keeps_turning_while_frames_stream_at_20_fps(
+        window: MainWindow, qtbot: Any, tmp_path: Path) -> None:
+    """During a run, frames are published at 20 per second the way a run publishes them."""
+    frame = window.engine.rig.first("camera").snap()  # a real 2048 x 2048 simulator frame
+    assert open_protocol(window, tmp_path, "long.yaml", LONG_SAMPLE)
+    window.live_view.spots_box.setChecked(True)  # every shown frame is counted too
+    window.protocol_panel.run_button.click()
+    qtbot.waitUntil(lambda: window.protocol_panel.state == "running", timeout=10000)
+    events = window.bridge.events
+    assert events is not None
+    stop = threading.Event()
+
+    def stream() -> None:  # the run's frame signal, fired from a worker thread at 20 Hz
+        next_at = time.monotonic()
+        while not stop.is_set():
+            events.frame.emit(frame)
+            next_at += 0.05
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    ticks: list[int] = []
+    clock = QElapsedTimer()
+    clock.start()
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.timeout.connect(lambda: ticks.append(clock.elapsed()))
+    streamer = threading.Thread(target=stream, daemon=True)
+    received, shown = window.frames.received, window.live_view.frames_shown
+    timer.start(10)
+    streamer.start()
+    qtbot.wait(3000)
+    stop.set()
+    timer.stop()
+    streamer.join(2)
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert window.frames.received - received >= 55, "the stream ran at ~20 frames/s"
+    assert window.live_view.frames_shown - shown >= 10, "frames reached the screen"
+    assert window.live_view.shown is not None and window.live_view.shown.spots is not None
+    assert window.protocol_panel.state == "running", "the run went on while frames streamed"
+    assert len(ticks) > 150 and max(gaps) <= 100, f"longest gap {max(gaps)} ms"
+
+
+def test_manual_microscope_control_from_the_panels(window: MainWindow, qtbot: Any) -> None:
+    light, stage, camera = window.light_boxes[0], window.stage_boxes[0], window.camera_boxes[0]
+    light.channel.setCurrentText("AF555")
+    qtbot.mouseClick(light.on_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: led_emission(window.engine.bench) != [], timeout=10000)
+    stage.zone.setCurrentText("CD81")
+    qtbot.mouseClick(stage.controls[[b.text() for b in stage.controls].index("Go to zone")],
+                     Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: stage.position.text().startswith("x 3000.0 um, y 0.0 um"),
+                    timeout=15000)
+    qtbot.mouseClick(camera.snap_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "zone CD81" in window.live_view.caption.text(), timeout=15000)
+    assert "AF555" in window.live_view.caption.text()
+    qtbot.mouseClick(light.off_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: led_emission(window.engine.bench) == [], timeout=10000)
