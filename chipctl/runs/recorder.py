@@ -201,6 +201,8 @@ class RunRecorder:
 
     def finish(self, status: str, reason: str) -> None:
         """Mark the run ended and close the files."""
+        self.append({"event": "run_ended", "status": status, "reason": reason,
+                     "syringes": self.syringes.snapshot()})
         self.sync()
         with self._lock:
             if self.closed:

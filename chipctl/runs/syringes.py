@@ -88,7 +88,7 @@ def syringes_from_events(events: list[dict[str, Any]]) -> dict[str, dict[str, An
     states: dict[str, dict[str, Any]] = {}
     for event in events:
         kind = event.get("event")
-        if kind == "run_started" and isinstance(event.get("syringes"), dict):
+        if kind in ("run_started", "run_ended") and isinstance(event.get("syringes"), dict):
             states = {k: dict(v) for k, v in event["syringes"].items()}
         elif kind == "syringe" and event.get("pump") in states:
             states[event["pump"]] = {k: v for k, v in event.items() if k not in ("event", "wall")}
