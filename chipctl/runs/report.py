@@ -111,7 +111,8 @@ def _concentration_section(data: dict[str, Any]) -> str:
         text += f"<p>Particle:protein ratio {fmt(ratio)} particles per µg.</p>"
     return ("<h2>Vesicle concentration in the sample</h2>" + text
             + _table(["zone", "antibody", "channel", "per mm² − isotype", "zone total",
-                      "sample µL", "captured fraction", "per mL", "SD", "95 %"], rows, 3))
+                      "sample µL", "captured fraction", "per mL", "SD", "95 %",
+                      "per mL from true counts (sim)"], rows, 3))
 
 
 def _imagery_section(data: dict[str, Any]) -> str:
