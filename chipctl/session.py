@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from chipctl.bench import Bench
@@ -77,12 +78,15 @@ class Outcome:
 class Engine:
     """One bench, connected; starts runs and stops everything on request."""
 
+    keep_frames: str = "all"  # which raw frames runs keep (all, none, every Nth)
+    info: Mapping[str, str] = MappingProxyType({})  # run information for the record only
+
     def __init__(self, bench: Bench, runs_dir: Path | None = None,
                  keep_frames: str = "all", info: dict[str, str] | None = None) -> None:
         self.bench = bench
         self.runs_dir = runs_dir or default_runs_dir()
         self.keep_frames = keep_frames
-        self.info = dict(info or {})  # run information for the record, not for the protocol
+        self.info = dict(info or {})
         self.rig = Rig(bench)
         self.clock = RunClock(bench.time_scale)
         self.runner: Runner | None = None

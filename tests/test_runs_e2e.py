@@ -31,7 +31,7 @@ parameters:
   sample: {description: "sample name"}
 steps:
   - prime: {pump: buffer_pump, volume: 20 uL, rate: 50 uL/min}
-  - sample: {pump: sample_pump, volume: 5 uL, rate: 5 uL/min}
+  - sample: {pump: sample_pump, volume: 50 uL, rate: 5 uL/min}
   - wash: {pump: buffer_pump, volume: 20 uL, rate: 20 uL/min}
   - stain: {pump: stain_pump, volume: 20 uL, rate: 2 uL/min}
   - wash: {pump: buffer_pump, volume: 20 uL, rate: 20 uL/min}
@@ -109,7 +109,7 @@ def test_killed_mid_run_after_some_counts(tmp_path: Path) -> None:
     assert len(printed) == 5
     assert "was interrupted" in notice.stdout, "the next start tells the operator"
     assert "last completed step 5/6" in notice.stdout
-    assert "sample_pump (sample): 995 uL" in notice.stdout
+    assert "sample_pump (sample): 950 uL" in notice.stdout
 
     run = next(RunFolder.open(p) for p in (tmp_path / "runs").iterdir()
                if (p / "run.json").is_file() and RunFolder.open(p).counts)
@@ -159,7 +159,8 @@ def test_panel_report_against_the_simulators_truth(tmp_path: Path) -> None:
     for zone, est in estimates.items():
         true = sample["vesicles_per_ml"] * sample["markers"][zone]
         assert abs(est["concentration_per_ml"] - true) <= 2 * est["sd_per_ml"], (zone, est)
-        assert est["from_true_counts_per_ml"] == pytest.approx(true, rel=0.1)
+        poisson = 3 * est["counts_rsd"]  # the simulator's own capture is Poisson too
+        assert est["from_true_counts_per_ml"] == pytest.approx(true, rel=max(0.1, poisson))
     assert data["colocalization"] if "colocalization" in data else data["imagery"]["colocalization"]
 
     with tifffile.TiffFile(run.path / run.frames()[0]["file"]) as tif:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -49,6 +50,9 @@ def test_report_numbers_agree_with_counts_csv(panel: RunFolder) -> None:
             assert zone["subtracted_density_per_mm2"] == pytest.approx(
                 zone["density_per_mm2"] - iso)
     assert "data:image/png;base64," in html and "<script" not in html
+    for table in re.findall(r"<table>(.*?)</table>", html):
+        widths = {row.count("<td") + row.count("<th") for row in table.split("<tr>")[1:]}
+        assert len(widths) == 1, f"a table whose rows differ in width: {table[:200]}"
 
 
 def test_concentration_lands_within_its_uncertainty(panel: RunFolder) -> None:

@@ -61,10 +61,12 @@ def test_counts_and_events_are_complete(tmp_path: Path) -> None:
     assert all(r["true_count"] != "" for r in rows)
     events = read_events(recorder.folder / "events.jsonl")
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "run_started" and "run_ended" in kinds
+    assert kinds[0] == "run_started" and kinds[-1] == "run_ended"
     assert kinds.count("step_finished") == 4 and kinds.count("frame") == 48
     sample = [e for e in events if e["event"] == "syringe" and e["pump"] == "sample_pump"]
     assert sample[-1]["contents_ul"] == pytest.approx(800 - 40)
+    info = json.loads((recorder.folder / "run.json").read_text())
+    assert info["syringes"]["sample_pump"]["contents_ul"] == pytest.approx(760)
 
 
 def test_frames_are_ome_tiff_with_their_metadata(tmp_path: Path) -> None:

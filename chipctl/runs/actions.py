@@ -104,7 +104,8 @@ def runs_export(args: argparse.Namespace, out: TextIO) -> None:
     run = _find(args)
     target = Path(args.out) if args.out else run.path / f"counts.{args.format}"
     if target.resolve() == (run.path / "counts.csv").resolve():
-        raise RunsUsageError("refusing to overwrite the run's own counts.csv; give --out")
+        raise RunsUsageError("refusing to overwrite the run's own counts.csv;"
+                             " write the export elsewhere (--out FILE)")
     export_counts(run.counts, target, args.format, run.run_id)
     print(f"{len(run.counts)} rows: {target}", file=out)
 

@@ -157,8 +157,9 @@ def _subtract(table: list[ZoneChannel], controls: set[str]) -> list[ZoneChannel]
 
 @dataclass(frozen=True)
 class Kinetics:
-    """Count versus time in one zone/channel/field and a fitted capture rate."""
+    """Count versus time in one zone/channel/field during one step, and a fitted rate."""
 
+    step: int
     zone: str
     channel: str
     field: int
@@ -176,23 +177,25 @@ class Kinetics:
 
 def kinetics(counts: list[dict[str, Any]], geo: Geometry | None,
              min_points: int = 3) -> list[Kinetics]:
-    """A straight-line fit of count versus time wherever a field was imaged repeatedly
-    (capture under flow is linear in time at pM vesicle concentrations, reference 4.5)."""
-    series: dict[tuple[str, str, int], list[tuple[float, int]]] = defaultdict(list)
+    """A straight-line fit of count versus time wherever a field was imaged repeatedly within
+    a step (capture under flow is linear in time at pM vesicle concentrations, reference 4.5;
+    each step has its own flow rate, so its own fit)."""
+    series: dict[tuple[int, str, str, int], list[tuple[float, int]]] = defaultdict(list)
     for row in counts:
         if row.get("t_s") is not None:
-            series[(str(row["zone"]), str(row["channel"]), int(row["field"]))].append(
-                (float(row["t_s"]), int(row["count"])))
+            key = (int(row["step"]), str(row["zone"]), str(row["channel"]), int(row["field"]))
+            series[key].append((float(row["t_s"]), int(row["count"])))
     out = []
-    for (zone, channel, fld), points in sorted(series.items()):
+    for (step, zone, channel, fld), points in sorted(series.items()):
         if len({t for t, _ in points}) < min_points:
             continue
         t = np.array([p[0] for p in points])
         n = np.array([p[1] for p in points], dtype=float)
         slope, intercept, se = _line_fit(t, n)
         area = geo.field_area_mm2 if geo else None
-        out.append(Kinetics(zone, channel, fld, t.tolist(), n.astype(int).tolist(), slope * 60,
-                            se * 60, intercept, slope * 60 / area if area else None))
+        out.append(Kinetics(step, zone, channel, fld, t.tolist(), n.astype(int).tolist(),
+                            slope * 60, se * 60, intercept,
+                            slope * 60 / area if area else None))
     return out
 
 

@@ -34,12 +34,14 @@ DEFAULT_EFFICIENCY_RSD = 0.15
 
 @dataclass(frozen=True)
 class FlowSegment:
-    """Sample volume pumped at one rate during one step."""
+    """Sample volume pumped at one rate during one step, and the total flow through the chip
+    meanwhile (other pumps of the same step, e.g. a monitor's stain, dilute the sample)."""
 
     step: int
     pump: str
     volume_ul: float
     rate_ul_min: float
+    total_rate_ul_min: float
 
 
 @dataclass(frozen=True)
@@ -83,21 +85,21 @@ def sample_flows(events: list[dict[str, Any]], bench: Bench | None,
     reagents = {n: str(s.settings.get("reagent", "")) for n, s in
                 (bench.of_kind("pump").items() if bench else [])}
     step, step_pump, step_reagent = -1, "", ""
-    rates: dict[str, float] = {}
+    rates: dict[str, float] = {}  # pumps started in the current step
     out = []
     for event in events:
-        kind = event.get("event")
+        kind, pump = event.get("event"), str(event.get("pump"))
         if kind == "step":
             step, step_pump = int(event.get("index", -1)), str(event.get("pump", ""))
-            step_reagent = str(event.get("reagent", ""))
-        elif kind == "pump_start":
-            rates[str(event.get("pump"))] = float(event.get("rate_ul_min") or 0.0)
+            step_reagent, rates = str(event.get("reagent", "")), {}
+        elif kind == "pump_start" and event.get("direction", "infuse") == "infuse":
+            rates[pump] = float(event.get("rate_ul_min") or 0.0)
         elif kind == "pump_done":
-            pump = str(event.get("pump"))
             reagent = step_reagent if pump == step_pump and step_reagent else reagents.get(pump, "")
             if pump == params.get("sample_pump") or reagent.lower() == "sample":
                 volume = abs(float(event.get("delivered_ul") or 0.0))
-                out.append(FlowSegment(step, pump, volume, rates.get(pump, 0.0)))
+                rate = rates.get(pump, 0.0)
+                out.append(FlowSegment(step, pump, volume, rate, max(sum(rates.values()), rate)))
     return out
 
 
@@ -161,10 +163,10 @@ def _subtracted(ctx: _Context, zone: str, channel: str, uniform: bool,
 def _zone_estimate(ctx: _Context, zone: str, channel: str) -> ZoneConcentration | None:
     chip = ctx.bench.chip
     spec = chip.zones.get(zone)
-    used = [f for f in ctx.flows if f.step < ctx.final[(zone, channel)][0]["step"]]
+    used = [f for f in ctx.flows if f.step <= ctx.final[(zone, channel)][0]["step"]]
     if spec is None or not used:
         return None
-    fractions = [transport_fraction(f.rate_ul_min, chip.channel.width_um,
+    fractions = [transport_fraction(f.total_rate_ul_min, chip.channel.width_um,
                                     chip.channel.height_um, spec.size_um[0], ctx.diameter_nm,
                                     spec.size_um[1]) for f in used]
     uniform = any(fr >= min(1.0, spec.size_um[1] / chip.channel.width_um) for fr in fractions)

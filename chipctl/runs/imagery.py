@@ -83,15 +83,30 @@ def image_snr(image: np.ndarray) -> float:
     return (float(np.percentile(img, 99.95)) - median) / sigma
 
 
-def drift_px(first: np.ndarray, last: np.ndarray) -> tuple[float, float]:
-    """Shift of `last` against `first` by phase correlation (pixels, x and y)."""
-    a = first.astype(np.float64) - first.mean()
-    b = last.astype(np.float64) - last.mean()
-    cross = np.fft.fft2(a) * np.conj(np.fft.fft2(b))
-    corr = np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-12)).real
-    dy, dx = np.unravel_index(int(np.argmax(corr)), corr.shape)
-    h, w = corr.shape
-    return float(dx - w if dx > w // 2 else dx), float(dy - h if dy > h // 2 else dy)
+def drift_px(first: np.ndarray, last: np.ndarray, search_px: float = 8.0,
+             min_pairs: int = 10) -> tuple[float, float] | None:
+    """Shift (x, y) of the spots of `last` against those of `first`: captured vesicles stay
+    put, so the offsets between nearby spot pairs pile up at the drift; None if too few."""
+    if len(first) < min_pairs or len(last) < min_pairs:
+        return None
+    offsets = []
+    for start in range(0, len(first), 256):
+        a = first[start:start + 256]
+        d = last[None, :, :] - a[:, None, :]
+        near = (d**2).sum(axis=2) <= search_px**2
+        offsets.append(d[near])
+    pairs = np.concatenate(offsets) if offsets else np.empty((0, 2))
+    if len(pairs) < min_pairs:
+        return None
+    edges = np.arange(-search_px, search_px + 0.5, 0.5)
+    hist, xe, ye = np.histogram2d(pairs[:, 0], pairs[:, 1], bins=[edges, edges])
+    ix, iy = np.unravel_index(int(np.argmax(hist)), hist.shape)
+    if hist[ix, iy] < min_pairs:
+        return None
+    peak = np.array([(xe[ix] + xe[ix + 1]) / 2, (ye[iy] + ye[iy + 1]) / 2])
+    close = pairs[((pairs - peak) ** 2).sum(axis=1) <= 1.0]
+    dx, dy = close.mean(axis=0)
+    return float(dx), float(dy)
 
 
 def pair_fraction(a: np.ndarray, b: np.ndarray, radius: float = COLOC_RADIUS_PX) -> int:
@@ -123,7 +138,7 @@ def analyse(folder: Path, frames: list[dict[str, Any]], pixel_size_um: float | N
         out.notes.append("the vision package is not installed: no per-spot positions, so no"
                          " colocalization or intensity distribution")
     spots: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(dict)
-    images: dict[tuple[Any, ...], list[np.ndarray]] = defaultdict(list)
+    series: dict[tuple[Any, ...], list[np.ndarray]] = defaultdict(list)
     for entry in frames:
         image, meta = read_frame(folder / entry["file"])
         key = (entry.get("step"), entry.get("zone"), entry.get("field"))
@@ -134,9 +149,11 @@ def analyse(folder: Path, frames: list[dict[str, Any]], pixel_size_um: float | N
             spots[key][channel] = result
             amps = [float(a) for a in result.spots["amplitude"]] if result.count else []
             out.intensities.setdefault(channel, []).extend(amps)
-        images[(entry.get("zone"), entry.get("field"), channel)].append(image)
+        if result is not None:
+            xy = np.asarray(result.xy, float).reshape(-1, 2)
+            series[(entry.get("zone"), entry.get("field"), channel)].append(xy)
     out.coloc = _colocalization(spots)
-    out.drift = _drift(images, pixel_size_um)
+    out.drift = _drift(series, pixel_size_um)
     out.flags = _flags(out)
     return out
 
@@ -187,17 +204,21 @@ def _field_table(by_channel: dict[str, Any]) -> dict[str, int]:
     return {"particles": max(len(v) for v in xy.values()), **table}
 
 
-def _drift(images: dict[tuple[Any, ...], list[np.ndarray]],
+def _drift(series: dict[tuple[Any, ...], list[np.ndarray]],
            pixel_size_um: float | None) -> list[dict[str, Any]]:
+    """Drift of every field imaged more than once, first frame to last (from spots)."""
     out = []
-    for (zone, fld, channel), series in sorted(images.items(), key=str):
-        if len(series) < 2:
+    for (zone, fld, channel), frames in sorted(series.items(), key=str):
+        usable = [xy for xy in frames if len(xy) >= 30]
+        if len(usable) < 2:
             continue
-        dx, dy = drift_px(series[0], series[-1])
-        shift = float(np.hypot(dx, dy))
-        out.append({"zone": zone, "field": fld, "channel": channel, "frames": len(series),
-                    "dx_px": dx, "dy_px": dy, "shift_px": shift,
-                    "shift_um": shift * pixel_size_um if pixel_size_um else None})
+        shift = drift_px(usable[0], usable[-1])
+        if shift is None:
+            continue
+        size = float(np.hypot(*shift))
+        out.append({"zone": zone, "field": fld, "channel": channel, "frames": len(frames),
+                    "dx_px": shift[0], "dy_px": shift[1], "shift_px": size,
+                    "shift_um": size * pixel_size_um if pixel_size_um else None})
     return out
 
 

@@ -50,7 +50,8 @@ def kinetics_plot(series: list[Kinetics]) -> str | None:
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     for k in series:
         t = np.array(k.t_s) / 60
-        line = ax.plot(t, k.counts, "o", ms=3, label=f"{k.zone} {k.channel} f{k.field}")[0]
+        label = f"step {k.step + 1} {k.zone} {k.channel} f{k.field}"
+        line = ax.plot(t, k.counts, "o", ms=3, label=label)[0]
         ax.plot(t, k.intercept + k.rate_per_min * t, "-", color=line.get_color(), lw=1)
     ax.set_xlabel("time (min)")
     ax.set_ylabel("vesicles in field")

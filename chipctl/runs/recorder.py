@@ -1,10 +1,10 @@
 """Writing a run folder as the run happens (DESIGN.md, Runs: nothing is lost).
 
 A run folder holds run.json (what ran, on what, when, how it ended), protocol.yaml (the
-protocol as run), bench.yaml, events.jsonl (append-only; every line is handed to the OS as it
-is written, so a killed controller loses nothing already written, and synced to disk at every
-step boundary), counts.csv (one row per counted frame, flushed per row) and frames/ (raw
-frames as OME-TIFF, see chipctl.runs.frames).
+protocol as run; protocol.py for a scripted one), bench.yaml, events.jsonl (append-only; every
+line is handed to the OS as it is written, so a killed controller loses nothing already
+written, and synced to disk at every step boundary), counts.csv (one row per counted frame,
+flushed per row) and frames/ (raw frames as OME-TIFF, see chipctl.runs.frames).
 """
 
 from __future__ import annotations
@@ -118,7 +118,9 @@ class RunRecorder:
                 candidate = base.with_name(f"{base.name}-{n}")
 
     def _copy_sources(self) -> None:
-        (self.folder / "protocol.yaml").write_text(self.protocol.source_text, encoding="utf-8")
+        suffix = ".py" if str(self.protocol.source).endswith(".py") else ".yaml"
+        (self.folder / f"protocol{suffix}").write_text(self.protocol.source_text,
+                                                      encoding="utf-8")
         path = Path(self.bench.path) if self.bench.path else None
         text = path.read_text(encoding="utf-8") if path and path.is_file() else ""
         (self.folder / "bench.yaml").write_text(text, encoding="utf-8")
@@ -207,7 +209,8 @@ class RunRecorder:
         with self._lock:
             if self.closed:
                 return
-            self.info.update(status=status, reason=reason, ended=now_iso())
+            self.info.update(status=status, reason=reason, ended=now_iso(),
+                             syringes=self.syringes.snapshot())
             self.info.pop("current_step", None)
             self.closed = True
             self._events.close()

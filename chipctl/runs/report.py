@@ -83,12 +83,12 @@ def _zones_section(data: dict[str, Any]) -> str:
 
 def _kinetics_section(data: dict[str, Any]) -> str:
     series = [Kinetics(**k) for k in data["kinetics"]]
-    rows = [[k.zone, k.channel, k.field, len(k.t_s), k.rate_per_min, k.rate_se_per_min,
-             k.rate_per_mm2_min] for k in series]
+    rows = [[k.step + 1, k.zone, k.channel, k.field, len(k.t_s), k.rate_per_min,
+             k.rate_se_per_min, k.rate_per_mm2_min] for k in series]
     return ("<h2>Capture kinetics</h2><p>Count versus time with a straight-line fit (capture"
             " is linear in time at these concentrations).</p>"
-            + (_table(["zone", "channel", "field", "points", "rate /min", "SE /min",
-                       "rate /mm²/min"], rows, 2) if rows else "")
+            + (_table(["step", "zone", "channel", "field", "points", "rate /min", "SE /min",
+                       "rate /mm²/min"], rows, 3) if rows else "")
             + _img(plots.kinetics_plot(series), "count versus time (a field imaged 3+ times)"))
 
 
@@ -111,7 +111,8 @@ def _concentration_section(data: dict[str, Any]) -> str:
         text += f"<p>Particle:protein ratio {fmt(ratio)} particles per µg.</p>"
     return ("<h2>Vesicle concentration in the sample</h2>" + text
             + _table(["zone", "antibody", "channel", "per mm² − isotype", "zone total",
-                      "sample µL", "captured fraction", "per mL", "SD", "95 %"], rows, 3))
+                      "sample µL", "captured fraction", "per mL", "SD", "95 %",
+                      "per mL from true counts (sim)"], rows, 3))
 
 
 def _imagery_section(data: dict[str, Any]) -> str:
