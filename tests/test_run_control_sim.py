@@ -23,6 +23,10 @@ steps:
   - sample: {pump: sample_pump, rate: 5 uL/min, volume: 50 uL}
 """
 
+# Long enough (40 min of protocol time, ~5 s at speed 500) that a fault lands mid-flow even on a
+# loaded machine.
+LONG_FLOW = SAMPLE_FLOW.replace("50 uL}", "200 uL}")
+
 
 def start(engine, text: str) -> tuple:
     events = RunEvents()
@@ -117,8 +121,8 @@ def test_emergency_stop_during_imaging_turns_the_light_off(tmp_path: Path) -> No
 
 def test_a_stall_injected_mid_flow_fails_the_run_with_the_interlock(tmp_path: Path) -> None:
     with sim_engine(tmp_path, speed=500) as (engine, bench):
-        runner, records = start(engine, SAMPLE_FLOW)
-        wait_for(lambda: flowing(records, "sample_pump"))
+        runner, records = start(engine, LONG_FLOW)
+        wait_for(lambda: "sample_pump" in pumps_running(status(bench)))
         fault(bench, "sample_pump", "stall")
         assert runner.wait(30) == RunState.FAILED
         assert runner.reason.startswith("interlock: pump stall"), runner.reason
@@ -145,8 +149,8 @@ def test_a_syringe_emptier_than_the_bench_file_says_stops_at_its_end_of_travel(
 
 def test_a_pump_unplugged_mid_flow_fails_the_run_as_device_lost(tmp_path: Path) -> None:
     with sim_engine(tmp_path, speed=500) as (engine, bench):
-        runner, records = start(engine, SAMPLE_FLOW)
-        wait_for(lambda: flowing(records, "sample_pump"))
+        runner, records = start(engine, LONG_FLOW)
+        wait_for(lambda: "sample_pump" in pumps_running(status(bench)))
         fault(bench, "sample_pump", "unplug")
         assert runner.wait(40) == RunState.FAILED
         assert runner.reason.startswith("interlock: device lost"), runner.reason
@@ -172,8 +176,8 @@ steps:
 
 def test_a_pump_power_cycled_mid_flow_fails_the_run_with_the_reset_alarm(tmp_path: Path) -> None:
     with sim_engine(tmp_path, speed=500) as (engine, bench):
-        runner, records = start(engine, SAMPLE_FLOW)
-        wait_for(lambda: flowing(records, "sample_pump"))
+        runner, records = start(engine, LONG_FLOW)
+        wait_for(lambda: "sample_pump" in pumps_running(status(bench)))
         fault(bench, "sample_pump", "power_cycle")
         assert runner.wait(30) == RunState.FAILED
         assert runner.reason.startswith("interlock: pump reset alarm"), runner.reason
