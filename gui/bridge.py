@@ -1,7 +1,9 @@
 """The one place where threads are crossed: chipctl's worker threads to the Qt thread.
 
-chipctl emits psygnal signals on the run's worker thread; `RunBridge` re-emits them as Qt
-signals of a QObject that lives on the Qt thread, so every connection to a widget is queued.
+chipctl emits psygnal signals on the run's worker thread. Worker threads never touch Qt: they
+post to a `Mailbox` (a thread-safe queue) that a QTimer drains on the Qt thread, where `RunBridge`
+re-emits each event as a Qt signal. (Emitting Qt signals from Python threads can deadlock
+PySide6 against the GIL while the Qt thread connects or disconnects signals.)
 Frames are not pushed through signals: they land in a `FrameSlot` (latest frame wins) that the
 live view pulls at display rate. Manual device actions run on a small thread pool
 (`DeviceCalls`) and report back through Qt signals, so no click ever waits on a serial reply;
@@ -11,12 +13,13 @@ run's worker thread, a device call in flight, or the Qt event loop.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from chipctl.events import RunEvents
 from gui.frames import FrameSlot
@@ -27,6 +30,32 @@ def describe_error(exc: BaseException) -> str:
     kind = type(exc).__name__
     text = str(exc) or kind
     return text if kind in ("Exception", "RuntimeError") else f"{kind}: {text}"
+
+
+class Mailbox(QObject):
+    """Calls posted from any thread, run on the Qt thread by a timer (in order)."""
+
+    def __init__(self, interval_ms: int = 10, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            queue.SimpleQueue())
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.drain)
+        self._timer.start()
+
+    def post(self, call: Callable[..., Any], *args: Any) -> None:
+        """Queue `call(*args)` for the Qt thread; safe from any thread, touches no Qt object."""
+        self._queue.put((call, args))
+
+    def drain(self, limit: int = 1000) -> None:
+        """Run what was posted (at most `limit` calls, so the event loop keeps turning)."""
+        for _ in range(limit):
+            try:
+                call, args = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            call(*args)
 
 
 class RunBridge(QObject):
@@ -42,6 +71,7 @@ class RunBridge(QObject):
     def __init__(self, frames: FrameSlot, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.frames = frames
+        self.mailbox = Mailbox(parent=self)
         self._events: RunEvents | None = None
 
     def attach(self, events: RunEvents) -> None:
@@ -70,24 +100,24 @@ class RunBridge(QObject):
                 (events.counted, self._on_counted), (events.prompt, self._on_prompt),
                 (events.record, self._on_record), (events.frame, self.frames.put)]
 
-    # psygnal callbacks: called on the run's worker thread, they only emit (queued to Qt).
+    # psygnal callbacks: called on the run's worker thread, they only post to the mailbox.
     def _on_state(self, state: str, reason: str) -> None:
-        self.stateChanged.emit(state, reason)
+        self.mailbox.post(self.stateChanged.emit, state, reason)
 
     def _on_step_started(self, index: int, total: int, label: str) -> None:
-        self.stepStarted.emit(index, total, label)
+        self.mailbox.post(self.stepStarted.emit, index, total, label)
 
     def _on_step_finished(self, index: int, label: str) -> None:
-        self.stepFinished.emit(index, label)
+        self.mailbox.post(self.stepFinished.emit, index, label)
 
     def _on_counted(self, row: dict[str, Any]) -> None:
-        self.counted.emit(dict(row))
+        self.mailbox.post(self.counted.emit, dict(row))
 
     def _on_prompt(self, message: str) -> None:
-        self.prompt.emit(message)
+        self.mailbox.post(self.prompt.emit, message)
 
     def _on_record(self, event: dict[str, Any]) -> None:
-        self.record.emit(dict(event))
+        self.mailbox.post(self.record.emit, dict(event))
 
 
 class DeviceCalls(QObject):
@@ -104,6 +134,7 @@ class DeviceCalls(QObject):
         super().__init__(parent)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gui-device")
         self._closed = False
+        self.mailbox = Mailbox(parent=self)
         self.succeeded.connect(self._deliver)
 
     def submit(self, label: str, action: Callable[[], Any],
@@ -117,13 +148,13 @@ class DeviceCalls(QObject):
         try:
             result = action()
         except Exception as exc:  # noqa: BLE001 - every device error is shown, never swallowed
-            self.failed.emit(label, describe_error(exc))
+            self.mailbox.post(self.failed.emit, label, describe_error(exc))
             return
-        self.succeeded.emit(label, result, callback)
+        self.mailbox.post(self.succeeded.emit, label, result, callback)
 
     def report(self, label: str, message: str) -> None:
         """Report an error found on any thread (shown like a failed device call)."""
-        self.failed.emit(label, message)
+        self.mailbox.post(self.failed.emit, label, message)
 
     def _deliver(self, label: str, result: Any, callback: Callable[[Any], None] | None) -> None:
         if callback is not None:
@@ -143,6 +174,7 @@ class EmergencyStopper(QObject):
     def __init__(self, stop: Callable[[], list[str]], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._stop = stop
+        self.mailbox = Mailbox(parent=self)
         self.pressed = 0
 
     def trigger(self) -> threading.Thread:
@@ -157,4 +189,4 @@ class EmergencyStopper(QObject):
             failures = list(self._stop())
         except Exception as exc:  # noqa: BLE001 - the operator must see it
             failures = [describe_error(exc)]
-        self.done.emit(failures)
+        self.mailbox.post(self.done.emit, failures)
