@@ -138,6 +138,7 @@ class SimulatorCamera(CameraBase):
     def __init__(self, name: str, driver: SimCamera, **settings: Any) -> None:
         super().__init__(name, float(settings.get("pixel_size_um", 0.65)))
         self.driver = driver
+        self.model: str | None = None
         self._exposure_ms = float(settings.get("exposure_ms", 50.0))
         self._gain = float(settings.get("gain", 1.0))
         self._roi: tuple[int, int, int, int] | None = settings.get("roi")
@@ -146,6 +147,7 @@ class SimulatorCamera(CameraBase):
 
     def connect(self) -> None:
         info = self.driver.connect()
+        self.model = str(info.get("model", "")) or None
         if not self._pixel_size_set:
             self.pixel_size_um = float(info["pixel_size_um"])
         if self._roi is None:

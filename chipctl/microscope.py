@@ -9,16 +9,24 @@ Factories (settings = the device's bench-file mapping minus driver and url):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chipctl.cameras import OpenCvCamera, SimulatorCamera
 from chipctl.units import to_unit
 from drivers.coolled import ChannelState, CoolLed
-from drivers.errors import OutOfRange, StageFault
+from drivers.errors import DeviceError, OutOfRange, StageFault
 from drivers.prior import ProScan
 from drivers.simcamera import SimCamera
 from drivers.transport import SerialTransport
+
+
+def _firmware(query: Callable[[], str]) -> str | None:
+    """What a device reports of its firmware, for the run record (None if it will not say)."""
+    try:
+        return query() or None
+    except DeviceError:
+        return None
 
 
 class CoolLedIlluminator:
@@ -29,10 +37,13 @@ class CoolLedIlluminator:
         self.driver = driver
         self.letters = {str(k): str(v).upper() for k, v in channels.items()}
         self.channels = tuple(self.letters)
+        self.model: str | None = None
+        self.firmware: str | None = None
 
     def connect(self) -> None:
         """Open the link, check every mapped letter exists, and start dark."""
-        self.driver.connect()
+        self.model = self.driver.connect()
+        self.firmware = _firmware(lambda: "; ".join(self.driver.versions()))
         missing = [ch for ch in self.letters.values() if ch not in self.driver.channels]
         if missing:
             raise OutOfRange(self.name, f"channels {missing} not on this {self.driver.model}")
@@ -88,6 +99,7 @@ class PriorStage:
     ) -> None:
         self.name = name
         self.driver = driver
+        self.firmware: str | None = None
         self.xy_tolerance_um = xy_tolerance_um
         self.z_tolerance_um = z_tolerance_um
         self.speed_pct = speed_pct
@@ -97,6 +109,7 @@ class PriorStage:
     def connect(self) -> None:
         """Open the link in standard mode; apply the configured speed."""
         self.driver.connect()
+        self.firmware = _firmware(self.driver.version)
         if self.speed_pct is not None:
             self.driver.set_speed(self.speed_pct)
 

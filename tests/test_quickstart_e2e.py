@@ -29,6 +29,11 @@ def test_quickstart_runs_on_the_simulator_and_records_counts(tmp_path: Path) -> 
     assert info["status"] == "completed"
     assert info["protocol"] == "Quickstart"
     assert len(info["protocol_sha256"]) == 64
+    devices = info["versions"]["devices"]  # what each device said it is, over the wire
+    assert devices["sample_pump"]["version"].startswith("NE1000V")
+    assert "ELITE" in devices["stain_pump"]["version"]
+    assert devices["led"]["model"] == "pE-300" and "MAINBOARD" in devices["led"]["firmware"]
+    assert devices["stage"]["firmware"] and devices["camera"]["model"]
     protocol_text = (ROOT / "protocols" / "quickstart.yaml").read_text()
     assert (folder / "protocol.yaml").read_text() == protocol_text
 

@@ -28,7 +28,7 @@ def device_versions(devices: dict[str, Any] | None) -> dict[str, dict[str, Any]]
     out: dict[str, dict[str, Any]] = {}
     for name, device in (devices or {}).items():
         info = {"type": type(device).__name__}
-        for attr in ("firmware", "model", "serial_number"):
+        for attr in ("firmware", "version", "model", "serial_number"):
             try:
                 value = getattr(device, attr, None)
             except Exception:  # noqa: BLE001 - a property that talks to a device may fail
