@@ -115,6 +115,8 @@ def test_adapter_bytes_light_and_dark() -> None:
         [
             (b"XMODEL\r", b"XMODEL pE-300\r\n"),
             (b"CSS?\r", OFF3),
+            (b"XVER\r", b"XVER MAINBOARD=1.4.2\r\nXVER HARDWARE=3\r\nXVER DATA=2.0\r\n"
+                         b"XVER POD=1.1\r\n"),
             (b"CSS?\r", OFF3),
             (b"CSSAXF000BXF000CXF000\r", OFF3),
             (b"CSS?\r", OFF3),
@@ -125,6 +127,7 @@ def test_adapter_bytes_light_and_dark() -> None:
     led = make_coolled("led", {"channels": {"AF488": "A", "AF647": "C"}}, transport)
     assert isinstance(led, Illuminator)
     led.connect()
+    assert led.model == "pE-300" and led.firmware.startswith("XVER MAINBOARD=1.4.2; ")
     led.light("AF647", 40)
     assert led.state() == {"AF488": (False, 0.0), "AF647": (True, 40.0)}
     with pytest.raises(OutOfRange):
