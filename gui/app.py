@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from chipctl.bench import Bench, load_bench
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
 
 
-def run_window(app: QApplication, engine: Engine, settings: QSettings,
+def run_window(app: QCoreApplication, engine: Engine, settings: QSettings,
                protocol: str | None) -> int:
     """Show the main window until it is closed."""
     from gui.main_window import MainWindow
