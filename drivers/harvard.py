@@ -21,6 +21,7 @@ from drivers.errors import (
     OutOfRange,
     PumpStalled,
 )
+from drivers.exchange import request_with_retries
 from drivers.transport import SerialTransport
 
 log = logging.getLogger(__name__)
@@ -138,16 +139,8 @@ class HarvardPump:
         """
         until = _POLLED_END if strict and self.polling else _ANY_END
         attempts = 1 + (self.retries if retries is None else retries)
-        with self.transport.lock:
-            for attempt in range(attempts):
-                try:
-                    raw = self.transport.request(self._encode(command), until, self.timeout)
-                    return self._decode(raw)
-                except (DeviceTimeout, GarbledReply) as exc:
-                    log.debug("%s: %r failed (%s), try %d", self.name, command, exc, attempt + 1)
-                    if attempt + 1 == attempts:
-                        raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return request_with_retries(self.transport, self._encode(command), until, self.timeout,
+                                    self._decode, attempts, name=self.name, what=command, log=log)
 
     def command(self, command: str) -> UltraReply:
         """Send a command; raise the typed exception for an error in its reply.

@@ -27,6 +27,7 @@ from drivers.errors import (
     PumpReset,
     PumpStalled,
 )
+from drivers.exchange import request_with_retries
 from drivers.transport import SerialTransport
 
 log = logging.getLogger(__name__)
@@ -180,18 +181,9 @@ class NewEraPump:
         """Send one command and read its reply; retry on a lost or garbled reply. No checks."""
         safe = self.safe_timeout_s > 0 if safe is None else safe
         attempts = 1 + (self.retries if retries is None else retries)
-        with self.transport.lock:
-            for attempt in range(attempts):
-                try:
-                    raw = self.transport.request(
-                        self._encode(body, safe), frame_end, timeout or self.timeout
-                    )
-                    reply = self._decode(raw)
-                    break
-                except (DeviceTimeout, GarbledReply) as exc:
-                    log.debug("%s: %r failed (%s), attempt %d", self.name, body, exc, attempt + 1)
-                    if attempt + 1 == attempts:
-                        raise
+        reply = request_with_retries(self.transport, self._encode(body, safe), frame_end,
+                                     timeout or self.timeout, self._decode, attempts,
+                                     name=self.name, what=body, log=log)
         self._beat.set()
         return reply
 
