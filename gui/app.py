@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from chipctl.bench import Bench, load_bench
 from chipctl.session import BenchUnavailable, Engine
-from chipctl.simlaunch import SimulatedBench, SimulatorError
+from chipctl.simlaunch import simulated_bench_file
 from chipctl.sourcefile import SourceError
 
 EXIT_OK, EXIT_INVALID = 0, 2
@@ -52,15 +52,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def bench_for(args: argparse.Namespace, settings: QSettings) -> Iterator[Bench]:
     """The bench to use: simulated (--sim), a file (--bench), or the last one used."""
     if args.sim:
-        sim = SimulatedBench(speed=args.speed, seed=args.seed)
-        try:
-            sim.start()
-        except SimulatorError as exc:
-            raise StartupError(str(exc)) from exc
-        try:
-            yield _load(sim.bench_path)
-        finally:
-            sim.stop()
+        with simulated_bench_file(args.speed, args.seed, StartupError) as path:
+            yield _load(path)
         return
     path = args.bench or settings.value("last_bench")
     if not path:
