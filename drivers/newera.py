@@ -27,7 +27,7 @@ from drivers.errors import (
     PumpReset,
     PumpStalled,
 )
-from drivers.exchange import request_with_retries
+from drivers.exchange import AddressedDevice
 from drivers.transport import SerialTransport
 
 log = logging.getLogger(__name__)
@@ -122,25 +122,12 @@ class Reply:
         return self.status in RUNNING
 
 
-class NewEraPump:
+class NewEraPump(AddressedDevice):
     """One NE-1000 pump at `address` on a (possibly shared) SerialTransport."""
 
-    def __init__(
-        self,
-        transport: SerialTransport,
-        address: int = 0,
-        name: str | None = None,
-        *,
-        retries: int = 1,
-        timeout: float | None = None,
-    ) -> None:
-        if not 0 <= address <= 99:
-            raise ValueError("New Era address must be 0-99")
-        self.transport = transport
-        self.address = address
-        self.name = name or f"{transport.name}#{address}"
-        self.retries = retries
-        self.timeout = timeout
+    family = "New Era"
+
+    def _setup(self) -> None:
         self.safe_timeout_s = 0
         self.reset_seen = False
         self._pending_alarm: DeviceAlarm | None = None
@@ -180,10 +167,8 @@ class NewEraPump:
     ) -> Reply:
         """Send one command and read its reply; retry on a lost or garbled reply. No checks."""
         safe = self.safe_timeout_s > 0 if safe is None else safe
-        attempts = 1 + (self.retries if retries is None else retries)
-        reply = request_with_retries(self.transport, self._encode(body, safe), frame_end,
-                                     timeout or self.timeout, self._decode, attempts,
-                                     name=self.name, what=body, log=log)
+        reply = self._request(self._encode(body, safe), frame_end, timeout or self.timeout,
+                              self._decode, retries, body)
         self._beat.set()
         return reply
 
