@@ -303,7 +303,7 @@ def plateaued(series: list[tuple[float, int]], step: Monitor) -> bool:
     return max(counts) - min(counts) <= step.plateau_tolerance_pct / 100 * latest
 
 
-class _Missing(dict):  # type: ignore[type-arg]
+class _Missing(dict):
     """format_map helper: unknown {names} stay as written."""
 
     def __missing__(self, key: str) -> str:

@@ -114,7 +114,7 @@ def default_counter() -> Callable[[Any], Any]:
     """chipctl's vesicle counter."""
     from chipctl.vision import count_frame
 
-    return count_frame  # type: ignore[no-any-return]
+    return count_frame
 
 
 class FramePreparer:

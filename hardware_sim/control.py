@@ -146,4 +146,4 @@ def request(address: str, payload: dict[str, Any], timeout: float = 5.0) -> dict
             if not chunk:
                 break
             data += chunk
-    return json.loads(data)  # type: ignore[no-any-return]
+    return json.loads(data)
