@@ -172,12 +172,20 @@ class NewEraPump(AddressedDevice):
         self._beat.set()
         return reply
 
-    def command(self, body: str, **kwargs: object) -> Reply:
-        """Send a command; raise the alarm or command error its reply carries."""
+    def command(
+        self,
+        body: str,
+        *,
+        safe: bool | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        """Send a command (options as for exchange); raise the alarm or command error its
+        reply carries."""
         if self._pending_alarm is not None:
             alarm, self._pending_alarm = self._pending_alarm, None
             raise alarm
-        reply = self.exchange(body, **kwargs)  # type: ignore[arg-type]
+        reply = self.exchange(body, safe=safe, retries=retries, timeout=timeout)
         self.check(reply, body)
         return reply
 
