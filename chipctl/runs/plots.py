@@ -34,7 +34,7 @@ def density_bars(table: list[ZoneChannel]) -> str | None:
     for i, channel in enumerate(channels):
         values = {t.zone: t for t in rows if t.channel == channel}
         x = np.arange(len(zones)) + i * width
-        heights = [values[z].density_per_mm2 or 0.0 if z in values else 0.0 for z in zones]
+        heights = [(values[z].density_per_mm2 or 0.0) if z in values else 0.0 for z in zones]
         ax.bar(x, heights, width,
                yerr=[values[z].density_sd_per_mm2 if z in values else 0 for z in zones],
                label=channel, capsize=2)
