@@ -83,7 +83,7 @@ def autofocus(
     start = stage.focus()
     previous_roi: Any = getattr(camera, "roi", None)
     if roi is not None and hasattr(camera, "roi"):
-        camera.roi = roi  # type: ignore[attr-defined]
+        camera.roi = roi
     try:
         samples = _scan(camera, stage, start, span_um / 2, coarse_step_um, timeout_s)
         best = max(samples, key=lambda s: s[1])[0]

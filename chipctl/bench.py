@@ -94,9 +94,9 @@ class ChannelSpec(BaseModel):
     """The flow channel: a rectangular duct (for hydraulic resistance and pressure)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    width_um: float = Field(1000.0, alias="width")
-    height_um: float = Field(50.0, alias="height")
-    length_um: float = Field(20000.0, alias="length")
+    width_um: float = Field(default=1000.0, alias="width")
+    height_um: float = Field(default=50.0, alias="height")
+    length_um: float = Field(default=20000.0, alias="length")
 
     @field_validator("width_um", "height_um", "length_um", mode="before")
     @classmethod
@@ -125,7 +125,7 @@ class ChipSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = "exosome capture chip"
     channel: ChannelSpec = ChannelSpec()
-    pressure_limit_kpa: float = Field(100.0, alias="pressure_limit")
+    pressure_limit_kpa: float = Field(default=100.0, alias="pressure_limit")
     capture_efficiency: float = 0.1
     zones: dict[str, ZoneSpec] = Field(default_factory=dict)
 

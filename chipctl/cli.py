@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
     listing = runs_sub.add_parser("list", help="list runs (newest last)")
     listing.add_argument("--protocol", default="", help="protocol name contains this")
     listing.add_argument("--sample", default="", help="sample name contains this")

@@ -14,7 +14,7 @@ from chipctl.cli import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
 from chipctl.protocol.model import ParameterError, Protocol
 from chipctl.protocol.script import load_any
 from chipctl.protocol.validate import DryRun, check_protocol
-from chipctl.simlaunch import SimulatedBench, SimulatorError
+from chipctl.simlaunch import simulated_bench_file
 from chipctl.sourcefile import Problem, SourceError
 
 
@@ -69,15 +69,8 @@ def bench_from_args(args: argparse.Namespace, speed: float | None = None) -> Ite
         return
     if not args.sim:
         raise UsageError("say which bench: --bench FILE, or --sim for the simulated bench")
-    sim = SimulatedBench(speed=speed or 100.0, seed=getattr(args, "seed", 0))
-    try:
-        sim.start()
-    except SimulatorError as exc:
-        raise UsageError(str(exc)) from exc
-    try:
-        yield load_bench(sim.bench_path)
-    finally:
-        sim.stop()
+    with simulated_bench_file(speed or 100.0, getattr(args, "seed", 0), UsageError) as path:
+        yield load_bench(path)
 
 
 def validated(protocol: Protocol, bench: Bench) -> DryRun:

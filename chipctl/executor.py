@@ -278,14 +278,12 @@ def halt_all(rig: Rig) -> list[str]:
     """Every pump and light off now: a broadcast stop on each New Era line (`*STP`, all pumps
     at once), then every pump and light one by one. Returns what could not be done."""
     failures = []
-    try:
-        from chipctl.pumps import emergency_stop_all
-    except ImportError:  # pragma: no cover - the pump layer is part of chipctl
-        emergency_stop_all = None
+    from chipctl.pumps import emergency_stop_all
+
     urls = {spec.url for spec in rig.bench.of_kind("pump").values() if spec.driver == "newera"}
     for url in sorted(urls):
         transport = rig.transports.get(url)
-        if emergency_stop_all is None or transport is None:
+        if transport is None:
             continue
         try:
             emergency_stop_all(transport)
@@ -305,7 +303,7 @@ def plateaued(series: list[tuple[float, int]], step: Monitor) -> bool:
     return max(counts) - min(counts) <= step.plateau_tolerance_pct / 100 * latest
 
 
-class _Missing(dict):  # type: ignore[type-arg]
+class _Missing(dict):
     """format_map helper: unknown {names} stay as written."""
 
     def __missing__(self, key: str) -> str:

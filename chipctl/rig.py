@@ -32,7 +32,7 @@ BAUD_DEFAULTS = {"newera": 19200, "harvard": 115200, "coolled": 57600, "prior": 
 
 def _factory(driver: str) -> Callable[..., Any]:
     module, name = FACTORIES[driver]
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), name)
 
 
 class Rig:

@@ -195,8 +195,11 @@ def _answer_prompts(events: RunEvents, confirm_run: Callable[[], None], confirm:
             print("  (confirmed automatically)", flush=True)
             confirm_run()
             return
-        threading.Thread(target=lambda: (input("  press Enter when done "), confirm_run()),
-                         daemon=True).start()
+        def wait_for_enter() -> None:
+            input("  press Enter when done ")
+            confirm_run()
+
+        threading.Thread(target=wait_for_enter, daemon=True).start()
 
     events.prompt.connect(ask)
 

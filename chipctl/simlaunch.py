@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -77,3 +78,21 @@ class SimulatedBench:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def simulated_bench_file(speed: float, seed: int,
+                         error: Callable[[str], Exception]) -> Iterator[Path]:
+    """A simulated bench, running while the block runs; yields its bench file.
+
+    A simulator that cannot start raises `error(reason)` (the caller's own kind of error).
+    """
+    sim = SimulatedBench(speed=speed, seed=seed)
+    try:
+        sim.start()
+    except SimulatorError as exc:
+        raise error(str(exc)) from exc
+    try:
+        yield sim.bench_path
+    finally:
+        sim.stop()

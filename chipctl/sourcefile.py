@@ -37,14 +37,14 @@ class SourceError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-class LineDict(dict):  # type: ignore[type-arg]
+class LineDict(dict):
     """A mapping that remembers its own line and the line of each key."""
 
     line: int = 0
     lines: dict[Any, int]
 
 
-class LineList(list):  # type: ignore[type-arg]
+class LineList(list):
     """A list that remembers its own line and the line of each item."""
 
     line: int = 0

@@ -19,7 +19,7 @@ class UnitError(ValueError):
 @functools.cache
 def registry() -> pint.UnitRegistry:
     """The shared unit registry (built once; pint's start-up is not free)."""
-    ureg = pint.UnitRegistry()
+    ureg: pint.UnitRegistry = pint.UnitRegistry()
     return ureg
 
 
@@ -48,7 +48,7 @@ def to_unit(value: object, unit: str) -> float:
         raise UnitError(f"expected a quantity in {unit} such as '5 {unit}', got {value!r}")
     ureg = registry()
     try:
-        quantity = ureg.Quantity(_normalise(value))
+        quantity: pint.Quantity = ureg.Quantity(_normalise(value))
         target = ureg.Unit(_normalise(unit))
     except (pint.errors.PintError, AttributeError, TypeError, ValueError, SyntaxError) as exc:
         raise UnitError(f"cannot read {value!r} as a quantity ({exc})") from exc

@@ -21,7 +21,7 @@ from drivers.errors import (
     OutOfRange,
     PumpStalled,
 )
-from drivers.transport import SerialTransport
+from drivers.exchange import AddressedDevice
 
 log = logging.getLogger(__name__)
 
@@ -82,25 +82,12 @@ def parse_quantity(text: str) -> float:
     return float(number) * VOLUME_UL[volume] * (PER_MIN[per] if per else 1.0)
 
 
-class HarvardPump:
+class HarvardPump(AddressedDevice):
     """One Ultra-command-set pump at `address` on a (possibly shared) SerialTransport."""
 
-    def __init__(
-        self,
-        transport: SerialTransport,
-        address: int = 0,
-        name: str | None = None,
-        *,
-        retries: int = 1,
-        timeout: float | None = None,
-    ) -> None:
-        if not 0 <= address <= 99:
-            raise ValueError("Harvard address must be 0-99")
-        self.transport = transport
-        self.address = address
-        self.name = name or f"{transport.name}#{address}"
-        self.retries = retries
-        self.timeout = timeout
+    family = "Harvard"
+
+    def _setup(self) -> None:
         self.polling = False
         self.resyncs = 0  # times the link was re-established after a lost reply (power cycle?)
 
@@ -137,17 +124,8 @@ class HarvardPump:
         ends the reply (only safe for replies without data lines, before polling is on).
         """
         until = _POLLED_END if strict and self.polling else _ANY_END
-        attempts = 1 + (self.retries if retries is None else retries)
-        with self.transport.lock:
-            for attempt in range(attempts):
-                try:
-                    raw = self.transport.request(self._encode(command), until, self.timeout)
-                    return self._decode(raw)
-                except (DeviceTimeout, GarbledReply) as exc:
-                    log.debug("%s: %r failed (%s), try %d", self.name, command, exc, attempt + 1)
-                    if attempt + 1 == attempts:
-                        raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._request(self._encode(command), until, self.timeout, self._decode, retries,
+                             command)
 
     def command(self, command: str) -> UltraReply:
         """Send a command; raise the typed exception for an error in its reply.

@@ -27,6 +27,7 @@ from drivers.errors import (
     PumpReset,
     PumpStalled,
 )
+from drivers.exchange import AddressedDevice
 from drivers.transport import SerialTransport
 
 log = logging.getLogger(__name__)
@@ -121,25 +122,12 @@ class Reply:
         return self.status in RUNNING
 
 
-class NewEraPump:
+class NewEraPump(AddressedDevice):
     """One NE-1000 pump at `address` on a (possibly shared) SerialTransport."""
 
-    def __init__(
-        self,
-        transport: SerialTransport,
-        address: int = 0,
-        name: str | None = None,
-        *,
-        retries: int = 1,
-        timeout: float | None = None,
-    ) -> None:
-        if not 0 <= address <= 99:
-            raise ValueError("New Era address must be 0-99")
-        self.transport = transport
-        self.address = address
-        self.name = name or f"{transport.name}#{address}"
-        self.retries = retries
-        self.timeout = timeout
+    family = "New Era"
+
+    def _setup(self) -> None:
         self.safe_timeout_s = 0
         self.reset_seen = False
         self._pending_alarm: DeviceAlarm | None = None
@@ -179,28 +167,25 @@ class NewEraPump:
     ) -> Reply:
         """Send one command and read its reply; retry on a lost or garbled reply. No checks."""
         safe = self.safe_timeout_s > 0 if safe is None else safe
-        attempts = 1 + (self.retries if retries is None else retries)
-        with self.transport.lock:
-            for attempt in range(attempts):
-                try:
-                    raw = self.transport.request(
-                        self._encode(body, safe), frame_end, timeout or self.timeout
-                    )
-                    reply = self._decode(raw)
-                    break
-                except (DeviceTimeout, GarbledReply) as exc:
-                    log.debug("%s: %r failed (%s), attempt %d", self.name, body, exc, attempt + 1)
-                    if attempt + 1 == attempts:
-                        raise
+        reply = self._request(self._encode(body, safe), frame_end, timeout or self.timeout,
+                              self._decode, retries, body)
         self._beat.set()
         return reply
 
-    def command(self, body: str, **kwargs: object) -> Reply:
-        """Send a command; raise the alarm or command error its reply carries."""
+    def command(
+        self,
+        body: str,
+        *,
+        safe: bool | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        """Send a command (options as for exchange); raise the alarm or command error its
+        reply carries."""
         if self._pending_alarm is not None:
             alarm, self._pending_alarm = self._pending_alarm, None
             raise alarm
-        reply = self.exchange(body, **kwargs)  # type: ignore[arg-type]
+        reply = self.exchange(body, safe=safe, retries=retries, timeout=timeout)
         self.check(reply, body)
         return reply
 

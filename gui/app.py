@@ -14,12 +14,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from chipctl.bench import Bench, load_bench
 from chipctl.session import BenchUnavailable, Engine
-from chipctl.simlaunch import SimulatedBench, SimulatorError
+from chipctl.simlaunch import simulated_bench_file
 from chipctl.sourcefile import SourceError
 
 EXIT_OK, EXIT_INVALID = 0, 2
@@ -52,15 +52,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def bench_for(args: argparse.Namespace, settings: QSettings) -> Iterator[Bench]:
     """The bench to use: simulated (--sim), a file (--bench), or the last one used."""
     if args.sim:
-        sim = SimulatedBench(speed=args.speed, seed=args.seed)
-        try:
-            sim.start()
-        except SimulatorError as exc:
-            raise StartupError(str(exc)) from exc
-        try:
-            yield _load(sim.bench_path)
-        finally:
-            sim.stop()
+        with simulated_bench_file(args.speed, args.seed, StartupError) as path:
+            yield _load(path)
         return
     path = args.bench or settings.value("last_bench")
     if not path:
@@ -117,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
 
 
-def run_window(app: QApplication, engine: Engine, settings: QSettings,
+def run_window(app: QCoreApplication, engine: Engine, settings: QSettings,
                protocol: str | None) -> int:
     """Show the main window until it is closed."""
     from gui.main_window import MainWindow

@@ -29,7 +29,8 @@ def frame_channel(frame: Frame) -> str:
     """
     meta = frame.metadata
     channel = str(meta.get("channel") or "")
-    leds = meta.get("led") if isinstance(meta.get("led"), list) else []
+    raw_leds = meta.get("led")
+    leds: list[Any] = raw_leds if isinstance(raw_leds, list) else []
     for led in leds:
         if isinstance(led, dict) and str(led.get("channel")) == channel and led.get("dye"):
             return str(led["dye"])
@@ -113,7 +114,7 @@ def default_counter() -> Callable[[Any], Any]:
     """chipctl's vesicle counter."""
     from chipctl.vision import count_frame
 
-    return count_frame  # type: ignore[no-any-return]
+    return count_frame
 
 
 class FramePreparer:

@@ -42,7 +42,8 @@ def scale_bar_um(field_width_um: float) -> float:
 def describe_frame(frame: Frame) -> str:
     """Zone, field, channel and exposure of a frame, for its caption."""
     meta = frame.metadata
-    truth = meta.get("truth") if isinstance(meta.get("truth"), dict) else {}
+    raw_truth = meta.get("truth")
+    truth: dict[str, Any] = raw_truth if isinstance(raw_truth, dict) else {}
     zone = meta.get("zone") or truth.get("zone") or "no zone"
     parts = [f"zone {zone}"]
     if meta.get("field") is not None:
@@ -50,7 +51,8 @@ def describe_frame(frame: Frame) -> str:
     parts.append(frame_channel(frame) or "no channel")
     if meta.get("exposure_ms") is not None:
         parts.append(f"{float(meta['exposure_ms']):g} ms")
-    stage = meta.get("stage") if isinstance(meta.get("stage"), dict) else {}
+    raw_stage = meta.get("stage")
+    stage: dict[str, Any] = raw_stage if isinstance(raw_stage, dict) else {}
     x, y = meta.get("stage_x_um", stage.get("x")), meta.get("stage_y_um", stage.get("y"))
     if x is not None and y is not None:
         parts.append(f"stage ({float(x):.0f}, {float(y):.0f}) um")

@@ -197,12 +197,15 @@ class MainWindow(QMainWindow):
 
     def refresh_devices(self) -> None:
         """Read back the lights and the stage (after a run or an emergency stop)."""
-        for box in (*self.light_boxes, *self.stage_boxes):
+        boxes: list[IlluminatorBox | StageBox] = [*self.light_boxes, *self.stage_boxes]
+        for box in boxes:
             box.refresh()
 
     def _set_devices_for_run(self, active: bool) -> None:
         self.pumps_panel.set_run_active(active)
-        for box in (*self.light_boxes, *self.stage_boxes, *self.camera_boxes):
+        boxes: list[IlluminatorBox | StageBox | CameraBox] = [
+            *self.light_boxes, *self.stage_boxes, *self.camera_boxes]
+        for box in boxes:
             box.set_run_active(active)
 
     # -- errors and the emergency stop --------------------------------------------------------

@@ -91,8 +91,10 @@ class RunHistory(QWidget):
         for row, info in enumerate(self.runs):
             if Path(info["folder"]) == Path(folder) and info.get("status") == "running":
                 info.update(status=status, reason=reason)
-                self.table.item(row, KEYS.index("status")).setText(status)
-                self.table.item(row, KEYS.index("reason")).setText(reason)
+                for key, text in (("status", status), ("reason", reason)):
+                    item = self.table.item(row, KEYS.index(key))
+                    if item is not None:
+                        item.setText(text)
 
     def _folder(self, row: int | None) -> Path | None:
         row = self.table.currentRow() if row is None else row

@@ -95,7 +95,8 @@ class StageBox(QGroupBox):
         self.jog = QComboBox()
         self.jog.addItems(JOG_STEPS_UM)
         self.jog.setCurrentText("100")
-        self.x, self.y = _spin(-1e6, 1e6, 0, "um"), _spin(-1e6, 1e6, 0, "um")
+        # not self.x / self.y: those would shadow QWidget.x() and QWidget.y()
+        self.x_spin, self.y_spin = _spin(-1e6, 1e6, 0, "um"), _spin(-1e6, 1e6, 0, "um")
         self.z = _spin(-1e5, 1e5, 0, "um", 2)
         self.zone = QComboBox()
         self.zone.addItems(list(zones))
@@ -106,9 +107,9 @@ class StageBox(QGroupBox):
         grid.addWidget(self.jog, 1, 1)
         for col, (text, dx, dy) in enumerate((("←", -1, 0), ("→", 1, 0), ("↑", 0, -1),
                                               ("↓", 0, 1))):
-            grid.addWidget(self._button(text, lambda dx=dx, dy=dy: self.jog_by(dx, dy)), 2, col)
-        grid.addWidget(self.x, 3, 0)
-        grid.addWidget(self.y, 3, 1)
+            grid.addWidget(self._button(text, self._jog_action(dx, dy)), 2, col)
+        grid.addWidget(self.x_spin, 3, 0)
+        grid.addWidget(self.y_spin, 3, 1)
         grid.addWidget(self._button("Go to", self.go_to), 3, 2)
         grid.addWidget(self.zone, 4, 0, 1, 2)
         grid.addWidget(self._button("Go to zone", self.go_to_zone), 4, 2)
@@ -144,6 +145,10 @@ class StageBox(QGroupBox):
         """Read the position."""
         self._move("position", lambda: None)
 
+    def _jog_action(self, dx: int, dy: int) -> Callable[[], None]:
+        # a lambda with dx=dx defaults would receive the clicked(checked) flag as dx
+        return lambda: self.jog_by(dx, dy)
+
     def jog_by(self, dx: int, dy: int) -> None:
         """Move one jog step in x or y."""
         step = float(self.jog.currentText())
@@ -156,7 +161,7 @@ class StageBox(QGroupBox):
 
     def go_to(self) -> None:
         """Move to the x, y typed in."""
-        x, y = self.x.value(), self.y.value()
+        x, y = self.x_spin.value(), self.y_spin.value()
         self._move("go to", lambda: self.stage.move_to(x, y))
 
     def go_to_zone(self) -> None:

@@ -10,9 +10,10 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication
 
 from chipctl.bench import load_bench
@@ -48,12 +49,12 @@ def demo_parameters(protocol: Protocol) -> dict[str, str]:
             for p in protocol.parameters}
 
 
-def wait_for(app: QApplication, condition: object, timeout_s: float) -> bool:
+def wait_for(app: QCoreApplication, condition: Callable[[], object], timeout_s: float) -> bool:
     """Process events until `condition()` is true or the time is up."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         app.processEvents()
-        if condition():  # type: ignore[operator]
+        if condition():
             return True
         time.sleep(0.02)
     return False

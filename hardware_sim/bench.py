@@ -31,13 +31,13 @@ DEFAULT_REAGENTS = {
     "buffer": Reagent("buffer"),
     "stain": Reagent("stain", labels=("AF488", "AF555", "AF647")),
 }
-PUMP_CHAIN = [  # one RS-232 port, two addresses
+PUMP_CHAIN: list[dict[str, Any]] = [  # one RS-232 port, two addresses
     {"name": "buffer_pump", "address": 0, "reagent": "buffer", "diameter_mm": 12.45,
      "syringe_ul": 5000.0, "contents_ul": 5000.0},
     {"name": "sample_pump", "address": 1, "reagent": "sample", "diameter_mm": 4.699,
      "syringe_ul": 1000.0, "contents_ul": 1000.0},
 ]
-HARVARD_PUMPS = [
+HARVARD_PUMPS: list[dict[str, Any]] = [
     {"name": "stain_pump", "address": 0, "reagent": "stain", "diameter_mm": 4.699,
      "syringe_ul": 1000.0, "contents_ul": 500.0},
 ]

@@ -40,8 +40,9 @@ def _public_state(model: Any) -> dict[str, Any]:
     update = getattr(model, "update", None)
     if callable(update):
         update()
-    state = {key: value for key, value in vars(model).items()
-             if not key.startswith("_") and isinstance(value, bool | int | float | str)}
+    state: dict[str, Any] = {
+        key: value for key, value in vars(model).items()
+        if not key.startswith("_") and isinstance(value, bool | int | float | str)}
     emission = getattr(model, "emission", None)
     if callable(emission):
         state["emission"] = [list(item) for item in emission()]
@@ -120,6 +121,8 @@ class ControlServer(socketserver.ThreadingTCPServer):
     def address(self) -> str:
         """host:port of the channel."""
         host, port = self.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode()
         return f"{host}:{port}"
 
     def start(self) -> None:
@@ -143,4 +146,4 @@ def request(address: str, payload: dict[str, Any], timeout: float = 5.0) -> dict
             if not chunk:
                 break
             data += chunk
-    return json.loads(data)  # type: ignore[no-any-return]
+    return json.loads(data)

@@ -13,18 +13,15 @@ faults of hardware_sim.faults act on the endpoint serving the chain.
 from __future__ import annotations
 
 import binascii
-import functools
 import re
 from typing import Any
 
-from hardware_sim.endpoints import PtyEndpoint, TcpEndpoint
-from hardware_sim.faults import LINK_FAULTS, FaultInjector
 from hardware_sim.newera_pump import NeSimPump, wall_clock
+from hardware_sim.pumpchain import PumpChain
 from hardware_sim.syringe import SyringePumpModel
 from hardware_sim.world import World
 
 STX, ETX, CR = 0x02, 0x03, 0x0D
-DEVICE_FAULTS = ("stall", "power_cycle")
 _LINE = re.compile(r"(\*|\d{1,2})?([A-Z]{3})?(.*)")
 
 
@@ -44,7 +41,7 @@ def collide(replies: list[bytes]) -> bytes:
     return bytes(out)
 
 
-class NewEraChain:
+class NewEraChain(PumpChain[NeSimPump]):
     """A chain of emulated NE-1000 pumps sharing one port.
 
     `pumps`: one dict per pump with `name`, `address`, `reagent`, `diameter_mm`,
@@ -53,63 +50,20 @@ class NewEraChain:
     world.devices under its name.
     """
 
+    endpoint_name = "newera"
+
     def __init__(self, world: World, pumps: list[dict[str, Any]], wall=wall_clock) -> None:
-        self.world = world
-        self.faults = FaultInjector()
-        self.pumps: dict[int, NeSimPump] = {}
-        self.by_name: dict[str, NeSimPump] = {}
-        self._buffer = b""
-        for spec in pumps:
-            model = SyringePumpModel(
-                name=spec["name"],
-                reagent=spec.get("reagent", ""),
-                diameter_mm=float(spec.get("diameter_mm", 4.699)),
-                syringe_ul=float(spec.get("syringe_ul", 1000.0)),
-                contents_ul=float(spec.get("contents_ul", 0.0)),
-                now=world.clock.now,
-            )
+        def make_pump(spec: dict[str, Any], model: SyringePumpModel) -> NeSimPump:
             pump = NeSimPump(int(spec.get("address", 0)), model, wall)
             if not spec.get("fresh", True):
                 pump.alarm, pump.ignore_next = "", False
-            self.pumps[pump.address] = pump
-            self.by_name[model.name] = pump
-            model.injector = functools.partial(self._inject_one, model.name)
-            world.pumps[model.name] = model
-            world.devices[model.name] = model
+            return pump
 
-    # -- faults ---------------------------------------------------------------------------------
-    def _inject_one(self, name: str, fault: str, value: float = 1.0) -> None:
-        self.inject(fault, value, pump=name)
+        super().__init__(world, pumps, make_pump)
 
-    def inject(self, fault: str, value: float = 1.0, pump: str | None = None) -> None:
-        """Arm a device fault (`stall`, `power_cycle`) on `pump` (default all) or a link fault."""
-        with self.world.lock:
-            if fault in DEVICE_FAULTS:
-                targets = [self.by_name[pump]] if pump else list(self.pumps.values())
-                for target in targets:
-                    target.stall() if fault == "stall" else target.power_cycle()
-                if fault == "power_cycle":
-                    self._buffer = b""
-            elif fault in LINK_FAULTS:
-                self.faults.arm(fault, value)
-            else:
-                known = ", ".join(DEVICE_FAULTS + LINK_FAULTS)
-                raise ValueError(f"unknown fault {fault!r}; known: {known}")
-
-    # -- serving --------------------------------------------------------------------------------
-    def serve_tcp(self, port: int = 0) -> TcpEndpoint:
-        """Serve the chain on a TCP port (started); link faults go through self.faults."""
-        endpoint = TcpEndpoint("newera", self, self.world.lock, port)
-        endpoint.faults = self.faults
-        endpoint.start()
-        return endpoint
-
-    def serve_pty(self, link: str | None = None) -> PtyEndpoint:
-        """Serve the chain on a pseudo-terminal (started)."""
-        endpoint = PtyEndpoint("newera", self, self.world.lock, link)
-        endpoint.faults = self.faults
-        endpoint.start()
-        return endpoint
+    def _after_device_fault(self, fault: str) -> None:
+        if fault == "power_cycle":
+            self._buffer = b""
 
     # -- the Emulator face ----------------------------------------------------------------------
     def connected(self) -> bytes:

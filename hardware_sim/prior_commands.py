@@ -81,11 +81,14 @@ class ProScanCommands:
 
     def _enqueue(self, move: Move) -> list[str] | None: ...  # provided by PriorEmulator
 
-    def _stop(self) -> list[str]: ...
+    def _stop(self) -> list[str]:  # provided by PriorEmulator
+        raise NotImplementedError
 
-    def _position_now(self, now: float) -> tuple[float, float, float]: ...
+    def _position_now(self, now: float) -> tuple[float, float, float]:  # by PriorEmulator
+        raise NotImplementedError
 
-    def busy_mask(self) -> int: ...
+    def busy_mask(self) -> int:  # provided by PriorEmulator
+        raise NotImplementedError
 
     def dispatch(self, verb: str, args: list[str]) -> list[str] | None:
         """Reply lines for one command (None = no reply)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fakerig import FakeLight, FakeStage
 
 from chipctl.bench import Bench, DeviceSpec
 from chipctl.clock import RunClock
@@ -77,54 +78,6 @@ class FakePump:
 
     def displaced_ul(self) -> float:
         return self._so_far()
-
-
-class FakeLight:
-    """An illuminator that remembers what is lit."""
-
-    def __init__(self, name: str, channels: tuple[str, ...]) -> None:
-        self.name, self.channels = name, channels
-        self.lit: dict[str, float] = {}
-
-    def connect(self) -> None: ...
-
-    def close(self) -> None: ...
-
-    def light(self, channel: str, power_pct: float) -> None:
-        self.lit = {channel: power_pct}
-
-    def dark(self) -> None:
-        self.lit = {}
-
-    def state(self) -> dict[str, tuple[bool, float]]:
-        return {c: (c in self.lit, self.lit.get(c, 0.0)) for c in self.channels}
-
-
-class FakeStage:
-    """A stage that moves at once."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self.xy, self.z = name, (0.0, 0.0), 0.0
-
-    def connect(self) -> None: ...
-
-    def close(self) -> None: ...
-
-    def move_to(self, x_um: float, y_um: float) -> None:
-        self.xy = (x_um, y_um)
-
-    def position(self) -> tuple[float, float]:
-        return self.xy
-
-    def focus_to(self, z_um: float) -> None:
-        self.z = z_um
-
-    def focus(self) -> float:
-        return self.z
-
-    def wait_idle(self, timeout_s: float = 30.0) -> None: ...
-
-    def halt(self) -> None: ...
 
 
 def spots_image(n: int, size: int = 256, seed: int = 0) -> np.ndarray:

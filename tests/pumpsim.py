@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
+from chipctl.devices import Pump
 from drivers.transport import SerialTransport
 from hardware_sim.clock import VirtualClock
 from hardware_sim.harvard import HarvardChain
@@ -13,6 +15,7 @@ from hardware_sim.newera import NewEraChain
 from hardware_sim.world import World
 
 SPEED = 60.0  # simulated seconds per wall second
+ChainT = TypeVar("ChainT", NewEraChain, HarvardChain)
 
 
 def ne_spec(name: str = "sample", address: int = 0, **extra: Any) -> dict[str, Any]:
@@ -29,6 +32,40 @@ def ne_spec(name: str = "sample", address: int = 0, **extra: Any) -> dict[str, A
     return spec
 
 
+def settings(address: int = 0, contents: str = "0.5 mL", **extra: object) -> dict:
+    """Bench-file settings of a pump at `address`: a 1 mL syringe (4.699 mm) of sample."""
+    return {
+        "address": address,
+        "syringe": {"inner_diameter": "4.699 mm", "volume": "1 mL", "contents": contents},
+        "reagent": "sample",
+        **extra,
+    }
+
+
+def wait_stopped(pump: Pump, limit_s: float = 5.0) -> None:
+    """Wait (at most `limit_s`) until the pump reports it has stopped."""
+    deadline = time.monotonic() + limit_s
+    while pump.is_running():
+        assert time.monotonic() < deadline, "pump still running"
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def _served(world: World, chain: ChainT, wire: str, link: str | None, name: str,
+            baudrate: int, timeout: float) -> Iterator[tuple[World, ChainT, SerialTransport]]:
+    """`chain` served on TCP or a pty and an (unopened) transport to it; on a normal exit,
+    asserts that the test left no pump running; pumps are stopped anyway."""
+    endpoint = chain.serve_tcp() if wire == "tcp" else chain.serve_pty(link)
+    transport = SerialTransport(endpoint.url, name=name, baudrate=baudrate, timeout=timeout)
+    try:
+        yield world, chain, transport
+        assert_all_stopped(world)
+    finally:
+        stop_all(world)
+        transport.close()
+        endpoint.stop()
+
+
 @contextlib.contextmanager
 def newera_bench(
     *specs: dict[str, Any],
@@ -43,15 +80,8 @@ def newera_bench(
     """
     world = World(VirtualClock(speed=speed))
     chain = NewEraChain(world, list(specs) or [ne_spec()])
-    endpoint = chain.serve_tcp() if wire == "tcp" else chain.serve_pty(link)
-    transport = SerialTransport(endpoint.url, name="ne-port", baudrate=19200, timeout=timeout)
-    try:
-        yield world, chain, transport
-        assert_all_stopped(world)
-    finally:
-        stop_all(world)
-        transport.close()
-        endpoint.stop()
+    with _served(world, chain, wire, link, "ne-port", 19200, timeout) as served:
+        yield served
 
 
 @contextlib.contextmanager
@@ -65,15 +95,8 @@ def harvard_bench(
     """A world with a Harvard daisy chain served on TCP or a pty, and a transport to it."""
     world = World(VirtualClock(speed=speed))
     chain = HarvardChain(world, list(specs) or [ne_spec()])
-    endpoint = chain.serve_tcp() if wire == "tcp" else chain.serve_pty(link)
-    transport = SerialTransport(endpoint.url, name="ha-port", baudrate=115200, timeout=timeout)
-    try:
-        yield world, chain, transport
-        assert_all_stopped(world)
-    finally:
-        stop_all(world)
-        transport.close()
-        endpoint.stop()
+    with _served(world, chain, wire, link, "ha-port", 115200, timeout) as served:
+        yield served
 
 
 def running_pumps(world: World) -> list[str]:

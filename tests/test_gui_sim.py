@@ -10,8 +10,6 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ from chipctl.bench import Bench, load_bench
 from chipctl.session import Engine
 from chipctl.simlaunch import SimulatedBench
 from gui.main_window import MainWindow
+from hardware_sim.control import request
 
 pytestmark = pytest.mark.timeout(60)
 SPEED = 100.0
@@ -56,19 +55,9 @@ steps:
 """
 
 
-def control(bench: Bench, request: dict[str, Any]) -> dict[str, Any]:
+def control(bench: Bench, payload: dict[str, Any]) -> dict[str, Any]:
     """One request on the simulator's control channel."""
-    host, port = str(bench.simulator["control"]).rsplit(":", 1)  # type: ignore[index]
-    with socket.create_connection((host, int(port)), timeout=20) as sock:
-        sock.sendall((json.dumps(request) + "\n").encode())
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    reply: dict[str, Any] = json.loads(data)
-    return reply
+    return request(str(bench.simulator["control"]), payload, timeout=20)  # type: ignore[index]
 
 
 def sim_pumps_running(bench: Bench) -> dict[str, bool]:

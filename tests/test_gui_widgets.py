@@ -247,6 +247,16 @@ def test_emergency_stop_key_stops_fake_pumps(window: MainWindow, qtbot: Any) -> 
     assert window.stopper.pressed == 1
 
 
+def test_stage_jog_buttons_move_along_their_axis(window: MainWindow, qtbot: Any) -> None:
+    box = window.stage_boxes[0]
+    box.jog.setCurrentText("100")
+    buttons = {b.text(): b for b in box.controls}
+    for arrow, expected in (("→", (100.0, 0.0)), ("↓", (100.0, 100.0)),
+                            ("←", (0.0, 100.0)), ("↑", (0.0, 0.0))):
+        qtbot.mouseClick(buttons[arrow], Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda e=expected: box.stage.position() == e, timeout=3000)
+
+
 def test_bin_for_display_averages_blocks_and_keeps_small_frames() -> None:
     image = np.arange(16, dtype=np.uint16).reshape(4, 4)
     binned, n = bin_for_display(image, max_side=2)
@@ -318,7 +328,7 @@ def test_f12_stops_everything_even_from_a_dialog(window: MainWindow, qtbot: Any)
     qtbot.keyClick(dialog, Qt.Key.Key_F12)
     qtbot.waitUntil(lambda: window.stopper.pressed == 1, timeout=2000)
     qtbot.waitUntil(lambda: not pumps["sample_pump"].is_running(), timeout=3000)
-    assert window.light_boxes[0].light.lit == {}
+    assert window.light_boxes[0].light.on == {}
     qtbot.waitUntil(lambda: window.light_boxes[0].status.text() == "off", timeout=3000)
 
 

@@ -9,26 +9,11 @@ from pathlib import Path
 
 import pytest
 import serial
-from pumpsim import LowestRng, harvard_bench, ne_spec, running_pumps
+from pumpsim import LowestRng, harvard_bench, ne_spec, running_pumps, settings, wait_stopped
 
 from chipctl.devices import Pump
-from chipctl.pumps import HarvardSyringePump, make_harvard
+from chipctl.pumps import make_harvard
 from drivers import errors
-
-
-def settings(address: int = 0, contents: str = "0.5 mL") -> dict:
-    return {
-        "address": address,
-        "syringe": {"inner_diameter": "4.699 mm", "volume": "1 mL", "contents": contents},
-        "reagent": "sample",
-    }
-
-
-def wait_stopped(pump: HarvardSyringePump, limit_s: float = 5.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while pump.is_running():
-        assert time.monotonic() < deadline, "pump still running"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("wire", ["tcp", "pty"])

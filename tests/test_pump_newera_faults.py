@@ -7,26 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pumpsim import LowestRng, ne_spec, newera_bench, running_pumps
+from pumpsim import LowestRng, ne_spec, newera_bench, running_pumps, settings, wait_stopped
 
-from chipctl.pumps import NewEraSyringePump, emergency_stop_all, make_newera
+from chipctl.pumps import emergency_stop_all, make_newera
 from drivers import errors
-
-
-def settings(address: int = 0, contents: str = "0.5 mL", **extra: object) -> dict:
-    return {
-        "address": address,
-        "syringe": {"inner_diameter": "4.699 mm", "volume": "1 mL", "contents": contents},
-        "reagent": "sample",
-        **extra,
-    }
-
-
-def wait_stopped(pump: NewEraSyringePump, limit_s: float = 5.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while pump.is_running():
-        assert time.monotonic() < deadline, "pump still running"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("wire", ["tcp", "pty"])

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from pumpsim import ne_spec, newera_bench
+from pumpsim import ne_spec, newera_bench, wait_stopped
 
 from chipctl.devices import Pump
 from chipctl.pumps import make_newera
@@ -15,13 +13,6 @@ SETTINGS = {
     "syringe": {"inner_diameter": "4.699 mm", "volume": "1 mL", "contents": "0.5 mL"},
     "reagent": "sample",
 }
-
-
-def wait_stopped(pump: Pump, limit_s: float = 5.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while pump.is_running():
-        assert time.monotonic() < deadline, "pump still running"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("wire", ["tcp", "pty"])

@@ -110,7 +110,7 @@ class Fields:
         def read() -> float | None:
             value = self.raw(key, required)
             return default if value is None else self.convert(key, value, unit)
-        return self._noting(read, default)  # type: ignore[no-any-return]
+        return self._noting(read, default)
 
     def convert(self, key: str, value: Any, unit: str) -> float:
         """`value` (a string with a unit) in `unit`; bare numbers are refused."""
@@ -133,7 +133,7 @@ class Fields:
             if not isinstance(value, str | int) or isinstance(value, bool):
                 raise self.error(key, f"expected a name, got {value!r}")
             return str(value)
-        return self._noting(read, default)  # type: ignore[no-any-return]
+        return self._noting(read, default)
 
     def integer(self, key: str, default: int, minimum: int = 1) -> int:
         """A whole number >= minimum (noted if not)."""
@@ -144,7 +144,7 @@ class Fields:
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise self.error(key, f"expected a whole number >= {minimum}, got {value!r}")
             return value
-        return self._noting(read, default)  # type: ignore[no-any-return]
+        return self._noting(read, default)
 
     def flag(self, key: str, default: bool = False) -> bool:
         """true or false (noted if not)."""
@@ -155,7 +155,7 @@ class Fields:
             if not isinstance(value, bool):
                 raise self.error(key, f"expected true or false, got {value!r}")
             return value
-        return self._noting(read, default)  # type: ignore[no-any-return]
+        return self._noting(read, default)
 
     def check_unknown(self) -> None:
         """Raise everything noted, and refuse fields no builder asked for (a typo must not be

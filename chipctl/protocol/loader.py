@@ -40,7 +40,7 @@ from chipctl.protocol.model import (
     Wait,
 )
 from chipctl.protocol.params import check_placeholders, parse_parameters
-from chipctl.sourcefile import LineDict, Problem, SourceError, parse_yaml
+from chipctl.sourcefile import LineDict, LineList, Problem, SourceError, parse_yaml
 
 SCHEMA_VERSION = 1
 FLOW_ALIASES = ("sample", "block", "stain", "wash", "buffer")
@@ -255,7 +255,7 @@ class _Parser:
         return step
 
     def steps(self, items: Any, line: int, prefix: str = "") -> list[Step]:
-        if not isinstance(items, list) or not items:
+        if not isinstance(items, LineList) or not items:
             self.problem(line, "steps: a non-empty list of steps")
             return []
         steps: list[Step] = []

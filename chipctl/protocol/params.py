@@ -23,7 +23,7 @@ def parse_parameters(data: LineDict, problems: list[Problem], path: str) -> tupl
     value = data.get("parameters")
     if value is None:
         return ()
-    if not isinstance(value, dict):
+    if not isinstance(value, LineDict):
         problems.append(Problem(path, data.lines["parameters"], "parameters: a mapping of "
                                 "name: {default: ..., description: ...}"))
         return ()

@@ -152,8 +152,8 @@ class ProtocolBuilder:
                 label: str | None = None) -> ProtocolBuilder:
         """Count on `zone` while `flow` ({pump, rate, volume|duration}) runs, with the
         `alongside` flows ([{pump, rate}], the file's `with:`) running for as long."""
-        value = {"zone": zone, "channel": channel, "flow": dict(flow), "interval": interval,
-                 "until_plateau": until_plateau}
+        value: dict[str, Any] = {"zone": zone, "channel": channel, "flow": dict(flow),
+                                 "interval": interval, "until_plateau": until_plateau}
         if alongside:
             value["with"] = [dict(item) for item in alongside]
         return self._add("monitor", value, label)

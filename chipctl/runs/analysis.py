@@ -141,7 +141,7 @@ def zone_table(counts: list[dict[str, Any]], geo: Geometry | None,
 
 
 def _subtract(table: list[ZoneChannel], controls: set[str]) -> list[ZoneChannel]:
-    background = {}
+    background: dict[str, list[float]] = {}
     for item in table:
         if item.zone in controls and item.density_per_mm2 is not None:
             background.setdefault(item.channel, []).append(item.density_per_mm2)

@@ -61,7 +61,8 @@ def _first(meta: dict[str, Any], *keys: str) -> Any:
 
 def frame_fields(meta: dict[str, Any]) -> dict[str, Any]:
     """The frame metadata the run keeps, from whichever keys the camera adapter used."""
-    truth = meta.get("truth") if isinstance(meta.get("truth"), dict) else {}
+    raw_truth = meta.get("truth")
+    truth: dict[str, Any] = raw_truth if isinstance(raw_truth, dict) else {}
     return {
         "time_s": _first(meta, "time_s", "t_s", "time"),
         "x_um": _first(meta, "stage_x_um", "x_um", "stage.x"),
@@ -84,7 +85,7 @@ def _safe(text: Any) -> str:
 
 def ome_metadata(info: dict[str, Any]) -> dict[str, Any]:
     """tifffile OME metadata for one YX frame."""
-    plane = {}
+    plane: dict[str, float | str] = {}
     for key, attr, unit in (("time_s", "DeltaT", "s"), ("exposure_ms", "ExposureTime", "ms"),
                             ("x_um", "PositionX", "µm"), ("y_um", "PositionY", "µm"),
                             ("z_um", "PositionZ", "µm")):

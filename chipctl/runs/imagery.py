@@ -12,7 +12,6 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -190,18 +189,12 @@ def _colocalization(spots: dict[tuple[Any, ...], dict[str, Any]]) -> list[dict[s
 
 
 def _field_table(by_channel: dict[str, Any]) -> dict[str, int]:
+    from chipctl.vision import colocalize
+
     channels = sorted(by_channel)
-    try:
-        from chipctl.vision import colocalize
-    except ImportError:
-        colocalize = None
-    if colocalize is not None:
-        coloc = colocalize({ch: by_channel[ch] for ch in channels}, COLOC_RADIUS_PX)
-        table = {k: v for k, v in coloc.table().items() if "+" in k}
-        return {"particles": coloc.total, **table}
-    xy = {ch: np.asarray(by_channel[ch].xy, float).reshape(-1, 2) for ch in channels}
-    table = {f"{a}+{b}": pair_fraction(xy[a], xy[b]) for a, b in combinations(channels, 2)}
-    return {"particles": max(len(v) for v in xy.values()), **table}
+    coloc = colocalize({ch: by_channel[ch] for ch in channels}, COLOC_RADIUS_PX)
+    table = {k: v for k, v in coloc.table().items() if "+" in k}
+    return {"particles": coloc.total, **table}
 
 
 def _drift(series: dict[tuple[Any, ...], list[np.ndarray]],

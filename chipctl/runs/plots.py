@@ -34,7 +34,8 @@ def density_bars(table: list[ZoneChannel]) -> str | None:
     for i, channel in enumerate(channels):
         values = {t.zone: t for t in rows if t.channel == channel}
         x = np.arange(len(zones)) + i * width
-        ax.bar(x, [values[z].density_per_mm2 if z in values else 0 for z in zones], width,
+        heights = [(values[z].density_per_mm2 or 0.0) if z in values else 0.0 for z in zones]
+        ax.bar(x, heights, width,
                yerr=[values[z].density_sd_per_mm2 if z in values else 0 for z in zones],
                label=channel, capsize=2)
     ax.set_xticks(np.arange(len(zones)) + 0.4 - width / 2, zones)
@@ -68,7 +69,8 @@ def intensity_histogram(intensities: dict[str, list[float]]) -> str | None:
     bins = np.geomspace(max(min(positive), 1.0), max(positive) * 1.01, 60)
     for channel, values in sorted(intensities.items()):
         if values:
-            ax.hist(values, bins=bins, histtype="step", label=f"{channel} (n={len(values)})")
+            ax.hist(values, bins=bins.tolist(), histtype="step",
+                    label=f"{channel} (n={len(values)})")
     ax.set_xscale("log")
     ax.set_xlabel("spot amplitude (ADU above background, log scale)")
     ax.set_ylabel("spots")

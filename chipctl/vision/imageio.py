@@ -56,7 +56,7 @@ def _is_tiff(p: Path) -> bool:
 def _read_tiff(p: Path) -> list[np.ndarray]:
     try:
         with tifffile.TiffFile(p) as tif:
-            arrays = [_channels_last(page) for page in tif.pages]
+            arrays = [_channels_last(page.aspage()) for page in tif.pages]
         if not arrays:
             raise ImageError("not a readable TIFF image (no image pages)")
         return arrays

@@ -76,8 +76,9 @@ class VesicleTracker:
         """The confirmed vesicles, in order of arrival."""
         idx = np.flatnonzero(self._hits >= self.min_detections)
         idx = idx[np.argsort(self._arrival[idx], kind="stable")]
-        return [Vesicle(int(k), *map(float, self._pos[k]), float(self._arrival[k]),
-                        float(self._last[k]), int(self._hits[k])) for k in idx]
+        return [Vesicle(int(k), float(self._pos[k, 0]), float(self._pos[k, 1]),
+                        float(self._arrival[k]), float(self._last[k]), int(self._hits[k]))
+                for k in idx]
 
     def update(self, result: CountResult, t: float) -> TrackUpdate:
         """Link the detections of the frame taken at time ``t``."""
@@ -136,6 +137,9 @@ def _vote(d: np.ndarray, radius: float) -> np.ndarray:
     k = np.clip(np.round(d / 0.5).astype(int) + n, 0, 2 * n)
     hist = np.zeros((2 * n + 1, 2 * n + 1))
     np.add.at(hist, (k[:, 1], k[:, 0]), 1.0)
-    box = sum(np.roll(np.roll(hist, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    box = np.zeros_like(hist)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            box += np.roll(np.roll(hist, dy, 0), dx, 1)
     ky, kx = np.unravel_index(int(np.argmax(box)), box.shape)
     return np.array([(kx - n) * 0.5, (ky - n) * 0.5])
