@@ -8,7 +8,6 @@ resume pumps the rest, so a flow or monitor step always delivers its full volume
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +30,6 @@ from chipctl.pumprun import PumpRun
 from chipctl.rig import Rig
 from drivers.errors import DeviceError
 
-log = logging.getLogger(__name__)
 FLOW_GRACE = 1.5  # a flow may take this many times its planned duration (+30 s) before failing
 POLL_WALL_S = 0.05  # poll a running pump at most every 50 ms of wall time ...
 POLL_MIN_S = 0.5  # ... and at most every 0.5 s of protocol time
@@ -316,4 +314,4 @@ def _default_counter() -> Callable[[Any], Any]:
     return count_frame
 
 
-__all__ = ["DeviceError", "Executor", "StepFailed", "halt_all", "plateaued"]
+__all__ = ["Executor", "StepFailed", "halt_all", "plateaued"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +15,6 @@ from chipctl.bench import Bench, DeviceSpec
 from chipctl.devices import Camera, Illuminator, Pump, Stage
 from drivers.errors import DeviceError
 from drivers.transport import SerialTransport
-
-log = logging.getLogger(__name__)
 
 # driver name -> (module, factory); factories take (name, settings, transport)
 FACTORIES: dict[str, tuple[str, str]] = {

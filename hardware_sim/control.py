@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import socket
 import socketserver
 import threading
@@ -26,7 +25,6 @@ from hardware_sim.faults import LINK_FAULTS
 if TYPE_CHECKING:
     from hardware_sim.bench import SimBench
 
-log = logging.getLogger(__name__)
 
 
 def _snapshot(model: Any) -> dict[str, Any]:
@@ -66,7 +64,7 @@ def handle_request(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:
     if cmd == "chip":
         with world.lock:
             world.advance()
-            summary = world.chip.summary() if world.chip is not None else {}
+            summary = world.chip.counts() if world.chip is not None else {}
         return {"ok": True, "chip": summary}
     if cmd in ("fault", "clear"):
         return _fault(bench, request)
