@@ -122,6 +122,7 @@ class Executor:
             with contextlib.suppress(Exception):
                 run.stop()
             raise
+        self.control.checkpoint()  # an abort that stopped the pump is an abort, not a shortfall
         run.finish()
         return run
 

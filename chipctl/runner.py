@@ -111,7 +111,10 @@ class Runner:
         except RunAborted as exc:
             self._finish(RunState.ABORTED, str(exc))
         except (Interlock, DeviceError, StepFailed, OSError) as exc:
-            self._finish(RunState.FAILED, reason_for(exc))
+            if self.control.abort_reason is not None:  # the abort stopped the pumps under it
+                self._finish(RunState.ABORTED, self.control.abort_reason)
+            else:
+                self._finish(RunState.FAILED, reason_for(exc))
         except Exception as exc:  # a bug must still leave the bench safe and the run recorded
             log.exception("run failed unexpectedly")
             self._finish(RunState.FAILED, f"internal error: {exc!r}")

@@ -93,6 +93,27 @@ def test_emergency_stop_halts_everything_from_the_calling_thread() -> None:
     assert any(r["event"] == "emergency_stop" for r in records)
 
 
+def test_emergency_stop_between_poll_and_check_is_an_abort_not_a_shortfall() -> None:
+    """The stop lands after the run's last checkpoint and before it polls the pump: the pump is
+    found stopped short, and the run must still end as the emergency stop the operator pressed."""
+    runner, rig, records = make_runner(SLOW_SAMPLE)
+    pump = rig.pumps["sample_pump"]
+    polled = pump.is_running
+    stopped: list[list[str]] = []
+
+    def poll_after_a_stop() -> bool:
+        if not stopped and pump_started(records, "sample_pump"):
+            stopped.append(runner.emergency_stop())  # what F12 does from another thread
+        return polled()
+
+    pump.is_running = poll_after_a_stop  # type: ignore[method-assign]
+    runner.start()
+    assert runner.wait(10) == RunState.ABORTED, runner.reason
+    assert runner.reason == "emergency stop" and stopped == [[]]
+    ended = next(r for r in records if r["event"] == "safe_state")
+    assert ended["state"] == "aborted"
+
+
 @pytest.mark.parametrize(("setup", "text", "reason"), [
     (lambda rig: setattr(rig.pumps["sample_pump"], "stall_after_ul", 5.0), SLOW_SAMPLE,
      "interlock: pump stall alarm, an occlusion or the syringe's end (sample_pump: motor"),
