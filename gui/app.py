@@ -113,13 +113,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_window(app: QCoreApplication, engine: Engine, settings: QSettings,
                protocol: str | None) -> int:
     """Show the main window until it is closed."""
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
     from gui.main_window import MainWindow
 
+    # Garbage is collected on the Qt thread only, by a timer: a cycle holding Qt objects that a
+    # device or frame thread happened to collect would be destroyed off the Qt thread.
+    collector = GarbageCollector(interval=1.0)
     window = MainWindow(engine, settings)
     if protocol:
         window.protocol_panel.open_file(protocol)
     window.show()
     app.exec()
+    collector.timer.stop()
     return EXIT_OK
 
 

@@ -1,13 +1,45 @@
-"""Session-wide test settings."""
+"""Session-wide test settings: offscreen Qt, garbage collection on the main thread only, and an
+exit that skips the interpreter's final teardown. (The hard watchdog for a test stuck with the
+GIL held is pytest's faulthandler_timeout, set in pyproject.toml.)"""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Collect garbage only where the tests say so (see `collect_garbage_here`).
+
+    Automatic collection runs on whichever thread happens to allocate: a device poller, a frame
+    preparer or a simulator's reader thread. A cycle holding Qt objects (a closed window and the
+    lambdas connected to it) is then destroyed off the Qt thread, which can deadlock PySide6
+    against the GIL. The desktop app does the same through pyqtgraph's GarbageCollector.
+    """
+    gc.disable()
+
+
+_tests_since_full_collection = 0
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_here() -> Iterator[None]:
+    """Collect each test's garbage on the main thread once it is over: the young generations
+    after every test, everything after every 25th (a full pass walks every module's objects)."""
+    global _tests_since_full_collection
+    yield
+    _tests_since_full_collection += 1
+    if _tests_since_full_collection >= 25:
+        _tests_since_full_collection = 0
+        gc.collect()
+    else:
+        gc.collect(1)
 
 
 @pytest.hookimpl(trylast=True)

@@ -7,8 +7,11 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import gc
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,12 @@ def test_sim_opens_the_window_on_a_simulated_bench(qapp: QApplication, tmp_path:
     QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope,
                       str(tmp_path / "cfg"))
     seen: dict[str, Any] = {}
+    collected_on: set[int] = set()
+    shown_at: list[float] = []
+
+    def on_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and shown_at:  # from the moment the window is up
+            collected_on.add(threading.get_ident())
 
     def close_when_shown() -> None:
         windows = [w for w in qapp.topLevelWidgets()
@@ -68,13 +77,27 @@ def test_sim_opens_the_window_on_a_simulated_bench(qapp: QApplication, tmp_path:
         if not windows:
             QTimer.singleShot(50, close_when_shown)
             return
+        shown_at.append(shown_at[0] if shown_at else time.monotonic())
+        if time.monotonic() - shown_at[0] < 2.5:  # the app's collector has had its turns
+            QTimer.singleShot(100, close_when_shown)
+            return
         window = windows[0]
         seen["pumps"] = sorted(window.pumps_panel.boxes)
         seen["valid"] = window.protocol_panel.runnable
+        seen["automatic gc"] = gc.isenabled()
         window.close()
 
     QTimer.singleShot(50, close_when_shown)
-    code = app.main(["--sim", "--speed", "100", "--runs-dir", str(tmp_path / "runs"),
-                     "--protocol", str(ROOT / "protocols" / "quickstart.yaml")])
+    gc.enable()  # as in a fresh interpreter (the test session itself runs with it off)
+    gc.callbacks.append(on_collection)
+    try:
+        code = app.main(["--sim", "--speed", "100", "--runs-dir", str(tmp_path / "runs"),
+                         "--protocol", str(ROOT / "protocols" / "quickstart.yaml")])
+    finally:
+        gc.callbacks.remove(on_collection)
+        gc.disable()
     assert code == 0
-    assert seen == {"pumps": ["buffer_pump", "sample_pump", "stain_pump"], "valid": True}
+    assert seen == {"pumps": ["buffer_pump", "sample_pump", "stain_pump"], "valid": True,
+                    "automatic gc": False}
+    # Garbage is collected, and only on the Qt thread: never destroys Qt objects elsewhere.
+    assert collected_on == {threading.main_thread().ident}
