@@ -39,10 +39,13 @@ class SimulatedBench:
     def start(self) -> SimulatedBench:
         """Launch and block until `ready` (or raise SimulatorError)."""
         cmd = [sys.executable, "-m", "hardware_sim", "--bench-out", str(self.bench_path),
-               "--speed", str(self.speed), "--seed", str(self.seed), *self.extra_args]
+               "--speed", str(self.speed), "--seed", str(self.seed), "--exit-with-parent",
+               *self.extra_args]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # Its standard input is a pipe held by this process only: when we end, however we end,
+        # the simulator sees it close and stops.
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, text=True, env=env)
+                                        stdin=subprocess.PIPE, text=True, env=env)
         ready = threading.Event()
         threading.Thread(target=self._pump_output, args=(ready,), daemon=True).start()
         deadline = time.monotonic() + self.startup_timeout_s
@@ -63,6 +66,9 @@ class SimulatedBench:
     def stop(self) -> None:
         """Terminate the simulator (kill it if it does not stop within 5 s)."""
         if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                if self.process.stdin is not None:
+                    self.process.stdin.close()
             self.process.terminate()
             try:
                 self.process.wait(5)

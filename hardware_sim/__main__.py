@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -24,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--pty", action="store_true",
                         help="serve devices on pseudo-terminals instead of TCP (POSIX)")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="stop when standard input closes (the parent process ended)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log wire traffic")
     args = parser.parse_args(argv)
     if args.speed <= 0:
@@ -37,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if args.exit_with_parent:
+        threading.Thread(target=_set_at_end_of_input, args=(stop,), daemon=True).start()
     print(f"bench file: {path}", flush=True)
     print("ready", flush=True)
     try:
@@ -45,6 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         bench.stop()
     return 0
+
+
+def _set_at_end_of_input(stop: threading.Event) -> None:
+    """Wait for standard input to close, then set `stop`: a parent that dies, even by SIGKILL,
+    closes our input, so no orphaned simulator keeps serving."""
+    try:
+        while os.read(sys.stdin.fileno(), 4096):
+            pass
+    except OSError:  # no usable standard input: treat it as closed
+        pass
+    stop.set()
 
 
 if __name__ == "__main__":
