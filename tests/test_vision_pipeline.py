@@ -93,3 +93,25 @@ def test_submit_before_start_is_an_error():
     except RuntimeError:
         return
     raise AssertionError("submit without start must raise")
+
+
+class _SlowTracker(VesicleTracker):
+    """A tracker that takes 0.3 s per frame."""
+
+    def update(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)
+        return super().update(*args, **kwargs)
+
+
+def test_a_slow_tracker_never_delays_the_next_count():
+    tracks: list[FrameTrack] = []
+    pipe = CountingPipeline(CountParams(calibration=CAL), tracker=_SlowTracker())
+    pipe.tracked.connect(tracks.append)
+    with pipe:
+        for i, f in enumerate(_frames(3)):
+            pipe.submit(f, timestamp=float(i))
+        pipe.join()  # waits for the tracker too
+        assert [t.index for t in tracks] == [0, 1, 2]
+    # Counting the third frame waited for the two counts before it, not for any tracking.
+    assert pipe.counted_frames == 3
+    assert pipe.latency_percentiles((100.0,))[0] < 0.25

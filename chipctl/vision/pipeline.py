@@ -4,7 +4,7 @@ The queue is bounded but never drops: ``submit`` blocks the producer while it is
 Results are published through the psygnal signal ``counted`` (emitted on the worker thread;
 a GUI moves them to its own thread) and kept as ``latest()`` so a display can skip frames
 while counting does not. With a tracker attached, its update for the frame follows on the
-signal ``tracked`` right after the count is published (so it adds no count latency).
+signal ``tracked``, from a second worker thread: tracking never delays the next count.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ class CountingPipeline:
         self._latencies: list[float] = []
         self._submitted = 0
         self._thread: threading.Thread | None = None
+        self._track_queue: queue.Queue[Any] = queue.Queue()
+        self._track_thread: threading.Thread | None = None
         if on_result is not None:
             self.counted.connect(on_result)
 
@@ -82,6 +84,10 @@ class CountingPipeline:
             self._thread = threading.Thread(target=self._run, name="chipctl-counter",
                                             daemon=True)
             self._thread.start()
+            if self.tracker is not None:
+                self._track_thread = threading.Thread(target=self._run_tracker,
+                                                      name="chipctl-tracker", daemon=True)
+                self._track_thread.start()
         return self
 
     def submit(self, frame: np.ndarray, timestamp: float | None = None,
@@ -96,8 +102,9 @@ class CountingPipeline:
         return index
 
     def join(self) -> None:
-        """Wait until every submitted frame has been counted and published."""
+        """Wait until every submitted frame has been counted, tracked and published."""
         self._queue.join()
+        self._track_queue.join()
 
     def stop(self) -> None:
         """Count what is queued, then stop the worker."""
@@ -105,6 +112,10 @@ class CountingPipeline:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+        if self._track_thread is not None:
+            self._track_queue.put(_STOP)
+            self._track_thread.join()
+            self._track_thread = None
 
     def __enter__(self) -> CountingPipeline:
         return self.start()
@@ -139,6 +150,18 @@ class CountingPipeline:
             finally:
                 self._queue.task_done()
 
+    def _run_tracker(self) -> None:
+        assert self.tracker is not None
+        while True:
+            item = self._track_queue.get()
+            try:
+                if item is _STOP:
+                    return
+                index, result, ts = item
+                self.tracked.emit(FrameTrack(index, self.tracker.update(result, ts)))
+            finally:
+                self._track_queue.task_done()
+
     def _process(self, index: int, ts: float, t0: float, frame: np.ndarray,
                  meta: dict[str, Any]) -> None:
         try:
@@ -151,5 +174,5 @@ class CountingPipeline:
             self._latest = fc
             self._latencies.append(fc.latency_s)
         self.counted.emit(fc)
-        if self.tracker is not None:
-            self.tracked.emit(FrameTrack(index, self.tracker.update(result, ts)))
+        if self._track_thread is not None:
+            self._track_queue.put((index, result, ts))
