@@ -65,10 +65,10 @@ class SimulatedBench:
 
     def stop(self) -> None:
         """Terminate the simulator (kill it if it does not stop within 5 s)."""
-        if self.process is not None and self.process.poll() is None:
+        if self.process is not None and self.process.stdin is not None:
             with contextlib.suppress(OSError):
-                if self.process.stdin is not None:
-                    self.process.stdin.close()
+                self.process.stdin.close()
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(5)

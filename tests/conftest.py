@@ -5,6 +5,7 @@ GIL held is pytest's faulthandler_timeout, set in pyproject.toml.)"""
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import sys
 from collections.abc import Iterator
@@ -25,21 +26,15 @@ def pytest_configure(config: pytest.Config) -> None:
     gc.disable()
 
 
-_tests_since_full_collection = 0
+_finished_tests = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
 def collect_garbage_here() -> Iterator[None]:
     """Collect each test's garbage on the main thread once it is over: the young generations
     after every test, everything after every 25th (a full pass walks every module's objects)."""
-    global _tests_since_full_collection
     yield
-    _tests_since_full_collection += 1
-    if _tests_since_full_collection >= 25:
-        _tests_since_full_collection = 0
-        gc.collect()
-    else:
-        gc.collect(1)
+    gc.collect(2 if next(_finished_tests) % 25 == 0 else 1)
 
 
 @pytest.hookimpl(trylast=True)

@@ -77,7 +77,8 @@ def test_sim_opens_the_window_on_a_simulated_bench(qapp: QApplication, tmp_path:
         if not windows:
             QTimer.singleShot(50, close_when_shown)
             return
-        shown_at.append(shown_at[0] if shown_at else time.monotonic())
+        if not shown_at:
+            shown_at.append(time.monotonic())
         if time.monotonic() - shown_at[0] < 2.5:  # the app's collector has had its turns
             QTimer.singleShot(100, close_when_shown)
             return

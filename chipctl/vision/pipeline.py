@@ -81,12 +81,13 @@ class CountingPipeline:
         """Start the worker thread (idempotent); precomputes the per-PSF tables first."""
         if self._thread is None:
             null_maxima(self.params.psf_sigma_px)
-            self._thread = threading.Thread(target=self._run, name="chipctl-counter",
-                                            daemon=True)
+            self._thread = threading.Thread(target=_serve, args=(self._queue, self._process),
+                                            name="chipctl-counter", daemon=True)
             self._thread.start()
             if self.tracker is not None:
-                self._track_thread = threading.Thread(target=self._run_tracker,
-                                                      name="chipctl-tracker", daemon=True)
+                self._track_thread = threading.Thread(
+                    target=_serve, args=(self._track_queue, self._track),
+                    name="chipctl-tracker", daemon=True)
                 self._track_thread.start()
         return self
 
@@ -140,27 +141,9 @@ class CountingPipeline:
             lat = np.array(self._latencies)
         return tuple(float(np.percentile(lat, p)) for p in q) if lat.size else (np.nan,) * len(q)
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is _STOP:
-                    return
-                self._process(*item)
-            finally:
-                self._queue.task_done()
-
-    def _run_tracker(self) -> None:
+    def _track(self, index: int, result: CountResult, ts: float) -> None:
         assert self.tracker is not None
-        while True:
-            item = self._track_queue.get()
-            try:
-                if item is _STOP:
-                    return
-                index, result, ts = item
-                self.tracked.emit(FrameTrack(index, self.tracker.update(result, ts)))
-            finally:
-                self._track_queue.task_done()
+        self.tracked.emit(FrameTrack(index, self.tracker.update(result, ts)))
 
     def _process(self, index: int, ts: float, t0: float, frame: np.ndarray,
                  meta: dict[str, Any]) -> None:
@@ -176,3 +159,15 @@ class CountingPipeline:
         self.counted.emit(fc)
         if self._track_thread is not None:
             self._track_queue.put((index, result, ts))
+
+
+def _serve(work: queue.Queue[Any], handle: Callable[..., None]) -> None:
+    """Worker loop: ``handle(*item)`` for each queued item until ``_STOP``."""
+    while True:
+        item = work.get()
+        try:
+            if item is _STOP:
+                return
+            handle(*item)
+        finally:
+            work.task_done()
