@@ -160,7 +160,9 @@ def streaming(frames: list[np.ndarray], fps: float, n: int
               ) -> tuple[int, int, float, float, int]:
     """Submit ``n`` frames at ``fps`` to a CountingPipeline with a tracker; latency in ms."""
     tracker = VesicleTracker()
-    pipe = CountingPipeline(CountParams(calibration=CAL), tracker=tracker).start()
+    pipe = CountingPipeline(CountParams(calibration=CAL), tracker=tracker)
+    h, w = frames[0].shape  # the camera frame size, known before acquisition starts
+    pipe.start(frame_shape=(h, w))
     t0 = time.perf_counter()
     for k in range(n):
         delay = t0 + k / fps - time.perf_counter()

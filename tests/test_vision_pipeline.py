@@ -115,3 +115,41 @@ def test_a_slow_tracker_never_delays_the_next_count():
     # Counting the third frame waited for the two counts before it, not for any tracking.
     assert pipe.counted_frames == 3
     assert pipe.latency_percentiles((100.0,))[0] < 0.25
+
+
+def test_warm_up_runs_on_the_worker_before_start_returns_and_publishes_nothing(monkeypatch):
+    from chipctl.vision import pipeline as pipeline_module
+
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    real_count = pipeline_module.count_frame
+
+    def recording_count(frame, params):  # type: ignore[no-untyped-def]
+        calls.append((threading.current_thread().name, frame.shape))
+        return real_count(frame, params)
+
+    monkeypatch.setattr(pipeline_module, "count_frame", recording_count)
+    published: list[FrameCount] = []
+    pipe = CountingPipeline(CountParams(calibration=CAL), on_result=published.append)
+    pipe.start(frame_shape=(96, 160))
+    try:
+        # The synthetic frame was counted on the counting thread, before start returned.
+        assert calls == [("chipctl-counter", (96, 160))]
+        assert pipe.counted_frames == 0 and pipe.latest() is None and published == []
+        frame = _frames(1)[0]
+        assert pipe.submit(frame) == 0
+        pipe.join()
+    finally:
+        pipe.stop()
+    assert [fc.index for fc in published] == [0]
+    assert published[0].result.count > 20
+    assert calls[1] == ("chipctl-counter", frame.shape)
+
+
+def test_without_a_frame_shape_nothing_is_counted_before_the_first_frame(monkeypatch):
+    from chipctl.vision import pipeline as pipeline_module
+
+    calls: list[tuple[int, ...]] = []
+    monkeypatch.setattr(pipeline_module, "count_frame",
+                        lambda frame, params: calls.append(frame.shape))
+    with CountingPipeline(CountParams(calibration=CAL)):
+        assert calls == []
