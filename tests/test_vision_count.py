@@ -66,6 +66,31 @@ def test_hot_pixels_are_rejected_not_counted():
     assert res.rejected["hot_pixel"] == 2
 
 
+@pytest.mark.parametrize("row, col", [(1, 60), (0, 90), (120, 1), (254, 200)])
+def test_hot_pixel_next_to_the_frame_edge_is_rejected(row, col):
+    # Mirrored at the edge, the spike ties with its neighbour in the filtered frame and the
+    # local maximum lands on the neighbour, not on the spike.
+    rng = np.random.default_rng(8)
+    frame = rng.poisson(200, (256, 256)).astype(np.uint16) + 100
+    frame[row, col] += 1500
+    res = count_frame(frame, CountParams(calibration=CameraCalibration(100, 1.0, 1.0)))
+    assert res.count == 0
+    assert res.rejected["hot_pixel"] == 1
+
+
+@pytest.mark.parametrize("seed", [0, 7, 11])
+def test_no_hot_pixel_is_counted_even_when_noise_moves_its_filtered_peak(seed):
+    # 512 x 512 blank frames with 50x the benchmark's hot-pixel density: noise beside a
+    # spike often moves the filtered maximum onto a neighbouring pixel.
+    cfg = synth.SynthConfig(shape=(512, 512), n_spots=0, hot_fraction=1e-3)
+    f = synth.make_frame(cfg, np.random.default_rng(seed))
+    res = count_frame(f.image)
+    assert res.rejected["hot_pixel"] > 150
+    if res.count:
+        dist = np.hypot(*(res.xy[:, None, :] - f.hot_xy[None]).transpose(2, 0, 1))
+        assert dist.min() > 2.0, "a hot pixel was counted as a vesicle"
+
+
 def test_saturated_blob_is_rejected():
     fr = small_frame(7.0, n=40, size=256, seed=5)
     img = fr.image.copy()

@@ -78,7 +78,7 @@ def _candidates(fld: Field, null: NullMaxima, params: CountParams) -> _Maxima:
     score = fld.scores(ys, xs, nb[:, 4]) / tail
     hot = np.zeros(ys.shape, bool)
     if params.reject_hot_pixels and ys.size:
-        hot = rejection.hot_pixels(raw_nb, bg, fld.noise, fld.kernel)
+        hot = rejection.hot_pixels(fld.raw, ys, xs, raw_nb, bg, fld.noise, fld.kernel)
     return _Maxima(ys, xs, bg, nb, raw_nb, score, hot)
 
 
