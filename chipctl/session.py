@@ -71,7 +71,8 @@ class Outcome:
             + (f" (truth {row['true_count']})" if row.get("true_count") is not None else "")
             for row in self.counts[-6:]
         )
-        return (f"run {self.state}: {self.reason}; {len(self.counts)} frames counted"
+        n = len(self.counts)
+        return (f"run {self.state}: {self.reason}; {n} frame{'' if n == 1 else 's'} counted"
                 f"{'; ' + totals if totals else ''}\nrun folder: {self.folder}")
 
 

@@ -104,4 +104,5 @@ class CountsPlot(QWidget):
     def _summary(self) -> str:
         parts = [f"{zone} {channel}: {series.counts[-1]:.0f}"
                  for (zone, channel), series in sorted(self.series.items())]
-        return f"{self.rows} frames counted · latest " + ", ".join(parts)
+        frames = "1 frame" if self.rows == 1 else f"{self.rows} frames"
+        return f"{frames} counted · latest " + ", ".join(parts)

@@ -58,3 +58,17 @@ def test_progress_shows_step_elapsed_remaining_and_live_counts() -> None:
         "[07:10 elapsed, ~05:00 left]   CD63 AF555 field 0: 41 vesicles (simulator truth 43)",
         "[07:10 elapsed, ~05:00 left] paused: pause requested",
     ]
+
+
+@pytest.mark.parametrize(("n", "phrase"), [(0, "0 frames counted"), (1, "1 frame counted"),
+                                           (2, "2 frames counted")])
+def test_outcome_summary_counts_frames_in_words(n: int, phrase: str) -> None:
+    from chipctl.session import Outcome
+
+    rows = [{"zone": "CD63", "channel": "AF555", "field": i, "count": 10 + i} for i in range(n)]
+    text = Outcome("completed", "all steps done", Path("/runs/r1"), rows).summary()
+    first, folder = text.splitlines()
+    assert first.startswith(f"run completed: all steps done; {phrase}")
+    assert folder == "run folder: /runs/r1"
+    if n:
+        assert first.endswith(f"CD63/AF555 field {n - 1}: {9 + n}")
