@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.metrics import Scores, score  # noqa: E402
+from benchmarks.metrics import Scores, merged, score  # noqa: E402
 from benchmarks.synth import (  # noqa: E402
     SynthConfig,
     SynthFrame,
@@ -70,14 +70,6 @@ def timed(fn: Detector, img: np.ndarray, repeats: int) -> tuple[np.ndarray, floa
         out = fn(img)
         times.append((time.perf_counter() - t) * 1e3)
     return out, float(np.median(times))
-
-
-def merged(scores: list[Scores]) -> Scores:
-    """Pooled scores over several frames (RMSE pooled over all matched pairs)."""
-    tp = sum(s.tp for s in scores)
-    sq = sum(s.tp * s.rmse**2 for s in scores if s.tp)
-    return Scores(tp, sum(s.fp for s in scores), sum(s.fn for s in scores),
-                  float(np.sqrt(sq / tp)) if tp else float("nan"))
 
 
 # ---------------------------------------------------------------- detectors

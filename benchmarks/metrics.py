@@ -70,3 +70,11 @@ def score(truth: np.ndarray, pred: np.ndarray, max_dist: float = 2.0) -> Scores:
     err = np.hypot(*(truth[i] - pred[j]).T) if len(i) else np.empty(0)
     rmse = float(np.sqrt(np.mean(err**2))) if len(err) else float("nan")
     return Scores(len(i), len(pred) - len(i), len(truth) - len(i), rmse)
+
+
+def merged(scores: list[Scores]) -> Scores:
+    """Pooled scores over several frames (RMSE pooled over all matched pairs)."""
+    tp = sum(s.tp for s in scores)
+    sq = sum(s.tp * s.rmse**2 for s in scores if s.tp)
+    return Scores(tp, sum(s.fp for s in scores), sum(s.fn for s in scores),
+                  float(np.sqrt(sq / tp)) if tp else float("nan"))
