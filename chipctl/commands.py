@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chipctl.bench import Bench, load_bench
 from chipctl.cli import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
+from chipctl.config.bench import Bench, load_bench
+from chipctl.config.sourcefile import Problem, SourceError
 from chipctl.protocol.model import ParameterError, Protocol
 from chipctl.protocol.script import load_any
 from chipctl.protocol.validate import DryRun, check_protocol
 from chipctl.simlaunch import simulated_bench_file
-from chipctl.sourcefile import Problem, SourceError
 
 
 def dispatch(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from chipctl.cameras import OpenCvCamera, SimulatorCamera
-from chipctl.units import to_unit
+from chipctl.config.units import to_unit
 from drivers.coolled import ChannelState, CoolLed
 from drivers.errors import DeviceError, OutOfRange, StageFault
 from drivers.prior import ProScan

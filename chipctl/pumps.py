@@ -14,8 +14,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from chipctl.config.units import to_unit
 from chipctl.devices import Syringe
-from chipctl.units import to_unit
 from drivers.errors import DeviceAlarm, OutOfRange, PumpInterrupted, PumpReset
 from drivers.harvard import HarvardPump
 from drivers.newera import NewEraPump, format_number

@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from chipctl.bench import Bench, DeviceSpec
+from chipctl.config.bench import Bench, DeviceSpec
 from chipctl.devices import Camera, Illuminator, Pump, Stage
 from drivers.errors import DeviceError
 from drivers.transport import SerialTransport

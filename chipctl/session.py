@@ -14,8 +14,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from chipctl.bench import Bench
 from chipctl.clock import RunClock
+from chipctl.config.bench import Bench
 from chipctl.control import RunControl
 from chipctl.events import RunEvents, RunState
 from chipctl.executor import Executor, halt_all

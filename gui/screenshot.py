@@ -16,7 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication
 
-from chipctl.bench import load_bench
+from chipctl.config.bench import load_bench
 from chipctl.protocol.model import Protocol
 from chipctl.session import Engine
 from chipctl.simlaunch import SimulatedBench

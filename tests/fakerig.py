@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from chipctl.bench import Bench, load_bench
 from chipctl.clock import RunClock
+from chipctl.config.bench import Bench, load_bench
 from chipctl.control import RunControl
 from chipctl.devices import Frame, Syringe
 from chipctl.events import RunEvents

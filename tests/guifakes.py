@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from fakerig import FakeLight, FakeStage
 
-from chipctl.bench import Bench, DeviceSpec
 from chipctl.clock import RunClock
+from chipctl.config.bench import Bench, DeviceSpec
 from chipctl.devices import Frame, Syringe
 from chipctl.rig import Rig
 from chipctl.session import Engine

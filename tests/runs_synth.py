@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from chipctl.bench import Bench, load_bench
+from chipctl.config.bench import Bench, load_bench
 from chipctl.devices import Frame
 from chipctl.events import RunEvents, record
 from chipctl.protocol import load_protocol

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from chipctl.bench import load_bench
+from chipctl.config.bench import load_bench
 from chipctl.session import Engine
 from hardware_sim.bench import SimBench
 from hardware_sim.control import request

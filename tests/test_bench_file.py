@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from chipctl.bench import load_bench
-from chipctl.sourcefile import SourceError
+from chipctl.config.bench import load_bench
+from chipctl.config.sourcefile import SourceError
 
 GOOD = """\
 name: two pumps

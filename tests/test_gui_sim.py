@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer
 
-from chipctl.bench import Bench, load_bench
+from chipctl.config.bench import Bench, load_bench
 from chipctl.session import Engine
 from chipctl.simlaunch import SimulatedBench
 from gui.main_window import MainWindow

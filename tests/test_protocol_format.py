@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chipctl.bench import load_bench
+from chipctl.config.bench import load_bench
+from chipctl.config.sourcefile import SourceError
 from chipctl.protocol import (
     Flow,
     Image,
@@ -22,7 +23,6 @@ from chipctl.protocol import (
 )
 from chipctl.protocol.script import load_any, load_script
 from chipctl.protocol.validate import check_protocol
-from chipctl.sourcefile import SourceError
 
 DATA = Path(__file__).parent / "data"
 

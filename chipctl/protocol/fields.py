@@ -12,8 +12,8 @@ import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from chipctl.sourcefile import LineDict
-from chipctl.units import UnitError, to_unit
+from chipctl.config.sourcefile import LineDict
+from chipctl.config.units import UnitError, to_unit
 
 
 class StepError(Exception):

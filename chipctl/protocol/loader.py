@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chipctl.config.sourcefile import LineDict, LineList, Problem, SourceError, parse_yaml
 from chipctl.protocol.fields import Fields, StepError, StepErrors, combine
 from chipctl.protocol.model import (
     ChannelSetting,
@@ -40,7 +41,6 @@ from chipctl.protocol.model import (
     Wait,
 )
 from chipctl.protocol.params import check_placeholders, parse_parameters
-from chipctl.sourcefile import LineDict, LineList, Problem, SourceError, parse_yaml
 
 SCHEMA_VERSION = 1
 FLOW_ALIASES = ("sample", "block", "stain", "wash", "buffer")

@@ -31,10 +31,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from chipctl.config.sourcefile import Problem, SourceError
 from chipctl.protocol.fields import StepError
 from chipctl.protocol.loader import _Parser, check_placeholders
 from chipctl.protocol.model import Parameter, Protocol, Repeat, Step
-from chipctl.sourcefile import Problem, SourceError
 
 _SKIP = {str(Path(__file__).resolve()), str(Path(contextlib.__file__).resolve())}
 

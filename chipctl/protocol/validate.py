@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chipctl.bench import Bench
+from chipctl.config.bench import Bench
+from chipctl.config.sourcefile import Problem
+from chipctl.config.units import UnitError, to_unit
 from chipctl.protocol.model import (
     ChannelSetting,
     Flow,
@@ -25,8 +27,6 @@ from chipctl.protocol.model import (
     Valve,
     Wait,
 )
-from chipctl.sourcefile import Problem
-from chipctl.units import UnitError, to_unit
 
 MOVE_S = 2.0  # estimated stage move + settle per field
 AUTOFOCUS_S = 150.0  # a coarse-to-fine z sweep per field (~2.5 min on the simulated ProScan)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from chipctl.bench import Bench
+from chipctl.config.bench import Bench
 
 
 @dataclass(frozen=True)

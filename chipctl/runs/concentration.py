@@ -19,7 +19,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from chipctl.bench import Bench, ZoneSpec
+from chipctl.config.bench import Bench, ZoneSpec
 from chipctl.runs.analysis import (
     Geometry,
     control_zones,

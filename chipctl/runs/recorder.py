@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from chipctl.bench import Bench
+from chipctl.config.bench import Bench
 from chipctl.events import RunEvents
 from chipctl.protocol.model import Flow, Monitor, Prime, Protocol, Step
 from chipctl.runs.frames import FrameStore, KeepPolicy

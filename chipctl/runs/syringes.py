@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chipctl.bench import Bench
-from chipctl.units import UnitError, to_unit
+from chipctl.config.bench import Bench
+from chipctl.config.units import UnitError, to_unit
 
 
 def _ul(value: Any) -> float | None:

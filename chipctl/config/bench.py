@@ -22,8 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chipctl.sourcefile import Problem, SourceError, line_of, load_yaml
-from chipctl.units import UnitError, to_unit
+from chipctl.config.sourcefile import Problem, SourceError, line_of, load_yaml
+from chipctl.config.units import UnitError, to_unit
 
 KNOWN_DRIVERS = {
     "newera": "pump",
