@@ -14,14 +14,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from chipctl.clock import RunClock
 from chipctl.config.bench import Bench
-from chipctl.control import RunControl
-from chipctl.events import RunEvents, RunState
-from chipctl.executor import Executor, halt_all
 from chipctl.protocol.model import Protocol
 from chipctl.rig import Rig
-from chipctl.runner import Runner
+from chipctl.run.clock import RunClock
+from chipctl.run.control import RunControl
+from chipctl.run.events import RunEvents, RunState
+from chipctl.run.executor import Executor, halt_all
+from chipctl.run.runner import Runner
 from chipctl.runstore import RunRecorder, default_runs_dir
 from drivers.errors import DeviceError
 

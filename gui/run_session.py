@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chipctl.events import RunEvents, RunState
 from chipctl.protocol.model import Protocol
+from chipctl.run.events import RunEvents, RunState
 from gui.bridge import RunBridge
 
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from chipctl.clock import RunClock
 from chipctl.config.bench import Bench, load_bench
-from chipctl.control import RunControl
 from chipctl.devices import Frame, Syringe
-from chipctl.events import RunEvents
-from chipctl.executor import Executor
 from chipctl.protocol import parse_protocol
-from chipctl.runner import Runner
+from chipctl.run.clock import RunClock
+from chipctl.run.control import RunControl
+from chipctl.run.events import RunEvents
+from chipctl.run.executor import Executor
+from chipctl.run.runner import Runner
 from drivers.errors import CameraTimeout, PumpStalled
 
 BENCH = Path(__file__).parent / "data" / "bench_offline.yaml"

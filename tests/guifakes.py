@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from fakerig import FakeLight, FakeStage
 
-from chipctl.clock import RunClock
 from chipctl.config.bench import Bench, DeviceSpec
 from chipctl.devices import Frame, Syringe
 from chipctl.rig import Rig
+from chipctl.run.clock import RunClock
 from chipctl.session import Engine
 
 BENCH = {

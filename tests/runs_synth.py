@@ -12,9 +12,9 @@ import numpy as np
 
 from chipctl.config.bench import Bench, load_bench
 from chipctl.devices import Frame
-from chipctl.events import RunEvents, record
 from chipctl.protocol import load_protocol
 from chipctl.protocol.model import Protocol
+from chipctl.run.events import RunEvents, record
 from chipctl.runs.capture import field_profile, transport_fraction
 
 BENCH = """\

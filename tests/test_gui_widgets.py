@@ -18,8 +18,8 @@ from guifakes import FakeEngine, spots_image
 from PySide6.QtCore import QSettings, Qt, QUrl
 
 from chipctl.devices import Frame
-from chipctl.events import RunEvents
 from chipctl.protocol import parse_protocol
+from chipctl.run.events import RunEvents
 from chipctl.vision import count_frame
 from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
 from gui.counts_plot import Series

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from chipctl.cli import main
-from chipctl.clock import RunClock
-from chipctl.events import RunEvents
+from chipctl.run.clock import RunClock
+from chipctl.run.events import RunEvents
 from chipctl.session import TerminalProgress
 
 ROOT = Path(__file__).resolve().parents[1]

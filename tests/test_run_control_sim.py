@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from simbench import fault, lights_on, pumps_running, sim_engine, status
 
-from chipctl.events import RunEvents, RunState
 from chipctl.protocol import parse_protocol
+from chipctl.run.events import RunEvents, RunState
 
 pytestmark = pytest.mark.timeout(60)
 

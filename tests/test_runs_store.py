@@ -12,7 +12,7 @@ import pytest
 import tifffile
 
 from chipctl.devices import Frame
-from chipctl.events import RunEvents
+from chipctl.run.events import RunEvents
 from chipctl.runs import KeepPolicy, RunFolder, RunRecorder, read_frame
 from chipctl.runs.folder import read_counts, read_events
 from tests.runs_synth import FRAME_PX, SyntheticRun, write_inputs

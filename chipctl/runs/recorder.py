@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from chipctl.config.bench import Bench
-from chipctl.events import RunEvents
 from chipctl.protocol.model import Flow, Monitor, Prime, Protocol, Step
+from chipctl.run.events import RunEvents
 from chipctl.runs.frames import FrameStore, KeepPolicy
 from chipctl.runs.lock import RecordingLock
 from chipctl.runs.syringes import SyringeLedger

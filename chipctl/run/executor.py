@@ -11,10 +11,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from chipctl.control import RunControl
 from chipctl.devices import Frame
-from chipctl.events import RunEvents, record
-from chipctl.interlocks import Interlock, over_pressure
 from chipctl.protocol.model import (
     ChannelSetting,
     Flow,
@@ -26,8 +23,11 @@ from chipctl.protocol.model import (
     Valve,
     Wait,
 )
-from chipctl.pumprun import PumpRun
 from chipctl.rig import Rig
+from chipctl.run.control import RunControl
+from chipctl.run.events import RunEvents, record
+from chipctl.run.fluidics import PumpRun
+from chipctl.run.interlocks import Interlock, over_pressure
 from drivers.errors import DeviceError
 
 FLOW_GRACE = 1.5  # a flow may take this many times its planned duration (+30 s) before failing

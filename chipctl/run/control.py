@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from chipctl.clock import RunClock
+from chipctl.run.clock import RunClock
 
 SLICE_S = 0.05  # wall seconds between checkpoints while waiting
 

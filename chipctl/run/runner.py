@@ -13,11 +13,11 @@ import logging
 import threading
 import time
 
-from chipctl.control import RunAborted
-from chipctl.events import RunEvents, RunState, record
-from chipctl.executor import Executor, StepFailed
-from chipctl.interlocks import Interlock, reason_for
 from chipctl.protocol.model import Protocol
+from chipctl.run.control import RunAborted
+from chipctl.run.events import RunEvents, RunState, record
+from chipctl.run.executor import Executor, StepFailed
+from chipctl.run.interlocks import Interlock, reason_for
 from drivers.errors import DeviceError
 
 log = logging.getLogger(__name__)

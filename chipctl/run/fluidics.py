@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chipctl.devices import Pump
-from chipctl.interlocks import end_of_travel, over_pressure, stopped_short
+from chipctl.run.interlocks import end_of_travel, over_pressure, stopped_short
 from drivers.errors import PumpStalled
 
 SHORTFALL_TOLERANCE = 0.02  # a pump may stop 2 % (or 0.05 uL) short of its volume
