@@ -15,8 +15,8 @@ from types import MappingProxyType
 from typing import Any
 
 from chipctl.config.bench import Bench
+from chipctl.devices.rig import Rig
 from chipctl.protocol.model import Protocol
-from chipctl.rig import Rig
 from chipctl.run.clock import RunClock
 from chipctl.run.control import RunControl
 from chipctl.run.events import RunEvents, RunState

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from chipctl.devices import Camera, Frame
+from chipctl.devices.interfaces import Camera, Frame
 
 ANY_CHANNEL = ""
 DISPLAY_MAX_SIDE = 1024  # frames are binned to this for the screen, off the Qt thread

@@ -41,7 +41,7 @@ from gui.scope_panels import CameraBox, IlluminatorBox, StageBox
 def _autofocus(rig: Any) -> Callable[[], float]:
     """Autofocus with the camera on whatever light the operator has on."""
     def run() -> float:
-        from chipctl.autofocus import autofocus
+        from chipctl.devices.autofocus import autofocus
 
         return float(autofocus(rig.first("camera"), rig.first("stage")).z_um)
 

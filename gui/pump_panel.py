@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chipctl.devices import Pump
+from chipctl.devices.interfaces import Pump
 from gui.bridge import DeviceCalls
 
 POLL_MS = 1000

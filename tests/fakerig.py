@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from chipctl.config.bench import Bench, load_bench
-from chipctl.devices import Frame, Syringe
+from chipctl.devices.interfaces import Frame, Syringe
 from chipctl.protocol import parse_protocol
 from chipctl.run.clock import RunClock
 from chipctl.run.control import RunControl
@@ -194,7 +194,7 @@ class Count:
 
 
 class FakeRig:
-    """Quacks like chipctl.rig.Rig for the executor and runner."""
+    """Quacks like chipctl.devices.rig.Rig for the executor and runner."""
 
     def __init__(self, bench: Bench, clock: RunClock) -> None:
         self.bench = bench

@@ -1,7 +1,7 @@
 """Small in-memory devices and an engine over them, for GUI tests that need no simulator.
 
-The devices follow chipctl.devices' protocols on a RunClock; the engine is chipctl's own Engine
-with a rig built from these fakes (so runs use the real runner, executor and run store).
+The devices follow chipctl.devices.interfaces' protocols on a RunClock; the engine is chipctl's
+own Engine with a rig built from these fakes (so runs use the real runner, executor and run store).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 from fakerig import FakeLight, FakeStage
 
 from chipctl.config.bench import Bench, DeviceSpec
-from chipctl.devices import Frame, Syringe
-from chipctl.rig import Rig
+from chipctl.devices.interfaces import Frame, Syringe
+from chipctl.devices.rig import Rig
 from chipctl.run.clock import RunClock
 from chipctl.session import Engine
 

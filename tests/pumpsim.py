@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from chipctl.devices import Pump
+from chipctl.devices.interfaces import Pump
 from drivers.transport import SerialTransport
 from hardware_sim.clock import VirtualClock
 from hardware_sim.harvard import HarvardChain

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from chipctl.config.bench import Bench, load_bench
-from chipctl.devices import Frame
+from chipctl.devices.interfaces import Frame
 from chipctl.protocol import load_protocol
 from chipctl.protocol.model import Protocol
 from chipctl.run.events import RunEvents, record

@@ -17,7 +17,7 @@ import pytest
 from guifakes import FakeEngine, spots_image
 from PySide6.QtCore import QSettings, Qt, QUrl
 
-from chipctl.devices import Frame
+from chipctl.devices.interfaces import Frame
 from chipctl.protocol import parse_protocol
 from chipctl.run.events import RunEvents
 from chipctl.vision import count_frame

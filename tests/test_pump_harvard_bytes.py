@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from expected import expected_protocol
 
-from chipctl.pumps import harvard_rate, make_harvard
+from chipctl.devices.pumps import harvard_rate, make_harvard
 from drivers import errors
 from drivers.harvard import HarvardPump, format_quantity, parse_quantity
 

@@ -11,8 +11,8 @@ import pytest
 import serial
 from pumpsim import LowestRng, harvard_bench, ne_spec, running_pumps, settings, wait_stopped
 
-from chipctl.devices import Pump
-from chipctl.pumps import make_harvard
+from chipctl.devices.interfaces import Pump
+from chipctl.devices.pumps import make_harvard
 from drivers import errors
 
 

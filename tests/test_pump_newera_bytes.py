@@ -11,7 +11,7 @@ import binascii
 import pytest
 from expected import expected_protocol
 
-from chipctl.pumps import make_newera, newera_rate
+from chipctl.devices.pumps import make_newera, newera_rate
 from drivers import errors
 from drivers.newera import NewEraPump, emergency_stop_all, format_number
 

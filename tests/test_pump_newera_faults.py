@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pumpsim import LowestRng, ne_spec, newera_bench, running_pumps, settings, wait_stopped
 
-from chipctl.pumps import emergency_stop_all, make_newera
+from chipctl.devices.pumps import emergency_stop_all, make_newera
 from drivers import errors
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pumpsim import ne_spec, newera_bench, wait_stopped
 
-from chipctl.devices import Pump
-from chipctl.pumps import make_newera
+from chipctl.devices.interfaces import Pump
+from chipctl.devices.pumps import make_newera
 
 SETTINGS = {
     "address": 0,

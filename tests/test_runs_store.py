@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from chipctl.devices import Frame
+from chipctl.devices.interfaces import Frame
 from chipctl.run.events import RunEvents
 from chipctl.runs import KeepPolicy, RunFolder, RunRecorder, read_frame
 from chipctl.runs.folder import read_counts, read_events

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scope_support import ConstantFlow, ManualClock, assert_all_sent, scripted, served
 
-from chipctl.cameras import SimulatorCamera
-from chipctl.microscope import make_opencv_camera, make_sim_camera
+from chipctl.devices.cameras import SimulatorCamera
+from chipctl.devices.microscope import make_opencv_camera, make_sim_camera
 from drivers.errors import CameraTimeout, DeviceBusy, DeviceDisconnected, GarbledReply, OutOfRange
 from drivers.simcamera import SimCamera
 from drivers.transport import SerialTransport

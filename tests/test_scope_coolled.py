@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from scope_support import ManualClock, assert_all_sent, scripted, served
 
-from chipctl.devices import Illuminator
-from chipctl.microscope import make_coolled
+from chipctl.devices.interfaces import Illuminator
+from chipctl.devices.microscope import make_coolled
 from drivers.coolled import ChannelState, CoolLed, format_css, parse_css
 from drivers.errors import CommandRejected, DeviceTimeout, GarbledReply, OutOfRange
 from drivers.transport import SerialTransport

@@ -7,7 +7,7 @@ import contextlib
 import pytest
 from scope_support import ManualClock, serving
 
-from chipctl.microscope import make_coolled, make_prior
+from chipctl.devices.microscope import make_coolled, make_prior
 from drivers.errors import DeviceDisconnected, DeviceError, DeviceTimeout
 from drivers.transport import SerialTransport
 from hardware_sim.clock import VirtualClock

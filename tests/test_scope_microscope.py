@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scope_support import served
 
-from chipctl.autofocus import autofocus, focus_metric, parabola_peak
-from chipctl.devices import Camera, Illuminator, Stage
-from chipctl.microscope import make_coolled, make_prior, make_sim_camera
+from chipctl.devices.autofocus import autofocus, focus_metric, parabola_peak
+from chipctl.devices.interfaces import Camera, Illuminator, Stage
+from chipctl.devices.microscope import make_coolled, make_prior, make_sim_camera
 from drivers.transport import SerialTransport
 from hardware_sim.camera import SimCameraEmulator
 from hardware_sim.chip import default_chip

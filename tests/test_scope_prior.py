@@ -7,8 +7,8 @@ import time
 import pytest
 from scope_support import ManualClock, assert_all_sent, scripted, served
 
-from chipctl.devices import Stage
-from chipctl.microscope import make_prior
+from chipctl.devices.interfaces import Stage
+from chipctl.devices.microscope import make_prior
 from drivers.errors import (
     CommandRejected,
     DeviceBusy,

@@ -35,7 +35,7 @@ class RunEvents(SignalGroup):
     step_started = Signal(int, int, str)  # index (0-based), total, label
     step_finished = Signal(int, str)  # index, label
     counted = Signal(dict)  # {"zone", "channel", "field", "count", "t", "truth"?, ...}
-    frame = Signal(object)  # chipctl.devices.Frame
+    frame = Signal(object)  # chipctl.devices.interfaces.Frame
     prompt = Signal(str)  # message; answer with Runner.confirm()
     record = Signal(dict)  # every event as a JSON-able record (for the event log)
 

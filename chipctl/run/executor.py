@@ -11,7 +11,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from chipctl.devices import Frame
+from chipctl.devices.interfaces import Frame
+from chipctl.devices.rig import Rig
 from chipctl.protocol.model import (
     ChannelSetting,
     Flow,
@@ -23,7 +24,6 @@ from chipctl.protocol.model import (
     Valve,
     Wait,
 )
-from chipctl.rig import Rig
 from chipctl.run.control import RunControl
 from chipctl.run.events import RunEvents, record
 from chipctl.run.fluidics import PumpRun
@@ -160,8 +160,8 @@ class Executor:
                     self.snap_and_count(zone, index, channel)
 
     def _autofocus(self, channel: ChannelSetting) -> None:
-        """Focus on the field in the step's first channel (chipctl.autofocus, scope branch)."""
-        from chipctl.autofocus import autofocus
+        """Focus on the field in the step's first channel (chipctl.devices.autofocus)."""
+        from chipctl.devices.autofocus import autofocus
 
         light, camera = self.rig.first("illuminator"), self.rig.first("camera")
         camera.exposure_ms = channel.exposure_ms
@@ -277,7 +277,7 @@ def halt_all(rig: Rig) -> list[str]:
     """Every pump and light off now: a broadcast stop on each New Era line (`*STP`, all pumps
     at once), then every pump and light one by one. Returns what could not be done."""
     failures = []
-    from chipctl.pumps import emergency_stop_all
+    from chipctl.devices.pumps import emergency_stop_all
 
     urls = {spec.url for spec in rig.bench.of_kind("pump").values() if spec.driver == "newera"}
     for url in sorted(urls):

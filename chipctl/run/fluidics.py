@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chipctl.devices import Pump
+from chipctl.devices.interfaces import Pump
 from chipctl.run.interlocks import end_of_travel, over_pressure, stopped_short
 from drivers.errors import PumpStalled
 

@@ -1,4 +1,4 @@
-"""The engine's syringe pumps (chipctl.devices.Pump) on top of the New Era and Harvard drivers.
+"""The engine's syringe pumps (devices.interfaces.Pump) over the New Era and Harvard drivers.
 
 Lab units throughout: uL and uL/min. Each adapter keeps a running account of what its syringe
 holds (`syringe.contents_ul`), updated from the volume the pump reports as displaced while it
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from chipctl.config.units import to_unit
-from chipctl.devices import Syringe
+from chipctl.devices.interfaces import Syringe
 from drivers.errors import DeviceAlarm, OutOfRange, PumpInterrupted, PumpReset
 from drivers.harvard import HarvardPump
 from drivers.newera import NewEraPump, format_number

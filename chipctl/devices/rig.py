@@ -12,17 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 from chipctl.config.bench import Bench, DeviceSpec
-from chipctl.devices import Camera, Illuminator, Pump, Stage
+from chipctl.devices.interfaces import Camera, Illuminator, Pump, Stage
 from drivers.errors import DeviceError
 from drivers.transport import SerialTransport
 
 # driver name -> (module, factory); factories take (name, settings, transport)
 FACTORIES: dict[str, tuple[str, str]] = {
-    "newera": ("chipctl.pumps", "make_newera"),
-    "harvard": ("chipctl.pumps", "make_harvard"),
-    "coolled": ("chipctl.microscope", "make_coolled"),
-    "prior": ("chipctl.microscope", "make_prior"),
-    "sim-camera": ("chipctl.microscope", "make_sim_camera"),
+    "newera": ("chipctl.devices.pumps", "make_newera"),
+    "harvard": ("chipctl.devices.pumps", "make_harvard"),
+    "coolled": ("chipctl.devices.microscope", "make_coolled"),
+    "prior": ("chipctl.devices.microscope", "make_prior"),
+    "sim-camera": ("chipctl.devices.microscope", "make_sim_camera"),
 }
 BAUD_DEFAULTS = {"newera": 19200, "harvard": 115200, "coolled": 57600, "prior": 9600}
 
@@ -51,7 +51,7 @@ class Rig:
 
     def _build(self, name: str, spec: DeviceSpec) -> Any:
         if spec.driver == "opencv":
-            from chipctl.microscope import make_opencv_camera
+            from chipctl.devices.microscope import make_opencv_camera
 
             return make_opencv_camera(name, spec.settings, spec.url)
         return _factory(spec.driver)(name, spec.settings, self._transport(spec))

@@ -1,8 +1,9 @@
 """What the engine needs of each kind of device, in the lab's units.
 
-Driver adapters (built by chipctl.rig from the bench file) satisfy these protocols; the executor
-and the GUI only ever talk to these. Volumes in uL, flow rates in uL/min, positions in um,
-exposure in ms, LED power in percent. Device faults surface as drivers.errors exceptions.
+Driver adapters (built by chipctl.devices.rig from the bench file) satisfy these protocols;
+the executor and the GUI only ever talk to these. Volumes in uL, flow rates in uL/min,
+positions in um, exposure in ms, LED power in percent. Device faults surface as
+drivers.errors exceptions.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every backend: exposure (ms), gain, ROI (sensor pixels x, y, w, h), binning, `sn
 (raises drivers.errors.CameraTimeout when no frame comes), and continuous acquisition into a
 bounded buffer (`start(buffer_frames)`, `read_frame(timeout)`, `stop()`; when the buffer is
 full the oldest frame is dropped and counted in `frames_dropped`). Frames are
-chipctl.devices.Frame: a uint16 image and its metadata (time, frame, exposure_ms, roi,
+chipctl.devices.interfaces.Frame: a uint16 image and its metadata (time, frame, exposure_ms, roi,
 binning, and from the simulator the ground truth).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from chipctl.devices import Frame
+from chipctl.devices.interfaces import Frame
 from drivers.errors import CameraTimeout, DeviceDisconnected, DeviceError, OutOfRange
 from drivers.simcamera import SimCamera
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chipctl.cameras import OpenCvCamera, SimulatorCamera
 from chipctl.config.units import to_unit
+from chipctl.devices.cameras import OpenCvCamera, SimulatorCamera
 from drivers.coolled import ChannelState, CoolLed
 from drivers.errors import DeviceError, OutOfRange, StageFault
 from drivers.prior import ProScan

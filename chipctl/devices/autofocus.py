@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from chipctl.devices import Camera, Stage
+from chipctl.devices.interfaces import Camera, Stage
 
 
 def focus_metric(image: np.ndarray) -> float:
