@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chipctl.runs.imagery import drift_px, focus_metric, pair_fraction
+from chipctl.analysis.imagery import drift_px, focus_metric, pair_fraction
 
 
 def test_drift_is_found_from_spots_that_stay_while_new_ones_arrive() -> None:
@@ -41,7 +41,7 @@ def test_focus_metric_prefers_the_sharp_image() -> None:
 
 
 def test_capture_rate_is_fitted_per_step() -> None:
-    from chipctl.runs.analysis import Geometry, kinetics
+    from chipctl.analysis.counts import Geometry, kinetics
 
     rng = np.random.default_rng(5)
     rows = []

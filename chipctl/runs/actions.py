@@ -92,7 +92,7 @@ def runs_show(args: argparse.Namespace, out: TextIO) -> None:
 
 def runs_report(args: argparse.Namespace, out: TextIO) -> None:
     """Write the HTML report and say where."""
-    from chipctl.runs.report import write_report
+    from chipctl.analysis.report import write_report
 
     run = _find(args)
     path = write_report(run, Path(args.out) if args.out else None)

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from chipctl.runs.analysis import Kinetics, ZoneChannel  # noqa: E402
+from chipctl.analysis.counts import Kinetics, ZoneChannel  # noqa: E402
 
 
 def _png(fig: Any) -> str:

@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chipctl.runs import plots
-from chipctl.runs.analysis import Kinetics, ZoneChannel
+from chipctl.analysis import plots
+from chipctl.analysis.counts import Kinetics, ZoneChannel
+from chipctl.analysis.summary import summarize
 from chipctl.runs.folder import RunFolder
-from chipctl.runs.summary import summarize
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:2px 8px;

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from chipctl.analysis import concentration as conc
+from chipctl.analysis.counts import geometry, kinetics, zone_table
+from chipctl.analysis.imagery import analyse, make_counter
 from chipctl.config.bench import Bench, load_bench
 from chipctl.config.sourcefile import SourceError
 from chipctl.config.units import UnitError, to_unit
-from chipctl.runs import concentration as conc
-from chipctl.runs.analysis import geometry, kinetics, zone_table
 from chipctl.runs.folder import RunFolder
-from chipctl.runs.imagery import analyse, make_counter
 
 # MISEV2018 (Théry et al., J Extracell Vesicles 7:1535750) items an operator enters as run
 # parameters: (label, parameter names accepted).

@@ -1,6 +1,6 @@
 """The numbers of a run's report: counts and densities per zone and channel (isotype control
 subtracted, CV across fields) and capture kinetics. Pure functions of the counts table and
-the frame geometry; concentration is in chipctl.runs.concentration.
+the frame geometry; concentration is in chipctl.analysis.concentration.
 """
 
 from __future__ import annotations

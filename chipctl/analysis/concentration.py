@@ -4,7 +4,7 @@ For each antibody zone: the isotype-subtracted density of captured vesicles on t
 of the zone (field ∩ zone), corrected for where the fields lie in the zone's flux profile, times
 the zone's area, divided by
 the sample volume that flowed times the fraction of it the zone captures (transport fraction at
-each flow rate x the chip's capture efficiency; chipctl.runs.capture). That is the
+each flow rate x the chip's capture efficiency; chipctl.analysis.capture). That is the
 concentration of vesicles carrying the zone's marker. Uncertainty: counts (Poisson, or the
 field-to-field scatter where larger) and the capture efficiency's relative uncertainty (run
 parameter capture_efficiency_rsd, default 15 %), in quadrature. Each zone is read in the
@@ -19,15 +19,15 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from chipctl.config.bench import Bench, ZoneSpec
-from chipctl.runs.analysis import (
+from chipctl.analysis.capture import field_profile, transport_fraction
+from chipctl.analysis.counts import (
     Geometry,
     control_zones,
     final_rows,
     imaged_area_mm2,
     zone_table,
 )
-from chipctl.runs.capture import field_profile, transport_fraction
+from chipctl.config.bench import Bench, ZoneSpec
 
 DEFAULT_EFFICIENCY_RSD = 0.15
 
