@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from chipctl.config.bench import Bench, load_bench
 from chipctl.config.sourcefile import SourceError
-from chipctl.session import BenchUnavailable, Engine
+from chipctl.engine import BenchUnavailable, Engine
 from chipctl.simlaunch import simulated_bench_file
 
 EXIT_OK, EXIT_INVALID = 0, 2

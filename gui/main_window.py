@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chipctl.engine import make_counter
 from chipctl.protocol.model import Protocol
-from chipctl.session import make_counter
 from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
 from gui.counts_plot import CountsPlot
 from gui.dialogs import ask_parameters, error_box, prompt_box

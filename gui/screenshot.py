@@ -17,8 +17,8 @@ from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication
 
 from chipctl.config.bench import load_bench
+from chipctl.engine import Engine
 from chipctl.protocol.model import Protocol
-from chipctl.session import Engine
 from chipctl.simlaunch import SimulatedBench
 
 DEMO = """\

@@ -16,8 +16,8 @@ from fakerig import FakeLight, FakeStage
 from chipctl.config.bench import Bench, DeviceSpec
 from chipctl.devices.interfaces import Frame, Syringe
 from chipctl.devices.rig import Rig
+from chipctl.engine import Engine
 from chipctl.run.clock import RunClock
-from chipctl.session import Engine
 
 BENCH = {
     "name": "fake bench", "time_scale": 200,

@@ -20,7 +20,7 @@ import pytest
 from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer
 
 from chipctl.config.bench import Bench, load_bench
-from chipctl.session import Engine
+from chipctl.engine import Engine
 from chipctl.simlaunch import SimulatedBench
 from gui.main_window import MainWindow
 from hardware_sim.control import request

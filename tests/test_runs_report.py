@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from chipctl.analysis.report import write_report
-from chipctl.cli import main
+from chipctl.cli.main import main
 from chipctl.runs import RunFolder
 from tests.runs_synth import FRAME_PX, MARKERS, PIXEL_UM
 from tests.test_runs_store import record_run

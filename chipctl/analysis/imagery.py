@@ -61,7 +61,7 @@ def make_counter(bench: Any) -> Any:
     except ImportError:
         return None
     if bench is not None:
-        from chipctl.session import make_counter as bench_counter
+        from chipctl.engine import make_counter as bench_counter
 
         return bench_counter(bench)
     return count_frame

@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_INVALID
-    from chipctl import commands
+    from chipctl.cli import commands
 
     try:
         return int(commands.dispatch(args))

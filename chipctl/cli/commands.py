@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chipctl.cli import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
+from chipctl.cli.main import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
 from chipctl.config.bench import Bench, load_bench
 from chipctl.config.sourcefile import Problem, SourceError
 from chipctl.protocol.model import ParameterError, Protocol
@@ -139,9 +139,9 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """chipctl run: run a protocol and record it."""
-    from chipctl.runs.actions import notify_interrupted, runs_root
+    from chipctl.cli.runs import notify_interrupted, runs_root
+    from chipctl.engine import run_protocol
     from chipctl.runs.frames import KeepPolicy
-    from chipctl.session import run_protocol
 
     notify_interrupted(runs_root(args), sys.stdout)
     protocol = _load_protocol(args.protocol)
@@ -174,7 +174,7 @@ def cmd_count(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """chipctl runs list | show | report | export."""
-    from chipctl.runs.actions import ACTIONS, RunsUsageError
+    from chipctl.cli.runs import ACTIONS, RunsUsageError
 
     try:
         ACTIONS[args.runs_command or "list"](args, sys.stdout)

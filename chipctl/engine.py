@@ -22,7 +22,7 @@ from chipctl.run.control import RunControl
 from chipctl.run.events import RunEvents, RunState
 from chipctl.run.executor import Executor, halt_all
 from chipctl.run.runner import Runner
-from chipctl.runstore import RunRecorder, default_runs_dir
+from chipctl.runs import RunRecorder, default_runs_dir
 from drivers.errors import DeviceError
 
 
@@ -209,7 +209,7 @@ def run_protocol(protocol: Protocol, bench: Bench, runs_dir: Path | None,
                  parameters: dict[str, str], confirm_prompts: bool = False,
                  keep_frames: str = "all", info: dict[str, str] | None = None) -> Outcome:
     """Run a protocol to the end on the terminal (Ctrl-C aborts safely)."""
-    from chipctl.cli import UsageError
+    from chipctl.cli.main import UsageError
     from chipctl.protocol.validate import check_protocol
 
     engine = Engine(bench, runs_dir, keep_frames, info)
