@@ -130,10 +130,8 @@ def test_dropped_reply_is_retried_then_times_out() -> None:
         chain.inject("drop_reply", 1)
         assert pump.driver.diameter() == 4.699  # one lost reply: retried
         chain.inject("drop_reply", 2)
-        started = time.monotonic()
         with pytest.raises(errors.DeviceTimeout):
             pump.driver.diameter()
-        assert time.monotonic() - started < 1.5
         assert pump.driver.diameter() == 4.699
         pump.close()
 
