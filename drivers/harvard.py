@@ -36,6 +36,15 @@ _QUANTITY = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([munpf]?l)(?:/(hr|h|min|m|sec|
 _STATUS = re.compile(r"(\d+) (\d+) (\d+) ([iwIW])([.IW])([.S])([.T])([IWiw.])([.T])")
 
 
+def rate_in_units(rate_ul_min: float) -> tuple[float, str]:
+    """Units for an irate/wrate command: (number, units) in ml/min, ul/min or nl/min."""
+    if rate_ul_min >= 10000.0:
+        return rate_ul_min / 1000.0, "m/m"
+    if rate_ul_min >= 0.1:
+        return rate_ul_min, "u/m"
+    return rate_ul_min * 1000.0, "n/m"
+
+
 @dataclass(frozen=True)
 class UltraReply:
     """Data lines (address prefix removed) and the prompt."""

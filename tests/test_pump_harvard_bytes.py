@@ -7,11 +7,12 @@ Expected bytes are written from the Pump 11 Elite manual's RS-232 reference
 from __future__ import annotations
 
 import pytest
-from expected import expected_protocol
+from wire import expected_protocol
 
-from chipctl.devices.pumps import harvard_rate, make_harvard
+from chipctl.config.devices import device_settings
+from chipctl.devices.pumps import make_harvard
 from drivers import errors
-from drivers.harvard import HarvardPump, format_quantity, parse_quantity
+from drivers.harvard import HarvardPump, format_quantity, parse_quantity, rate_in_units
 
 IDLE = b"\n:\x11"  # prompt, then XON in polling mode
 
@@ -162,9 +163,9 @@ def test_quantities() -> None:
     assert parse_quantity("12.345 ul/min") == 12.345
     assert parse_quantity("1.5 ml/hr") == 25.0
     assert parse_quantity("500 nl") == 0.5
-    assert harvard_rate(5.0) == (5.0, "u/m")
-    assert harvard_rate(0.05) == (50.0, "n/m")
-    assert harvard_rate(20000.0) == (20.0, "m/m")
+    assert rate_in_units(5.0) == (5.0, "u/m")
+    assert rate_in_units(0.05) == (50.0, "n/m")
+    assert rate_in_units(20000.0) == (20.0, "m/m")
 
 
 def test_adapter_exchanges() -> None:
@@ -202,7 +203,7 @@ def test_adapter_exchanges() -> None:
         (b"2@wvolume\r", b"\n02:1.5000 ul\r\n02:\x11"),
     ]
     with expected_protocol(pairs) as t:
-        p = make_harvard("buffer", settings, t)
+        p = make_harvard("buffer", device_settings("harvard", **settings), t)
         p.connect()
         assert p.version == "PHD ULTRA 3.0.5"
         p.infuse(50.0, 100.0)

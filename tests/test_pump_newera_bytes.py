@@ -9,11 +9,12 @@ from __future__ import annotations
 import binascii
 
 import pytest
-from expected import expected_protocol
+from wire import expected_protocol
 
-from chipctl.devices.pumps import make_newera, newera_rate
+from chipctl.config.devices import device_settings
+from chipctl.devices.pumps import make_newera
 from drivers import errors
-from drivers.newera import NewEraPump, emergency_stop_all, format_number
+from drivers.newera import NewEraPump, emergency_stop_all, format_number, rate_in_units
 
 OK = b"\x0200S\x03"
 
@@ -207,9 +208,9 @@ def test_emergency_stop_broadcasts_in_both_framings() -> None:
 
 
 def test_rate_units_chosen_for_precision() -> None:
-    assert newera_rate(10.0) == (10.0, "UM")
-    assert newera_rate(0.1234) == (7.404, "UH")
-    assert newera_rate(25000.0) == (25.0, "MM")
+    assert rate_in_units(10.0) == (10.0, "UM")
+    assert rate_in_units(0.1234) == (7.404, "UH")
+    assert rate_in_units(25000.0) == (25.0, "MM")
 
 
 def test_adapter_connect_and_infuse_exchanges() -> None:
@@ -250,7 +251,7 @@ def test_adapter_connect_and_infuse_exchanges() -> None:
         "reagent": "sample",
     }
     with expected_protocol(pairs) as t:
-        p = make_newera("sample", settings, t)
+        p = make_newera("sample", device_settings("newera", **settings), t)
         p.connect()
         p.infuse(10, 50)
         assert p.is_running()
@@ -271,7 +272,7 @@ def test_factory_reads_the_bench_entry_and_refuses_impossible_runs() -> None:
         "safe_mode": "5 s",
     }
     with expected_protocol([]) as t:
-        p = make_newera("buffer", entry, t)
+        p = make_newera("buffer", device_settings("newera", **entry), t)
         assert (p.driver.address, p.safe_mode_s) == (3, 5)
         assert (p.syringe.inner_diameter_mm, p.syringe.volume_ul) == (14.57, 10000.0)
         assert (p.syringe.contents_ul, p.syringe.reagent) == (2500.0, "buffer")
@@ -287,6 +288,6 @@ def test_factory_reads_the_bench_entry_and_refuses_impossible_runs() -> None:
 
 def test_tiny_volume_is_refused_not_rounded_to_continuous() -> None:
     with expected_protocol([]) as t:
-        p = make_newera("sample", {"syringe": {"contents": "0.5 mL"}}, t)
+        p = make_newera("sample", device_settings("newera", syringe={"contents": "0.5 mL"}), t)
         with pytest.raises(errors.OutOfRange):
             p.infuse(1.0, 0.0004)

@@ -8,15 +8,13 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
+from chipctl.analysis.report import write_report
+from chipctl.cli.errors import UsageError
 from chipctl.runs.export import export_counts
 from chipctl.runs.folder import RunFolder, RunNotFound, resolve_run
 from chipctl.runs.index import RunFilter, RunIndex
 from chipctl.runs.paths import default_runs_dir
 from chipctl.runs.recovery import describe_interruption
-
-
-class RunsUsageError(Exception):
-    """A run that cannot be found or a request that cannot be met (exit 2)."""
 
 
 def runs_root(args: argparse.Namespace) -> Path:
@@ -64,7 +62,7 @@ def _find(args: argparse.Namespace) -> RunFolder:
     try:
         return RunFolder.open(resolve_run(root, args.run))
     except RunNotFound as exc:
-        raise RunsUsageError(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
 
 
 def runs_show(args: argparse.Namespace, out: TextIO) -> None:
@@ -92,8 +90,6 @@ def runs_show(args: argparse.Namespace, out: TextIO) -> None:
 
 def runs_report(args: argparse.Namespace, out: TextIO) -> None:
     """Write the HTML report and say where."""
-    from chipctl.analysis.report import write_report
-
     run = _find(args)
     path = write_report(run, Path(args.out) if args.out else None)
     print(f"report: {path}", file=out)
@@ -104,7 +100,7 @@ def runs_export(args: argparse.Namespace, out: TextIO) -> None:
     run = _find(args)
     target = Path(args.out) if args.out else run.path / f"counts.{args.format}"
     if target.resolve() == (run.path / "counts.csv").resolve():
-        raise RunsUsageError("refusing to overwrite the run's own counts.csv;"
+        raise UsageError("refusing to overwrite the run's own counts.csv;"
                              " write the export elsewhere (--out FILE)")
     export_counts(run.counts, target, args.format, run.run_id)
     print(f"{len(run.counts)} rows: {target}", file=out)

@@ -16,11 +16,14 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
+import cv2
 import numpy as np
 
+from chipctl.config.devices import OpenCvSettings, SimCameraSettings
 from chipctl.devices.interfaces import Frame
 from drivers.errors import CameraTimeout, DeviceDisconnected, DeviceError, OutOfRange
 from drivers.simcamera import SimCamera
+from drivers.transport import SerialTransport
 
 
 class CameraBase(ABC):
@@ -135,15 +138,14 @@ class CameraBase(ABC):
 class SimulatorCamera(CameraBase):
     """`sim-camera` backend: the simulator camera's wire protocol (drivers.simcamera)."""
 
-    def __init__(self, name: str, driver: SimCamera, **settings: Any) -> None:
-        super().__init__(name, float(settings.get("pixel_size_um", 0.65)))
+    def __init__(self, name: str, driver: SimCamera, settings: SimCameraSettings) -> None:
+        super().__init__(name, settings.pixel_size_um or 0.0, settings.exposure_ms)
         self.driver = driver
         self.model: str | None = None
-        self._exposure_ms = float(settings.get("exposure_ms", 50.0))
-        self._gain = float(settings.get("gain", 1.0))
-        self._roi: tuple[int, int, int, int] | None = settings.get("roi")
-        self._binning = int(settings.get("binning", 1))
-        self._pixel_size_set = "pixel_size_um" in settings
+        self._gain = settings.gain
+        self._roi: tuple[int, int, int, int] | None = settings.roi
+        self._binning: int = settings.binning
+        self._pixel_size_set = settings.pixel_size_um is not None
 
     def connect(self) -> None:
         info = self.driver.connect()
@@ -205,14 +207,13 @@ class OpenCvCamera(CameraBase):
     (binning sums blocks, clipped to uint16); gain goes to CAP_PROP_GAIN.
     """
 
-    def __init__(self, name: str, source: int | str, **settings: Any) -> None:
-        super().__init__(name, float(settings.get("pixel_size_um", 1.0)))
+    def __init__(self, name: str, source: int | str, settings: OpenCvSettings) -> None:
+        super().__init__(name, settings.pixel_size_um, settings.exposure_ms)
         self.source = source
-        self._exposure_ms = float(settings.get("exposure_ms", 50.0))
-        self._set_exposure = "exposure_ms" in settings
-        self._gain: float | None = settings.get("gain")
-        self.roi: tuple[int, int, int, int] | None = settings.get("roi")
-        self._binning = int(settings.get("binning", 1))
+        self._set_exposure = "exposure_ms" in settings.model_fields_set
+        self._gain: float | None = settings.gain
+        self.roi: tuple[int, int, int, int] | None = settings.roi
+        self._binning: int = settings.binning
         self._capture: Any = None
         self._counter = 0
         self._grab_lock = threading.Lock()
@@ -224,8 +225,6 @@ class OpenCvCamera(CameraBase):
 
     @gain.setter
     def gain(self, value: float) -> None:
-        import cv2
-
         if self._capture is not None:
             self._capture.set(cv2.CAP_PROP_GAIN, float(value))
         self._gain = float(value)
@@ -242,8 +241,6 @@ class OpenCvCamera(CameraBase):
         self._binning = int(value)
 
     def connect(self) -> None:
-        import cv2
-
         capture = cv2.VideoCapture(self.source)
         if not capture.isOpened():
             capture.release()
@@ -261,8 +258,6 @@ class OpenCvCamera(CameraBase):
             self._capture = None
 
     def _apply_exposure(self, ms: float) -> None:
-        import cv2
-
         if self._capture is None:
             return
         # V4L2: manual exposure needs AUTO_EXPOSURE = 1 (manual) first; units are 100 us.
@@ -313,3 +308,15 @@ def to_uint16_gray(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3:
         image = image.mean(axis=2)
     return np.asarray(image).astype(np.uint16)
+
+
+def make_sim_camera(name: str, settings: SimCameraSettings,
+                    transport: SerialTransport) -> SimulatorCamera:
+    """The simulator camera (`sim-camera`) behind `transport` (a socket:// URL)."""
+    return SimulatorCamera(name, SimCamera(transport, timeout=settings.timeout), settings)
+
+
+def make_opencv_camera(name: str, settings: OpenCvSettings) -> OpenCvCamera:
+    """A UVC camera through OpenCV; the url is a device index ("0") or a path / stream URL."""
+    url = settings.url
+    return OpenCvCamera(name, int(url) if url.isdigit() else url, settings)

@@ -33,7 +33,7 @@ from typing import Any
 
 from chipctl.config.sourcefile import Problem, SourceError
 from chipctl.protocol.fields import StepError
-from chipctl.protocol.loader import _Parser, check_placeholders
+from chipctl.protocol.loader import _Parser, check_placeholders, load_protocol
 from chipctl.protocol.model import Parameter, Protocol, Repeat, Step
 
 _SKIP = {str(Path(__file__).resolve()), str(Path(contextlib.__file__).resolve())}
@@ -252,6 +252,4 @@ def load_any(path: str | Path) -> Protocol:
     """A protocol file (.yaml, parsed only) or a Python scripted protocol (.py, executed)."""
     if str(path).endswith(".py"):
         return load_script(path)
-    from chipctl.protocol.loader import load_protocol
-
     return load_protocol(path)

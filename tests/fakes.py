@@ -1,6 +1,14 @@
-"""An in-memory rig for runner and executor tests: pumps that move on the run clock, a light, a
-stage and a camera, each with fault switches. No sockets, so these tests are fast; the same
-behaviours are tested again on the simulator over real sockets in test_run_control_sim.py."""
+"""The tests' in-memory bench: devices that follow chipctl.devices.interfaces on the run clock,
+with fault switches, put in a real Rig (and a real Engine) by injection. No sockets, so these
+tests are fast; the same behaviours are tested again on the simulator over real sockets.
+
+- FakePump: pumps on the run clock, keeps its syringe's account; `stall_after_ul` makes it
+  stall with an alarm, `fault` raises once on the next poll.
+- FakeLight, FakeStage: a light and a stage that remember what they were told.
+- SampleCamera: frames whose pixels hold the number of vesicles the sample has brought so far
+  (10 per uL infused), read by `pixel_counter`; SpotsCamera: real spot images for the real
+  counter, more spots the more frames it took.
+"""
 
 from __future__ import annotations
 
@@ -13,23 +21,27 @@ import numpy as np
 
 from chipctl.config.bench import Bench, load_bench
 from chipctl.devices.interfaces import Frame, Syringe
+from chipctl.devices.rig import Rig
+from chipctl.engine import Engine
 from chipctl.protocol import parse_protocol
 from chipctl.run.clock import RunClock
 from chipctl.run.control import RunControl
+from chipctl.run.counting import FrameCounting
 from chipctl.run.events import RunEvents
 from chipctl.run.executor import Executor
 from chipctl.run.runner import Runner
+from chipctl.vision.factory import make_pipeline
+from chipctl.vision.model import CountParams, CountResult
 from drivers.errors import CameraTimeout, PumpStalled
 
-BENCH = Path(__file__).parent / "data" / "bench_offline.yaml"
+OFFLINE_BENCH = Path(__file__).parent / "data" / "bench_offline.yaml"
 
 
 class FakePump:
     """A syringe pump on the run clock; `stall_after_ul` makes it stall with an alarm."""
 
-    def __init__(self, name: str, clock: RunClock, volume_ul: float, contents_ul: float) -> None:
-        self.name, self.clock = name, clock
-        self.syringe = Syringe(4.699, volume_ul, contents_ul)
+    def __init__(self, name: str, clock: RunClock, syringe: Syringe) -> None:
+        self.name, self.clock, self.syringe = name, clock, syringe
         self.lock = threading.Lock()
         self.rate = 0.0
         self.target = 0.0
@@ -39,6 +51,7 @@ class FakePump:
         self.total_infused = 0.0
         self.stall_after_ul: float | None = None
         self.stalled = False
+        self.fault: Exception | None = None
         self.commands: list[str] = []
 
     def connect(self) -> None: ...
@@ -89,6 +102,9 @@ class FakePump:
 
     def is_running(self) -> bool:
         with self.lock:
+            if self.fault is not None:
+                fault, self.fault = self.fault, None
+                raise fault
             if self.t0 is None:
                 self._raise_alarm()
                 return False
@@ -162,8 +178,8 @@ class FakeStage:
     def halt(self) -> None: ...
 
 
-class FakeCamera:
-    """Frames whose 'count' grows with the sample infused so far (the counter reads it)."""
+class SampleCamera:
+    """Frames whose pixels hold the vesicles the sample pump has brought (10 per uL)."""
 
     def __init__(self, light: FakeLight, source: FakePump | None = None) -> None:
         self.name, self.pixel_size_um, self.exposure_ms = "camera", 0.65, 50.0
@@ -188,50 +204,106 @@ class FakeCamera:
         return Frame(np.full((4, 4), count, np.uint16), {})
 
 
-@dataclass
-class Count:
-    count: int
+def pixel_counter(image: np.ndarray, params: CountParams) -> CountResult:
+    """The count a SampleCamera frame holds (its pixel value), as that many spots."""
+    return CountResult.from_xy(np.zeros((int(image[0, 0]), 2)), shape=image.shape)
 
 
-class FakeRig:
-    """Quacks like chipctl.devices.rig.Rig for the executor and runner."""
+def spots_image(n: int, size: int = 256, seed: int = 0) -> np.ndarray:
+    """A uint16 frame with `n` bright Gaussian spots on a noisy background."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    image = 100 + rng.normal(0, 3, (size, size))
+    for x, y in rng.uniform(10, size - 10, (n, 2)):
+        image += 400 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.3**2))
+    return image.clip(0, 65535).astype(np.uint16)
 
-    def __init__(self, bench: Bench, clock: RunClock) -> None:
-        self.bench = bench
-        self.transports: dict[str, Any] = {}
-        pumps = {"buffer_pump": (5000.0, 5000.0), "sample_pump": (1000.0, 1000.0),
-                 "stain_pump": (1000.0, 500.0)}
-        self.pumps = {n: FakePump(n, clock, v, c) for n, (v, c) in pumps.items()}
-        self.light = FakeLight()
-        self.stage = FakeStage()
-        self.camera = FakeCamera(self.light, self.pumps["sample_pump"])
-        self.illuminators = {"led": self.light}
-        self.devices: dict[str, Any] = {**self.pumps, "led": self.light, "stage": self.stage,
-                                        "camera": self.camera}
-        self.safe_state_calls = 0
 
-    def first(self, kind: str) -> Any:
-        return {"stage": self.stage, "camera": self.camera, "illuminator": self.light}[kind]
+class SpotsCamera:
+    """A camera whose frames hold more spots the more frames it took."""
 
-    def safe_state(self) -> list[str]:
-        self.safe_state_calls += 1
-        for pump in self.pumps.values():
-            pump.stop()
-        self.light.dark()
-        return []
+    def __init__(self, name: str, pixel_size_um: float) -> None:
+        self.name, self.pixel_size_um, self.exposure_ms = name, pixel_size_um, 10.0
+        self.snaps = 0
+        self.lock = threading.Lock()
+
+    def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def snap(self, timeout_s: float = 5.0) -> Frame:
+        with self.lock:
+            self.snaps += 1
+            n = self.snaps
+        return Frame(spots_image(min(5 * n, 200), seed=n), {"exposure_ms": self.exposure_ms})
+
+
+def fake_devices(bench: Bench, clock: RunClock, spots: bool = False) -> dict[str, Any]:
+    """A fake for every device of a bench: pumps holding its syringes, lights, stages, and
+    cameras: a SampleCamera watching the sample pump, or with `spots` a SpotsCamera."""
+    devices: dict[str, Any] = {}
+    for name, spec in bench.pumps.items():
+        syringe = Syringe(spec.syringe.inner_diameter_mm, spec.syringe.volume_ul,
+                          spec.syringe.contents_ul, spec.reagent)
+        devices[name] = FakePump(name, clock, syringe)
+    for name, light in bench.of_kind("illuminator").items():
+        devices[name] = FakeLight(name, tuple(getattr(light, "channels", ())))
+    for name in bench.of_kind("stage"):
+        devices[name] = FakeStage(name)
+    lights = [devices[name] for name in bench.of_kind("illuminator")]
+    for name in bench.of_kind("camera"):
+        devices[name] = (SpotsCamera(name, 0.65) if spots or not lights
+                         else SampleCamera(lights[0], devices.get("sample_pump")))
+    return devices
+
+
+class FakeRig(Rig):
+    """A real Rig holding fakes; the runner tests' light, stage and camera by name."""
+
+    def __init__(self, bench: Bench, clock: RunClock, spots: bool = False) -> None:
+        super().__init__(bench, fake_devices(bench, clock, spots))
+        self.light: FakeLight = self.first("illuminator")
+        self.stage: FakeStage = self.first("stage")
+        self.camera: Any = self.first("camera")
 
 
 def make_runner(yaml_text: str, time_scale: float = 2000.0,
                 parameters: dict[str, str] | None = None) -> tuple[Runner, FakeRig, list[dict]]:
-    """A runner over a fake rig; returns it, the rig and the list the event records go to."""
-    bench = load_bench(BENCH)
+    """A runner over a fake rig on the offline bench; returns it, the rig and the records."""
+    bench = load_bench(OFFLINE_BENCH)
     clock = RunClock(time_scale)
     rig = FakeRig(bench, clock)
     events = RunEvents()
     records: list[dict] = []
     events.record.connect(records.append)
     control = RunControl(clock)
-    executor = Executor(rig, control, events,  # type: ignore[arg-type]
-                        counter=lambda image: Count(int(image[0, 0])), parameters=parameters)
+    counting = FrameCounting(make_pipeline(CountParams(), counter=pixel_counter), events)
+    executor = Executor(rig, control, events, counting, parameters=parameters)
     protocol = parse_protocol(yaml_text, "test.yaml")
-    return Runner(protocol, executor, events), rig, records
+    return Runner(protocol, executor, control, events), rig, records
+
+
+GUI_BENCH = {
+    "name": "fake bench", "time_scale": 200,
+    "devices": {
+        "buffer_pump": {"driver": "newera", "url": "fake://0", "reagent": "buffer",
+                        "syringe": {"inner_diameter": "12.45 mm", "volume": "5000 uL"}},
+        "sample_pump": {"driver": "newera", "url": "fake://0", "reagent": "sample",
+                        "syringe": {"inner_diameter": "4.699 mm", "volume": "1000 uL"}},
+        "led": {"driver": "coolled", "url": "fake://1",
+                "channels": {"AF488": "A", "AF555": "B", "AF647": "C"}},
+        "stage": {"driver": "prior", "url": "fake://2"},
+        "camera": {"driver": "sim-camera", "url": "fake://3", "pixel_size_um": 0.65},
+    },
+    "chip": {"zones": {"CD63": {"antibody": "anti-CD63", "center_um": [5000, 0]},
+                       "isotype": {"antibody": "isotype IgG", "center_um": [8000, 0]}}},
+}
+
+
+def fake_engine(runs_dir: Path, bench: dict[str, Any] | None = None) -> Engine:
+    """chipctl's Engine over fakes (spot images for the real counter): the real runner,
+    executor, counter and run store, no drivers."""
+    spec = Bench.model_validate(bench or GUI_BENCH)
+    clock = RunClock(spec.time_scale)
+    return Engine(spec, FakeRig(spec, clock, spots=True), clock=clock, runs_dir=runs_dir,
+                  keep_frames="none")
