@@ -258,21 +258,25 @@ def fake_devices(bench: Bench, clock: RunClock, spots: bool = False) -> dict[str
 
 
 class FakeRig(Rig):
-    """A real Rig holding fakes; the runner tests' light, stage and camera by name."""
+    """A real Rig holding fakes (or the `devices` given); the runner tests' light, stage and
+    camera by name."""
 
-    def __init__(self, bench: Bench, clock: RunClock, spots: bool = False) -> None:
-        super().__init__(bench, fake_devices(bench, clock, spots))
+    def __init__(self, bench: Bench, clock: RunClock, spots: bool = False,
+                 devices: dict[str, Any] | None = None) -> None:
+        super().__init__(bench, {**fake_devices(bench, clock, spots), **(devices or {})})
         self.light: FakeLight = self.first("illuminator")
         self.stage: FakeStage = self.first("stage")
         self.camera: Any = self.first("camera")
 
 
 def make_runner(yaml_text: str, time_scale: float = 2000.0,
-                parameters: dict[str, str] | None = None) -> tuple[Runner, FakeRig, list[dict]]:
-    """A runner over a fake rig on the offline bench; returns it, the rig and the records."""
-    bench = load_bench(OFFLINE_BENCH)
+                parameters: dict[str, str] | None = None, bench: Bench | None = None,
+                devices: dict[str, Any] | None = None) -> tuple[Runner, FakeRig, list[dict]]:
+    """A runner over a fake rig (on the offline bench unless another is given; `devices`
+    replace fakes by name); returns it, the rig and the event records."""
+    bench = bench or load_bench(OFFLINE_BENCH)
     clock = RunClock(time_scale)
-    rig = FakeRig(bench, clock)
+    rig = FakeRig(bench, clock, devices=devices)
     events = RunEvents()
     records: list[dict] = []
     events.record.connect(records.append)

@@ -142,4 +142,4 @@ def test_every_driver_a_bench_may_name_has_one_registry_entry() -> None:
         assert driver.settings is DRIVER_SETTINGS[name]
         assert driver.kind in ("pump", "illuminator", "stage", "camera", "valve")
     assert {n: d.baudrate for n, d in DRIVERS.items() if d.kind != "camera"} == {
-        "newera": 19200, "harvard": 115200, "coolled": 57600, "prior": 9600}
+        "newera": 19200, "harvard": 115200, "coolled": 57600, "prior": 9600, "vici": 9600}

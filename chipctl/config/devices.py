@@ -187,9 +187,21 @@ class OpenCvSettings(CameraSettings):
     pixel_size_um: Micrometres = Field(1.0, gt=0)
 
 
+class ViciSettings(DeviceSettings):
+    """A VICI Valco universal actuator on a Cheminert multiposition selector valve.
+    `positions`: how many ports the bench expects (checked against the valve at connect)."""
+
+    kind: ClassVar[str] = "valve"
+    driver: Literal["vici"]
+    positions: int | None = Field(None, ge=2, le=96)
+    device_id: str | None = Field(None, pattern=r"^[0-9A-Z]$")
+    timeout: Seconds = Field(0.5, gt=0)
+    move_timeout: Seconds = Field(10.0, gt=0)
+
+
 DeviceSpec = Annotated[
     NewEraSettings | HarvardSettings | CoolLedSettings | PriorSettings | SimCameraSettings
-    | OpenCvSettings,
+    | OpenCvSettings | ViciSettings,
     Field(discriminator="driver"),
 ]
 """One device entry of a bench file, typed by its driver."""
@@ -198,7 +210,7 @@ _SPEC = TypeAdapter(DeviceSpec)
 DRIVER_SETTINGS: dict[str, type[DeviceSettings]] = {
     get_args(model.model_fields["driver"].annotation)[0]: model
     for model in (NewEraSettings, HarvardSettings, CoolLedSettings, PriorSettings,
-                  SimCameraSettings, OpenCvSettings)
+                  SimCameraSettings, OpenCvSettings, ViciSettings)
 }
 """Driver name -> its settings model (the names the bench file accepts)."""
 

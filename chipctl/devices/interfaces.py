@@ -59,9 +59,12 @@ class SyringePump(Device, Protocol):
 
 @runtime_checkable
 class Valve(Device, Protocol):
-    """A rotary selector valve: one common port connected to one of `ports` (1-based)."""
+    """A rotary selector valve: one common port connected to one of its ports."""
 
-    ports: int
+    @property
+    def ports(self) -> range:
+        """The port numbers the valve accepts."""
+        ...
 
     def select(self, port: int) -> None:
         """Turn to `port` and return once it is there."""

@@ -6,9 +6,9 @@ engine's device from it, and, where the protocol has one, a broadcast stop for t
 stop. `build_rig(bench)` opens nothing: it builds the transports (one per port, shared by the
 devices on it) and the devices; the rig opens and closes the ports.
 
-To add a device (e.g. a selector valve): its driver in drivers/, a settings model in
-chipctl.config.devices (with `kind`, e.g. "valve"), an adapter satisfying its interface in
-chipctl.devices.interfaces, and one `Driver(...)` line below.
+To add a device: its driver in drivers/, a settings model in chipctl.config.devices (with its
+`kind`), an adapter satisfying its interface in chipctl.devices.interfaces (or the driver, if
+it already speaks the lab's units, as the VICI valve does), and one `Driver(...)` line below.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from chipctl.config.devices import (
     OpenCvSettings,
     PriorSettings,
     SimCameraSettings,
+    ViciSettings,
 )
-from chipctl.devices import cameras, illuminator, pumps, stage
+from chipctl.devices import cameras, illuminator, pumps, stage, valve
 from chipctl.devices.rig import BroadcastStop, Rig
 from drivers import newera
 from drivers.transport import SerialTransport
@@ -68,6 +69,7 @@ DRIVERS: dict[str, Driver] = {d.name: d for d in (
     Driver(PriorSettings, stage.make_prior),
     Driver(SimCameraSettings, cameras.make_sim_camera),
     Driver(OpenCvSettings, _opencv),
+    Driver(ViciSettings, valve.make_vici),
 )}
 
 
