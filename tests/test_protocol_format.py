@@ -10,7 +10,8 @@ import pytest
 
 from chipctl.config.bench import load_bench
 from chipctl.config.sourcefile import SourceError
-from chipctl.protocol import (
+from chipctl.protocol import parse_protocol
+from chipctl.protocol.model import (
     Flow,
     Image,
     Monitor,
@@ -19,7 +20,6 @@ from chipctl.protocol import (
     Prompt,
     Repeat,
     Wait,
-    parse_protocol,
 )
 from chipctl.protocol.script import load_any, load_script
 from chipctl.protocol.validate import check_protocol

@@ -14,7 +14,8 @@ import collections
 import threading
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import cv2
 import numpy as np
@@ -24,6 +25,15 @@ from chipctl.devices.interfaces import Frame
 from drivers.errors import CameraTimeout, DeviceDisconnected, DeviceError, OutOfRange
 from drivers.simcamera import SimCamera
 from drivers.transport import SerialTransport
+
+V = TypeVar("V")
+
+
+def positive(device: str, what: str, value: float) -> float:
+    """`value` as a float; OutOfRange (naming the device) unless it is positive."""
+    if value <= 0:
+        raise OutOfRange(device, f"{what} must be positive, got {value}")
+    return float(value)
 
 
 class CameraBase(ABC):
@@ -63,9 +73,7 @@ class CameraBase(ABC):
 
     @exposure_ms.setter
     def exposure_ms(self, ms: float) -> None:
-        if ms <= 0:
-            raise OutOfRange(self.name, f"exposure must be positive, got {ms}")
-        self._apply_exposure(float(ms))
+        self._apply_exposure(positive(self.name, "exposure", ms))
         self._exposure_ms = float(ms)
 
     # -- frames -----------------------------------------------------------------------------
@@ -135,8 +143,39 @@ class CameraBase(ABC):
         self._close()
 
 
+Roi = tuple[int, int, int, int]  # x, y, width, height in sensor pixels
+
+
+def _roi(value: Roi) -> Roi:
+    x, y, width, height = (int(v) for v in value)
+    return x, y, width, height
+
+
+class Applied(Generic[V]):
+    """A simulator camera setting: sent to the driver when set, remembered to be read back."""
+
+    def __init__(self, apply: Callable[[SimCamera, V], object],
+                 convert: Callable[[V], V]) -> None:
+        self.apply, self.convert = apply, convert
+        self.attribute = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attribute = f"_{name}"
+
+    def __get__(self, camera: SimulatorCamera, owner: type) -> V:
+        return getattr(camera, self.attribute)  # type: ignore[no-any-return]
+
+    def __set__(self, camera: SimulatorCamera, value: V) -> None:
+        self.apply(camera.driver, value)
+        setattr(camera, self.attribute, self.convert(value))
+
+
 class SimulatorCamera(CameraBase):
     """`sim-camera` backend: the simulator camera's wire protocol (drivers.simcamera)."""
+
+    gain: Applied[float] = Applied(SimCamera.set_gain, float)  # ADU per 0.46 e-
+    roi: Applied[Roi] = Applied(lambda driver, roi: driver.set_roi(*roi), _roi)  # after connect
+    binning: Applied[int] = Applied(SimCamera.set_binning, int)  # symmetric: 1, 2, 4
 
     def __init__(self, name: str, driver: SimCamera, settings: SimCameraSettings) -> None:
         super().__init__(name, settings.pixel_size_um or 0.0, settings.exposure_ms)
@@ -164,36 +203,6 @@ class SimulatorCamera(CameraBase):
 
     def _apply_exposure(self, ms: float) -> None:
         self.driver.set_exposure(ms)
-
-    @property
-    def gain(self) -> float:
-        """Camera gain (ADU per 0.46 e-)."""
-        return self._gain
-
-    @gain.setter
-    def gain(self, value: float) -> None:
-        self.driver.set_gain(value)
-        self._gain = float(value)
-
-    @property
-    def roi(self) -> tuple[int, int, int, int] | None:
-        """(x, y, width, height) in sensor pixels."""
-        return self._roi
-
-    @roi.setter
-    def roi(self, value: tuple[int, int, int, int]) -> None:
-        self.driver.set_roi(*value)
-        self._roi = tuple(int(v) for v in value)  # type: ignore[assignment]
-
-    @property
-    def binning(self) -> int:
-        """Symmetric binning (1, 2, 4)."""
-        return self._binning
-
-    @binning.setter
-    def binning(self, value: int) -> None:
-        self.driver.set_binning(value)
-        self._binning = int(value)
 
     def _grab(self, timeout_s: float) -> Frame:
         image, metadata = self.driver.snap(timeout_s)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from chipctl.config.bench import Bench
 from chipctl.devices.interfaces import Camera, Illuminator, Stage, SyringePump, Valve
 from drivers.errors import DeviceError
 from drivers.transport import SerialTransport
+
+D = TypeVar("D")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,16 @@ class BroadcastStop:
     transport: SerialTransport
     stop: Callable[[SerialTransport], None]
     devices: Sequence[Any]
+
+
+class OfKind(Generic[D]):
+    """A rig's devices of one kind, by name (read as an attribute: `rig.pumps`)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __get__(self, rig: Rig, owner: type[Rig]) -> dict[str, D]:
+        return rig.of_kind(self.kind)
 
 
 class Rig:
@@ -48,30 +60,11 @@ class Rig:
         """The devices of one kind (pump, illuminator, stage, camera, valve) by name."""
         return {n: self.devices[n] for n in self.bench.of_kind(kind)}
 
-    @property
-    def pumps(self) -> dict[str, SyringePump]:
-        """Pumps by name."""
-        return self.of_kind("pump")
-
-    @property
-    def illuminators(self) -> dict[str, Illuminator]:
-        """Illuminators by name."""
-        return self.of_kind("illuminator")
-
-    @property
-    def stages(self) -> dict[str, Stage]:
-        """Stages by name."""
-        return self.of_kind("stage")
-
-    @property
-    def cameras(self) -> dict[str, Camera]:
-        """Cameras by name."""
-        return self.of_kind("camera")
-
-    @property
-    def valves(self) -> dict[str, Valve]:
-        """Selector valves by name."""
-        return self.of_kind("valve")
+    pumps: OfKind[SyringePump] = OfKind("pump")
+    illuminators: OfKind[Illuminator] = OfKind("illuminator")
+    stages: OfKind[Stage] = OfKind("stage")
+    cameras: OfKind[Camera] = OfKind("camera")
+    valves: OfKind[Valve] = OfKind("valve")
 
     def first(self, kind: str) -> Any:
         """The bench's first device of a kind (the microscope has one of each)."""

@@ -15,18 +15,7 @@ from typing import Any
 from chipctl.config.bench import Bench
 from chipctl.config.devices import CameraSettings
 from chipctl.config.sourcefile import Problem
-from chipctl.protocol.model import (
-    ChannelSetting,
-    Flow,
-    Image,
-    Monitor,
-    Prime,
-    Prompt,
-    Protocol,
-    Step,
-    Valve,
-    Wait,
-)
+from chipctl.protocol import model as steps
 
 MOVE_S = 2.0  # estimated stage move + settle per field
 AUTOFOCUS_S = 150.0  # a coarse-to-fine z sweep per field (~2.5 min on the simulated ProScan)
@@ -66,7 +55,7 @@ class DryRun:
 
 
 class _Checker:
-    def __init__(self, protocol: Protocol, bench: Bench) -> None:
+    def __init__(self, protocol: steps.Protocol, bench: Bench) -> None:
         self.protocol, self.bench = protocol, bench
         self.problems: list[Problem] = []
         self.track_volumes = True
@@ -87,11 +76,11 @@ class _Checker:
             return camera.roi[2], camera.roi[3]
         return camera.sensor or DEFAULT_SENSOR
 
-    def problem(self, step: Step, message: str) -> None:
+    def problem(self, step: steps.Step, message: str) -> None:
         self.problems.append(Problem(self.protocol.source, step.line, f"{step.label}: {message}"))
 
     # -- fluidics ---------------------------------------------------------------------------
-    def flow(self, step: Step, pump: str, rate: float, volume: float, direction: str,
+    def flow(self, step: steps.Step, pump: str, rate: float, volume: float, direction: str,
              reagent: str = "") -> float:
         if not self._is_pump(step, pump):
             return 60.0 * volume / rate if rate else 0.0
@@ -103,7 +92,7 @@ class _Checker:
         self._add(self.plan.volume_by_reagent_ul, reagent, volume)
         return 60.0 * volume / rate
 
-    def _pressure(self, step: Step, rate: float, how: str = "") -> None:
+    def _pressure(self, step: steps.Step, rate: float, how: str = "") -> None:
         estimate = self.bench.chip.flow_pressure(rate)
         self.plan.peak_pressure_kpa = max(self.plan.peak_pressure_kpa, estimate.pressure_kpa)
         if estimate.over_limit:
@@ -116,7 +105,7 @@ class _Checker:
     def _add(table: dict[str, float], key: str, volume: float) -> None:
         table[key] = table.get(key, 0.0) + volume
 
-    def _is_pump(self, step: Step, pump: str) -> bool:
+    def _is_pump(self, step: steps.Step, pump: str) -> bool:
         if pump not in self.bench.devices:
             self.problem(step, f"unknown pump '{pump}'; the bench has: "
                          f"{', '.join(self.bench.of_kind('pump')) or 'no pumps'}")
@@ -126,7 +115,7 @@ class _Checker:
             return False
         return True
 
-    def _draw(self, step: Step, pump: str, volume: float) -> None:
+    def _draw(self, step: steps.Step, pump: str, volume: float) -> None:
         if not self.track_volumes:
             return
         before = self.contents[pump]
@@ -140,7 +129,7 @@ class _Checker:
         self.contents[pump] = min(max(after, 0.0), self.capacity[pump])
 
     # -- imaging ----------------------------------------------------------------------------
-    def channels(self, step: Step, channels: tuple[ChannelSetting, ...]) -> None:
+    def channels(self, step: steps.Step, channels: tuple[steps.ChannelSetting, ...]) -> None:
         known = self._light_channels()
         low, high = self.exposure_range
         for setting in channels:
@@ -157,14 +146,14 @@ class _Checker:
         light = self.bench.illuminator
         return [] if light is None else list(light.channels)
 
-    def zone(self, step: Step, zone: str) -> bool:
+    def zone(self, step: steps.Step, zone: str) -> bool:
         if zone not in self.bench.chip.zones:
             self.problem(step, f"unknown capture zone '{zone}'; the chip has: "
                          f"{', '.join(self.bench.chip.zones) or 'no zones'}")
             return False
         return True
 
-    def image(self, step: Image) -> float:
+    def image(self, step: steps.Image) -> float:
         self._needs(step, "stage", "camera", "illuminator")
         self.channels(step, step.channels)
         zones = [z for z in step.zones if self.zone(step, z)]
@@ -181,7 +170,7 @@ class _Checker:
         per_field = MOVE_S + exposure + (AUTOFOCUS_S if step.autofocus else 0)
         return len(zones) * len(offsets) * per_field
 
-    def monitor(self, step: Monitor) -> float:
+    def monitor(self, step: steps.Monitor) -> float:
         self._needs(step, "stage", "camera", "illuminator")
         self.zone(step, step.zone)
         self.channels(step, (step.channel,))
@@ -195,35 +184,35 @@ class _Checker:
         self.plan.images += int(duration // step.interval_s) + 1
         return duration
 
-    def _needs(self, step: Step, *kinds: str) -> None:
+    def _needs(self, step: steps.Step, *kinds: str) -> None:
         for kind in kinds:
             if not self.bench.of_kind(kind):
                 self.problem(step, f"needs a {kind}, and the bench has none")
 
     # -- dispatch ---------------------------------------------------------------------------
-    def step(self, step: Step) -> float:
-        if isinstance(step, Prime):
+    def step(self, step: steps.Step) -> float:
+        if isinstance(step, steps.Prime):
             return self.flow(step, step.pump, step.rate_ul_min, step.volume_ul, "infuse", "")
-        if isinstance(step, Flow):
+        if isinstance(step, steps.Flow):
             return self.flow(step, step.pump, step.rate_ul_min, step.planned_volume_ul,
                              step.direction, step.reagent)
-        if isinstance(step, Wait):
+        if isinstance(step, steps.Wait):
             return step.duration_s
-        if isinstance(step, Image):
+        if isinstance(step, steps.Image):
             return self.image(step)
-        if isinstance(step, Monitor):
+        if isinstance(step, steps.Monitor):
             return self.monitor(step)
-        if isinstance(step, Valve):
+        if isinstance(step, steps.Valve):
             if step.valve not in self.bench.of_kind("valve"):
                 self.problem(step, f"unknown valve '{step.valve}'; the bench has no such valve")
             return VALVE_S
-        if isinstance(step, Prompt):
+        if isinstance(step, steps.Prompt):
             return 0.0
         self.problem(step, f"cannot run a '{step.kind}' step")
         return 0.0
 
 
-def check_protocol(protocol: Protocol, bench: Bench,
+def check_protocol(protocol: steps.Protocol, bench: Bench,
                    track_volumes: bool = True) -> tuple[list[Problem], DryRun]:
     """All problems of running `protocol` on `bench`, and the dry-run estimate.
 

@@ -16,18 +16,7 @@ from typing import Any
 from chipctl.devices.autofocus import autofocus
 from chipctl.devices.interfaces import Frame
 from chipctl.devices.rig import Rig
-from chipctl.protocol.model import (
-    ChannelSetting,
-    Flow,
-    Image,
-    Monitor,
-    Prime,
-    Prompt,
-    Protocol,
-    Step,
-    Valve,
-    Wait,
-)
+from chipctl.protocol import model as steps
 from chipctl.run import interlocks
 from chipctl.run.control import RunControl
 from chipctl.run.counting import CountingFailed, FrameCounting
@@ -54,23 +43,24 @@ class Executor:
         self.monitor_series: list[tuple[float, int]] = []
 
     # -- the runner's StepEngine -------------------------------------------------------------
-    def setup_run(self, protocol: Protocol) -> None:
+    def setup_run(self, protocol: steps.Protocol) -> None:
         """Start the run's counter."""
         self.counting.start()
 
-    def label(self, step: Step) -> str:
+    def label(self, step: steps.Step) -> str:
         """The step's label with run parameters filled in."""
         return self.render(step.label)
 
-    def setup_step(self, index: int, step: Step) -> None:
+    def setup_step(self, index: int, step: steps.Step) -> None:
         """Remember which step the counts belong to."""
         self.step_index = index
 
-    def execute_step(self, step: Step) -> None:
+    def execute_step(self, step: steps.Step) -> None:
         """Carry out one (non-repeat) step."""
         handler = {
-            Prime: self._prime, Flow: self._flow, Wait: self._wait, Image: self._image,
-            Monitor: self._monitor, Prompt: self._prompt, Valve: self._valve,
+            steps.Prime: self._prime, steps.Flow: self._flow, steps.Wait: self._wait,
+            steps.Image: self._image, steps.Monitor: self._monitor, steps.Prompt: self._prompt,
+            steps.Valve: self._valve,
         }.get(type(step))
         if handler is None:
             raise StepFailed(f"no executor for step kind {step.kind!r}")
@@ -79,7 +69,7 @@ class Executor:
         except CountingFailed as exc:
             raise StepFailed(str(exc)) from exc
 
-    def teardown_step(self, step: Step) -> None:
+    def teardown_step(self, step: steps.Step) -> None:
         """Every frame of the step counted and published before the step ends."""
         try:
             self.counting.join()
@@ -112,10 +102,10 @@ class Executor:
             light.dark()
 
     # -- fluidics ---------------------------------------------------------------------------
-    def _prime(self, step: Prime) -> None:
+    def _prime(self, step: steps.Prime) -> None:
         self.pump_volume(step.pump, step.rate_ul_min, step.volume_ul, "infuse")
 
-    def _flow(self, step: Flow) -> None:
+    def _flow(self, step: steps.Flow) -> None:
         self.pump_volume(step.pump, step.rate_ul_min, step.planned_volume_ul, step.direction)
 
     def _pump_run(self, name: str, rate: float, volume: float, direction: str) -> PumpRun:
@@ -153,16 +143,16 @@ class Executor:
         run.finish()
         return run
 
-    def _wait(self, step: Wait) -> None:
+    def _wait(self, step: steps.Wait) -> None:
         self.control.wait(step.duration_s, self._dark)
 
-    def _valve(self, step: Valve) -> None:
+    def _valve(self, step: steps.Valve) -> None:
         valve = self.rig.valves.get(step.valve)
         if valve is None:
             raise StepFailed(f"valve {step.valve!r} is not on this bench")
         valve.select(step.port)
 
-    def _prompt(self, step: Prompt) -> None:
+    def _prompt(self, step: steps.Prompt) -> None:
         message = self.render(step.message)
         self._emit("prompt", message=message)
         self.control.wait_for_operator(lambda: self.events.prompt.emit(message))
@@ -174,7 +164,7 @@ class Executor:
         stage.move_to(x_um, y_um)
         stage.wait_idle()
 
-    def _image(self, step: Image) -> None:
+    def _image(self, step: steps.Image) -> None:
         for zone in step.zones:
             cx, cy = self.rig.bench.chip.zones[zone].center_um
             for index, (dx, dy) in enumerate(step.field_offsets()):
@@ -186,7 +176,7 @@ class Executor:
                     self.control.checkpoint(self._dark)
                     self.snap_and_count(zone, index, channel)
 
-    def _autofocus(self, channel: ChannelSetting) -> None:
+    def _autofocus(self, channel: steps.ChannelSetting) -> None:
         """Focus on the field in the step's first channel (chipctl.devices.autofocus)."""
         light, camera = self.rig.first("illuminator"), self.rig.first("camera")
         camera.exposure_ms = channel.exposure_ms
@@ -197,7 +187,8 @@ class Executor:
             light.dark()
         self._emit("autofocus", z_um=round(result.z_um, 3), channel=channel.channel)
 
-    def snap_and_count(self, zone: str, field_index: int, channel: ChannelSetting) -> int:
+    def snap_and_count(self, zone: str, field_index: int,
+                       channel: steps.ChannelSetting) -> int:
         """Light a channel, take a frame, dark again, and queue it to be counted; returns its
         index with the run's counter (counting.count_of(index) waits for its count)."""
         light = self.rig.first("illuminator")
@@ -223,7 +214,7 @@ class Executor:
         """Wall seconds to wait for a frame: the exposure (on the run clock) plus readout."""
         return SNAP_READOUT_S + 4 * self.control.clock.wall(exposure_ms / 1000)
 
-    def _monitor(self, step: Monitor) -> None:
+    def _monitor(self, step: steps.Monitor) -> None:
         cx, cy = self.rig.bench.chip.zones[step.zone].center_um
         self._goto(cx, cy)
         self._check_total_pressure(step)
@@ -256,12 +247,12 @@ class Executor:
         main.finish(expect_full=not plateau)
         self._record_count(step)  # the count at the end of the flow
 
-    def _check_total_pressure(self, step: Monitor) -> None:
+    def _check_total_pressure(self, step: steps.Monitor) -> None:
         pumps = " + ".join(f.pump for f in step.flows)
         interlocks.check_pressure(self.rig.bench.chip, pumps, step.total_rate_ul_min)
 
-    def _monitor_loop(self, step: Monitor, runs: list[PumpRun], hold: Callable[[], None],
-                      release: Callable[[], None]) -> bool:
+    def _monitor_loop(self, step: steps.Monitor, runs: list[PumpRun],
+                      hold: Callable[[], None], release: Callable[[], None]) -> bool:
         """Count every interval while the main pump runs; True if stopped at a plateau."""
         next_count = self._active_time()
         while True:
@@ -285,7 +276,7 @@ class Executor:
     def _active_time(self) -> float:
         return self.control.clock.now() - self.control.paused_s
 
-    def _record_count(self, step: Monitor) -> None:
+    def _record_count(self, step: steps.Monitor) -> None:
         count = self.counting.count_of(self.snap_and_count(step.zone, 0, step.channel))
         self.monitor_series.append((self._active_time(), count))
 
@@ -293,7 +284,7 @@ class Executor:
         self.events.record.emit(record(kind, t_s=round(self.control.clock.now(), 3), **fields))
 
 
-def plateaued(series: list[tuple[float, int]], step: Monitor) -> bool:
+def plateaued(series: list[tuple[float, int]], step: steps.Monitor) -> bool:
     """True when the last counts rose by less than the step's tolerance."""
     if len(series) < step.plateau_points:
         return False

@@ -31,26 +31,26 @@ class Interlock(Exception):
     """A safety condition stopped the run; str() is the reason."""
 
 
+REASONS: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
+    (Interlock, "interlock: {exc}"),
+    (PumpStalled, "interlock: pump stall alarm, an occlusion or the syringe's end ({exc})"),
+    (PumpReset, "interlock: pump reset alarm, the pump lost power ({exc})"),
+    (CommunicationTimeoutAlarm,
+     "interlock: pump stopped itself, it lost contact with the controller ({exc})"),
+    (DeviceAlarm, "interlock: device alarm ({exc})"),
+    (CameraTimeout, "interlock: camera timeout, no frame arrived ({exc})"),
+    ((DeviceDisconnected, DeviceTimeout, GarbledReply), "interlock: device lost ({exc})"),
+    (StageFault, "interlock: stage fault ({exc})"),
+    (DeviceError, "device error: {exc}"),
+]
+"""What the operator reads when a run stops on an exception: the first kind that matches."""
+
+
 def reason_for(exc: BaseException) -> str:
     """The run's end reason for an exception raised while running a step."""
-    if isinstance(exc, Interlock):
-        return f"interlock: {exc}"
-    if isinstance(exc, PumpStalled):
-        return f"interlock: pump stall alarm, an occlusion or the syringe's end ({exc})"
-    if isinstance(exc, PumpReset):
-        return f"interlock: pump reset alarm, the pump lost power ({exc})"
-    if isinstance(exc, CommunicationTimeoutAlarm):
-        return f"interlock: pump stopped itself, it lost contact with the controller ({exc})"
-    if isinstance(exc, DeviceAlarm):
-        return f"interlock: device alarm ({exc})"
-    if isinstance(exc, CameraTimeout):
-        return f"interlock: camera timeout, no frame arrived ({exc})"
-    if isinstance(exc, DeviceDisconnected | DeviceTimeout | GarbledReply):
-        return f"interlock: device lost ({exc})"
-    if isinstance(exc, StageFault):
-        return f"interlock: stage fault ({exc})"
-    if isinstance(exc, DeviceError):
-        return f"device error: {exc}"
+    for kinds, reason in REASONS:
+        if isinstance(exc, kinds):
+            return reason.format(exc=exc)
     return str(exc)
 
 
