@@ -80,35 +80,6 @@ def format_number(value: float) -> str:
     return text if "." in text else text + "."
 
 
-RATE_PREFERENCE = ("UM", "UH", "MM", "MH")  # on a tie in rounding, the first
-
-
-def rate_in_units(rate_ul_min: float) -> tuple[float, str]:
-    """The units that carry `rate_ul_min` with the least rounding: (number, units) for RAT."""
-    best: tuple[float, float, str] | None = None
-    for units in RATE_PREFERENCE:
-        value = rate_ul_min / RATE_UNITS[units]
-        try:
-            number = float(format_number(value))
-        except ValueError:
-            continue
-        error = abs(number - value) / value
-        if number > 0 and (best is None or error < best[0] - 1e-12):
-            best = (error, number, units)
-    if best is None:
-        raise ValueError(f"rate {rate_ul_min} uL/min cannot be written for a New Era pump")
-    return best[1], best[2]
-
-
-def volume_in_units(volume_ul: float) -> tuple[float, str]:
-    """(number, UL|ML) for VOL; 0 means pump until stopped, so a volume must not round to 0."""
-    value, units = (volume_ul, "UL") if volume_ul < 9999.5 else (volume_ul / 1000.0, "ML")
-    number = float(format_number(value))
-    if volume_ul > 0 and number == 0:
-        raise ValueError(f"{volume_ul} uL is below the pump's volume resolution (0.001 uL)")
-    return number, units
-
-
 def safe_packet(data: bytes) -> bytes:
     """A Safe-mode packet: STX, length (data + 4), data, CRC-16/XMODEM big-endian, ETX."""
     crc = binascii.crc_hqx(data, 0).to_bytes(2, "big")

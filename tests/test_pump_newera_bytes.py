@@ -14,7 +14,8 @@ from wire import expected_protocol
 from chipctl.config.devices import device_settings
 from chipctl.devices.pumps import make_newera
 from drivers import errors
-from drivers.newera import NewEraPump, emergency_stop_all, format_number, rate_in_units
+from drivers.newera import NewEraPump, emergency_stop_all, format_number
+from drivers.newera_units import rate_in_units
 
 OK = b"\x0200S\x03"
 

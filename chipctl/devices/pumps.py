@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from chipctl.config.devices import HarvardSettings, NewEraSettings, PumpSettings
 from chipctl.devices.interfaces import Syringe
-from drivers import harvard, newera
+from drivers import harvard, newera_units
 from drivers.errors import DeviceAlarm, OutOfRange, PumpInterrupted, PumpReset
 from drivers.harvard import HarvardPump
 from drivers.newera import NewEraPump
@@ -120,8 +120,8 @@ class NewEraSyringePump(_AccountedPump):
 
     def _start(self, direction: str, rate_ul_min: float, volume_ul: float | None) -> None:
         try:  # before any traffic: refuse what cannot be written
-            rate = newera.rate_in_units(rate_ul_min)
-            volume = newera.volume_in_units(volume_ul or 0.0)
+            rate = newera_units.rate_in_units(rate_ul_min)
+            volume = newera_units.volume_in_units(volume_ul or 0.0)
         except ValueError as exc:
             raise OutOfRange(self.name, str(exc)) from exc
         for attempt in range(3):
