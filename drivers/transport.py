@@ -146,6 +146,19 @@ class SerialTransport:
             except (serial.SerialException, OSError) as exc:
                 self._lost(exc)
 
+    def write_urgent(self, data: bytes) -> None:
+        """Write without waiting for the port's lock: the off command of a safe state must not
+        queue behind a request stuck waiting for its reply. (A short write is one system call,
+        so it cannot split another command's bytes; its reply may confuse that request, which
+        then retries.)"""
+        port = self._require_port()
+        wire_log.debug("%s: -> %r (urgent)", self.name, data)
+        try:
+            port.write(data)
+            port.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceDisconnected(self.name, f"link lost: {_reason(exc, self.url)}") from exc
+
     def read_frame(self, until: Framing, timeout: float | None = None) -> bytes:
         """Read one frame ending as `until` says; raise DeviceTimeout after `timeout` seconds."""
         with self.lock:

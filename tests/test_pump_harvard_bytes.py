@@ -106,9 +106,9 @@ def test_impossible_values_are_typed_errors_before_sending(value: float) -> None
 
 @pytest.mark.parametrize("text", ["1x.4500 mm", "14.5700 cm", "99.0000 mm", "14.57 mm mm", ""])
 def test_garbled_diameter_is_typed(text: str) -> None:
-    with expected_protocol([(b"@diameter\r", line(text))] * 4) as t:
-        with pytest.raises(errors.GarbledReply):
-            polled(t).diameter()
+    pairs = [(b"@diameter\r", line(text))] * 4
+    with expected_protocol(pairs) as t, pytest.raises(errors.GarbledReply):
+        polled(t).diameter()
 
 
 def test_run_prompts_volumes_status_stop() -> None:
@@ -198,9 +198,9 @@ def test_leaked_prompt_before_the_reply_is_ignored() -> None:
                                    b"xx\n2.0000 ul\r\n:\x11", b"\n2.0000 ul/min\r\n:\x11",
                                    b"\n2.00\x0100 ul\r\n:\x11"])
 def test_garbled_replies_are_refused(reply: bytes) -> None:
-    with expected_protocol([(b"@ivolume\r", reply)] * 4) as t:
-        with pytest.raises(errors.GarbledReply):
-            polled(t).infused_ul()
+    pairs = [(b"@ivolume\r", reply)] * 4
+    with expected_protocol(pairs) as t, pytest.raises(errors.GarbledReply):
+        polled(t).infused_ul()
 
 
 def test_lost_polling_mode_is_re_established() -> None:
