@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from chipctl.protocol.fields import StepError
-from chipctl.protocol.loader import _Parser, check_placeholders
+from chipctl.protocol.loader import MAX_STEPS, _Parser, check_placeholders, count_steps
 from chipctl.protocol.model import Parameter, Protocol, Repeat, Step
-from chipctl.sourcefile import Problem, SourceError
+from chipctl.sourcefile import Problem, SourceError, clean_text
 
 _SKIP = {str(Path(__file__).resolve()), str(Path(contextlib.__file__).resolve())}
 
@@ -53,7 +53,7 @@ class ProtocolBuilder:
     """Builds a Protocol step by step; `build()` returns it (immutable)."""
 
     def __init__(self, name: str, description: str = "") -> None:
-        self.name, self.description = name, description
+        self.name, self.description = clean_text(str(name)), clean_text(str(description))
         self.source, _ = _caller()
         self._parser = _Parser(self.source)
         self._stack: list[list[Step]] = [[]]
@@ -191,6 +191,9 @@ class ProtocolBuilder:
                     for step, message in check_placeholders(steps, params)]
         if not steps:
             problems.append(Problem(self.source, 0, "the protocol has no steps"))
+        if count_steps(steps) > MAX_STEPS:
+            problems.append(Problem(self.source, 0, f"{count_steps(steps):,} steps once every "
+                                    f"repeat is unrolled; at most {MAX_STEPS:,}"))
         if problems:
             raise SourceError(problems)
         text = _read_text(self.source)
