@@ -87,5 +87,10 @@ class StageFault(DeviceError):
     """The stage or focus drive reported a fault (limit, not idle, lost position)."""
 
 
+class ValveFault(DeviceError):
+    """A selector valve did not reach the port it was sent to, or cannot select ports at all
+    (jammed or stalled rotor, wrong actuator mode, a valve head other than the bench's)."""
+
+
 class CameraTimeout(DeviceTimeout):
     """The camera delivered no frame in time."""
