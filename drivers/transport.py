@@ -227,5 +227,6 @@ class SerialTransport:
 
 def _reason(exc: BaseException, url: str) -> str:
     """What went wrong, without the port's URL (the error names the device)."""
-    text = getattr(exc, "strerror", None) or str(exc)
-    return str(text).replace(f"port {url}", "port").replace(url, "the port").strip() or repr(exc)
+    text = str(getattr(exc, "strerror", None) or exc).replace(url, "").replace("''", "")
+    text = re.sub(r"(?i)^(\[Errno \d+\] )?could not open port\s*:?\s*", "", text.strip())
+    return text.strip(" :") or type(exc).__name__
