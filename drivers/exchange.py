@@ -43,26 +43,29 @@ def as_device(name: str) -> Iterator[None]:
 
 
 def confirmed(read: Callable[[], T], *, name: str, what: str, attempts: int = READINGS,
-              agree: Callable[[T, T], bool] | None = None) -> T:
-    """`read()` until two results in a row agree (equal, or as `agree(earlier, later)` says;
-    the later is returned), at most `attempts` reads. A reading that does not parse is one of
-    the attempts. GarbledReply if no two agreed: one garbled reply that still parses (12.45
-    read as 52.45) cannot be accepted this way."""
+              agree: Callable[[T, T], bool] | None = None, runs: int = 2) -> T:
+    """`read()` until `runs` results in a row agree (equal, or as `agree(earlier, later)` says;
+    the last is returned), at most `attempts` reads (default: READINGS, one more per extra
+    run). A reading that does not parse is one of the attempts. GarbledReply if none agreed:
+    one garbled reply that still parses (12.45 read as 52.45) cannot be accepted this way.
+    Replies of a few bytes (a status character) take `runs=3`: two garbles of so short a reply
+    are alike too often."""
     same = agree or (lambda earlier, later: earlier == later)
+    limit = attempts + max(0, runs - 2)
     seen: list[object] = []
-    previous: list[T] = []
-    for _ in range(attempts):
+    streak: list[T] = []
+    for _ in range(limit):
         try:
             value = read()
         except GarbledReply as exc:
             seen.append(exc.message)
-            previous.clear()
+            streak.clear()
             continue
-        if previous and same(previous[-1], value):
-            return value
-        previous[:] = [value]
         seen.append(value)
-    raise GarbledReply(name, f"{what}: no two replies in a row agreed ({seen!r})")
+        streak = streak + [value] if streak and same(streak[-1], value) else [value]
+        if len(streak) >= runs:
+            return value
+    raise GarbledReply(name, f"{what}: no {runs} replies in a row agreed ({seen!r})")
 
 
 def verified(apply: Callable[[], object], read_back: Callable[[], T],

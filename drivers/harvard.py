@@ -205,9 +205,10 @@ class HarvardPump(AddressedDevice):
     # -- readings and settings -------------------------------------------------------------
     def _reading(self, command: str, parse: Callable[[UltraReply], T],
                  agree: Callable[[T, T], bool] | None = None) -> T:
-        """A query's parsed reply, taken once two replies in a row agree (no checksum)."""
+        """A query's parsed reply, taken once two replies in a row agree (no checksum); three
+        for a bare prompt, whose reply is one character."""
         return confirmed(lambda: parse(self.command(command)), name=self.name,
-                         what=command or "prompt", agree=agree)
+                         what=command or "prompt", agree=agree, runs=2 if command else 3)
 
     def _setting(self, command: str, query: str, parse: Callable[[UltraReply], T],
                  matches: Callable[[T], bool], what: str) -> None:

@@ -188,7 +188,7 @@ class NewEraPump(AddressedDevice):
         """Status query (empty command); confirmed by a second reply in Basic mode."""
         if self.safe_timeout_s > 0:
             return self.command("")
-        return confirmed(lambda: self.command(""), name=self.name, what="status")
+        return confirmed(lambda: self.command(""), name=self.name, what="status", runs=3)
 
     def version(self) -> str:
         """Model and firmware, e.g. `NE1000V3.928`."""

@@ -22,6 +22,11 @@ def polled(transport, address: int = 0) -> HarvardPump:
     return pump
 
 
+def thrice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
+    """A status poll: its reply is a few bytes, so three in a row must agree."""
+    return [(sent, reply)] * 3
+
+
 def twice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
     """A query: read until two replies in a row agree (the link has no checksum)."""
     return [(sent, reply), (sent, reply)]
@@ -115,14 +120,14 @@ def test_run_prompts_volumes_status_stop() -> None:
     status = line("166666667 1000 20000000000 I...IT", ">")
     pairs = [
         (b"@irun\r", b"\n>\x11"),
-        *twice(b"\r", b"\n>\x11"),
+        *thrice(b"\r", b"\n>\x11"),
         *twice(b"@ivolume\r", line("1.2340 ml", ">")),
         *twice(b"@wvolume\r", line("0.0000 ul", ">")),
         *twice(b"@status\r", status),
         (b"@stp\r", IDLE),
-        *twice(b"\r", IDLE),  # the stop confirmed by the prompt
+        *thrice(b"\r", IDLE),  # the stop confirmed by the prompt
         (b"@wrun\r", b"\n<\x11"),
-        *twice(b"\r", b"\nT*\x11"),
+        *thrice(b"\r", b"\nT*\x11"),
     ]
     with expected_protocol(pairs) as t:
         p = polled(t)
@@ -141,7 +146,7 @@ def test_run_prompts_volumes_status_stop() -> None:
 
 def test_prompt_flipped_from_idle_to_infusing_is_outvoted() -> None:
     # ':' (0x3a) with bit 2 flipped is '>' (0x3e): an idle pump read as infusing
-    pairs = [(b"\r", b"\n>\x11"), *twice(b"\r", IDLE)]
+    pairs = [(b"\r", b"\n>\x11"), *thrice(b"\r", IDLE)]
     with expected_protocol(pairs) as t:
         assert polled(t).poll().prompt == ":"
 
@@ -151,7 +156,7 @@ def test_daisy_chain_prefixes() -> None:
         (b"7@irate 5 u/m\r", b"\n07:\x11"),
         (b"7@irate\r", b"\n07:5.0000 ul/min\r\n07:\x11"),
         *twice(b"7@ivolume\r", b"\n07:3.0000 ul\r\n07>\x11"),
-        *[(b"7\r", b"\n03>\x11")] * 4,  # another pump's prompt
+        *[(b"7\r", b"\n03>\x11")] * 5,  # another pump's prompt
         *[(b"7@ivolume\r", b"\n03:3.0000 ul\r\n07>\x11")] * 4,  # another pump's line
     ]
     with expected_protocol(pairs) as t:
@@ -179,7 +184,7 @@ def test_errors_are_typed(reply: bytes, kind: type[Exception]) -> None:
 
 
 def test_stall_prompt_raises() -> None:
-    pairs = [*twice(b"\r", b"\n*\x11"), (b"@irun\r", b"\n*\x11")]
+    pairs = [*thrice(b"\r", b"\n*\x11"), (b"@irun\r", b"\n*\x11")]
     with expected_protocol(pairs) as t:
         p = polled(t)
         with pytest.raises(errors.PumpStalled):
@@ -238,7 +243,7 @@ def test_adapter_exchanges() -> None:
     def at(text: str, prompt: str = ":") -> bytes:
         return f"\n02:{text}\r\n02{prompt}\x11".encode()
 
-    stopped = [(b"2@stp\r", ok), *twice(b"2\r", ok)]
+    stopped = [(b"2@stp\r", ok), *thrice(b"2\r", ok)]
     cleared = [(b"2@cvolume\r", ok), (b"2@ivolume\r", at("0.0000 ul")),
                (b"2@wvolume\r", at("0.0000 ul"))]
     pairs = [
@@ -259,8 +264,8 @@ def test_adapter_exchanges() -> None:
         (b"2@tvolume 100 ul\r", ok),
         (b"2@tvolume\r", at("100.00 ul")),
         (b"2@irun\r", b"\n02>\x11"),
-        *twice(b"2\r", b"\n02>\x11"),
-        *twice(b"2\r", b"\n02T*\x11"),
+        *thrice(b"2\r", b"\n02>\x11"),
+        *thrice(b"2\r", b"\n02T*\x11"),
         *twice(b"2@ivolume\r", at("100.00 ul", "T*")),
         *twice(b"2@wvolume\r", at("0.0000 ul", "T*")),
         # withdraw until stopped

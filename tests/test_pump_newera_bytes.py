@@ -56,6 +56,11 @@ def test_number_too_large_is_refused_before_sending() -> None:
         pump(t).set_rate(12000, "UM")
 
 
+def thrice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
+    """A status poll: its reply is a few bytes, so three in a row must agree."""
+    return [(sent, reply)] * 3
+
+
 def twice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
     """A Basic-mode query: read until two replies in a row agree."""
     return [(sent, reply), (sent, reply)]
@@ -154,13 +159,13 @@ def test_run_status_stop_dispensed() -> None:
         (b"0CLDWDR\r", OK),
         (b"0DIS\r", b"\x0200SI0.000W0.000ML\x03"),  # read-back: both counters zero
         (b"0RUN\r", b"\x0200I\x03"),
-        *twice(b"0\r", b"\x0200I\x03"),
+        *thrice(b"0\r", b"\x0200I\x03"),
         *twice(b"0DIS\r", b"\x0200II0.250W0.000ML\x03"),
         (b"0STP\r", b"\x0200P\x03"),
         (b"0STP\r", b"\x0200S\x03"),
-        *twice(b"0\r", b"\x0200S\x03"),  # the stop is confirmed by the status
+        *thrice(b"0\r", b"\x0200S\x03"),  # the stop is confirmed by the status
         (b"0STP\r", b"\x0200S\x03"),
-        *twice(b"0\r", b"\x0200S\x03"),
+        *thrice(b"0\r", b"\x0200S\x03"),
     ]
     with expected_protocol(pairs) as t:
         p = pump(t)
@@ -176,9 +181,9 @@ def test_stop_is_sent_again_when_the_status_says_running() -> None:
     # the STP reply's status was garbled (P read as S); the status query shows the truth
     pairs = [
         (b"0STP\r", b"\x0200S\x03"),
-        *twice(b"0\r", b"\x0200P\x03"),
+        *thrice(b"0\r", b"\x0200P\x03"),
         (b"0STP\r", b"\x0200S\x03"),
-        *twice(b"0\r", b"\x0200S\x03"),
+        *thrice(b"0\r", b"\x0200S\x03"),
     ]
     with expected_protocol(pairs) as t:
         assert pump(t).stop().status == "S"
@@ -197,7 +202,7 @@ def test_dispensed_readings_of_a_moving_pump_agree_when_they_count_on() -> None:
 
 def test_addressed_pump_and_reply_from_wrong_address() -> None:
     pairs = [(b"7DIA26.59\r", b"\x0207S\x03"), (b"7DIA\r", b"\x0207S26.59\x03")]
-    pairs += [(b"7\r", b"\x0201S\x03")] * 4
+    pairs += [(b"7\r", b"\x0201S\x03")] * 5
     with expected_protocol(pairs) as t:
         p = pump(t, 7)
         p.set_diameter(26.59)
@@ -309,7 +314,7 @@ def test_rate_units_chosen_for_precision() -> None:
 
 def test_adapter_connect_and_infuse_exchanges() -> None:
     to_basic = b"\x02\x090SAF0\x59\xad\x03"
-    stopped = [(b"0STP\r", OK), *twice(b"0\r", OK)]
+    stopped = [(b"0STP\r", OK), *thrice(b"0\r", OK)]
     pairs = [
         (to_basic, OK),
         (b"0SAF\r", b"\x0200S0\x03"),
@@ -330,8 +335,8 @@ def test_adapter_connect_and_infuse_exchanges() -> None:
         (b"0DIRINF\r", OK),
         (b"0DIR\r", b"\x0200SINF\x03"),
         (b"0RUN\r", b"\x0200I\x03"),
-        *twice(b"0\r", b"\x0200I\x03"),
-        *twice(b"0\r", b"\x0200S\x03"),
+        *thrice(b"0\r", b"\x0200I\x03"),
+        *thrice(b"0\r", b"\x0200S\x03"),
         *twice(b"0DIS\r", b"\x0200SI50.00W0.000UL\x03"),
         # withdraw 20 uL at 5 uL/min, stopped early
         *stopped,
@@ -348,7 +353,7 @@ def test_adapter_connect_and_infuse_exchanges() -> None:
         (b"0RUN\r", b"\x0200W\x03"),
         (b"0STP\r", b"\x0200P\x03"),
         (b"0STP\r", OK),
-        *twice(b"0\r", OK),
+        *thrice(b"0\r", OK),
         *twice(b"0DIS\r", b"\x0200SI0.000W7.500UL\x03"),
     ]
     settings = {
@@ -397,3 +402,11 @@ def test_tiny_volume_is_refused_not_rounded_to_continuous() -> None:
         p = make_newera("sample", {"syringe": {"contents": "0.5 mL"}}, t)
         with pytest.raises(errors.OutOfRange):
             p.infuse(1.0, 0.0004)
+
+
+def test_two_alike_garbles_of_a_status_are_outvoted() -> None:
+    # 'S' (0x53) with bit 2 flipped is 'W' (0x57): a stopped pump read as withdrawing, twice
+    withdrawing, stopped = b"\x0200W\x03", b"\x0200S\x03"
+    pairs = [(b"0\r", withdrawing)] * 2 + [(b"0\r", stopped)] * 3
+    with expected_protocol(pairs) as t:
+        assert pump(t).status().status == "S"
