@@ -69,6 +69,12 @@ class ScriptedPort:
         return self.pairs[self.index:]
 
 
+def twice(sent: bytes, reply: bytes) -> list[Pair]:
+    """A query the driver confirms: it reads until two replies in a row agree (these links
+    have no checksum)."""
+    return [(sent, reply), (sent, reply)]
+
+
 def scripted_transport(pairs: Sequence[Pair], initial: bytes = b"",
                        timeout: float = 0.05) -> tuple[SerialTransport, ScriptedPort]:
     """An open SerialTransport whose port plays `pairs`, and the port."""
@@ -92,4 +98,4 @@ def expected_protocol(pairs: Sequence[Pair], initial: bytes = b"", timeout: floa
             f"next expected: {port.pending[0][0]!r}")
 
 
-__all__ = ["ScriptedPort", "expected_protocol", "scripted_transport"]
+__all__ = ["ScriptedPort", "expected_protocol", "scripted_transport", "twice"]

@@ -70,5 +70,5 @@ class CoolLedIlluminator:
 def make_coolled(name: str, settings: CoolLedSettings,
                  transport: SerialTransport) -> CoolLedIlluminator:
     """A CoolLED from its bench-file entry (`channels: {AF488: A, ...}`, timeout)."""
-    return CoolLedIlluminator(name, CoolLed(transport, timeout=settings.timeout),
+    return CoolLedIlluminator(name, CoolLed(transport, name=name, timeout=settings.timeout),
                               settings.channels)

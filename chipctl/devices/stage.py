@@ -96,6 +96,7 @@ class PriorStage:
 
 def make_prior(name: str, settings: PriorSettings, transport: SerialTransport) -> PriorStage:
     """A Prior ProScan III from its bench-file entry (timeouts, speed, tolerances)."""
-    driver = ProScan(transport, timeout=settings.timeout, ack_timeout=settings.ack_timeout)
+    driver = ProScan(transport, name=name, timeout=settings.timeout,
+                     ack_timeout=settings.ack_timeout)
     return PriorStage(name, driver, xy_tolerance_um=settings.xy_tolerance_um,
                       z_tolerance_um=settings.z_tolerance_um, speed_pct=settings.speed_pct)
