@@ -49,15 +49,6 @@ MAX_RATE_UL_MIN = 1e6
 STOP_TRIES = 3
 
 
-def rate_in_units(rate_ul_min: float) -> tuple[float, str]:
-    """Units for an irate/wrate command: (number, units) in ml/min, ul/min or nl/min."""
-    if rate_ul_min >= 10000.0:
-        return rate_ul_min / 1000.0, "m/m"
-    if rate_ul_min >= 0.1:
-        return rate_ul_min, "u/m"
-    return rate_ul_min * 1000.0, "n/m"
-
-
 @dataclass(frozen=True)
 class UltraReply:
     """Data lines (address prefix removed) and the prompt."""

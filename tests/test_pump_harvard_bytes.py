@@ -12,7 +12,8 @@ from wire import expected_protocol, twice
 from chipctl.config.devices import device_settings
 from chipctl.devices.pumps import make_harvard
 from drivers import errors
-from drivers.harvard import HarvardPump, format_quantity, parse_quantity, rate_in_units
+from drivers.harvard import HarvardPump, format_quantity, parse_quantity
+from drivers.pump_units import harvard_rate
 
 IDLE = b"\n:\x11"  # prompt, then XON in polling mode
 
@@ -225,9 +226,9 @@ def test_quantities() -> None:
     assert parse_quantity("12.345 ul/min") == 12.345
     assert parse_quantity("1.5 ml/hr") == 25.0
     assert parse_quantity("500 nl") == 0.5
-    assert rate_in_units(5.0) == (5.0, "u/m")
-    assert rate_in_units(0.05) == (50.0, "n/m")
-    assert rate_in_units(20000.0) == (20.0, "m/m")
+    assert harvard_rate(5.0) == (5.0, "u/m")
+    assert harvard_rate(0.05) == (50.0, "n/m")
+    assert harvard_rate(20000.0) == (20.0, "m/m")
 
 
 def test_adapter_exchanges() -> None:

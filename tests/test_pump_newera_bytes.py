@@ -15,7 +15,7 @@ from chipctl.config.devices import device_settings
 from chipctl.devices.pumps import make_newera
 from drivers import errors
 from drivers.newera import NewEraPump, emergency_stop_all, format_number
-from drivers.newera_units import rate_in_units
+from drivers.pump_units import newera_rate
 
 OK = b"\x0200S\x03"
 
@@ -305,9 +305,9 @@ def test_emergency_stop_broadcasts_in_both_framings() -> None:
 
 
 def test_rate_units_chosen_for_precision() -> None:
-    assert rate_in_units(10.0) == (10.0, "UM")
-    assert rate_in_units(0.1234) == (7.404, "UH")
-    assert rate_in_units(25000.0) == (25.0, "MM")
+    assert newera_rate(10.0) == (10.0, "UM")
+    assert newera_rate(0.1234) == (7.404, "UH")
+    assert newera_rate(25000.0) == (25.0, "MM")
 
 
 def test_adapter_connect_and_infuse_exchanges() -> None:

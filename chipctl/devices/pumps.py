@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from chipctl.config.devices import HarvardSettings, NewEraSettings, PumpSettings
 from chipctl.devices.interfaces import Syringe
-from drivers import harvard, newera_units
+from drivers import pump_units
 from drivers.errors import DeviceAlarm, OutOfRange, PumpInterrupted, PumpReset
 from drivers.harvard import HarvardPump
 from drivers.newera import NewEraPump
@@ -120,8 +120,8 @@ class NewEraSyringePump(_AccountedPump):
 
     def _start(self, direction: str, rate_ul_min: float, volume_ul: float | None) -> None:
         try:  # before any traffic: refuse what cannot be written
-            rate = newera_units.rate_in_units(rate_ul_min)
-            volume = newera_units.volume_in_units(volume_ul or 0.0)
+            rate = pump_units.newera_rate(rate_ul_min)
+            volume = pump_units.newera_volume(volume_ul or 0.0)
         except ValueError as exc:
             raise OutOfRange(self.name, str(exc)) from exc
         for attempt in range(3):
@@ -250,7 +250,7 @@ class HarvardSyringePump(_AccountedPump):
         if driver.resyncs != self._resyncs:
             self._configure()  # the link was lost and found again: never assume the settings
         driver.clear_volumes()
-        value, units = harvard.rate_in_units(rate_ul_min)
+        value, units = pump_units.harvard_rate(rate_ul_min)
         if infuse:
             driver.set_infuse_rate(value, units)
         else:
