@@ -17,6 +17,13 @@ from chipctl.cli.errors import EXIT_INVALID, EXIT_RUN_FAILED, UsageError
 from chipctl.vision.count_cli import add_count_arguments
 
 
+def _add_runs_dir(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS on an action's own option: `runs --runs-dir D list` keeps D (argparse would
+    # otherwise overwrite it with the action's default)
+    parser.add_argument("--runs-dir", metavar="DIR", default=argparse.SUPPRESS,
+                        help="where run folders are (default: the user's data directory)")
+
+
 def _add_bench_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--bench", metavar="FILE", help="bench file describing the devices")
@@ -62,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_count_arguments(count)
 
     runs = sub.add_parser("runs", help="list and inspect recorded runs")
-    runs.add_argument("--runs-dir", metavar="DIR", help="where run folders are")
+    runs.add_argument("--runs-dir", metavar="DIR",
+                      help="where run folders are (before or after the action)")
     _add_runs_actions(runs.add_subparsers(dest="runs_command", metavar="ACTION"))
 
     sim = sub.add_parser("sim", help="serve the simulated bench (same as python -m hardware_sim)")
@@ -73,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
-    listing = runs_sub.add_parser("list", help="list runs (newest last)")
+    listing = runs_sub.add_parser("list", help="list runs and manual sessions (newest last)")
+    listing.add_argument("--kind", default="", choices=("", "protocol", "manual"),
+                         help="only protocol runs, or only manual sessions")
     listing.add_argument("--protocol", default="", help="protocol name contains this")
     listing.add_argument("--sample", default="", help="sample name contains this")
     listing.add_argument("--status", default="",
@@ -82,7 +92,7 @@ def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--until", default="", metavar="DATE", help="started on or before")
     listing.add_argument("--rebuild", action="store_true",
                          help="rebuild the index from the run folders first")
-    show = runs_sub.add_parser("show", help="show one run")
+    show = runs_sub.add_parser("show", help="show one run or manual session")
     show.add_argument("run", metavar="RUN", help="run id (or a unique part of it, or 'last')")
     show.add_argument("--json", action="store_true", help="print run.json as is")
     report = runs_sub.add_parser("report", help="write a run's report (HTML)")
@@ -92,6 +102,8 @@ def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
     export.add_argument("run", metavar="RUN")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("--out", metavar="FILE", help="where (default RUN_FOLDER/counts.FORMAT)")
+    for action in (listing, show, report, export):
+        _add_runs_dir(action)
 
 
 def _configure_logging(verbosity: int) -> None:
