@@ -6,6 +6,10 @@ travel limits, a run having the bench) before anything is sent."""
 from __future__ import annotations
 
 import copy
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +24,7 @@ from chipctl.protocol import parse_protocol
 from chipctl.runs import RunFolder, RunIndex
 from tests.fakes import GUI_BENCH, FakePump, FakeStage, fake_engine
 
+ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -328,3 +333,35 @@ def test_runs_list_filters_by_kind(engine: Engine, tmp_path: Path,
     RunIndex(tmp_path / "runs").refresh()
     kinds = sorted(row["kind"] for row in RunIndex(tmp_path / "runs").list())
     assert kinds == ["manual", "protocol"]
+
+
+KILLED_MID_FLOW = """
+import sys, time
+from pathlib import Path
+from tests.fakes import fake_engine
+engine = fake_engine(Path(sys.argv[1]))
+engine.connect()
+engine.manual.infuse("buffer_pump", 1.0, 4000.0)
+print(engine.manual.folder, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_manual_session_cut_off_by_a_crash_is_found_interrupted_with_its_syringes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_MID_FLOW, str(runs)], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    folder = Path(child.stdout.readline().strip())
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(30)
+    assert RunFolder.open(folder).info["status"] == "running"
+    assert main(["runs", "list", "--runs-dir", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert (f"NOTE: manual session {folder.name} (started ") in out
+    assert "was interrupted: the controller stopped unexpectedly during manual work." in out
+    assert ("buffer_pump (buffer): 5000 uL at the last record; was infusing 4000 uL at 1 uL/min"
+            in out)
+    assert out.splitlines()[-1].split()[:3] == [folder.name, "manual", "interrupted"]
