@@ -47,7 +47,7 @@ def describe_frame(frame: Frame) -> str:
     zone = meta.get("zone") or truth.get("zone") or "no zone"
     parts = [f"zone {zone}"]
     if meta.get("field") is not None:
-        parts.append(f"field {int(meta['field']) + 1}")
+        parts.append(f"field {int(meta['field'])}")  # numbered from 1 by the executor
     parts.append(frame_channel(frame) or "no channel")
     if meta.get("exposure_ms") is not None:
         parts.append(f"{float(meta['exposure_ms']):g} ms")
