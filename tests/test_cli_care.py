@@ -239,7 +239,11 @@ def test_a_library_run_prints_progress_during_long_steps_and_fields_from_1(
                                 "CD63/AF555 field 1: ")
     with (folder / "counts.csv").open() as handle:
         assert [row["field"] for row in csv.DictReader(handle)] == ["1"]
+    with (folder / "spots.csv").open() as handle:
+        assert {row["field"] for row in csv.DictReader(handle)} == {"1"}
     assert [p.name.split("-")[2] for p in (folder / "frames").iterdir()] == ["f1"]
+    shown = chipctl("runs", "show", folder.name, "--runs-dir", str(tmp_path / "runs"))
+    assert "  1 counted frame, 1 frame kept, " in shown.stdout
 
 
 WAIT_AND_IMAGE = """schema_version: 1
@@ -266,3 +270,12 @@ def test_a_run_whose_output_pipe_closes_carries_on_to_the_end(tmp_path: Path) ->
     (folder,) = (tmp_path / "runs").glob("*-wait-and-image")
     info = RunFolder.open(folder).info
     assert (info["status"], info["reason"]) == ("completed", "all steps done")
+
+
+def test_one_vesicle_is_one_vesicle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = tmp_path / "one.tif"
+    tifffile.imwrite(image, spots_image(1, size=96, seed=3))
+    assert main(["count", "--json", str(image)]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 1
+    assert main(["count", str(image)]) == 0
+    assert capsys.readouterr().out == f"{image}: 1 vesicle\n"

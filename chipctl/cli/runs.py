@@ -135,7 +135,7 @@ def runs_export(args: argparse.Namespace, out: TextIO) -> None:
         raise UsageError("refusing to overwrite the run's own counts.csv;"
                              " write the export elsewhere (--out FILE)")
     export_counts(run.counts, target, args.format, run.run_id)
-    print(f"{len(run.counts)} rows: {target}", file=out)
+    print(f"{plural(len(run.counts), 'row')}: {target}", file=out)
 
 
 ACTIONS = {"list": runs_list, "show": runs_show, "report": runs_report, "export": runs_export}
