@@ -48,7 +48,8 @@ class KineticsFit:
     plateau_ci95: tuple[float, float]
     offset: float  # N0, the count at the start of the flow
     dispersion: float
-    slope_z: float  # initial slope over its standard error (straight line)
+    slope_z: float  # capture over its standard error (fit against no capture)
+    span_min: float  # from the start of the flow to the last frame
     imaged_area_mm2: float | None = None
     flags: tuple[str, ...] = ()
 
@@ -208,7 +209,7 @@ def _summarise(data: _Data, n: FloatArray, slope: float, area: float | None) -> 
         flags = ("saturated before the second frame: rate constant is a lower limit",)
     plateau = n0 + r_hat / k_hat if k_hat > 0 else math.inf
     return KineticsFit(regime, int(t.size), r_hat, (r_lo, r_hi), k_hat, (k_lo, k_hi), plateau,
-                       (n0 + a_lo, n0 + a_hi), n0, phi, z, area, flags)
+                       (n0 + a_lo, n0 + a_hi), n0, phi, z, float(t[-1]), area, flags)
 
 
 def _slope_flags(slope: float, z: float) -> tuple[str, ...]:
