@@ -8,10 +8,10 @@ import math
 
 import numpy as np
 import pytest
-from analysis_frames import E_PER_ADU, count, render, uniform_xy
 from scipy import optimize, special
 from scipy.spatial import cKDTree
 
+from benchmarks.analysis_truth import E_PER_ADU, count, render, uniform_xy
 from chipctl.analysis.brightness import peak_model
 from chipctl.analysis.crowding import (
     MERGE_RADIUS_PER_SIGMA_F,
@@ -232,3 +232,14 @@ def test_field_noise_needs_spots_or_the_model() -> None:
         FieldNoise.from_spots([], [], 4.0, 100.0)
     model = FieldNoise.from_model(NOISE, 4.0, 100.0)
     assert model.limit_photons == pytest.approx(4.0 * NOISE.sd_photons)
+
+
+@pytest.mark.parametrize(("index", "areas", "message"), [
+    ([0, 1], [100.0], "outside the 1 fields"),
+    ([0, 0], [0.0], "area > 0"),
+    ([0], [100.0], "one field index per spot"),
+])
+def test_bad_field_descriptions_are_refused(index: list, areas: list, message: str) -> None:
+    fields = [FieldNoise(180.0, 48.0, a) for a in areas]
+    with pytest.raises(ValueError, match=message):
+        estimate_detection([300.0, 400.0], index, fields, 1.3)

@@ -26,7 +26,7 @@ def arrivals(rng: np.random.Generator, plateau: float, k_per_min: float,
 def test_rate_constant_interval_covers_the_truth(detect: float) -> None:
     # detect < 1: every frame re-counts the field and misses some vesicles afresh
     rng = np.random.default_rng(int(detect * 10))
-    hits, ratios, trials = 0, [], 250
+    hits, ratios, trials = 0, [], 200
     for _ in range(trials):
         fit = fit_kinetics(TIMES_S, arrivals(rng, 1500.0, 0.08, detect=detect))
         assert fit.regime == "saturating"

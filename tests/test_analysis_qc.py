@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from analysis_frames import render, uniform_xy
 
+from benchmarks.analysis_truth import render, uniform_xy
 from chipctl.analysis import qc
 from chipctl.analysis.colocalization import FieldPair, colocalize, match
 from chipctl.analysis.detection import DetectionEstimate

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from analysis_frames import E_PER_ADU, count, render, uniform_xy
 
+from benchmarks.analysis_truth import E_PER_ADU, count, render, uniform_xy
 from chipctl.analysis.detection import SpotNoise, detection_factor
 from chipctl.analysis.spots import SpotTable, zone_colocalization, zone_detection
 

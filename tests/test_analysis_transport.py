@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
-from scipy.linalg import solve_banded
 
+from benchmarks.analysis_truth import graetz_pde
 from chipctl.analysis.transport import (
     LEVEQUE_A,
     CaptureModel,
@@ -25,35 +24,6 @@ from chipctl.analysis.transport import (
     imaged_share,
     saturating_density,
 )
-
-
-def graetz_pde(xi_end: float, wall_damkohler: float | None = None, n: int = 900,
-               steps: int = 1500) -> float:
-    """Collected fraction of the stream from 6 eta (1 - eta) dc/dxi = d2c/deta2 with c = 1 at
-    the inlet, an absorbing (or reacting, dc/deta = Da c) bottom wall and an inert top wall."""
-    s = np.linspace(0, 1, n)
-    eta = (np.exp(4 * s) - 1) / (np.exp(4) - 1)  # clustered at the capture wall
-    u = 6 * eta * (1 - eta)
-    h = np.diff(eta)
-    lo, di, up = np.zeros(n), np.zeros(n), np.zeros(n)
-    lo[1:-1] = 2 / (h[:-1] * (h[:-1] + h[1:]))
-    up[1:-1] = 2 / (h[1:] * (h[:-1] + h[1:]))
-    di[1:-1] = -(lo[1:-1] + up[1:-1])
-    lo[-1] = 2 / h[-1] ** 2
-    di[-1] = -lo[-1]
-    c = np.ones(n)
-    grid = np.concatenate([[0.0], np.geomspace(xi_end * 1e-7, xi_end, steps)])
-    for dxi in np.diff(grid):
-        band = np.zeros((3, n))
-        band[1] = u / dxi - di
-        band[0, 1:] = -up[:-1]
-        band[2, :-1] = -lo[1:]
-        rhs = u / dxi * c
-        band[1, 0] = 1.0 if wall_damkohler is None else 1.0 + wall_damkohler * h[0]
-        band[0, 1] = 0.0 if wall_damkohler is None else -1.0
-        rhs[0] = 0.0
-        c = solve_banded((1, 1), band, rhs)
-    return 1.0 - float(np.trapezoid(u * c, eta) / np.trapezoid(u, eta))
 
 
 def test_stokes_einstein_matches_reference_table() -> None:

@@ -112,7 +112,7 @@ def test_budget_names_every_source() -> None:
 
 @pytest.mark.parametrize(("make", "message"), [
     (lambda: Factor("capture efficiency", 0.0, 0.1), "positive"),
-    (lambda: Factor("detection", 0.5, -0.1), ">= 0"),
+    (lambda: Factor("detection", 0.5, -0.1), "finite number >= 0"),
     (lambda: FieldCounts.of([1, 2], [0.1], [0.1, 0.1], Factor("d", 1, 0)), "one count"),
 ])
 def test_bad_terms_say_what_is_wrong(make, message: str) -> None:

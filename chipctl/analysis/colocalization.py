@@ -155,13 +155,14 @@ def match(ref_xy: ArrayLike, other_xy: ArrayLike, radius_px: float
     n = len(ref)
     graph = sparse.coo_matrix((np.ones(i.size), (i, n + j)), shape=(n + len(other),) * 2)
     _, label = connected_components(graph, directed=False)
-    out_i, out_j = [], []
-    for comp in np.unique(label[i]):
-        sel = label[i] == comp
-        ci, cj = i[sel], j[sel]
-        if ci.size == 1:
-            out_i.append(ci)
-            out_j.append(cj)
+    comp = label[i]
+    single = np.bincount(comp)[comp] == 1  # a lone candidate pair is simply a match
+    out_i, out_j = [i[single]], [j[single]]
+    order = np.argsort(comp[~single], kind="stable")
+    ci_all, cj_all, comp_rest = i[~single][order], j[~single][order], comp[~single][order]
+    starts = np.flatnonzero(np.diff(comp_rest, prepend=-1))
+    for ci, cj in zip(np.split(ci_all, starts[1:]), np.split(cj_all, starts[1:]), strict=True):
+        if ci.size == 0:
             continue
         rows, cols = np.unique(ci), np.unique(cj)
         cost = np.full((rows.size, cols.size), 1e6)

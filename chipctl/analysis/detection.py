@@ -3,9 +3,10 @@
 The counter keeps a spot when its matched-filter score, the filtered signal over the filtered
 noise sd, exceeds the frame's threshold t. In photons (detected photoelectrons of the whole spot):
 
-- *noise model*: a spot's photon estimate carries Gaussian noise of variance s_N^2 + c N, where
-  s_N = sqrt(background + read_noise^2) |k| 2 pi sigma^2 / kappa (|k| the filter's L2 norm,
-  kappa its response to a unit-peak PSF) and c N is the spot's own shot noise;
+- *noise model*: a spot's photon estimate carries noise s_N = sqrt(background + read_noise^2)
+  |k| 2 pi sigma^2 / kappa (|k| the filter's L2 norm, kappa its response to a unit-peak PSF),
+  plus the spot's own shot noise c N; its mean follows the counter's peak model
+  (``brightness``: a little high near the threshold, 2 % low for bright spots);
 - *limit of detection*: N_lod = t s_N photons, from the camera calibration, background and PSF,
   or per field from the spots themselves (t x photons / SNR is the noise the counter used);
 - *brightness*: the detected spots' photons are a log-normal population seen through that noise.
@@ -15,9 +16,9 @@ noise sd, exceeds the frame's threshold t. In photons (detected photoelectrons o
   Maximum likelihood of (mu, sigma), conditional on that cut, extrapolates the population below
   it: estimated total = (spots above the cut) / P(above the cut), with the uncertainty of the
   parameters (observed information) and of the share above the cut (binomial);
-- *crowding*: where a brighter vesicle lies within the critical separation of a dimmer one, the
-  counter sees one spot (``crowding``: the separation follows from the PSF and the brightness
-  ratio); the density of all vesicles in each field is solved from its counted density.
+- *crowding*: where a brighter vesicle lies within the merge radius of a dimmer one the counter
+  sees one spot (``crowding``); the density of all vesicles in each field is solved from its
+  counted density and the detection curve.
 
 The result says which number is which: *detected* spots, and the *estimated total above N
 photons* (N = 0: the whole log-normal population, extrapolated below the limit).
@@ -182,6 +183,10 @@ def estimate_detection(photons: ArrayLike, field_index: ArrayLike, fields: Seque
     """
     y = np.asarray(photons, float).ravel()
     index = np.asarray(field_index, np.intp).ravel()
+    if not fields or min(f.area_px for f in fields) <= 0 or index.shape != y.shape:
+        raise ValueError("detection needs one field index per spot and fields of area > 0")
+    if index.size and (index.min() < 0 or index.max() >= len(fields)):
+        raise ValueError(f"field index outside the {len(fields)} fields given")
     counts = np.bincount(index, minlength=len(fields)).astype(float)
     areas = np.array([f.area_px for f in fields])
     noise = np.array([f.noise_photons for f in fields])

@@ -18,12 +18,11 @@ non-significant initial slope is flagged.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, stats
 
 FloatArray = NDArray[np.float64]
@@ -162,7 +161,7 @@ def _k_interval(data: _Data, prof: _Profile, k_hat: float, level: float
     return k_lo, k_hi
 
 
-def fit_kinetics(t_s: Sequence[float], counts: Sequence[float], t0_s: float = 0.0,
+def fit_kinetics(t_s: ArrayLike, counts: ArrayLike, t0_s: float = 0.0,
                  imaged_area_mm2: float | None = None) -> KineticsFit:
     """Fit N(t) = N0 + A (1 - exp(-k t)) to counts of one field (times in s, flow starts at
     ``t0_s``)."""

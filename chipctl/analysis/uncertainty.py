@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 Z95 = float(stats.norm.ppf(0.975))
@@ -44,7 +45,8 @@ class Factor:
         if not (math.isfinite(self.value) and self.value > 0):
             raise ValueError(f"{self.name} must be a positive number, got {self.value}")
         if not (math.isfinite(self.rsd) and self.rsd >= 0):
-            raise ValueError(f"{self.name}: relative uncertainty must be >= 0, got {self.rsd}")
+            raise ValueError(f"{self.name}: relative uncertainty must be a finite number >= 0, "
+                             f"got {self.rsd}")
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,12 @@ class FieldCounts:
             raise ValueError("field counts must be >= 0 and shares and areas > 0")
 
     @classmethod
-    def of(cls, counts: Sequence[int], shares: Sequence[float], areas_mm2: Sequence[float],
+    def of(cls, counts: ArrayLike, shares: ArrayLike, areas_mm2: ArrayLike,
            detection: Factor) -> FieldCounts:
-        """From sequences (any iterable of numbers)."""
-        return cls(tuple(int(c) for c in counts), tuple(float(s) for s in shares),
-                   tuple(float(a) for a in areas_mm2), detection)
+        """From sequences or arrays of numbers."""
+        return cls(tuple(int(c) for c in np.ravel(counts)),
+                   tuple(float(s) for s in np.ravel(shares)),
+                   tuple(float(a) for a in np.ravel(areas_mm2)), detection)
 
     @property
     def detected(self) -> int:
