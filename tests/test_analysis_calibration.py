@@ -18,7 +18,7 @@ from chipctl.analysis.calibration import (
     model_rsd,
 )
 from chipctl.analysis.transport import CaptureModel, Channel, FlowSegment, SizeDistribution, Zone
-from chipctl.sourcefile import SourceError
+from chipctl.config.sourcefile import SourceError
 
 MODEL = CaptureModel(Channel(1000.0, 50.0), Zone(800.0, 250.0),
                      SizeDistribution.lognormal(90.0, 1.5))

@@ -56,3 +56,14 @@ def test_rows_missing_what_is_needed_say_which() -> None:
     with pytest.raises(ValueError, match="e_per_adu"):
         SpotTable.from_rows([{"zone": "a", "field": 0, "channel": "c", "x": 1, "y": 1,
                               "amplitude": 5, "snr": 6}])
+
+
+def test_rows_as_spots_csv_writes_them() -> None:
+    # csv gives strings; an empty photons column falls back to the amplitude
+    rows = [{"seq": "3", "file": "", "step": "2", "zone": "CD9", "field": "1", "channel": "AF488",
+             "x": "10.5", "y": "20.25", "amplitude": "12.0", "snr": "6.5", "photons": ""}]
+    table = SpotTable.from_rows(rows, e_per_adu=E_PER_ADU, psf_sigma_px=1.3)
+    assert table.step.tolist() == [2] and table.field.tolist() == [1]
+    assert table.photons[0] == pytest.approx(12.0 * E_PER_ADU * 2 * math.pi * 1.3**2)
+    assert table.select("CD9", "AF488", step=2).xy.tolist() == [[10.5, 20.25]]
+    assert table.select("CD9", "AF488", step=1).xy.size == 0

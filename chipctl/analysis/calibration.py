@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chipctl.analysis.transport import CaptureModel, FlowSegment, SizeDistribution
 from chipctl.analysis.uncertainty import Factor
-from chipctl.sourcefile import Problem, SourceError, line_of, load_yaml
+from chipctl.config.sourcefile import Problem, SourceError, line_of, load_yaml
 
 
 class ZoneCalibration(BaseModel):

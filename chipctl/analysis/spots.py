@@ -1,9 +1,10 @@
 """A run's recorded spots as the estimators take them.
 
-The spots table has one row per counted spot: zone, field, channel, x, y (px), photons (or the
-counter's amplitude in ADU, converted with the camera gain and PSF) and snr. With each frame's
-detection threshold and the zone area inside each field, it gives a zone and channel's detection
-estimate and the co-localization of two channels.
+The spots table has one row per counted spot (a run's spots.csv, chipctl.runs.detections):
+step, zone, field, channel, x, y (px), photons (or the counter's amplitude in ADU, converted
+with the camera gain and PSF) and snr. With each frame's detection threshold and the zone area
+inside each field, it gives a zone and channel's detection estimate and the co-localization of
+two channels.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ COLUMNS = ("zone", "field", "channel", "x", "y", "snr")
 class SpotTable:
     """Spots of a run, column-wise."""
 
+    step: NDArray[np.int64]
     zone: NDArray[np.str_]
     field: NDArray[np.int64]
     channel: NDArray[np.str_]
@@ -46,25 +48,28 @@ class SpotTable:
                   psf_sigma_px: float | None = None) -> SpotTable:
         """From row mappings; a row without ``photons`` needs ``amplitude`` (ADU) and the
         camera's ``e_per_adu`` and ``psf_sigma_px`` to convert it."""
-        cols: dict[str, list[Any]] = {c: [] for c in (*COLUMNS, "photons")}
+        cols: dict[str, list[Any]] = {c: [] for c in (*COLUMNS, "photons", "step")}
         for k, row in enumerate(rows):
             for c in COLUMNS:
-                if row.get(c) is None:
+                if row.get(c) in (None, ""):
                     raise ValueError(f"spots table row {k + 1}: no '{c}'")
                 cols[c].append(row[c])
             cols["photons"].append(_photons(row, k, e_per_adu, psf_sigma_px))
-        return cls(np.asarray(cols["zone"], str), np.asarray(cols["field"], np.int64),
+            cols["step"].append(row.get("step") or 0)
+        return cls(np.asarray(cols["step"], float).astype(np.int64),
+                   np.asarray(cols["zone"], str),
+                   np.asarray(cols["field"], float).astype(np.int64),
                    np.asarray(cols["channel"], str), np.asarray(cols["x"], float),
                    np.asarray(cols["y"], float), np.asarray(cols["photons"], float),
                    np.asarray(cols["snr"], float))
 
-    def select(self, zone: str, channel: str, field: int | None = None) -> SpotTable:
-        """The spots of one zone and channel (and field)."""
+    def select(self, zone: str, channel: str, step: int | None = None) -> SpotTable:
+        """The spots of one zone and channel (in one step: a zone imaged by several steps)."""
         keep = (self.zone == zone) & (self.channel == channel)
-        if field is not None:
-            keep &= self.field == field
-        return SpotTable(self.zone[keep], self.field[keep], self.channel[keep], self.x[keep],
-                         self.y[keep], self.photons[keep], self.snr[keep])
+        if step is not None:
+            keep &= self.step == step
+        return SpotTable(self.step[keep], self.zone[keep], self.field[keep], self.channel[keep],
+                         self.x[keep], self.y[keep], self.photons[keep], self.snr[keep])
 
     @property
     def xy(self) -> FloatArray:
@@ -74,9 +79,9 @@ class SpotTable:
 
 def _photons(row: Mapping[str, Any], k: int, e_per_adu: float | None,
              psf_sigma_px: float | None) -> float:
-    if row.get("photons") is not None:
+    if row.get("photons") not in (None, ""):
         return float(row["photons"])
-    if row.get("amplitude") is None:
+    if row.get("amplitude") in (None, ""):
         raise ValueError(f"spots table row {k + 1}: neither 'photons' nor 'amplitude'")
     if e_per_adu is None or psf_sigma_px is None:
         raise ValueError("converting amplitudes to photons needs the camera's e_per_adu and "
@@ -85,11 +90,11 @@ def _photons(row: Mapping[str, Any], k: int, e_per_adu: float | None,
 
 
 def zone_detection(table: SpotTable, zone: str, channel: str, thresholds: Mapping[int, float],
-                   areas_px: Mapping[int, float], noise: SpotNoise,
-                   floor_photons: float = 0.0) -> DetectionEstimate:
+                   areas_px: Mapping[int, float], noise: SpotNoise, floor_photons: float = 0.0,
+                   step: int | None = None) -> DetectionEstimate:
     """Detection estimate of one zone and channel over its fields (``thresholds`` and
     ``areas_px`` per field; a field without spots takes its noise from ``noise``)."""
-    spots = table.select(zone, channel)
+    spots = table.select(zone, channel, step)
     fields = sorted(areas_px)
     noises = []
     for f in fields:
@@ -104,10 +109,10 @@ def zone_detection(table: SpotTable, zone: str, channel: str, thresholds: Mappin
 
 
 def zone_colocalization(table: SpotTable, zone: str, reference: str, other: str,
-                        shape: tuple[int, int], other_detection: Factor | None = None
-                        ) -> Colocalization:
+                        shape: tuple[int, int], other_detection: Factor | None = None,
+                        step: int | None = None) -> Colocalization:
     """Share of the reference channel's vesicles on a zone that are positive for ``other``."""
-    ref, oth = table.select(zone, reference), table.select(zone, other)
+    ref, oth = table.select(zone, reference, step), table.select(zone, other, step)
     fields = sorted(set(ref.field.tolist()) | set(oth.field.tolist()))
     pairs = [FieldPair(ref.xy[ref.field == f], oth.xy[oth.field == f], shape) for f in fields]
     return colocalize(pairs, other_detection)
