@@ -14,6 +14,7 @@ from chipctl.analysis.detection import DetectionEstimate
 from chipctl.analysis.kinetics import fit_kinetics
 from chipctl.analysis.transport import CaptureModel, Channel, SizeDistribution, Zone
 from chipctl.analysis.uncertainty import Factor, FieldCounts, concentration
+from chipctl.vision.focus import focus_metric
 
 TIMES_S = np.arange(0, 41, 2) * 60.0
 
@@ -82,8 +83,8 @@ def test_out_of_focus_frames() -> None:
     xy, photons = uniform_xy(300, rng), np.full(300, 1500.0)
     sharp = render(xy, photons, rng, sigma=1.3).image
     blurred = render(xy, photons, rng, sigma=3.0).image
-    scores = {f"field {k}": qc.focus_score(sharp) for k in range(3)} | {
-        "field 3": qc.focus_score(blurred)}
+    scores = {f"field {k}": focus_metric(sharp) for k in range(3)} | {
+        "field 3": focus_metric(blurred)}
     flags = qc.out_of_focus(scores, "CD63 / AF555")
     assert [f.subject for f in flags] == ["CD63 / AF555 / field 3"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import ndimage, stats
+from scipy import stats
 
 from chipctl.analysis.colocalization import Colocalization
 from chipctl.analysis.detection import DetectionEstimate
@@ -130,19 +130,10 @@ def kinetics(kin: KineticsFit, subject: str) -> Flag | None:
                 kin.slope_z, 1.96)
 
 
-def focus_score(image: ArrayLike, psf_sigma_px: float = 1.3) -> float:
-    """Band-pass energy at the PSF's scale over the mean level (higher is sharper): a
-    difference of Gaussians at sigma and 2 sigma keeps in-focus spots and drops pixel noise
-    and the background, so a defocused field scores low."""
-    img = np.asarray(image, np.float64)
-    band = ndimage.gaussian_filter(img, psf_sigma_px) - ndimage.gaussian_filter(
-        img, 2 * psf_sigma_px)
-    return float(band.var() / max(float(img.mean()), 1.0))
-
-
 def out_of_focus(scores: Mapping[str, float], subject: str, min_ratio: float = 0.5
                  ) -> list[Flag]:
-    """Frames much less sharp than the median frame of the same channel."""
+    """Frames much less sharp than the median frame of the same zone and channel (scores from
+    chipctl.vision.focus.focus_metric)."""
     if len(scores) < 2:
         return []
     median = float(np.median(list(scores.values())))
