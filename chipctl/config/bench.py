@@ -20,8 +20,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chipctl.config.micromanager import ROLE_KINDS, parse_settings
 from chipctl.config.sourcefile import Problem, SourceError, line_of, load_yaml
 from chipctl.config.units import UnitError, to_unit
 
@@ -32,6 +33,7 @@ KNOWN_DRIVERS = {
     "prior": "stage",
     "sim-camera": "camera",
     "opencv": "camera",
+    "micromanager": "microscope",  # camera, stage and illuminator by its roles
 }
 WATER_VISCOSITY_PA_S = 1.0e-3
 
@@ -42,6 +44,20 @@ class DeviceSpec(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     driver: str
     url: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _micromanager_url(cls, data: Any) -> Any:
+        """A Micro-Manager microscope is reached through its configuration, not a port."""
+        if isinstance(data, dict) and data.get("driver") == "micromanager":
+            return {"url": f"micromanager:{data.get('config', '')}", **data}
+        return data
+
+    @model_validator(mode="after")
+    def _micromanager_settings(self) -> DeviceSpec:
+        if self.driver == "micromanager":
+            parse_settings(self.settings)
+        return self
 
     @field_validator("driver")
     @classmethod
@@ -62,6 +78,14 @@ class DeviceSpec(BaseModel):
     def kind(self) -> str:
         """pump, illuminator, stage or camera."""
         return KNOWN_DRIVERS[self.driver]
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Every kind the device serves (a Micro-Manager microscope: one per role)."""
+        if self.driver == "micromanager":
+            roles = self.settings.get("roles") or {}
+            return tuple(dict.fromkeys(ROLE_KINDS[r] for r in roles if r in ROLE_KINDS))
+        return (self.kind,)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -153,7 +177,7 @@ class Bench(BaseModel):
 
     def of_kind(self, kind: str) -> dict[str, DeviceSpec]:
         """Devices of one kind (pump, illuminator, stage, camera) by name."""
-        return {name: spec for name, spec in self.devices.items() if spec.kind == kind}
+        return {name: spec for name, spec in self.devices.items() if kind in spec.kinds}
 
 
 def _problems(path: str, data: Any, error: ValidationError) -> list[Problem]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from chipctl.config.bench import Bench, DeviceSpec
@@ -30,6 +31,12 @@ BAUD_DEFAULTS = {"newera": 19200, "harvard": 115200, "coolled": 57600, "prior": 
 def _factory(driver: str) -> Callable[..., Any]:
     module, name = FACTORIES[driver]
     return getattr(importlib.import_module(module), name)
+
+
+def _role(device: Any, kind: str) -> Any:
+    """The part of a device that serves `kind` (a Micro-Manager microscope has one per role)."""
+    roles = getattr(device, "roles", None)
+    return roles[kind] if isinstance(roles, Mapping) and kind in roles else device
 
 
 class Rig:
@@ -54,11 +61,16 @@ class Rig:
             from chipctl.devices.microscope import make_opencv_camera
 
             return make_opencv_camera(name, spec.settings, spec.url)
+        if spec.driver == "micromanager":
+            from chipctl.devices.micromanager.scope import make_micromanager
+
+            folder = Path(self.bench.path).parent if self.bench.path else Path.cwd()
+            return make_micromanager(name, spec.settings, folder)
         return _factory(spec.driver)(name, spec.settings, self._transport(spec))
 
     # -- by kind ----------------------------------------------------------------------------
     def _of(self, kind: str) -> dict[str, Any]:
-        return {n: self.devices[n] for n in self.bench.of_kind(kind)}
+        return {n: _role(self.devices[n], kind) for n in self.bench.of_kind(kind)}
 
     @property
     def pumps(self) -> dict[str, Pump]:
