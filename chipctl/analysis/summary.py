@@ -64,8 +64,9 @@ def protein_ug_per_ml(params: dict[str, Any]) -> float | None:
     return None
 
 
-def summarize(run: RunFolder) -> dict[str, Any]:
-    """The report's content."""
+def summarize(run: RunFolder, counter: Any = None) -> dict[str, Any]:
+    """The report's content; `counter` counts the kept frames for the spot analyses (default:
+    the run's bench counter)."""
     bench = load_run_bench(run)
     params = dict(run.info.get("parameters") or {})
     geo = geometry(run.events, bench)
@@ -74,7 +75,7 @@ def summarize(run: RunFolder) -> dict[str, Any]:
     estimates = conc.estimate(run.counts, run.events, bench, geo, params)
     best = conc.headline(estimates)
     images = analyse(run.path, run.frames(), geo.pixel_size_um if geo else None,
-                     make_counter(bench))
+                     counter if counter is not None else make_counter(bench))
     protein = protein_ug_per_ml(params)
     ratio = best.concentration_per_ml / protein if best and protein else None
     flags = list(images.flags) + _count_flags(run)
