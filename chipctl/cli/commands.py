@@ -173,14 +173,14 @@ def cmd_count(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """chipctl runs list | show | report | export."""
+    """chipctl runs list | show | report | export | recount."""
     from chipctl.cli.runs import ACTIONS, RunsUsageError
 
     try:
-        ACTIONS[args.runs_command or "list"](args, sys.stdout)
+        code = ACTIONS[args.runs_command or "list"](args, sys.stdout)
     except RunsUsageError as exc:
         raise UsageError(str(exc)) from exc
-    return EXIT_OK
+    return int(code or EXIT_OK)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:

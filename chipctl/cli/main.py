@@ -94,6 +94,9 @@ def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
     export.add_argument("run", metavar="RUN")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("--out", metavar="FILE", help="where (default RUN_FOLDER/counts.FORMAT)")
+    from chipctl.cli.recount import add_recount_parser
+
+    add_recount_parser(runs_sub)
 
 
 def _add_count_arguments(parser: argparse.ArgumentParser) -> None:

@@ -110,4 +110,16 @@ def runs_export(args: argparse.Namespace, out: TextIO) -> None:
     print(f"{len(run.counts)} rows: {target}", file=out)
 
 
-ACTIONS = {"list": runs_list, "show": runs_show, "report": runs_report, "export": runs_export}
+def runs_recount(args: argparse.Namespace, out: TextIO) -> int:
+    """Re-count the saved frames of runs (chipctl.cli.recount); returns the exit code."""
+    from chipctl.cli.recount import RecountUsageError
+    from chipctl.cli.recount import runs_recount as recount
+
+    try:
+        return recount(args, out)
+    except RecountUsageError as exc:
+        raise RunsUsageError(str(exc)) from exc
+
+
+ACTIONS = {"list": runs_list, "show": runs_show, "report": runs_report, "export": runs_export,
+           "recount": runs_recount}
