@@ -50,12 +50,18 @@ def runs_dir(recorded: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def dask_address() -> Iterator[str]:
+    """An in-process cluster (one worker, two threads). Its tasks count with one OpenCV thread,
+    which is process-wide here: the test process gets its own setting back afterwards."""
+    import cv2
+
     distributed = pytest.importorskip("distributed")
+    threads = cv2.getNumThreads()
     cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                        dashboard_address=None)
     yield cluster.scheduler_address
     logging.getLogger("distributed").setLevel(logging.CRITICAL)  # its shutdown chatter
     cluster.close()
+    cv2.setNumThreads(threads)
 
 
 def run_folders(root: Path) -> list[Path]:

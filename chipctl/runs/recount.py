@@ -115,8 +115,17 @@ def image_digest(image: Any) -> str:
     return hashlib.sha1(f"{image.shape}{image.dtype}".encode() + data).hexdigest()
 
 
-def count_saved_frame(path: str, params: CountParams) -> FrameOutcome:
-    """Read one saved OME-TIFF frame and count it: the task a scheduler runs per frame."""
+def count_saved_frame(path: str, params: CountParams, one_thread: bool = False) -> FrameOutcome:
+    """Read one saved OME-TIFF frame and count it: the task a scheduler runs per frame.
+
+    `one_thread` (on pool and cluster workers) keeps OpenCV to one thread in the worker: the
+    frames counted side by side are the parallelism, and OpenCV's own threads in every worker
+    would oversubscribe the CPUs.
+    """
+    if one_thread:
+        import cv2
+
+        cv2.setNumThreads(1)
     try:
         image, _ = read_frame(path)
     except Exception as exc:  # noqa: BLE001 - any damage to a file makes it unreadable
@@ -253,7 +262,7 @@ def recount(runs: Sequence[RunFolder], scheduler: Scheduler,
         else:
             plans.append(plan)
     order = [(p, j) for p in plans for j in range(len(p.tasks))]
-    args = [(str(p.run.path / p.tasks[j].file), p.params) for p, j in order]
+    args = [(str(p.run.path / p.tasks[j].file), p.params, scheduler.parallel) for p, j in order]
     left = {id(p): len(p.tasks) for p in plans}
     if on_start is not None:
         on_start(len(args))

@@ -30,6 +30,7 @@ class Scheduler(Protocol):
     """Runs `fn(*args)` for every args tuple; yields (index, result) in completion order."""
 
     description: str
+    parallel: bool  # tasks run side by side in other processes or threads
 
     def map_unordered(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]]
                       ) -> Iterator[tuple[int, Any]]: ...
@@ -41,6 +42,7 @@ class SerialScheduler:
     """Every task in this process, one after the other."""
 
     description = "serial (this process)"
+    parallel = False
 
     def map_unordered(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]]
                       ) -> Iterator[tuple[int, Any]]:
@@ -74,6 +76,8 @@ class PoolScheduler:
     Workers start with `forkserver` (spawn where there is none): never a fork of a process
     that runs device, Qt or event-loop threads.
     """
+
+    parallel = True
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or usable_cpus()
@@ -109,6 +113,8 @@ class DaskScheduler:
     shared file system). `client` is an existing distributed.Client, or None to connect to
     `address`; a client made here is closed by close().
     """
+
+    parallel = True
 
     def __init__(self, address: str | None = None, client: Any = None,
                  timeout_s: float = 10.0) -> None:
