@@ -249,6 +249,15 @@ def run_cli(tmp_path: Path, bench: Path) -> int:
                  str(tmp_path / "runs"), "--yes"])
 
 
+def test_a_camera_fault_during_a_run_fails_it_naming_the_device(
+        tmp_path: Path, scene: mm.Scene, capsys: pytest.CaptureFixture[str]) -> None:
+    scene.snap_fault = "frame grabber overrun"
+    assert run_cli(tmp_path, mm.write_bench(tmp_path)) == 1
+    out = capsys.readouterr().out
+    assert "run failed" in out and "scope camera 'Camera': snap: frame grabber overrun" in out
+    assert not scene.light_open, "the light went dark when the run failed"
+
+
 def test_a_missing_device_adapter_exits_2_saying_what_to_install(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = ("Device,Camera,HamamatsuHam,HamamatsuHam_DCAM\n" + mm.CONFIG.split("\n", 1)[1])
