@@ -48,7 +48,7 @@ def wait(app: QApplication, seconds: float) -> None:
 
 def measure(app: QApplication, window: MainWindow, seconds: float) -> dict[str, float]:
     """Stream frames for `seconds` during a run; what arrived, what was shown, the gaps."""
-    frame = window.engine.rig.first("camera").snap()
+    frame = window.engine.camera().snap()
     window.live_view.spots_box.setChecked(True)
     window.session.start(parse_protocol(LONG_SAMPLE, "long.yaml"), {})
     wait(app, 1.0)

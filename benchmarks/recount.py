@@ -31,13 +31,13 @@ import numpy as np
 
 from benchmarks import synth
 from chipctl.config.bench import Bench, load_bench
-from chipctl.devices.interfaces import Frame
-from chipctl.engine import make_counter
 from chipctl.protocol import load_protocol
 from chipctl.protocol.model import Protocol
+from chipctl.run.counting import CountedFrame
 from chipctl.run.events import RunEvents
 from chipctl.runs.folder import RunFolder
 from chipctl.runs.recorder import RunRecorder
+from chipctl.vision.factory import count_params, make_counter, params_record
 
 BENCH = """\
 name: recount benchmark bench
@@ -70,12 +70,14 @@ def make_runs(root: Path, runs: int, frames: int, size: int = 256, seed: int = 0
     """`runs` recorded runs of `frames` frames each (size x size), under `root`."""
     fields = max(1, frames // 2)
     protocol, bench = _inputs(root.parent / f"{root.name}-inputs", fields)
-    counter = make_counter(bench)
+    params = count_params(bench.camera)
+    counter = make_counter(params)
     rng = np.random.default_rng(seed)
     folders = []
     for _ in range(runs):
         events = RunEvents()
-        recorder = RunRecorder(root, protocol, bench, {"sample": "benchmark"})
+        recorder = RunRecorder(root, protocol, bench, {"sample": "benchmark"},
+                               counting=params_record(params))
         recorder.attach(events)
         events.step_started.emit(0, 1, "image")
         for i in range(frames):
@@ -86,10 +88,12 @@ def make_runs(root: Path, runs: int, frames: int, size: int = 256, seed: int = 0
             meta = {"zone": zone, "field": i // 2, "channel": "AF555", "time": 0.5 * i,
                     "stage_x_um": 0.0, "stage_y_um": 0.0, "exposure_ms": 50.0,
                     "truth": {"count": n}}
-            events.frame.emit(Frame(made.image, meta))
-            events.counted.emit({"t_s": 0.5 * i, "step": 0, "zone": zone, "field": i // 2,
-                                 "channel": "AF555", "count": counter(made.image).count,
-                                 "true_count": n, "exposure_ms": 50.0, "power_pct": 80.0})
+            result = counter(made.image)
+            row = {"t_s": 0.5 * i, "step": 0, "zone": zone, "field": i // 2,
+                   "channel": "AF555", "count": result.count, "true_count": n,
+                   "exposure_ms": 50.0, "power_pct": 80.0}
+            events.frame.emit(CountedFrame(made.image, meta, result=result, row=row))
+            events.counted.emit(row)
         events.step_finished.emit(0, "image")
         recorder.finish("completed", "all steps done")
         folders.append(recorder.folder)
@@ -117,7 +121,7 @@ class Timing:
 
 
 def _time(scheduler_factory: Callable[[], Any], runs: list[Path]) -> Timing:
-    from chipctl.runs.recount import recount
+    from chipctl.analysis.recount import recount
 
     folders = [RunFolder.open(path) for path in runs]
     timing = Timing()
@@ -132,7 +136,7 @@ def _time(scheduler_factory: Callable[[], Any], runs: list[Path]) -> Timing:
 
 
 def main() -> None:
-    from chipctl.runs.schedulers import (
+    from chipctl.analysis.schedulers import (
         DaskScheduler,
         PoolScheduler,
         SerialScheduler,

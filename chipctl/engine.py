@@ -1,105 +1,104 @@
 """The engine one bench runs on: the rig, the run store and the runner, wired together.
 
 The command line, the GUI and Python scripts all go through `Engine`, so a run behaves the same
-whichever started it.
+whichever started it: connect, start a run, pause, resume, abort, emergency stop, and the
+devices for manual control. Events go out as psygnal signals (chipctl.run.events); nothing
+here knows of terminals or Qt. The rig (or what builds it), the clock and the runs directory
+are given, so tests inject fakes instead of patching.
 """
 
 from __future__ import annotations
 
-import sys
-import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
 
 from chipctl.config.bench import Bench
+from chipctl.devices.autofocus import autofocus
+from chipctl.devices.interfaces import Camera, Illuminator, Stage, SyringePump, Valve
+from chipctl.devices.registry import build_rig
 from chipctl.devices.rig import Rig
 from chipctl.protocol.model import Protocol
 from chipctl.run.clock import RunClock
 from chipctl.run.control import RunControl
+from chipctl.run.counting import FrameCounting
 from chipctl.run.events import RunEvents, RunState
-from chipctl.run.executor import Executor, halt_all
+from chipctl.run.executor import Executor
 from chipctl.run.runner import Runner
 from chipctl.runs import RunRecorder, default_runs_dir
+from chipctl.vision.factory import count_params, make_pipeline, params_record
+from chipctl.vision.model import CountParams
 from drivers.errors import DeviceError
 
-
-def count_params_for(bench: Bench) -> Any:
-    """Counting parameters from the camera's bench settings (PSF sigma, calibration)."""
-    from chipctl.vision import CameraCalibration, CountParams
-
-    cameras = bench.of_kind("camera")
-    settings = next(iter(cameras.values())).settings if cameras else {}
-    calibration = None
-    if "e_per_adu" in settings:
-        calibration = CameraCalibration(
-            offset_adu=float(settings.get("offset_adu", 100.0)),
-            e_per_adu=float(settings["e_per_adu"]),
-            read_noise_e=float(settings.get("read_noise_e", 1.6)),
-        )
-    return CountParams(psf_sigma_px=float(settings.get("psf_sigma_px", 1.3)),
-                       calibration=calibration)
-
-
-def make_counter(bench: Bench) -> Callable[[Any], Any]:
-    """count_frame bound to the bench's camera calibration."""
-    from chipctl.vision import count_frame
-
-    params = count_params_for(bench)
-    return lambda image: count_frame(image, params)
+RigSource = Rig | Callable[[Bench], Rig]
 
 
 class BenchUnavailable(Exception):
     """A device of the bench could not be reached."""
 
 
-@dataclass
-class Outcome:
-    """How a run ended and where it is recorded."""
-
-    state: str
-    reason: str
-    folder: Path
-    counts: list[dict[str, Any]] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """One line for the terminal, plus where the run is."""
-        totals = ", ".join(
-            f"{row['zone']}/{row['channel']} field {row['field']}: {row['count']}"
-            + (f" (truth {row['true_count']})" if row.get("true_count") is not None else "")
-            for row in self.counts[-6:]
-        )
-        n = len(self.counts)
-        return (f"run {self.state}: {self.reason}; {n} frame{'' if n == 1 else 's'} counted"
-                f"{'; ' + totals if totals else ''}\nrun folder: {self.folder}")
-
-
 class Engine:
     """One bench, connected; starts runs and stops everything on request."""
 
-    keep_frames: str = "all"  # which raw frames runs keep (all, none, every Nth)
-    info: Mapping[str, str] = MappingProxyType({})  # run information for the record only
-
-    def __init__(self, bench: Bench, runs_dir: Path | None = None,
-                 keep_frames: str = "all", info: dict[str, str] | None = None) -> None:
+    def __init__(self, bench: Bench, rig: RigSource = build_rig, *, clock: RunClock | None = None,
+                 runs_dir: Path | None = None, keep_frames: str = "all",
+                 info: dict[str, str] | None = None) -> None:
         self.bench = bench
+        self._rig = rig if isinstance(rig, Rig) else rig(bench)
+        self.clock = clock or RunClock(bench.time_scale)
         self.runs_dir = runs_dir or default_runs_dir()
-        self.keep_frames = keep_frames
-        self.info = dict(info or {})
-        self.rig = Rig(bench)
-        self.clock = RunClock(bench.time_scale)
+        self.keep_frames = keep_frames  # which raw frames runs keep (all, none, every Nth)
+        self.info = dict(info or {})  # run information for the record only
+        self.count_params: CountParams = count_params(bench.camera)
         self.runner: Runner | None = None
         self.recorder: RunRecorder | None = None
 
+    # -- the bench ---------------------------------------------------------------------------
     def connect(self) -> None:
         """Connect every device; BenchUnavailable names the one that failed."""
         try:
-            self.rig.connect()
+            self._rig.connect()
         except DeviceError as exc:
-            self.rig.close()
+            self._rig.close()
             raise BenchUnavailable(f"cannot connect to the bench: {exc}") from exc
+
+    def close(self) -> None:
+        """Stop safely and close every port."""
+        self._rig.safe_state()
+        self._rig.close()
+
+    def pumps(self) -> dict[str, SyringePump]:
+        """The pumps, for manual control, by name."""
+        return self._rig.pumps
+
+    def illuminators(self) -> dict[str, Illuminator]:
+        """The illuminators by name."""
+        return self._rig.illuminators
+
+    def stages(self) -> dict[str, Stage]:
+        """The stages by name."""
+        return self._rig.stages
+
+    def cameras(self) -> dict[str, Camera]:
+        """The cameras by name."""
+        return self._rig.cameras
+
+    def valves(self) -> dict[str, Valve]:
+        """The selector valves by name."""
+        return self._rig.valves
+
+    def camera(self) -> Camera:
+        """The microscope's camera (LookupError if the bench has none)."""
+        return self._rig.first("camera")  # type: ignore[no-any-return]
+
+    def autofocus(self) -> float:
+        """Focus with the camera on whatever light is on; returns the focal plane (um)."""
+        return float(autofocus(self._rig.first("camera"), self._rig.first("stage")).z_um)
+
+    # -- runs --------------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        """True while a run is neither finished nor absent."""
+        return self.runner is not None and not self.runner.state.finished
 
     def start_run(self, protocol: Protocol, parameters: dict[str, str] | None = None,
                   events: RunEvents | None = None) -> Runner:
@@ -108,17 +107,19 @@ class Engine:
         `parameters` are checked against the protocol's declarations (defaults filled in);
         ParameterError (a ValueError) if one is unknown or a required one is missing.
         """
+        if self.active:
+            raise RuntimeError("a run is already in progress")
         parameters = protocol.resolve_parameters(parameters or {})
         events = events or RunEvents()
-        self.recorder = RunRecorder(self.runs_dir, protocol, self.bench,
-                                    {**self.info, **parameters},
-                                    devices=self.rig.devices, keep_frames=self.keep_frames)
-        self.recorder.attach(events)
+        recorder = RunRecorder(self.runs_dir, protocol, self.bench, {**self.info, **parameters},
+                               devices=self._rig.devices, keep_frames=self.keep_frames,
+                               counting=params_record(self.count_params))
+        recorder.attach(events)
         control = RunControl(self.clock)
-        executor = Executor(self.rig, control, events, counter=make_counter(self.bench),
-                            parameters=parameters)
-        self.runner = Runner(protocol, executor, events)
-        recorder = self.recorder
+        counting = FrameCounting(make_pipeline(self.count_params), events)
+        executor = Executor(self._rig, control, events, counting, parameters=parameters)
+        self.recorder = recorder
+        self.runner = Runner(protocol, executor, control, events)
         events.state_changed.connect(
             lambda state, reason: recorder.finish(state, reason)
             if RunState(state).finished else None
@@ -126,114 +127,23 @@ class Engine:
         self.runner.start()
         return self.runner
 
+    def pause(self) -> None:
+        """Hold the current run's fluidics (pumps stopped, light off) until resume()."""
+        if self.runner is not None:
+            self.runner.pause()
+
+    def resume(self) -> None:
+        """Continue the current run."""
+        if self.runner is not None:
+            self.runner.resume()
+
+    def abort(self, reason: str = "aborted by operator") -> None:
+        """Stop the current run at its next checkpoint; the bench is brought to a safe state."""
+        if self.runner is not None:
+            self.runner.abort(reason)
+
     def emergency_stop(self) -> list[str]:
         """Every pump and light off now, whatever is running."""
         if self.runner is not None and not self.runner.state.finished:
             return self.runner.emergency_stop()
-        return halt_all(self.rig)
-
-    def close(self) -> None:
-        """Stop safely and close every port."""
-        self.rig.safe_state()
-        self.rig.close()
-
-
-class TerminalProgress:
-    """Prints a run's progress: step, elapsed and remaining time, live counts.
-
-    `durations` are the dry run's estimates per step (protocol seconds); the time left is what
-    the remaining steps are planned to take, plus what is left of the current one.
-    """
-
-    def __init__(self, events: RunEvents, clock: RunClock, total_s: float, out: Any = None,
-                 durations: list[float] | None = None):
-        self.out = out or sys.stdout
-        self.clock, self.total_s = clock, total_s
-        self.durations = durations or []
-        self.start = clock.now()
-        self.index, self.step_start = -1, self.start
-        events.step_started.connect(self.step)
-        events.counted.connect(self.count)
-        events.state_changed.connect(self.state)
-
-    def remaining_s(self) -> float:
-        """Estimated protocol seconds left."""
-        now = self.clock.now()
-        if not self.durations or self.index < 0:
-            return max(0.0, self.total_s - (now - self.start))
-        current = self.durations[self.index] if self.index < len(self.durations) else 0.0
-        later = sum(self.durations[self.index + 1:])
-        return later + max(0.0, current - (now - self.step_start))
-
-    def _elapsed(self) -> str:
-        elapsed = self.clock.now() - self.start
-        return f"[{_clock_text(elapsed)} elapsed, ~{_clock_text(self.remaining_s())} left]"
-
-    def step(self, index: int, total: int, label: str) -> None:
-        self.index, self.step_start = index, self.clock.now()
-        print(f"{self._elapsed()} step {index + 1}/{total}: {label}", file=self.out, flush=True)
-
-    def count(self, row: dict[str, Any]) -> None:
-        truth = row.get("true_count")
-        truth = f" (simulator truth {truth})" if truth is not None else ""
-        print(f"{self._elapsed()}   {row['zone']} {row['channel']} field {row['field']}: "
-              f"{row['count']} vesicles{truth}", file=self.out, flush=True)
-
-    def state(self, state: str, reason: str) -> None:
-        print(f"{self._elapsed()} {state}: {reason}", file=self.out, flush=True)
-
-
-def _clock_text(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
-
-def _answer_prompts(events: RunEvents, confirm_run: Callable[[], None], confirm: bool) -> None:
-    def ask(message: str) -> None:
-        print(f"OPERATOR: {message}", flush=True)
-        if confirm or not sys.stdin.isatty():
-            print("  (confirmed automatically)", flush=True)
-            confirm_run()
-            return
-        def wait_for_enter() -> None:
-            input("  press Enter when done ")
-            confirm_run()
-
-        threading.Thread(target=wait_for_enter, daemon=True).start()
-
-    events.prompt.connect(ask)
-
-
-def run_protocol(protocol: Protocol, bench: Bench, runs_dir: Path | None,
-                 parameters: dict[str, str], confirm_prompts: bool = False,
-                 keep_frames: str = "all", info: dict[str, str] | None = None) -> Outcome:
-    """Run a protocol to the end on the terminal (Ctrl-C aborts safely)."""
-    from chipctl.cli.main import UsageError
-    from chipctl.protocol.validate import check_protocol
-
-    engine = Engine(bench, runs_dir, keep_frames, info)
-    try:
-        engine.connect()
-    except BenchUnavailable as exc:
-        raise UsageError(str(exc)) from exc
-    events = RunEvents()
-    _, plan = check_protocol(protocol, bench)
-    # psygnal holds bound-method listeners weakly: keep the progress printer alive for the run.
-    progress = TerminalProgress(events, engine.clock, plan.duration_s,
-                                durations=[step["duration_s"] for step in plan.steps])
-    _answer_prompts(events, lambda: engine.runner.confirm() if engine.runner else None,
-                    confirm_prompts)
-    try:
-        runner = engine.start_run(protocol, parameters, events)
-        try:
-            while not runner.wait(0.2).finished:
-                pass
-        except KeyboardInterrupt:
-            runner.abort("interrupted by the operator (Ctrl-C)")
-            runner.wait(30)
-        assert engine.recorder is not None and progress is not None
-        return Outcome(runner.state.value, runner.reason, engine.recorder.folder,
-                       list(engine.recorder.count_rows))
-    finally:
-        engine.close()
+        return self._rig.halt_all()

@@ -79,7 +79,7 @@ def sim() -> Iterator[SimulatedBench]:
 
 @pytest.fixture
 def window(sim: SimulatedBench, qtbot: Any, tmp_path: Path) -> Iterator[MainWindow]:
-    engine = Engine(load_bench(sim.bench_path), tmp_path / "runs")
+    engine = Engine(load_bench(sim.bench_path), runs_dir=tmp_path / "runs")
     engine.connect()
     win = MainWindow(engine, QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat),
                      open_url=lambda url: None)
@@ -189,7 +189,7 @@ def test_frames_streamed_during_a_run_reach_the_screen_counted(
     """During a run, frames published the way a run publishes them (from a worker thread)
     reach the screen with their spots, and the run goes on. How smoothly the event loop turns
     meanwhile is measured by benchmarks/live_stream.py (a figure, not a test)."""
-    frame = window.engine.rig.first("camera").snap()  # a real 2048 x 2048 simulator frame
+    frame = window.engine.camera().snap()  # a real 2048 x 2048 simulator frame
     assert open_protocol(window, tmp_path, "long.yaml", LONG_SAMPLE)
     window.live_view.spots_box.setChecked(True)  # every shown frame is counted too
     window.protocol_panel.run_button.click()

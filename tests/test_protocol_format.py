@@ -10,7 +10,8 @@ import pytest
 
 from chipctl.config.bench import load_bench
 from chipctl.config.sourcefile import SourceError
-from chipctl.protocol import (
+from chipctl.protocol import parse_protocol
+from chipctl.protocol.model import (
     Flow,
     Image,
     Monitor,
@@ -19,7 +20,6 @@ from chipctl.protocol import (
     Prompt,
     Repeat,
     Wait,
-    parse_protocol,
 )
 from chipctl.protocol.script import load_any, load_script
 from chipctl.protocol.validate import check_protocol
@@ -273,7 +273,7 @@ def test_every_unreadable_field_of_a_step_is_reported() -> None:
     assert found == [
         "p.yaml:4: step 1 (sample): sample.pump: expected a name, got 3.5",
         "p.yaml:5: step 1 (sample): sample.rate: write the unit, e.g. '5 uL/min'",
-        "p.yaml:6: step 1 (sample): sample.volume: cannot read 'lots' as a quantity ('lots' is "
-        "not defined in the unit registry)",
+        "p.yaml:6: step 1 (sample): sample.volume: cannot read 'lots' as a quantity: it does "
+        "not start with a number (write e.g. '5 uL/min')",
         "p.yaml:7: step 2 (wait): wait: unknown field 'then'; known fields: duration",
     ]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chipctl.cli.main import main
-from chipctl.engine import TerminalProgress
+from chipctl.cli.progress import Outcome, TerminalProgress
 from chipctl.run.clock import RunClock
 from chipctl.run.events import RunEvents
 
@@ -63,7 +63,6 @@ def test_progress_shows_step_elapsed_remaining_and_live_counts() -> None:
 @pytest.mark.parametrize(("n", "phrase"), [(0, "0 frames counted"), (1, "1 frame counted"),
                                            (2, "2 frames counted")])
 def test_outcome_summary_counts_frames_in_words(n: int, phrase: str) -> None:
-    from chipctl.engine import Outcome
 
     rows = [{"zone": "CD63", "channel": "AF555", "field": i, "count": 10 + i} for i in range(n)]
     text = Outcome("completed", "all steps done", Path("/runs/r1"), rows).summary()

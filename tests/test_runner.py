@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from fakerig import make_runner
+from fakes import make_runner
 
 from chipctl.run.events import RunState
 

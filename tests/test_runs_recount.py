@@ -16,17 +16,17 @@ from typing import Any
 import pytest
 from _vision_helpers import synth  # noqa: F401 - puts the repository root on sys.path
 
-from chipctl.cli.main import main
-from chipctl.runs.folder import RunFolder
-from chipctl.runs.lock import RecordingLock
-from chipctl.runs.recount import (
+from chipctl.analysis.recount import recount
+from chipctl.analysis.recount_plan import (
     RecountOptions,
     counter_version,
     frame_tasks,
     parse_overrides,
-    recount,
 )
-from chipctl.runs.schedulers import PoolScheduler, SerialScheduler
+from chipctl.analysis.schedulers import PoolScheduler, SerialScheduler
+from chipctl.cli.main import main
+from chipctl.runs.folder import RunFolder
+from chipctl.runs.lock import RecordingLock
 
 make_runs = importlib.import_module("benchmarks.recount").make_runs
 pytestmark = pytest.mark.timeout(120)
@@ -222,8 +222,8 @@ def test_parameter_overrides_are_typed() -> None:
 def test_the_progress_bar_redraws_in_place_on_a_terminal() -> None:
     import io
 
+    from chipctl.analysis.recount_plan import FrameOutcome
     from chipctl.cli.recount import RecountProgress
-    from chipctl.runs.recount import FrameOutcome
 
     out = io.StringIO()
     progress = RecountProgress(out, tty=True)

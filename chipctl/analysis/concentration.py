@@ -82,8 +82,7 @@ def _param(params: dict[str, Any], name: str, default: float) -> float:
 def sample_flows(events: list[dict[str, Any]], bench: Bench | None,
                  params: dict[str, Any]) -> list[FlowSegment]:
     """Sample volumes that flowed over the chip, by step, from the event log."""
-    reagents = {n: str(s.settings.get("reagent", "")) for n, s in
-                (bench.of_kind("pump").items() if bench else [])}
+    reagents = {n: s.reagent for n, s in (bench.pumps.items() if bench else [])}
     step, step_pump, step_reagent = -1, "", ""
     rates: dict[str, float] = {}  # pumps started in the current step
     out = []

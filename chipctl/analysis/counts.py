@@ -38,12 +38,11 @@ class Geometry:
 def geometry(events: list[dict[str, Any]], bench: Bench | None) -> Geometry | None:
     """From the logged frames (size, pixel size), else the bench camera's settings."""
     frames = [e for e in events if e.get("event") == "frame" and e.get("width")]
-    cameras = bench.of_kind("camera") if bench is not None else {}
-    settings = next(iter(cameras.values())).settings if cameras else {}
+    camera = bench.camera if bench is not None else None
     if not frames:
         return None
     last = frames[-1]
-    pixel = last.get("pixel_size_um") or settings.get("pixel_size_um")
+    pixel = last.get("pixel_size_um") or (camera.pixel_size_um if camera else None)
     if not pixel:
         return None
     return Geometry(float(pixel), int(last["width"]), int(last["height"]))

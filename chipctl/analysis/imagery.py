@@ -1,10 +1,10 @@
 """What the kept frames add to a report: spots (positions, intensities), colocalization of the
 markers, and image quality flags (focus, saturation, SNR, drift).
 
-Spots come from the vision package's counter (bound to the bench's camera calibration) when it
-is available; colocalization groups the spots of one field's channels into particles with
-chipctl.vision.colocalize, or pairs them by nearest neighbour within a radius if that is
-missing. Without the vision package or kept frames, the report says what it could not show.
+Spots are the run's own detections (spots.csv: what the run's counter found in each frame as
+it ran), never a second count; colocalization groups the spots of one field's channels into
+particles with chipctl.vision.colocalize. Without kept frames or recorded detections (a run
+recorded before runs kept them), the report says what it could not show.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 
 from chipctl.runs.frames import read_frame
+from chipctl.vision.coloc import colocalize
+from chipctl.vision.focus import focus_metric
+from chipctl.vision.model import CountResult
 
 MAX_FRAMES = 240
 COLOC_RADIUS_PX = 2.0
@@ -45,33 +48,13 @@ class Imagery:
     """Everything derived from the kept frames."""
 
     frames: int = 0
-    vision: bool = False
+    detections: bool = False
     qc: list[FrameQC] = field(default_factory=list)
     intensities: dict[str, list[float]] = field(default_factory=dict)
     coloc: list[dict[str, Any]] = field(default_factory=list)
     drift: list[dict[str, Any]] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def make_counter(bench: Any) -> Any:
-    """The run's counter (None without the vision package)."""
-    try:
-        from chipctl.vision import count_frame
-    except ImportError:
-        return None
-    if bench is not None:
-        from chipctl.engine import make_counter as bench_counter
-
-        return bench_counter(bench)
-    return count_frame
-
-
-def focus_metric(image: np.ndarray) -> float:
-    """Normalised variance of the Laplacian (higher is sharper)."""
-    img = image.astype(np.float64)
-    lap = (img[1:-1, :-2] + img[1:-1, 2:] + img[:-2, 1:-1] + img[2:, 1:-1] - 4 * img[1:-1, 1:-1])
-    return float(lap.var() / max(img.mean(), 1.0))
 
 
 def image_snr(image: np.ndarray) -> float:
@@ -121,8 +104,9 @@ def pair_fraction(a: np.ndarray, b: np.ndarray, radius: float = COLOC_RADIUS_PX)
 
 
 def analyse(folder: Path, frames: list[dict[str, Any]], pixel_size_um: float | None,
-            counter: Any = None) -> Imagery:
-    """Spots, colocalization, intensities and QC flags from a run's kept frames."""
+            detections: dict[int, CountResult] | None) -> Imagery:
+    """Spots, colocalization, intensities and QC flags from a run's kept frames and the
+    detections recorded for them (None: the run recorded none)."""
     out = Imagery(frames=len(frames))
     if not frames:
         out.notes.append("no frames were kept (run option --keep-frames), so spot intensities,"
@@ -132,16 +116,18 @@ def analyse(folder: Path, frames: list[dict[str, Any]], pixel_size_um: float | N
         step = len(frames) / MAX_FRAMES
         frames = [frames[int(i * step)] for i in range(MAX_FRAMES)]
         out.notes.append(f"image QC on {MAX_FRAMES} of {out.frames} kept frames")
-    out.vision = counter is not None
-    if counter is None:
-        out.notes.append("the vision package is not installed: no per-spot positions, so no"
-                         " colocalization or intensity distribution")
+    out.detections = detections is not None
+    if detections is None:
+        out.notes.append("this run recorded no detections (spots.csv; runs before chipctl kept"
+                         " them): no per-spot positions, so no colocalization or intensities")
     spots: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(dict)
     series: dict[tuple[Any, ...], list[np.ndarray]] = defaultdict(list)
     for entry in frames:
         image, meta = read_frame(folder / entry["file"])
         key = (entry.get("step"), entry.get("zone"), entry.get("field"))
-        result = counter(image) if counter is not None else None
+        result = None
+        if detections is not None:  # a counted frame without rows had no spots
+            result = detections.get(int(entry["seq"]), CountResult.from_xy(np.empty((0, 2))))
         out.qc.append(_qc(entry, image, meta, result))
         channel = str(entry.get("channel"))
         if result is not None:
@@ -189,8 +175,6 @@ def _colocalization(spots: dict[tuple[Any, ...], dict[str, Any]]) -> list[dict[s
 
 
 def _field_table(by_channel: dict[str, Any]) -> dict[str, int]:
-    from chipctl.vision import colocalize
-
     channels = sorted(by_channel)
     coloc = colocalize({ch: by_channel[ch] for ch in channels}, COLOC_RADIUS_PX)
     table = {k: v for k, v in coloc.table().items() if "+" in k}

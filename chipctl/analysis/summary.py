@@ -8,7 +8,7 @@ from typing import Any
 
 from chipctl.analysis import concentration as conc
 from chipctl.analysis.counts import geometry, kinetics, zone_table
-from chipctl.analysis.imagery import analyse, make_counter
+from chipctl.analysis.imagery import analyse
 from chipctl.config.bench import Bench, load_bench
 from chipctl.config.sourcefile import SourceError
 from chipctl.config.units import UnitError, to_unit
@@ -64,9 +64,8 @@ def protein_ug_per_ml(params: dict[str, Any]) -> float | None:
     return None
 
 
-def summarize(run: RunFolder, counter: Any = None) -> dict[str, Any]:
-    """The report's content; `counter` counts the kept frames for the spot analyses (default:
-    the run's bench counter)."""
+def summarize(run: RunFolder) -> dict[str, Any]:
+    """The report's content."""
     bench = load_run_bench(run)
     params = dict(run.info.get("parameters") or {})
     geo = geometry(run.events, bench)
@@ -75,7 +74,7 @@ def summarize(run: RunFolder, counter: Any = None) -> dict[str, Any]:
     estimates = conc.estimate(run.counts, run.events, bench, geo, params)
     best = conc.headline(estimates)
     images = analyse(run.path, run.frames(), geo.pixel_size_um if geo else None,
-                     counter if counter is not None else make_counter(bench))
+                     run.detections())
     protein = protein_ug_per_ml(params)
     ratio = best.concentration_per_ml / protein if best and protein else None
     flags = list(images.flags) + _count_flags(run)
@@ -95,7 +94,7 @@ def summarize(run: RunFolder, counter: Any = None) -> dict[str, Any]:
         "concentration": [e.as_dict() for e in estimates],
         "headline": best.as_dict() if best else None,
         "particle_protein_ratio_per_ug": ratio,
-        "imagery": {"frames": images.frames, "vision": images.vision,
+        "imagery": {"frames": images.frames, "detections": images.detections,
                     "qc": [asdict(q) for q in images.qc], "colocalization": images.coloc,
                     "drift": images.drift, "notes": images.notes,
                     "intensities": images.intensities},

@@ -1,21 +1,29 @@
-"""What each chipctl command does. Input problems raise cli.UsageError (exit 2)."""
+"""What each chipctl command does. Input problems raise UsageError (exit 2)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chipctl.cli.main import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
+from chipctl.cli.errors import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
+from chipctl.cli.progress import run_protocol
+from chipctl.cli.runs import ACTIONS, notify_interrupted, runs_root
 from chipctl.config.bench import Bench, load_bench
 from chipctl.config.sourcefile import Problem, SourceError
 from chipctl.protocol.model import ParameterError, Protocol
 from chipctl.protocol.script import load_any
 from chipctl.protocol.validate import DryRun, check_protocol
+from chipctl.runs.folder import recorded_counting
+from chipctl.runs.frames import KeepPolicy
 from chipctl.simlaunch import simulated_bench_file
+from chipctl.vision.count_cli import count_command
+from chipctl.vision.factory import params_from_record
+from chipctl.vision.model import CountParams
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -139,10 +147,6 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """chipctl run: run a protocol and record it."""
-    from chipctl.cli.runs import notify_interrupted, runs_root
-    from chipctl.engine import run_protocol
-    from chipctl.runs.frames import KeepPolicy
-
     notify_interrupted(runs_root(args), sys.stdout)
     protocol = _load_protocol(args.protocol)
     try:
@@ -164,29 +168,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_count(args: argparse.Namespace) -> int:
-    """chipctl count: count vesicles in image files."""
-    from chipctl.vision.count_cli import count_command
-
+    """chipctl count: count vesicles in image files (a run's saved frame with the counting
+    parameters the run recorded, unless they are given)."""
     return count_command(images=args.images, json_out=args.json, psf_sigma=args.psf_sigma,
                          offset=args.offset, e_per_adu=args.e_per_adu,
-                         read_noise=args.read_noise, out=sys.stdout)
+                         read_noise=args.read_noise, out=sys.stdout, recorded=_run_counting)
+
+
+def _run_counting(image: str) -> CountParams | None:
+    """The counting parameters recorded by the run a saved frame belongs to, if any."""
+    record = recorded_counting(image)
+    return params_from_record(record) if record is not None else None
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """chipctl runs list | show | report | export | recount."""
-    from chipctl.cli.runs import ACTIONS, RunsUsageError
-
-    try:
-        code = ACTIONS[args.runs_command or "list"](args, sys.stdout)
-    except RunsUsageError as exc:
-        raise UsageError(str(exc)) from exc
+    """chipctl runs list | show | report | export | recount (recount gives its exit code)."""
+    code = ACTIONS[args.runs_command or "list"](args, sys.stdout)
     return int(code or EXIT_OK)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
     """chipctl sim: the simulator in the foreground (python -m hardware_sim)."""
-    import subprocess
-
     cmd = [sys.executable, "-m", "hardware_sim", "--bench-out", args.bench_out,
            "--speed", str(args.speed), "--seed", str(args.seed)]
     try:

@@ -12,12 +12,10 @@ import sys
 from collections.abc import Sequence
 
 import chipctl
-
-EXIT_OK, EXIT_RUN_FAILED, EXIT_INVALID = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Invalid input: printed as is, exit code 2."""
+from chipctl.cli import commands
+from chipctl.cli.errors import EXIT_INVALID, EXIT_RUN_FAILED, UsageError
+from chipctl.cli.recount import add_recount_parser
+from chipctl.vision.count_cli import add_count_arguments
 
 
 def _add_bench_options(parser: argparse.ArgumentParser) -> None:
@@ -60,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench_options(validate)
     validate.add_argument("--json", action="store_true", help="print the estimate as JSON")
 
-    count = sub.add_parser("count", help="count vesicles in images")
-    _add_count_arguments(count)
+    count = sub.add_parser("count", help="count vesicles in images (a run's frames with the "
+                                        "run's counting parameters)")
+    add_count_arguments(count)
 
     runs = sub.add_parser("runs", help="list and inspect recorded runs")
     runs.add_argument("--runs-dir", metavar="DIR", help="where run folders are")
@@ -94,18 +93,7 @@ def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
     export.add_argument("run", metavar="RUN")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("--out", metavar="FILE", help="where (default RUN_FOLDER/counts.FORMAT)")
-    from chipctl.cli.recount import add_recount_parser
-
     add_recount_parser(runs_sub)
-
-
-def _add_count_arguments(parser: argparse.ArgumentParser) -> None:
-    try:
-        from chipctl.vision.count_cli import add_count_arguments
-    except ImportError:  # pragma: no cover - vision not installed
-        parser.add_argument("images", nargs="+", metavar="IMAGE")
-        return
-    add_count_arguments(parser)
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -121,8 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_INVALID
-    from chipctl.cli import commands
-
     try:
         return int(commands.dispatch(args))
     except UsageError as exc:

@@ -14,20 +14,18 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from chipctl.runs.folder import RunFolder, RunNotFound, resolve_run
-from chipctl.runs.recount import (
+from chipctl.analysis.recount import recount
+from chipctl.analysis.recount_plan import (
     FrameOutcome,
     RecountOptions,
     RecountResult,
     counter_version,
     parse_overrides,
-    recount,
 )
-from chipctl.runs.schedulers import DaskScheduler, PoolScheduler, Scheduler, SerialScheduler
-
-
-class RecountUsageError(Exception):
-    """Invalid input to `runs recount` (exit 2)."""
+from chipctl.analysis.schedulers import DaskScheduler, PoolScheduler, Scheduler, SerialScheduler
+from chipctl.cli.errors import EXIT_OK, EXIT_RUN_FAILED, UsageError
+from chipctl.runs.folder import RunFolder, RunNotFound, resolve_run
+from chipctl.runs.paths import default_runs_dir
 
 
 def add_recount_parser(runs_sub: argparse._SubParsersAction) -> None:
@@ -64,21 +62,21 @@ def _since(text: str) -> str:
     try:
         (dt.datetime if "T" in text else dt.date).fromisoformat(text)
     except ValueError:
-        raise RecountUsageError(f"--since {text!r}: write a date as YYYY-MM-DD") from None
+        raise UsageError(f"--since {text!r}: write a date as YYYY-MM-DD") from None
     return text
 
 
 def select_runs(root: Path, names: list[str], every: bool, since: str) -> list[RunFolder]:
     """The runs named (or every run under `root`), started on or after `since`."""
     if bool(names) == every:
-        raise RecountUsageError("say which runs: RUN... or --all")
+        raise UsageError("say which runs: RUN... or --all")
     if every:
         folders = sorted(p.parent for p in root.glob("*/run.json"))
     else:
         try:
             folders = [resolve_run(root, name) for name in names]
         except RunNotFound as exc:
-            raise RecountUsageError(str(exc)) from exc
+            raise UsageError(str(exc)) from exc
     runs = []
     for folder in folders:
         try:
@@ -96,13 +94,13 @@ def make_scheduler(address: str, workers: int, timeout_s: float = 10.0) -> Sched
         try:
             return DaskScheduler(address, timeout_s=timeout_s)
         except ImportError as exc:
-            raise RecountUsageError(f"--scheduler needs Dask ({exc}): pip install "
+            raise UsageError(f"--scheduler needs Dask ({exc}): pip install "
                                     "'chipctl[dask]'") from exc
         except (OSError, TimeoutError, ValueError) as exc:
-            raise RecountUsageError(f"cannot reach the Dask scheduler at {address}: "
+            raise UsageError(f"cannot reach the Dask scheduler at {address}: "
                                     f"{exc}") from exc
     if workers < 0:
-        raise RecountUsageError(f"--workers {workers}: give a positive number")
+        raise UsageError(f"--workers {workers}: give a positive number")
     pool = PoolScheduler(workers or None)
     if pool.workers == 1:
         pool.close()
@@ -168,22 +166,20 @@ class RecountProgress:
 
 def runs_recount(args: argparse.Namespace, out: TextIO) -> int:
     """Re-count the runs asked for; returns the exit code."""
-    from chipctl.cli.runs import runs_root
-
     version = counter_version()
     if args.counter_version and args.counter_version != version:
-        raise RecountUsageError(f"--counter-version {args.counter_version}: the installed "
+        raise UsageError(f"--counter-version {args.counter_version}: the installed "
                                 f"counter is version {version}")
     try:
         options = RecountOptions(parse_overrides(args.set), Path(args.out) if args.out else None,
                                  args.again)
     except ValueError as exc:
-        raise RecountUsageError(str(exc)) from exc
-    root = runs_root(args)
+        raise UsageError(str(exc)) from exc
+    root = Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir()
     runs = select_runs(root, list(args.runs), args.all, _since(args.since))
     if not runs:
         print(f"no runs to re-count in {root}", file=out)
-        return 0
+        return EXIT_OK
     scheduler = make_scheduler(args.scheduler, args.workers, args.connect_timeout)
     try:
         return _run_batch(runs, scheduler, options, version, out)
@@ -203,4 +199,4 @@ def _run_batch(runs: list[RunFolder], scheduler: Scheduler, options: RecountOpti
     recounted = [r for r in results if r.folder is not None and not (r.skipped or r.error)]
     print(f"{len(recounted)} runs re-counted, {len(results) - len(recounted)} not;"
           f" {progress.done} frames, {progress.unreadable} unreadable", file=out)
-    return 1 if progress.unreadable or failed else 0
+    return EXIT_RUN_FAILED if progress.unreadable or failed else EXIT_OK

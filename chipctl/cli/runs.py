@@ -1,5 +1,5 @@
-"""What `chipctl runs list | show | report | export` do, and the interrupted-run notice that
-`chipctl run` and `chipctl runs list` give."""
+"""What `chipctl runs list | show | report | export | recount` do, and the interrupted-run
+notice that `chipctl run` and `chipctl runs list` give."""
 
 from __future__ import annotations
 
@@ -8,15 +8,14 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
+from chipctl.analysis.report import write_report
+from chipctl.cli.errors import UsageError
+from chipctl.cli.recount import runs_recount
 from chipctl.runs.export import export_counts
 from chipctl.runs.folder import RunFolder, RunNotFound, resolve_run
 from chipctl.runs.index import RunFilter, RunIndex
 from chipctl.runs.paths import default_runs_dir
 from chipctl.runs.recovery import describe_interruption
-
-
-class RunsUsageError(Exception):
-    """A run that cannot be found or a request that cannot be met (exit 2)."""
 
 
 def runs_root(args: argparse.Namespace) -> Path:
@@ -64,7 +63,7 @@ def _find(args: argparse.Namespace) -> RunFolder:
     try:
         return RunFolder.open(resolve_run(root, args.run))
     except RunNotFound as exc:
-        raise RunsUsageError(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
 
 
 def runs_show(args: argparse.Namespace, out: TextIO) -> None:
@@ -92,8 +91,6 @@ def runs_show(args: argparse.Namespace, out: TextIO) -> None:
 
 def runs_report(args: argparse.Namespace, out: TextIO) -> None:
     """Write the HTML report and say where."""
-    from chipctl.analysis.report import write_report
-
     run = _find(args)
     path = write_report(run, Path(args.out) if args.out else None)
     print(f"report: {path}", file=out)
@@ -104,21 +101,10 @@ def runs_export(args: argparse.Namespace, out: TextIO) -> None:
     run = _find(args)
     target = Path(args.out) if args.out else run.path / f"counts.{args.format}"
     if target.resolve() == (run.path / "counts.csv").resolve():
-        raise RunsUsageError("refusing to overwrite the run's own counts.csv;"
+        raise UsageError("refusing to overwrite the run's own counts.csv;"
                              " write the export elsewhere (--out FILE)")
     export_counts(run.counts, target, args.format, run.run_id)
     print(f"{len(run.counts)} rows: {target}", file=out)
-
-
-def runs_recount(args: argparse.Namespace, out: TextIO) -> int:
-    """Re-count the saved frames of runs (chipctl.cli.recount); returns the exit code."""
-    from chipctl.cli.recount import RecountUsageError
-    from chipctl.cli.recount import runs_recount as recount
-
-    try:
-        return recount(args, out)
-    except RecountUsageError as exc:
-        raise RunsUsageError(str(exc)) from exc
 
 
 ACTIONS = {"list": runs_list, "show": runs_show, "report": runs_report, "export": runs_export,

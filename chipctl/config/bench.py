@@ -17,80 +17,25 @@ chip:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chipctl.config.micromanager import ROLE_KINDS, parse_settings
+from chipctl.config.devices import (
+    DRIVER_SETTINGS,
+    CameraSettings,
+    CoolLedSettings,
+    DeviceSettings,
+    DeviceSpec,
+    MicroManagerSettings,
+    PumpSettings,
+)
 from chipctl.config.sourcefile import Problem, SourceError, line_of, load_yaml
 from chipctl.config.units import UnitError, to_unit
 
-KNOWN_DRIVERS = {
-    "newera": "pump",
-    "harvard": "pump",
-    "coolled": "illuminator",
-    "prior": "stage",
-    "sim-camera": "camera",
-    "opencv": "camera",
-    "micromanager": "microscope",  # camera, stage and illuminator by its roles
-}
 WATER_VISCOSITY_PA_S = 1.0e-3
-
-
-class DeviceSpec(BaseModel):
-    """One device: its driver, where it is plugged in, and its settings."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    driver: str
-    url: str
-
-    @model_validator(mode="before")
-    @classmethod
-    def _micromanager_url(cls, data: Any) -> Any:
-        """A Micro-Manager microscope is reached through its configuration, not a port."""
-        if isinstance(data, dict) and data.get("driver") == "micromanager":
-            return {"url": f"micromanager:{data.get('config', '')}", **data}
-        return data
-
-    @model_validator(mode="after")
-    def _micromanager_settings(self) -> DeviceSpec:
-        if self.driver == "micromanager":
-            parse_settings(self.settings)
-        return self
-
-    @field_validator("driver")
-    @classmethod
-    def _known_driver(cls, value: str) -> str:
-        if value not in KNOWN_DRIVERS:
-            known = ", ".join(sorted(KNOWN_DRIVERS))
-            raise ValueError(f"unknown driver {value!r}; known drivers: {known}")
-        return value
-
-    @field_validator("url")
-    @classmethod
-    def _url_given(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("url is empty; give a port (/dev/ttyUSB0, COM3) or socket://HOST:PORT")
-        return value
-
-    @property
-    def kind(self) -> str:
-        """pump, illuminator, stage or camera."""
-        return KNOWN_DRIVERS[self.driver]
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        """Every kind the device serves (a Micro-Manager microscope: one per role)."""
-        if self.driver == "micromanager":
-            roles = self.settings.get("roles") or {}
-            return tuple(dict.fromkeys(ROLE_KINDS[r] for r in roles if r in ROLE_KINDS))
-        return (self.kind,)
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        """Everything but driver and url."""
-        return dict(self.model_extra or {})
 
 
 def _to(unit: str, value: Any) -> float:
@@ -163,6 +108,23 @@ class ChipSpec(BaseModel):
         per_ul_min = self.channel.pressure_kpa(1.0)
         return math.inf if per_ul_min <= 0 else self.pressure_limit_kpa / per_ul_min
 
+    def flow_pressure(self, flow_ul_min: float) -> FlowPressure:
+        """The estimated pressure a total flow rate drives through the chip, against the
+        limit: the one place the chip pressure limit is checked (dry run and run alike)."""
+        pressure = self.channel.pressure_kpa(flow_ul_min)
+        return FlowPressure(flow_ul_min, pressure, self.pressure_limit_kpa,
+                            pressure > self.pressure_limit_kpa)
+
+
+@dataclass(frozen=True)
+class FlowPressure:
+    """A flow rate's estimated chip pressure and whether it is over the chip's limit."""
+
+    flow_ul_min: float
+    pressure_kpa: float
+    limit_kpa: float
+    over_limit: bool
+
 
 class Bench(BaseModel):
     """A loaded, validated bench file."""
@@ -175,18 +137,62 @@ class Bench(BaseModel):
     simulator: dict[str, Any] | None = None
     path: str = ""
 
-    def of_kind(self, kind: str) -> dict[str, DeviceSpec]:
-        """Devices of one kind (pump, illuminator, stage, camera) by name."""
+    @model_validator(mode="before")
+    @classmethod
+    def _micromanager_folder(cls, data: Any) -> Any:
+        """A Micro-Manager entry's relative config is found beside the bench file."""
+        if not isinstance(data, dict) or not isinstance(data.get("devices"), dict):
+            return data
+        folder = str(Path(data["path"]).parent) if data.get("path") else ""
+        devices = {name: {"bench_dir": folder, **entry}
+                   if isinstance(entry, dict) and entry.get("driver") == "micromanager"
+                   else entry for name, entry in data["devices"].items()}
+        return {**data, "devices": devices}
+
+    def of_kind(self, kind: str) -> dict[str, DeviceSettings]:
+        """Devices of one kind (pump, illuminator, stage, camera, valve) by name."""
         return {name: spec for name, spec in self.devices.items() if kind in spec.kinds}
+
+    @property
+    def pumps(self) -> dict[str, PumpSettings]:
+        """The pumps' settings by name."""
+        return {n: s for n, s in self.devices.items() if isinstance(s, PumpSettings)}
+
+    @property
+    def camera(self) -> CameraSettings | None:
+        """The (first) camera's settings, if the bench has a camera."""
+        return next((s for s in self.devices.values()
+                     if isinstance(s, CameraSettings) and "camera" in s.kinds), None)
+
+    @property
+    def illuminator(self) -> CoolLedSettings | MicroManagerSettings | None:
+        """The (first) illuminator's settings, if the bench has one."""
+        return next((s for s in self.devices.values() if isinstance(s, CoolLedSettings)
+                     or isinstance(s, MicroManagerSettings) and "illuminator" in s.kinds), None)
+
+
+def _location(loc: tuple[Any, ...]) -> list[Any]:
+    """The path into the file (a device entry's driver tag, which pydantic adds, left out)."""
+    parts = [part for part in loc if not str(part).startswith("function-")]
+    if len(parts) > 2 and parts[0] == "devices" and parts[2] in DRIVER_SETTINGS:
+        del parts[2]
+    return parts
 
 
 def _problems(path: str, data: Any, error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors():
-        loc = [part for part in item["loc"] if not str(part).startswith("function-")]
+        loc = _location(item["loc"])
         where = ".".join(str(part) for part in loc) or "bench"
         message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "missing":
+        if item["type"] == "union_tag_invalid":
+            known = ", ".join(sorted(DRIVER_SETTINGS))
+            message = f"unknown driver {item['ctx']['tag']!r}; known drivers: {known}"
+            loc = [*loc, "driver"]
+            where = ".".join(str(part) for part in loc)
+        elif item["type"] == "union_tag_not_found":
+            message = "missing field 'driver'"
+        elif item["type"] == "missing":
             message = f"missing field '{loc[-1]}'"
             where = ".".join(str(part) for part in loc[:-1]) or "bench"
         elif item["type"] == "extra_forbidden":

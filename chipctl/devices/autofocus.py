@@ -1,8 +1,5 @@
-"""Image-based autofocus: a focus metric on frames and a coarse-to-fine search over Z.
-
-Metric: normalised variance (Groen et al. 1985) of the frame after a light Gaussian blur
-(sigma 1 px) that averages away per-pixel shot and read noise, which do not depend on focus.
-Defocus spreads each spot's photons over a wider PSF, so the variance drops as |dz| grows.
+"""Image-based autofocus: a coarse-to-fine search over Z on the focus metric of the frames
+(chipctl.vision.focus: normalised variance of the lightly blurred frame).
 
 Search: scan Z over `span_um` around the start with `coarse_step_um`, then +-coarse/2 around
 the best plane with `fine_step_um`, and finish with a least-squares parabola through the
@@ -16,18 +13,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
 from chipctl.devices.interfaces import Camera, Stage
-
-
-def focus_metric(image: np.ndarray) -> float:
-    """Normalised variance of the lightly blurred frame (higher = sharper)."""
-    data = np.asarray(image, dtype=np.float32)
-    smooth = cv2.GaussianBlur(data, (0, 0), 1.0)
-    mean = float(smooth.mean())
-    return float(smooth.var()) / max(mean, 1.0)
+from chipctl.vision.focus import focus_metric
 
 
 @dataclass

@@ -14,13 +14,26 @@ import collections
 import threading
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
+import cv2
 import numpy as np
 
+from chipctl.config.devices import OpenCvSettings, SimCameraSettings
 from chipctl.devices.interfaces import Frame
 from drivers.errors import CameraTimeout, DeviceDisconnected, DeviceError, OutOfRange
 from drivers.simcamera import SimCamera
+from drivers.transport import SerialTransport
+
+V = TypeVar("V")
+
+
+def positive(device: str, what: str, value: float) -> float:
+    """`value` as a float; OutOfRange (naming the device) unless it is positive."""
+    if value <= 0:
+        raise OutOfRange(device, f"{what} must be positive, got {value}")
+    return float(value)
 
 
 class CameraBase(ABC):
@@ -60,9 +73,7 @@ class CameraBase(ABC):
 
     @exposure_ms.setter
     def exposure_ms(self, ms: float) -> None:
-        if ms <= 0:
-            raise OutOfRange(self.name, f"exposure must be positive, got {ms}")
-        self._apply_exposure(float(ms))
+        self._apply_exposure(positive(self.name, "exposure", ms))
         self._exposure_ms = float(ms)
 
     # -- frames -----------------------------------------------------------------------------
@@ -132,18 +143,48 @@ class CameraBase(ABC):
         self._close()
 
 
+Roi = tuple[int, int, int, int]  # x, y, width, height in sensor pixels
+
+
+def _roi(value: Roi) -> Roi:
+    x, y, width, height = (int(v) for v in value)
+    return x, y, width, height
+
+
+class Applied(Generic[V]):
+    """A simulator camera setting: sent to the driver when set, remembered to be read back."""
+
+    def __init__(self, apply: Callable[[SimCamera, V], object],
+                 convert: Callable[[V], V]) -> None:
+        self.apply, self.convert = apply, convert
+        self.attribute = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attribute = f"_{name}"
+
+    def __get__(self, camera: SimulatorCamera, owner: type) -> V:
+        return getattr(camera, self.attribute)  # type: ignore[no-any-return]
+
+    def __set__(self, camera: SimulatorCamera, value: V) -> None:
+        self.apply(camera.driver, value)
+        setattr(camera, self.attribute, self.convert(value))
+
+
 class SimulatorCamera(CameraBase):
     """`sim-camera` backend: the simulator camera's wire protocol (drivers.simcamera)."""
 
-    def __init__(self, name: str, driver: SimCamera, **settings: Any) -> None:
-        super().__init__(name, float(settings.get("pixel_size_um", 0.65)))
+    gain: Applied[float] = Applied(SimCamera.set_gain, float)  # ADU per 0.46 e-
+    roi: Applied[Roi] = Applied(lambda driver, roi: driver.set_roi(*roi), _roi)  # after connect
+    binning: Applied[int] = Applied(SimCamera.set_binning, int)  # symmetric: 1, 2, 4
+
+    def __init__(self, name: str, driver: SimCamera, settings: SimCameraSettings) -> None:
+        super().__init__(name, settings.pixel_size_um or 0.0, settings.exposure_ms)
         self.driver = driver
         self.model: str | None = None
-        self._exposure_ms = float(settings.get("exposure_ms", 50.0))
-        self._gain = float(settings.get("gain", 1.0))
-        self._roi: tuple[int, int, int, int] | None = settings.get("roi")
-        self._binning = int(settings.get("binning", 1))
-        self._pixel_size_set = "pixel_size_um" in settings
+        self._gain = settings.gain
+        self._roi: tuple[int, int, int, int] | None = settings.roi
+        self._binning: int = settings.binning
+        self._pixel_size_set = settings.pixel_size_um is not None
 
     def connect(self) -> None:
         info = self.driver.connect()
@@ -163,36 +204,6 @@ class SimulatorCamera(CameraBase):
     def _apply_exposure(self, ms: float) -> None:
         self.driver.set_exposure(ms)
 
-    @property
-    def gain(self) -> float:
-        """Camera gain (ADU per 0.46 e-)."""
-        return self._gain
-
-    @gain.setter
-    def gain(self, value: float) -> None:
-        self.driver.set_gain(value)
-        self._gain = float(value)
-
-    @property
-    def roi(self) -> tuple[int, int, int, int] | None:
-        """(x, y, width, height) in sensor pixels."""
-        return self._roi
-
-    @roi.setter
-    def roi(self, value: tuple[int, int, int, int]) -> None:
-        self.driver.set_roi(*value)
-        self._roi = tuple(int(v) for v in value)  # type: ignore[assignment]
-
-    @property
-    def binning(self) -> int:
-        """Symmetric binning (1, 2, 4)."""
-        return self._binning
-
-    @binning.setter
-    def binning(self, value: int) -> None:
-        self.driver.set_binning(value)
-        self._binning = int(value)
-
     def _grab(self, timeout_s: float) -> Frame:
         image, metadata = self.driver.snap(timeout_s)
         return Frame(image=image, metadata=metadata)
@@ -205,14 +216,13 @@ class OpenCvCamera(CameraBase):
     (binning sums blocks, clipped to uint16); gain goes to CAP_PROP_GAIN.
     """
 
-    def __init__(self, name: str, source: int | str, **settings: Any) -> None:
-        super().__init__(name, float(settings.get("pixel_size_um", 1.0)))
+    def __init__(self, name: str, source: int | str, settings: OpenCvSettings) -> None:
+        super().__init__(name, settings.pixel_size_um, settings.exposure_ms)
         self.source = source
-        self._exposure_ms = float(settings.get("exposure_ms", 50.0))
-        self._set_exposure = "exposure_ms" in settings
-        self._gain: float | None = settings.get("gain")
-        self.roi: tuple[int, int, int, int] | None = settings.get("roi")
-        self._binning = int(settings.get("binning", 1))
+        self._set_exposure = "exposure_ms" in settings.model_fields_set
+        self._gain: float | None = settings.gain
+        self.roi: tuple[int, int, int, int] | None = settings.roi
+        self._binning: int = settings.binning
         self._capture: Any = None
         self._counter = 0
         self._grab_lock = threading.Lock()
@@ -224,8 +234,6 @@ class OpenCvCamera(CameraBase):
 
     @gain.setter
     def gain(self, value: float) -> None:
-        import cv2
-
         if self._capture is not None:
             self._capture.set(cv2.CAP_PROP_GAIN, float(value))
         self._gain = float(value)
@@ -242,8 +250,6 @@ class OpenCvCamera(CameraBase):
         self._binning = int(value)
 
     def connect(self) -> None:
-        import cv2
-
         capture = cv2.VideoCapture(self.source)
         if not capture.isOpened():
             capture.release()
@@ -261,8 +267,6 @@ class OpenCvCamera(CameraBase):
             self._capture = None
 
     def _apply_exposure(self, ms: float) -> None:
-        import cv2
-
         if self._capture is None:
             return
         # V4L2: manual exposure needs AUTO_EXPOSURE = 1 (manual) first; units are 100 us.
@@ -313,3 +317,15 @@ def to_uint16_gray(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3:
         image = image.mean(axis=2)
     return np.asarray(image).astype(np.uint16)
+
+
+def make_sim_camera(name: str, settings: SimCameraSettings,
+                    transport: SerialTransport) -> SimulatorCamera:
+    """The simulator camera (`sim-camera`) behind `transport` (a socket:// URL)."""
+    return SimulatorCamera(name, SimCamera(transport, timeout=settings.timeout), settings)
+
+
+def make_opencv_camera(name: str, settings: OpenCvSettings) -> OpenCvCamera:
+    """A UVC camera through OpenCV; the url is a device index ("0") or a path / stream URL."""
+    url = settings.url
+    return OpenCvCamera(name, int(url) if url.isdigit() else url, settings)

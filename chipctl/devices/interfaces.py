@@ -8,10 +8,13 @@ drivers.errors exceptions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from drivers.errors import DeviceError
 
 
 @dataclass
@@ -36,7 +39,7 @@ class Device(Protocol):
 
 
 @runtime_checkable
-class Pump(Device, Protocol):
+class SyringePump(Device, Protocol):
     """A syringe pump. infuse/withdraw start pumping and return; poll is_running()."""
 
     syringe: Syringe
@@ -51,6 +54,24 @@ class Pump(Device, Protocol):
 
     def displaced_ul(self) -> float:
         """Net volume pushed out since the last infuse/withdraw started (withdraw < 0)."""
+        ...
+
+
+@runtime_checkable
+class Valve(Device, Protocol):
+    """A rotary selector valve: one common port connected to one of its ports."""
+
+    @property
+    def ports(self) -> range:
+        """The port numbers the valve accepts."""
+        ...
+
+    def select(self, port: int) -> None:
+        """Turn to `port` and return once it is there."""
+        ...
+
+    def position(self) -> int:
+        """The port the common port is connected to."""
         ...
 
 
@@ -106,3 +127,11 @@ class Camera(Device, Protocol):
     exposure_ms: float
 
     def snap(self, timeout_s: float = 5.0) -> Frame: ...
+
+
+def reported_firmware(query: Callable[[], str]) -> str | None:
+    """What a device reports of its firmware, for the run record (None if it will not say)."""
+    try:
+        return query() or None
+    except DeviceError:
+        return None

@@ -1,4 +1,4 @@
-"""The engine's syringe pumps (devices.interfaces.Pump) over the New Era and Harvard drivers.
+"""The engine's syringe pumps (interfaces.SyringePump) over the New Era and Harvard drivers.
 
 Lab units throughout: uL and uL/min. Each adapter keeps a running account of what its syringe
 holds (`syringe.contents_ul`), updated from the volume the pump reports as displaced while it
@@ -10,78 +10,25 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chipctl.config.units import to_unit
+from chipctl.config.devices import HarvardSettings, NewEraSettings, PumpSettings
 from chipctl.devices.interfaces import Syringe
+from drivers import pump_units
 from drivers.errors import DeviceAlarm, OutOfRange, PumpInterrupted, PumpReset
 from drivers.harvard import HarvardPump
-from drivers.newera import NewEraPump, format_number
-from drivers.newera import emergency_stop_all as _newera_stop_all
+from drivers.newera import NewEraPump
 from drivers.transport import SerialTransport
 
 log = logging.getLogger(__name__)
-_users: weakref.WeakKeyDictionary[SerialTransport, int] = weakref.WeakKeyDictionary()
-_users_lock = threading.Lock()
-# The New Era adapters on each port, so a broadcast stop can settle their accounts.
-_on_port: weakref.WeakKeyDictionary[SerialTransport, weakref.WeakSet[NewEraSyringePump]] = (
-    weakref.WeakKeyDictionary()
-)
-NE_RATE_UNITS = (("UM", 1.0), ("UH", 1.0 / 60.0), ("MM", 1000.0), ("MH", 1000.0 / 60.0))
 
 
-def _acquire(transport: SerialTransport) -> None:
-    with _users_lock:
-        transport.open()
-        _users[transport] = _users.get(transport, 0) + 1
-
-
-def _release(transport: SerialTransport) -> None:
-    with _users_lock:
-        left = _users.get(transport, 1) - 1
-        _users[transport] = left
-        if left <= 0:
-            transport.close()
-
-
-def newera_rate(rate_ul_min: float) -> tuple[float, str]:
-    """The NE units that carry `rate_ul_min` with the least rounding: (number, units)."""
-    best: tuple[float, float, str] | None = None
-    for units, factor in NE_RATE_UNITS:
-        value = rate_ul_min / factor
-        try:
-            number = float(format_number(value))
-        except ValueError:
-            continue
-        error = abs(number - value) / value
-        if number > 0 and (best is None or error < best[0] - 1e-12):
-            best = (error, number, units)
-    if best is None:
-        raise ValueError(f"rate {rate_ul_min} uL/min cannot be written for a New Era pump")
-    return best[1], best[2]
-
-
-def newera_volume(volume_ul: float) -> tuple[float, str]:
-    """(number, UL|ML) for VOL; 0 means pump until stopped, so a volume must not round to 0."""
-    value, units = (volume_ul, "UL") if volume_ul < 9999.5 else (volume_ul / 1000.0, "ML")
-    number = float(format_number(value))
-    if volume_ul > 0 and number == 0:
-        raise ValueError(f"{volume_ul} uL is below the pump's volume resolution (0.001 uL)")
-    return number, units
-
-
-def syringe_from_settings(settings: dict[str, Any]) -> Syringe:
-    """The syringe of a bench-file pump entry (`syringe: {inner_diameter, volume, contents}`)."""
-    spec = settings.get("syringe") or {}
-    volume = to_unit(spec.get("volume", "1 mL"), "uL")
-    return Syringe(
-        inner_diameter_mm=to_unit(spec.get("inner_diameter", "4.699 mm"), "mm"),
-        volume_ul=volume,
-        contents_ul=to_unit(spec.get("contents", 0.0), "uL"),
-        reagent=str(settings.get("reagent", "")),
-    )
+def syringe_from_settings(settings: PumpSettings) -> Syringe:
+    """The syringe of a pump's bench-file entry, holding its starting contents."""
+    spec = settings.syringe
+    return Syringe(inner_diameter_mm=spec.inner_diameter_mm, volume_ul=spec.volume_ul,
+                   contents_ul=spec.contents_ul, reagent=settings.reagent)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -141,26 +88,18 @@ class NewEraSyringePump(_AccountedPump):
         self.version = ""
         self._continuous = False
         self._configured = False
-        _on_port.setdefault(driver.transport, weakref.WeakSet()).add(self)
-        self._connected = False
 
     @_locked
     def connect(self) -> None:
-        """Open the port, reach the pump (acknowledging power-up alarms), set the syringe."""
-        if not self._connected:
-            _acquire(self.driver.transport)
-            self._connected = True
-        self.driver.transport.open()  # again after a lost link
+        """Reach the pump (acknowledging power-up alarms) and set the syringe (the rig has
+        opened the port)."""
         self.version = self.driver.connect(self.safe_mode_s)
         self.driver.stop()
         self._configure()
 
     def close(self) -> None:
-        """Stop the heartbeat and release the port (the pump is left as it is)."""
+        """Stop the heartbeat (the pump is left as it is; the rig closes the port)."""
         self.driver.close()
-        if self._connected:
-            self._connected = False
-            _release(self.driver.transport)
 
     def _configure(self) -> None:
         self.driver.set_diameter(self.syringe.inner_diameter_mm)
@@ -181,8 +120,8 @@ class NewEraSyringePump(_AccountedPump):
 
     def _start(self, direction: str, rate_ul_min: float, volume_ul: float | None) -> None:
         try:  # before any traffic: refuse what cannot be written
-            rate = newera_rate(rate_ul_min)
-            volume = newera_volume(volume_ul or 0.0)
+            rate = pump_units.newera_rate(rate_ul_min)
+            volume = pump_units.newera_volume(volume_ul or 0.0)
         except ValueError as exc:
             raise OutOfRange(self.name, str(exc)) from exc
         for attempt in range(3):
@@ -261,22 +200,12 @@ class NewEraSyringePump(_AccountedPump):
         self._active = False
 
 
-def make_newera(
-    name: str, settings: dict[str, Any], transport: SerialTransport
-) -> NewEraSyringePump:
-    """A New Era pump from its bench-file entry: address, syringe, reagent, safe_mode (s)."""
-    safe = int(round(to_unit(settings.get("safe_mode", 0) or 0, "s")))
-    driver = NewEraPump(transport, int(settings.get("address", 0)), name=name)
-    return NewEraSyringePump(name, driver, syringe_from_settings(settings), safe_mode_s=safe)
-
-
-def harvard_rate(rate_ul_min: float) -> tuple[float, str]:
-    """Units for an Ultra rate command: (number, units) in ml/min, ul/min or nl/min."""
-    if rate_ul_min >= 10000.0:
-        return rate_ul_min / 1000.0, "m/m"
-    if rate_ul_min >= 0.1:
-        return rate_ul_min, "u/m"
-    return rate_ul_min * 1000.0, "n/m"
+def make_newera(name: str, settings: NewEraSettings,
+                transport: SerialTransport) -> NewEraSyringePump:
+    """A New Era pump from its bench-file entry (address, syringe, reagent, safe mode)."""
+    driver = NewEraPump(transport, settings.address, name=name)
+    return NewEraSyringePump(name, driver, syringe_from_settings(settings),
+                             safe_mode_s=int(round(settings.safe_mode_s)))
 
 
 class HarvardSyringePump(_AccountedPump):
@@ -286,16 +215,11 @@ class HarvardSyringePump(_AccountedPump):
         super().__init__(name, syringe)
         self.driver = driver
         self.version = ""
-        self._connected = False
         self._resyncs = 0
 
     @_locked
     def connect(self) -> None:
-        """Open the port, resynchronise, polling on, NVRAM off, set the syringe."""
-        if not self._connected:
-            _acquire(self.driver.transport)
-            self._connected = True
-        self.driver.transport.open()
+        """Resynchronise, polling on, NVRAM off, set the syringe (the rig opened the port)."""
         self.version = self.driver.connect()
         self.driver.stop()
         self._configure()
@@ -306,10 +230,7 @@ class HarvardSyringePump(_AccountedPump):
         self._resyncs = self.driver.resyncs
 
     def close(self) -> None:
-        """Release the port (the pump is left as it is)."""
-        if self._connected:
-            self._connected = False
-            _release(self.driver.transport)
+        """Nothing to release (the pump is left as it is; the rig closes the port)."""
 
     @_locked
     def infuse(self, rate_ul_min: float, volume_ul: float | None = None) -> None:
@@ -329,7 +250,7 @@ class HarvardSyringePump(_AccountedPump):
         if driver.resyncs != self._resyncs:
             self._configure()  # the link was lost and found again: never assume the settings
         driver.clear_volumes()
-        value, units = harvard_rate(rate_ul_min)
+        value, units = pump_units.harvard_rate(rate_ul_min)
         if infuse:
             driver.set_infuse_rate(value, units)
         else:
@@ -379,17 +300,8 @@ class HarvardSyringePump(_AccountedPump):
         self._active = False
 
 
-def make_harvard(
-    name: str, settings: dict[str, Any], transport: SerialTransport
-) -> HarvardSyringePump:
-    """A Harvard Ultra pump from its bench-file entry: address, syringe, reagent."""
-    driver = HarvardPump(transport, int(settings.get("address", 0)), name=name)
+def make_harvard(name: str, settings: HarvardSettings,
+                 transport: SerialTransport) -> HarvardSyringePump:
+    """A Harvard Ultra pump from its bench-file entry (address, syringe, reagent)."""
+    driver = HarvardPump(transport, settings.address, name=name)
     return HarvardSyringePump(name, driver, syringe_from_settings(settings))
-
-
-def emergency_stop_all(transport: SerialTransport) -> None:
-    """Stop every New Era pump on `transport` at once (broadcast `*STP`), then settle the
-    syringe accounts of the adapters on that port (their runs end here, not as interrupted)."""
-    _newera_stop_all(transport)
-    for pump in list(_on_port.get(transport, ())):
-        pump.stopped_by_broadcast()

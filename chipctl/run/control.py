@@ -2,13 +2,16 @@
 
 The executor calls `checkpoint()` often (between device actions and while waiting); that is
 where a pause takes hold (the executor's hold/release callbacks stop and restart the fluidics)
-and where an abort turns into a RunAborted exception that unwinds the step.
+and where an abort turns into a RunAborted exception that unwinds the step. When a pause takes
+hold or ends, `state_changed` says so (the runner listens and records the state).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+
+from psygnal import Signal
 
 from chipctl.run.clock import RunClock
 
@@ -22,9 +25,10 @@ class RunAborted(Exception):
 class RunControl:
     """Flags set from any thread, honoured on the run's thread."""
 
-    def __init__(self, clock: RunClock, on_state: Callable[[str, str], None] | None = None) -> None:
+    state_changed = Signal(str, str)  # "paused" | "running", reason (on the run's thread)
+
+    def __init__(self, clock: RunClock) -> None:
         self.clock = clock
-        self._on_state = on_state or (lambda state, reason: None)
         self._resume = threading.Event()
         self._resume.set()
         self._wake = threading.Event()
@@ -71,14 +75,14 @@ class RunControl:
             return
         if hold:
             hold()
-        self._on_state("paused", "pause requested")
+        self.state_changed.emit("paused", "pause requested")
         started = self.clock.now()
         while not self._resume.wait(SLICE_S):
             pass
         self.paused_s += self.clock.now() - started
         if self.abort_reason is not None:
             raise RunAborted(self.abort_reason)
-        self._on_state("running", "resumed")
+        self.state_changed.emit("running", "resumed")
         if release:
             release()
 

@@ -1,8 +1,10 @@
-"""The executor: maps each protocol step to device actions on the rig.
+"""The executor: maps each protocol step to device actions on the rig (the runner's
+StepEngine).
 
 It is the only part of a run that does I/O. It honours pause and abort through RunControl: a
 pause stops the pump of the current step (booking what it delivered) and turns the light off;
 resume pumps the rest, so a flow or monitor step always delivers its full volume in total.
+Every frame it takes is counted by the run's FrameCounting (the streaming pipeline).
 """
 
 from __future__ import annotations
@@ -11,58 +13,81 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from chipctl.devices.autofocus import autofocus
 from chipctl.devices.interfaces import Frame
 from chipctl.devices.rig import Rig
-from chipctl.protocol.model import (
-    ChannelSetting,
-    Flow,
-    Image,
-    Monitor,
-    Prime,
-    Prompt,
-    Step,
-    Valve,
-    Wait,
-)
+from chipctl.protocol import model as steps
+from chipctl.run import interlocks
 from chipctl.run.control import RunControl
+from chipctl.run.counting import CountingFailed, FrameCounting
 from chipctl.run.events import RunEvents, record
 from chipctl.run.fluidics import PumpRun
-from chipctl.run.interlocks import Interlock, over_pressure
-from drivers.errors import DeviceError
+from chipctl.run.runner import StepFailed
 
-FLOW_GRACE = 1.5  # a flow may take this many times its planned duration (+30 s) before failing
 POLL_WALL_S = 0.05  # poll a running pump at most every 50 ms of wall time ...
 POLL_MIN_S = 0.5  # ... and at most every 0.5 s of protocol time
 SNAP_READOUT_S = 3.0  # wall seconds a frame may take beyond its exposure (readout, transfer)
-
-
-class StepFailed(Exception):
-    """A step could not be carried out (a device refused, a pump never finished)."""
 
 
 class Executor:
     """Carries out steps on a rig, publishing counts and frames as events."""
 
     def __init__(self, rig: Rig, control: RunControl, events: RunEvents,
-                 counter: Callable[[Any], Any] | None = None,
-                 parameters: dict[str, str] | None = None) -> None:
+                 counting: FrameCounting, parameters: dict[str, str] | None = None) -> None:
         self.rig = rig
         self.control = control
         self.events = events
-        self.counter = counter or _default_counter()
+        self.counting = counting
         self.parameters = dict(parameters or {})
         self.step_index = 0
         self.monitor_series: list[tuple[float, int]] = []
 
-    def execute(self, step: Step) -> None:
+    # -- the runner's StepEngine -------------------------------------------------------------
+    def setup_run(self, protocol: steps.Protocol) -> None:
+        """Start the run's counter."""
+        self.counting.start()
+
+    def label(self, step: steps.Step) -> str:
+        """The step's label with run parameters filled in."""
+        return self.render(step.label)
+
+    def setup_step(self, index: int, step: steps.Step) -> None:
+        """Remember which step the counts belong to."""
+        self.step_index = index
+
+    def execute_step(self, step: steps.Step) -> None:
         """Carry out one (non-repeat) step."""
         handler = {
-            Prime: self._prime, Flow: self._flow, Wait: self._wait, Image: self._image,
-            Monitor: self._monitor, Prompt: self._prompt, Valve: self._valve,
+            steps.Prime: self._prime, steps.Flow: self._flow, steps.Wait: self._wait,
+            steps.Image: self._image, steps.Monitor: self._monitor, steps.Prompt: self._prompt,
+            steps.Valve: self._valve,
         }.get(type(step))
         if handler is None:
             raise StepFailed(f"no executor for step kind {step.kind!r}")
-        handler(step)  # type: ignore[operator]
+        try:
+            handler(step)  # type: ignore[operator]
+        except CountingFailed as exc:
+            raise StepFailed(str(exc)) from exc
+
+    def teardown_step(self, step: steps.Step) -> None:
+        """Every frame of the step counted and published before the step ends."""
+        try:
+            self.counting.join()
+        except CountingFailed as exc:
+            raise StepFailed(str(exc)) from exc
+
+    def teardown_run(self) -> list[str]:
+        """The bench safe (pumps stopped, lights off), then the last frames counted."""
+        failures = self.rig.safe_state()
+        if failures:  # an alarm reply acknowledges the alarm: the second stop goes through
+            failures = self.rig.safe_state()
+        with contextlib.suppress(CountingFailed):
+            self.counting.stop()
+        return failures
+
+    def halt(self) -> list[str]:
+        """Emergency stop: every pump and light off now (broadcast first where available)."""
+        return self.rig.halt_all()
 
     def render(self, text: str) -> str:
         """`text` with {parameter} placeholders filled in from the run's parameters."""
@@ -72,26 +97,20 @@ class Executor:
             return text
 
     # -- stopping ---------------------------------------------------------------------------
-    def halt_all(self) -> list[str]:
-        """Emergency stop: every pump and light off now (broadcast first where available)."""
-        return halt_all(self.rig)
-
     def _dark(self) -> None:
         for light in self.rig.illuminators.values():
             light.dark()
 
     # -- fluidics ---------------------------------------------------------------------------
-    def _prime(self, step: Prime) -> None:
+    def _prime(self, step: steps.Prime) -> None:
         self.pump_volume(step.pump, step.rate_ul_min, step.volume_ul, "infuse")
 
-    def _flow(self, step: Flow) -> None:
+    def _flow(self, step: steps.Flow) -> None:
         self.pump_volume(step.pump, step.rate_ul_min, step.planned_volume_ul, step.direction)
 
     def _pump_run(self, name: str, rate: float, volume: float, direction: str) -> PumpRun:
-        chip = self.rig.bench.chip
         return PumpRun(name, self.rig.pumps[name], rate, volume, direction, emit=self._emit,
-                       pressure_kpa=chip.channel.pressure_kpa,
-                       pressure_limit_kpa=chip.pressure_limit_kpa)
+                       chip=self.rig.bench.chip)
 
     def _hold(self, run: PumpRun) -> Callable[[], None]:
         def hold() -> None:
@@ -108,15 +127,13 @@ class Executor:
         hold, release = self._hold(run), run.start
         self.control.checkpoint()
         run.start()
-        deadline = FLOW_GRACE * 60 * volume / rate + 30
-        started = self.control.clock.now() - self.control.paused_s
+        started = self._active_time()
         try:
             while True:
                 self.control.checkpoint(hold, release)
                 if not run.is_running():
                     break
-                if self.control.clock.now() - self.control.paused_s - started > deadline:
-                    raise Interlock(f"pump stall: {name} did not finish {volume:g} uL in time")
+                interlocks.check_in_time(name, volume, rate, self._active_time() - started)
                 self.control.wait(self._poll_s(), hold, release)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -126,16 +143,16 @@ class Executor:
         run.finish()
         return run
 
-    def _wait(self, step: Wait) -> None:
+    def _wait(self, step: steps.Wait) -> None:
         self.control.wait(step.duration_s, self._dark)
 
-    def _valve(self, step: Valve) -> None:
-        device = self.rig.devices.get(step.valve)
-        if device is None or not hasattr(device, "select"):
+    def _valve(self, step: steps.Valve) -> None:
+        valve = self.rig.valves.get(step.valve)
+        if valve is None:
             raise StepFailed(f"valve {step.valve!r} is not on this bench")
-        device.select(step.port)
+        valve.select(step.port)
 
-    def _prompt(self, step: Prompt) -> None:
+    def _prompt(self, step: steps.Prompt) -> None:
         message = self.render(step.message)
         self._emit("prompt", message=message)
         self.control.wait_for_operator(lambda: self.events.prompt.emit(message))
@@ -147,7 +164,7 @@ class Executor:
         stage.move_to(x_um, y_um)
         stage.wait_idle()
 
-    def _image(self, step: Image) -> None:
+    def _image(self, step: steps.Image) -> None:
         for zone in step.zones:
             cx, cy = self.rig.bench.chip.zones[zone].center_um
             for index, (dx, dy) in enumerate(step.field_offsets()):
@@ -159,10 +176,8 @@ class Executor:
                     self.control.checkpoint(self._dark)
                     self.snap_and_count(zone, index, channel)
 
-    def _autofocus(self, channel: ChannelSetting) -> None:
+    def _autofocus(self, channel: steps.ChannelSetting) -> None:
         """Focus on the field in the step's first channel (chipctl.devices.autofocus)."""
-        from chipctl.devices.autofocus import autofocus
-
         light, camera = self.rig.first("illuminator"), self.rig.first("camera")
         camera.exposure_ms = channel.exposure_ms
         light.light(channel.channel, channel.power_pct)
@@ -172,8 +187,10 @@ class Executor:
             light.dark()
         self._emit("autofocus", z_um=round(result.z_um, 3), channel=channel.channel)
 
-    def snap_and_count(self, zone: str, field_index: int, channel: ChannelSetting) -> int:
-        """Light a channel, take a frame, dark again, count it and publish the count."""
+    def snap_and_count(self, zone: str, field_index: int,
+                       channel: steps.ChannelSetting) -> int:
+        """Light a channel, take a frame, dark again, and queue it to be counted; returns its
+        index with the run's counter (counting.count_of(index) waits for its count)."""
         light = self.rig.first("illuminator")
         camera = self.rig.first("camera")
         camera.exposure_ms = channel.exposure_ms
@@ -182,25 +199,22 @@ class Executor:
             frame: Frame = camera.snap(timeout_s=self._snap_timeout_s(channel.exposure_ms))
         finally:
             light.dark()
-        result = self.counter(frame.image)
         truth = frame.metadata.get("truth", {})
         row = {
             "t_s": round(self.control.clock.now(), 3), "step": self.step_index, "zone": zone,
-            "field": field_index, "channel": channel.channel, "count": int(result.count),
+            "field": field_index, "channel": channel.channel, "count": None,
             "exposure_ms": channel.exposure_ms, "power_pct": channel.power_pct,
             "x_um": frame.metadata.get("stage_x_um"), "y_um": frame.metadata.get("stage_y_um"),
             "true_count": truth.get("count") if isinstance(truth, dict) else None,
         }
         frame.metadata.update({"zone": zone, "field": field_index, "channel": channel.channel})
-        self.events.frame.emit(frame)
-        self.events.counted.emit(row)
-        return int(result.count)
+        return self.counting.submit(frame, row)
 
     def _snap_timeout_s(self, exposure_ms: float) -> float:
         """Wall seconds to wait for a frame: the exposure (on the run clock) plus readout."""
         return SNAP_READOUT_S + 4 * self.control.clock.wall(exposure_ms / 1000)
 
-    def _monitor(self, step: Monitor) -> None:
+    def _monitor(self, step: steps.Monitor) -> None:
         cx, cy = self.rig.bench.chip.zones[step.zone].center_um
         self._goto(cx, cy)
         self._check_total_pressure(step)
@@ -233,15 +247,12 @@ class Executor:
         main.finish(expect_full=not plateau)
         self._record_count(step)  # the count at the end of the flow
 
-    def _check_total_pressure(self, step: Monitor) -> None:
-        chip = self.rig.bench.chip
-        pressure = chip.channel.pressure_kpa(step.total_rate_ul_min)
-        if pressure > chip.pressure_limit_kpa:
-            pumps = " + ".join(f.pump for f in step.flows)
-            raise over_pressure(pumps, step.total_rate_ul_min, pressure, chip.pressure_limit_kpa)
+    def _check_total_pressure(self, step: steps.Monitor) -> None:
+        pumps = " + ".join(f.pump for f in step.flows)
+        interlocks.check_pressure(self.rig.bench.chip, pumps, step.total_rate_ul_min)
 
-    def _monitor_loop(self, step: Monitor, runs: list[PumpRun], hold: Callable[[], None],
-                      release: Callable[[], None]) -> bool:
+    def _monitor_loop(self, step: steps.Monitor, runs: list[PumpRun],
+                      hold: Callable[[], None], release: Callable[[], None]) -> bool:
         """Count every interval while the main pump runs; True if stopped at a plateau."""
         next_count = self._active_time()
         while True:
@@ -265,33 +276,15 @@ class Executor:
     def _active_time(self) -> float:
         return self.control.clock.now() - self.control.paused_s
 
-    def _record_count(self, step: Monitor) -> None:
-        count = self.snap_and_count(step.zone, 0, step.channel)
+    def _record_count(self, step: steps.Monitor) -> None:
+        count = self.counting.count_of(self.snap_and_count(step.zone, 0, step.channel))
         self.monitor_series.append((self._active_time(), count))
 
     def _emit(self, kind: str, **fields: Any) -> None:
         self.events.record.emit(record(kind, t_s=round(self.control.clock.now(), 3), **fields))
 
 
-def halt_all(rig: Rig) -> list[str]:
-    """Every pump and light off now: a broadcast stop on each New Era line (`*STP`, all pumps
-    at once), then every pump and light one by one. Returns what could not be done."""
-    failures = []
-    from chipctl.devices.pumps import emergency_stop_all
-
-    urls = {spec.url for spec in rig.bench.of_kind("pump").values() if spec.driver == "newera"}
-    for url in sorted(urls):
-        transport = rig.transports.get(url)
-        if transport is None:
-            continue
-        try:
-            emergency_stop_all(transport)
-        except (DeviceError, OSError) as exc:
-            failures.append(f"broadcast stop on {url}: {exc}")
-    return failures + rig.safe_state()
-
-
-def plateaued(series: list[tuple[float, int]], step: Monitor) -> bool:
+def plateaued(series: list[tuple[float, int]], step: steps.Monitor) -> bool:
     """True when the last counts rose by less than the step's tolerance."""
     if len(series) < step.plateau_points:
         return False
@@ -309,10 +302,4 @@ class _Missing(dict):
         return "{" + key + "}"
 
 
-def _default_counter() -> Callable[[Any], Any]:
-    from chipctl.vision import count_frame
-
-    return count_frame
-
-
-__all__ = ["Executor", "StepFailed", "halt_all", "plateaued"]
+__all__ = ["Executor", "plateaued"]

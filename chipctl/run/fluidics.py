@@ -3,7 +3,7 @@
 `start()` pumps what is left of the volume; `hold()` stops the pump and books what it moved;
 `finish()` books the last segment. Across any number of pauses the segments add up to the
 step's volume. A pump that stops short (end of travel, a stall without alarm) or that would
-push the chip past its pressure limit raises an Interlock.
+push the chip past its pressure limit raises an Interlock (chipctl.run.interlocks decides).
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from chipctl.devices.interfaces import Pump
-from chipctl.run.interlocks import end_of_travel, over_pressure, stopped_short
+from chipctl.config.bench import ChipSpec
+from chipctl.devices.interfaces import SyringePump
+from chipctl.run import interlocks
 from drivers.errors import PumpStalled
-
-SHORTFALL_TOLERANCE = 0.02  # a pump may stop 2 % (or 0.05 uL) short of its volume
 
 
 @dataclass
@@ -25,13 +23,12 @@ class PumpRun:
     """A pump's progress through one volume."""
 
     name: str
-    pump: Pump
+    pump: SyringePump
     rate_ul_min: float
     target_ul: float
     direction: str = "infuse"
     emit: Callable[..., None] = field(default=lambda kind, **fields: None, repr=False)
-    pressure_kpa: Callable[[float], float] | None = None
-    pressure_limit_kpa: float = float("inf")
+    chip: ChipSpec | None = None  # checked for its pressure limit before each start
     delivered_ul: float = 0.0
     segments: list[float] = field(default_factory=list)
     running: bool = False
@@ -50,10 +47,8 @@ class PumpRun:
         """Pump the remaining volume (the first time, or after a pause)."""
         if self.remaining_ul <= 1e-6:
             return
-        if self.pressure_kpa is not None:
-            pressure = self.pressure_kpa(self.rate_ul_min)
-            if pressure > self.pressure_limit_kpa:
-                raise over_pressure(self.name, self.rate_ul_min, pressure, self.pressure_limit_kpa)
+        if self.chip is not None:
+            interlocks.check_pressure(self.chip, self.name, self.rate_ul_min)
         self.emit("pump_start", pump=self.name, direction=self.direction,
                   rate_ul_min=self.rate_ul_min, volume_ul=round(self.remaining_ul, 4))
         if self.direction == "infuse":
@@ -89,10 +84,12 @@ class PumpRun:
             self.running = False
             with contextlib.suppress(Exception):
                 self._book()
-            if self._at_end_of_travel():
-                raise end_of_travel(self.name, self.direction, self.delivered_ul,
-                                    self.target_ul) from exc
-            raise
+            reason = interlocks.stall_or_end_of_travel(exc, self.name, self.pump.syringe,
+                                                       self.direction, self.delivered_ul,
+                                                       self.target_ul)
+            if reason is exc:
+                raise
+            raise reason from exc
 
     def finish(self, expect_full: bool = True) -> None:
         """The pump stopped by itself: book the segment, check the volume, report."""
@@ -103,33 +100,10 @@ class PumpRun:
                   delivered_ul=round(self._sign * self.delivered_ul, 4),
                   target_ul=self.target_ul, segments=[round(s, 4) for s in self.segments])
         if expect_full:
-            self._check_shortfall()
+            interlocks.check_delivered(self.name, self.pump.syringe, self.direction,
+                                       self.delivered_ul, self.target_ul)
 
     def _book(self) -> None:
         moved = abs(self.pump.displaced_ul())
         self.delivered_ul += moved
         self.segments.append(moved)
-
-    def _check_shortfall(self) -> None:
-        short = self.target_ul - self.delivered_ul
-        if short <= max(0.05, SHORTFALL_TOLERANCE * self.target_ul):
-            return
-        if self._at_end_of_travel():
-            raise end_of_travel(self.name, self.direction, self.delivered_ul, self.target_ul)
-        raise stopped_short(self.name, self.delivered_ul, self.target_ul)
-
-    def _at_end_of_travel(self) -> bool:
-        syringe = getattr(self.pump, "syringe", None)
-        contents = getattr(syringe, "contents_ul", None)
-        volume = getattr(syringe, "volume_ul", None)
-        if contents is None:
-            return False
-        if self.direction == "infuse":
-            return bool(contents <= 0.05)
-        return volume is not None and contents >= volume - 0.05
-
-
-def describe(run: PumpRun) -> dict[str, Any]:
-    """A JSON-able summary of a pump run."""
-    return {"pump": run.name, "target_ul": run.target_ul, "delivered_ul": run.delivered_ul,
-            "segments": list(run.segments)}

@@ -1,10 +1,12 @@
-"""The runner: the run's state machine. It never does I/O itself; the executor does.
+"""The runner: the run's state machine. It owns the control flow and never does I/O itself;
+it drives a StepEngine (the executor) that does.
 
 idle -> running <-> paused -> completed | aborted | failed. Pause and abort are honoured at the
-executor's checkpoints; an emergency stop also halts every pump and light at once from the
-caller's thread (through the executor). Whatever ends the run, the bench is brought to a safe
-state and the reason is recorded: an interlock (pump stall or reset alarm, end of travel,
-over-pressure, camera timeout, device lost) fails the run with the interlock's reason.
+engine's checkpoints (RunControl); an emergency stop also halts every pump and light at once
+from the caller's thread (StepEngine.halt). Whatever ends the run, the engine brings the bench
+to a safe state (teardown_run) and the reason is recorded: an interlock (pump stall or reset
+alarm, end of travel, over-pressure, camera timeout, device lost) fails the run with the
+interlock's reason.
 """
 
 from __future__ import annotations
@@ -12,24 +14,57 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Protocol as Interface
 
-from chipctl.protocol.model import Protocol
-from chipctl.run.control import RunAborted
+from chipctl.protocol.model import Protocol, Step
+from chipctl.run.control import RunAborted, RunControl
 from chipctl.run.events import RunEvents, RunState, record
-from chipctl.run.executor import Executor, StepFailed
 from chipctl.run.interlocks import Interlock, reason_for
 from drivers.errors import DeviceError
 
 log = logging.getLogger(__name__)
 
 
-class Runner:
-    """Runs one protocol on one executor."""
+class StepFailed(Exception):
+    """A step could not be carried out (a device refused, a pump never finished)."""
 
-    def __init__(self, protocol: Protocol, executor: Executor, events: RunEvents) -> None:
+
+class StepEngine(Interface):
+    """What the runner drives: how a run's steps reach the devices (in the spirit of
+    pymmcore-plus' MDA engine: set up, execute, tear down). Calls come from the run's worker
+    thread, except `halt`, which may come from any thread."""
+
+    def setup_run(self, protocol: Protocol) -> None:
+        """Before the first step (start what the run needs, e.g. its counter)."""
+
+    def label(self, step: Step) -> str:
+        """The step's label as the operator reads it (run parameters filled in)."""
+
+    def setup_step(self, index: int, step: Step) -> None:
+        """Before `step` (index in the flat step list) runs."""
+
+    def execute_step(self, step: Step) -> None:
+        """Carry the step out; raises RunAborted, an Interlock, StepFailed or a DeviceError."""
+
+    def teardown_step(self, step: Step) -> None:
+        """After the step succeeded (e.g. every frame it took is counted and published)."""
+
+    def teardown_run(self) -> list[str]:
+        """After the last step, whatever ended the run: the bench in a safe state; returns
+        what could not be made safe."""
+
+    def halt(self) -> list[str]:
+        """Emergency stop: every pump and light off now; returns what could not be stopped."""
+
+
+class Runner:
+    """Runs one protocol on one StepEngine."""
+
+    def __init__(self, protocol: Protocol, engine: StepEngine, control: RunControl,
+                 events: RunEvents) -> None:
         self.protocol = protocol
-        self.executor = executor
-        self.control = executor.control
+        self.engine = engine
+        self.control = control
         self.events = events
         self.steps = protocol.flat_steps()
         self.state = RunState.IDLE
@@ -72,7 +107,7 @@ class Runner:
         if not self.state.finished:  # recorded before the run thread can finish and close
             self.events.record.emit(record("emergency_stop", reason=reason))
         self.control.request_abort(reason)
-        return self.executor.halt_all()
+        return self.engine.halt()
 
     def confirm(self) -> None:
         """Answer the current operator prompt."""
@@ -93,21 +128,13 @@ class Runner:
 
     def run(self) -> RunState:
         """Run every step; returns the final state."""
-        self.control._on_state = self._on_control_state
+        self.control.state_changed.connect(self._on_control_state)
         self.started_at = time.time()
         self._set_state(RunState.RUNNING, "started")
         try:
+            self.engine.setup_run(self.protocol)
             for index, step in enumerate(self.steps):
-                self.current_step = index
-                self.executor.step_index = index
-                self.control.checkpoint()
-                label = self.executor.render(step.label)
-                self.events.step_started.emit(index, len(self.steps), label)
-                self.events.record.emit(record("step_started", index=index, label=label,
-                                               step_kind=step.kind, line=step.line))
-                self.executor.execute(step)
-                self.events.step_finished.emit(index, label)
-                self.events.record.emit(record("step_finished", index=index, label=label))
+                self._run_step(index, step)
         except RunAborted as exc:
             self._finish(RunState.ABORTED, str(exc))
         except (Interlock, DeviceError, StepFailed, OSError) as exc:
@@ -122,10 +149,26 @@ class Runner:
             self._finish(RunState.COMPLETED, "all steps done")
         return self.state
 
+    def _run_step(self, index: int, step: Step) -> None:
+        self.current_step = index
+        self.control.checkpoint()
+        self.engine.setup_step(index, step)
+        label = self.engine.label(step)
+        self.events.step_started.emit(index, len(self.steps), label)
+        self.events.record.emit(record("step_started", index=index, label=label,
+                                       step_kind=step.kind, line=step.line))
+        self.engine.execute_step(step)
+        self.engine.teardown_step(step)
+        self.events.step_finished.emit(index, label)
+        self.events.record.emit(record("step_finished", index=index, label=label))
+
     def _finish(self, state: RunState, reason: str) -> None:
-        failures = self.executor.rig.safe_state()
-        if failures:  # an alarm reply acknowledges the alarm: the second stop goes through
-            failures = self.executor.rig.safe_state()
+        self.control.state_changed.disconnect(self._on_control_state)
+        try:  # a failing teardown must not keep the run from ending (and being recorded)
+            failures = self.engine.teardown_run()
+        except Exception as exc:  # noqa: BLE001 - recorded as what could not be made safe
+            log.exception("teardown failed")
+            failures = [f"teardown: {exc!r}"]
         index = self.current_step
         step = self.steps[index].label if 0 <= index < len(self.steps) else ""
         # Where and why the run stopped, and whether the bench is safe (the run store then

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chipctl.config.micromanager import MicroManagerSettings
+from chipctl.config.devices import MicroManagerSettings
 from drivers.errors import (
     DeviceDisconnected,
     DeviceError,
@@ -66,11 +66,12 @@ def config_devices(path: Path) -> list[ConfigDevice]:
     return found
 
 
-def config_path(name: str, settings: MicroManagerSettings, base_dir: Path) -> Path:
+def config_path(name: str, settings: MicroManagerSettings) -> Path:
     """The configuration file: as given, else in mm_dir, else beside the bench file."""
     path = Path(settings.config).expanduser()
     if not path.is_absolute():
-        path = (Path(settings.mm_dir).expanduser() if settings.mm_dir else base_dir) / path
+        base = settings.mm_dir or settings.bench_dir or "."
+        path = Path(base).expanduser() / path
     if not path.is_file():
         raise MicroManagerUnavailable(name, f"Micro-Manager configuration {path} not found")
     return path
@@ -127,11 +128,11 @@ def _check_adapters(name: str, core: Any, path: Path, adapters: list[ConfigDevic
                       f" build that includes it, and the vendor's driver for the hardware")
 
 
-def open_core(name: str, settings: MicroManagerSettings, base_dir: Path,
+def open_core(name: str, settings: MicroManagerSettings,
               find: Callable[[], str | None] = find_installation) -> Any:
     """A Micro-Manager core with the bench entry's configuration loaded; `find` locates the
     Micro-Manager installation when the bench file gives no mm_dir."""
-    path = config_path(name, settings, base_dir)
+    path = config_path(name, settings)
     try:
         from pymmcore_plus import CMMCorePlus
         from pymmcore_plus.experimental.unicore import UniMMCore

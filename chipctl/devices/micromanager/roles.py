@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chipctl.config.micromanager import ChannelMap, MicroManagerSettings
+from chipctl.config.devices import MicroManagerChannel, MicroManagerSettings
 from chipctl.devices.cameras import CameraBase, to_uint16_gray
 from chipctl.devices.interfaces import Frame
 from chipctl.devices.micromanager.core import as_device_error, mm_call
@@ -42,7 +42,9 @@ class MicroManagerCamera(CameraBase):
         self.scope, self.label = scope, label
         self.device = f"{scope.name} camera {label!r}"
         self._fallback_pixel_um = settings.pixel_size_um
-        self._initial_roi, self._binning = settings.roi, settings.binning
+        self._initial_roi = settings.roi
+        # the configuration's own binning stands unless the bench file sets one
+        self._binning = settings.binning if "binning" in settings.model_fields_set else None
         self._snap_lock = threading.Lock()
         self._counter = 0
 
@@ -227,7 +229,7 @@ class MicroManagerIlluminator:
         self.filter = settings.roles.filter
         self.group = settings.channel_group
         self.device = f"{scope.name} light {self.light_label!r}"
-        self._maps: dict[str, ChannelMap] = dict(settings.channels)
+        self._maps: dict[str, MicroManagerChannel] = dict(settings.channels)
         self.channels: tuple[str, ...] = tuple(self._maps)
         self._lit: str | None = None
         self._power: dict[str, float] = {}
@@ -238,13 +240,13 @@ class MicroManagerIlluminator:
         if not self._maps and self.filter:
             with mm_call(f"{self.name} filter {self.filter!r}", "read the state labels"):
                 labels = [str(label) for label in core.getStateLabels(self.filter)]
-            self._maps = {label: ChannelMap(filter=label) for label in labels}
+            self._maps = {label: MicroManagerChannel(filter=label) for label in labels}
             self.channels = tuple(self._maps)
         for channel, spec in self._maps.items():
             self._check(channel, spec, core)
         self.dark()
 
-    def _check(self, channel: str, spec: ChannelMap, core: Any) -> None:
+    def _check(self, channel: str, spec: MicroManagerChannel, core: Any) -> None:
         problem = None
         if spec.preset and spec.preset not in core.getAvailableConfigs(self.group):
             problem = f"no preset {spec.preset!r} in channel group {self.group!r}"
@@ -258,7 +260,7 @@ class MicroManagerIlluminator:
     def close(self) -> None:
         """Nothing of its own: the scope unloads the configuration."""
 
-    def _spec(self, channel: str) -> ChannelMap:
+    def _spec(self, channel: str) -> MicroManagerChannel:
         if channel not in self._maps:
             raise OutOfRange(self.device, f"unknown channel {channel!r}; known {self.channels}")
         return self._maps[channel]
@@ -301,7 +303,7 @@ class MicroManagerIlluminator:
             return {ch: (is_open and ch == self._lit and self._selected(spec),
                          self._power_pct(ch, spec)) for ch, spec in self._maps.items()}
 
-    def _selected(self, spec: ChannelMap) -> bool:
+    def _selected(self, spec: MicroManagerChannel) -> bool:
         """True if the filter stands where the channel wants it (or the channel has none)."""
         core = self.scope.core
         if isinstance(spec.filter, str):
@@ -310,7 +312,7 @@ class MicroManagerIlluminator:
             return bool(core.getState(self.filter) == spec.filter)
         return True
 
-    def _power_pct(self, channel: str, spec: ChannelMap) -> float:
+    def _power_pct(self, channel: str, spec: MicroManagerChannel) -> float:
         if spec.power_property:
             value = float(self.scope.core.getProperty(self.light_label, spec.power_property))
             return value / spec.power_max * 100

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-from chipctl.config.micromanager import MicroManagerSettings, parse_settings
+from chipctl.config.devices import MicroManagerSettings
 from chipctl.devices.micromanager.core import MicroManagerUnavailable, mm_call, open_core
 from chipctl.devices.micromanager.roles import role_adapters
 
-CoreOpener = Callable[[str, MicroManagerSettings, Path], Any]
+CoreOpener = Callable[[str, MicroManagerSettings], Any]
 
 # role -> the Micro-Manager device types it accepts (pymmcore_plus.DeviceType values)
 ROLE_TYPES = {"camera": ("CameraDevice",), "xy": ("XYStageDevice",), "focus": ("StageDevice",),
@@ -31,9 +30,9 @@ class MicroManagerScope:
     `firmware` describe Micro-Manager and the mapped devices for the run record.
     """
 
-    def __init__(self, name: str, settings: MicroManagerSettings, base_dir: Path,
+    def __init__(self, name: str, settings: MicroManagerSettings,
                  open_core: CoreOpener = open_core) -> None:
-        self.name, self.settings, self.base_dir = name, settings, base_dir
+        self.name, self.settings = name, settings
         self._open_core = open_core
         self.core: Any = None
         self.model: str | None = None
@@ -42,7 +41,7 @@ class MicroManagerScope:
 
     def connect(self) -> None:
         """Load the configuration, check the roles' devices, set up every role."""
-        self.core = self._open_core(self.name, self.settings, self.base_dir)
+        self.core = self._open_core(self.name, self.settings)
         try:
             with mm_call(self.name, "turn AutoShutter off"):
                 self.core.setAutoShutter(False)
@@ -117,8 +116,7 @@ def _unregister_callback(core: Any) -> None:
     pymmcore.CMMCore.registerCallback(core, None)
 
 
-def make_micromanager(name: str, settings: Mapping[str, Any], base_dir: Path,
-                      open_core: CoreOpener = open_core) -> MicroManagerScope:
-    """A `micromanager` bench entry; a relative `config` is found from `base_dir` (the bench
-    file's folder) unless mm_dir is given."""
-    return MicroManagerScope(name, parse_settings(dict(settings)), base_dir, open_core)
+def make_micromanager(name: str, settings: MicroManagerSettings,
+                      transport: object = None) -> MicroManagerScope:
+    """A `micromanager` bench entry (the registry's factory; it talks to no serial port)."""
+    return MicroManagerScope(name, settings)

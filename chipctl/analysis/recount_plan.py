@@ -1,41 +1,45 @@
-"""Batch re-analysis: re-count the saved frames of recorded runs with the current counter.
+"""Batch re-analysis, the plan: which frames of which runs to count again, with what, and how
+one frame is counted (the task a scheduler runs, chipctl.analysis.schedulers).
 
-For each run, every kept OME-TIFF frame is counted again (one task per frame, on whichever
-scheduler: chipctl.runs.schedulers) with the counting parameters of the run's own bench
-(its camera's PSF and calibration) or the ones given. The results go to a new folder beside
-the run's records, never over them:
+For each run, every kept OME-TIFF frame is counted again with the counting parameters the run
+recorded (run.json "counting"; for older runs, its bench camera's) or the ones given. The
+results go to a new folder beside the run's records, never over them
+(chipctl.analysis.recount_output):
 
     RUN/recount/<counter version>-<UTC time>/counts.csv    the counts table, re-counted
+                                            spots.csv      the detections, re-counted
                                             report.html    the report on the new counts
                                             report.json
                                             recount.json   counter, parameters, what was skipped
 
-The folder is written under a hidden name and renamed when complete, so an interrupted batch
-leaves only complete re-counts; a run already re-counted with the same counter version and
-parameters is skipped (unless `again`). A frame that cannot be read or counted is reported
-with its path and skipped. Nothing the run recorded is opened for writing.
+A run already re-counted with the same counter version and parameters is skipped (unless
+`again`), so an interrupted batch can be started again. Nothing the run recorded is opened for
+writing.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+
 import chipctl
+from chipctl.analysis.summary import load_run_bench
 from chipctl.runs.folder import RunFolder
 from chipctl.runs.frames import read_frame
 from chipctl.runs.lock import is_being_recorded
 from chipctl.runs.recorder import COUNT_COLUMNS
-from chipctl.runs.schedulers import Scheduler, TaskFailed
-from chipctl.vision import CameraCalibration, CountParams, CountResult, count_frame
+from chipctl.vision.counter import count_frame
+from chipctl.vision.factory import count_params, params_from_record, params_record
+from chipctl.vision.model import CameraCalibration, CountParams, CountResult
 
 RECOUNT_DIR = "recount"
 RECOUNT_COLUMNS = [*COUNT_COLUMNS, "previous_count", "file"]
@@ -81,11 +85,15 @@ def _value(name: str, text: str, spec: dataclasses.Field[Any] | None) -> Any:
         raise ValueError(f"--set {name}: {text!r} is not a number") from None
 
 
-def count_parameters(bench: Any, overrides: dict[str, Any]) -> CountParams:
-    """What the run's counter used (its bench camera's settings), with `overrides` applied."""
-    from chipctl.engine import count_params_for
-
-    params = count_params_for(bench) if bench is not None else CountParams()
+def count_parameters(run: RunFolder, overrides: dict[str, Any]) -> CountParams:
+    """What the run counted with (its recorded parameters, else its bench camera's), with
+    `overrides` applied."""
+    recorded = run.info.get("counting")
+    if isinstance(recorded, dict):
+        params = params_from_record(recorded)
+    else:
+        bench = load_run_bench(run)
+        params = count_params(bench.camera if bench is not None else None)
     calibration = {k: v for k, v in overrides.items() if k in CALIBRATION_FIELDS}
     if calibration:
         base = params.calibration or CameraCalibration(None, None, None)
@@ -94,25 +102,19 @@ def count_parameters(bench: Any, overrides: dict[str, Any]) -> CountParams:
     return dataclasses.replace(params, **rest)
 
 
-def _params_json(params: CountParams) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(params)))
+def params_json(params: CountParams) -> dict[str, Any]:
+    """The parameters as they are written to recount.json (and compared when skipping)."""
+    return json.loads(json.dumps(params_record(params)))
 
 
 # -- one frame (runs on a worker) -----------------------------------------------------------------
 @dataclass(frozen=True)
 class FrameOutcome:
-    """A frame's new count, or why it has none. `digest` identifies the pixels."""
+    """A frame's new count, or why it has none."""
 
     path: str
     result: CountResult | None = None
-    digest: str = ""
     error: str = ""
-
-
-def image_digest(image: Any) -> str:
-    """A short hash of a frame's pixels (shape, type and data)."""
-    data = memoryview(image).tobytes() if image.flags.c_contiguous else image.tobytes()
-    return hashlib.sha1(f"{image.shape}{image.dtype}".encode() + data).hexdigest()
 
 
 def count_saved_frame(path: str, params: CountParams, one_thread: bool = False) -> FrameOutcome:
@@ -123,8 +125,6 @@ def count_saved_frame(path: str, params: CountParams, one_thread: bool = False) 
     would oversubscribe the CPUs.
     """
     if one_thread:
-        import cv2
-
         cv2.setNumThreads(1)
     try:
         image, _ = read_frame(path)
@@ -134,15 +134,16 @@ def count_saved_frame(path: str, params: CountParams, one_thread: bool = False) 
         result = count_frame(image, params)
     except (ValueError, TypeError) as exc:
         return FrameOutcome(path, error=f"cannot count: {exc}")
-    return FrameOutcome(path, result, image_digest(image))
+    return FrameOutcome(path, result)
 
 
 # -- one run -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FrameTask:
-    """A kept frame of a run and the counts row its count belongs to."""
+    """A kept frame of a run: its frame-log entry and the counts row its count belongs to."""
 
     file: str  # relative to the run folder
+    entry: dict[str, Any]
     row: dict[str, Any]
 
 
@@ -156,12 +157,12 @@ def frame_tasks(run: RunFolder) -> list[FrameTask]:
         if event.get("event") == "frame":
             last = event if event.get("file") else None
             if last is not None:
-                tasks.append(FrameTask(str(last["file"]), _row_from_frame(last)))
+                tasks.append(FrameTask(str(last["file"]), last, _row_from_frame(last)))
         elif event.get("event") == "count" and last is not None:
             if all(event.get(k) == last.get(k) for k in ("zone", "field", "channel")):
                 rows[len(tasks) - 1] = {k: event.get(k) for k in COUNT_COLUMNS}
             last = None
-    return [FrameTask(t.file, rows.get(i, t.row)) for i, t in enumerate(tasks)]
+    return [FrameTask(t.file, t.entry, rows.get(i, t.row)) for i, t in enumerate(tasks)]
 
 
 def _row_from_frame(entry: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +208,7 @@ class RunPlan:
 
 
 def _done_before(target: Path, version: str, params: CountParams) -> Path | None:
-    wanted = _params_json(params)
+    wanted = params_json(params)
     for info in sorted(target.glob("*/recount.json")):
         try:
             done = json.loads(info.read_text(encoding="utf-8"))
@@ -220,8 +221,6 @@ def _done_before(target: Path, version: str, params: CountParams) -> Path | None
 
 def plan_run(run: RunFolder, options: RecountOptions, version: str) -> RunPlan | RecountResult:
     """The run's frames to count, or why it is skipped."""
-    from chipctl.analysis.summary import load_run_bench
-
     if run.info.get("status") in ("running", "paused") and is_being_recorded(run.path):
         return RecountResult(run.run_id, skipped="still being recorded")
     tasks = frame_tasks(run)
@@ -229,72 +228,12 @@ def plan_run(run: RunFolder, options: RecountOptions, version: str) -> RunPlan |
         return RecountResult(run.run_id, skipped="no frames were kept (--keep-frames none)")
     base = options.out_dir / run.run_id if options.out_dir else run.path
     target = base / RECOUNT_DIR
-    params = count_parameters(load_run_bench(run), options.overrides)
+    params = count_parameters(run, options.overrides)
     done = None if options.again else _done_before(target, version, params)
     if done is not None:
         return RecountResult(run.run_id, folder=done, frames=len(tasks),
                              skipped=f"already re-counted with counter {version}: {done}")
     return RunPlan(run, target, params, tasks)
-
-
-# -- the batch ---------------------------------------------------------------------------------
-def recount(runs: Sequence[RunFolder], scheduler: Scheduler,
-            options: RecountOptions | None = None,
-            on_frame: Callable[[FrameOutcome], None] | None = None,
-            on_run: Callable[[RecountResult], None] | None = None,
-            on_start: Callable[[int], None] | None = None) -> list[RecountResult]:
-    """Re-count every kept frame of `runs` on `scheduler`; one result per run, in the order
-    the runs finish (skipped runs first). `on_start` hears how many frames will be counted,
-    `on_frame` of each frame, `on_run` of each run."""
-    options, version = options or RecountOptions(), counter_version()
-    results: list[RecountResult] = []
-
-    def finished(result: RecountResult) -> None:
-        results.append(result)
-        if on_run is not None:
-            on_run(result)
-
-    plans: list[RunPlan] = []
-    for run in runs:
-        plan = plan_run(run, options, version)
-        if isinstance(plan, RecountResult):
-            finished(plan)
-        else:
-            plans.append(plan)
-    order = [(p, j) for p in plans for j in range(len(p.tasks))]
-    args = [(str(p.run.path / p.tasks[j].file), p.params, scheduler.parallel) for p, j in order]
-    left = {id(p): len(p.tasks) for p in plans}
-    if on_start is not None:
-        on_start(len(args))
-    # NOTE: one writer thread writes each finished run's counts and report while the
-    # scheduler goes on counting the next runs' frames (a report takes about a second).
-    with cf.ThreadPoolExecutor(1, thread_name_prefix="recount-writer") as writer:
-        writing: list[cf.Future[RecountResult]] = []
-        for index, outcome in scheduler.map_unordered(count_saved_frame, args):
-            plan, j = order[index]
-            if isinstance(outcome, TaskFailed):
-                outcome = FrameOutcome(args[index][0], error=f"task failed: {outcome.error}")
-            plan.outcomes[j] = outcome
-            if on_frame is not None:
-                on_frame(outcome)
-            left[id(plan)] -= 1
-            if left[id(plan)] == 0:
-                writing.append(writer.submit(_write, plan, version, scheduler.description))
-            while writing and writing[0].done():
-                finished(writing.pop(0).result())
-        for future in writing:
-            finished(future.result())
-    return results
-
-
-def _write(plan: RunPlan, version: str, scheduler: str) -> RecountResult:
-    from chipctl.runs.recount_output import write_recount
-
-    try:
-        return write_recount(plan, version, scheduler)
-    except OSError as exc:
-        return RecountResult(plan.run.run_id, frames=len(plan.tasks),
-                             error=f"cannot write the re-count in {plan.target}: {exc}")
 
 
 def stamp() -> str:

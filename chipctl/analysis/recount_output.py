@@ -1,9 +1,9 @@
-"""Writing one run's re-count: counts.csv, recount.json and the report, in a new folder.
+"""Batch re-analysis, the output: one run's re-count written in a new folder of its own.
 
-The folder is filled under a hidden `.NAME.partial` name and renamed when complete. The report
-is the run's usual report (chipctl.analysis) on the re-counted table, with its spot analyses
-taken from the same re-count (the frames' results are looked up by their pixels, not counted
-a second time) and a line saying which counter made it.
+counts.csv (each row's previous count beside the new one), spots.csv (the new detections),
+recount.json and the report. The folder is filled under a hidden `.NAME.partial` name and
+renamed when complete. The report is the run's usual report on the re-counted table and
+detections, with a line saying which counter made them.
 """
 
 from __future__ import annotations
@@ -15,51 +15,48 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from chipctl.runs.folder import RunFolder
-from chipctl.runs.recorder import now_iso
-from chipctl.runs.recount import (
+import chipctl
+from chipctl.analysis.recount_plan import (
     RECOUNT_COLUMNS,
-    FrameOutcome,
     RecountResult,
     RunPlan,
-    _params_json,
-    image_digest,
+    params_json,
     publish,
     stamp,
 )
-from chipctl.vision import CountParams, CountResult, count_frame
+from chipctl.analysis.report import render_html
+from chipctl.analysis.summary import summarize
+from chipctl.runs.detections import SPOT_COLUMNS, spot_rows
+from chipctl.runs.folder import RunFolder
+from chipctl.runs.recorder import now_iso
+from chipctl.vision.model import CountResult
 
 
-class _RecountedRun(RunFolder):
-    """The run as the report sees it: its record, the re-counted table, the readable frames."""
+class RecountedRun(RunFolder):
+    """The run as its re-count's report sees it: the record, with the re-counted table and
+    detections, and only the frames that could be read this time."""
 
-    readable: set[str]
+    detected: dict[int, CountResult]
 
     def frames(self) -> list[dict[str, Any]]:
-        """The kept frames that could be read and counted this time."""
-        return [e for e in super().frames() if e["file"] in self.readable]
+        """The kept frames that were re-counted."""
+        return [e for e in super().frames() if int(e["seq"]) in self.detected]
+
+    def detections(self) -> dict[int, CountResult] | None:
+        """Per frame number, the re-count's spots."""
+        return self.detected
 
 
-def _rows(plan: RunPlan) -> list[dict[str, Any]]:
-    rows = []
+def recounted(plan: RunPlan) -> list[tuple[dict[str, Any], dict[str, Any], CountResult]]:
+    """(frame entry, counts row, new result) of every frame that could be counted."""
+    out = []
     for j, task in enumerate(plan.tasks):
-        outcome = plan.outcomes[j]
-        if outcome.result is None:
-            continue
-        rows.append({**task.row, "previous_count": task.row.get("count"),
-                     "count": int(outcome.result.count), "file": task.file})
-    return rows
-
-
-def _memo_counter(outcomes: list[FrameOutcome], params: CountParams) -> Any:
-    """A counter answering from the re-count for the frames it holds (by their pixels)."""
-    known = {o.digest: o.result for o in outcomes if o.result is not None}
-
-    def counter(image: Any) -> CountResult:
-        found = known.get(image_digest(image))
-        return found if found is not None else count_frame(image, params)
-
-    return counter
+        result = plan.outcomes[j].result
+        if result is not None:
+            row = {**task.row, "previous_count": task.row.get("count"),
+                   "count": int(result.count), "file": task.file}
+            out.append((task.entry, row, result))
+    return out
 
 
 def _sha256(path: Path) -> str | None:
@@ -68,13 +65,11 @@ def _sha256(path: Path) -> str | None:
 
 def _info(plan: RunPlan, version: str, scheduler: str, started: str,
           unreadable: list[tuple[str, str]], rows: list[dict[str, Any]]) -> dict[str, Any]:
-    import chipctl
-
     previous = [r["previous_count"] for r in rows if r.get("previous_count") is not None]
     return {
         "run_id": plan.run.run_id, "run_folder": str(plan.run.path),
         "counter_version": version, "chipctl": chipctl.__version__,
-        "parameters": _params_json(plan.params), "scheduler": scheduler,
+        "parameters": params_json(plan.params), "scheduler": scheduler,
         "started": started, "ended": now_iso(),
         "frames": len(plan.tasks), "recounted": len(rows),
         "unreadable": [{"file": path, "error": why} for path, why in unreadable],
@@ -83,23 +78,19 @@ def _info(plan: RunPlan, version: str, scheduler: str, started: str,
     }
 
 
-def _write_counts(path: Path, rows: list[dict[str, Any]]) -> None:
+def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, RECOUNT_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
 
 def _write_report(folder: Path, plan: RunPlan, rows: list[dict[str, Any]],
-                  info: dict[str, Any]) -> None:
-    from chipctl.analysis.report import render_html
-    from chipctl.analysis.summary import summarize
-
-    view = _RecountedRun(plan.run.path, plan.run.info, _events=plan.run.events,
-                         _counts=[dict(r) for r in rows])
-    view.readable = {str(r["file"]) for r in rows}
-    outcomes = list(plan.outcomes.values())
-    data = summarize(view, counter=_memo_counter(outcomes, plan.params))
+                  detected: dict[int, CountResult], info: dict[str, Any]) -> None:
+    view = RecountedRun(plan.run.path, plan.run.info, _events=plan.run.events,
+                        _counts=[dict(r) for r in rows])
+    view.detected = detected
+    data = summarize(view)
     data["recount"] = info
     (folder / "report.html").write_text(render_html(data), encoding="utf-8")
     (folder / "report.json").write_text(json.dumps(data, indent=1, default=str),
@@ -110,7 +101,8 @@ def write_recount(plan: RunPlan, version: str, scheduler: str) -> RecountResult:
     """Write the run's re-count and return what it holds (unreadable frames included)."""
     started = now_iso()
     unreadable = [(o.path, o.error) for _, o in sorted(plan.outcomes.items()) if o.error]
-    rows = _rows(plan)
+    done = recounted(plan)
+    rows = [row for _, row, _ in done]
     result = RecountResult(plan.run.run_id, frames=len(plan.tasks), recounted=len(rows),
                            unreadable=unreadable,
                            previous_total=sum(int(r["previous_count"] or 0) for r in rows),
@@ -123,16 +115,17 @@ def write_recount(plan: RunPlan, version: str, scheduler: str) -> RecountResult:
     partial.mkdir(parents=True)
     try:
         info = _info(plan, version, scheduler, started, unreadable, rows)
-        _write_counts(partial / "counts.csv", rows)
+        _write_csv(partial / "counts.csv", RECOUNT_COLUMNS, rows)
+        _write_csv(partial / "spots.csv", SPOT_COLUMNS,
+                   [spot for entry, _, found in done for spot in spot_rows(entry, found)])
         try:
-            _write_report(partial, plan, rows, info)
+            _write_report(partial, plan, rows,
+                          {int(entry["seq"]): found for entry, _, found in done}, info)
         except Exception as exc:  # noqa: BLE001 - the counts stand without their report
-            info["report_error"] = f"{type(exc).__name__}: {exc}"
-            result.report_error = info["report_error"]
+            info["report_error"] = result.report_error = f"{type(exc).__name__}: {exc}"
         (partial / "recount.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         result.folder = publish(partial, plan.target, name)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return result
-
