@@ -10,6 +10,7 @@ an image step moves on and `join()` at the end of the step waits for the rest.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ from chipctl.devices.interfaces import Frame
 from chipctl.run.events import RunEvents
 from chipctl.vision.model import CountParams, CountResult
 from chipctl.vision.pipeline import CountingPipeline, FrameCount, FrameError
+
+COUNT_TIMEOUT_S = 60.0  # wall seconds a monitor step waits for one frame's count
 
 
 @dataclass
@@ -38,6 +41,7 @@ class FrameCounting:
         self.pipeline = pipeline
         self.events = events
         self._pending: dict[int, tuple[Frame, dict[str, Any]]] = {}
+        self._submitted = 0
         self._counts: dict[int, int] = {}
         self._errors: list[str] = []
         self._done = threading.Condition()
@@ -54,16 +58,22 @@ class FrameCounting:
         self.pipeline.start()
 
     def submit(self, frame: Frame, row: dict[str, Any]) -> int:
-        """Queue a frame to be counted; returns its index."""
+        """Queue a frame to be counted (blocks while the pipeline's queue is full); returns
+        its index. Only the run's thread submits, so the indexes follow the pipeline's."""
         with self._done:
-            index = self.pipeline.submit(frame.image, meta={"row": row})
+            index, self._submitted = self._submitted, self._submitted + 1
             self._pending[index] = (frame, row)
+        if self.pipeline.submit(frame.image) != index:  # pragma: no cover - a second producer
+            raise RuntimeError("another producer submitted to the run's counting pipeline")
         return index
 
-    def count_of(self, index: int) -> int:
+    def count_of(self, index: int, timeout_s: float = COUNT_TIMEOUT_S) -> int:
         """Wait for frame `index`'s count (CountingFailed if it could not be counted)."""
+        deadline = time.monotonic() + timeout_s
         with self._done:
             while index not in self._counts and not self._errors:
+                if time.monotonic() > deadline:
+                    raise CountingFailed(f"frame {index} was not counted within {timeout_s:g} s")
                 self._done.wait(0.05)
             self._raise_errors()
             return self._counts.pop(index)
