@@ -1,5 +1,5 @@
 """`chipctl runs recount RUN... | --all [--since DATE] [--counter-version V] [--scheduler ADDRESS]`:
-re-count the saved frames of many runs (chipctl.runs.recount) with a progress bar.
+re-count the saved frames of many runs (chipctl.analysis.recount) with a progress bar.
 
 Exit codes: 0 every frame re-counted; 1 some frame or run could not be (each one reported,
 the rest done); 2 invalid input (no such run, a bad date or parameter, another counter
