@@ -365,3 +365,24 @@ def test_a_manual_session_cut_off_by_a_crash_is_found_interrupted_with_its_syrin
     assert ("buffer_pump (buffer): 5000 uL at the last record; was infusing 4000 uL at 1 uL/min"
             in out)
     assert out.splitlines()[-1].split()[:3] == [folder.name, "manual", "interrupted"]
+
+
+def test_last_is_the_newest_protocol_run_and_recount_all_skips_sessions(
+        engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runner = engine.start_run(parse_protocol(WAIT, "wait.yaml"))
+    engine.abort()
+    runner.wait(30)
+    assert engine.recorder is not None
+    time.sleep(1.1)  # folder names carry the second: the session's sorts after the run's
+    engine.manual.light("led", "AF488", 10.0)
+    session = engine.manual.folder
+    assert session is not None and session.name > engine.recorder.run_id
+    engine.close()
+    runs = str(tmp_path / "runs")
+    assert main(["runs", "show", "last", "--runs-dir", runs]) == 0
+    assert capsys.readouterr().out.startswith(f"run {engine.recorder.run_id}\n")
+    assert main(["runs", "recount", "--all", "--workers", "1", "--runs-dir", runs]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("re-counting 1 run with counter ") and session.name not in out
+    assert main(["runs", "recount", session.name, "--runs-dir", runs]) == 2
+    assert "is a manual session: it has no frames to re-count" in capsys.readouterr().err

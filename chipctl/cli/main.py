@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import chipctl
 from chipctl.cli import commands
 from chipctl.cli.errors import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
+from chipctl.cli.recount import add_recount_parser
 from chipctl.cli.text import discard_stdout
 from chipctl.vision.count_cli import add_count_arguments
 
@@ -133,7 +134,8 @@ def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
     export.add_argument("run", metavar="RUN")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("--out", metavar="FILE", help="where (default RUN_FOLDER/counts.FORMAT)")
-    for action in (listing, show, report, export):
+    add_recount_parser(runs_sub)
+    for action in (listing, show, report, export, runs_sub.choices["recount"]):
         _add_runs_dir(action)
 
 

@@ -1,6 +1,7 @@
-"""What `chipctl runs list | show | report | export` do, and the interrupted-run notice that
-`chipctl run` and `chipctl runs list` give. The runs directory holds protocol runs and manual
-sessions (kind "manual", chipctl.runs.manual); list and show give both, with their kind."""
+"""What `chipctl runs list | show | report | export | recount` do, and the interrupted-run
+notice that `chipctl run` and `chipctl runs list` give. The runs directory holds protocol runs
+and manual sessions (kind "manual", chipctl.runs.manual); list and show give both, with their
+kind."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, TextIO
 
 from chipctl.analysis.report import write_report
 from chipctl.cli.errors import UsageError
+from chipctl.cli.recount import runs_recount
 from chipctl.cli.text import plural
 from chipctl.runs.export import export_counts
 from chipctl.runs.folder import RunFolder, RunNotFound, resolve_run
@@ -138,4 +140,5 @@ def runs_export(args: argparse.Namespace, out: TextIO) -> None:
     print(f"{plural(len(run.counts), 'row')}: {target}", file=out)
 
 
-ACTIONS = {"list": runs_list, "show": runs_show, "report": runs_report, "export": runs_export}
+ACTIONS = {"list": runs_list, "show": runs_show, "report": runs_report, "export": runs_export,
+           "recount": runs_recount}
