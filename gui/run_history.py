@@ -15,7 +15,6 @@ from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -23,7 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chipctl.runs import RunFolder, RunIndex, describe_interruption
+from gui.core import RunIndex, describe_interruption, write_run_report
+from gui.widgets import ElidedLabel
 
 COLUMNS = ("run", "protocol", "sample", "status", "started", "reason")
 KEYS = ("run_id", "protocol", "sample", "status", "started", "reason")
@@ -32,10 +32,8 @@ Submit = Callable[[str, Callable[[], Any], Callable[[Any], None]], None]
 
 def write_report(folder: Path) -> Path:
     """The run's HTML report, written if it is not there yet."""
-    from chipctl.runs.report import write_report as write
-
     existing = folder / "report.html"
-    return existing if existing.is_file() else write(RunFolder.open(folder))
+    return existing if existing.is_file() else write_run_report(folder)
 
 
 def _run_now(label: str, action: Callable[[], Any], done: Callable[[Any], None]) -> None:
@@ -46,6 +44,7 @@ class RunHistory(QWidget):
     """A table of runs; double-click or "Report" opens the run's report."""
 
     interrupted = Signal(str)  # what the operator must know about a run cut off by a crash
+    browse = Signal(str)  # the folder of a run whose frames the operator wants to see
 
     def __init__(self, runs_dir: Path, submit: Submit = _run_now,
                  open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl,
@@ -59,11 +58,10 @@ class RunHistory(QWidget):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.open_report(row))
-        self.message = QLabel(f"runs in {runs_dir}")
-        self.message.setWordWrap(True)
+        self.message = ElidedLabel(f"runs in {runs_dir}")
         buttons = QHBoxLayout()
         for text, action in (("Refresh", self.refresh), ("Report", self.open_report),
-                             ("Open folder", self.open_folder)):
+                             ("Frames", self.browse_frames), ("Open folder", self.open_folder)):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, action=action: action())
             buttons.addWidget(button)
@@ -82,7 +80,9 @@ class RunHistory(QWidget):
         self.table.setRowCount(len(self.runs))
         for row, info in enumerate(self.runs):
             for col, key in enumerate(KEYS):
-                self.table.setItem(row, col, QTableWidgetItem(str(info.get(key) or "")))
+                item = QTableWidgetItem(str(info.get(key) or ""))
+                item.setToolTip(item.text())
+                self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
         return notices
 
@@ -114,6 +114,12 @@ class RunHistory(QWidget):
     def _show_report(self, path: Path) -> None:
         self.message.setText(f"report: {path}")
         self.open_url(QUrl.fromLocalFile(str(path)))
+
+    def browse_frames(self, row: int | None = None) -> None:
+        """Show the run's frames in the frame browser."""
+        folder = self._folder(row)
+        if folder is not None:
+            self.browse.emit(str(folder))
 
     def open_folder(self, row: int | None = None) -> None:
         """Open the run's folder in the file manager."""

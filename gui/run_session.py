@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chipctl.events import RunEvents, RunState
-from chipctl.protocol.model import Protocol
 from gui.bridge import RunBridge
+from gui.core import Protocol, RunEvents, RunState
 
 
 class RunSession:
