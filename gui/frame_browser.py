@@ -59,7 +59,7 @@ class FrameBrowser(QWidget):
         self.records: list[FrameRecord] = []
         self.run_box = QComboBox()
         self.run_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.run_box.setMinimumContentsLength(12)
+        self.run_box.setMinimumContentsLength(6)
         self.run_box.currentIndexChanged.connect(self.reload)
         self.live_button = QPushButton("Back to live")
         self.live_button.clicked.connect(self.backToLive.emit)

@@ -147,12 +147,13 @@ class LiveView(QWidget):
         self.caption = ElidedLabel("no frame yet")
         self.pixel = ElidedLabel("")
         self.saturation = ElidedLabel("")
-        controls = QGridLayout()
-        widgets = (QLabel("channel"), self.channel_box, self.grey_box, self.spots_box,
-                   self.levels_button, self.fit_button, self.one_button, self.live_button)
-        for col, widget in enumerate(widgets):
-            controls.addWidget(widget, 0, col)
-        controls.setColumnStretch(len(widgets), 1)
+        controls = QGridLayout()  # two rows, so a narrow window still shows every control
+        rows = ((QLabel("channel"), self.channel_box, self.grey_box, self.spots_box),
+                (self.levels_button, self.fit_button, self.one_button, self.live_button))
+        for row, widgets in enumerate(rows):
+            for col, widget in enumerate(widgets):
+                controls.addWidget(widget, row, col)
+        controls.setColumnStretch(4, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(self.banner)

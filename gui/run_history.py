@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QHBoxLayout,
+    QGridLayout,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -59,13 +59,14 @@ class RunHistory(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.open_report(row))
         self.message = ElidedLabel(f"runs in {runs_dir}")
-        buttons = QHBoxLayout()
-        for text, action in (("Refresh", self.refresh), ("Report", self.open_report),
-                             ("Frames", self.browse_frames), ("Open folder", self.open_folder)):
+        buttons = QGridLayout()  # two rows: the dock can be narrow
+        for index, (text, action) in enumerate((
+                ("Refresh", self.refresh), ("Report", self.open_report),
+                ("Frames", self.browse_frames), ("Open folder", self.open_folder))):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, action=action: action())
-            buttons.addWidget(button)
-        buttons.addStretch(1)
+            buttons.addWidget(button, index // 2, index % 2)
+        buttons.setColumnStretch(2, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
