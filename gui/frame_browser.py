@@ -151,7 +151,7 @@ class FrameBrowser(QWidget):
 
     def choose(self, row: int) -> None:
         """Show the frame of a table row."""
-        self.table.selectRow(row)
+        self.table.setCurrentCell(row, 0)
 
     def _selected(self) -> None:
         row = self.table.currentRow()

@@ -207,16 +207,23 @@ class FramePreparer:
         while not self._stop.is_set():
             with self._lock:
                 pinned = self._pinned
-            redo = self._redo.is_set()
             if pinned is not None:
-                if self._redo.wait(0.05) or redo:
+                if self._redo.wait(0.05):
                     self._redo.clear()
-                    self._publish(self._prepare(seen, list(pinned), pinned=True))
+                    with self._lock:
+                        pinned = self._pinned  # may have been unpinned meanwhile
+                    if pinned is not None:
+                        self._publish(self._prepare(seen, list(pinned), pinned=True))
+                    else:
+                        self._redo.set()
                 continue
-            entries = self._wait_stream(seen, 0.05 if redo else 0.1)
-            if entries is None and redo:
-                entries = self._latest()
-            self._redo.clear()
+            entries = self._wait_stream(seen, 0.05 if self._redo.is_set() else 0.1)
+            with self._lock:
+                if self._pinned is not None:
+                    continue  # pinned meanwhile: its redo is for the pinned frames
+            if self._redo.is_set():  # set before or during the wait: consumed now
+                self._redo.clear()
+                entries = entries or self._latest()
             if entries:
                 seen = max(seq for seq, _ in entries)
                 self._publish(self._prepare(seen, [frame for _, frame in entries]))
@@ -238,9 +245,9 @@ class FramePreparer:
         return [entry] if entry is not None else None
 
     def _prepare(self, seq: int, frames: list[Frame], pinned: bool = False) -> Shown:
-        frame = frames[-1]
-        saturated = sum(saturated_pixels(f) for f in frames)
-        if len(frames) > 1 or self.channel == COMPOSITE:
+        frame = frames[-1]  # the chosen frame; before it, the other channels of its field
+        if self.channel == COMPOSITE:
+            saturated = sum(saturated_pixels(f) for f in frames)
             layers = []
             for f in frames:
                 display, n = bin_for_display(f.image)
@@ -250,8 +257,8 @@ class FramePreparer:
                          tuple((frame_channel(f), f) for f in frames), pinned)
         display, n = bin_for_display(frame.image)
         spots = self._count(frame) if self.count_spots.is_set() else None
-        return Shown(seq, frame, display, n, spots, suggested_levels(display), saturated,
-                     (), pinned)
+        return Shown(seq, frame, display, n, spots, suggested_levels(display),
+                     saturated_pixels(frame), (), pinned)
 
     def _publish(self, shown: Shown) -> None:
         with self._lock:
