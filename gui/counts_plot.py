@@ -63,16 +63,12 @@ def curve_style(zone_index: int, channel_index: int) -> dict[str, Any]:
             "symbolSize": 8, "symbolBrush": colour, "symbolPen": colour}
 
 
-def axis_range(values: list[float], min_span: float, floor: float | None = None
-               ) -> tuple[float, float]:
+def axis_range(values: list[float], min_span: float) -> tuple[float, float]:
     """A range showing every value with a margin, at least `min_span` wide."""
     low, high = min(values), max(values)
     span = max(high - low, min_span)
     middle = (low + high) / 2
-    low, high = middle - span * 0.55, middle + span * 0.55
-    if floor is not None and low < floor:
-        low, high = floor, max(high, floor + span * 1.1)
-    return low, high
+    return middle - span * 0.55, middle + span * 0.55
 
 
 class CountsPlot(QWidget):
@@ -140,8 +136,7 @@ class CountsPlot(QWidget):
         counts = [c for s in self.series.values() for c in s.counts]
         if times:
             self.plot.setXRange(*axis_range(times, MIN_SPAN_MIN), padding=0)
-            self.plot.setYRange(*axis_range(counts, max(10.0, 0.2 * max(counts)), 0.0),
-                                padding=0)
+            self.plot.setYRange(0.0, max(counts) * 1.15 + 1.0, padding=0)  # counts from 0
 
     def latest(self, zone: str, channel: str) -> float | None:
         """The newest point of a curve, or None."""
