@@ -57,7 +57,7 @@ class BenchSnapshot:
         known = not any(name in self.errors for name in (*self.pumps, *self.lights))
         return known and not self.pumps_running() and not self.lights_on()
 
-    def activity(self) -> tuple[bool, tuple[Any, ...]]:
+    def activity(self) -> tuple[Any, ...]:
         """What an operator would call the bench's state (positions left out: a stage that
         is read again at the same place is no change)."""
         return (self.all_off(), tuple(sorted(self.pumps_running())),

@@ -33,7 +33,7 @@ class ChipMap(QWidget):
         self.bench = bench
         self.field_um = field_um
         self.plot = pg.PlotWidget()
-        self.plot.setMinimumSize(160, 120)
+        self.plot.setMinimumSize(100, 100)
         self.plot.setAspectLocked(True)
         self.plot.invertY(True)
         self.plot.setLabel("bottom", "stage x (um)")

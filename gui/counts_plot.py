@@ -82,7 +82,7 @@ class CountsPlot(QWidget):
         self.plot.setLabel("bottom", "time since the run started (min)")
         self.plot.setLabel("left", "vesicles per field")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
-        self.legend = self.plot.addLegend(offset=(10, 10))
+        self.legend = self.plot.addLegend(offset=(10, 10), brush=(0, 0, 0, 160))
         self.summary = ElidedLabel("no counts yet")
         layout = QVBoxLayout(self)
         layout.addWidget(self.plot, 1)

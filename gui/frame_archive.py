@@ -31,7 +31,7 @@ class FrameRecord:
     field: int | None  # 1-based
     channel: str
     step: int | None
-    t_s: float | None
+    t_s: float | None  # the run clock's time of its count (the counts plot's clock)
     count: int | None = None  # what the run counted in it
     saturated: int | None = None
     x_um: float | None = None
@@ -51,10 +51,19 @@ def _field_1(value: Any) -> int | None:
 def record_of(seq: int, frame: Frame, saturated: int | None = None) -> FrameRecord:
     """A record of a frame the run just published (metadata as the executor set it)."""
     meta = frame.metadata
+    x, y = stage_position(meta)
     return FrameRecord(seq, str(meta.get("zone") or ""), _field_1(meta.get("field")),
                        frame_channel(frame), None, _float(meta.get("time_s", meta.get("t_s"))),
-                       None, saturated, _float(meta.get("stage_x_um")),
-                       _float(meta.get("stage_y_um")))
+                       None, saturated, x, y)
+
+
+def stage_position(meta: dict[str, Any]) -> tuple[float | None, float | None]:
+    """Where the stage was for a frame, whichever keys the camera adapter used (um)."""
+    raw = meta.get("stage")
+    stage: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    x = meta.get("stage_x_um", meta.get("x_um", stage.get("x")))
+    y = meta.get("stage_y_um", meta.get("y_um", stage.get("y")))
+    return _float(x), _float(y)
 
 
 def _float(value: Any) -> float | None:
@@ -104,7 +113,8 @@ class RunArchive:
                         and record.channel == str(row.get("channel"))
                         and record.field == _field_1(row.get("field"))):
                     self._records[index] = replace(record, count=int(row["count"]),
-                                                   step=row.get("step"))
+                                                   step=row.get("step"),
+                                                   t_s=_float(row.get("t_s")) or record.t_s)
                     return
 
     def records(self) -> list[FrameRecord]:
@@ -157,5 +167,6 @@ def past_run(folder: Path) -> list[FrameRecord]:
                 file if file is not None and file.is_file() else None))
         elif kind == "count" and records and records[-1].count is None:
             records[-1] = replace(records[-1], count=int(event.get("count", 0)),
-                                  step=event.get("step", records[-1].step))
+                                  step=event.get("step", records[-1].step),
+                                  t_s=_float(event.get("t_s")) or records[-1].t_s)
     return records

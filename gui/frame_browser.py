@@ -1,6 +1,6 @@
 """The frame browser: every frame of the current run or of any recorded run, by field, zone,
 channel and time, with what the run counted in it. Choosing one shows it in the live view
-(with its detections); "Back to live" returns to the stream.
+(with its detections); the live view's "back to live" returns to the stream.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QHBoxLayout,
     QHeaderView,
-    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -25,7 +23,7 @@ from gui.frame_archive import FrameRecord, FrameUnreadable, RunArchive, load_kep
 from gui.widgets import ElidedLabel
 
 CURRENT = "current run"
-COLUMNS = ("#", "time (min)", "zone", "field", "channel", "counted", "saturated px", "image")
+COLUMNS = ("#", "min", "zone", "field", "channel", "counted", "sat. px", "image")
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,6 @@ class FrameBrowser(QWidget):
     """A run chooser and a table of its frames."""
 
     chosen = Signal(object)  # Chosen
-    backToLive = Signal()
     failed = Signal(str, str)  # source, message
 
     def __init__(self, archive: RunArchive, runs_dir: Path, parent: QWidget | None = None) -> None:
@@ -61,8 +58,6 @@ class FrameBrowser(QWidget):
         self.run_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.run_box.setMinimumContentsLength(6)
         self.run_box.currentIndexChanged.connect(self.reload)
-        self.live_button = QPushButton("Back to live")
-        self.live_button.clicked.connect(self.backToLive.emit)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
@@ -71,11 +66,8 @@ class FrameBrowser(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemSelectionChanged.connect(self._selected)
         self.message = ElidedLabel("")
-        top = QHBoxLayout()
-        top.addWidget(self.run_box, 1)
-        top.addWidget(self.live_button)
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
+        layout.addWidget(self.run_box)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.message)
         self.timer = QTimer(self)

@@ -123,7 +123,7 @@ class WindowLayout:
         w = self.window
         w.docks = {}
         add = self._dock
-        add("Protocol", scrollable(w.protocol_panel), Area.LeftDockWidgetArea)
+        add("Protocol", w.protocol_panel, Area.LeftDockWidgetArea)  # it scrolls inside
         devices = add("Devices", w.devices, Area.RightDockWidgetArea)
         frames = add("Frames", w.browser, Area.RightDockWidgetArea)
         chip = add("Chip map", w.chip_map, Area.RightDockWidgetArea)

@@ -122,6 +122,9 @@ class LiveView(QWidget):
     # -- construction -----------------------------------------------------------------------
     def _build(self, channels: Sequence[str]) -> None:
         self.channel_box = QComboBox()
+        self.channel_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.channel_box.setMinimumContentsLength(8)
         self.channel_box.addItem("newest frame", ANY_CHANNEL)
         for channel in channels:
             self.channel_box.addItem(channel, channel)

@@ -14,22 +14,49 @@ from typing import Any
 
 from PySide6.QtCore import QSettings, QUrl
 from PySide6.QtGui import QCloseEvent, QDesktopServices
-from PySide6.QtWidgets import QMainWindow, QMessageBox
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QTabWidget
 
 from gui.bench_state import BenchPoller, BenchSnapshot
 from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
+from gui.chip_map import ChipMap
 from gui.core import Manual, Protocol, devices_of, make_counter, protocol_library
+from gui.counts_plot import CountsPlot
 from gui.dialogs import ask_parameters, error_box, prompt_box
+from gui.estop import EmergencyStopButton
+from gui.event_log import EventLog
 from gui.frame_archive import RunArchive
-from gui.frame_browser import Chosen
+from gui.frame_browser import Chosen, FrameBrowser
 from gui.frames import FrameSlot
 from gui.layout import WindowLayout
+from gui.live_view import LiveView
+from gui.protocol_panel import ProtocolPanel
+from gui.pump_panel import PumpsPanel
+from gui.results import ResultsTable
+from gui.run_history import RunHistory
 from gui.run_session import RunSession
+from gui.scope_panels import CameraBox, IlluminatorBox, StageBox
 from gui.status import StatusIndicators
 
 
 class MainWindow(QMainWindow):
     """The bench operator's window onto one connected engine."""
+
+    # the panels, built by gui.layout.WindowLayout
+    live_view: LiveView
+    protocol_panel: ProtocolPanel
+    counts_plot: CountsPlot
+    results: ResultsTable
+    chip_map: ChipMap
+    event_log: EventLog
+    history: RunHistory
+    browser: FrameBrowser
+    devices: QTabWidget
+    pumps_panel: PumpsPanel
+    light_boxes: list[IlluminatorBox]
+    stage_boxes: list[StageBox]
+    camera_boxes: list[CameraBox]
+    docks: dict[str, QDockWidget]
+    estop_button: EmergencyStopButton
 
     def __init__(self, engine: Any, settings: QSettings,
                  counter: Callable[[Any], Any] | None = None,
@@ -70,6 +97,7 @@ class MainWindow(QMainWindow):
         bridge, panel = self.bridge, self.protocol_panel
         bridge.stateChanged.connect(self.on_state)
         bridge.stepStarted.connect(panel.step_started)
+        bridge.stepStarted.connect(self.on_step_started)
         bridge.stepFinished.connect(panel.step_finished)
         bridge.counted.connect(self.on_counted)
         bridge.prompt.connect(self.on_prompt)
@@ -81,7 +109,6 @@ class MainWindow(QMainWindow):
         self.history.interrupted.connect(self.on_interrupted_run)
         self.history.browse.connect(self.browse_run)
         self.browser.chosen.connect(self.on_frame_chosen)
-        self.browser.backToLive.connect(self.live_view.back_to_live)
         self.browser.failed.connect(self.on_device_error)
         panel.fileOpened.connect(lambda path: self.settings.setValue("last_protocol", path))
         panel.runStarted.connect(self._run_started)
@@ -94,7 +121,7 @@ class MainWindow(QMainWindow):
         self._last_errors = dict(snapshot.errors)
         self.status.show_snapshot(snapshot)
         self.pumps_panel.show_snapshot(snapshot)
-        for box in (*self.light_boxes, *self.stage_boxes, *self.camera_boxes):
+        for box in self._device_boxes():
             box.show_snapshot(snapshot)
         if snapshot.stages:
             x, y, _ = next(iter(snapshot.stages.values()))
@@ -130,6 +157,13 @@ class MainWindow(QMainWindow):
         if state == "failed":
             self.show_error("Run failed", reason)
 
+    def on_step_started(self, index: int, total: int, label: str) -> None:
+        """Say which step runs (the state stays running)."""
+        if self.session.state == "running":
+            where = f"step {index + 1} of {total}: {label}"
+            self.status.show_run_state("running", where)
+            self.protocol_panel.set_state("running", where)
+
     def on_counted(self, row: dict[str, Any]) -> None:
         """A frame was counted: plot, results table, chip map."""
         records = self.archive.records()
@@ -141,6 +175,8 @@ class MainWindow(QMainWindow):
             self.chip_map.set_field_size(width * pixel, height * pixel)
             if records[-1].saturated:
                 self.results.note_saturated(str(row.get("zone")), str(row.get("channel")))
+        if records and row.get("x_um") is None:  # the position is in the frame's metadata
+            row = {**row, "x_um": records[-1].x_um, "y_um": records[-1].y_um}
         self.counts_plot.add_row(row)
         self.results.add_row(row)
         self.chip_map.add_field(str(row.get("zone")), row.get("x_um"), row.get("y_um"))
@@ -160,8 +196,11 @@ class MainWindow(QMainWindow):
 
     def _set_devices_for_run(self, active: bool) -> None:
         self.pumps_panel.set_run_active(active)
-        for box in (*self.light_boxes, *self.stage_boxes, *self.camera_boxes):
+        for box in self._device_boxes():
             box.set_run_active(active)
+
+    def _device_boxes(self) -> list[IlluminatorBox | StageBox | CameraBox]:
+        return [*self.light_boxes, *self.stage_boxes, *self.camera_boxes]
 
     # -- frames ---------------------------------------------------------------------------------
     def on_frame_chosen(self, chosen: Chosen) -> None:

@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QTextCursor
 from PySide6.QtWidgets import (
     QFileDialog,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -32,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from gui.core import DryRun, Problem, Protocol, SourceError, check_protocol, load_any
 from gui.estop import guard
-from gui.widgets import ElidedLabel
+from gui.widgets import ElidedLabel, scrollable
 
 FILE_FILTERS = ("Protocols (*.yaml *.yml *.py)", "Protocol files (*.yaml *.yml)",
                 "Python scripted protocols (*.py)", "All files (*)")
@@ -111,7 +112,7 @@ class ProtocolPanel(QWidget):
         self.problem_list.itemClicked.connect(self._show_problem_line)
         self.dry_run = QLabel("")
         self.dry_run.setWordWrap(True)
-        self.dry_run.setMinimumWidth(40)
+        self.dry_run.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.source = QPlainTextEdit()
         self.source.setReadOnly(True)
         self.source.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
@@ -141,17 +142,24 @@ class ProtocolPanel(QWidget):
         top.addWidget(self.open_button)
         top.addWidget(self.library_button)
         top.addWidget(self.path_label, 1)
-        buttons = QHBoxLayout()
-        for button in (self.run_button, self.pause_button, self.resume_button, self.abort_button):
-            buttons.addWidget(button)
+        buttons = QGridLayout()  # two rows: the dock may be narrow
+        for index, button in enumerate((self.run_button, self.pause_button, self.resume_button,
+                                        self.abort_button)):
+            buttons.addWidget(button, index // 2, index % 2)
+        # Everything long is in the splitter and scrolls there, so the run buttons below it
+        # are always on screen however short the dock.
         split = QSplitter(Qt.Orientation.Vertical)
-        for stretch, widget in enumerate((self.problem_list, self.steps, self.source)):
+        self.dry_run_area = scrollable(self.dry_run)
+        self.dry_run_area.setMinimumSize(40, 30)
+        widgets = (self.problem_list, self.dry_run_area, self.steps, self.source)
+        for index, widget in enumerate(widgets):
+            widget.setMinimumHeight(30)
             split.addWidget(widget)
-            split.setStretchFactor(stretch, (2, 3, 1)[stretch])
+            split.setStretchFactor(index, (2, 1, 4, 1)[index])
+        split.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.verdict)
-        layout.addWidget(self.dry_run)
         layout.addWidget(split, 1)
         layout.addWidget(self.progress)
         layout.addWidget(self.state_label)

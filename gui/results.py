@@ -17,8 +17,7 @@ from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidg
 from gui.core import Bench, Geometry, ZoneChannel, zone_table
 from gui.counts_plot import zone_colour
 
-COLUMNS = ("zone", "channel", "fields", "detected / field", "detected", "per mm²",
-           "minus isotype", "QC")
+COLUMNS = ("zone", "channel", "fields", "per field", "total", "per mm²", "− isotype", "QC")
 CV_FLAG = 0.3  # a spread across fields above 30 % is flagged
 
 
@@ -59,9 +58,11 @@ class ResultsTable(QTableWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
         self.setMinimumSize(160, 80)
-        for col, tip in ((3, "mean ± SD of counted spots per field (not corrected)"),
+        for col, tip in ((3, "detected per field: mean ± SD of counted spots (not corrected)"),
+                         (4, "detected in every field of the zone together"),
                          (5, "detected per mm² of zone imaged, mean ± SD across fields"),
-                         (6, "density minus the isotype control zone's, same channel")):
+                         (6, "density minus the isotype control zone's, same channel"),
+                         (7, "quality flags")):
             item = self.horizontalHeaderItem(col)
             if item is not None:
                 item.setToolTip(tip)
