@@ -16,10 +16,12 @@ the app survived. Reference: the app died after about 35 s of Live with PySide6 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,11 +43,9 @@ def rss_mb() -> float:
 def child(args: argparse.Namespace) -> int:
     """Run the app for `args.minutes`, printing one JSON line of figures every `report_s`."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    import tempfile
-
+    from pyqtgraph.util.garbage_collector import GarbageCollector
     from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
-    from pyqtgraph.util.garbage_collector import GarbageCollector
 
     from gui.core import Engine, SimulatedBench, load_bench
     from gui.main_window import MainWindow
@@ -59,8 +59,6 @@ def child(args: argparse.Namespace) -> int:
             if event.type() == QEvent.Type.Paint:
                 self.paints += 1
             return False
-
-    import gc
 
     gc.disable()  # as the app: garbage is collected on the Qt thread by a timer
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -80,9 +78,11 @@ def child(args: argparse.Namespace) -> int:
     window.resize(1366, 768)
     window.show()
     window.live_view.spots_box.setChecked(True)
-    window.bridge.prompt.connect(
-        lambda _m: QTimer.singleShot(300, lambda: window.prompt_dialog
-                                     and window.prompt_dialog.accept()))
+    def answer_prompt() -> None:  # the operator confirms the tetraspanin panel's prompt
+        if window.prompt_dialog is not None:
+            window.prompt_dialog.accept()
+
+    window.bridge.prompt.connect(lambda _message: QTimer.singleShot(300, answer_prompt))
     camera = window.camera_boxes[0]
     started = time.monotonic()
     deadline = started + args.minutes * 60

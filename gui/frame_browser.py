@@ -128,7 +128,7 @@ class FrameBrowser(QWidget):
         start = next((r.t_s for r in records if r.t_s is not None), 0.0) or 0.0
         for row, rec in enumerate(records):
             minutes = (rec.t_s - start) / 60 if rec.t_s is not None else None
-            kept = "in memory" if self.run == CURRENT else ("file" if rec.file else "not kept")
+            kept = "memory" if self.run == CURRENT else ("file" if rec.file else "not kept")
             cells = (str(rec.seq + 1), "" if minutes is None else f"{minutes:.2f}", rec.zone,
                      "" if rec.field is None else str(rec.field), rec.channel,
                      "" if rec.count is None else str(rec.count),

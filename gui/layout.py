@@ -138,7 +138,7 @@ class WindowLayout:
         log.raise_()
         w.resizeDocks([counts], [260], Qt.Orientation.Vertical)
         w.resizeDocks([w.docks["Protocol"], devices], [360, 380], Qt.Orientation.Horizontal)
-        w.resizeDocks([counts, log], [700, 400], Qt.Orientation.Horizontal)
+        w.resizeDocks([counts, log], [1000, 420], Qt.Orientation.Horizontal)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self.window)

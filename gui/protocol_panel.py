@@ -157,6 +157,7 @@ class ProtocolPanel(QWidget):
             split.addWidget(widget)
             split.setStretchFactor(index, (2, 1, 4, 1)[index])
         split.setChildrenCollapsible(False)
+        split.setSizes([80, 120, 260, 90])  # the dry run readable at once, the steps largest
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.verdict)

@@ -115,27 +115,28 @@ class StageBox(QGroupBox):
         self.zone = QComboBox()
         self.zone.addItems(list(zones))
         self.controls: list[QWidget] = []
-        grid = QGridLayout(self)
-        grid.addWidget(self.position, 0, 0, 1, 4)
+        grid = QGridLayout(self)  # three columns: fits a 380 px dock
+        grid.addWidget(self.position, 0, 0, 1, 3)
         grid.addWidget(QLabel("jog (um)"), 1, 0)
-        grid.addWidget(self.jog, 1, 1)
-        for col, (text, dx, dy) in enumerate((("←", -1, 0), ("→", 1, 0), ("↑", 0, -1),
-                                              ("↓", 0, 1))):
-            grid.addWidget(self._button(text, self._jog_action(dx, dy)), 2, col)
-        grid.addWidget(self.x_spin, 3, 0)
-        grid.addWidget(self.y_spin, 3, 1)
-        grid.addWidget(self._button("Go to", self.go_to), 3, 2)
-        grid.addWidget(self.zone, 4, 0, 1, 2)
-        grid.addWidget(self._button("Go to zone", self.go_to_zone), 4, 2)
-        grid.addWidget(self.z, 5, 0)
-        grid.addWidget(self._button("Focus to", self.focus_to), 5, 1)
-        grid.addWidget(self._button("Z +", lambda: self.focus_by(1)), 5, 2)
-        grid.addWidget(self._button("Z −", lambda: self.focus_by(-1)), 5, 3)
-        grid.addWidget(self._button("Autofocus", self.autofocus), 6, 0, 1, 2)
+        grid.addWidget(self.jog, 1, 1, 1, 2)
+        for text, dx, dy, row, col in (("↑", 0, -1, 2, 1), ("←", -1, 0, 3, 0),
+                                       ("↓", 0, 1, 3, 1), ("→", 1, 0, 3, 2)):
+            grid.addWidget(self._button(text, self._jog_action(dx, dy)), row, col)
+        grid.addWidget(self.x_spin, 4, 0)
+        grid.addWidget(self.y_spin, 4, 1)
+        grid.addWidget(self._button("Go to", self.go_to), 4, 2)
+        grid.addWidget(self.zone, 5, 0, 1, 2)
+        grid.addWidget(self._button("Go to zone", self.go_to_zone), 5, 2)
+        grid.addWidget(self.z, 6, 0)
+        grid.addWidget(self._button("Focus to", self.focus_to), 6, 1)
+        grid.addWidget(self._button("Autofocus", self.autofocus), 6, 2)
+        grid.addWidget(self._button("Z +", lambda: self.focus_by(1)), 7, 0)
+        grid.addWidget(self._button("Z −", lambda: self.focus_by(-1)), 7, 1)
         halt = QPushButton("Halt")
+        halt.setToolTip("stop the stage and the focus where they are")
         halt.clicked.connect(lambda: self.calls.submit(f"{self.name} halt", lambda: (
             self.manual.run(self.name, "halt", self.stage.halt))))
-        grid.addWidget(halt, 6, 2, 1, 2)
+        grid.addWidget(halt, 7, 2)
 
     def _button(self, text: str, action: Callable[[], None]) -> QPushButton:
         button = QPushButton(text)

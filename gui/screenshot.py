@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QSettings
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from gui.core import Engine, Protocol, SimulatedBench, load_bench
@@ -67,8 +68,7 @@ def wait_for(app: QCoreApplication, condition: Callable[[], object], timeout_s: 
 def capture(window: Any, out: Path) -> str:
     """Save what is on screen: the X screen if there is one, else the window rendered."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    app = QApplication.instance()
-    if os.environ.get("DISPLAY") and app is not None and app.platformName() == "xcb" \
+    if os.environ.get("DISPLAY") and QGuiApplication.platformName() == "xcb" \
             and shutil.which("import"):
         subprocess.run(["import", "-window", "root", str(out)], check=True, timeout=30)
         return "X screen (import -window root)"

@@ -114,8 +114,8 @@ class StatusIndicators(QWidget):
         self.ack_button.hide()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 0)
-        for widget, stretch in ((self.run, 3), (self.bench, 2), (self.pumps, 3),
-                                (self.light, 2), (self.stage, 2), (self.alarm, 4)):
+        for widget, stretch in ((self.run, 3), (self.bench, 3), (self.pumps, 3),
+                                (self.light, 2), (self.stage, 2), (self.alarm, 5)):
             layout.addWidget(widget, stretch)
         layout.addWidget(self.ack_button)
         self.run_state = "idle"
