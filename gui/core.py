@@ -35,7 +35,7 @@ __all__ = [
     "Illuminator", "Manual", "ManualRefused", "Problem", "Protocol", "Pump", "RunEvents",
     "RunFolder", "RunIndex", "RunNotFound", "RunState", "SimulatedBench", "SourceError",
     "Stage", "ZoneChannel", "check_protocol", "default_counter", "describe_interruption",
-    "devices_of", "load_any", "load_bench",
+    "devices_of", "kept_on_disk", "load_any", "load_bench",
     "make_counter", "protocol_library", "read_events", "read_frame", "simulated_bench_file",
     "write_run_report", "zone_table",
 ]
@@ -55,6 +55,17 @@ def write_run_report(folder: Path) -> Path:
     from chipctl.runs.report import write_report
 
     return Path(write_report(RunFolder.open(folder)))
+
+
+def kept_on_disk(engine: Any) -> Callable[[int], bool]:
+    """Which of a run's frames (by 0-based number) the engine writes to the run folder."""
+    from chipctl.runs import KeepPolicy
+
+    try:
+        policy = KeepPolicy.parse(getattr(engine, "keep_frames", "none"))
+    except ValueError:
+        policy = KeepPolicy(0)
+    return policy.keeps
 
 
 def devices_of(engine: Any) -> Any:

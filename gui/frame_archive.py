@@ -2,14 +2,16 @@
 from its folder (chipctl.runs.frames reads the OME-TIFF files).
 
 Qt-free. `RunArchive` is filled from the run's frame and counted events on the run's worker
-thread; it keeps the images of the newest frames up to a memory budget and, past that, reads
-a frame back from the run folder when the run kept it. `past_run` lists a finished run's
-frames from its event log. Field numbers are 1-based here, as people count them.
+thread. A frame the run writes to its folder is read back from there when it is browsed; the
+others (and the newest few) are kept in memory up to a budget, oldest dropped first.
+`past_run` lists a finished run's frames from its event log. Field numbers are 1-based here,
+as people count them.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from gui.core import Frame, RunFolder, read_events, read_frame
 from gui.frames import frame_channel, saturated_pixels
 
 MEMORY_BUDGET_BYTES = 384 * 2**20  # ~48 full 2048 x 2048 frames
+NEWEST_IN_MEMORY = 2  # until the run folder has written them
 
 
 @dataclass(frozen=True)
@@ -79,15 +82,18 @@ class RunArchive:
     def __init__(self, budget_bytes: int = MEMORY_BUDGET_BYTES) -> None:
         self.budget = budget_bytes
         self.folder: Path | None = None
+        self.on_disk: Callable[[int], bool] = lambda seq: False
         self._lock = threading.Lock()
         self._records: list[FrameRecord] = []
         self._images: dict[int, Frame] = {}
         self._bytes = 0
 
-    def clear(self, folder: Path | None = None) -> None:
-        """A new run starts (recorded in `folder`)."""
+    def clear(self, folder: Path | None = None,
+              on_disk: Callable[[int], bool] = lambda seq: False) -> None:
+        """A new run starts, recorded in `folder`; `on_disk(seq)` says which frames it keeps
+        there (those need no copy in memory)."""
         with self._lock:
-            self.folder = folder
+            self.folder, self.on_disk = folder, on_disk
             self._records.clear()
             self._images.clear()
             self._bytes = 0
@@ -100,9 +106,19 @@ class RunArchive:
             self._records.append(record_of(seq, frame, saturated))
             self._images[seq] = frame
             self._bytes += np.asarray(frame.image).nbytes
+            for old in [s for s in self._images if s <= seq - NEWEST_IN_MEMORY
+                        and self.folder is not None and self.on_disk(s)]:
+                self._drop(old)
             while self._bytes > self.budget and len(self._images) > 1:
-                oldest = min(self._images)
-                self._bytes -= np.asarray(self._images.pop(oldest).image).nbytes
+                self._drop(min(self._images))
+
+    def _drop(self, seq: int) -> None:
+        self._bytes -= np.asarray(self._images.pop(seq).image).nbytes
+
+    def in_memory(self) -> list[int]:
+        """Numbers of the frames whose images are held in memory."""
+        with self._lock:
+            return sorted(self._images)
 
     def add_count(self, row: dict[str, Any]) -> None:
         """The run's count of its newest frame of that zone, field and channel."""

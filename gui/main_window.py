@@ -19,7 +19,14 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QTabWidget
 from gui.bench_state import BenchPoller, BenchSnapshot
 from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
 from gui.chip_map import ChipMap
-from gui.core import Manual, Protocol, devices_of, make_counter, protocol_library
+from gui.core import (
+    Manual,
+    Protocol,
+    devices_of,
+    kept_on_disk,
+    make_counter,
+    protocol_library,
+)
 from gui.counts_plot import CountsPlot
 from gui.dialogs import ask_parameters, error_box, prompt_box
 from gui.estop import EmergencyStopButton
@@ -135,7 +142,8 @@ class MainWindow(QMainWindow):
         self.results.clear_run()
         self.chip_map.clear_fields()
         folder = self.session.folder
-        self.archive.clear(Path(folder) if folder is not None else None)
+        self.archive.clear(Path(folder) if folder is not None else None,
+                           kept_on_disk(self.engine))
         self.browser.show_run(None)
         self._set_devices_for_run(True)
         name = self.session.protocol.name if self.session.protocol else ""

@@ -197,3 +197,16 @@ def test_run_archive_keeps_images_within_its_budget() -> None:
     assert [r.count for r in archive.records()] == [0, 1, 2, 3, 4]
     assert [r.field for r in archive.records()] == [1, 2, 3, 4, 5]  # 1-based for people
     assert archive.frame(0) is None and archive.frame(4) is not None  # no folder kept it
+
+
+def test_frames_the_run_keeps_on_disk_are_not_held_in_memory(
+        window: MainWindow, qtbot: Any, tmp_path: Path) -> None:
+    run_protocol(window, qtbot, tmp_path, keep="all")
+    archive = window.archive
+    assert archive.in_memory() == [6, 7]  # only the newest, until the folder had them
+    browser = window.browser
+    qtbot.waitUntil(lambda: browser.table.rowCount() == 8, timeout=5000)
+    assert browser.table.item(0, 7).text() == "file"
+    first = archive.frame(0)  # read back from the run folder's OME-TIFF
+    assert first is not None and first.image.shape == (256, 256)
+    assert archive.records()[0].zone == "CD63" and archive.records()[0].channel == "AF488"
