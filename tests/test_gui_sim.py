@@ -161,6 +161,10 @@ def test_emergency_stop_halts_every_simulated_pump(window: MainWindow, qtbot: An
     assert open_protocol(window, tmp_path, "long.yaml", LONG_SAMPLE)
     window.protocol_panel.run_button.click()
     qtbot.waitUntil(lambda: all(sim_pumps_running(bench).values()), timeout=15000)
+    # during the run the indicators say what runs (the run's pump from its own events)
+    qtbot.waitUntil(lambda: "sample_pump infusing at 5 uL/min" in window.status.pumps.full_text(),
+                    timeout=10000)
+    assert "every pump and light is off" not in window.status.bench.full_text()
     qtbot.keyClick(window, Qt.Key.Key_F12)
     qtbot.waitUntil(lambda: not any(sim_pumps_running(bench).values()), timeout=5000)
     qtbot.waitUntil(lambda: window.protocol_panel.state == "aborted", timeout=10000)
