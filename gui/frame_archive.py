@@ -40,6 +40,8 @@ class FrameRecord:
     x_um: float | None = None
     y_um: float | None = None
     file: Path | None = None  # the kept OME-TIFF, if the run kept it
+    shape: tuple[int, int] | None = None  # rows, columns
+    pixel_size_um: float | None = None
 
     @property
     def place(self) -> tuple[Any, ...]:
@@ -55,9 +57,11 @@ def record_of(seq: int, frame: Frame, saturated: int | None = None) -> FrameReco
     """A record of a frame the run just published (metadata as the executor set it)."""
     meta = frame.metadata
     x, y = stage_position(meta)
+    rows, cols = np.asarray(frame.image).shape[:2]
     return FrameRecord(seq, str(meta.get("zone") or ""), _field_1(meta.get("field")),
                        frame_channel(frame), None, _float(meta.get("time_s", meta.get("t_s"))),
-                       None, saturated, x, y)
+                       None, saturated, x, y, None, (int(rows), int(cols)),
+                       _float(meta.get("pixel_size_um")))
 
 
 def stage_position(meta: dict[str, Any]) -> tuple[float | None, float | None]:

@@ -175,10 +175,9 @@ class MainWindow(QMainWindow):
     def on_counted(self, row: dict[str, Any]) -> None:
         """A frame was counted: plot, results table, chip map."""
         records = self.archive.records()
-        frame = self.archive.frame(records[-1].seq) if records else None
-        if frame is not None:
-            height, width = frame.image.shape[:2]
-            pixel = float(frame.metadata.get("pixel_size_um") or self.layout_.pixel_size_um)
+        if records and records[-1].shape is not None:
+            height, width = records[-1].shape
+            pixel = records[-1].pixel_size_um or self.layout_.pixel_size_um
             self.results.set_frame_geometry(pixel, width, height)
             self.chip_map.set_field_size(width * pixel, height * pixel)
             if records[-1].saturated:
