@@ -67,7 +67,8 @@ def child(args: argparse.Namespace) -> int:
     app.installEventFilter(counter)
     tmp = tempfile.TemporaryDirectory()
     sim = SimulatedBench(speed=args.speed, seed=1).start()
-    engine = Engine(load_bench(sim.bench_path), Path(tmp.name) / "runs", keep_frames="none")
+    runs = Path(args.runs_dir) if args.runs_dir else Path(tmp.name) / "runs"
+    engine = Engine(load_bench(sim.bench_path), runs, keep_frames="none")
     engine.connect()
     window = MainWindow(engine, QSettings(str(Path(tmp.name) / "gui.ini"),
                                           QSettings.Format.IniFormat),
@@ -87,7 +88,8 @@ def child(args: argparse.Namespace) -> int:
     started = time.monotonic()
     deadline = started + args.minutes * 60
     state: dict[str, Any] = {"runs": 0, "failed_runs": 0, "phase": "live", "until": 0.0,
-                             "rss0": None, "peak": 0.0, "none0": sys.getrefcount(None)}
+                             "rss0": None, "peak": 0.0, "none0": sys.getrefcount(None),
+                             "reasons": {}}
 
     def report(final: bool = False) -> None:
         rss = rss_mb()
@@ -100,7 +102,7 @@ def child(args: argparse.Namespace) -> int:
             "failed_runs": state["failed_runs"], "rss_mb": round(rss, 1),
             "rss_start_mb": round(state["rss0"], 1), "rss_peak_mb": round(state["peak"], 1),
             "none_refcount_change": sys.getrefcount(None) - state["none0"],
-            "final": final}), flush=True)
+            "not_completed": state["reasons"], "final": final}), flush=True)
 
     def step() -> None:
         now = time.monotonic()
@@ -120,7 +122,10 @@ def child(args: argparse.Namespace) -> int:
                 camera.live_button.setChecked(True)
         elif state["phase"] == "run" and not window.session.active:
             state["runs"] += 1
-            state["failed_runs"] += window.session.state != "completed"
+            if window.session.state != "completed":
+                state["failed_runs"] += 1
+                reason = f"{window.session.state}: {window.session.runner.reason}"
+                state["reasons"][reason] = state["reasons"].get(reason, 0) + 1
             state["phase"], state["until"] = "live", now + args.live_s
             camera.live_button.setChecked(True)
 
@@ -151,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL)
     parser.add_argument("--live-s", type=float, default=60.0, help="seconds of Live per cycle")
     parser.add_argument("--report-s", type=float, default=60.0)
+    parser.add_argument("--runs-dir", help="keep the runs' records here (default: a temporary "
+                        "folder, removed at the end)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.minutes <= 0:
@@ -159,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         return child(args)
     command = [sys.executable, "-m", "benchmarks.gui_soak", "--child",
                "--minutes", str(args.minutes), "--speed", str(args.speed), "--protocol",
-               str(args.protocol), "--live-s", str(args.live_s), "--report-s", str(args.report_s)]
+               str(args.protocol), "--live-s", str(args.live_s), "--report-s", str(args.report_s),
+               *(["--runs-dir", str(args.runs_dir)] if args.runs_dir else [])]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     print(f"soak: {args.minutes:g} min of Live ({args.live_s:g} s at a time) and "
           f"{args.protocol.name} runs at {args.speed:g}x, offscreen", flush=True)
@@ -190,6 +198,8 @@ def print_summary(minutes: float, last: dict[str, Any], code: int, survived: boo
         growth = last["rss_peak_mb"] - last["rss_start_mb"]
         print(f"paints: {last['paints']}  frames shown: {last['frames_shown']}  "
               f"protocol runs: {last['runs']} ({last['failed_runs']} not completed)")
+        for reason, n in last.get("not_completed", {}).items():
+            print(f"  {n} x {reason}")
         print(f"RSS: start {last['rss_start_mb']} MB, peak {last['rss_peak_mb']} MB, "
               f"peak growth {growth:+.1f} MB, end {last['rss_mb']} MB")
         print(f"None's reference count changed by {last['none_refcount_change']:+d} "
