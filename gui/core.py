@@ -34,8 +34,8 @@ __all__ = [
     "Bench", "BenchUnavailable", "Camera", "DryRun", "Engine", "Frame", "Geometry",
     "Illuminator", "Manual", "ManualRefused", "Problem", "Protocol", "Pump", "RunEvents",
     "RunFolder", "RunIndex", "RunNotFound", "RunState", "SimulatedBench", "SourceError",
-    "Stage", "ZoneChannel", "check_protocol", "default_counter", "describe_interruption",
-    "devices_of", "kept_on_disk", "load_any", "load_bench",
+    "Stage", "ZoneChannel", "autofocus_z", "check_protocol", "default_counter",
+    "describe_interruption", "devices_of", "kept_on_disk", "load_any", "load_bench",
     "make_counter", "protocol_library", "read_events", "read_frame", "simulated_bench_file",
     "write_run_report", "zone_table",
 ]
@@ -66,6 +66,13 @@ def kept_on_disk(engine: Any) -> Callable[[int], bool]:
     except ValueError:
         policy = KeepPolicy(0)
     return policy.keeps
+
+
+def autofocus_z(devices: Any) -> float:
+    """Autofocus with the bench's camera and stage on whatever light is on; the focus found."""
+    from chipctl.autofocus import autofocus
+
+    return float(autofocus(devices.first("camera"), devices.first("stage")).z_um)
 
 
 def devices_of(engine: Any) -> Any:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.chip_map import ChipMap
+from gui.core import autofocus_z
 from gui.counts_plot import CountsPlot
 from gui.estop import EmergencyStopButton
 from gui.event_log import EventLog
@@ -43,12 +44,7 @@ Area = Qt.DockWidgetArea
 
 def autofocus_with(devices: Any) -> Callable[[], float]:
     """Autofocus with the camera on whatever light the operator has on."""
-    def run() -> float:
-        from chipctl.autofocus import autofocus
-
-        return float(autofocus(devices.first("camera"), devices.first("stage")).z_um)
-
-    return run
+    return lambda: autofocus_z(devices)
 
 
 def available_screen(window: QWidget) -> QRect:

@@ -103,3 +103,15 @@ def test_a_manual_flow_beyond_the_chips_limit_or_the_syringe_is_refused(
                                                                 None)
     with pytest.raises(ManualRefused, match="room for"):
         Manual(window.engine.bench, lambda r: None).check_pump(pump, "withdraw", 5.0, 980.0)
+
+
+def test_autofocus_from_the_stage_panel_is_recorded_and_moves_the_focus(
+        window: MainWindow, qtbot: Any) -> None:
+    stage = window.stage_boxes[0]
+    button = next(b for b in stage.controls if b.text() == "Autofocus")
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any('action="autofocus"' in t for t in manual_lines(window)),
+                    timeout=5000)
+    qtbot.waitUntil(lambda: window.engine.rig.first("camera").snaps > 3, timeout=20000)
+    qtbot.waitUntil(lambda: stage.position.full_text().startswith("x 0.0 um"), timeout=20000)
+    assert window.error_dialog is None, window.error_dialog and window.error_dialog.text()
