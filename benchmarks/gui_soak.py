@@ -68,7 +68,7 @@ def child(args: argparse.Namespace) -> int:
     tmp = tempfile.TemporaryDirectory()
     sim = SimulatedBench(speed=args.speed, seed=1).start()
     runs = Path(args.runs_dir) if args.runs_dir else Path(tmp.name) / "runs"
-    engine = Engine(load_bench(sim.bench_path), runs, keep_frames="none")
+    engine = Engine(load_bench(sim.bench_path), runs_dir=runs, keep_frames="none")
     engine.connect()
     window = MainWindow(engine, QSettings(str(Path(tmp.name) / "gui.ini"),
                                           QSettings.Format.IniFormat),

@@ -71,7 +71,7 @@ def _load(path: Path) -> Bench:
 def connect_engine(bench: Bench, runs_dir: str | None) -> Engine:
     """A connected engine, or StartupError naming what failed."""
     try:
-        engine = Engine(bench, Path(runs_dir) if runs_dir else None)
+        engine = Engine(bench, runs_dir=Path(runs_dir) if runs_dir else None)
     except (LookupError, ImportError, ValueError, OSError) as exc:
         raise StartupError(f"cannot build the bench {bench.name!r}: {exc}") from exc
     try:

@@ -17,50 +17,58 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chipctl.bench import Bench, load_bench
-from chipctl.devices import Camera, Frame, Illuminator, Pump, Stage
-from chipctl.events import RunEvents, RunState
+from chipctl.analysis.counts import Geometry, ZoneChannel, zone_table
+from chipctl.config.bench import Bench, load_bench
+from chipctl.config.sourcefile import Problem, SourceError
+from chipctl.devices.interfaces import Camera, Frame, Illuminator, Stage
+from chipctl.devices.interfaces import SyringePump as Pump
+from chipctl.engine import BenchUnavailable, Engine
 from chipctl.protocol.model import Protocol
 from chipctl.protocol.script import load_any
 from chipctl.protocol.validate import DryRun, check_protocol
-from chipctl.runs import RunFolder, RunIndex, RunNotFound, describe_interruption, read_frame
-from chipctl.runs.analysis import Geometry, ZoneChannel, zone_table
+from chipctl.run.counting import CountedFrame
+from chipctl.run.events import RunEvents, RunState
+from chipctl.runs import (
+    KeepPolicy,
+    RunFolder,
+    RunIndex,
+    RunNotFound,
+    describe_interruption,
+    read_frame,
+)
+from chipctl.runs.detections import SPOTS_NAME, read_detections
 from chipctl.runs.folder import read_events
-from chipctl.session import BenchUnavailable, Engine, make_counter
 from chipctl.simlaunch import SimulatedBench, simulated_bench_file
-from chipctl.sourcefile import Problem, SourceError
+from chipctl.vision.factory import make_counter
+from chipctl.vision.model import CountParams, CountResult
 
 __all__ = [
-    "Bench", "BenchUnavailable", "Camera", "DryRun", "Engine", "Frame", "Geometry",
-    "Illuminator", "Manual", "ManualRefused", "Problem", "Protocol", "Pump", "RunEvents",
-    "RunFolder", "RunIndex", "RunNotFound", "RunState", "SimulatedBench", "SourceError",
-    "Stage", "ZoneChannel", "autofocus_z", "check_protocol", "default_counter",
-    "describe_interruption", "devices_of", "kept_on_disk", "load_any", "load_bench",
-    "make_counter", "protocol_library", "read_events", "read_frame", "simulated_bench_file",
-    "write_run_report", "zone_table",
+    "SPOTS_NAME", "Bench", "BenchUnavailable", "Camera", "CountParams", "CountResult",
+    "CountedFrame", "Devices", "DryRun", "Engine", "Frame", "Geometry", "Illuminator", "Manual",
+    "ManualRefused", "Problem", "Protocol", "Pump", "RunEvents", "RunFolder", "RunIndex",
+    "RunNotFound", "RunState", "SimulatedBench", "SourceError", "Stage", "ZoneChannel",
+    "check_protocol", "default_counter", "describe_interruption", "devices_of", "kept_on_disk",
+    "load_any", "load_bench", "make_counter", "protocol_library", "read_detections",
+    "read_events", "read_frame", "simulated_bench_file", "write_run_report", "zone_table",
 ]
 
 LIBRARY_ENV = "CHIPCTL_PROTOCOLS"
 
 
 def default_counter() -> Callable[[Any], Any]:
-    """chipctl's vesicle counter with default parameters."""
-    from chipctl.vision import count_frame
-
-    return count_frame
+    """chipctl's vesicle counter with default parameters (for frames no run counted)."""
+    return make_counter(CountParams())
 
 
 def write_run_report(folder: Path) -> Path:
     """Write a run's HTML report; returns its path."""
-    from chipctl.runs.report import write_report
+    from chipctl.analysis.report import write_report
 
     return Path(write_report(RunFolder.open(folder)))
 
 
 def kept_on_disk(engine: Any) -> Callable[[int], bool]:
     """Which of a run's frames (by 0-based number) the engine writes to the run folder."""
-    from chipctl.runs import KeepPolicy
-
     try:
         policy = KeepPolicy.parse(getattr(engine, "keep_frames", "none"))
     except ValueError:
@@ -68,17 +76,40 @@ def kept_on_disk(engine: Any) -> Callable[[int], bool]:
     return policy.keeps
 
 
-def autofocus_z(devices: Any) -> float:
-    """Autofocus with the bench's camera and stage on whatever light is on; the focus found."""
-    from chipctl.autofocus import autofocus
+class Devices:
+    """The engine's devices for manual control, by kind (the engine's own accessors)."""
 
-    return float(autofocus(devices.first("camera"), devices.first("stage")).z_um)
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def pumps(self) -> dict[str, Pump]:
+        """Syringe pumps by name."""
+        return self.engine.pumps()
+
+    @property
+    def illuminators(self) -> dict[str, Illuminator]:
+        """Illuminators by name."""
+        return self.engine.illuminators()
+
+    @property
+    def stages(self) -> dict[str, Stage]:
+        """Stages by name."""
+        return self.engine.stages()
+
+    @property
+    def cameras(self) -> dict[str, Camera]:
+        """Cameras by name."""
+        return self.engine.cameras()
+
+    def autofocus(self) -> float:
+        """Focus with the camera on whatever light is on; the focal plane (um)."""
+        return float(self.engine.autofocus())
 
 
-def devices_of(engine: Any) -> Any:
-    """The engine's devices by kind (`.pumps`, `.illuminators`, `.stages`, `.cameras`,
-    `.first(kind)`); the restructured engine's manual-access methods replace this."""
-    return engine.rig
+def devices_of(engine: Engine) -> Devices:
+    """The engine's devices by kind."""
+    return Devices(engine)
 
 
 def protocol_library() -> Path | None:

@@ -1,6 +1,7 @@
 """The frame browser: every frame of the current run or of any recorded run, by field, zone,
 channel and time, with what the run counted in it. Choosing one shows it in the live view
-(with its detections); the live view's "back to live" returns to the stream.
+with the run's own detections (the counted frame's result, or a past run's spots.csv); the
+live view's "back to live" returns to the stream.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -18,7 +20,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.core import Frame, RunIndex, RunNotFound
+from gui.core import (
+    SPOTS_NAME,
+    CountedFrame,
+    CountResult,
+    Frame,
+    RunIndex,
+    RunNotFound,
+    read_detections,
+)
 from gui.frame_archive import FrameRecord, FrameUnreadable, RunArchive, load_kept, past_run
 from gui.widgets import ElidedLabel
 
@@ -54,6 +64,7 @@ class FrameBrowser(QWidget):
         self.archive = archive
         self.index = RunIndex(runs_dir)
         self.records: list[FrameRecord] = []
+        self.detections: dict[int, CountResult] = {}  # a past run's, from its spots.csv
         self.run_box = QComboBox()
         self.run_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.run_box.setMinimumContentsLength(6)
@@ -106,11 +117,13 @@ class FrameBrowser(QWidget):
     # -- the table --------------------------------------------------------------------------
     def reload(self) -> None:
         """Read the frames of the run chosen."""
+        self.detections = {}
         if self.run == CURRENT:
             records = self.archive.records()
         else:
             try:
                 records = past_run(Path(self.run))
+                self.detections = read_detections(Path(self.run) / SPOTS_NAME)
             except (RunNotFound, OSError) as exc:
                 self.failed.emit("frame browser", str(exc))
                 records = []
@@ -174,4 +187,15 @@ class FrameBrowser(QWidget):
             return None
         meta = {**frame.metadata, "zone": record.zone, "channel": record.channel,
                 "field": None if record.field is None else record.field - 1}
-        return Frame(frame.image, meta)
+        result = self._detections(record, frame)
+        return CountedFrame(frame.image, meta, result) if result is not None else Frame(
+            frame.image, meta)
+
+    def _detections(self, record: FrameRecord, frame: Frame) -> CountResult | None:
+        """What the run found in the frame: its own count, never a recount."""
+        if isinstance(frame, CountedFrame):
+            return frame.result
+        found = self.detections.get(record.seq)
+        if found is None and record.count == 0:  # spots.csv has no row for an empty frame
+            found = CountResult.from_xy(np.zeros((0, 2)), shape=np.asarray(frame.image).shape)
+        return found

@@ -3,7 +3,9 @@
 Qt-free on purpose: producers (the run's worker thread, the live camera loop) put frames into a
 `FrameSlot`; `FramePreparer` takes the newest on its own thread, bins it to screen size and
 counts it for the spot overlay; the live view pulls the newest prepared frame at display rate.
-A slow display skips frames instead of building a queue (the run counts every frame itself).
+A slow display skips frames instead of building a queue (the run counts every frame itself). A
+frame from a run arrives counted (chipctl.run.counting.CountedFrame): the overlay shows the
+run's own count of it; only frames from the live camera are counted here.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gui.core import Camera, Frame, default_counter
+from gui.core import Camera, CountedFrame, Frame, default_counter
 
 ANY_CHANNEL = ""
 COMPOSITE = "composite"
@@ -268,6 +270,8 @@ class FramePreparer:
                                  shown.pinned)
 
     def _count(self, frame: Frame) -> Any:
+        if isinstance(frame, CountedFrame):  # counted by the run: show the run's own count
+            return frame.result
         try:
             self._counter = self._counter or default_counter()
             return self._counter(frame.image)

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
 )
 
 from gui.chip_map import ChipMap
-from gui.core import autofocus_z
 from gui.counts_plot import CountsPlot
 from gui.estop import EmergencyStopButton
 from gui.event_log import EventLog
@@ -40,11 +39,6 @@ from gui.widgets import scrollable
 
 DEFAULT_SIZE = (1500, 950)
 Area = Qt.DockWidgetArea
-
-
-def autofocus_with(devices: Any) -> Callable[[], float]:
-    """Autofocus with the camera on whatever light the operator has on."""
-    return lambda: autofocus_z(devices)
 
 
 def available_screen(window: QWidget) -> QRect:
@@ -93,7 +87,7 @@ class WindowLayout:
         zones = dict(w.engine.bench.chip.zones)
         w.light_boxes = [IlluminatorBox(n, d, w.calls, w.manual)
                          for n, d in devices.illuminators.items()]
-        w.stage_boxes = [StageBox(n, d, w.calls, zones, autofocus_with(devices), w.manual)
+        w.stage_boxes = [StageBox(n, d, w.calls, zones, devices.autofocus, w.manual)
                          for n, d in devices.stages.items()]
         w.camera_boxes = [CameraBox(n, d, w.calls, w.frames,
                                     lambda message: w.calls.report("camera", message), w.manual)

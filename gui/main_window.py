@@ -89,7 +89,7 @@ class MainWindow(QMainWindow):
         self.alarm = self.status.alarm
         self.layout_ = WindowLayout(self, library or protocol_library())
         self.manual = Manual(engine.bench, lambda r: self.calls.mailbox.post(self.event_log.add, r))
-        self.layout_.build(devices_of(engine), counter or make_counter(engine.bench),
+        self.layout_.build(devices_of(engine), counter or make_counter(engine.count_params),
                            parameters or (lambda p: ask_parameters(p, self, self.emergency_stop)),
                            open_url)
         self._last_errors: dict[str, str] = {}

@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory() as tmp, SimulatedBench(speed=args.speed) as sim:
-        engine = Engine(load_bench(sim.bench_path), Path(tmp) / "runs", keep_frames="none")
+        engine = Engine(load_bench(sim.bench_path), runs_dir=Path(tmp) / "runs",
+                        keep_frames="none")
         engine.connect()
         window = MainWindow(engine, QSettings(str(Path(tmp) / "gui.ini"),
                                               QSettings.Format.IniFormat),

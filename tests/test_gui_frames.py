@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from guifakes import FakeEngine, spots_image
+from fakes import fake_engine, spots_image
 from PySide6.QtCore import QPointF, QSettings
 
 from gui.core import Frame, make_counter, read_frame
@@ -39,7 +39,7 @@ steps:
 
 @pytest.fixture
 def window(qtbot: Any, tmp_path: Path) -> MainWindow:
-    win = MainWindow(FakeEngine(tmp_path / "runs"),
+    win = MainWindow(fake_engine(tmp_path / "runs"),
                      QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat),
                      open_url=lambda url: None)
     win.ask_before_close = False
@@ -183,7 +183,7 @@ def test_frame_browser_reads_a_past_runs_frames_from_its_folder(
     record = browser.records[5]
     image, _meta = read_frame(record.file)
     assert np.array_equal(view.shown.frame.image, image)
-    counter = make_counter(window.engine.bench)
+    counter = make_counter(window.engine.count_params)
     assert view.shown.spots.count == counter(image).count == record.count
     assert folder.name in view.banner.full_text()
 

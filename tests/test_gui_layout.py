@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from guifakes import FakeEngine
+from fakes import fake_engine
 from PySide6.QtCore import QPoint, QRect, QSettings, QSize
 from PySide6.QtWidgets import QAbstractButton, QScrollArea, QWidget
 from simbench import simulated_bench
@@ -66,7 +66,7 @@ def cut_off_buttons(window: MainWindow) -> list[str]:
 @pytest.fixture
 def sim_window(qtbot: Any, tmp_path: Path) -> Iterator[MainWindow]:
     with simulated_bench(tmp_path, speed=300, seed=2) as (_bench, path):
-        engine = Engine(load_bench(path), tmp_path / "runs", keep_frames="none")
+        engine = Engine(load_bench(path), runs_dir=tmp_path / "runs", keep_frames="none")
         engine.connect()
         window = make_window(engine, tmp_path, qtbot)
         try:
@@ -113,7 +113,7 @@ def test_the_window_stays_within_the_screen_through_a_tetraspanin_panel_run(
 @pytest.mark.parametrize("screen", SCREENS, ids=["1366x768", "1920x1080"])
 def test_every_button_is_visible_or_scrollable_and_long_text_is_elided(
         qtbot: Any, tmp_path: Path, screen: QSize) -> None:
-    window = make_window(FakeEngine(tmp_path / "runs"), tmp_path, qtbot)
+    window = make_window(fake_engine(tmp_path / "runs"), tmp_path, qtbot)
     window.resize(screen)
     window.show()
     qtbot.waitExposed(window)
@@ -132,11 +132,11 @@ def test_every_button_is_visible_or_scrollable_and_long_text_is_elided(
 
 def test_a_saved_geometry_larger_than_the_screen_is_brought_back_onto_it(
         qtbot: Any, tmp_path: Path) -> None:
-    first = make_window(FakeEngine(tmp_path / "runs"), tmp_path, qtbot)
+    first = make_window(fake_engine(tmp_path / "runs"), tmp_path, qtbot)
     first.resize(2600, 1900)
     first.move(900, 700)
     first.close()  # saves the geometry
-    second = make_window(FakeEngine(tmp_path / "runs"), tmp_path, qtbot)
+    second = make_window(fake_engine(tmp_path / "runs"), tmp_path, qtbot)
     area = second.screen().availableGeometry()
     assert second.frameGeometry().width() <= area.width()
     assert second.frameGeometry().height() <= area.height()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from guifakes import FakeEngine
+from fakes import fake_engine
 from PySide6.QtCore import QSettings, Qt
 
 from gui.core import Manual, ManualRefused
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def window(qtbot: Any, tmp_path: Path) -> MainWindow:
-    win = MainWindow(FakeEngine(tmp_path / "runs"),
+    win = MainWindow(fake_engine(tmp_path / "runs"),
                      QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat),
                      open_url=lambda url: None)
     win.ask_before_close = False
@@ -57,7 +57,7 @@ def test_manual_actions_appear_in_the_event_log(window: MainWindow, qtbot: Any) 
     pump.rate.setValue(4.0)
     pump.volume.setValue(6.0)
     qtbot.mouseClick(pump.infuse_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.engine.rig.pumps["sample_pump"].started is not None,
+    qtbot.waitUntil(lambda: window.engine.pumps()["sample_pump"].t0 is not None,
                     timeout=5000)
     qtbot.mouseClick(pump.stop_button, Qt.MouseButton.LeftButton)
     light = window.light_boxes[0]
@@ -81,21 +81,21 @@ def test_manual_actions_appear_in_the_event_log(window: MainWindow, qtbot: Any) 
     assert 'manual: device="led", action="dark"' in lines
     assert ('manual: device="stage", action="go to", x_um=120.0, y_um=-40.0' in lines)
     assert any(t.startswith('manual: device="camera", action="snap"') for t in lines)
-    qtbot.waitUntil(lambda: window.engine.rig.first("stage").position() == (120.0, -40.0),
+    qtbot.waitUntil(lambda: window.engine.stages()["stage"].position() == (120.0, -40.0),
                     timeout=5000)
 
 
 def test_a_manual_flow_beyond_the_chips_limit_or_the_syringe_is_refused(
         window: MainWindow, qtbot: Any) -> None:
     box = window.pumps_panel.boxes["sample_pump"]
-    pump = window.engine.rig.pumps["sample_pump"]
+    pump = window.engine.pumps()["sample_pump"]
     box.rate.setValue(10.0)
     box.volume.setValue(999.0)
     box.pump.syringe.contents_ul = 50.0
     qtbot.mouseClick(box.infuse_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.error_dialog is not None, timeout=5000)
     assert "more than the syringe holds (50.0 uL)" in window.error_dialog.text()
-    assert pump.started is None, "nothing was sent"
+    assert pump.t0 is None, "nothing was sent"
     assert manual_lines(window) == [], "a refused action is not recorded as done"
     limit = window.engine.bench.chip.max_flow_ul_min()
     with pytest.raises(ManualRefused, match="pressure limit"):
@@ -112,6 +112,6 @@ def test_autofocus_from_the_stage_panel_is_recorded_and_moves_the_focus(
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: any('action="autofocus"' in t for t in manual_lines(window)),
                     timeout=5000)
-    qtbot.waitUntil(lambda: window.engine.rig.first("camera").snaps > 3, timeout=20000)
+    qtbot.waitUntil(lambda: window.engine.cameras()["camera"].snaps > 3, timeout=20000)
     qtbot.waitUntil(lambda: stage.position.full_text().startswith("x 0.0 um"), timeout=20000)
     assert window.error_dialog is None, window.error_dialog and window.error_dialog.text()

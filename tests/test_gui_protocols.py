@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from guifakes import FakeEngine
+from fakes import fake_engine
 from PySide6.QtCore import QSettings, Qt
 
 from gui.core import protocol_library
@@ -49,7 +49,7 @@ protocol = p.build()
 
 @pytest.fixture
 def window(qtbot: Any, tmp_path: Path) -> MainWindow:
-    win = MainWindow(FakeEngine(tmp_path / "runs"),
+    win = MainWindow(fake_engine(tmp_path / "runs"),
                      QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat),
                      parameters=lambda p: {q.name: q.default or "S-1" for q in p.parameters},
                      open_url=lambda url: None, library=LIBRARY)

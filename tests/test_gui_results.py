@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from guifakes import BENCH, FakeEngine
+from fakes import GUI_BENCH, fake_engine
 from PySide6.QtCore import QSettings
 
 from gui.chip_map import ChipMap
@@ -37,7 +37,7 @@ steps:
 
 @pytest.fixture
 def window(qtbot: Any, tmp_path: Path) -> MainWindow:
-    win = MainWindow(FakeEngine(tmp_path / "runs"),
+    win = MainWindow(fake_engine(tmp_path / "runs"),
                      QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat),
                      open_url=lambda url: None)
     win.ask_before_close = False
@@ -115,7 +115,7 @@ def test_a_single_point_gets_a_sensible_axis(qtbot: Any) -> None:
 
 
 def test_chip_map_shows_zones_fields_and_the_camera(qtbot: Any) -> None:
-    bench = Bench.model_validate(BENCH)
+    bench = Bench.model_validate(GUI_BENCH)
     chip = ChipMap(bench)
     qtbot.addWidget(chip)
     assert set(chip.zone_items) == {"CD63", "isotype"}
@@ -137,6 +137,6 @@ def test_chip_map_shows_zones_fields_and_the_camera(qtbot: Any) -> None:
 
 
 def test_the_chip_map_follows_the_stage(window: MainWindow, qtbot: Any) -> None:
-    window.engine.rig.first("stage").move_to(8000.0, 50.0)
+    window.engine.stages()["stage"].move_to(8000.0, 50.0)
     qtbot.waitUntil(lambda: window.chip_map.camera.isVisible()
                     and window.chip_map.camera.rect().center().x() == 8000.0, timeout=5000)

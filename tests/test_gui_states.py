@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from guifakes import FakeEngine
+from fakes import fake_engine
 from PySide6.QtCore import QSettings, Qt
 
 from gui.bench_state import BenchSnapshot, PumpState, follow_run_event, read_bench
+from gui.core import devices_of
 from gui.main_window import MainWindow
 from gui.status import AlarmLatch, describe_bench
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def window(qtbot: Any, tmp_path: Path) -> MainWindow:
-    engine = FakeEngine(tmp_path / "runs")
+    engine = fake_engine(tmp_path / "runs")
     win = MainWindow(engine, QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat),
                      open_url=lambda url: None)
     win.ask_before_close = False
@@ -67,21 +68,21 @@ def test_status_bar_follows_the_devices_whoever_changes_them(window: MainWindow,
     status = window.status
     qtbot.waitUntil(lambda: "every pump and light is off" in status.bench.full_text(),
                     timeout=5000)
-    devices = window.engine.rig
-    devices.first("illuminator").light("AF555", 70)  # behind the window's back
-    devices.pumps["sample_pump"].infuse(12.0)
+    engine = window.engine
+    engine.illuminators()["led"].light("AF555", 70)  # behind the window's back
+    engine.pumps()["sample_pump"].infuse(12.0)
     qtbot.waitUntil(lambda: "light AF555 70 %" in status.light.full_text(), timeout=5000)
     qtbot.waitUntil(lambda: "sample_pump running" in status.pumps.full_text(), timeout=5000)
     assert "every pump and light is off" not in status.bench.full_text()
-    devices.first("illuminator").dark()
-    devices.pumps["sample_pump"].stop()
+    engine.illuminators()["led"].dark()
+    engine.pumps()["sample_pump"].stop()
     qtbot.waitUntil(lambda: "every pump and light is off" in status.bench.full_text(),
                     timeout=5000)
     assert status.light.full_text() == "light off"
 
 
 def test_light_state_is_visible_from_every_tab(window: MainWindow, qtbot: Any) -> None:
-    window.engine.rig.first("illuminator").light("AF647", 40)
+    window.engine.illuminators()["led"].light("AF647", 40)
     qtbot.waitUntil(lambda: "AF647 40 %" in window.status.light.full_text(), timeout=5000)
     for tab in range(window.devices.count()):
         window.devices.setCurrentIndex(tab)
@@ -89,13 +90,13 @@ def test_light_state_is_visible_from_every_tab(window: MainWindow, qtbot: Any) -
             window.docks[dock].raise_()
             qtbot.wait(20)
             assert window.status.light.isVisible() and window.status.light.visibleRegion()
-    window.engine.rig.first("illuminator").dark()
+    window.engine.illuminators()["led"].dark()
 
 
 def test_emergency_stop_alarm_is_latched_until_acknowledged(window: MainWindow,
                                                              qtbot: Any) -> None:
     status = window.status
-    pumps = window.engine.rig.pumps
+    pumps = window.engine.pumps()
     pumps["sample_pump"].infuse(5.0)
     qtbot.waitUntil(lambda: "sample_pump running" in status.pumps.full_text(), timeout=5000)
     qtbot.keyClick(window, Qt.Key.Key_F12)
@@ -115,7 +116,7 @@ def test_emergency_stop_alarm_is_latched_until_acknowledged(window: MainWindow,
 
 def test_a_device_that_stops_answering_is_an_alarm_and_never_reads_as_off(
         window: MainWindow, qtbot: Any) -> None:
-    pump = window.engine.rig.pumps["sample_pump"]
+    pump = window.engine.pumps()["sample_pump"]
     qtbot.waitUntil(lambda: "every pump and light is off" in window.status.bench.full_text(),
                     timeout=5000)
     pump.fault = TimeoutError("sample_pump: no reply within 1 s")
@@ -126,9 +127,9 @@ def test_a_device_that_stops_answering_is_an_alarm_and_never_reads_as_off(
 
 
 def test_read_bench_reads_every_device_kind(window: MainWindow) -> None:
-    snapshot = read_bench(window.engine.rig, read_pumps=True)
+    snapshot = read_bench(devices_of(window.engine), read_pumps=True)
     assert set(snapshot.pumps) == {"buffer_pump", "sample_pump"}
     assert set(snapshot.lights) == {"led"} and set(snapshot.stages) == {"stage"}
     assert snapshot.exposure_ms == {"camera": 10.0}
-    during_run = read_bench(window.engine.rig, read_pumps=False, previous=snapshot)
+    during_run = read_bench(devices_of(window.engine), read_pumps=False, previous=snapshot)
     assert during_run.pumps == snapshot.pumps, "pumps are followed from the run's events"
