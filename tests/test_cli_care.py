@@ -148,14 +148,25 @@ def test_a_packaged_install_carries_the_whole_library_where_it_is_looked_for() -
 
 # -- --speed ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("speed", ["0", "-5", "nan", "fast"])
-def test_a_speed_of_zero_or_below_is_refused_before_anything_starts(speed: str) -> None:
-    result = chipctl("run", QUICKSTART, "--sim", f"--speed={speed}")
-    assert result.returncode == 2
-    assert "chipctl run: error: argument --speed: " in result.stderr
-    assert "hardware_sim" not in result.stderr and "Traceback" not in result.stderr
+def test_a_speed_of_zero_or_below_is_refused_by_the_parser(
+        speed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["run", QUICKSTART, "--sim", f"--speed={speed}"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "chipctl run: error: argument --speed: " in err
     if speed in ("0", "-5"):
-        assert f"must be above 0 (simulated seconds per wall second, e.g. 1 or 100), " \
-               f"got {speed}" in result.stderr
+        assert ("must be above 0 (simulated seconds per wall second, e.g. 1 or 100), "
+                f"got {speed}") in err
+
+
+def test_a_negative_speed_ends_the_process_before_a_simulator_starts() -> None:
+    result = chipctl("run", QUICKSTART, "--sim", "--speed", "-1")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "chipctl run: error: argument --speed: must be above 0 (simulated seconds per wall "
+        "second, e.g. 1 or 100), got -1")
+    assert "hardware_sim" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_speed_is_for_the_simulated_bench(capsys: pytest.CaptureFixture[str]) -> None:
@@ -221,13 +232,14 @@ def test_a_summary_of_a_run_still_recorded_as_running_says_so(tmp_path: Path) ->
 # -- a whole run from the library: progress, field numbers -----------------------------------
 def test_a_library_run_prints_progress_during_long_steps_and_fields_from_1(
         tmp_path: Path) -> None:
-    result = chipctl("run", "quickstart", "--sim", "--progress-every", "0.3", "--runs-dir",
-                     str(tmp_path / "runs"), cwd=tmp_path, env=without_library_env())
+    result = chipctl("run", "quickstart", "--sim", "--speed", "300", "--progress-every", "0.1",
+                     "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path,
+                     env=without_library_env())
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     progress = [line for line in lines if line.startswith("[")]
     assert all("[protocol time " in line and "; wall time " in line for line in progress)
-    # the 2-minute sample flow takes at least 1.2 wall seconds at 100x: ticks repeat it
+    # the 2-minute sample flow takes at least 0.4 wall seconds at 300x: ticks repeat it
     assert sum(line.endswith("step 2/6: 2. sample") for line in progress) >= 2
     assert any("]   CD63 AF555 field 1: " in line and " vesicles" in line for line in progress)
     assert "field 0" not in result.stdout
@@ -246,19 +258,20 @@ def test_a_library_run_prints_progress_during_long_steps_and_fields_from_1(
     assert "  1 counted frame, 1 frame kept, " in shown.stdout
 
 
-WAIT_AND_IMAGE = """schema_version: 1
-name: wait and image
+WAITS = """schema_version: 1
+name: two waits
 steps:
   - wait: 5 min
-  - image: {zones: [CD63], channels: [{channel: AF555, exposure: 50 ms, power: 50 %}]}
+  - wait: 5 min
 """
 
 
 def test_a_run_whose_output_pipe_closes_carries_on_to_the_end(tmp_path: Path) -> None:
     protocol = tmp_path / "wait.yaml"
-    protocol.write_text(WAIT_AND_IMAGE)
+    protocol.write_text(WAITS)
     child = subprocess.Popen([sys.executable, "-m", "chipctl", "run", str(protocol), "--sim",
-                              "--progress-every", "0.1", "--runs-dir", str(tmp_path / "runs")],
+                              "--speed", "300", "--progress-every", "0.05",
+                              "--runs-dir", str(tmp_path / "runs")],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     read_until(child, "step 1/2: 1. wait")  # like `| head -3`: then the reader is gone
@@ -267,7 +280,7 @@ def test_a_run_whose_output_pipe_closes_carries_on_to_the_end(tmp_path: Path) ->
     err = child.stderr.read()
     assert child.wait(120) == 0, err
     assert "Traceback" not in err and "Exception ignored" not in err
-    (folder,) = (tmp_path / "runs").glob("*-wait-and-image")
+    (folder,) = (tmp_path / "runs").glob("*-two-waits")
     info = RunFolder.open(folder).info
     assert (info["status"], info["reason"]) == ("completed", "all steps done")
 
