@@ -1,10 +1,12 @@
 """The engine one bench runs on: the rig, the run store and the runner, wired together.
 
 The command line, the GUI and Python scripts all go through `Engine`, so a run behaves the same
-whichever started it: connect, start a run, pause, resume, abort, emergency stop, and the
-devices for manual control. Events go out as psygnal signals (chipctl.run.events); nothing
-here knows of terminals or Qt. The rig (or what builds it), the clock and the runs directory
-are given, so tests inject fakes instead of patching.
+whichever started it: connect, start a run, pause, resume, abort, emergency stop. Manual work
+goes through `Engine.manual` (chipctl.manual.ManualSession): checked by the run's interlocks
+and recorded in a manual session beside the runs; the device getters (`pumps()`, ...) are for
+reading state. Events go out as psygnal signals (chipctl.run.events); nothing here knows of
+terminals or Qt. The rig (or what builds it), the clock and the runs directory are given, so
+tests inject fakes instead of patching.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chipctl.config.bench import Bench
-from chipctl.devices.autofocus import autofocus
 from chipctl.devices.interfaces import Camera, Illuminator, Stage, SyringePump, Valve
 from chipctl.devices.registry import build_rig
 from chipctl.devices.rig import Rig
+from chipctl.manual import ManualSession
 from chipctl.protocol.model import Protocol
 from chipctl.run.clock import RunClock
 from chipctl.run.control import RunControl
@@ -51,6 +53,8 @@ class Engine:
         self.count_params: CountParams = count_params(bench.camera)
         self.runner: Runner | None = None
         self.recorder: RunRecorder | None = None
+        self.manual = ManualSession(self._rig, self.clock, self.runs_dir, busy=self._busy,
+                                    operator=self.info.get("operator", ""))
 
     # -- the bench ---------------------------------------------------------------------------
     def connect(self) -> None:
@@ -62,12 +66,13 @@ class Engine:
             raise BenchUnavailable(f"cannot connect to the bench: {exc}") from exc
 
     def close(self) -> None:
-        """Stop safely and close every port."""
+        """Stop safely, close the manual session's record, and close every port."""
         self._rig.safe_state()
+        self.manual.close()
         self._rig.close()
 
     def pumps(self) -> dict[str, SyringePump]:
-        """The pumps, for manual control, by name."""
+        """The pumps by name (to read; manual actions go through `manual`)."""
         return self._rig.pumps
 
     def illuminators(self) -> dict[str, Illuminator]:
@@ -91,14 +96,22 @@ class Engine:
         return self._rig.first("camera")  # type: ignore[no-any-return]
 
     def autofocus(self) -> float:
-        """Focus with the camera on whatever light is on; returns the focal plane (um)."""
-        return float(autofocus(self._rig.first("camera"), self._rig.first("stage")).z_um)
+        """Focus with the camera on whatever light is on (a manual action, recorded); returns
+        the focal plane (um)."""
+        return self.manual.autofocus()
 
     # -- runs --------------------------------------------------------------------------------
     @property
     def active(self) -> bool:
         """True while a run is neither finished nor absent."""
         return self.runner is not None and not self.runner.state.finished
+
+    def _busy(self) -> str | None:
+        """Why manual work must wait (a run has the bench), or None."""
+        if not self.active:
+            return None
+        run = f"run {self.recorder.run_id}" if self.recorder is not None else "a run"
+        return f"{run} is in progress and has the bench; manual control waits until it ends"
 
     def start_run(self, protocol: Protocol, parameters: dict[str, str] | None = None,
                   events: RunEvents | None = None) -> Runner:
@@ -109,6 +122,10 @@ class Engine:
         """
         if self.active:
             raise RuntimeError("a run is already in progress")
+        flowing = self.manual.flowing()
+        if flowing:
+            raise RuntimeError(f"manual flow on {', '.join(flowing)} is running: stop it "
+                               "before starting a run")
         parameters = protocol.resolve_parameters(parameters or {})
         events = events or RunEvents()
         recorder = RunRecorder(self.runs_dir, protocol, self.bench, {**self.info, **parameters},
@@ -119,6 +136,7 @@ class Engine:
         counting = FrameCounting(make_pipeline(self.count_params), events)
         executor = Executor(self._rig, control, events, counting, parameters=parameters)
         self.recorder = recorder
+        self.manual.note("protocol_run", run_id=recorder.run_id, protocol=protocol.name)
         self.runner = Runner(protocol, executor, control, events)
         events.state_changed.connect(
             lambda state, reason: recorder.finish(state, reason)
@@ -143,7 +161,8 @@ class Engine:
             self.runner.abort(reason)
 
     def emergency_stop(self) -> list[str]:
-        """Every pump and light off now, whatever is running."""
+        """Every pump and light off now, whatever is running; recorded by the run, or (no run
+        going) by the manual session."""
         if self.runner is not None and not self.runner.state.finished:
             return self.runner.emergency_stop()
-        return self._rig.halt_all()
+        return self.manual.emergency_stop()

@@ -10,8 +10,6 @@ interlocks, and `Manual.run` is where that call goes.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from chipctl.config.sourcefile import Problem, SourceError
 from chipctl.devices.interfaces import Camera, Frame, Illuminator, Stage
 from chipctl.devices.interfaces import SyringePump as Pump
 from chipctl.engine import BenchUnavailable, Engine
+from chipctl.protocol.library import protocol_library
 from chipctl.protocol.model import Protocol
 from chipctl.protocol.script import load_any
 from chipctl.protocol.validate import DryRun, check_protocol
@@ -51,9 +50,6 @@ __all__ = [
     "load_any", "load_bench", "make_counter", "protocol_library", "read_detections",
     "read_events", "read_frame", "simulated_bench_file", "write_run_report", "zone_table",
 ]
-
-LIBRARY_ENV = "CHIPCTL_PROTOCOLS"
-
 
 def default_counter() -> Callable[[Any], Any]:
     """chipctl's vesicle counter with default parameters (for frames no run counted)."""
@@ -110,16 +106,6 @@ class Devices:
 def devices_of(engine: Engine) -> Devices:
     """The engine's devices by kind."""
     return Devices(engine)
-
-
-def protocol_library() -> Path | None:
-    """The protocol library folder: $CHIPCTL_PROTOCOLS, the repository's protocols/ beside the
-    installed packages (an editable or source install), or share/chipctl/protocols under the
-    environment's prefix (where a packaged install puts data files)."""
-    here = Path(__file__).resolve().parent.parent
-    candidates = [Path(os.environ[LIBRARY_ENV])] if os.environ.get(LIBRARY_ENV) else []
-    candidates += [here / "protocols", Path(sys.prefix) / "share" / "chipctl" / "protocols"]
-    return next((path for path in candidates if path.is_dir()), None)
 
 
 class ManualRefused(ValueError):

@@ -49,8 +49,10 @@ class FrameRecord:
         return (self.step, self.zone, self.field)
 
 
-def _field_1(value: Any) -> int | None:
-    return int(value) + 1 if value is not None else None
+def _field_1(value: Any, offset: int = 0) -> int | None:
+    """A field number as people count it: the record's (runs number fields from 1), plus
+    `offset` 1 for a run recorded before, which numbered them from 0."""
+    return int(value) + offset if value is not None else None
 
 
 def record_of(seq: int, frame: Frame, saturated: int | None = None) -> FrameRecord:
@@ -174,6 +176,7 @@ def past_run(folder: Path) -> list[FrameRecord]:
     """Every frame a recorded run logged, with the count that followed it and its file (None
     when the run did not keep it)."""
     run = RunFolder.open(folder)
+    offset = 0 if run.info.get("fields_from") == 1 else 1
     records: list[FrameRecord] = []
     for event in run.events:
         kind = event.get("event")
@@ -181,7 +184,7 @@ def past_run(folder: Path) -> list[FrameRecord]:
             file = folder / str(event["file"]) if event.get("file") else None
             records.append(FrameRecord(
                 int(event.get("seq", len(records))), str(event.get("zone") or ""),
-                _field_1(event.get("field")), str(event.get("channel") or ""),
+                _field_1(event.get("field"), offset), str(event.get("channel") or ""),
                 event.get("step"), _float(event.get("time_s")), None, None,
                 _float(event.get("x_um")), _float(event.get("y_um")),
                 file if file is not None and file.is_file() else None))

@@ -186,7 +186,7 @@ class FrameBrowser(QWidget):
         if frame is None:
             return None
         meta = {**frame.metadata, "zone": record.zone, "channel": record.channel,
-                "field": None if record.field is None else record.field - 1}
+                "field": record.field}
         result = self._detections(record, frame)
         return CountedFrame(frame.image, meta, result) if result is not None else Frame(
             frame.image, meta)

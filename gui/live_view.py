@@ -59,8 +59,8 @@ def describe_frame(frame: Frame) -> str:
     truth: dict[str, Any] = raw_truth if isinstance(raw_truth, dict) else {}
     zone = meta.get("zone") or truth.get("zone") or "no zone"
     parts = [f"zone {zone}"]
-    if meta.get("field") is not None:  # 0-based in the run's records, 1-based for people
-        parts.append(f"field {int(meta['field']) + 1}")
+    if meta.get("field") is not None:  # numbered from 1 in the run's records, as people count
+        parts.append(f"field {int(meta['field'])}")
     parts.append(frame_channel(frame) or "no channel")
     if meta.get("exposure_ms") is not None:
         parts.append(f"{float(meta['exposure_ms']):g} ms")

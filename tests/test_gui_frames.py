@@ -191,8 +191,8 @@ def test_frame_browser_reads_a_past_runs_frames_from_its_folder(
 def test_run_archive_keeps_images_within_its_budget() -> None:
     archive = RunArchive(budget_bytes=3 * 128 * 128 * 2)
     for seq in range(5):
-        archive.add_frame(frame("AF647", 3, seq, zone="CD63", field=seq))
-        archive.add_count({"zone": "CD63", "field": seq, "channel": "AF647", "count": seq,
+        archive.add_frame(frame("AF647", 3, seq, zone="CD63", field=seq + 1))
+        archive.add_count({"zone": "CD63", "field": seq + 1, "channel": "AF647", "count": seq,
                            "step": 0})
     assert [r.count for r in archive.records()] == [0, 1, 2, 3, 4]
     assert [r.field for r in archive.records()] == [1, 2, 3, 4, 5]  # 1-based for people

@@ -55,4 +55,4 @@ def test_runs_to_completion_on_the_simulator(path: Path, tmp_path: Path,
     rows = list(csv.DictReader((folder / "counts.csv").open()))
     if path.name in FRAMES:
         assert len(rows) == FRAMES[path.name]
-    assert "run completed" in out and "step 1/" in out and "left]" in out
+    assert "run completed" in out and "step 1/" in out and " left; wall time " in out

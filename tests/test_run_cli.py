@@ -41,23 +41,48 @@ class FrozenClock(RunClock):
         return self.t
 
 
-def test_progress_shows_step_elapsed_remaining_and_live_counts() -> None:
+def test_progress_shows_step_protocol_and_wall_time_and_live_counts() -> None:
     events, clock, out = RunEvents(), FrozenClock(), io.StringIO()
-    progress = TerminalProgress(events, clock, 700.0, out=out, durations=[100.0, 600.0])
+    wall = [1000.0]
+    progress = TerminalProgress(events, clock, 700.0, out=out, durations=[100.0, 600.0],
+                                wall=lambda: wall[0])
     events.step_started.emit(0, 2, "1. prime")
-    clock.t = 130.0  # the prime ran 30 s late
+    clock.t, wall[0] = 130.0, 1001.3  # the prime ran 30 s late; the simulator runs 100x
     events.step_started.emit(1, 2, "capture S1")
-    clock.t = 430.0
-    events.counted.emit({"zone": "CD63", "channel": "AF555", "field": 0, "count": 41,
+    clock.t, wall[0] = 430.0, 1004.3
+    events.counted.emit({"zone": "CD63", "channel": "AF555", "field": 1, "count": 41,
                          "true_count": 43})
     assert progress.remaining_s() == pytest.approx(300.0)
+    clock.t, wall[0] = 490.0, 1004.9
+    progress.tick()  # what the ticker prints when a step runs long without a line
     events.state_changed.emit("paused", "pause requested")
+    clock.t, wall[0] = 550.0, 1065.0
+    progress.tick()
+    events.counted.emit({"zone": "CD63", "channel": "AF555", "field": 2, "count": 1})
     assert out.getvalue().splitlines() == [
-        "[00:00 elapsed, ~11:40 left] step 1/2: 1. prime",
-        "[02:10 elapsed, ~10:00 left] step 2/2: capture S1",
-        "[07:10 elapsed, ~05:00 left]   CD63 AF555 field 0: 41 vesicles (simulator truth 43)",
-        "[07:10 elapsed, ~05:00 left] paused: pause requested",
+        "[protocol time 00:00, ~11:40 left; wall time 00:00] step 1/2: 1. prime",
+        "[protocol time 02:10, ~10:00 left; wall time 00:01] step 2/2: capture S1",
+        "[protocol time 07:10, ~05:00 left; wall time 00:04]   CD63 AF555 field 1: "
+        "41 vesicles (simulator truth 43)",
+        "[protocol time 08:10, ~04:00 left; wall time 00:05] step 2/2: capture S1",
+        "[protocol time 08:10, ~04:00 left; wall time 00:05] paused: pause requested",
+        "[protocol time 09:10, ~03:00 left; wall time 01:05] step 2/2: capture S1 (paused)",
+        "[protocol time 09:10, ~03:00 left; wall time 01:05]   CD63 AF555 field 2: 1 vesicle",
     ]
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_progress_never_raises_into_the_run_when_the_terminal_goes_away() -> None:
+    events = RunEvents()
+    progress = TerminalProgress(events, FrozenClock(), 10.0, out=ClosedPipe())
+    events.step_started.emit(0, 1, "1. wait")  # psygnal would fail the run's emit otherwise
+    events.state_changed.emit("completed", "all steps done")
+    progress.tick()
+    assert progress.index == 0
 
 
 @pytest.mark.parametrize(("n", "phrase"), [(0, "0 frames counted"), (1, "1 frame counted"),

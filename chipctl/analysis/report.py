@@ -129,7 +129,8 @@ def _imagery_section(data: dict[str, Any]) -> str:
             + "<h2>Spot intensities</h2>"
             + _img(plots.intensity_histogram(img["intensities"]), "spot intensity distribution")
             + "<h2>Quality control</h2>"
-            + f"<p>{img['frames']} frames kept; checks: focus, saturation, SNR, drift.</p>"
+            + f"<p>{img['frames']} frame{'' if img['frames'] == 1 else 's'} kept; checks: "
+            "focus, saturation, SNR, drift.</p>"
             + (f"<ul>{flags}</ul>" if flags else "<p>No QC flags raised.</p>"))
 
 

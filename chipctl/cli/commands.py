@@ -13,8 +13,10 @@ from pathlib import Path
 from chipctl.cli.errors import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
 from chipctl.cli.progress import run_protocol
 from chipctl.cli.runs import ACTIONS, notify_interrupted, runs_root
+from chipctl.cli.text import plural, say
 from chipctl.config.bench import Bench, load_bench
 from chipctl.config.sourcefile import Problem, SourceError
+from chipctl.protocol.library import ProtocolNotFound, find_protocol
 from chipctl.protocol.model import ParameterError, Protocol
 from chipctl.protocol.script import load_any
 from chipctl.protocol.validate import DryRun, check_protocol
@@ -44,21 +46,23 @@ class InvalidProtocol(UsageError):
         self.partial = partial
 
 
-def _load_protocol(path: str) -> Protocol:
-    """A YAML protocol file (parsed, never executed) or a Python scripted protocol (.py)."""
+def _load_protocol(name: str) -> Protocol:
+    """A YAML protocol file (parsed, never executed) or a Python scripted protocol (.py), by
+    its path or by its name in the protocol library."""
     try:
-        return load_any(path)
+        return load_any(find_protocol(name))
+    except ProtocolNotFound as exc:
+        raise UsageError(str(exc)) from exc
     except SourceError as exc:
         partial = getattr(exc, "partial", None)
         raise InvalidProtocol(f"invalid protocol:\n{exc}", exc.problems, partial) from exc
 
 
-def _with_bench_problems(exc: InvalidProtocol, args: argparse.Namespace) -> InvalidProtocol:
+def _with_bench_problems(exc: InvalidProtocol, bench: Bench) -> InvalidProtocol:
     """The file's problems and, for the steps that could be read, the bench's: all at once."""
     if exc.partial is None or not exc.partial.steps:
         return exc
-    with bench_from_args(args, speed=100.0) as bench:
-        more, _ = check_protocol(exc.partial, bench, track_volumes=False)
+    more, _ = check_protocol(exc.partial, bench, track_volumes=False)
     if not more:
         return exc
     problems = sorted(dict.fromkeys([*exc.problems, *more]), key=lambda p: p.line)
@@ -66,18 +70,28 @@ def _with_bench_problems(exc: InvalidProtocol, args: argparse.Namespace) -> Inva
     return InvalidProtocol(f"invalid protocol:\n{listing}", problems, exc.partial)
 
 
+SIM_SPEED = 100.0  # the simulated bench's speed unless --speed says otherwise
+
+
 @contextmanager
 def bench_from_args(args: argparse.Namespace, speed: float | None = None) -> Iterator[Bench]:
-    """The bench named by --bench, or a simulated one started for --sim."""
+    """The bench named by --bench, or a simulated one started for --sim (at `speed`)."""
     if args.bench:
+        if speed is not None:
+            raise UsageError("--speed applies to the simulated bench (--sim); a real bench "
+                             "runs in real time")
         try:
-            yield load_bench(args.bench)
+            bench = load_bench(args.bench)
         except SourceError as exc:
             raise UsageError(f"invalid bench file:\n{exc}") from exc
+        yield bench
         return
     if not args.sim:
         raise UsageError("say which bench: --bench FILE, or --sim for the simulated bench")
-    with simulated_bench_file(speed or 100.0, getattr(args, "seed", 0), UsageError) as path:
+    speed = SIM_SPEED if speed is None else speed
+    if not speed > 0:  # the parser refuses these; a caller of this function must too
+        raise UsageError(f"--speed must be above 0, got {speed:g}")
+    with simulated_bench_file(speed, getattr(args, "seed", 0), UsageError) as path:
         yield load_bench(path)
 
 
@@ -93,7 +107,7 @@ def validated(protocol: Protocol, bench: Bench) -> DryRun:
 
 def describe_plan(plan: DryRun) -> str:
     """The dry run for people."""
-    lines = [f"{len(plan.steps)} steps, about {plan.duration_s / 60:.1f} min"]
+    lines = [f"{plural(len(plan.steps), 'step')}, about {plan.duration_s / 60:.1f} min"]
     lines += [f"  {s['label']} (line {s['line']}): {s['duration_s']:g} s" for s in plan.steps]
     for pump, volume in plan.volume_by_pump_ul.items():
         lines.append(f"  pump {pump}: {volume:g} uL")
@@ -101,7 +115,7 @@ def describe_plan(plan: DryRun) -> str:
         lines.append(f"  reagent {reagent}: {volume:g} uL")
     lines.append(f"  peak pressure {plan.peak_pressure_kpa:.1f} kPa "
                  f"(chip limit {plan.pressure_limit_kpa:g} kPa)")
-    lines.append(f"  {plan.images} images, {plan.storage_bytes / 1e6:.0f} MB raw")
+    lines.append(f"  {plural(plan.images, 'image')}, {plan.storage_bytes / 1e6:.0f} MB raw")
     return "\n".join(lines)
 
 
@@ -111,27 +125,38 @@ def _problems_json(path: str, problems: list[Problem]) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """chipctl validate: check and dry-run a protocol."""
+    """chipctl validate: check and dry-run each protocol on one bench (one simulated bench
+    for them all); exit 2 if any of them cannot run."""
+    status = EXIT_OK
+    with bench_from_args(args) as bench:
+        for name in args.protocols:
+            status = max(status, _validate_one(name, bench, args.json))
+    return status
+
+
+def _validate_one(name: str, bench: Bench, as_json: bool) -> int:
+    """Check one protocol; print its dry run, or its problems (on stderr, and with --json as
+    a JSON line on stdout too)."""
     try:
         try:
-            protocol = _load_protocol(args.protocol)
+            protocol = _load_protocol(name)
         except InvalidProtocol as exc:
-            raise _with_bench_problems(exc, args) from exc
-        with bench_from_args(args, speed=100.0) as bench:
-            plan = validated(protocol, bench)
-    except InvalidProtocol as exc:
-        if not args.json:
-            raise
-        print(_problems_json(args.protocol, exc.problems))
-        print(f"chipctl: {exc}", file=sys.stderr)
+            raise _with_bench_problems(exc, bench) from exc
+        plan = validated(protocol, bench)
+    except UsageError as exc:
+        if as_json:
+            problems = exc.problems if isinstance(exc, InvalidProtocol) else [
+                Problem(name, 0, str(exc))]
+            print(_problems_json(name, problems), flush=True)
+        print(f"chipctl: {exc}", file=sys.stderr, flush=True)
         return EXIT_INVALID
-    if args.json:
+    if as_json:
         print(json.dumps({"protocol": protocol.source, "valid": True,
                           "parameters": [{"name": p.name, "default": p.default,
                                           "required": p.required} for p in protocol.parameters],
                           **plan.as_dict()}))
     else:
-        print(f"{protocol.source}: valid\n{describe_plan(plan)}")
+        print(f"{protocol.source}: valid\n{describe_plan(plan)}", flush=True)
     return EXIT_OK
 
 
@@ -162,8 +187,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         validated(protocol, bench)
         runs_dir = Path(args.runs_dir) if args.runs_dir else None
         outcome = run_protocol(protocol, bench, runs_dir, params, confirm_prompts=args.yes,
-                               keep_frames=args.keep_frames, info=info)
-    print(outcome.summary())
+                               keep_frames=args.keep_frames, info=info,
+                               progress_every_s=args.progress_every)
+    say(outcome.summary())  # the exit code is the run's, even if the reader has gone
     return EXIT_OK if outcome.state == "completed" else EXIT_RUN_FAILED
 
 

@@ -8,14 +8,46 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 
 import chipctl
 from chipctl.cli import commands
-from chipctl.cli.errors import EXIT_INVALID, EXIT_RUN_FAILED, UsageError
+from chipctl.cli.errors import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
 from chipctl.cli.recount import add_recount_parser
+from chipctl.cli.text import discard_stdout
 from chipctl.vision.count_cli import add_count_arguments
+
+
+def speed_factor(text: str) -> float:
+    """A simulator speed factor: a number above 0 (simulated seconds per wall second)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be above 0 (simulated seconds per wall second, e.g. 1 or 100), got {text}")
+    return value
+
+
+def wall_seconds(text: str) -> float:
+    """A wall-time interval in seconds, above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds, got {text}")
+    return value
+
+
+def _add_runs_dir(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS on an action's own option: `runs --runs-dir D list` keeps D (argparse would
+    # otherwise overwrite it with the action's default)
+    parser.add_argument("--runs-dir", metavar="DIR", default=argparse.SUPPRESS,
+                        help="where run folders are (default: the user's data directory)")
 
 
 def _add_bench_options(parser: argparse.ArgumentParser) -> None:
@@ -36,11 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a protocol on a bench")
-    run.add_argument("protocol", metavar="PROTOCOL")
+    run.add_argument("protocol", metavar="PROTOCOL",
+                     help="a protocol file, or the name of one in the protocol library")
     _add_bench_options(run)
-    run.add_argument("--speed", type=float, default=None,
-                     help="simulator speed factor with --sim (simulated s per wall s)")
+    run.add_argument("--speed", type=speed_factor, default=None,
+                     help="simulator speed factor with --sim (simulated s per wall s; "
+                          "default 100)")
     run.add_argument("--runs-dir", metavar="DIR", help="where run folders are written")
+    run.add_argument("--progress-every", type=wall_seconds, default=5.0, metavar="S",
+                     help="print progress at least every S wall seconds (default 5)")
     run.add_argument("--seed", type=int, default=0, help="simulator seed with --sim")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a run parameter (sample name, dilution, operator)")
@@ -54,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="raw frames to keep as OME-TIFF: all, none, or every Nth")
 
     validate = sub.add_parser("validate", help="check a protocol and estimate the run (dry run)")
-    validate.add_argument("protocol", metavar="PROTOCOL")
+    validate.add_argument("protocols", nargs="+", metavar="PROTOCOL",
+                          help="protocol files, or names of protocols in the library")
     _add_bench_options(validate)
     validate.add_argument("--json", action="store_true", help="print the estimate as JSON")
 
@@ -63,18 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_count_arguments(count)
 
     runs = sub.add_parser("runs", help="list and inspect recorded runs")
-    runs.add_argument("--runs-dir", metavar="DIR", help="where run folders are")
+    runs.add_argument("--runs-dir", metavar="DIR",
+                      help="where run folders are (before or after the action)")
     _add_runs_actions(runs.add_subparsers(dest="runs_command", metavar="ACTION"))
 
     sim = sub.add_parser("sim", help="serve the simulated bench (same as python -m hardware_sim)")
-    sim.add_argument("--speed", type=float, default=1.0)
+    sim.add_argument("--speed", type=speed_factor, default=1.0,
+                     help="simulated seconds per wall second (default 1)")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--bench-out", metavar="FILE", default="sim-bench.yaml")
     return parser
 
 
 def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
-    listing = runs_sub.add_parser("list", help="list runs (newest last)")
+    listing = runs_sub.add_parser("list", help="list runs and manual sessions (newest last)")
+    listing.add_argument("--kind", default="", choices=("", "protocol", "manual"),
+                         help="only protocol runs, or only manual sessions")
     listing.add_argument("--protocol", default="", help="protocol name contains this")
     listing.add_argument("--sample", default="", help="sample name contains this")
     listing.add_argument("--status", default="",
@@ -83,7 +124,7 @@ def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--until", default="", metavar="DATE", help="started on or before")
     listing.add_argument("--rebuild", action="store_true",
                          help="rebuild the index from the run folders first")
-    show = runs_sub.add_parser("show", help="show one run")
+    show = runs_sub.add_parser("show", help="show one run or manual session")
     show.add_argument("run", metavar="RUN", help="run id (or a unique part of it, or 'last')")
     show.add_argument("--json", action="store_true", help="print run.json as is")
     report = runs_sub.add_parser("report", help="write a run's report (HTML)")
@@ -94,6 +135,8 @@ def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("--out", metavar="FILE", help="where (default RUN_FOLDER/counts.FORMAT)")
     add_recount_parser(runs_sub)
+    for action in (listing, show, report, export, runs_sub.choices["recount"]):
+        _add_runs_dir(action)
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -117,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chipctl: interrupted", file=sys.stderr)
         return EXIT_RUN_FAILED
+    except BrokenPipeError:  # the reader went away (`chipctl count --json ... | head`)
+        discard_stdout()
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

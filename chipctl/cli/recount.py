@@ -24,7 +24,9 @@ from chipctl.analysis.recount_plan import (
 )
 from chipctl.analysis.schedulers import DaskScheduler, PoolScheduler, Scheduler, SerialScheduler
 from chipctl.cli.errors import EXIT_OK, EXIT_RUN_FAILED, UsageError
+from chipctl.cli.text import plural
 from chipctl.runs.folder import RunFolder, RunNotFound, resolve_run
+from chipctl.runs.manual import is_manual
 from chipctl.runs.paths import default_runs_dir
 
 
@@ -83,6 +85,10 @@ def select_runs(root: Path, names: list[str], every: bool, since: str) -> list[R
             run = RunFolder.open(folder)
         except RunNotFound:
             continue
+        if is_manual(run.info):  # a manual session has no frames to count
+            if every:
+                continue
+            raise UsageError(f"{run.run_id} is a manual session: it has no frames to re-count")
         if str(run.info.get("started", "")) >= since:
             runs.append(run)
     return runs
@@ -159,8 +165,9 @@ class RecountProgress:
             self.line(f"{result.run_id}: NOT re-counted, {result.error}")
             return
         report = f"; report not written: {result.report_error}" if result.report_error else ""
-        self.line(f"{result.run_id}: {result.recounted} of {result.frames} frames re-counted,"
-                  f" {result.previous_total} -> {result.new_total} vesicles: {result.folder}"
+        self.line(f"{result.run_id}: {result.recounted} of {plural(result.frames, 'frame')}"
+                  f" re-counted, {result.previous_total} -> "
+                  f"{plural(result.new_total, 'vesicle')}: {result.folder}"
                   f"{report}")
 
 
@@ -189,7 +196,8 @@ def runs_recount(args: argparse.Namespace, out: TextIO) -> int:
 
 def _run_batch(runs: list[RunFolder], scheduler: Scheduler, options: RecountOptions,
                version: str, out: TextIO) -> int:
-    print(f"re-counting {len(runs)} runs with counter {version} on {scheduler.description}",
+    print(f"re-counting {plural(len(runs), 'run')} with counter {version} on "
+          f"{scheduler.description}",
           file=out, flush=True)
     progress = RecountProgress(out)
     results = recount(runs, scheduler, options, progress.frame, progress.run, progress.begin)
@@ -197,6 +205,6 @@ def _run_batch(runs: list[RunFolder], scheduler: Scheduler, options: RecountOpti
         print(file=out)
     failed = [r for r in results if r.error]
     recounted = [r for r in results if r.folder is not None and not (r.skipped or r.error)]
-    print(f"{len(recounted)} runs re-counted, {len(results) - len(recounted)} not;"
-          f" {progress.done} frames, {progress.unreadable} unreadable", file=out)
+    print(f"{plural(len(recounted), 'run')} re-counted, {len(results) - len(recounted)} not;"
+          f" {plural(progress.done, 'frame')}, {progress.unreadable} unreadable", file=out)
     return EXIT_RUN_FAILED if progress.unreadable or failed else EXIT_OK

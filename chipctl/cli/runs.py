@@ -1,5 +1,7 @@
 """What `chipctl runs list | show | report | export | recount` do, and the interrupted-run
-notice that `chipctl run` and `chipctl runs list` give."""
+notice that `chipctl run` and `chipctl runs list` give. The runs directory holds protocol runs
+and manual sessions (kind "manual", chipctl.runs.manual); list and show give both, with their
+kind."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ from typing import Any, TextIO
 from chipctl.analysis.report import write_report
 from chipctl.cli.errors import UsageError
 from chipctl.cli.recount import runs_recount
+from chipctl.cli.text import plural
 from chipctl.runs.export import export_counts
 from chipctl.runs.folder import RunFolder, RunNotFound, resolve_run
 from chipctl.runs.index import RunFilter, RunIndex
+from chipctl.runs.manual import describe_manual_event, is_manual
 from chipctl.runs.paths import default_runs_dir
 from chipctl.runs.recovery import describe_interruption
 
@@ -46,13 +50,14 @@ def runs_list(args: argparse.Namespace, out: TextIO) -> None:
         index.rebuild()
     notify_interrupted(root, out)
     where = RunFilter(*(getattr(args, k, "") for k in
-                        ("protocol", "sample", "status", "since", "until")))
+                        ("protocol", "sample", "status", "since", "until", "kind")))
     rows = index.list(where)
     for row in rows:
         sample = f" sample={row['sample']}" if row["sample"] else ""
-        extra = _step_text(row) if row["status"] == "interrupted" else ""
-        print(f"{row['run_id']}  {row['status']:<11} {row['started']}  {row['protocol']}"
-              f"{sample}{extra}", file=out)
+        extra = (_step_text(row) if row["status"] == "interrupted" and row["kind"] != "manual"
+                 else "")
+        print(f"{row['run_id']}  {row['kind']:<8} {row['status']:<11} {row['started']}  "
+              f"{row['protocol']}{sample}{extra}", file=out)
     if not rows:
         print(f"no runs in {root}" + (" matching the filters" if where != RunFilter() else ""),
               file=out)
@@ -66,6 +71,14 @@ def _find(args: argparse.Namespace) -> RunFolder:
         raise UsageError(str(exc)) from exc
 
 
+def _find_protocol_run(args: argparse.Namespace) -> RunFolder:
+    run = _find(args)
+    if is_manual(run.info):
+        raise UsageError(f"{run.run_id} is a manual session: it has no counts or report; "
+                         "`chipctl runs show` lists its actions")
+    return run
+
+
 def runs_show(args: argparse.Namespace, out: TextIO) -> None:
     """One run: what ran, how it ended, what it recorded."""
     notify_interrupted(runs_root(args), out)
@@ -74,6 +87,9 @@ def runs_show(args: argparse.Namespace, out: TextIO) -> None:
         print(json.dumps(run.info, indent=2), file=out)
         return
     info = run.info
+    if is_manual(info):
+        print(_manual_text(run), file=out)
+        return
     lines = [f"run {run.run_id}", f"  folder     {run.path}"]
     for key in ("protocol", "protocol_source", "protocol_sha256", "bench", "operator", "sample",
                 "status", "reason", "started", "ended", "keep_frames"):
@@ -84,27 +100,44 @@ def runs_show(args: argparse.Namespace, out: TextIO) -> None:
                      f"{info.get('steps_total', '?')}: {step.get('label')}")
     for name, value in (info.get("parameters") or {}).items():
         lines.append(f"  param      {name} = {value}")
-    lines.append(f"  {len(run.counts)} counted frames, {len(run.frames())} frames kept,"
-                 f" {len(run.events)} events")
+    lines.append(f"  {plural(len(run.counts), 'counted frame')},"
+                 f" {plural(len(run.frames()), 'frame')} kept, {plural(len(run.events), 'event')}")
     print("\n".join(lines), file=out)
+
+
+def _manual_text(run: RunFolder) -> str:
+    """A manual session: when, by whom, on what, how it ended, and every action in order."""
+    info = run.info
+    lines = [f"manual session {run.run_id}", f"  folder     {run.path}"]
+    for key in ("kind", "bench", "operator", "status", "reason", "started", "ended"):
+        lines.append(f"  {key:<10} {info.get(key) if info.get(key) is not None else ''}")
+    actions = [text for text in map(describe_manual_event, run.events) if text is not None]
+    kinds = [e.get("event") for e in run.events]
+    lines.append(f"  {plural(kinds.count('manual'), 'action')},"
+                 f" {plural(kinds.count('manual_refused'), 'refusal')},"
+                 f" {plural(kinds.count('interlock'), 'interlock')},"
+                 f" {plural(kinds.count('emergency_stop'), 'emergency stop')},"
+                 f" {plural(len(run.events), 'event')}")
+    lines += [f"    {text}" for text in actions]
+    return "\n".join(lines)
 
 
 def runs_report(args: argparse.Namespace, out: TextIO) -> None:
     """Write the HTML report and say where."""
-    run = _find(args)
+    run = _find_protocol_run(args)
     path = write_report(run, Path(args.out) if args.out else None)
     print(f"report: {path}", file=out)
 
 
 def runs_export(args: argparse.Namespace, out: TextIO) -> None:
     """Export the counts table."""
-    run = _find(args)
+    run = _find_protocol_run(args)
     target = Path(args.out) if args.out else run.path / f"counts.{args.format}"
     if target.resolve() == (run.path / "counts.csv").resolve():
         raise UsageError("refusing to overwrite the run's own counts.csv;"
                              " write the export elsewhere (--out FILE)")
     export_counts(run.counts, target, args.format, run.run_id)
-    print(f"{len(run.counts)} rows: {target}", file=out)
+    print(f"{plural(len(run.counts), 'row')}: {target}", file=out)
 
 
 ACTIONS = {"list": runs_list, "show": runs_show, "report": runs_report, "export": runs_export,

@@ -139,8 +139,25 @@ class CoolLedSettings(DeviceSettings):
         return {str(name): str(letter).upper() for name, letter in value.items()}
 
 
+class TravelSettings(Settings):
+    """Where a stage may go, in stage coordinates: each axis from its low to its high limit
+    (`x: [-50 mm, 50 mm]`); an axis not given is bounded by the controller's limit switches
+    only. A move outside is refused before it is sent, in a run and in manual work alike."""
+
+    x_um: tuple[Micrometres, Micrometres] | None = Field(None, alias="x")
+    y_um: tuple[Micrometres, Micrometres] | None = Field(None, alias="y")
+    z_um: tuple[Micrometres, Micrometres] | None = Field(None, alias="z")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TravelSettings:
+        for axis, limits in (("x", self.x_um), ("y", self.y_um), ("z", self.z_um)):
+            if limits is not None and not limits[0] < limits[1]:
+                raise ValueError(f"travel {axis}: write [low, high] with low below high")
+        return self
+
+
 class PriorSettings(DeviceSettings):
-    """Prior ProScan III stage and focus."""
+    """Prior ProScan III stage and focus; `travel` the soft limits of XY and focus."""
 
     kind: ClassVar[str] = "stage"
     driver: Literal["prior"]
@@ -149,6 +166,7 @@ class PriorSettings(DeviceSettings):
     speed_pct: int | None = Field(None, ge=1, le=100)
     xy_tolerance_um: Micrometres = Field(2.0, gt=0)
     z_tolerance_um: Micrometres = Field(0.5, gt=0)
+    travel: TravelSettings | None = None
 
 
 class CameraSettings(DeviceSettings):

@@ -1,12 +1,31 @@
-"""The stage as the engine sees it: a Prior ProScan III, XY and Z focus in um."""
+"""The stage as the engine sees it: a Prior ProScan III, XY and Z focus in um.
+
+A target outside the stage's soft travel limits (the bench file's `travel`) is refused with a
+StageFault before anything is sent; beyond them the controller's limit switches stop the
+stage, and `wait_idle` reports that as a StageFault too (with the limit latch).
+"""
 
 from __future__ import annotations
 
-from chipctl.config.devices import PriorSettings
+from chipctl.config.devices import PriorSettings, TravelSettings
 from chipctl.devices.interfaces import reported_firmware
 from drivers.errors import StageFault
 from drivers.prior import ProScan
 from drivers.transport import SerialTransport
+
+
+def outside_travel(travel: TravelSettings | None, *, x_um: float | None = None,
+                   y_um: float | None = None, z_um: float | None = None) -> str | None:
+    """Why a target is outside the travel limits, or None if it is inside them (or there are
+    none for its axes)."""
+    if travel is None:
+        return None
+    for axis, value, limits in (("x", x_um, travel.x_um), ("y", y_um, travel.y_um),
+                                ("z", z_um, travel.z_um)):
+        if value is not None and limits is not None and not limits[0] <= value <= limits[1]:
+            return (f"{axis} {value:g} um is outside the stage's travel limits "
+                    f"({limits[0]:g} to {limits[1]:g} um)")
+    return None
 
 
 class PriorStage:
@@ -20,8 +39,10 @@ class PriorStage:
         xy_tolerance_um: float = 2.0,
         z_tolerance_um: float = 0.5,
         speed_pct: int | None = None,
+        travel: TravelSettings | None = None,
     ) -> None:
         self.name = name
+        self.travel = travel
         self.driver = driver
         self.firmware: str | None = None
         self.xy_tolerance_um = xy_tolerance_um
@@ -42,7 +63,11 @@ class PriorStage:
         self.driver.close()
 
     def move_to(self, x_um: float, y_um: float) -> None:
-        """Start an XY move; wait_idle() to know it arrived."""
+        """Start an XY move; wait_idle() to know it arrived. StageFault, with nothing sent, for
+        a target outside the travel limits."""
+        why = outside_travel(self.travel, x_um=x_um, y_um=y_um)
+        if why:
+            raise StageFault(self.name, why)
         self._target_xy = (float(x_um), float(y_um))
         self.driver.move_to(x_um, y_um)
 
@@ -52,7 +77,10 @@ class PriorStage:
         return x, y
 
     def focus_to(self, z_um: float) -> None:
-        """Start a Z move."""
+        """Start a Z move (StageFault, with nothing sent, outside the travel limits)."""
+        why = outside_travel(self.travel, z_um=z_um)
+        if why:
+            raise StageFault(self.name, why)
         self._target_z = float(z_um)
         self.driver.focus_to(z_um)
 
@@ -99,4 +127,5 @@ def make_prior(name: str, settings: PriorSettings, transport: SerialTransport) -
     driver = ProScan(transport, name=name, timeout=settings.timeout,
                      ack_timeout=settings.ack_timeout)
     return PriorStage(name, driver, xy_tolerance_um=settings.xy_tolerance_um,
-                      z_tolerance_um=settings.z_tolerance_um, speed_pct=settings.speed_pct)
+                      z_tolerance_um=settings.z_tolerance_um, speed_pct=settings.speed_pct,
+                      travel=settings.travel)

@@ -167,14 +167,14 @@ class Executor:
     def _image(self, step: steps.Image) -> None:
         for zone in step.zones:
             cx, cy = self.rig.bench.chip.zones[zone].center_um
-            for index, (dx, dy) in enumerate(step.field_offsets()):
+            for number, (dx, dy) in enumerate(step.field_offsets(), start=1):
                 self.control.checkpoint(self._dark)
                 self._goto(cx + dx, cy + dy)
                 if step.autofocus:
                     self._autofocus(step.channels[0])
                 for channel in step.channels:
                     self.control.checkpoint(self._dark)
-                    self.snap_and_count(zone, index, channel)
+                    self.snap_and_count(zone, number, channel)
 
     def _autofocus(self, channel: steps.ChannelSetting) -> None:
         """Focus on the field in the step's first channel (chipctl.devices.autofocus)."""
@@ -187,10 +187,10 @@ class Executor:
             light.dark()
         self._emit("autofocus", z_um=round(result.z_um, 3), channel=channel.channel)
 
-    def snap_and_count(self, zone: str, field_index: int,
-                       channel: steps.ChannelSetting) -> int:
+    def snap_and_count(self, zone: str, field: int, channel: steps.ChannelSetting) -> int:
         """Light a channel, take a frame, dark again, and queue it to be counted; returns its
-        index with the run's counter (counting.count_of(index) waits for its count)."""
+        index with the run's counter (counting.count_of(index) waits for its count). `field`
+        is the field's number in its zone, from 1, as people count (records, files, text)."""
         light = self.rig.first("illuminator")
         camera = self.rig.first("camera")
         camera.exposure_ms = channel.exposure_ms
@@ -202,12 +202,12 @@ class Executor:
         truth = frame.metadata.get("truth", {})
         row = {
             "t_s": round(self.control.clock.now(), 3), "step": self.step_index, "zone": zone,
-            "field": field_index, "channel": channel.channel, "count": None,
+            "field": field, "channel": channel.channel, "count": None,
             "exposure_ms": channel.exposure_ms, "power_pct": channel.power_pct,
             "x_um": frame.metadata.get("stage_x_um"), "y_um": frame.metadata.get("stage_y_um"),
             "true_count": truth.get("count") if isinstance(truth, dict) else None,
         }
-        frame.metadata.update({"zone": zone, "field": field_index, "channel": channel.channel})
+        frame.metadata.update({"zone": zone, "field": field, "channel": channel.channel})
         return self.counting.submit(frame, row)
 
     def _snap_timeout_s(self, exposure_ms: float) -> float:
@@ -277,7 +277,7 @@ class Executor:
         return self.control.clock.now() - self.control.paused_s
 
     def _record_count(self, step: steps.Monitor) -> None:
-        count = self.counting.count_of(self.snap_and_count(step.zone, 0, step.channel))
+        count = self.counting.count_of(self.snap_and_count(step.zone, 1, step.channel))
         self.monitor_series.append((self._active_time(), count))
 
     def _emit(self, kind: str, **fields: Any) -> None:

@@ -122,14 +122,26 @@ class RunFolder:
         return {"index": done[-1].get("index"), "label": done[-1].get("label")}
 
 
+def _is_protocol_run(folder: Path) -> bool:
+    try:
+        info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("kind", "protocol") == "protocol"
+
+
 def resolve_run(root: Path, name: str) -> Path:
-    """A run folder from its id, a unique id prefix, "last", or a path."""
+    """A run folder from its id, a unique id prefix, "last" (the newest protocol run, not a
+    manual session), or a path."""
     direct = Path(name)
     if (direct / "run.json").is_file():
         return direct
     candidates = sorted(p.parent for p in root.glob("*/run.json"))
-    if name in ("last", "latest") and candidates:
-        return max(candidates, key=lambda p: p.name)
+    if name in ("last", "latest"):
+        newest = next((p for p in sorted(candidates, key=lambda p: p.name, reverse=True)
+                       if _is_protocol_run(p)), None)
+        if newest is not None:
+            return newest
     exact = [p for p in candidates if p.name == name]
     if exact:
         return exact[0]

@@ -1,8 +1,10 @@
 """The run index: a SQLite table of every run folder under a runs directory.
 
 The folders are the truth; the index is a cache that `refresh` brings up to date (new and
-changed folders are read, vanished ones dropped) and `rebuild` recreates from scratch.
-Refreshing also finds runs cut off by a crash and marks them interrupted.
+changed folders are read, vanished ones dropped) and `rebuild` recreates from scratch (as
+opening an index of an older layout does). Refreshing also finds runs cut off by a crash and
+marks them interrupted. Each row has its `kind`: "protocol" for a run, "manual" for a manual
+session (chipctl.runs.manual).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from chipctl.runs.folder import RunFolder, RunNotFound
 from chipctl.runs.recovery import is_cut_off, mark_interrupted
 
 INDEX_NAME = "index.sqlite"
-COLUMNS = ("run_id", "folder", "protocol", "protocol_sha256", "sample", "operator", "status",
-           "reason", "started", "ended", "last_step", "bench", "mtime_ns")
+COLUMNS = ("run_id", "kind", "folder", "protocol", "protocol_sha256", "sample", "operator",
+           "status", "reason", "started", "ended", "last_step", "bench", "mtime_ns")
 SCHEMA = f"""CREATE TABLE IF NOT EXISTS runs ({", ".join(
     f"{c} TEXT PRIMARY KEY" if c == "run_id" else c for c in COLUMNS)})"""
 
@@ -30,13 +32,15 @@ INSERT = f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' * len(COLUMNS))})"
 
 @dataclass(frozen=True)
 class RunFilter:
-    """What `runs list` shows: substrings of protocol/sample, a status, a date range."""
+    """What `runs list` shows: substrings of protocol/sample, a status, a date range, a kind
+    (protocol or manual)."""
 
     protocol: str = ""
     sample: str = ""
     status: str = ""
     since: str = ""  # ISO date or datetime, inclusive
     until: str = ""  # ISO date, inclusive
+    kind: str = ""
 
     def sql(self) -> tuple[str, list[str]]:
         """WHERE clause and its arguments."""
@@ -45,9 +49,10 @@ class RunFilter:
             if value:
                 clauses.append(f"{column} LIKE ?")
                 args.append(f"%{value}%")
-        if self.status:
-            clauses.append("status = ?")
-            args.append(self.status)
+        for column, value in (("status", self.status), ("kind", self.kind)):
+            if value:
+                clauses.append(f"{column} = ?")
+                args.append(value)
         if self.since:
             clauses.append("started >= ?")
             args.append(self.since)
@@ -70,6 +75,9 @@ class RunIndex:
         db = sqlite3.connect(self.path, timeout=10)
         db.row_factory = sqlite3.Row
         try:
+            columns = tuple(r["name"] for r in db.execute("PRAGMA table_info(runs)"))
+            if columns and columns != COLUMNS:  # an index of an older layout: a cache, remade
+                db.execute("DROP TABLE runs")
             db.execute(SCHEMA)
             yield db
             db.commit()
@@ -116,7 +124,8 @@ def _row(run: RunFolder, mtime: str) -> tuple[Any, ...]:
     info = run.info
     step = info.get("last_completed_step")
     values = {
-        "run_id": run.run_id, "folder": str(run.path), "protocol": info.get("protocol", ""),
+        "run_id": run.run_id, "kind": info.get("kind") or "protocol", "folder": str(run.path),
+        "protocol": info.get("protocol", ""),
         "protocol_sha256": info.get("protocol_sha256", ""), "sample": info.get("sample")
         or (info.get("parameters") or {}).get("sample", ""), "operator": info.get("operator", ""),
         "status": info.get("status", ""), "reason": info.get("reason", ""),

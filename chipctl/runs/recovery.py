@@ -13,7 +13,8 @@ from typing import Any
 
 from chipctl.runs.folder import RunFolder
 from chipctl.runs.lock import is_being_recorded
-from chipctl.runs.recorder import now_iso, write_json_atomic
+from chipctl.runs.manual import is_manual
+from chipctl.runs.record import now_iso, write_json_atomic
 from chipctl.runs.syringes import syringes_from_events
 
 INTERRUPTED = "interrupted"
@@ -47,9 +48,10 @@ def mark_interrupted(run: RunFolder) -> dict[str, Any]:
     step_text = "no step completed" if last_step is None else (
         f"last completed step {int(last_step['index']) + 1}"
         + (f"/{total}" if total else "") + f" ({last_step.get('label')})")
+    reason = (f"the controller stopped unexpectedly; {step_text}" if not is_manual(run.info)
+              else "the controller stopped unexpectedly during manual work")
     run.info.update(status=INTERRUPTED, ended=last_wall, last_completed_step=last_step,
-                    reason=f"the controller stopped unexpectedly; {step_text}",
-                    syringes=syringes, recovered=now_iso())
+                    reason=reason, syringes=syringes, recovered=now_iso())
     run.info.pop("current_step", None)
     _append_event(run, {"wall": now_iso(), "event": "interrupted", "reason": run.info["reason"],
                         "last_completed_step": last_step, "syringes": syringes})
@@ -81,8 +83,10 @@ def _syringe_line(name: str, state: dict[str, Any]) -> str:
 
 def describe_interruption(info: dict[str, Any]) -> str:
     """What the operator needs to know about an interrupted run."""
-    lines = [f"run {info.get('run_id')} ({info.get('protocol')}, started {info.get('started')}) "
-             f"was interrupted: {info.get('reason')}.",
+    what = (f"manual session {info.get('run_id')} (started {info.get('started')})"
+            if is_manual(info) else
+            f"run {info.get('run_id')} ({info.get('protocol')}, started {info.get('started')})")
+    lines = [f"{what} was interrupted: {info.get('reason')}.",
              "  Its data up to the last record are kept; what each syringe held:"]
     syringes = info.get("syringes") or {}
     lines += [_syringe_line(name, state) for name, state in syringes.items()]

@@ -37,11 +37,18 @@ class SyringeLedger:
         self.syringes = syringes
 
     @classmethod
-    def from_bench(cls, bench: Bench) -> SyringeLedger:
-        """Starting contents from the bench file (syringe: {volume, contents}, reagent)."""
-        return cls({name: SyringeState(name, spec.reagent, spec.syringe.volume_ul,
-                                       spec.syringe.contents_ul)
-                    for name, spec in bench.pumps.items()})
+    def from_bench(cls, bench: Bench, devices: dict[str, Any] | None = None) -> SyringeLedger:
+        """Starting contents: what each pump's syringe holds by the engine's account (after
+        earlier runs and manual work) where the pump is among `devices`, else the bench
+        file's (syringe: {volume, contents}, reagent)."""
+        ledger = {}
+        for name, spec in bench.pumps.items():
+            syringe = getattr((devices or {}).get(name), "syringe", None)
+            held = getattr(syringe, "contents_ul", None)
+            start = float(held) if isinstance(held, int | float) else spec.syringe.contents_ul
+            ledger[name] = SyringeState(name, spec.reagent, spec.syringe.volume_ul,
+                                        round(start, 4))
+        return cls(ledger)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Every syringe, JSON-able."""

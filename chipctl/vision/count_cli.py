@@ -87,7 +87,7 @@ def _params(psf_sigma: float | None, offset: float | None, e_per_adu: float | No
 def _emit(path: str, page: Page, result: CountResult, json_out: bool, out: TextIO) -> None:
     if not json_out:
         where = path if page.index is None else f"{path} [page {page.index}]"
-        print(f"{where}: {result.count} vesicles", file=out)
+        print(f"{where}: {result.count} vesicle{'' if result.count == 1 else 's'}", file=out)
         return
     obj: dict[str, object] = {"image": path}
     if page.index is not None:
