@@ -8,7 +8,8 @@ import numpy as np
 
 from chipctl.vision import detect, rejection
 from chipctl.vision.field import Field, build_field
-from chipctl.vision.model import SPOT_DTYPE, CountParams, CountResult
+from chipctl.vision.localize import localize
+from chipctl.vision.model import CountParams, CountResult
 from chipctl.vision.nullmodel import NullMaxima, null_maxima
 from chipctl.vision.threshold import choose_threshold, fit_tail_scale, safe_threshold
 
@@ -93,12 +94,7 @@ def _finish(fld: Field, params: CountParams, m: _Maxima, t: float, expected_fp: 
     rejected = {"hot_pixel": int(m.hot.sum()), "saturated": int(sat.sum()),
                 "debris": int(deb_all.sum())}
     m = m.take(~(m.hot | sat | deb_all))
-    dx, dy = detect.subpixel_offsets(m.nb, m.bg)
-    spots = np.empty(m.ys.size, dtype=SPOT_DTYPE)
-    spots["x"] = m.xs + dx
-    spots["y"] = m.ys + dy
-    spots["amplitude"] = (m.nb[:, 4] - m.bg) / fld.kernel.kappa
-    spots["snr"] = m.score
+    spots = localize(fld, params.psf_sigma_px, m.ys, m.xs, m.nb, m.bg, m.score)
     return CountResult(spots.size, spots, rejected, float(t), expected_fp, fld.raw.shape)
 
 

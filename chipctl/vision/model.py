@@ -6,10 +6,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SPOT_DTYPE = np.dtype(
-    [("x", "f8"), ("y", "f8"), ("amplitude", "f8"), ("snr", "f8")]
-)
-"""Row layout of :attr:`CountResult.spots` (x column, y row, (0, 0) = centre of top-left pixel)."""
+SPOT_DTYPE = np.dtype([
+    ("x", "f8"), ("y", "f8"), ("amplitude", "f8"), ("snr", "f8"), ("photons", "f8"),
+    ("background", "f8"), ("crlb_x", "f8"), ("crlb_y", "f8"), ("width", "f8"),
+    ("multiplicity", "i2"),
+])
+"""Row layout of :attr:`CountResult.spots`.
+
+x is the column and y the row in pixels, (0, 0) at the centre of the top-left pixel, from the
+maximum-likelihood Gaussian fit; ``amplitude`` is the fitted peak above ``background`` (both in
+ADU); ``snr`` the local SNR score of the detection; ``photons`` the fitted signal in electrons
+(NaN when the camera gain is unknown and cannot be estimated); ``crlb_x``/``crlb_y`` the
+Cramer-Rao lower bounds (standard deviations, px) of x and y from the fitted photons and
+background; ``width`` the apparent PSF sigma (px) measured from the detection's filtered peak
+(NaN where too faint to measure); ``multiplicity`` the number of spots the detection was split
+into (1: not split).
+"""
 
 REJECTION_KINDS = ("hot_pixel", "saturated", "debris")
 
@@ -56,12 +68,21 @@ class CountParams:
 
 @dataclass(frozen=True)
 class Spot:
-    """One detected vesicle; x is the column, y the row, amplitude the peak in ADU."""
+    """One detected vesicle; x is the column, y the row, amplitude the peak in ADU.
+
+    The other fields are as in :data:`SPOT_DTYPE` (NaN and 1 when not measured).
+    """
 
     x: float
     y: float
     amplitude: float
     snr: float
+    photons: float = float("nan")
+    background: float = float("nan")
+    crlb_x: float = float("nan")
+    crlb_y: float = float("nan")
+    width: float = float("nan")
+    multiplicity: int = 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,13 +106,15 @@ class CountResult:
     def from_xy(cls, xy: np.ndarray, shape: tuple[int, int] = (0, 0)) -> CountResult:
         """A result holding spots at ``xy`` (N x 2: x, y), e.g. from another detector."""
         xy = np.asarray(xy, float).reshape(-1, 2)
-        spots = np.zeros(len(xy), dtype=SPOT_DTYPE)
+        spots = empty_spots(len(xy))
         spots["x"], spots["y"] = xy[:, 0], xy[:, 1]
         return cls(len(xy), spots, shape=shape)
 
     def spots_list(self) -> list[Spot]:
         """The spots as :class:`Spot` objects."""
-        return [Spot(float(r["x"]), float(r["y"]), float(r["amplitude"]), float(r["snr"]))
+        return [Spot(float(r["x"]), float(r["y"]), float(r["amplitude"]), float(r["snr"]),
+                     float(r["photons"]), float(r["background"]), float(r["crlb_x"]),
+                     float(r["crlb_y"]), float(r["width"]), int(r["multiplicity"]))
                 for r in self.spots]
 
     @property
@@ -99,3 +122,12 @@ class CountResult:
         """N x 2 float array of (x, y) positions."""
         return np.column_stack([self.spots["x"], self.spots["y"]]) if self.count else np.empty(
             (0, 2))
+
+
+def empty_spots(n: int) -> np.ndarray:
+    """``n`` spot rows: zero positions, NaN measurements, multiplicity 1."""
+    spots = np.zeros(n, dtype=SPOT_DTYPE)
+    for name in ("amplitude", "snr", "photons", "background", "crlb_x", "crlb_y", "width"):
+        spots[name] = np.nan
+    spots["multiplicity"] = 1
+    return spots
