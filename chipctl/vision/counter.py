@@ -70,13 +70,14 @@ def _candidates(fld: Field, null: NullMaxima, params: CountParams) -> _Maxima:
     every = 2 if h >= 8 * detect.STRIP else 1  # large frames: minima in half the strips
     ys, xs, is_max, nb = detect.extrema(fld.filtered, fld.gate(t_lo),
                                         fld.gate(t_min_gate, minima=True), every)
-    depth = -fld.scores(ys[~is_max], xs[~is_max], nb[~is_max, 4])
+    maps = fld.sample(ys, xs)
+    z = fld.scores(ys, xs, nb[:, 4], maps)
+    depth = -z[~is_max]
     area = detect.minima_rows(h, every) * w
     tail = fit_tail_scale(depth[depth > t_lo], null, area, t_lo)
-    ys, xs, nb = ys[is_max], xs[is_max], nb[is_max]
-    bg = detect.sample_low(fld.bg_low, fld.raw.shape, ys, xs)
+    ys, xs, nb, bg = ys[is_max], xs[is_max], nb[is_max], maps[0, is_max]
     raw_nb = detect.neighbourhood(fld.raw, ys, xs)
-    score = fld.scores(ys, xs, nb[:, 4]) / tail
+    score = z[is_max] / tail
     hot = np.zeros(ys.shape, bool)
     if params.reject_hot_pixels and ys.size:
         hot = rejection.hot_pixels(fld.raw, ys, xs, raw_nb, bg, fld.noise, fld.kernel)

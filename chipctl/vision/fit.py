@@ -37,7 +37,8 @@ class SpotFit:
     ``amplitude`` is the continuous Gaussian peak and ``background`` the flat level under the
     spot, both in ADU; ``crlb_x``/``crlb_y``/``crlb_amplitude`` are standard deviations;
     ``chi2`` is Pearson's statistic of the window (about ``pixels`` - 4 for a single
-    well-modelled spot).
+    well-modelled spot), ``elongation`` that of the residual's quadrupole moments (2 degrees
+    of freedom).
     """
 
     x: np.ndarray
@@ -50,6 +51,7 @@ class SpotFit:
     chi2: np.ndarray
     pixels: np.ndarray
     converged: np.ndarray
+    elongation: np.ndarray  # chi-square (2 dof) of the residual's quadrupole moments
 
 
 @dataclass
@@ -87,45 +89,58 @@ def profiles(offset: np.ndarray, sigma: float, radius: int) -> tuple[np.ndarray,
 
 def fit_spots(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, x0: np.ndarray, y0: np.ndarray,
               amplitude0: np.ndarray, background0: np.ndarray, noise: NoiseModel, sigma: float,
-              iterations: int = 1) -> SpotFit:
+              iterations: int = 1, pairs: tuple[np.ndarray, np.ndarray] | None = None
+              ) -> SpotFit:
     """ML fit of spots centred near pixels (ys, xs), starting from (x0, y0, amplitude0,
     background0) in frame coordinates and ADU; ``sigma`` is the PSF sigma in pixels.
 
     From a consistent start (the filtered peak's sub-pixel estimate), one Fisher-scoring step
     is already an efficient estimator (Le Cam's one-step estimator; on the benchmark frames it
-    gives the RMSE of three iterations); more ``iterations`` converge to the maximum. The
-    bounds and the chi-square come from the information of the last iteration's start.
+    gives the RMSE of three iterations); more ``iterations`` converge to the maximum. Spots
+    whose neighbours' light reaches their window get one more sweep, with the neighbours at
+    their refitted values. The bounds and the chi-square come from the information of the
+    last step's start. ``pairs`` (spot, neighbour) may be given, sorted by spot, when already
+    known (pairs farther apart than the light reaches are ignored).
     """
     ys, xs = np.asarray(ys, np.intp), np.asarray(xs, np.intp)
     r = window_radius(sigma)
     est = _Spots(np.asarray(x0, np.float64) - xs, np.asarray(y0, np.float64) - ys,
                  np.maximum(np.asarray(amplitude0, np.float64), 1e-3),
                  np.asarray(background0, np.float64).copy())
-    pairs = _neighbour_pairs(ys, xs, r)
-    blocks = [slice(a, min(a + _BLOCK, len(ys))) for a in range(0, len(ys), _BLOCK)]
-    data = [_windows(raw, ys[b], xs[b], r) for b in blocks]
-    step = np.zeros((4, len(ys)))
-    var = np.zeros((4, len(ys)))
-    chi2 = np.zeros(len(ys))
-    for _ in range(max(1, iterations)):
-        others = _neighbour_light(est, ys, xs, pairs, sigma, r)
-        for b, (d, valid) in zip(blocks, data, strict=True):
-            info, score, chi2[b] = _information(_take(est, b), d, valid, others[..., b],
-                                                noise, sigma, r)
+    pairs = _neighbour_pairs(ys, xs, r) if pairs is None else within(pairs, ys, xs, 2 * r)
+    data, valid = _windows(raw, ys, xs, r)
+    out = np.zeros((8, len(ys)))  # the last step (4 parameters) and the bounds' variances
+    stats = np.zeros((2, len(ys)))
+    crowded = np.unique(pairs[0])
+    sweeps = [np.arange(len(ys))] * max(1, iterations) + [crowded]
+    for active in sweeps:
+        for b in (active[a:a + _BLOCK] for a in range(0, len(active), _BLOCK)):
+            others = light_of(ys[b], xs[b], r, xs + est.dx, ys + est.dy, est.amp, sigma,
+                              _targets(pairs, b, len(ys)))
+            info, score, stats[:, b] = _information(_take(est, b), data[..., b],
+                                                    valid[..., b], others, noise, sigma, r)
             low = _cholesky(info)
-            step[:, b] = _solve(low, score)
-            var[:, b] = _inverse_diagonal(low)
-        est = _apply(est, step, r)
-    pixels = np.concatenate([v.reshape(-1, v.shape[-1]).sum(axis=0) for _, v in data]) if (
-        data) else np.zeros(0)
-    converged = (np.max(np.abs(step[:2]), axis=0) < 0.05) & (np.abs(est.dx) < r) & (
+            out[:4, b] = _solve(low, score)
+            out[4:, b] = _inverse_diagonal(low)
+            est = _apply(est, out[:4], r, b)
+    converged = (np.max(np.abs(out[:2]), axis=0) < 0.05) & (np.abs(est.dx) < r) & (
         np.abs(est.dy) < r)
-    sd = np.sqrt(np.maximum(var, 0.0))
-    return SpotFit(xs + est.dx, ys + est.dy, est.amp, est.bg, sd[0], sd[1], sd[2], chi2,
-                   pixels, converged)
+    sd = np.sqrt(np.maximum(out[4:], 0.0))
+    pixels = valid.reshape(-1, len(ys)).sum(axis=0)
+    return SpotFit(xs + est.dx, ys + est.dy, est.amp, est.bg, sd[0], sd[1], sd[2], stats[0],
+                   pixels, converged, stats[1])
 
 
-def _take(est: _Spots, b: slice) -> _Spots:
+def _targets(pairs: tuple[np.ndarray, np.ndarray], block: np.ndarray, n: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """The (spot, neighbour) pairs of the spots in ``block``, spots renumbered 0..len-1."""
+    index = np.full(n, -1)
+    index[block] = np.arange(len(block))
+    sel = index[pairs[0]] >= 0
+    return index[pairs[0][sel]], pairs[1][sel]
+
+
+def _take(est: _Spots, b: np.ndarray) -> _Spots:
     return _Spots(est.dx[b], est.dy[b], est.amp[b], est.bg[b])
 
 
@@ -134,11 +149,24 @@ def _windows(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, r: int
     """(w, w, N) float32 windows around (ys, xs) and the float mask of pixels in the frame."""
     h, w = raw.shape
     d = np.arange(-r, r + 1)
+    inner = (ys >= r) & (ys < h - r) & (xs >= r) & (xs < w - r)
+    if inner.all() and raw.flags.c_contiguous:
+        offsets = (d[:, None] * w + d[None, :])[:, :, None]
+        data = raw.ravel()[offsets + (ys * w + xs)[None, None, :]].astype(np.float32)
+        return data, np.ones_like(data)
     yy = d[:, None, None] + ys[None, None, :]
     xx = d[None, :, None] + xs[None, None, :]
     valid = ((yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)).astype(np.float32)
     data = raw[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)].astype(np.float32)
     return data * valid, valid
+
+
+def within(pairs: tuple[np.ndarray, np.ndarray], ys: np.ndarray, xs: np.ndarray,
+           reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (n, m) ``pairs`` of pixels (ys, xs) at most ``reach`` apart along both axes."""
+    n, m = pairs
+    keep = (np.abs(xs[n] - xs[m]) <= reach) & (np.abs(ys[n] - ys[m]) <= reach)
+    return n[keep], m[keep]
 
 
 def reach_pairs(ty: np.ndarray, tx: np.ndarray, sy: np.ndarray, sx: np.ndarray, reach: int
@@ -192,12 +220,6 @@ def _neighbour_pairs(ys: np.ndarray, xs: np.ndarray, r: int) -> tuple[np.ndarray
     return n[keep], m[keep]
 
 
-def _neighbour_light(est: _Spots, ys: np.ndarray, xs: np.ndarray,
-                     pairs: tuple[np.ndarray, np.ndarray], sigma: float, r: int) -> np.ndarray:
-    """Light of the neighbours (at their current fit) in each window, (w, w, N) ADU."""
-    return light_of(ys, xs, r, xs + est.dx, ys + est.dy, est.amp, sigma, pairs)
-
-
 def _information(est: _Spots, data: np.ndarray, valid: np.ndarray, others: np.ndarray,
                  noise: NoiseModel, sigma: float, r: int
                  ) -> tuple[dict[tuple[int, int], np.ndarray], np.ndarray, np.ndarray]:
@@ -233,15 +255,42 @@ def _information(est: _Spots, data: np.ndarray, valid: np.ndarray, others: np.nd
             (1, 3): a * ysum(dpy, wx[0]), (2, 3): ysum(py, wx[0])}
     score = np.stack([a * ysum(py, rx[1]), a * ysum(dpy, rx[0]), ysum(py, rx[0]),
                       ysum(one, rx[2])])
-    return info, score, (res * diff).reshape(-1, len(a)).sum(axis=0).astype(np.float64)
+    chi2 = (res * diff).reshape(-1, len(a)).sum(axis=0).astype(np.float64)
+    return info, score, np.stack([chi2, _quadrupole(diff * valid, est, noise, sigma, r)])
 
 
-def _apply(est: _Spots, step: np.ndarray, r: int) -> _Spots:
-    """The estimates after ``step``: position steps capped, amplitudes kept positive."""
-    shift = np.clip(step[:2], -_MAX_STEP_PX, _MAX_STEP_PX)
-    return _Spots(np.clip(est.dx + shift[0], -r, r), np.clip(est.dy + shift[1], -r, r),
-                  np.maximum(est.amp + step[2], 1e-3 * np.maximum(est.amp, 1.0)),
-                  est.bg + step[3])
+def _quadrupole(diff: np.ndarray, est: _Spots, noise: NoiseModel, sigma: float, r: int
+                ) -> np.ndarray:
+    """Elongation of the residual: its Gaussian-weighted quadrupole moments (u^2 - v^2, 2uv)
+    about the fitted centre, squared and divided by their noise variance (chi-square with 2
+    degrees of freedom for a well-modelled round spot). A merged pair leaves a large one."""
+    d = np.arange(-r, r + 1, dtype=np.float32)[:, None]
+    u = d - est.dx.astype(np.float32)
+    v = d - est.dy.astype(np.float32)
+    width = np.float32(2.0 * (1.5 * sigma) ** 2)
+    gu, gv = np.exp(-u * u / width), np.exp(-v * v / width)
+    u2g, v2g, ug, vg = u * u * gu, v * v * gv, u * gu, v * gv
+    dq = np.einsum("ijn,kjn->kin", diff, np.stack([u2g, gu, ug]))
+    q_c = np.einsum("in,in->n", gv, dq[0]) - np.einsum("in,in->n", v2g, dq[1])
+    q_s = 2.0 * np.einsum("in,in->n", vg, dq[2])
+    p_c = ((u2g**2).sum(0) * (gv**2).sum(0) - 2.0 * (u2g * gu).sum(0) * (v2g * gv).sum(0)
+           + (gu**2).sum(0) * (v2g**2).sum(0))
+    p_s = 4.0 * (ug**2).sum(0) * (vg**2).sum(0)
+    var = noise.variance(est.bg + 0.1 * est.amp)
+    return (q_c.astype(np.float64) ** 2 / (var * p_c) + q_s.astype(np.float64) ** 2
+            / (var * p_s))
+
+
+def _apply(est: _Spots, step: np.ndarray, r: int, b: np.ndarray) -> _Spots:
+    """The estimates after ``step`` on spots ``b``: position steps capped, amplitudes kept
+    positive."""
+    out = _Spots(est.dx.copy(), est.dy.copy(), est.amp.copy(), est.bg.copy())
+    shift = np.clip(step[:2, b], -_MAX_STEP_PX, _MAX_STEP_PX)
+    out.dx[b] = np.clip(est.dx[b] + shift[0], -r, r)
+    out.dy[b] = np.clip(est.dy[b] + shift[1], -r, r)
+    out.amp[b] = np.maximum(est.amp[b] + step[2, b], 1e-3 * np.maximum(est.amp[b], 1.0))
+    out.bg[b] = est.bg[b] + step[3, b]
+    return out
 
 
 def _cholesky(info: dict[tuple[int, int], np.ndarray]) -> list[list[np.ndarray]]:

@@ -12,7 +12,14 @@ import numpy as np
 
 from chipctl.vision import detect, split
 from chipctl.vision.field import Field
-from chipctl.vision.fit import SpotFit, fit_spots, light_of, reach_pairs, window_radius
+from chipctl.vision.fit import (
+    SpotFit,
+    fit_spots,
+    light_of,
+    reach_pairs,
+    window_radius,
+    within,
+)
 from chipctl.vision.model import empty_spots
 
 _MAX_MOVE_PX = 1.5
@@ -28,7 +35,11 @@ def localize(fld: Field, psf_sigma: float, ys: np.ndarray, xs: np.ndarray, nb: n
     dx, dy = detect.subpixel_offsets(nb, bg)
     spread = 2.0 * psf_sigma**2 + 1.0 / 6.0  # variance of a point source's filtered peak
     amp0 = (nb[:, 4] - bg) / fld.kernel.kappa * np.exp((dx * dx + dy * dy) / (2.0 * spread))
-    fit = fit_spots(fld.raw, ys, xs, xs + dx, ys + dy, amp0, bg, fld.noise, psf_sigma)
+    r = window_radius(psf_sigma)
+    near = reach_pairs(ys, xs, ys, xs, 2 * (r + split.PAIR_MARGIN))
+    near = (near[0][near[0] != near[1]], near[1][near[0] != near[1]])
+    fit = fit_spots(fld.raw, ys, xs, xs + dx, ys + dy, amp0, bg, fld.noise, psf_sigma,
+                    pairs=near)
     ok = _usable(fit, xs + dx, ys + dy)
     spots["x"] = np.where(ok, fit.x, xs + dx)
     spots["y"] = np.where(ok, fit.y, ys + dy)
@@ -38,25 +49,34 @@ def localize(fld: Field, psf_sigma: float, ys: np.ndarray, xs: np.ndarray, nb: n
     spots["crlb_y"] = np.where(ok, fit.crlb_y, np.nan)
     spots["snr"] = snr
     spots["width"] = apparent_width(nb, bg, psf_sigma)
-    cand = np.flatnonzero(~ok | split.candidates(fit.chi2, fit.pixels, fit.amplitude))
+    sd = detect.sample_low(fld.sd_low, fld.raw.shape, ys, xs) * fld.scale
+    excess = split.unexplained_light(
+        fld.filtered, ys, xs, np.stack([spots["x"], spots["y"]]), spots["amplitude"], bg, sd,
+        fld.kernel.kappa, psf_sigma, within(near, ys, xs, r + 6))
+    cand = np.flatnonzero(~ok | split.candidates(fit.chi2, fit.pixels, fit.amplitude,
+                                                 fit.elongation)
+                          | (excess > split.Z_RING))
     if cand.size:
-        spots = _split(fld, psf_sigma, spots, ys, xs, cand)
+        spots = _split(fld, psf_sigma, spots, ys, xs, cand, near)
     spots["photons"] = photons(spots["amplitude"], psf_sigma, fld.noise.slope)
     return spots
 
 
 def _split(fld: Field, psf_sigma: float, spots: np.ndarray, ys: np.ndarray, xs: np.ndarray,
-           cand: np.ndarray) -> np.ndarray:
-    """``spots`` with each candidate whose two-emitter model wins replaced by its two spots."""
-    r = window_radius(psf_sigma) + 1
-    n, m = reach_pairs(ys[cand], xs[cand], ys, xs, 2 * r)
-    keep = m != cand[n]
+           cand: np.ndarray, near: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``spots`` with each candidate whose two-emitter model wins replaced by its two spots;
+    ``near``: all (spot, neighbour) pairs within reach of a pair window, sorted by spot."""
+    r = window_radius(psf_sigma) + split.PAIR_MARGIN
+    index = np.full(len(ys), -1)
+    index[cand] = np.arange(len(cand))
+    sel = index[near[0]] >= 0
+    n, m = index[near[0][sel]], near[1][sel]
     others = light_of(ys[cand], xs[cand], r, spots["x"], spots["y"], spots["amplitude"],
-                      psf_sigma, (n[keep], m[keep]))
+                      psf_sigma, (n, m))
     single = np.stack([spots[k][cand] for k in ("x", "y", "amplitude", "background")])
     pair = split.fit_pairs(fld.raw, ys[cand], xs[cand], single, others, fld.noise, psf_sigma)
     won = split.accepted(pair, ys[cand], xs[cand], psf_sigma)
-    won &= ~_crowds_a_neighbour(pair, cand, spots, n[keep], m[keep], psf_sigma)
+    won &= ~_crowds_a_neighbour(pair, cand, spots, n, m, psf_sigma)
     if not won.any():
         return spots
     parts = np.concatenate([spots[cand[won]]] * 2)
@@ -98,7 +118,7 @@ def _crowds_a_neighbour(pair: split.Pair, cand: np.ndarray, spots: np.ndarray,
     """True for candidates whose pair puts a component on top of another detected spot
     (that light is the neighbour's, explained twice)."""
     out = np.zeros(len(cand), bool)
-    limit = 1.5 * psf_sigma
+    limit = 2.0 * psf_sigma
     for c in (0, 1):
         d = np.hypot(pair.x[c, n] - spots["x"][m], pair.y[c, n] - spots["y"][m])
         np.logical_or.at(out, n[d < limit], True)
