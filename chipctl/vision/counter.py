@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chipctl.vision import detect, rejection
+from chipctl.vision.crowding import crowding
 from chipctl.vision.field import Field, build_field
 from chipctl.vision.localize import localize
 from chipctl.vision.model import CountParams, CountResult
@@ -96,7 +97,14 @@ def _finish(fld: Field, params: CountParams, m: _Maxima, t: float, expected_fp: 
                 "debris": int(deb_all.sum())}
     m = m.take(~(m.hot | sat | deb_all))
     spots = localize(fld, params.psf_sigma_px, m.ys, m.xs, m.nb, m.bg, m.score)
-    return CountResult(spots.size, spots, rejected, float(t), expected_fp, fld.raw.shape)
+    shape = fld.raw.shape
+    crowd = crowding(np.column_stack([spots["x"], spots["y"]]), shape, params.psf_sigma_px)
+    estimated = spots.size + crowd.merged - expected_fp
+    return CountResult(
+        spots.size, spots, rejected, float(t), expected_fp, shape,
+        split=int((spots["multiplicity"] > 1).sum() // 2), estimated_count=float(estimated),
+        estimated_count_sd=float(np.sqrt(crowd.merged_sd**2 + expected_fp)),
+        crowding=crowd.crowding)
 
 
 def _saturation(raw: np.ndarray, params: CountParams) -> float | None:
