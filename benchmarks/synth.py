@@ -195,14 +195,25 @@ def same_field_frames(cfg: SynthConfig, n: int, rng: np.random.Generator) -> lis
     return static_field(cfg, n, rng)[0]
 
 
-def static_field(cfg: SynthConfig, n: int, rng: np.random.Generator
+def static_field(cfg: SynthConfig, n: int, rng: np.random.Generator,
+                 drift: np.ndarray | None = None, bleach: np.ndarray | None = None
                  ) -> tuple[list[np.ndarray], np.ndarray]:
-    """``n`` exposures of one static field and the spot positions (N x 2, x and y)."""
+    """``n`` exposures of one static field and the spot positions in the first (N x 2).
+
+    ``drift`` (n x 2, px) displaces the sample in each exposure (stage drift: the spots move,
+    the background and the camera's fixed pattern do not); ``bleach`` (n) scales every
+    spot's brightness in each exposure (photobleaching between exposures).
+    """
+    drift = np.zeros((n, 2)) if drift is None else np.asarray(drift, float).reshape(n, 2)
+    bleach = np.ones(n) if bleach is None else np.asarray(bleach, float).reshape(n)
+    margin = int(np.ceil(np.abs(drift).max())) + cfg.border
     bg = background_map(cfg, rng)
-    xy = random_positions(cfg, cfg.n_spots, rng)
+    xy = random_positions(replace(cfg, border=margin), cfg.n_spots, rng)
     local = bg[np.round(xy[:, 1]).astype(int), np.round(xy[:, 0]).astype(int)]
-    photons = bg + render_spots(cfg.shape, xy, amplitude_for_snr(cfg.snr, local,
-                                                                  cfg.read_noise_e),
-                                cfg.psf_sigma)
+    amp = amplitude_for_snr(cfg.snr, local, cfg.read_noise_e)
     camera = camera_maps(cfg, rng)
-    return [expose(cfg, photons, rng, camera) for _ in range(n)], xy
+    frames = []
+    for shift, scale in zip(drift, bleach, strict=True):
+        photons = bg + render_spots(cfg.shape, xy + shift, amp * scale, cfg.psf_sigma)
+        frames.append(expose(cfg, photons, rng, camera))
+    return frames, xy

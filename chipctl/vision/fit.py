@@ -12,7 +12,9 @@ Arrays are laid out pixel-major, spot-minor ((w, w, N)) and spots are processed 
 every numpy operation runs a long contiguous loop over cache-resident data; the 4 x 4 systems
 are solved in closed form (vectorized Cholesky). Neighbours whose light reaches a window are
 held at their current fit while the spot is refitted (a Jacobi sweep, as DAOSTORM does), so
-touching spots do not pull each other's positions.
+touching spots do not pull each other's positions. A pixel whose residual exceeds both
+``_OUTLIER_Z`` standard deviations and half the spot's amplitude (a hot pixel beside the spot)
+is left out of the fit.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ _SQRT2 = np.sqrt(2.0)
 _AS = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)  # A&S 7.1.26
 _MAX_STEP_PX = 1.0
 _MIN_VARIANCE = 1.0 / 12.0
+_OUTLIER_Z = 8.0  # residuals beyond this many sd are not the spot's light (hot pixels)
 _BLOCK = 4096  # spots per block: fewer, larger numpy calls
 
 
@@ -237,8 +240,11 @@ def _information(est: _Spots, data: np.ndarray, valid: np.ndarray, others: np.nd
     var = lam * np.float32(noise.slope)
     var += np.float32(noise.intercept)
     np.maximum(var, np.float32(_MIN_VARIANCE), out=var)
-    wgt = valid / var
     diff = data - lam
+    # a pixel far beyond what the model allows (a hot pixel in the window) is left out; a
+    # bright spot's own misfit at the start stays below half its amplitude
+    outlier = (diff * diff > np.float32(_OUTLIER_Z**2) * var) & (np.abs(diff) > 0.5 * amp)
+    wgt = (valid * ~outlier) / var
     res = diff * wgt
     one = np.ones_like(px)
     wx = np.einsum("ijn,kjn->kin", wgt, np.stack([px, dpx, px * px, dpx * dpx, px * dpx, one]))

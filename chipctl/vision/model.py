@@ -100,7 +100,8 @@ class CountResult:
     spatially random field, :mod:`chipctl.vision.crowding`) and for the expected false
     positives; ``estimated_count_sd`` is its standard uncertainty. ``crowding`` is the
     fraction of vesicles with a neighbour close enough to merge with (0 sparse, 0.45 at
-    30,000 per 2048 x 2048 frame and PSF sigma 1.3 px).
+    30,000 per 2048 x 2048 frame and PSF sigma 1.3 px). ``exposures`` is the number of
+    registered exposures summed before counting (:mod:`chipctl.vision.exposures`).
     """
 
     count: int
@@ -113,6 +114,7 @@ class CountResult:
     estimated_count: float = float("nan")
     estimated_count_sd: float = float("nan")
     crowding: float = float("nan")
+    exposures: int = 1
 
     @property
     def density_per_mpx(self) -> float:
