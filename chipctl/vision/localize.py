@@ -21,17 +21,19 @@ from chipctl.vision.fit import (
     within,
 )
 from chipctl.vision.model import empty_spots
+from chipctl.vision.rejection import aggregates
 
 _MAX_MOVE_PX = 1.5
 
 
 def localize(fld: Field, psf_sigma: float, ys: np.ndarray, xs: np.ndarray, nb: np.ndarray,
-             bg: np.ndarray, snr: np.ndarray) -> np.ndarray:
+             bg: np.ndarray, snr: np.ndarray) -> tuple[np.ndarray, int]:
     """Spot rows (:data:`~chipctl.vision.model.SPOT_DTYPE`) for maxima at (ys, xs) with
-    filtered 3x3 windows ``nb``, background ``bg`` (ADU) and scores ``snr``."""
+    filtered 3x3 windows ``nb``, background ``bg`` (ADU) and scores ``snr``, and the number
+    of maxima rejected as aggregates (before any splitting)."""
     spots = empty_spots(len(ys))
     if len(ys) == 0:
-        return spots
+        return spots, 0
     dx, dy = detect.subpixel_offsets(nb, bg)
     spread = 2.0 * psf_sigma**2 + 1.0 / 6.0  # variance of a point source's filtered peak
     amp0 = (nb[:, 4] - bg) / fld.kernel.kappa * np.exp((dx * dx + dy * dy) / (2.0 * spread))
@@ -53,13 +55,19 @@ def localize(fld: Field, psf_sigma: float, ys: np.ndarray, xs: np.ndarray, nb: n
     excess = split.unexplained_light(
         fld.filtered, ys, xs, np.stack([spots["x"], spots["y"]]), spots["amplitude"], bg, sd,
         fld.kernel.kappa, psf_sigma, within(near, ys, xs, r + 6))
-    cand = np.flatnonzero(~ok | split.candidates(fit.chi2, fit.pixels, fit.amplitude,
-                                                 fit.elongation)
-                          | (excess > split.Z_RING))
-    if cand.size:
-        spots = _split(fld, psf_sigma, spots, ys, xs, cand, near)
+    cand = ~ok | split.candidates(fit.chi2, fit.pixels, fit.amplitude, fit.elongation) | (
+        excess > split.Z_RING)
+    clumps = aggregates(spots, psf_sigma)
+    if clumps.any():
+        keep = ~clumps
+        index = np.cumsum(keep) - 1
+        sel = keep[near[0]] & keep[near[1]]
+        near = (index[near[0][sel]], index[near[1][sel]])
+        spots, ys, xs, cand = spots[keep], ys[keep], xs[keep], cand[keep]
+    if cand.any():
+        spots = _split(fld, psf_sigma, spots, ys, xs, np.flatnonzero(cand), near)
     spots["photons"] = photons(spots["amplitude"], psf_sigma, fld.noise.slope)
-    return spots
+    return spots, int(clumps.sum())
 
 
 def _split(fld: Field, psf_sigma: float, spots: np.ndarray, ys: np.ndarray, xs: np.ndarray,
@@ -123,3 +131,15 @@ def _crowds_a_neighbour(pair: split.Pair, cand: np.ndarray, spots: np.ndarray,
         d = np.hypot(pair.x[c, n] - spots["x"][m], pair.y[c, n] - spots["y"][m])
         np.logical_or.at(out, n[d < limit], True)
     return out
+
+
+_WIDTH_SNR = 8.0  # spots bright enough for their width to be measured well
+_WIDTH_MIN_SPOTS = 30
+
+
+def spot_width(spots: np.ndarray) -> float:
+    """Median apparent PSF sigma (px) of the bright single spots; NaN when too few."""
+    sel = (spots["snr"] > _WIDTH_SNR) & (spots["multiplicity"] == 1) & np.isfinite(
+        spots["width"])
+    return float(np.median(spots["width"][sel])) if sel.sum() >= _WIDTH_MIN_SPOTS else float(
+        "nan")

@@ -23,7 +23,7 @@ background; ``width`` the apparent PSF sigma (px) measured from the detection's 
 into (1: not split).
 """
 
-REJECTION_KINDS = ("hot_pixel", "saturated", "debris")
+REJECTION_KINDS = ("hot_pixel", "saturated", "debris", "aggregate")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class CountParams:
     max_spot_sigma_px: float | None = None  # None: 2 x psf_sigma_px
     saturation_adu: float | None = None  # None: the dtype maximum (integer input)
     reject_hot_pixels: bool = True
+    adapt_psf: bool = True  # count a defocused field again with the width its spots show
     background_px: float = 20.0  # smoothing scale of the background estimate
 
     @property
@@ -102,6 +103,9 @@ class CountResult:
     fraction of vesicles with a neighbour close enough to merge with (0 sparse, 0.45 at
     30,000 per 2048 x 2048 frame and PSF sigma 1.3 px). ``exposures`` is the number of
     registered exposures summed before counting (:mod:`chipctl.vision.exposures`).
+    ``psf_width_px`` is the median apparent PSF sigma of the bright single spots (NaN when
+    under 30), ``psf_sigma_px`` the PSF sigma the count used: the configured one, or the
+    measured width when the field was out of focus (then ``defocused`` is True).
     """
 
     count: int
@@ -115,6 +119,9 @@ class CountResult:
     estimated_count_sd: float = float("nan")
     crowding: float = float("nan")
     exposures: int = 1
+    psf_sigma_px: float = float("nan")
+    psf_width_px: float = float("nan")
+    defocused: bool = False
 
     @property
     def density_per_mpx(self) -> float:

@@ -1,4 +1,5 @@
-"""Rejection of candidates that are not vesicles: hot pixels, saturated blobs, debris."""
+"""Rejection of candidates that are not vesicles: hot pixels, saturated blobs, debris and
+aggregates."""
 
 from __future__ import annotations
 
@@ -129,3 +130,18 @@ def exclusion(ys: np.ndarray, xs: np.ndarray, bad: np.ndarray, distance: float) 
     for y, x in zip(ys[bad], xs[bad], strict=True):
         out |= (ys - y) ** 2 + (xs - x) ** 2 <= distance**2
     return out
+
+
+_CLUMP_WIDTH = 1.2  # an aggregate is this much wider than the PSF ...
+_CLUMP_PHOTONS = 6.0  # ... and this much brighter than the frame's median spot
+
+
+def aggregates(spots: np.ndarray, psf_sigma: float) -> np.ndarray:
+    """True for spots that are clumps of vesicles (or dye aggregates), not one vesicle: both
+    clearly wider than the PSF and several times brighter than the frame's median spot (a
+    bright vesicle is not wider; a defocused field is wider but not brighter)."""
+    if spots.size == 0:
+        return np.zeros(0, bool)
+    bright = spots["amplitude"] * np.square(np.nan_to_num(spots["width"], nan=psf_sigma))
+    typical = np.median(spots["amplitude"]) * psf_sigma**2
+    return (spots["width"] > _CLUMP_WIDTH * psf_sigma) & (bright > _CLUMP_PHOTONS * typical)
