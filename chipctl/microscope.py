@@ -174,6 +174,7 @@ def make_prior(name: str, settings: Mapping[str, Any], transport: SerialTranspor
     """A Prior ProScan III; settings: timeout, ack_timeout, speed_pct, xy/z_tolerance_um."""
     driver = ProScan(
         transport,
+        name=name,
         timeout=to_unit(settings.get("timeout", "0.5 s"), "s"),
         ack_timeout=to_unit(settings.get("ack_timeout", "0.3 s"), "s"),
     )
@@ -193,7 +194,7 @@ def make_coolled(
     """A CoolLED pE-300/pE-4000; settings `channels: {AF488: A, ...}` (default A/B/C)."""
     channels = settings.get("channels") or {"AF488": "A", "AF555": "B", "AF647": "C"}
     timeout = to_unit(settings.get("timeout", "0.5 s"), "s")
-    return CoolLedIlluminator(name, CoolLed(transport, timeout=timeout), channels)
+    return CoolLedIlluminator(name, CoolLed(transport, name=name, timeout=timeout), channels)
 
 
 def _camera_settings(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class DeviceError(Exception):
-    """Base of every error raised by a driver; `device` names the device or port."""
+    """Base of every error raised by a driver; `device` names the device (its bench-file name
+    where the driver was given one)."""
 
     def __init__(self, device: str, message: str) -> None:
         super().__init__(f"{device}: {message}")
         self.device = device
         self.message = message
+
+    def renamed(self, device: str) -> Self:
+        """The same error told about `device` (a port's error, seen by a device on it)."""
+        other = type(self).__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.device = device
+        other.args = (f"{device}: {self.message}",)
+        return other
 
 
 class DeviceTimeout(DeviceError):
@@ -30,6 +41,10 @@ class GarbledReply(DeviceError):
     def __init__(self, device: str, message: str, raw: bytes = b"") -> None:
         super().__init__(device, message)
         self.raw = raw
+
+
+class SetpointMismatch(DeviceError):
+    """A setting read back from the device differs from what was sent, after every retry."""
 
 
 class CommandRejected(DeviceError):
@@ -70,6 +85,11 @@ class ProgramAlarm(DeviceAlarm):
 
 class StageFault(DeviceError):
     """The stage or focus drive reported a fault (limit, not idle, lost position)."""
+
+
+class ValveFault(DeviceError):
+    """A selector valve did not reach the port it was sent to, or cannot select ports at all
+    (jammed or stalled rotor, wrong actuator mode, a valve head other than the bench's)."""
 
 
 class CameraTimeout(DeviceTimeout):

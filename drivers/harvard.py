@@ -9,9 +9,13 @@ arrives unsolicited) and NVRAM writing off (fast rate changes). Errors raise typ
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from drivers.errors import (
     CommandRejected,
@@ -20,10 +24,12 @@ from drivers.errors import (
     GarbledReply,
     OutOfRange,
     PumpStalled,
+    SetpointMismatch,
 )
-from drivers.exchange import AddressedDevice
+from drivers.exchange import AddressedDevice, close_to, confirmed, in_range, verified
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 XON = b"\x11"
 PROMPTS = {":": "idle", ">": "infusing", "<": "withdrawing", "*": "stalled", "T*": "target"}
@@ -34,6 +40,13 @@ _ANY_END = re.compile(rb"\n(\d\d)?(T\*|[:<>*])\x11?$")
 _PROMPT = re.compile(r"(\d\d)?(T\*|[:<>*])")
 _QUANTITY = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([munpf]?l)(?:/(hr|h|min|m|sec|s))?")
 _STATUS = re.compile(r"(\d+) (\d+) (\d+) ([iwIW])([.IW])([.S])([.T])([IWiw.])([.T])")
+_DIAMETER = re.compile(r"(\d{1,3}\.\d{1,4}) mm")
+_SHORT_UNITS = re.compile(r"([munp])/([hms])")
+_LINE_TEXT = re.compile(r"[ -~]*")
+DIAMETER_MM = (0.1, 50.0)  # the widest syringe an Elite or PHD ULTRA rack holds is ~ 33 mm
+MAX_VOLUME_UL = 1e6  # 1 L: more than any syringe on the rack; a larger reading is garbled
+MAX_RATE_UL_MIN = 1e6
+STOP_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -65,12 +78,21 @@ class PumpStatus:
 
 def format_quantity(value: float) -> str:
     """A plain decimal (no exponent), at most 6 significant digits."""
-    if value <= 0:
-        raise ValueError(f"{value} must be positive")
+    if not (isinstance(value, int | float) and math.isfinite(value) and 0 < value < 1e9):
+        raise ValueError(f"{value!r} must be a positive number below 1e9")
     text = f"{value:.6g}"
     if "e" in text:
         text = f"{value:.9f}".rstrip("0").rstrip(".")
     return text
+
+
+def short_units_ul_min(units: str) -> float:
+    """The factor from a rate in short units (`u/m`, `n/h`, ...) to uL/min."""
+    match = _SHORT_UNITS.fullmatch(units)
+    if match is None:
+        raise ValueError(f"rate units {units!r}; use m, u, n or p / h, m or s (e.g. u/m)")
+    volume, per = match.groups()
+    return VOLUME_UL[volume + "l"] * PER_MIN[per]
 
 
 def parse_quantity(text: str) -> float:
@@ -97,8 +119,12 @@ class HarvardPump(AddressedDevice):
         return f"{prefix}@{command}\r".encode("ascii") if command else f"{prefix}\r".encode()
 
     def _decode(self, raw: bytes) -> UltraReply:
-        text = raw.rstrip(XON).decode("latin-1")
-        pieces = text.split("\n")[1:]  # anything before the first LF is a late prompt's tail
+        """Data lines `\\n[NN:]text\\r`, then the prompt; only a leaked prompt may come first."""
+        text = raw.removesuffix(XON).decode("latin-1")
+        pieces = text.split("\n")
+        if pieces[0] and not _PROMPT.fullmatch(pieces[0]):
+            raise GarbledReply(self.name, f"bytes before the reply: {raw!r}", raw)
+        pieces = pieces[1:]
         match = _PROMPT.fullmatch(pieces[-1]) if pieces else None
         if match is None:
             raise GarbledReply(self.name, f"no valid prompt in {raw!r}", raw)
@@ -107,7 +133,9 @@ class HarvardPump(AddressedDevice):
             raise GarbledReply(self.name, f"prompt from another address: {raw!r}", raw)
         lines = []
         for piece in pieces[:-1]:
-            line = piece.rstrip("\r")
+            line = piece.removesuffix("\r")
+            if not _LINE_TEXT.fullmatch(line):
+                raise GarbledReply(self.name, f"not a line of text: {piece!r}", raw)
             if head is not None:
                 if not line.startswith(head + ":"):
                     raise GarbledReply(self.name, f"line from another address: {line!r}", raw)
@@ -127,21 +155,21 @@ class HarvardPump(AddressedDevice):
         return self._request(self._encode(command), until, self.timeout, self._decode, retries,
                              command)
 
-    def command(self, command: str) -> UltraReply:
+    def command(self, command: str, retries: int | None = None) -> UltraReply:
         """Send a command; raise the typed exception for an error in its reply.
 
         A lost reply after a power cycle (polling was switched off) is recovered once by
         turning polling on again and repeating the command.
         """
         try:
-            reply = self.exchange(command)
+            reply = self.exchange(command, retries=retries)
         except DeviceTimeout:
             if not self.polling:
                 raise
             log.info("%s: no reply to %r; re-establishing polling mode", self.name, command)
             self._handshake()
             self.resyncs += 1
-            reply = self.exchange(command)
+            reply = self.exchange(command, retries=retries)
         self.check(reply, command)
         return reply
 
@@ -174,104 +202,147 @@ class HarvardPump(AddressedDevice):
     def close(self) -> None:
         """Nothing to stop (the port belongs to the transport)."""
 
+    # -- readings and settings -------------------------------------------------------------
+    def _reading(self, command: str, parse: Callable[[UltraReply], T],
+                 agree: Callable[[T, T], bool] | None = None) -> T:
+        """A query's parsed reply, taken once two replies in a row agree (no checksum); three
+        for a bare prompt, whose reply is one character."""
+        return confirmed(lambda: parse(self.command(command)), name=self.name,
+                         what=command or "prompt", agree=agree, runs=2 if command else 3)
+
+    def _setting(self, command: str, query: str, parse: Callable[[UltraReply], T],
+                 matches: Callable[[T], bool], what: str) -> None:
+        """Send `command`, read the setting back with `query`, again until it `matches`."""
+        verified(lambda: self.command(command), lambda: parse(self.command(query)), matches,
+                 name=self.name, what=what)
+
     # -- commands -------------------------------------------------------------------------------
     def prompt(self) -> str:
         """The prompt for an empty command: `:`, `>`, `<`, `*` or `T*`."""
-        return self.command("").prompt
+        return self._reading("", lambda reply: reply.prompt)
 
     def poll(self) -> UltraReply:
-        """Status by prompt; PumpStalled when the prompt is `*`."""
-        reply = self.command("")
+        """Status by prompt (two agreeing replies); PumpStalled when the prompt is `*`."""
+        reply = self._reading("", lambda reply: reply)
         if reply.prompt == "*":
             raise PumpStalled(self.name, "pump stalled (prompt *)")
         return reply
 
     def version(self) -> str:
         """E.g. `11 ELITE I/W Single 3.0.4`."""
-        return self._line(self.command("ver"))
+        return self._reading("ver", self._line)
 
     def diameter(self) -> float:
         """Syringe inner diameter, mm."""
-        text = self._line(self.command("diameter"))
-        if not text.endswith(" mm"):
-            raise GarbledReply(self.name, f"diameter reply {text!r}")
-        return float(text[:-3])
+        return self._reading("diameter", self._diameter)
 
     def set_diameter(self, mm: float) -> None:
-        """Syringe inner diameter (mm)."""
-        self.command(f"diameter {mm:.4f}")
+        """Syringe inner diameter (mm), read back."""
+        if not (isinstance(mm, int | float) and math.isfinite(mm)
+                and DIAMETER_MM[0] <= mm <= DIAMETER_MM[1]):
+            raise OutOfRange(self.name, f"diameter {mm!r} mm is outside "
+                             f"{DIAMETER_MM[0]:g}-{DIAMETER_MM[1]:g} mm")
+        self._setting(f"diameter {mm:.4f}", "diameter", self._diameter,
+                      close_to(round(mm, 4)), "diameter")
 
     def set_syringe_volume(self, ul: float) -> None:
-        """Syringe volume (uL)."""
-        self.command(f"svolume {format_quantity(ul)} ul")
+        """Syringe volume (uL), read back."""
+        text = self._format(ul)
+        self._setting(f"svolume {text} ul", "svolume", self._quantity, close_to(float(text)),
+                      "syringe volume")
 
     def infuse_rate(self) -> float:
         """Infusion rate, uL/min."""
-        return self._quantity(self.command("irate"))
+        return self._reading("irate", self._rate)
 
     def withdraw_rate(self) -> float:
         """Withdrawal rate, uL/min."""
-        return self._quantity(self.command("wrate"))
+        return self._reading("wrate", self._rate)
 
     def set_infuse_rate(self, value: float, units: str = "u/m") -> None:
-        """Infusion rate in `units` ({m,u,n,p}/{h,m,s}, e.g. `u/m` = uL/min)."""
-        self.command(f"irate {format_quantity(value)} {units}")
+        """Infusion rate in `units` ({m,u,n,p}/{h,m,s}, e.g. `u/m` = uL/min), read back."""
+        self._set_rate("irate", value, units)
 
     def set_withdraw_rate(self, value: float, units: str = "u/m") -> None:
-        """Withdrawal rate in `units`."""
-        self.command(f"wrate {format_quantity(value)} {units}")
+        """Withdrawal rate in `units`, read back."""
+        self._set_rate("wrate", value, units)
+
+    def _set_rate(self, command: str, value: float, units: str) -> None:
+        try:
+            factor = short_units_ul_min(units)
+        except ValueError as exc:
+            raise OutOfRange(self.name, str(exc)) from None
+        text = self._format(value)
+        self._setting(f"{command} {text} {units}", command, self._rate,
+                      close_to(float(text) * factor), f"{command} (rate)")
 
     def target_volume(self) -> float | None:
         """Target volume (uL), None when not set."""
-        reply = self.command("tvolume")
-        if self._line(reply) == "Target volume not set":
-            return None
-        return self._quantity(reply)
+        return self._reading("tvolume", self._target)
 
     def set_target_volume(self, ul: float) -> None:
-        """Target volume in uL; the pump stops there (prompt `T*`)."""
-        self.command(f"tvolume {format_quantity(ul)} ul")
+        """Target volume in uL (read back); the pump stops there (prompt `T*`)."""
+        text = self._format(ul)
+        wanted = close_to(float(text))
+        self._setting(f"tvolume {text} ul", "tvolume", self._target,
+                      lambda got: got is not None and wanted(got), "target volume")
 
     def clear_target(self) -> None:
-        """No target: pump until stopped."""
-        self.command("ctvolume")
+        """No target: pump until stopped (read back)."""
+        self._setting("ctvolume", "tvolume", self._target, lambda got: got is None,
+                      "target cleared")
 
     def clear_volumes(self) -> None:
-        """Zero the infused and withdrawn counters."""
-        self.command("cvolume")
+        """Zero the infused and withdrawn counters (read back)."""
+        def both() -> tuple[float, float]:
+            return self._quantity(self.command("ivolume")), self._quantity(self.command("wvolume"))
+        verified(lambda: self.command("cvolume"), both, lambda got: got == (0.0, 0.0),
+                 name=self.name, what="volumes cleared")
 
     def infused_ul(self) -> float:
         """Volume infused since cleared, uL."""
-        return self._quantity(self.command("ivolume"))
+        return self._reading("ivolume", self._quantity, agree=_counting_on)
 
     def withdrawn_ul(self) -> float:
         """Volume withdrawn since cleared, uL."""
-        return self._quantity(self.command("wvolume"))
+        return self._reading("wvolume", self._quantity, agree=_counting_on)
 
     def infuse(self) -> UltraReply:
-        """Run in the infuse direction."""
+        """Run in the infuse direction (sent once: a repeated run would restart the target)."""
         return self._run("irun")
 
     def withdraw(self) -> UltraReply:
-        """Run in the withdraw direction."""
+        """Run in the withdraw direction (sent once)."""
         return self._run("wrun")
 
     def _run(self, command: str) -> UltraReply:
-        reply = self.command(command)
+        reply = self.command(command, retries=0)
         if reply.prompt == "*":
             raise PumpStalled(self.name, f"{command}: pump stalled (prompt *)")
         return reply
 
     def stop(self) -> UltraReply:
-        """Stop (prompt `:`)."""
-        return self.command("stp")
+        """Stop, confirmed by the prompt (`:`); `stp` is sent again while it says otherwise."""
+        reply = self.command("stp")
+        for _ in range(STOP_TRIES):
+            if reply.prompt not in (">", "<"):
+                reply = self._reading("", lambda reply: reply)
+                if reply.prompt not in (">", "<"):
+                    return reply
+            reply = self.command("stp")
+        raise SetpointMismatch(self.name, f"still {PROMPTS[reply.prompt]} after "
+                               f"{STOP_TRIES + 1} stp commands")
 
     def status(self) -> PumpStatus:
-        """The `status` line parsed (rate fL/s, time, volume fL, flags)."""
-        text = self._line(self.command("status"))
+        """The `status` line parsed (rate fL/s, time, volume fL, flags); two readings agree
+        when the flags and rate match and time and volume count on."""
+        return self._reading("status", self._status, agree=_status_goes_on)
+
+    def _status(self, reply: UltraReply) -> PumpStatus:
+        text = self._line(reply)
         match = _STATUS.fullmatch(text)
         if match is None:
-            raise GarbledReply(self.name, f"status line {text!r}")
+            raise GarbledReply(self.name, f"status line {text!r}", text.encode())
         rate, time, volume, motor, limit, stall, _trigger, _port, target = match.groups()
         return PumpStatus(
             rate_ul_min=int(rate) * 60e-9,
@@ -285,14 +356,57 @@ class HarvardPump(AddressedDevice):
         )
 
     # -- helpers --------------------------------------------------------------------------------
+    def _format(self, value: float) -> str:
+        try:
+            return format_quantity(value)
+        except ValueError as exc:
+            raise OutOfRange(self.name, str(exc)) from None
+
     def _line(self, reply: UltraReply) -> str:
         if len(reply.lines) != 1:
             raise GarbledReply(self.name, f"expected one line, got {reply.lines!r}")
         return reply.lines[0]
 
+    def _diameter(self, reply: UltraReply) -> float:
+        text = self._line(reply)
+        match = _DIAMETER.fullmatch(text)
+        if match is None:
+            raise GarbledReply(self.name, f"diameter reply {text!r}", text.encode())
+        return in_range(self.name, "diameter (mm)", float(match.group(1)), *DIAMETER_MM)
+
+    def _target(self, reply: UltraReply) -> float | None:
+        if self._line(reply) == "Target volume not set":
+            return None
+        return self._quantity(reply)
+
+    def _rate(self, reply: UltraReply) -> float:
+        text = self._line(reply)
+        if "/" not in text:
+            raise GarbledReply(self.name, f"a rate has units per time: {text!r}", text.encode())
+        return in_range(self.name, "rate (uL/min)", self._parsed(text), 0.0, MAX_RATE_UL_MIN)
+
     def _quantity(self, reply: UltraReply) -> float:
         text = self._line(reply)
+        if "/" in text:
+            raise GarbledReply(self.name, f"a volume has no per-time: {text!r}", text.encode())
+        return in_range(self.name, "volume (uL)", self._parsed(text), 0.0, MAX_VOLUME_UL)
+
+    def _parsed(self, text: str) -> float:
         try:
             return parse_quantity(text)
         except ValueError as exc:
-            raise GarbledReply(self.name, str(exc), text.encode()) from exc
+            raise GarbledReply(self.name, str(exc), text.encode()) from None
+
+
+def _status_goes_on(earlier: PumpStatus, later: PumpStatus) -> bool:
+    """Two status lines of one pump: same flags and rate, time and volume counting on."""
+    return (dataclasses.replace(earlier, time=0, volume_ul=0.0)
+            == dataclasses.replace(later, time=0, volume_ul=0.0)
+            and 0 <= later.time - earlier.time <= 60_000
+            and _counting_on(earlier.volume_ul, later.volume_ul))
+
+
+def _counting_on(earlier: float, later: float) -> bool:
+    """Two readings of a counter that may be moving: the later continues the earlier, by
+    little (a bit flip in a digit moves it far, or backwards)."""
+    return 0 <= later - earlier <= 1e-6 + 0.02 * earlier

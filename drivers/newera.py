@@ -10,116 +10,53 @@ from __future__ import annotations
 
 import binascii
 import logging
+import math
 import re
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TypeVar
 
 from drivers.errors import (
     CommandRejected,
-    CommunicationTimeoutAlarm,
     DeviceAlarm,
-    DeviceBusy,
     DeviceTimeout,
     GarbledReply,
     OutOfRange,
-    ProgramAlarm,
     PumpReset,
-    PumpStalled,
+    SetpointMismatch,
 )
-from drivers.exchange import AddressedDevice
+from drivers.exchange import AddressedDevice, confirmed, in_range, verified
+from drivers.newera_wire import (
+    ALARMS,
+    DISPENSED,
+    ERRORS,
+    ETX,
+    RATE,
+    RATE_UNITS,
+    REPLY,
+    RUNNING,
+    STATUSES,
+    STX,
+    VERSION,
+    VOLUME,
+    VOLUME_UNITS,
+    Reply,
+    format_number,
+    frame_end,
+    is_basic,
+    safe_packet,
+)
 from drivers.transport import SerialTransport
 
+__all__ = ["NewEraPump", "Reply", "emergency_stop_all", "format_number", "safe_packet"]
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-STX, ETX = 0x02, 0x03
-RATE_UNITS = {"UM": 1.0, "MM": 1000.0, "UH": 1.0 / 60.0, "MH": 1000.0 / 60.0}  # -> uL/min
-VOLUME_UNITS = {"UL": 1.0, "ML": 1000.0}  # -> uL
-STATUSES = {
-    "I": "infusing",
-    "W": "withdrawing",
-    "S": "stopped",
-    "P": "paused",
-    "T": "timed pause",
-    "U": "user wait",
-    "X": "purging",
-}
-RUNNING = frozenset("IWX")
 PROBE_TIMEOUT_S = 0.25
-ALARMS: dict[str, tuple[type[DeviceAlarm], str]] = {
-    "R": (PumpReset, "pump was reset (power interrupted)"),
-    "S": (PumpStalled, "motor stalled"),
-    "T": (CommunicationTimeoutAlarm, "safe-mode communications timeout"),
-    "E": (ProgramAlarm, "pumping program error"),
-    "O": (ProgramAlarm, "pumping program phase out of range"),
-}
-ERRORS: dict[str, tuple[type[CommandRejected], str]] = {
-    "": (CommandRejected, "command not recognized"),
-    "NA": (DeviceBusy, "command not currently applicable"),
-    "OOR": (OutOfRange, "data out of range"),
-    "COM": (CommandRejected, "invalid communications packet"),
-    "IGN": (DeviceBusy, "command ignored (simultaneous new phase start)"),
-}
-_REPLY = re.compile(rb"\x02(\d\d)(A\?[RSTEO]|[IWSPTUX])([ -~]*)\x03")
-_FLOAT = r"(\d+\.\d*|\.\d+)"
-_RATE = re.compile(_FLOAT + r"(UM|MM|UH|MH)")
-_VOLUME = re.compile(_FLOAT + r"(UL|ML)")
-_DISPENSED = re.compile("I" + _FLOAT + "W" + _FLOAT + r"(UL|ML)")
-_VERSION = re.compile(r"NE(\d+)(X\d+)?V(\d+)\.(\d+)")
-
-
-def format_number(value: float) -> str:
-    """A number as the pump reads it: <= 4 digits, <= 3 decimals, always a point ("1500.")."""
-    if value < 0 or value >= 9999.5:
-        raise ValueError(f"{value} does not fit the pump's number format (0 to 9999)")
-    whole_digits = len(str(int(round(value))))
-    decimals = min(3, 4 - whole_digits)
-    text = f"{value:.{decimals}f}"
-    if len(text.replace(".", "")) > 4:  # rounding added a digit (9.9996 -> 10.000)
-        text = f"{value:.{decimals - 1}f}"
-    return text if "." in text else text + "."
-
-
-def safe_packet(data: bytes) -> bytes:
-    """A Safe-mode packet: STX, length (data + 4), data, CRC-16/XMODEM big-endian, ETX."""
-    crc = binascii.crc_hqx(data, 0).to_bytes(2, "big")
-    return bytes([STX, len(data) + 4]) + data + crc + bytes([ETX])
-
-
-def _is_basic(frame: bytes) -> bool:
-    """After STX a Basic reply has an address digit, a Safe one its length (< 0x30)."""
-    return frame[1:2].isdigit()
-
-
-def frame_end(buffer: bytes) -> int | None:
-    """End of the first reply in `buffer`, Basic (`STX ... ETX`) or Safe (by its length).
-
-    Bytes before the STX (the tail of a late reply) are left in the frame and skipped by the
-    decoder. A pump answers in the framing of the mode it is in after the command, so a
-    command that changes the mode, or meets an alarm instead, may be answered either way.
-    """
-    start = buffer.find(bytes([STX]))
-    if start < 0 or len(buffer) < start + 2:
-        return None
-    if _is_basic(buffer[start:]):
-        end = buffer.find(bytes([ETX]), start)
-        return end + 1 if end >= 0 else None
-    end = start + 1 + buffer[start + 1]
-    return end if len(buffer) >= end else None
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A parsed reply: status character (or `A?x` alarm) and data."""
-
-    address: int
-    status: str
-    data: str
-
-    @property
-    def running(self) -> bool:
-        """The pump is moving (infusing, withdrawing or purging)."""
-        return self.status in RUNNING
+DIAMETER_MM = (0.1, 80.0)  # what the pump accepts (nesp-lib's limits; the emulator's too)
+STOP_TRIES = 4
 
 
 class NewEraPump(AddressedDevice):
@@ -141,14 +78,16 @@ class NewEraPump(AddressedDevice):
         return safe_packet(data) if safe else data + b"\r"
 
     def _decode(self, raw: bytes) -> Reply:
-        packet = raw[raw.find(bytes([STX])) :]
-        if not _is_basic(packet):
-            data, crc = packet[2:-3], packet[-3:-1]
-            if packet[-1:] != bytes([ETX]) or binascii.crc_hqx(data, 0).to_bytes(2, "big") != crc:
-                raise GarbledReply(self.name, "Safe-mode reply with a bad CRC or frame", raw)
-            raw = bytes([STX]) + data + bytes([ETX])
-        start = raw.rfind(bytes([STX]))
-        match = _REPLY.fullmatch(raw[start:]) if start >= 0 else None
+        """Exactly one Basic (`STX addr status data ETX`) or Safe packet, nothing around it."""
+        if raw[:1] != bytes([STX]) or raw[-1:] != bytes([ETX]):
+            raise GarbledReply(self.name, f"not one framed reply: {raw!r}", raw)
+        if is_basic(raw):
+            body = raw[1:-1]
+        else:
+            body, crc = raw[2:-3], raw[-3:-1]
+            if len(raw) != raw[1] + 1 or binascii.crc_hqx(body, 0).to_bytes(2, "big") != crc:
+                raise GarbledReply(self.name, "Safe-mode reply with a bad CRC or length", raw)
+        match = REPLY.fullmatch(body)
         if match is None:
             raise GarbledReply(self.name, f"reply does not follow the grammar: {raw!r}", raw)
         address = int(match.group(1))
@@ -228,79 +167,106 @@ class NewEraPump(AddressedDevice):
         """Stop the heartbeat (the port belongs to the transport)."""
         self._stop_heartbeat()
 
+    # -- readings and settings -------------------------------------------------------------
+    def _reading(self, body: str, parse: Callable[[str], T], confirm: bool = True) -> T:
+        """A query's parsed data; in Basic mode (no CRC) only once two replies agree, unless
+        `confirm` is False (a read-back, compared with what was just sent)."""
+        def read() -> T:
+            return parse(self.command(body).data)
+        if self.safe_timeout_s > 0 or not confirm:
+            return read()
+        return confirmed(read, name=self.name, what=body or "status")
+
+    def _setting(self, body: str, query: str, parse: Callable[[str], T], wanted: T,
+                 what: str) -> None:
+        """Send `body`, read the setting back (`query`), send again until it reads `wanted`."""
+        verified(lambda: self.command(body), lambda: self._reading(query, parse, confirm=False),
+                 lambda got: got == wanted, name=self.name, what=what)
+
     # -- commands -------------------------------------------------------------------------------
     def status(self) -> Reply:
-        """Status query (empty command)."""
-        return self.command("")
+        """Status query (empty command); confirmed by a second reply in Basic mode."""
+        if self.safe_timeout_s > 0:
+            return self.command("")
+        return confirmed(lambda: self.command(""), name=self.name, what="status", runs=3)
 
     def version(self) -> str:
         """Model and firmware, e.g. `NE1000V3.928`."""
-        data = self.command("VER").data
-        if not _VERSION.fullmatch(data):
-            raise GarbledReply(self.name, f"VER reply {data!r}", data.encode())
-        return data
+        return self._reading("VER", self._version)
 
     def diameter(self) -> float:
         """Syringe inner diameter, mm."""
-        return self._number(self.command("DIA").data)
+        return self._reading("DIA", self._diameter)
 
     def set_diameter(self, mm: float) -> None:
-        """Set the syringe inner diameter (mm); also sets the volume units (UL if <= 14 mm)."""
-        self.command("DIA" + self._format(mm))
+        """Set the syringe inner diameter (mm), read back; also sets the volume units (UL if
+        <= 14 mm)."""
+        self._check(mm, DIAMETER_MM, "diameter", "mm")
+        text = self._format(mm)
+        self._setting("DIA" + text, "DIA", self._diameter, float(text), "diameter")
 
     def rate(self) -> tuple[float, str]:
         """Pumping rate and its units."""
-        return self._with_units(_RATE, self.command("RAT").data)
+        return self._reading("RAT", self._rate)
 
     def set_rate(self, value: float, units: str = "UM") -> None:
-        """Set the rate; `units` one of UM, MM, UH, MH."""
+        """Set the rate (read back); `units` one of UM, MM, UH, MH."""
         if units not in RATE_UNITS:
-            raise ValueError(f"rate units {units!r}; use one of {', '.join(RATE_UNITS)}")
-        self.command("RAT" + self._format(value) + units)
+            raise OutOfRange(self.name, f"rate units {units!r}; use one of {', '.join(RATE_UNITS)}")
+        text = self._format(value)
+        self._setting("RAT" + text + units, "RAT", self._rate, (float(text), units), "rate")
 
     def volume(self) -> tuple[float, str]:
         """Volume to dispense (0 = until stopped) and its units."""
-        return self._with_units(_VOLUME, self.command("VOL").data)
+        return self._reading("VOL", self._volume)
 
     def set_volume(self, value: float, units: str = "UL") -> None:
-        """Set the volume units, then the volume to dispense (0 = pump until stopped)."""
+        """Set the volume units, then the volume to dispense (0 = pump until stopped); read
+        back."""
         if units not in VOLUME_UNITS:
-            raise ValueError(f"volume units {units!r}; use UL or ML")
+            raise OutOfRange(self.name, f"volume units {units!r}; use UL or ML")
         number = self._format(value)
-        self.command("VOL" + units)
-        self.command("VOL" + number)
+
+        def apply() -> None:
+            self.command("VOL" + units)
+            self.command("VOL" + number)
+        verified(apply, lambda: self._reading("VOL", self._volume, confirm=False),
+                 lambda got: got == (float(number), units), name=self.name, what="volume")
 
     def direction(self) -> str:
         """`INF` or `WDR`."""
-        data = self.command("DIR").data
-        if data not in ("INF", "WDR"):
-            raise GarbledReply(self.name, f"DIR reply {data!r}", data.encode())
-        return data
+        return self._reading("DIR", self._direction)
 
     def set_direction(self, direction: str) -> None:
-        """`INF` (infuse) or `WDR` (withdraw)."""
+        """`INF` (infuse) or `WDR` (withdraw), read back."""
         if direction not in ("INF", "WDR"):
-            raise ValueError("direction must be INF or WDR")
-        self.command("DIR" + direction)
+            raise OutOfRange(self.name, f"direction must be INF or WDR, not {direction!r}")
+        self._setting("DIR" + direction, "DIR", self._direction, direction, "direction")
 
     def run(self) -> Reply:
-        """Start pumping (or resume a paused run)."""
-        return self.command("RUN")
+        """Start pumping (or resume a paused run). Never sent twice: RUN is not idempotent."""
+        return self.command("RUN", retries=0)
 
     def stop(self) -> Reply:
-        """Stop: STP pauses a running pump, a second STP stops it (status S)."""
+        """Stop until the pump confirms it: STP pauses a running pump, a second STP stops it
+        (status S); the status is read back after each STP."""
         reply = self.command("STP")
-        if reply.status == "P":
+        for _ in range(STOP_TRIES):
+            if reply.status not in RUNNING and reply.status != "P":
+                reply = self.status()
+                if reply.status not in RUNNING and reply.status != "P":
+                    return reply
             reply = self.command("STP")
-        return reply
+        raise SetpointMismatch(self.name, f"still {STATUSES.get(reply.status, reply.status)} "
+                               f"after {STOP_TRIES + 1} STP commands")
 
     def dispensed(self) -> tuple[float, float, str]:
         """(infused, withdrawn, units) since they were last cleared."""
-        data = self.command("DIS").data
-        match = _DISPENSED.fullmatch(data)
-        if match is None:
-            raise GarbledReply(self.name, f"DIS reply {data!r}", data.encode())
-        return float(match.group(1)), float(match.group(2)), match.group(3)
+        def read() -> tuple[float, float, str]:
+            return self._dispensed(self.command("DIS").data)
+        if self.safe_timeout_s > 0:
+            return read()
+        return confirmed(read, name=self.name, what="DIS", agree=_counting_on)
 
     def dispensed_ul(self) -> tuple[float, float]:
         """(infused, withdrawn) in uL."""
@@ -308,18 +274,28 @@ class NewEraPump(AddressedDevice):
         return infused * VOLUME_UNITS[units], withdrawn * VOLUME_UNITS[units]
 
     def clear_dispensed(self) -> None:
-        """Zero both dispensed-volume counters."""
-        self.command("CLDINF")
-        self.command("CLDWDR")
+        """Zero both dispensed-volume counters (read back)."""
+        def apply() -> None:
+            self.command("CLDINF")
+            self.command("CLDWDR")
+        verified(apply, lambda: self._reading("DIS", self._dispensed, confirm=False),
+                 lambda got: got[:2] == (0.0, 0.0), name=self.name, what="dispensed volume cleared")
 
     # -- Safe mode ------------------------------------------------------------------------------
     def set_safe_mode(self, timeout_s: int, *, timeout: float | None = None) -> None:
-        """`SAF<n>` (n s, 1-255; 0 = Basic mode), sent Safe-framed; heartbeat while in Safe mode."""
-        if not 0 <= timeout_s <= 255:
-            raise ValueError("safe-mode timeout must be 0-255 s")
-        self.command(f"SAF{timeout_s}", safe=True, timeout=timeout)
-        self.safe_timeout_s = timeout_s
+        """`SAF<n>` (n s, 1-255; 0 = Basic mode), sent Safe-framed and read back; heartbeat
+        while in Safe mode."""
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or not (
+                0 <= timeout_s <= 255):
+            raise OutOfRange(self.name, f"safe-mode timeout must be 0-255 s, got {timeout_s!r}")
         self._stop_heartbeat()
+
+        def apply() -> None:
+            self.command(f"SAF{timeout_s}", safe=True, timeout=timeout)
+            self.safe_timeout_s = timeout_s  # the pump answers in its new framing from now on
+
+        verified(apply, lambda: self._reading("SAF", self._safe_seconds, confirm=False),
+                 lambda got: got == timeout_s, name=self.name, what="safe mode")
         if timeout_s:
             self._start_heartbeat()
 
@@ -357,19 +333,69 @@ class NewEraPump(AddressedDevice):
     def _format(self, value: float) -> str:
         try:
             return format_number(value)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise OutOfRange(self.name, str(exc)) from exc
 
+    def _check(self, value: float, limits: tuple[float, float], what: str, unit: str) -> None:
+        if not (isinstance(value, int | float) and math.isfinite(value)
+                and limits[0] <= value <= limits[1]):
+            raise OutOfRange(self.name, f"{what} {value!r} {unit} is outside "
+                             f"{limits[0]:g}-{limits[1]:g} {unit}")
+
     def _number(self, data: str) -> float:
-        if not re.fullmatch(_FLOAT, data):
+        """The pump's number: a point, at most 4 digits, at most 3 after the point."""
+        whole, point, decimals = data.partition(".")
+        digits = whole + decimals
+        if not point or not digits.isdigit() or len(digits) > 4 or len(decimals) > 3:
             raise GarbledReply(self.name, f"expected a number, got {data!r}", data.encode())
         return float(data)
+
+    def _diameter(self, data: str) -> float:
+        return in_range(self.name, "diameter (mm)", self._number(data), *DIAMETER_MM)
+
+    def _version(self, data: str) -> str:
+        if not VERSION.fullmatch(data):
+            raise GarbledReply(self.name, f"VER reply {data!r}", data.encode())
+        return data
+
+    def _direction(self, data: str) -> str:
+        if data not in ("INF", "WDR"):
+            raise GarbledReply(self.name, f"DIR reply {data!r}", data.encode())
+        return data
+
+    def _safe_seconds(self, data: str) -> int:
+        if not re.fullmatch(r"\d{1,3}", data) or int(data) > 255:
+            raise GarbledReply(self.name, f"SAF reply {data!r}", data.encode())
+        return int(data)
+
+    def _dispensed(self, data: str) -> tuple[float, float, str]:
+        match = DISPENSED.fullmatch(data)
+        if match is None:
+            raise GarbledReply(self.name, f"DIS reply {data!r}", data.encode())
+        return self._number(match.group(1)), self._number(match.group(2)), match.group(3)
+
+    def _rate(self, data: str) -> tuple[float, str]:
+        return self._with_units(RATE, data)
+
+    def _volume(self, data: str) -> tuple[float, str]:
+        return self._with_units(VOLUME, data)
 
     def _with_units(self, pattern: re.Pattern[str], data: str) -> tuple[float, str]:
         match = pattern.fullmatch(data)
         if match is None:
             raise GarbledReply(self.name, f"unexpected reply data {data!r}", data.encode())
-        return float(match.group(1)), match.group(2)
+        return self._number(match.group(1)), match.group(2)
+
+
+def _counting_on(earlier: tuple[float, float, str], later: tuple[float, float, str]) -> bool:
+    """Two DIS readings of a pump that is moving agree when the later one continues the
+    earlier: same units, neither counter going back, and by little (a bit flip in a digit
+    moves a counter far, or backwards)."""
+    if earlier[2] != later[2]:
+        return False
+    steps = (later[0] - earlier[0], later[1] - earlier[1])
+    return all(0 <= step <= 0.002 + 0.02 * earlier_value
+               for step, earlier_value in zip(steps, earlier[:2], strict=True))
 
 
 def emergency_stop_all(transport: SerialTransport, settle_s: float = 0.1) -> None:

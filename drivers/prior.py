@@ -25,7 +25,11 @@ a lone `R` is skipped where a value is expected). Completion is always decided b
 
 from __future__ import annotations
 
+import logging
+import re
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from drivers.errors import (
     CommandRejected,
@@ -35,12 +39,20 @@ from drivers.errors import (
     OutOfRange,
     StageFault,
 )
+from drivers.exchange import as_device, confirmed, in_range, verified
 from drivers.transport import SerialTransport
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 BAUDRATE = 9600
 EOL = b"\r"
 STAGE_BITS = 0b111
+BUSY_BITS = 0b111111  # X, Y, Z and three filter wheels
 MAX_STRAY_R = 8
+MAX_UNITS = 10**9  # no ProScan travel is a billion user units: a longer number is garbled
+_INTEGER = re.compile(r"-?\d{1,10}")
+_DECIMAL = re.compile(r"\d{1,4}(\.\d{1,6})?")
+_TEXT = re.compile(r"[ -~]*")
 
 
 def error_for(device: str, code: int, command: str) -> CommandRejected:
@@ -59,25 +71,33 @@ def error_for(device: str, code: int, command: str) -> CommandRejected:
 
 
 class ProScan:
-    """A ProScan III behind one transport. Lengths in um."""
+    """A ProScan III behind one transport. Lengths in um.
+
+    `name`: the device's name in errors (default: the port's). Queries and settings are sent
+    again after a lost or garbled reply (`retries`) and a reading is taken once two replies
+    agree; movement commands are sent once (a relative move repeated moves twice).
+    """
 
     def __init__(
-        self, transport: SerialTransport, *, timeout: float = 0.5, ack_timeout: float = 0.3
+        self, transport: SerialTransport, *, name: str | None = None, timeout: float = 0.5,
+        ack_timeout: float = 0.3, retries: int = 2,
     ) -> None:
         self.transport = transport
-        self.name = transport.name
+        self.name = name or transport.name
         self.timeout = timeout
         self.ack_timeout = ack_timeout
+        self.retries = retries
         self.res_xy = 1.0
         self.res_z = 1.0
 
     # -- life cycle -------------------------------------------------------------------------
     def connect(self) -> None:
         """Open, select standard mode (COMP 0) and read the user-unit sizes."""
-        self.transport.open()
+        with as_device(self.name):
+            self.transport.open()
         self._expect_zero("COMP 0")
-        self.res_xy = self._positive(self._query("RES,s"), "RES,s")
-        self.res_z = self._positive(self._query("RES,z"), "RES,z")
+        self.res_xy = self._reading("RES,s", self._resolution)
+        self.res_z = self._reading("RES,z", self._resolution)
 
     def close(self) -> None:
         """Close the port."""
@@ -85,59 +105,66 @@ class ProScan:
 
     def identify(self) -> list[str]:
         """The `?` information lines (up to END)."""
-        with self.transport.lock:
+        def read() -> list[str]:
             lines = [self._request("?")]
             while lines[-1] != "END":
                 lines.append(self._read_line())
                 if len(lines) > 64:
                     raise GarbledReply(self.name, "no END after 64 lines of `?`")
-        return lines[:-1]
+            return lines[:-1]
+        return self._retried(read)
 
     def version(self) -> str:
         """Firmware version."""
-        return self._query("VERSION")
+        return self._reading("VERSION", lambda text: text)
 
     # -- XY ---------------------------------------------------------------------------------
     def move_to(self, x_um: float, y_um: float) -> None:
         """Start an absolute XY move (returns once accepted; see wait_idle)."""
-        self._move(f"G,{self._units(x_um, self.res_xy)},{self._units(y_um, self.res_xy)}")
+        self._move(f"G,{self._xy(x_um)},{self._xy(y_um)}", absolute=True)
 
     def move_by(self, dx_um: float, dy_um: float) -> None:
         """Start a relative XY move."""
-        self._move(f"GR,{self._units(dx_um, self.res_xy)},{self._units(dy_um, self.res_xy)}")
+        self._move(f"GR,{self._xy(dx_um)},{self._xy(dy_um)}")
 
     def position(self) -> tuple[float, float, float]:
-        """(x, y, z) in um."""
-        fields = self._numbers(self._query("P"), 3, "P")
-        return fields[0] * self.res_xy, fields[1] * self.res_xy, fields[2] * self.res_z
+        """(x, y, z) in um (two replies that agree)."""
+        x, y, z = self._reading("P", lambda text: self._integers(text, 3, "P"))
+        return x * self.res_xy, y * self.res_xy, z * self.res_z
 
     def set_position(self, x_um: float, y_um: float) -> None:
-        """Call the current XY position (x, y) (PS); E,2 -> DeviceBusy while moving."""
-        self._expect_zero(f"PS,{self._units(x_um, self.res_xy)},{self._units(y_um, self.res_xy)}")
+        """Call the current XY position (x, y) (PS), read back; E,2 -> DeviceBusy if moving."""
+        x, y = self._xy(x_um), self._xy(y_um)
+        verified(lambda: self._expect_zero(f"PS,{x},{y}"),
+                 lambda: self._integers(self._query("P"), 3, "P")[:2],
+                 lambda got: got == (x, y), name=self.name, what="PS")
 
     # -- Z ----------------------------------------------------------------------------------
     def focus_to(self, z_um: float) -> None:
         """Start an absolute Z move (V)."""
-        self._move(f"V,{self._units(z_um, self.res_z)}")
+        self._move(f"V,{self._z(z_um)}", absolute=True)
 
     def focus_by(self, dz_um: float) -> None:
         """Start a relative Z move (U up for dz > 0, D down for dz < 0)."""
-        units = self._units(abs(dz_um), self.res_z)
+        units = self._z(abs(dz_um))
         if units:
             self._move(f"{'U' if dz_um > 0 else 'D'},{units}")
 
     def z(self) -> float:
         """Z in um (PZ)."""
-        return self._numbers(self._query("PZ"), 1, "PZ")[0] * self.res_z
+        return self._reading("PZ", lambda text: self._integers(text, 1, "PZ"))[0] * self.res_z
 
     def set_z(self, z_um: float) -> None:
-        """Call the current Z position z (PZ,z)."""
-        self._expect_zero(f"PZ,{self._units(z_um, self.res_z)}")
+        """Call the current Z position z (PZ,z), read back."""
+        z = self._z(z_um)
+        verified(lambda: self._expect_zero(f"PZ,{z}"),
+                 lambda: self._integers(self._query("PZ"), 1, "PZ")[0],
+                 lambda got: got == z, name=self.name, what="PZ")
 
     # -- state ------------------------------------------------------------------------------
     def busy(self) -> int:
         """The `$` bitmask: bit 0 X, bit 1 Y, bit 2 Z, higher bits filter wheels."""
-        return int(self._numbers(self._query("$"), 1, "$")[0])
+        return self._reading("$", lambda text: self._bounded(text, "$", 0, BUSY_BITS))
 
     def wait_idle(self, timeout_s: float = 30.0, mask: int = -1, interval: float = 0.02) -> None:
         """Poll `$` until the masked bits clear; StageFault if still moving after timeout_s."""
@@ -151,82 +178,129 @@ class ProScan:
             time.sleep(interval)
 
     def stop(self) -> None:
-        """Controlled stop (I): decelerate and flush the queue."""
-        self._expect_r("I")
+        """Controlled stop (I): decelerate and flush the queue (sent again if unanswered)."""
+        self._retried(lambda: self._expect_r("I"))
 
     def kill(self) -> None:
-        """Immediate stop (K): flush the queue."""
-        self._expect_r("K")
+        """Immediate stop (K): flush the queue (sent again if unanswered)."""
+        self._retried(lambda: self._expect_r("K"))
 
     def limit_latch(self) -> int:
-        """The limit switches hit since the last read (`=`, cleared by reading)."""
-        return int(self._numbers(self._query("="), 1, "=")[0])
+        """The limit switches hit since the last read (`=`, cleared by reading: sent once)."""
+        with self.transport.lock:
+            return self._bounded(self._query("=", retry=False), "=", 0, 255)
 
     def speed(self) -> int:
         """XY speed, % of maximum (SMS)."""
-        return int(self._numbers(self._query("SMS"), 1, "SMS")[0])
+        return self._reading("SMS", lambda text: self._bounded(text, "SMS", 1, 100))
 
     def set_speed(self, percent: int) -> None:
-        """XY speed, 1..100 % of maximum."""
-        if not 1 <= percent <= 100:
-            raise OutOfRange(self.name, f"speed {percent} % outside 1..100")
-        self._expect_zero(f"SMS,{int(percent)}")
+        """XY speed, 1..100 % of maximum, read back."""
+        if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
+            raise OutOfRange(self.name, f"speed {percent!r} % outside 1..100")
+        verified(lambda: self._expect_zero(f"SMS,{percent}"),
+                 lambda: self._bounded(self._query("SMS"), "SMS", 1, 100),
+                 lambda got: got == percent, name=self.name, what="SMS")
 
     # -- filter wheels and shutters --------------------------------------------------------
     def filter_position(self, wheel: int) -> int:
         """Position of filter wheel `wheel` (1..3)."""
-        return int(self._numbers(self._query(f"7,{int(wheel)},F"), 1, "7,w,F")[0])
+        command = f"7,{self._wheel(wheel)},F"
+        return self._reading(command, lambda text: self._bounded(text, command, 1, 20))
 
     def move_filter(self, wheel: int, position: int) -> None:
         """Start turning filter wheel `wheel` to `position` (poll busy / wait_idle)."""
-        self._move(f"7,{int(wheel)},{int(position)}")
+        self._move(f"7,{self._wheel(wheel)},{int(position)}", absolute=True)
 
     def filter_count(self, wheel: int) -> int:
         """Number of positions on a wheel (0: no wheel fitted)."""
-        return int(self._numbers(self._query(f"FPW {int(wheel)}"), 1, "FPW")[0])
+        command = f"FPW {self._wheel(wheel)}"
+        return self._reading(command, lambda text: self._bounded(text, command, 0, 20))
 
     def set_shutter(self, shutter: int, is_open: bool) -> None:
-        """Open (0) or close (1) a shutter."""
-        self._expect_r(f"8,{int(shutter)},{0 if is_open else 1}")
+        """Open (0) or close (1) a shutter, read back."""
+        state = 0 if is_open else 1
+        command = f"8,{int(shutter)}"
+        verified(lambda: self._retried(lambda: self._expect_r(f"{command},{state}")),
+                 lambda: self._bounded(self._query(command), command, 0, 1),
+                 lambda got: got == state, name=self.name, what=f"shutter {shutter}")
 
     def shutter_open(self, shutter: int) -> bool:
         """True if the shutter is open (state 0)."""
-        return self._numbers(self._query(f"8,{int(shutter)}"), 1, "8,s")[0] == 0
+        command = f"8,{int(shutter)}"
+        return self._reading(command, lambda text: self._bounded(text, command, 0, 1)) == 0
 
     # -- wire helpers -----------------------------------------------------------------------
-    @staticmethod
-    def _units(um: float, resolution: float) -> int:
-        return int(round(um / resolution))
+    def _xy(self, um: float) -> int:
+        return self._units(um, self.res_xy)
 
-    def _positive(self, text: str, command: str) -> float:
-        value = self._numbers(text, 1, command)[0]
-        if value <= 0:
-            raise GarbledReply(self.name, f"{command} gave {value}", text.encode())
-        return value
+    def _z(self, um: float) -> int:
+        return self._units(um, self.res_z)
 
-    def _numbers(self, text: str, count: int, command: str) -> list[float]:
-        parts = text.split(",")
+    def _units(self, um: float, resolution: float) -> int:
         try:
-            values = [float(p) for p in parts]
-        except ValueError as exc:
-            raise GarbledReply(self.name, f"non-numeric reply {text!r} to {command}") from exc
-        if len(values) != count:
-            raise GarbledReply(self.name, f"{len(values)} fields in {text!r} to {command}")
-        return values
+            units = round(um / resolution)
+        except (ValueError, OverflowError, TypeError):
+            raise OutOfRange(self.name, f"position {um!r} um is not a number") from None
+        if abs(units) > MAX_UNITS:
+            raise OutOfRange(self.name, f"position {um!r} um is beyond any stage's travel")
+        return units
+
+    def _wheel(self, wheel: int) -> int:
+        if isinstance(wheel, bool) or not isinstance(wheel, int) or not 1 <= wheel <= 3:
+            raise OutOfRange(self.name, f"filter wheel {wheel!r}; the ProScan has 1..3")
+        return wheel
+
+    def _reading(self, command: str, parse: Callable[[str], T]) -> T:
+        """A query's parsed reply, taken once two replies in a row agree (no checksum)."""
+        return confirmed(lambda: parse(self._query(command)), name=self.name, what=command)
+
+    def _resolution(self, text: str) -> float:
+        if not _DECIMAL.fullmatch(text):
+            raise GarbledReply(self.name, f"RES reply {text!r}", text.encode())
+        return in_range(self.name, "resolution (um)", float(text), 0.001, 100.0)
+
+    def _bounded(self, text: str, command: str, low: int, high: int) -> int:
+        value = self._integers(text, 1, command)[0]
+        return int(in_range(self.name, f"{command} reply", value, low, high))
+
+    def _integers(self, text: str, count: int, command: str) -> tuple[int, ...]:
+        parts = text.split(",")
+        if len(parts) != count or not all(_INTEGER.fullmatch(p) for p in parts):
+            raise GarbledReply(self.name, f"expected {count} whole number(s) from {command}, "
+                               f"got {text!r}", text.encode())
+        return tuple(int(p) for p in parts)
+
+    def _retried(self, exchange: Callable[[], T]) -> T:
+        """`exchange()` again after a lost or garbled reply, `retries` times."""
+        for attempt in range(self.retries + 1):
+            try:
+                with self.transport.lock, as_device(self.name):
+                    return exchange()
+            except (DeviceTimeout, GarbledReply) as exc:
+                log.debug("%s: %s (attempt %d)", self.name, exc, attempt + 1)
+                if attempt == self.retries:
+                    raise
+        raise AssertionError("no attempt made")  # pragma: no cover
 
     def _read_line(self, timeout: float | None = None) -> str:
-        raw = self.transport.read_frame(EOL, self.timeout if timeout is None else timeout)
-        return raw.decode("ascii", "replace").strip()
+        with as_device(self.name):
+            raw = self.transport.read_frame(EOL, self.timeout if timeout is None else timeout)
+        line = raw.decode("latin-1").strip()
+        if not _TEXT.fullmatch(line):
+            raise GarbledReply(self.name, f"not a line of text: {raw!r}", raw)
+        return line
 
     def _request(self, command: str, timeout: float | None = None) -> str:
-        with self.transport.lock:
+        with self.transport.lock, as_device(self.name):
             self.transport.flush_input()
             self.transport.write(command.encode("ascii") + b"\r")
             return self._read_line(timeout)
 
-    def _query(self, command: str) -> str:
-        """A property reply: skip stray `R`s of earlier moves; E,n -> typed error."""
-        with self.transport.lock:
+    def _query(self, command: str, retry: bool = True) -> str:
+        """A property reply (retried unless `retry` is False): stray `R`s of earlier moves
+        skipped; E,n -> typed error."""
+        def exchange() -> str:
             line = self._request(command)
             for _ in range(MAX_STRAY_R):
                 if line not in ("R", ""):
@@ -234,6 +308,7 @@ class ProScan:
                 line = self._read_line()
             self._raise_if_error(line, command)
             return line
+        return self._retried(exchange) if retry else exchange()
 
     def _expect_zero(self, command: str) -> None:
         line = self._query(command)
@@ -246,19 +321,23 @@ class ProScan:
         if line != "R":
             raise GarbledReply(self.name, f"expected R to {command!r}, got {line!r}")
 
-    def _move(self, command: str) -> None:
-        """Send a movement command; `R` now, `R` later, or E,n."""
-        try:
-            line = self._request(command, self.ack_timeout)
-        except DeviceTimeout:
-            return  # R at the end of the move: owed, flushed or skipped later
-        self._raise_if_error(line, command)
-        if line != "R":
-            raise GarbledReply(self.name, f"expected R to {command!r}, got {line!r}")
+    def _move(self, command: str, absolute: bool = False) -> None:
+        """Send a movement command; `R` now, `R` later, or E,n. A garbled answer to an
+        absolute move sends it again (same target); to a relative one it is an error."""
+        for attempt in range(self.retries + 1 if absolute else 1):
+            try:
+                line = self._request(command, self.ack_timeout)
+            except DeviceTimeout:
+                return  # R at the end of the move: owed, flushed or skipped later
+            self._raise_if_error(line, command)
+            if line == "R":
+                return
+            log.debug("%s: %r answered %r (attempt %d)", self.name, command, line, attempt + 1)
+        raise GarbledReply(self.name, f"expected R to {command!r}, got {line!r}")
 
     def _raise_if_error(self, line: str, command: str) -> None:
         if line.startswith("E,") or line.startswith("E "):
             code = line[2:].strip()
-            if not code.isdigit():
+            if not code.isdigit() or len(code) > 3:
                 raise GarbledReply(self.name, f"bad error reply {line!r} to {command!r}")
             raise error_for(self.name, int(code), command)

@@ -16,11 +16,12 @@ from types import TracebackType
 
 import serial
 
-from drivers.errors import DeviceDisconnected, DeviceTimeout
+from drivers.errors import DeviceDisconnected, DeviceTimeout, GarbledReply
 
 wire_log = logging.getLogger("drivers.wire")
 FLUSH_LIMIT_S = 0.2  # a device that never stops talking cannot hold up a request longer
 FLUSH_CHUNK = 1 << 16
+MAX_FRAME = 1 << 16  # a text reply longer than this without its end is noise, not a reply
 
 Framing = bytes | re.Pattern[bytes] | Callable[[bytes], int | None]
 """How a reply ends: a terminator, a regex whose match ends the frame, or a function that
@@ -78,7 +79,8 @@ class SerialTransport:
                     port.exclusive = True
                 port.open()
             except (serial.SerialException, OSError, ValueError) as exc:
-                raise DeviceDisconnected(self.name, f"cannot open {self.url}: {exc}") from exc
+                raise DeviceDisconnected(self.name, f"cannot open port {self.url}: "
+                                         f"{_reason(exc, self.url)}") from exc
             self._port = port
             self._pending = b""
             wire_log.debug("%s: opened %s", self.name, self.url)
@@ -112,7 +114,7 @@ class SerialTransport:
     # -- traffic ----------------------------------------------------------------------------
     def _require_port(self) -> serial.SerialBase:
         if self._port is None:
-            raise DeviceDisconnected(self.name, f"port {self.url} is not open")
+            raise DeviceDisconnected(self.name, "its port is not open (lost earlier?)")
         return self._port
 
     def flush_input(self) -> bytes:
@@ -144,11 +146,25 @@ class SerialTransport:
             except (serial.SerialException, OSError) as exc:
                 self._lost(exc)
 
+    def write_urgent(self, data: bytes) -> None:
+        """Write without waiting for the port's lock: the off command of a safe state must not
+        queue behind a request stuck waiting for its reply. (A short write is one system call,
+        so it cannot split another command's bytes; its reply may confuse that request, which
+        then retries.)"""
+        port = self._require_port()
+        wire_log.debug("%s: -> %r (urgent)", self.name, data)
+        try:
+            port.write(data)
+            port.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceDisconnected(self.name, f"link lost: {_reason(exc, self.url)}") from exc
+
     def read_frame(self, until: Framing, timeout: float | None = None) -> bytes:
         """Read one frame ending as `until` says; raise DeviceTimeout after `timeout` seconds."""
         with self.lock:
             port = self._require_port()
-            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            started = time.monotonic()
+            deadline = started + (self.timeout if timeout is None else timeout)
             buffer = self._pending
             while True:
                 end = _frame_end(buffer, until)
@@ -157,10 +173,14 @@ class SerialTransport:
                     wire_log.debug("%s: <- %r", self.name, frame)
                     return frame
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or len(buffer) > MAX_FRAME:
                     self._pending = b""
-                    wire_log.debug("%s: timeout, partial %r", self.name, buffer)
-                    raise DeviceTimeout(self.name, "no complete reply within timeout", buffer)
+                    wire_log.debug("%s: no frame end, partial %r", self.name, buffer[:200])
+                    if remaining > 0:
+                        raise GarbledReply(self.name, f"{len(buffer)} bytes without a reply's "
+                                           "end", buffer[:200])
+                    raise DeviceTimeout(self.name, "no complete reply within "
+                                        f"{deadline - started:.3g} s", buffer)
                 buffer += self._read_some(port, remaining)
 
     def read_exact(self, size: int, timeout: float | None = None) -> bytes:
@@ -202,4 +222,11 @@ class SerialTransport:
     def _lost(self, exc: BaseException) -> None:
         wire_log.debug("%s: link lost: %s", self.name, exc)
         self.close()
-        raise DeviceDisconnected(self.name, f"link lost on {self.url}: {exc}") from exc
+        raise DeviceDisconnected(self.name, f"link lost: {_reason(exc, self.url)}") from exc
+
+
+def _reason(exc: BaseException, url: str) -> str:
+    """What went wrong, without the port's URL (the error names the device)."""
+    text = str(getattr(exc, "strerror", None) or exc).replace(url, "").replace("''", "")
+    text = re.sub(r"(?i)^(\[Errno \d+\] )?could not open port\s*:?\s*", "", text.strip())
+    return text.strip(" :") or type(exc).__name__

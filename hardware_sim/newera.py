@@ -22,6 +22,7 @@ from hardware_sim.syringe import SyringePumpModel
 from hardware_sim.world import World
 
 STX, ETX, CR = 0x02, 0x03, 0x0D
+MIN_SAFE_LENGTH, MAX_SAFE_LENGTH = 5, 64  # len byte: data (>= 1 byte) + 4; no command is longer
 _LINE = re.compile(r"(\*|\d{1,2})?([A-Z]{3})?(.*)")
 
 
@@ -90,33 +91,37 @@ class NewEraChain(PumpChain[NeSimPump]):
             out += self._dispatch(*packet)
 
     def _next_packet(self) -> tuple[str, bool, bool] | None:
-        """(text, safe framed, CRC good) of the next complete packet, or None."""
+        """(text, safe framed, CRC good) of the next complete packet, or None.
+
+        An STX starts a Safe packet wherever it stands, in Basic mode too (section 1.1: a pump
+        in Basic mode must accept a Safe-framed packet, e.g. nesp-lib's opening `SAF0`): a
+        Basic command never holds an STX, so an unfinished line before it is dropped.
+        """
         buf = self._buffer
-        if buf[:1] == bytes([STX]):
+        stx, cr = buf.find(bytes([STX])), buf.find(b"\r")
+        if stx >= 0 and (cr < 0 or stx < cr):
+            buf = self._buffer = buf[stx:]
             if len(buf) < 2:
                 return None
-            total = 1 + buf[1]
-            if buf[1] < 5:
+            if not MIN_SAFE_LENGTH <= buf[1] <= MAX_SAFE_LENGTH:  # no packet: a stray STX
                 self._buffer = buf[1:]
                 return self._next_packet()
+            total = 1 + buf[1]
             if len(buf) < total:
                 return None
             packet, self._buffer = buf[:total], buf[total:]
             data, crc = packet[2:-3], packet[-3:-1]
             good = packet[-1] == ETX and binascii.crc_hqx(data, 0).to_bytes(2, "big") == crc
             return data.decode("latin-1"), True, good
-        end = buf.find(b"\r")
-        if end < 0:
+        if cr < 0:
             return None
-        line, self._buffer = buf[:end], buf[end + 1 :]
-        stx = line.find(bytes([STX]))
-        if stx > 0:  # junk, then a Safe packet: keep the packet
-            self._buffer = line[stx:] + b"\r" + self._buffer
-            return self._next_packet()
+        line, self._buffer = buf[:cr], buf[cr + 1 :]
         return line.decode("latin-1"), False, True
 
     def _dispatch(self, text: str, safe: bool, good: bool) -> bytes:
-        body = "".join(ch for ch in text if ch.isprintable() and not ch.isspace()).upper()
+        # spaces and control characters are stripped (and bytes outside ASCII: line noise)
+        body = "".join(ch for ch in text if ch.isascii() and ch.isprintable()
+                       and not ch.isspace()).upper()
         match = _LINE.fullmatch(body)
         assert match is not None  # the pattern matches any string
         address, command, args = match.groups()

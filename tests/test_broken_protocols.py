@@ -30,7 +30,7 @@ EXPECTED: dict[str, list[tuple[int, str]]] = {
     "over_pressure.yaml": [(4, "1. wash: 5000 uL/min drives 165 kPa through the chip, over its "
                                "100 kPa limit")],
     "yaml_syntax.yaml": [(5, "YAML syntax error")],
-    "wrong_types.yaml": [(6, "step 1 (image): image.fields: expected a whole number >= 1, "
+    "wrong_types.yaml": [(6, "step 1 (image): image.fields: expected a whole number 1..10000, "
                              "got 'three'"),
                          (7, "step 1 (image): image.autofocus: expected true or false, "
                              "got 'yes please'")],

@@ -273,7 +273,7 @@ def test_every_unreadable_field_of_a_step_is_reported() -> None:
     assert found == [
         "p.yaml:4: step 1 (sample): sample.pump: expected a name, got 3.5",
         "p.yaml:5: step 1 (sample): sample.rate: write the unit, e.g. '5 uL/min'",
-        "p.yaml:6: step 1 (sample): sample.volume: cannot read 'lots' as a quantity ('lots' is "
-        "not defined in the unit registry)",
+        "p.yaml:6: step 1 (sample): sample.volume: cannot read 'lots' as a quantity: it does "
+        "not start with a number (write e.g. '5 uL/min')",
         "p.yaml:7: step 2 (wait): wait: unknown field 'then'; known fields: duration",
     ]

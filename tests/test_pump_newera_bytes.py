@@ -56,20 +56,36 @@ def test_number_too_large_is_refused_before_sending() -> None:
         pump(t).set_rate(12000, "UM")
 
 
-def test_settings_commands() -> None:
+def thrice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
+    """A status poll: its reply is a few bytes, so three in a row must agree."""
+    return [(sent, reply)] * 3
+
+
+def twice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
+    """A Basic-mode query: read until two replies in a row agree."""
+    return [(sent, reply), (sent, reply)]
+
+
+def test_settings_are_read_back_and_queries_confirmed() -> None:
     pairs = [
         (b"0DIA4.699\r", OK),
-        (b"0DIA\r", b"\x0200S4.699\x03"),
+        (b"0DIA\r", b"\x0200S4.699\x03"),  # read-back of the setting
+        *twice(b"0DIA\r", b"\x0200S4.699\x03"),  # a query: two replies that agree
         (b"0RAT0.500UM\r", OK),
         (b"0RAT\r", b"\x0200S0.500UM\x03"),
+        *twice(b"0RAT\r", b"\x0200S0.500UM\x03"),
         (b"0RAT1500.UH\r", OK),
+        (b"0RAT\r", b"\x0200S1500.UH\x03"),
         (b"0VOLUL\r", OK),
         (b"0VOL50.00\r", OK),
         (b"0VOL\r", b"\x0200S50.00UL\x03"),
+        *twice(b"0VOL\r", b"\x0200S50.00UL\x03"),
         (b"0DIRINF\r", OK),
+        (b"0DIR\r", b"\x0200SINF\x03"),
         (b"0DIRWDR\r", OK),
         (b"0DIR\r", b"\x0200SWDR\x03"),
-        (b"0VER\r", b"\x0200SNE1000V3.928\x03"),
+        *twice(b"0DIR\r", b"\x0200SWDR\x03"),
+        *twice(b"0VER\r", b"\x0200SNE1000V3.928\x03"),
     ]
     with expected_protocol(pairs) as t:
         p = pump(t)
@@ -86,16 +102,70 @@ def test_settings_commands() -> None:
         assert p.version() == "NE1000V3.928"
 
 
+def test_garbled_diameter_is_never_accepted() -> None:
+    """Issue 17: a bit flip turned 12.45 into 52.45, a well-formed reply, and it was taken."""
+    garbled = b"\x0200S52.45\x03"
+    good = b"\x0200S12.45\x03"
+    pairs = [
+        (b"0DIA12.45\r", OK),
+        (b"0DIA\r", garbled),  # the read-back does not match: the setting is sent again
+        (b"0DIA12.45\r", OK),
+        (b"0DIA\r", good),
+        (b"0DIA\r", garbled),  # a query: the garbled reply is outvoted
+        (b"0DIA\r", good),
+        (b"0DIA\r", good),
+    ]
+    with expected_protocol(pairs) as t:
+        p = pump(t)
+        p.set_diameter(12.45)
+        assert p.diameter() == 12.45
+
+
+def test_setting_that_never_reads_back_is_a_typed_error() -> None:
+    pairs = [(b"0DIA12.45\r", OK), (b"0DIA\r", b"\x0200S52.45\x03")] * 3
+    with expected_protocol(pairs) as t, pytest.raises(errors.SetpointMismatch, match="ne:"):
+        pump(t).set_diameter(12.45)
+
+
+def test_replies_that_never_agree_are_garbled() -> None:
+    pairs = [(b"0DIA\r", b"\x0200S12.45\x03"), (b"0DIA\r", b"\x0200S52.45\x03")] * 2
+    with expected_protocol(pairs) as t, pytest.raises(errors.GarbledReply):
+        pump(t).diameter()
+
+
+@pytest.mark.parametrize("data", [b"99.99", b"0.050", b"12.4", b"12345.", b"1.2345", b"12"])
+def test_diameter_out_of_range_or_malformed_is_garbled(data: bytes) -> None:
+    # 12.4 is fine as a number, but the next reply disagrees... all four replies are the same
+    # here, so only range and grammar decide
+    reply = b"\x0200S" + data + b"\x03"
+    pairs = [(b"0DIA\r", reply)] * 4
+    with expected_protocol(pairs[: 2 if data == b"12.4" else 4]) as t:
+        if data == b"12.4":
+            assert pump(t).diameter() == 12.4
+        else:
+            with pytest.raises(errors.GarbledReply):
+                pump(t).diameter()
+
+
+@pytest.mark.parametrize("mm", [float("nan"), float("inf"), -1.0, 0.0, 80.5, 1e300])
+def test_impossible_diameter_is_refused_before_sending(mm: float) -> None:
+    with expected_protocol([]) as t, pytest.raises(errors.OutOfRange):
+        pump(t).set_diameter(mm)
+
+
 def test_run_status_stop_dispensed() -> None:
     pairs = [
         (b"0CLDINF\r", OK),
         (b"0CLDWDR\r", OK),
+        (b"0DIS\r", b"\x0200SI0.000W0.000ML\x03"),  # read-back: both counters zero
         (b"0RUN\r", b"\x0200I\x03"),
-        (b"0\r", b"\x0200I\x03"),
-        (b"0DIS\r", b"\x0200II0.250W0.000ML\x03"),
+        *thrice(b"0\r", b"\x0200I\x03"),
+        *twice(b"0DIS\r", b"\x0200II0.250W0.000ML\x03"),
         (b"0STP\r", b"\x0200P\x03"),
         (b"0STP\r", b"\x0200S\x03"),
+        *thrice(b"0\r", b"\x0200S\x03"),  # the stop is confirmed by the status
         (b"0STP\r", b"\x0200S\x03"),
+        *thrice(b"0\r", b"\x0200S\x03"),
     ]
     with expected_protocol(pairs) as t:
         p = pump(t)
@@ -107,8 +177,32 @@ def test_run_status_stop_dispensed() -> None:
         assert p.stop().status == "S"  # a stopped pump takes one STP
 
 
+def test_stop_is_sent_again_when_the_status_says_running() -> None:
+    # the STP reply's status was garbled (P read as S); the status query shows the truth
+    pairs = [
+        (b"0STP\r", b"\x0200S\x03"),
+        *thrice(b"0\r", b"\x0200P\x03"),
+        (b"0STP\r", b"\x0200S\x03"),
+        *thrice(b"0\r", b"\x0200S\x03"),
+    ]
+    with expected_protocol(pairs) as t:
+        assert pump(t).stop().status == "S"
+
+
+def test_dispensed_readings_of_a_moving_pump_agree_when_they_count_on() -> None:
+    pairs = [
+        (b"0DIS\r", b"\x0200II0.250W0.000UL\x03"),
+        (b"0DIS\r", b"\x0200II4.250W0.000UL\x03"),  # a flipped bit: 0.250 -> 4.250
+        (b"0DIS\r", b"\x0200II0.251W0.000UL\x03"),  # backwards from 4.250: no
+        (b"0DIS\r", b"\x0200II0.252W0.000UL\x03"),  # counts on from 0.251
+    ]
+    with expected_protocol(pairs) as t:
+        assert pump(t).dispensed() == (0.252, 0.0, "UL")
+
+
 def test_addressed_pump_and_reply_from_wrong_address() -> None:
-    pairs = [(b"7DIA26.59\r", b"\x0207S\x03"), (b"7\r", b"\x0201S\x03")]
+    pairs = [(b"7DIA26.59\r", b"\x0207S\x03"), (b"7DIA\r", b"\x0207S26.59\x03")]
+    pairs += [(b"7\r", b"\x0201S\x03")] * 5
     with expected_protocol(pairs) as t:
         p = pump(t, 7)
         p.set_diameter(26.59)
@@ -136,9 +230,11 @@ def test_alarms_and_errors_are_typed(reply: bytes, kind: type[Exception]) -> Non
         pump(t).run()
 
 
-@pytest.mark.parametrize("reply", [b"\x0200Q\x03", b"\x020xS\x03", b"\x0200SNE1000\x03"])
+@pytest.mark.parametrize("reply", [b"\x0200Q\x03", b"\x020xS\x03", b"\x0200SNE1000\x03",
+                                   b"x\x0200SNE1000V3.928\x03", b"\x0200Sne1000v3.928\x03"])
 def test_garbled_replies_are_refused(reply: bytes) -> None:
-    with expected_protocol([(b"0VER\r", reply)]) as t, pytest.raises(errors.GarbledReply):
+    pairs = [(b"0VER\r", reply)] * 4
+    with expected_protocol(pairs) as t, pytest.raises(errors.GarbledReply):
         pump(t).version()
 
 
@@ -148,7 +244,7 @@ def test_reply_without_stx_is_not_a_frame() -> None:
 
 
 def test_no_reply_times_out_then_retry_recovers() -> None:
-    pairs = [(b"0DIS\r", None), (b"0DIS\r", b"\x0200SI1.000W0.000UL\x03")]
+    pairs = [(b"0DIS\r", None), *twice(b"0DIS\r", b"\x0200SI1.000W0.000UL\x03")]
     with expected_protocol(pairs) as t:
         p = NewEraPump(t, 0, name="ne", retries=1, timeout=0.05)
         assert p.dispensed() == (1.0, 0.0, "UL")
@@ -165,9 +261,12 @@ def test_safe_mode_packets_match_the_manual() -> None:
     assert safe(b"SAF0") == b"\x02\x08SAF0\x55\x43\x03"  # the manual's example packet
     pairs = [
         (to_basic, OK),
+        (b"0SAF\r", b"\x0200S0\x03"),  # read back in Basic framing
         (safe(b"0SAF5"), safe(b"00S")),
-        (safe(b"0VER"), safe(b"00SNE1000V3.928")),
+        (safe(b"0SAF"), safe(b"00S5")),  # read back in Safe framing
+        (safe(b"0VER"), safe(b"00SNE1000V3.928")),  # the CRC vouches: one reply suffices
         (to_basic, OK),
+        (b"0SAF\r", b"\x0200S0\x03"),
     ]
     with expected_protocol(pairs) as t:
         p = pump(t)
@@ -194,7 +293,8 @@ def test_connect_absorbs_the_power_up_quirks() -> None:
         (to_basic, None),  # the first command after power-up is ignored
         (to_basic, b"\x0200A?R\x03"),  # the next one reports the reset (and does not run)
         (to_basic, OK),
-        (b"0VER\r", b"\x0200SNE1000V3.928\x03"),
+        (b"0SAF\r", b"\x0200S0\x03"),
+        *twice(b"0VER\r", b"\x0200SNE1000V3.928\x03"),
     ]
     with expected_protocol(pairs) as t:
         assert NewEraPump(t, 0, name="ne", retries=0).connect() == "NE1000V3.928"
@@ -214,35 +314,47 @@ def test_rate_units_chosen_for_precision() -> None:
 
 def test_adapter_connect_and_infuse_exchanges() -> None:
     to_basic = b"\x02\x090SAF0\x59\xad\x03"
+    stopped = [(b"0STP\r", OK), *thrice(b"0\r", OK)]
     pairs = [
         (to_basic, OK),
-        (b"0VER\r", b"\x0200SNE1000V3.928\x03"),
-        (b"0STP\r", OK),
+        (b"0SAF\r", b"\x0200S0\x03"),
+        *twice(b"0VER\r", b"\x0200SNE1000V3.928\x03"),
+        *stopped,
         (b"0DIA4.699\r", OK),
+        (b"0DIA\r", b"\x0200S4.699\x03"),
         # infuse 50 uL at 10 uL/min
-        (b"0STP\r", OK),
+        *stopped,
         (b"0CLDINF\r", OK),
         (b"0CLDWDR\r", OK),
+        (b"0DIS\r", b"\x0200SI0.000W0.000UL\x03"),
         (b"0RAT10.00UM\r", OK),
+        (b"0RAT\r", b"\x0200S10.00UM\x03"),
         (b"0VOLUL\r", OK),
         (b"0VOL50.00\r", OK),
+        (b"0VOL\r", b"\x0200S50.00UL\x03"),
         (b"0DIRINF\r", OK),
+        (b"0DIR\r", b"\x0200SINF\x03"),
         (b"0RUN\r", b"\x0200I\x03"),
-        (b"0\r", b"\x0200I\x03"),
-        (b"0\r", b"\x0200S\x03"),
-        (b"0DIS\r", b"\x0200SI50.00W0.000UL\x03"),
+        *thrice(b"0\r", b"\x0200I\x03"),
+        *thrice(b"0\r", b"\x0200S\x03"),
+        *twice(b"0DIS\r", b"\x0200SI50.00W0.000UL\x03"),
         # withdraw 20 uL at 5 uL/min, stopped early
-        (b"0STP\r", OK),
+        *stopped,
         (b"0CLDINF\r", OK),
         (b"0CLDWDR\r", OK),
+        (b"0DIS\r", b"\x0200SI0.000W0.000UL\x03"),
         (b"0RAT5.000UM\r", OK),
+        (b"0RAT\r", b"\x0200S5.000UM\x03"),
         (b"0VOLUL\r", OK),
         (b"0VOL20.00\r", OK),
+        (b"0VOL\r", b"\x0200S20.00UL\x03"),
         (b"0DIRWDR\r", OK),
+        (b"0DIR\r", b"\x0200SWDR\x03"),
         (b"0RUN\r", b"\x0200W\x03"),
         (b"0STP\r", b"\x0200P\x03"),
         (b"0STP\r", OK),
-        (b"0DIS\r", b"\x0200SI0.000W7.500UL\x03"),
+        *thrice(b"0\r", OK),
+        *twice(b"0DIS\r", b"\x0200SI0.000W7.500UL\x03"),
     ]
     settings = {
         "address": 0,
@@ -290,3 +402,11 @@ def test_tiny_volume_is_refused_not_rounded_to_continuous() -> None:
         p = make_newera("sample", {"syringe": {"contents": "0.5 mL"}}, t)
         with pytest.raises(errors.OutOfRange):
             p.infuse(1.0, 0.0004)
+
+
+def test_two_alike_garbles_of_a_status_are_outvoted() -> None:
+    # 'S' (0x53) with bit 2 flipped is 'W' (0x57): a stopped pump read as withdrawing, twice
+    withdrawing, stopped = b"\x0200W\x03", b"\x0200S\x03"
+    pairs = [(b"0\r", withdrawing)] * 2 + [(b"0\r", stopped)] * 3
+    with expected_protocol(pairs) as t:
+        assert pump(t).status().status == "S"

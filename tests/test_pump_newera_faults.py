@@ -11,6 +11,7 @@ from pumpsim import LowestRng, ne_spec, newera_bench, running_pumps, settings, w
 
 from chipctl.pumps import emergency_stop_all, make_newera
 from drivers import errors
+from drivers.exchange import READINGS
 
 
 @pytest.mark.parametrize("wire", ["tcp", "pty"])
@@ -129,7 +130,7 @@ def test_dropped_reply_is_retried_then_times_out() -> None:
         pump.connect()
         chain.inject("drop_reply", 1)
         assert pump.driver.diameter() == 4.699  # one lost reply: retried
-        chain.inject("drop_reply", 2)
+        chain.inject("drop_reply", pump.driver.retries + 1)  # every try of one request
         started = time.monotonic()
         with pytest.raises(errors.DeviceTimeout):
             pump.driver.diameter()
@@ -145,7 +146,8 @@ def test_garbled_reply_is_refused_and_retried() -> None:
         chain.faults.rng = LowestRng()  # flip bit 0 of the first address digit: "00" -> "10"
         chain.inject("garble", 1)
         assert pump.driver.version() == "NE1000V3.928"
-        chain.inject("garble", 2)
+        # every try of every reading: no two replies in a row can agree
+        chain.inject("garble", (pump.driver.retries + 1) * READINGS)
         with pytest.raises(errors.GarbledReply):
             pump.driver.version()
         assert pump.driver.version() == "NE1000V3.928"

@@ -32,3 +32,18 @@ def test_index_filters_and_rebuilds_from_folders(tmp_path: Path) -> None:
     shutil.rmtree(second.folder)
     index.refresh()
     assert [r["run_id"] for r in index.list()] == [first.run_id]
+
+
+def test_a_surrogate_or_escape_codes_in_a_name_never_break_the_index(tmp_path: Path) -> None:
+    """Issue 17: a protocol named "\\ud800" ran, and every later `runs list` failed with a
+    UnicodeEncodeError in SQLite; a name could also put terminal escape codes in the listing."""
+    run, _ = record_run(tmp_path, sample="plasma\x1b[2J")
+    info = json.loads((run.folder / "run.json").read_text())
+    info["protocol"] = "\ud800 evil\x1b]0;title\x07\nsecond line"
+    write_json_atomic(run.folder / "run.json", info)
+    index = RunIndex(tmp_path / "runs")
+    index.refresh()
+    (row,) = index.list()
+    assert row["protocol"] == "\ufffd evil]0;title second line"
+    assert row["sample"] == "plasma[2J"
+    assert all("\x1b" not in str(v) for v in row.values())

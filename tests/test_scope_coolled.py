@@ -8,7 +8,13 @@ from scope_support import ManualClock, assert_all_sent, scripted, served
 from chipctl.devices import Illuminator
 from chipctl.microscope import make_coolled
 from drivers.coolled import ChannelState, CoolLed, format_css, parse_css
-from drivers.errors import CommandRejected, DeviceTimeout, GarbledReply, OutOfRange
+from drivers.errors import (
+    CommandRejected,
+    DeviceTimeout,
+    GarbledReply,
+    OutOfRange,
+    SetpointMismatch,
+)
 from drivers.transport import SerialTransport
 from hardware_sim.coolled import GREETING, CoolLedEmulator
 from hardware_sim.world import World
@@ -29,17 +35,27 @@ def test_css_parse_and_format_round_trip() -> None:
         parse_css("CSSASN05")
 
 
+def twice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
+    """A query: read until two replies in a row agree (the link has no checksum)."""
+    return [(sent, reply), (sent, reply)]
+
+
 def test_driver_bytes_for_every_command() -> None:
     transport, port = scripted(
         [
-            (b"XMODEL\r", b"XMODEL pE-300\r\n"),
-            (b"CSS?\r", OFF3),
-            (b"CSSASN050BXF000CXF000\r", b"CSSASN050BXF000CXF000\r\n"),
+            *twice(b"XMODEL\r", b"XMODEL pE-300\r\n"),
+            *twice(b"CSS?\r", OFF3),
+            (b"CSSASN050BXF000CXF000\r", b"CSSASN050BXF000CXF000\r\n"),  # its own read-back
             (b"CBS\r", b"CSSASN050BSF000CXF000\r\n"),
+            (b"CSS?\r", b"CSSASN050BSF000CXF000\r\n"),  # read-back
             (b"CBI75\r", b"CSSASN050BSF075CXF000\r\n"),
+            (b"CSS?\r", b"CSSASN050BSF075CXF000\r\n"),
             (b"CSN\r", b"CSSASN050BSN075CXF000\r\n"),
+            (b"CSS?\r", b"CSSASN050BSN075CXF000\r\n"),
             (b"CSF\r", b"CSSASF050BSF075CXF000\r\n"),
+            (b"CSS?\r", b"CSSASF050BSF075CXF000\r\n"),
             (b"CBX\r", b"CSSASF050BXF075CXF000\r\n"),
+            (b"CSS?\r", b"CSSASF050BXF075CXF000\r\n"),
             (b"XVER\r", b"XVER A=1\r\nXVER B=2\r\nXVER C=3\r\nXVER D=4\r\n"),
         ],
         initial=GREETING,
@@ -67,9 +83,9 @@ def test_driver_bytes_for_every_command() -> None:
 def test_pe4000_lams_and_five_version_lines() -> None:
     transport, port = scripted(
         [
-            (b"XMODEL\r", b"XMODEL pE-4000\r\n"),
-            (b"CSS?\r", b"CSSAXF000BXF000CXF000DXF000\r\n"),
-            (b"LAMS\r", b"LAM:A:470\r\nLAM:B:550\r\nLAM:C:635\r\nLAM:D:740\r\n"),
+            *twice(b"XMODEL\r", b"XMODEL pE-4000\r\n"),
+            *twice(b"CSS?\r", b"CSSAXF000BXF000CXF000DXF000\r\n"),
+            *twice(b"LAMS\r", b"LAM:A:470\r\nLAM:B:550\r\nLAM:C:635\r\nLAM:D:740\r\n"),
             (b"XVER\r", b"XVER 1\r\nXVER 2\r\nXVER 3\r\nXVER 4\r\nXVER 5\r\n"),
         ]
     )
@@ -82,7 +98,7 @@ def test_pe4000_lams_and_five_version_lines() -> None:
 
 
 def test_greeting_between_request_and_reply_is_skipped() -> None:
-    transport, port = scripted([(b"CSS?\r", GREETING + OFF3)])
+    transport, port = scripted([(b"CSS?\r", GREETING + OFF3), (b"CSS?\r", OFF3)])
     assert CoolLed(transport).state()["A"] == ChannelState(False, False, 0)
     assert_all_sent(port)
 
@@ -90,38 +106,74 @@ def test_greeting_between_request_and_reply_is_skipped() -> None:
 def test_bad_replies_are_typed_errors() -> None:
     transport, port = scripted(
         [
-            (b"CSS?\r", b"CSSAXF0\r\n"),
+            *[(b"CSS?\r", b"CSSAXF0\r\n")] * 4,  # never a state line
             (b"CAQ\r", b"?CAQ\r\n"),
             (b"CSS?\r", b""),
-            (b"CSSASN050\r", b"CSSAXF050BXF000CXF000\r\n"),
+            *[(b"CSSASN050\r", b"CSSAXF050BXF000CXF000\r\n")] * 3,
         ]
     )
-    led = CoolLed(transport, timeout=0.2)
+    led = CoolLed(transport, timeout=0.2, retries=0)
     with pytest.raises(GarbledReply):
         led.state()
     with pytest.raises(CommandRejected):
         led._request("CAQ")
     with pytest.raises(DeviceTimeout):
         led.state()
-    with pytest.raises(GarbledReply, match="wanted"):  # the unit did not do what was asked
+    with pytest.raises(SetpointMismatch):  # the unit did not do what was asked, three times
         led.set_state({"A": ChannelState(True, True, 50)})
     with pytest.raises(OutOfRange):
         led.set_intensity("A", 101)
     assert_all_sent(port)
 
 
+@pytest.mark.parametrize(
+    "line", [b"CSSASN050ASN050\r\n", b"CSSASN150BXF000CXF000\r\n", b"CSSASN0\x3150\r",
+             b"CSSASN050BXF000CXF00\x80\r\n"],
+    ids=["repeated channel", "above 100 %", "no LF", "not text"])
+def test_impossible_state_lines_are_garbled(line: bytes) -> None:
+    transport, port = scripted([(b"CSS?\r", line)] * 4)
+    with pytest.raises((GarbledReply, DeviceTimeout)):
+        CoolLed(transport, timeout=0.05, retries=0).state()
+
+
+def test_flipped_on_bit_is_outvoted() -> None:
+    # 'F' (0x46) with bit 3 flipped is 'N' (0x4e): a dark channel read as on
+    lit = b"CSSASN050BXF000CXF000\r\n"
+    transport, port = scripted([(b"CSS?\r", lit), *twice(b"CSS?\r", OFF3)])
+    assert not any(s.on for s in CoolLed(transport).state().values())
+    assert_all_sent(port)
+
+
+def test_all_off_is_sent_first_and_confirmed() -> None:
+    transport, port = scripted([(b"CSF\r", b"CSSASF050BXF000CXF000\r\n")])
+    assert CoolLed(transport).all_off() is True
+    assert_all_sent(port)
+
+
+def test_all_off_asks_for_the_state_when_the_reply_is_not_one() -> None:
+    transport, port = scripted([(b"CSF\r", b"OK\r\n"), (b"CSS?\r", OFF3)])
+    assert CoolLed(transport).all_off() is True
+    assert_all_sent(port)
+
+
+def test_all_off_on_a_silent_unit_sends_every_try_and_reports_unconfirmed() -> None:
+    transport, port = scripted([(b"CSF\r", b"")] * 3)
+    assert CoolLed(transport, timeout=0.05).all_off(attempts=3) is False
+    assert_all_sent(port)  # three CSF went out, nothing was read first
+
+
 def test_adapter_bytes_light_and_dark() -> None:
     transport, port = scripted(
         [
-            (b"XMODEL\r", b"XMODEL pE-300\r\n"),
-            (b"CSS?\r", OFF3),
+            *twice(b"XMODEL\r", b"XMODEL pE-300\r\n"),
+            *twice(b"CSS?\r", OFF3),
             (b"XVER\r", b"XVER MAINBOARD=1.4.2\r\nXVER HARDWARE=3\r\nXVER DATA=2.0\r\n"
                          b"XVER POD=1.1\r\n"),
-            (b"CSS?\r", OFF3),
+            *twice(b"CSS?\r", OFF3),
             (b"CSSAXF000BXF000CXF000\r", OFF3),
-            (b"CSS?\r", OFF3),
+            *twice(b"CSS?\r", OFF3),
             (b"CSSAXF000BXF000CSN040\r", b"CSSAXF000BXF000CSN040\r\n"),
-            (b"CSS?\r", b"CSSAXF000BXF000CSN040\r\n"),
+            *twice(b"CSS?\r", b"CSSAXF000BXF000CSN040\r\n"),
         ]
     )
     led = make_coolled("led", {"channels": {"AF488": "A", "AF647": "C"}}, transport)

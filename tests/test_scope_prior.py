@@ -23,7 +23,12 @@ from hardware_sim.clock import VirtualClock
 from hardware_sim.prior import PriorEmulator
 from hardware_sim.world import World
 
-CONNECT = [(b"COMP 0\r", b"0\r"), (b"RES,s\r", b"0.5\r"), (b"RES,z\r", b"0.1\r")]
+CONNECT = [(b"COMP 0\r", b"0\r"), *[(b"RES,s\r", b"0.5\r")] * 2, *[(b"RES,z\r", b"0.1\r")] * 2]
+
+
+def twice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
+    """A query: read until two replies in a row agree (the link has no checksum)."""
+    return [(sent, reply), (sent, reply)]
 
 
 def test_driver_bytes_for_every_command() -> None:
@@ -32,27 +37,32 @@ def test_driver_bytes_for_every_command() -> None:
             *CONNECT,
             (b"G,2000,-400\r", b"R\r"),  # 1000 um, -200 um at 0.5 um per unit
             (b"GR,20,0\r", b"R\r"),
-            (b"P\r", b"2020,-400,1234\r"),
-            (b"$\r", b"3\r"),
-            (b"$\r", b"0\r"),
+            *twice(b"P\r", b"2020,-400,1234\r"),
+            *twice(b"$\r", b"3\r"),
+            *twice(b"$\r", b"0\r"),
             (b"V,1000\r", b"R\r"),
             (b"U,25\r", b"R\r"),
             (b"D,5\r", b"R\r"),
-            (b"PZ\r", b"1020\r"),
+            *twice(b"PZ\r", b"1020\r"),
             (b"PS,0,0\r", b"0\r"),
+            (b"P\r", b"0,0,1020\r"),  # read-back
             (b"PZ,0\r", b"0\r"),
+            (b"PZ\r", b"0\r"),
             (b"I\r", b"R\r"),
             (b"K\r", b"R\r"),
             (b"7,1,4\r", b"R\r"),
-            (b"7,1,F\r", b"4\r"),
-            (b"FPW 2\r", b"0\r"),
+            *twice(b"7,1,F\r", b"4\r"),
+            *twice(b"FPW 2\r", b"0\r"),
             (b"8,1,0\r", b"R\r"),
-            (b"8,1\r", b"0\r"),
+            (b"8,1\r", b"0\r"),  # read-back
+            *twice(b"8,1\r", b"0\r"),
             (b"8,2,1\r", b"R\r"),
-            (b"SMS\r", b"100\r"),
+            (b"8,2\r", b"1\r"),
+            *twice(b"SMS\r", b"100\r"),
             (b"SMS,50\r", b"0\r"),
-            (b"=\r", b"0\r"),
-            (b"VERSION\r", b"100\r"),
+            (b"SMS\r", b"50\r"),
+            (b"=\r", b"0\r"),  # cleared by reading: asked once
+            *twice(b"VERSION\r", b"100\r"),
             (b"?\r", b"PROSCAN INFORMATION\rSTAGE = H117\rEND\r"),
         ]
     )
@@ -95,12 +105,12 @@ def test_error_replies_are_typed() -> None:
             (b"WHAT\r", b"E,5\r"),
             (b"G,9999999,0\r", b"E,8\r"),
             (b"PZ\r", b"E,4\r"),
-            (b"P\r", b"12,x,3\r"),
-            (b"P\r", b"1,2\r"),
+            *[(b"P\r", b"12,x,3\r")] * 4,
+            *[(b"P\r", b"1,2\r")] * 4,
             (b"$\r", b""),
         ]
     )
-    stage = ProScan(transport, timeout=0.2)
+    stage = ProScan(transport, timeout=0.2, retries=0)
     with pytest.raises(DeviceBusy, match="not idle"):
         stage.set_position(0, 0)
     with pytest.raises(DeviceBusy, match="queue full"):
@@ -119,6 +129,37 @@ def test_error_replies_are_typed() -> None:
         stage.busy()
     with pytest.raises(OutOfRange):
         stage.set_speed(0)
+    for bad in (float("nan"), float("inf"), 1e300):
+        with pytest.raises(OutOfRange):
+            stage.move_to(bad, 0)
+    assert_all_sent(port)
+
+
+@pytest.mark.parametrize("reply", [b"1.5,2,3\r", b"1,,3\r", b"12345678901,0,0\r",
+                                   b"1,2,3,4\r", b"+1,2,3\r", b"1,2,\x833\r"])
+def test_malformed_positions_are_garbled(reply: bytes) -> None:
+    transport, port = scripted([(b"P\r", reply)] * 4)
+    with pytest.raises(GarbledReply):
+        ProScan(transport, retries=0).position()
+
+
+def test_flipped_digit_in_a_position_is_outvoted() -> None:
+    # '1' (0x31) with bit 0 flipped is '0' (0x30): 2020 read as 2000
+    transport, port = scripted([(b"P\r", b"2000,-400,0\r"), *twice(b"P\r", b"2020,-400,0\r")])
+    assert ProScan(transport).position() == (2020.0, -400.0, 0.0)
+    assert_all_sent(port)
+
+
+def test_garbled_ack_of_an_absolute_move_sends_it_again() -> None:
+    transport, port = scripted([(b"G,10,0\r", b"S\r"), (b"G,10,0\r", b"R\r")])
+    ProScan(transport).move_to(10, 0)
+    assert_all_sent(port)
+
+
+def test_garbled_ack_of_a_relative_move_is_not_repeated() -> None:
+    transport, port = scripted([(b"GR,10,0\r", b"S\r")])
+    with pytest.raises(GarbledReply):
+        ProScan(transport).move_by(10, 0)
     assert_all_sent(port)
 
 
@@ -128,8 +169,9 @@ def test_r_at_end_of_move_is_tolerated() -> None:
         [
             (b"G,100,0\r", b""),
             (b"$\r", b"R\r1\r"),
-            (b"$\r", b"R\r0\r"),
-            (b"P\r", b"100,0,0\r"),
+            (b"$\r", b"1\r"),
+            *twice(b"$\r", b"R\r0\r"),
+            *twice(b"P\r", b"100,0,0\r"),
         ]
     )
     stage = ProScan(transport, ack_timeout=0.05)

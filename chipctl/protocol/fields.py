@@ -12,8 +12,21 @@ import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from chipctl.sourcefile import LineDict
+from chipctl.sourcefile import LineDict, clean_text
 from chipctl.units import UnitError, to_unit
+
+# What a protocol may ask of a bench, per unit (inclusive): beyond these a value is a typo or
+# an attack, never a plan (a week of waiting, a litre of sample, a 10 cm field offset).
+WEEK_S = 7 * 24 * 3600.0
+RANGES: dict[str, tuple[float, float]] = {
+    "uL/min": (1e-4, 1e5),  # 0.1 nL/min .. 100 mL/min
+    "uL": (0.0, 1e6),  # .. 1 L
+    "s": (0.0, WEEK_S),
+    "ms": (0.0, 1e6),  # .. 1000 s of exposure
+    "%": (0.0, 100.0),
+    "um": (0.0, 1e5),  # .. 10 cm: more than any stage travels
+}
+MAX_COUNT = 10_000  # fields per zone, repeats, grid rows x columns, positions
 
 
 class StepError(Exception):
@@ -48,6 +61,11 @@ def combine(fields: Fields | None, exc: StepError) -> StepErrors:
     noted = list(fields.noted) if fields is not None else []
     keys = {error.key for error in noted if error.key}
     return StepErrors(noted + [e for e in exc.errors if e.key is None or e.key not in keys])
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _is_number(value: Any) -> bool:
@@ -105,15 +123,19 @@ class Fields:
             return default
 
     def quantity(self, key: str, unit: str, required: bool = True,
-                 default: float | None = None) -> float | None:
-        """A non-negative quantity written with its unit, in `unit` (noted if unreadable)."""
+                 default: float | None = None,
+                 limits: tuple[float, float] | None = None) -> float | None:
+        """A non-negative quantity written with its unit, in `unit`, within `limits` (by
+        default RANGES[unit]); noted if unreadable or out of range."""
         def read() -> float | None:
             value = self.raw(key, required)
-            return default if value is None else self.convert(key, value, unit)
+            return default if value is None else self.convert(key, value, unit, limits)
         return self._noting(read, default)
 
-    def convert(self, key: str, value: Any, unit: str) -> float:
-        """`value` (a string with a unit) in `unit`; bare numbers are refused."""
+    def convert(self, key: str, value: Any, unit: str,
+                limits: tuple[float, float] | None = None) -> float:
+        """`value` (a string with a unit) in `unit`, finite and within `limits` (by default
+        RANGES[unit]); bare numbers are refused."""
         if _is_number(value):
             raise self.error(key, f"write the unit, e.g. '{value} {unit}'")
         try:
@@ -122,6 +144,9 @@ class Fields:
             raise self.error(key, str(exc)) from exc
         if result < 0:
             raise self.error(key, "must not be negative")
+        low, high = limits or RANGES.get(unit, (0.0, float("inf")))
+        if not low <= result <= high:
+            raise self.error(key, f"{result:g} {unit} is outside {low:g}..{high:g} {unit}")
         return result
 
     def text(self, key: str, required: bool = True, default: str = "") -> str:
@@ -131,18 +156,21 @@ class Fields:
             if value is None:
                 return default
             if not isinstance(value, str | int) or isinstance(value, bool):
-                raise self.error(key, f"expected a name, got {value!r}")
-            return str(value)
+                raise self.error(key, f"expected a name, got {_short(value)}")
+            return clean_text(str(value))
         return self._noting(read, default)
 
-    def integer(self, key: str, default: int, minimum: int = 1) -> int:
-        """A whole number >= minimum (noted if not)."""
+    def integer(self, key: str, default: int, minimum: int = 1,
+                maximum: int = MAX_COUNT) -> int:
+        """A whole number in minimum..maximum (noted if not)."""
         def read() -> int:
             value = self.raw(key, required=False)
             if value is None:
                 return default
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise self.error(key, f"expected a whole number >= {minimum}, got {value!r}")
+            if (not isinstance(value, int) or isinstance(value, bool)
+                    or not minimum <= value <= maximum):
+                raise self.error(key, f"expected a whole number {minimum}..{maximum}, "
+                                 f"got {_short(value)}")
             return value
         return self._noting(read, default)
 

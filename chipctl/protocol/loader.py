@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chipctl.protocol.fields import Fields, StepError, StepErrors, combine
+from chipctl.protocol.fields import MAX_COUNT, Fields, StepError, StepErrors, combine
 from chipctl.protocol.model import (
     ChannelSetting,
     Flow,
@@ -40,9 +40,18 @@ from chipctl.protocol.model import (
     Wait,
 )
 from chipctl.protocol.params import check_placeholders, parse_parameters
-from chipctl.sourcefile import LineDict, LineList, Problem, SourceError, parse_yaml
+from chipctl.sourcefile import (
+    LineDict,
+    LineList,
+    Problem,
+    SourceError,
+    parse_yaml,
+    read_bounded,
+)
 
 SCHEMA_VERSION = 1
+MAX_STEPS = 100_000  # steps once every repeat is unrolled: more is no plan a bench can run
+MAX_LABEL = 200  # characters of a label or a name
 FLOW_ALIASES = ("sample", "block", "stain", "wash", "buffer")
 TOP_LEVEL = ("schema_version", "name", "description", "parameters", "steps")
 _FLOW_FIELDS = ("pump", "rate", "volume", "duration", "direction", "reagent")
@@ -77,6 +86,9 @@ def _prime(f: Fields) -> Step:
 
 def _rate(f: Fields) -> float:
     rate = f.quantity("rate", "uL/min") or 0.0
+    unreadable = [error for error in f.noted if error.key == "rate"]
+    if unreadable:
+        raise unreadable[-1]
     if rate <= 0:
         raise f.error("rate", "must be above 0 uL/min")
     return rate
@@ -109,7 +121,9 @@ def _grid(f: Fields) -> tuple[int, int] | None:
         return None
     if (not isinstance(value, list) or len(value) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
-        raise f.error("grid", f"[rows, columns] as two whole numbers, got {value!r}")
+        raise f.error("grid", f"[rows, columns] as two whole numbers, got {value!r}"[:200])
+    if value[0] * value[1] > MAX_COUNT:
+        raise f.error("grid", f"{value[0]} x {value[1]} fields per zone; at most {MAX_COUNT}")
     return int(value[0]), int(value[1])
 
 
@@ -120,10 +134,12 @@ def _positions(f: Fields) -> tuple[tuple[float, float], ...]:
     if not isinstance(value, list) or not value:
         raise f.error("positions", "a list of [x, y] offsets from the zone centre, "
                       "e.g. [[0 um, 0 um], [200 um, 0 um]]")
+    if len(value) > MAX_COUNT:
+        raise f.error("positions", f"{len(value)} positions; at most {MAX_COUNT}")
     out = []
     for item in value:
         if not isinstance(item, list) or len(item) != 2:
-            raise f.error("positions", f"each position is [x, y], got {item!r}")
+            raise f.error("positions", f"each position is [x, y], got {item!r}"[:200])
         out.append(tuple(_signed_um(f, "positions", v) for v in item))
     return tuple(out)  # type: ignore[arg-type]
 
@@ -156,7 +172,7 @@ def _plateau(f: Fields) -> dict[str, Any]:
     p = Fields("monitor.until_plateau", value, f.line_of("until_plateau"))
     options = {"until_plateau": True, "plateau_points": p.integer("points", 4, minimum=2),
                "plateau_tolerance_pct": p.quantity("tolerance", "%", False, 5.0),
-               "plateau_min_count": p.integer("min_count", 10, minimum=0)}
+               "plateau_min_count": p.integer("min_count", 10, minimum=0, maximum=10**9)}
     p.check_unknown()
     return options
 
@@ -216,7 +232,7 @@ BUILDERS: dict[str, Callable[[Fields], Step]] = {
     "flow": _flow,
     "image": _image,
     "monitor": _monitor,
-    "valve": lambda f: Valve(valve=f.text("valve"), port=f.integer("port", 1)),
+    "valve": lambda f: Valve(valve=f.text("valve"), port=f.integer("port", 1, maximum=99)),
 }
 KNOWN_STEPS = sorted([*BUILDERS, *FLOW_ALIASES, "wait", "incubate", "prompt", "repeat"])
 
@@ -275,6 +291,10 @@ class _Parser:
                 continue
             label = item.get("label")
             label = str(label) if label not in (None, "") else f"{number}. {kind}"
+            if len(label) > MAX_LABEL:
+                self.problem(item.lines.get("label", item_line),
+                             f"step {number} ({kind}): label longer than {MAX_LABEL} characters")
+                continue
             steps.append(dataclasses.replace(step, label=label, line=item_line))
         return steps
 
@@ -287,7 +307,9 @@ def _header(data: LineDict, parser: _Parser) -> None:
                        f"{SCHEMA_VERSION})")
     for key in ("name", "description"):
         if key in data and not isinstance(data[key], str | int | float):
-            parser.problem(data.lines[key], f"{key}: expected text, got {data[key]!r}")
+            parser.problem(data.lines[key], f"{key}: expected text, got {data[key]!r}"[:200])
+    if len(str(data.get("name", ""))) > MAX_LABEL:
+        parser.problem(data.lines["name"], f"name: longer than {MAX_LABEL} characters")
     for key in data:
         if key not in TOP_LEVEL:
             parser.problem(data.lines[key], f"unknown top-level field '{key}'; known fields: "
@@ -329,7 +351,11 @@ def parse_protocol(raw: bytes | str, path: str) -> Protocol:
     steps = parser.steps(data.get("steps"), data.lines.get("steps", data.line))
     for step, message in check_placeholders(steps, params):
         parser.problem(step.line, f"{step.label}: {message}")
-    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    unrolled = count_steps(steps)
+    if unrolled > MAX_STEPS:
+        parser.problem(data.lines.get("steps", 1), f"steps: {unrolled:,} steps once every "
+                       f"repeat is unrolled; at most {MAX_STEPS:,}")
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     protocol = Protocol(
         name=str(data.get("name", Path(path).stem)),
         steps=tuple(steps),
@@ -344,6 +370,12 @@ def parse_protocol(raw: bytes | str, path: str) -> Protocol:
     return protocol
 
 
+def count_steps(steps: list[Step] | tuple[Step, ...]) -> int:
+    """Steps once every repeat is unrolled, counted without unrolling them."""
+    return sum(step.times * count_steps(step.steps) if isinstance(step, Repeat) else 1
+               for step in steps)
+
+
 class ProtocolErrors(SourceError):
     """Problems in a protocol file; `partial` holds the steps that could be read, so that a
     validation can also check them against a bench and report everything at once."""
@@ -355,11 +387,5 @@ class ProtocolErrors(SourceError):
 
 def load_protocol(path: str | Path) -> Protocol:
     """Read and parse a protocol file (YAML). This never executes code: see script.py for
-    Python scripted protocols."""
-    name = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        message = f"cannot read protocol: {exc.strerror or exc}"
-        raise SourceError([Problem(name, 0, message)]) from exc
-    return parse_protocol(raw, name)
+    Python scripted protocols. Only a regular file of at most 1 MiB is read."""
+    return parse_protocol(read_bounded(path, "protocol"), str(path))

@@ -11,6 +11,7 @@ parameters:
 
 from __future__ import annotations
 
+import re
 import string
 
 from chipctl.protocol.fields import Fields, StepError
@@ -46,17 +47,47 @@ def parse_parameters(data: LineDict, problems: list[Problem], path: str) -> tupl
     return tuple(params)
 
 
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_PLAIN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
+
+
+def placeholders(text: str) -> set[str]:
+    """The {name} placeholders of `text`; ValueError for anything but a plain `{name}` (no
+    format spec, conversion, index or attribute: `{sample:>200000000}` would write 200 MB)."""
+    names = set()
+    for _, name, spec, conversion in string.Formatter().parse(text):
+        if name is None:
+            continue
+        if not _FIELD.fullmatch(name) or spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (
+                f":{spec}" if spec else "") + "}"
+            raise ValueError(f"{shown[:40]!r} is not a plain {{name}} placeholder")
+        names.add(name)
+    return names
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """`text` with each plain {name} replaced by its value ({{ and }} for braces); unknown
+    names stay as written. Never a format spec: see placeholders()."""
+    def one(match: re.Match[str]) -> str:
+        return values.get(match.group(1), match.group(0))
+    parts = text.split("{{")
+    return "{".join(_PLAIN.sub(one, part).replace("}}", "}") for part in parts)
+
+
 def check_placeholders(steps: list[Step], params: tuple[Parameter, ...]) -> list[tuple[Step, str]]:
-    """Steps whose prompt or label names an undeclared {parameter}, with the message."""
+    """Steps whose prompt or label names an undeclared {parameter}, or has a placeholder that
+    is not a plain {name}, with the message."""
     declared = {p.name for p in params}
     out = []
     for step in _all_steps(steps):
         texts = [step.label] + ([step.message] if isinstance(step, Prompt) else [])
         for text in texts:
             try:
-                names = {name for _, name, _, _ in string.Formatter().parse(text) if name}
+                names = placeholders(text)
             except ValueError as exc:
-                out.append((step, f"cannot read the text {text!r}: {exc} (write {{{{ for {{)"))
+                out.append((step, f"cannot read the text {text[:60]!r}: {exc} "
+                            "(write {{ for {)"))
                 continue
             for name in sorted(names - declared):
                 out.append((step, f"'{{{name}}}' is not a declared parameter"

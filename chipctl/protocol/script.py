@@ -15,8 +15,9 @@ protocol = p.build()
 Every method takes the same fields, with the same unit strings, as the YAML step of that name,
 and goes through the same parser, so a script and a file mean exactly the same thing. Steps
 remember the script line that made them, so validation names it. `load_script` runs a script
-(that is the point of a script: unlike a protocol file it is code, and it is executed) and
-reports any error in it as "FILE:LINE: message", never as a traceback.
+(that is the point of a script: unlike a protocol file it is code, and it is executed) in a
+child process with a time and memory limit (chipctl.protocol.sandbox), gets back the builder's
+recipe as plain data and parses it here; any error is "FILE:LINE: message", never a traceback.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from chipctl.protocol.fields import StepError
-from chipctl.protocol.loader import _Parser, check_placeholders
+from chipctl.protocol.loader import MAX_STEPS, _Parser, check_placeholders, count_steps
 from chipctl.protocol.model import Parameter, Protocol, Repeat, Step
-from chipctl.sourcefile import Problem, SourceError
+from chipctl.sourcefile import Problem, SourceError, clean_text
 
 _SKIP = {str(Path(__file__).resolve()), str(Path(contextlib.__file__).resolve())}
+_RECIPES: dict[int, dict[str, Any]] = {}  # id(Protocol) -> the recipe that built it
 
 
 def _caller() -> tuple[str, int]:
@@ -53,10 +55,11 @@ class ProtocolBuilder:
     """Builds a Protocol step by step; `build()` returns it (immutable)."""
 
     def __init__(self, name: str, description: str = "") -> None:
-        self.name, self.description = name, description
+        self.name, self.description = clean_text(str(name)), clean_text(str(description))
         self.source, _ = _caller()
         self._parser = _Parser(self.source)
         self._stack: list[list[Step]] = [[]]
+        self._recipe: list[list[dict[str, Any]]] = [[]]
         self._prefixes: list[str] = [""]
         self._params: list[Parameter] = []
 
@@ -70,6 +73,8 @@ class ProtocolBuilder:
             raise SourceError([Problem(path, line, f"{kind}: {error}")
                                for error in exc.errors]) from None
         self._stack[-1].append(_labelled(step, label or f"{number}. {kind}", line))
+        self._recipe[-1].append({"kind": kind, "value": value, "line": line,
+                                 "label": label or f"{number}. {kind}"})
         return self
 
     @staticmethod
@@ -168,11 +173,13 @@ class ProtocolBuilder:
         _, line = _caller()
         number = f"{self._prefixes[-1]}{len(self._stack[-1]) + 1}"
         self._stack.append([])
+        self._recipe.append([])
         self._prefixes.append(f"{number}.")
         try:
             yield self
         finally:
             inner = self._stack.pop()
+            inner_recipe = self._recipe.pop()
             self._prefixes.pop()
         if not isinstance(times, int) or isinstance(times, bool) or times < 1:
             raise SourceError([Problem(self.source, line, f"repeat: times must be a whole "
@@ -181,6 +188,8 @@ class ProtocolBuilder:
             raise SourceError([Problem(self.source, line, "repeat: no steps inside")])
         self._stack[-1].append(Repeat(label=label or f"{number}. repeat", line=line,
                                       times=times, steps=tuple(inner)))
+        self._recipe[-1].append({"repeat": times, "label": label or f"{number}. repeat",
+                                 "line": line, "steps": inner_recipe})
 
     # -- result -------------------------------------------------------------------------------
     def build(self) -> Protocol:
@@ -191,12 +200,24 @@ class ProtocolBuilder:
                     for step, message in check_placeholders(steps, params)]
         if not steps:
             problems.append(Problem(self.source, 0, "the protocol has no steps"))
+        if count_steps(steps) > MAX_STEPS:
+            problems.append(Problem(self.source, 0, f"{count_steps(steps):,} steps once every "
+                                    f"repeat is unrolled; at most {MAX_STEPS:,}"))
         if problems:
             raise SourceError(problems)
         text = _read_text(self.source)
-        return Protocol(name=self.name, steps=tuple(steps), description=self.description,
-                        parameters=params, source=self.source, source_text=text,
-                        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+        protocol = Protocol(name=self.name, steps=tuple(steps), description=self.description,
+                            parameters=params, source=self.source, source_text=text,
+                            sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+        _RECIPES[id(protocol)] = self.recipe()
+        return protocol
+
+    def recipe(self) -> dict[str, Any]:
+        """What was built, as plain data: name, description, parameters and the step fields
+        (as a protocol file holds them) with their lines and labels."""
+        return {"name": self.name, "description": self.description,
+                "parameters": [[p.name, p.default, p.description, p.line] for p in self._params],
+                "steps": self._recipe[0]}
 
 
 def _labelled(step: Step, label: str, line: int) -> Step:
@@ -220,11 +241,10 @@ def _script_line(exc: BaseException, path: str) -> int:
     return line
 
 
-def load_script(path: str | Path) -> Protocol:
-    """Run a Python scripted protocol and return the Protocol it defines as `protocol`.
-
-    This executes the script. Any error in it becomes a SourceError naming its file and line.
-    """
+def execute_script(path: str | Path) -> dict[str, Any]:
+    """Run a Python scripted protocol here and return the recipe of the protocol it defines as
+    `protocol`. This executes the script: only the sandbox's child process calls it. Any error
+    in the script becomes a SourceError naming its file and line."""
     name = str(path)
     if not Path(path).is_file():
         raise SourceError([Problem(name, 0, "cannot read protocol script: no such file")])
@@ -241,11 +261,23 @@ def load_script(path: str | Path) -> Protocol:
         raise SourceError([Problem(name, _script_line(exc, name), message)]) from None
     result = namespace.get("protocol")
     if isinstance(result, ProtocolBuilder):
-        result = result.build()
-    if not isinstance(result, Protocol):
+        result.build()
+        return result.recipe()
+    if not isinstance(result, Protocol) or id(result) not in _RECIPES:
         raise SourceError([Problem(name, 1, "a protocol script must set `protocol = "
                                    "builder.build()` (a ProtocolBuilder's protocol)")])
-    return result
+    return _RECIPES[id(result)]
+
+
+def load_script(path: str | Path) -> Protocol:
+    """Run a Python scripted protocol in a child process (time and memory limited) and return
+    the Protocol it defines as `protocol`, parsed here from the plain data it hands back."""
+    from chipctl.protocol.sandbox import run_script
+
+    name = str(path)
+    if not Path(path).is_file():
+        raise SourceError([Problem(name, 0, "cannot read protocol script: no such file")])
+    return run_script(path)
 
 
 def load_any(path: str | Path) -> Protocol:

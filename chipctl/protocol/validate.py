@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chipctl.bench import Bench
+from chipctl.protocol.loader import MAX_STEPS, count_steps
 from chipctl.protocol.model import (
     ChannelSetting,
     Flow,
@@ -33,6 +34,7 @@ AUTOFOCUS_S = 150.0  # a coarse-to-fine z sweep per field (~2.5 min on the simul
 VALVE_S = 5.0
 DEFAULT_SENSOR = (2048, 2048)
 EXPOSURE_RANGE_MS = (0.01, 10_000.0)  # the simulated sCMOS; a bench file may narrow it
+MAX_RUN_S = 30 * 24 * 3600.0  # a run planned to last longer than a month is a mistake
 
 
 @dataclass
@@ -255,9 +257,17 @@ def check_protocol(protocol: Protocol, bench: Bench,
     whose volumes are not all known)."""
     checker = _Checker(protocol, bench)
     checker.track_volumes = track_volumes
+    unrolled = count_steps(protocol.steps)
+    if unrolled > MAX_STEPS:
+        message = f"{unrolled:,} steps once every repeat is unrolled; at most {MAX_STEPS:,}"
+        return [Problem(protocol.source, 0, message)], checker.plan
     for step in protocol.flat_steps():
         duration = checker.step(step)
         checker.plan.duration_s += duration
         checker.plan.steps.append({"label": step.label, "kind": step.kind, "line": step.line,
                                    "duration_s": round(duration, 1)})
+    if not checker.plan.duration_s <= MAX_RUN_S:
+        checker.problems.append(Problem(
+            protocol.source, 0, f"the run would take {checker.plan.duration_s / 86400:,.1f} "
+            f"days; at most {MAX_RUN_S / 86400:g} days (a rate or duration mistyped?)"))
     return list(dict.fromkeys(checker.problems)), checker.plan

@@ -17,6 +17,7 @@ from typing import Any
 
 from chipctl.runs.folder import RunFolder, RunNotFound
 from chipctl.runs.recovery import is_cut_off, mark_interrupted
+from chipctl.sourcefile import clean_text
 
 INDEX_NAME = "index.sqlite"
 COLUMNS = ("run_id", "folder", "protocol", "protocol_sha256", "sample", "operator", "status",
@@ -123,4 +124,10 @@ def _row(run: RunFolder, mtime: str) -> tuple[Any, ...]:
         "last_step": json.dumps(step) if step else "", "bench": info.get("bench", ""),
         "mtime_ns": mtime,
     }
-    return tuple(values[c] for c in COLUMNS)
+    return tuple(_clean(values[c]) for c in COLUMNS)
+
+
+def _clean(value: Any) -> Any:
+    """Text as the index may store and `runs list` may print it: no lone surrogates (SQLite
+    cannot encode them), no control characters (escape codes), one line."""
+    return clean_text(value, newlines=False) if isinstance(value, str) else value
