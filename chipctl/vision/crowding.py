@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chipctl.vision.neighbors import pairs_within
+from chipctl.vision.fit import reach_pairs
 
 _REACH_SIGMA = 4.0  # pairs closer than this (in PSF sigma) can merge; farther ones do not
 _TILES = 8  # tiles per side for the local density
@@ -49,8 +49,7 @@ def crowding(xy: np.ndarray, shape: tuple[int, int], psf_sigma: float) -> Crowdi
     n = len(xy)
     if n < 2 or h < 2 * reach or w < 2 * reach:
         return Crowding(0.0, 0.0, 0, 0.0, 0.0)
-    i, j, _ = pairs_within(xy, xy, reach)
-    found = int(np.sum(i < j))
+    found = _close_pairs(xy, reach)
     area = float(h * w)
     edge = (np.pi * reach**2 * area - 4.0 / 3.0 * reach**3 * (h + w) + reach**4 / 2.0) / (
         np.pi * reach**2 * area)
@@ -79,3 +78,11 @@ def _pair_density(xy: np.ndarray, shape: tuple[int, int]) -> float:
     tx = np.clip((xy[:, 0] + 0.5) * _TILES // w, 0, _TILES - 1).astype(np.intp)
     counts = np.bincount(ty * _TILES + tx, minlength=_TILES * _TILES).astype(float)
     return float((counts * (counts - 1.0)).sum() / (h * w / _TILES**2))
+
+
+def _close_pairs(xy: np.ndarray, reach: float) -> int:
+    """Number of unordered pairs of points closer than ``reach``."""
+    iy, ix = np.round(xy[:, 1]).astype(np.intp), np.round(xy[:, 0]).astype(np.intp)
+    n, m = reach_pairs(iy, ix, iy, ix, int(np.ceil(reach)) + 1)
+    n, m = n[n < m], m[n < m]
+    return int(np.sum(np.hypot(*(xy[n] - xy[m]).T) <= reach))
