@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from _vision_helpers import CAL, metrics, synth
 
-from chipctl.vision import CountParams, combine, count_exposures, count_frame, register
+from chipctl.vision import (
+    CountParams,
+    combine,
+    count_exposures,
+    count_field,
+    count_frame,
+    register,
+)
 
 DRIFT = np.array([[0.0, 0.0], [0.7, -0.4], [1.6, -0.9], [2.4, -1.3]])
 
@@ -79,3 +86,11 @@ def test_hot_pixels_fixed_to_the_sensor_do_not_become_spots_in_the_sum():
     res = count_exposures(frames, CountParams(calibration=CAL))
     s = metrics.score(xy, res.xy)
     assert s.fp <= 2 and s.recall > 0.97
+
+
+def test_count_field_takes_a_frame_or_the_exposures_of_one_field():
+    frames, _ = _field(snr=7.0, n=60, drift=DRIFT)
+    params = CountParams(calibration=CAL)
+    assert count_field(frames[0], params).count == count_frame(frames[0], params).count
+    assert count_field(frames, params).exposures == 4
+    assert count_field(tuple(frames[:2]), params).exposures == 2

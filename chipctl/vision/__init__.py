@@ -26,7 +26,13 @@
 from chipctl.vision.accumulate import sum_frames
 from chipctl.vision.coloc import Colocalization, colocalize
 from chipctl.vision.counter import count_frame, validate_frame
-from chipctl.vision.exposures import Combined, combine, count_exposures, register
+from chipctl.vision.exposures import (
+    Combined,
+    combine,
+    count_exposures,
+    count_field,
+    register,
+)
 from chipctl.vision.model import (
     SPOT_DTYPE,
     CameraCalibration,
@@ -58,6 +64,7 @@ __all__ = [
     "combine",
     "count_by_channel",
     "count_exposures",
+    "count_field",
     "count_frame",
     "count_in_regions",
     "register",

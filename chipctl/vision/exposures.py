@@ -115,6 +115,15 @@ def count_exposures(frames: Sequence[np.ndarray], params: CountParams | None = N
     return replace(res, spots=spots, shape=frames[0].shape, exposures=len(frames))
 
 
+def count_field(field: np.ndarray | Sequence[np.ndarray], params: CountParams | None = None
+                ) -> CountResult:
+    """Count one field of view: a frame, or a sequence of exposures of it (registered,
+    summed and counted once)."""
+    if isinstance(field, np.ndarray) and field.ndim == 2:
+        return count_frame(field, params)
+    return count_exposures(list(field), params)
+
+
 def _without_hot_pixels(frames: list[np.ndarray]) -> list[np.ndarray]:
     """The exposures with the camera's hot pixels replaced by their 3x3 median.
 
