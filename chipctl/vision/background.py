@@ -32,25 +32,21 @@ class NoiseModel:
         return np.maximum(self.slope * level + self.intercept, _MIN_VARIANCE)
 
 
-def low_res_background(filtered: np.ndarray, scale_px: float = 20.0) -> np.ndarray:
+def low_res_background(frame: np.ndarray, scale_px: float = 20.0) -> np.ndarray:
     """Background in ADU on a 1/8-resolution grid (float32), robust to sparse spots.
 
-    ``filtered`` is the matched-filtered frame (its kernel sums to one, so its local level is
-    the background): every 4th pixel (each already averages about 20 pixels, as many as a
-    4 x 4 block mean), a 5x5 median (20 px), area-averaged to 1/8, then smoothed with a
+    Area-averaged to 1/4, 5x5 median (20 px), area-averaged to 1/8, then smoothed with a
     Gaussian of ``scale_px`` full-resolution pixels (larger: less noise, smaller: follows
-    sharper background structure).
+    sharper background structure). (Every 4th pixel of the matched-filtered frame instead of
+    the 4x4 means costs 1.3 ms less per 2048 x 2048 frame, with the same bias and rms against
+    the true background, but lost 0.0014 F1 at SNR 2 on average over 8 benchmark frames.)
     """
-    h, w = filtered.shape
-    if min(h, w) >= 16:
-        quarter = np.ascontiguousarray(filtered[2::4, 2::4])
-    else:  # tiny frames: block means
-        quarter = cv2.resize(filtered, (max(1, w // 4), max(1, h // 4)),
-                             interpolation=cv2.INTER_AREA)
+    h, w = frame.shape
+    quarter = cv2.resize(frame, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
     if quarter.dtype not in (np.uint8, np.uint16):
         quarter = quarter.astype(np.float32)
     quarter = cv2.medianBlur(quarter, 5).astype(np.float32)
-    eighth = cv2.resize(quarter, _low_size(filtered.shape), interpolation=cv2.INTER_AREA)
+    eighth = cv2.resize(quarter, _low_size(frame.shape), interpolation=cv2.INTER_AREA)
     sigma = max(scale_px / BG_FACTOR, 0.3)
     k = 2 * int(np.ceil(3.0 * sigma)) + 1
     return cv2.GaussianBlur(eighth, (k, k), sigma, borderType=cv2.BORDER_REPLICATE)

@@ -74,18 +74,12 @@ def build_field(raw: np.ndarray, psf_sigma: float, cal: CameraCalibration | None
                 background_px: float = 20.0) -> Field:
     """Background, noise model, matched filter and empirical normalisation of a frame."""
     kernel = matched_kernel(psf_sigma)
-    integer = raw.dtype in (np.uint8, np.uint16)
-    filtered = detect.matched_filter(raw, kernel, integer)
-    bg_low = low_res_background(filtered, background_px)
+    bg_low = low_res_background(raw, background_px)
     noise = noise_model(raw, bg_low, cal)
     var_low = noise.variance(bg_low)
     sd_low = (np.sqrt(var_low) * kernel.norm).astype(np.float32)
-    if integer and float(sd_low.min()) < _INTEGER_FILTER_MIN_SD:  # rounding would show
-        filtered = detect.matched_filter(raw, kernel, False)
-        bg_low = low_res_background(filtered, background_px)
-        noise = noise_model(raw, bg_low, cal)
-        var_low = noise.variance(bg_low)
-        sd_low = (np.sqrt(var_low) * kernel.norm).astype(np.float32)
+    integer_ok = float(sd_low.min()) >= _INTEGER_FILTER_MIN_SD  # rounding would not show
+    filtered = detect.matched_filter(raw, kernel, integer_ok)
     if noise.slope > 0:  # Poisson: pixel skewness = slope / sd in ADU
         pixel_skew = noise.slope / np.sqrt(var_low)
     else:  # intensity-independent model (uncalibrated flat frame): measure it
