@@ -173,7 +173,7 @@ def print_localization(rows: list[Row]) -> None:
         print(f"{r.name:<36}" + "   ".join(cells))
 
 
-def print_speed(rows: list[Row], size: int) -> None:
+def print_speed(rows: list[Row], size: int, frame: SynthFrame) -> None:
     chip, nocal, tp = rows[0], rows[1], rows[2]
     ref = _reference_workload(size)
     print(f"\nSpeed, one thread, {size}x{size} uint16 (median over the held-out frames; "
@@ -185,6 +185,7 @@ def print_speed(rows: list[Row], size: int) -> None:
     ratio_nocal = np.median(tp.wall_ms) / np.median(nocal.wall_ms)
     print(f"  chipctl is {ratio:.0f}x faster than trackpy.locate in this run (wall clock; "
           f"{ratio_nocal:.0f}x without calibration)")
+    sections.stage_profile(frame.image, CountParams())
     print(f"  machine state: a 7x7 int16 Gaussian blur of the frame took {ref:.2f} ms "
           f"(about 2.8 ms on an idle core of this VM); load average "
           + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} CPUs")
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     sections.robustness(base, CAL, refs, rng)
     sections.undersampled(base, CAL, rng, lambda f: trackpy_detector(5, tune_trackpy(f, 5)))
     sections.streaming(base, CAL, rng, 60 if a.quick else 200)
-    print_speed(rows, size)
+    print_speed(rows, size, frames[4.0][1])
 
 
 if __name__ == "__main__":

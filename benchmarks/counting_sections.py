@@ -160,3 +160,37 @@ def streaming(base: SynthConfig, cal: CameraCalibration, rng: np.random.Generato
           f"fresh noise per frame): {pipe.counted_frames}/{n} frames counted, latency p50 "
           f"{p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms (frame interval {1e3 / fps:.0f} ms); "
           f"tracker count {tracker.count} of {base.n_spots}")
+
+
+STAGES = {  # stage of count_frame -> the functions whose cumulative time it is
+    "matched filter": ("detect.py", "matched_filter"),
+    "background + noise model": ("background.py", "low_res_background", "noise_model"),
+    "normalisation": ("field.py", "_empirical_normalisation"),
+    "extrema (maxima + minima)": ("detect.py", "extrema"),
+    "ML fit of accepted spots": ("fit.py", "fit_spots"),
+    "split candidates + pair fits": ("localize.py", "_split"),
+    "unexplained-light test": ("split.py", "unexplained_light"),
+    "crowding": ("crowding.py", "crowding"),
+}
+
+
+def stage_profile(image: np.ndarray, params: CountParams, repeats: int = 10) -> None:
+    """Where count_frame's CPU time goes, per stage (cProfile on the thread clock; the
+    profiler's own overhead inflates the Python-heavy stages)."""
+    import cProfile
+    import pstats
+
+    count_frame(image, params)
+    prof = cProfile.Profile(time.thread_time)
+    prof.enable()
+    for _ in range(repeats):
+        count_frame(image, params)
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    total = sum(v[3] for k, v in stats.items() if k[2] == "count_frame") / repeats * 1e3
+    parts = []
+    for name, (module, *funcs) in STAGES.items():
+        ms = sum(v[3] for k, v in stats.items() if k[0].endswith(module) and k[2] in funcs)
+        parts.append(f"{name} {ms / repeats * 1e3:.1f}")
+    print(f"  where the time goes (CPU ms per frame under cProfile, total {total:.1f}): "
+          + "; ".join(parts))
