@@ -73,12 +73,15 @@ def noise_model(
 
 def _block_variances(frame: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-block background level and pixel variance from horizontal pixel differences
-    (on every 8th row of a large frame, every 4th of a small one)."""
-    rows = frame[::8 if frame.shape[0] >= 1024 else 4].astype(np.float32)
-    if rows.shape[1] < 2:
+    (on every 8th row of a large frame, every 4th of a small one; blocks of 16 differences
+    along a row, so the area averaging has a whole ratio)."""
+    rows = frame[::8 if frame.shape[0] >= 1024 else 4]
+    width = (rows.shape[1] - 1) // 16 * 16
+    if width < 16:
         return background.ravel(), np.full(background.size, _MIN_VARIANCE)
-    diff2 = np.square(rows[:, 1:] - rows[:, :-1])
-    size = (max(1, background.shape[1] // 2), max(1, background.shape[0] // 2))  # 1/16 res
+    diff = cv2.absdiff(rows[:, 1:width + 1], rows[:, :width])
+    diff2 = cv2.multiply(diff, diff, dtype=cv2.CV_32F)
+    size = (width // 16, max(1, rows.shape[0] // 2))
     mean2 = cv2.resize(diff2, size, interpolation=cv2.INTER_AREA)
     level = cv2.resize(background, size, interpolation=cv2.INTER_AREA)
     n = max(1.0, diff2.size / mean2.size)
