@@ -52,6 +52,7 @@ def main() -> None:
         f"render {image.shape[1]}x{image.shape[0]} {image.dtype}, {truth['count']} vesicles "
         f"+ {len(truth['debris_xy'])} debris in view: median {statistics.median(times):.1f} "
         f"ms/frame (min {min(times):.1f}, max {max(times):.1f}) over {args.frames} frames"
+        f" (reference: 50 ms, the frame interval at 20 fps)"
     )
 
 

@@ -124,7 +124,7 @@ def captured() -> Iterator[io.StringIO]:
 
 def file_trials(kind: str, folder: Path, log: list[str], quick: bool) -> Counter[str]:
     """Validate every mutated protocol, or count every hostile image."""
-    from chipctl.cli import main
+    from chipctl.cli.main import main
     from chipctl.vision.count_cli import count_command
 
     counts: Counter[str] = Counter()

@@ -2,6 +2,6 @@
 
 import sys
 
-from chipctl.cli import main
+from chipctl.cli.main import main
 
 sys.exit(main())

@@ -2,6 +2,7 @@
 
 Any pyserial URL works: a port name (/dev/ttyUSB0, COM3), a pseudo-terminal path, or
 `socket://127.0.0.1:PORT` for the simulator. Raw traffic is logged on `drivers.wire` at DEBUG.
+What opens the port is given (`open_port`, pyserial's serial_for_url unless a test scripts one).
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ class SerialTransport:
         bytesize: int = serial.EIGHTBITS,
         parity: str = serial.PARITY_NONE,
         stopbits: float = serial.STOPBITS_ONE,
+        open_port: Callable[..., serial.SerialBase] = serial.serial_for_url,
     ) -> None:
         self.url = url
+        self._open_port = open_port
         self.name = name or url
         self.timeout = timeout
         self.lock = threading.RLock()
@@ -72,7 +75,7 @@ class SerialTransport:
             if self._port is not None:
                 return self
             try:
-                port = serial.serial_for_url(self.url, do_not_open=True, **self._settings)
+                port = self._open_port(self.url, do_not_open=True, **self._settings)
                 port.timeout = self.timeout
                 port.write_timeout = max(self.timeout, 1.0)
                 if hasattr(port, "exclusive") and not self.url.startswith(("socket:", "loop:")):

@@ -17,10 +17,10 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from chipctl.bench import Bench, load_bench
-from chipctl.session import BenchUnavailable, Engine
+from chipctl.config.bench import Bench, load_bench
+from chipctl.config.sourcefile import SourceError
+from chipctl.engine import BenchUnavailable, Engine
 from chipctl.simlaunch import simulated_bench_file
-from chipctl.sourcefile import SourceError
 
 EXIT_OK, EXIT_INVALID = 0, 2
 ORGANIZATION, APPLICATION = "chipctl", "chipctl-gui"
@@ -74,7 +74,7 @@ def _load(path: Path) -> Bench:
 def connect_engine(bench: Bench, runs_dir: str | None) -> Engine:
     """A connected engine, or StartupError naming what failed."""
     try:
-        engine = Engine(bench, Path(runs_dir) if runs_dir else None)
+        engine = Engine(bench, runs_dir=Path(runs_dir) if runs_dir else None)
     except (LookupError, ImportError, ValueError, OSError) as exc:
         raise StartupError(f"cannot build the bench {bench.name!r}: {exc}") from exc
     try:

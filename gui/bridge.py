@@ -21,7 +21,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from chipctl.events import RunEvents
+from chipctl.run.events import RunEvents
 from gui.frames import FrameSlot
 
 

@@ -3,7 +3,9 @@
 Qt-free on purpose: producers (the run's worker thread, the live camera loop) put frames into a
 `FrameSlot`; `FramePreparer` takes the newest on its own thread, bins it to screen size and
 counts it for the spot overlay; the live view pulls the newest prepared frame at display rate.
-A slow display skips frames instead of building a queue (the run counts every frame itself).
+A slow display skips frames instead of building a queue (the run counts every frame itself). A
+frame from a run arrives counted (chipctl.run.counting.CountedFrame): the overlay shows the
+run's own count of it; only frames from the live camera are counted here.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from chipctl.devices import Camera, Frame
+from chipctl.devices.interfaces import Camera, Frame
+from chipctl.run.counting import CountedFrame
+from chipctl.vision.factory import make_counter
+from chipctl.vision.model import CountParams
 
 ANY_CHANNEL = ""
 DISPLAY_MAX_SIDE = 1024  # frames are binned to this for the screen, off the Qt thread
@@ -110,13 +115,6 @@ class FrameSlot:
             self._latest.clear()
 
 
-def default_counter() -> Callable[[Any], Any]:
-    """chipctl's vesicle counter."""
-    from chipctl.vision import count_frame
-
-    return count_frame
-
-
 class FramePreparer:
     """Prepares the newest frame of the chosen channel for the screen on a worker thread:
     binned to screen size and, when `count_spots` is set, counted for the spot overlay."""
@@ -153,8 +151,10 @@ class FramePreparer:
                 self._result = shown
 
     def _count(self, frame: Frame) -> Any:
+        if isinstance(frame, CountedFrame):  # counted by the run: show the run's count
+            return frame.result
         try:
-            self._counter = self._counter or default_counter()
+            self._counter = self._counter or make_counter(CountParams())
             return self._counter(frame.image)
         except Exception as exc:  # noqa: BLE001 - shown to the operator
             self._on_error(f"spot overlay: {type(exc).__name__}: {exc}")

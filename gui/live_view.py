@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chipctl.devices import Frame
+from chipctl.devices.interfaces import Frame
 from gui.frames import ANY_CHANNEL, FramePreparer, FrameSlot, Shown, frame_channel
 
 DISPLAY_INTERVAL_MS = 40  # 25 Hz: above the 20 fps a camera streams at

@@ -22,8 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chipctl.engine import Engine
 from chipctl.protocol.model import Protocol
-from chipctl.session import make_counter
+from chipctl.vision.factory import make_counter
 from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
 from gui.counts_plot import CountsPlot
 from gui.dialogs import ask_parameters, error_box, prompt_box
@@ -38,20 +39,10 @@ from gui.run_session import RunSession
 from gui.scope_panels import CameraBox, IlluminatorBox, StageBox
 
 
-def _autofocus(rig: Any) -> Callable[[], float]:
-    """Autofocus with the camera on whatever light the operator has on."""
-    def run() -> float:
-        from chipctl.autofocus import autofocus
-
-        return float(autofocus(rig.first("camera"), rig.first("stage")).z_um)
-
-    return run
-
-
 class MainWindow(QMainWindow):
     """The bench operator's window onto one connected engine."""
 
-    def __init__(self, engine: Any, settings: QSettings,
+    def __init__(self, engine: Engine, settings: QSettings,
                  counter: Callable[[Any], Any] | None = None,
                  parameters: Callable[[Protocol], dict[str, str] | None] | None = None,
                  open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl) -> None:
@@ -78,12 +69,11 @@ class MainWindow(QMainWindow):
     def _build(self, counter: Callable[[Any], Any] | None,
                parameters: Callable[[Protocol], dict[str, str] | None],
                open_url: Callable[[QUrl], Any]) -> None:
-        rig = self.engine.rig
         self.docks: dict[str, QDockWidget] = {}
-        lights, cameras = rig.illuminators, rig.cameras
+        lights, cameras = self.engine.illuminators(), self.engine.cameras()
         channels = list(next(iter(lights.values())).channels) if lights else []
         pixel = float(next(iter(cameras.values())).pixel_size_um) if cameras else 0.0
-        counter = counter or make_counter(self.engine.bench)
+        counter = counter or make_counter(self.engine.count_params)
         self.live_view = LiveView(self.frames, channels, pixel, counter,
                                   lambda message: self.calls.report("live view", message))
         self.setCentralWidget(self.live_view)
@@ -92,7 +82,7 @@ class MainWindow(QMainWindow):
         self.counts_plot = CountsPlot()
         self.event_log = EventLog()
         self.history = RunHistory(Path(self.engine.runs_dir), self.calls.submit, open_url)
-        self.devices = self._device_panels(rig)
+        self.devices = self._device_panels()
         self._dock("Protocol", self.protocol_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Devices", self.devices, Qt.DockWidgetArea.RightDockWidgetArea)
         counts = self._dock("Counts", self.counts_plot, Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -106,16 +96,18 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Horizontal)
         self._toolbar()
 
-    def _device_panels(self, rig: Any) -> QTabWidget:
-        self.pumps_panel = PumpsPanel(rig.pumps, self.calls, lambda: self.session.active)
+    def _device_panels(self) -> QTabWidget:
+        engine = self.engine
+        self.pumps_panel = PumpsPanel(engine.pumps(), self.calls, lambda: self.session.active)
         scope = QWidget()
         layout = QVBoxLayout(scope)
-        self.light_boxes = [IlluminatorBox(n, d, self.calls) for n, d in rig.illuminators.items()]
-        self.stage_boxes = [StageBox(n, d, self.calls, dict(self.engine.bench.chip.zones),
-                                     _autofocus(rig)) for n, d in rig.stages.items()]
+        self.light_boxes = [IlluminatorBox(n, d, self.calls)
+                            for n, d in engine.illuminators().items()]
+        self.stage_boxes = [StageBox(n, d, self.calls, dict(engine.bench.chip.zones),
+                                     engine.autofocus) for n, d in engine.stages().items()]
         self.camera_boxes = [CameraBox(n, d, self.calls, self.frames,
                                        lambda message: self.calls.report("camera", message))
-                             for n, d in rig.cameras.items()]
+                             for n, d in engine.cameras().items()]
         for box in (*self.light_boxes, *self.stage_boxes, *self.camera_boxes):
             layout.addWidget(box)
         layout.addStretch(1)

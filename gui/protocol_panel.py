@@ -26,10 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chipctl.config.sourcefile import Problem, SourceError
 from chipctl.protocol import load_protocol
 from chipctl.protocol.model import Protocol
 from chipctl.protocol.validate import DryRun, check_protocol
-from chipctl.sourcefile import Problem, SourceError
 from gui.estop import guard
 
 STATE_COLOURS = {"running": "#1b7f3b", "paused": "#b36b00", "completed": "#1b7f3b",

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chipctl.devices import Pump
+from chipctl.devices.interfaces import SyringePump
 from gui.bridge import DeviceCalls
 
 POLL_MS = 1000
@@ -40,7 +40,7 @@ def _spin(maximum: float, value: float, suffix: str) -> QDoubleSpinBox:
 class PumpBox(QGroupBox):
     """One pump."""
 
-    def __init__(self, name: str, pump: Pump, calls: DeviceCalls,
+    def __init__(self, name: str, pump: SyringePump, calls: DeviceCalls,
                  parent: QWidget | None = None) -> None:
         reagent = getattr(pump.syringe, "reagent", "")
         super().__init__(f"{name}" + (f" ({reagent})" if reagent else ""), parent)
@@ -135,7 +135,7 @@ class PumpBox(QGroupBox):
 class PumpsPanel(QWidget):
     """Every pump of the bench, polled once a second while no run is in progress."""
 
-    def __init__(self, pumps: dict[str, Pump], calls: DeviceCalls,
+    def __init__(self, pumps: dict[str, SyringePump], calls: DeviceCalls,
                  run_active: Callable[[], bool], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.boxes = {name: PumpBox(name, pump, calls) for name, pump in pumps.items()}

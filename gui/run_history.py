@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chipctl.analysis.report import write_report as write
 from chipctl.runs import RunFolder, RunIndex, describe_interruption
 
 COLUMNS = ("run", "protocol", "sample", "status", "started", "reason")
@@ -32,8 +33,6 @@ Submit = Callable[[str, Callable[[], Any], Callable[[Any], None]], None]
 
 def write_report(folder: Path) -> Path:
     """The run's HTML report, written if it is not there yet."""
-    from chipctl.runs.report import write_report as write
-
     existing = folder / "report.html"
     return existing if existing.is_file() else write(RunFolder.open(folder))
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chipctl.devices import Camera, Illuminator, Stage
+from chipctl.devices.interfaces import Camera, Illuminator, Stage
 from gui.bridge import DeviceCalls
 from gui.frames import FrameSlot, LiveCamera
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication
 
-from chipctl.bench import load_bench
+from chipctl.config.bench import load_bench
+from chipctl.engine import Engine
 from chipctl.protocol.model import Protocol
-from chipctl.session import Engine
 from chipctl.simlaunch import SimulatedBench
 
 DEMO = """\
@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory() as tmp, SimulatedBench(speed=args.speed) as sim:
-        engine = Engine(load_bench(sim.bench_path), Path(tmp) / "runs", keep_frames="none")
+        engine = Engine(load_bench(sim.bench_path), runs_dir=Path(tmp) / "runs",
+                        keep_frames="none")
         engine.connect()
         window = MainWindow(engine, QSettings(str(Path(tmp) / "gui.ini"),
                                               QSettings.Format.IniFormat),

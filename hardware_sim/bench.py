@@ -4,7 +4,8 @@ bench file a controller loads to find them.
 Default bench: two New Era NE-1000 pumps on one RS-232 port (buffer at address 0, sample at
 address 1), a Harvard Pump 11 Elite with the detection-antibody cocktail, a CoolLED pE-300
 (AF488 / AF555 / AF647), a Prior ProScan III stage with focus, and a simulated sCMOS camera
-over a four-zone chip (anti-CD9, anti-CD63, anti-CD81, isotype control).
+over a four-zone chip (anti-CD9, anti-CD63, anti-CD81, isotype control), and a VICI
+Cheminert selector valve (10 ports) on a universal actuator.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class SimBench:
         from hardware_sim.harvard import HarvardChain
         from hardware_sim.newera import NewEraChain
         from hardware_sim.prior import PriorEmulator
+        from hardware_sim.vici import add_to_bench
 
         url = self._serve("newera", NewEraChain(self.world, PUMP_CHAIN))
         for pump in PUMP_CHAIN:
@@ -98,6 +100,7 @@ class SimBench:
                                    illuminator="led")
         url = self._serve("camera", camera)
         self._add("camera", "camera", _camera_entry(url, optics))
+        self._add("valve", "valve", add_to_bench(self.world, self._serve, "valve"))
 
     def endpoint_of(self, device: str) -> TcpEndpoint | PtyEndpoint | None:
         """The wire a device is served on."""

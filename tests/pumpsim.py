@@ -7,7 +7,11 @@ import time
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from chipctl.devices import Pump
+from chipctl.config.bench import Bench
+from chipctl.config.devices import device_settings
+from chipctl.devices.interfaces import SyringePump
+from chipctl.devices.registry import build_rig
+from chipctl.devices.rig import Rig
 from drivers.transport import SerialTransport
 from hardware_sim.clock import VirtualClock
 from hardware_sim.harvard import HarvardChain
@@ -32,17 +36,30 @@ def ne_spec(name: str = "sample", address: int = 0, **extra: Any) -> dict[str, A
     return spec
 
 
-def settings(address: int = 0, contents: str = "0.5 mL", **extra: object) -> dict:
-    """Bench-file settings of a pump at `address`: a 1 mL syringe (4.699 mm) of sample."""
-    return {
-        "address": address,
-        "syringe": {"inner_diameter": "4.699 mm", "volume": "1 mL", "contents": contents},
-        "reagent": "sample",
-        **extra,
-    }
+def settings(address: int = 0, contents: str = "0.5 mL", driver: str = "newera",
+             **extra: object) -> Any:
+    """The bench-file entry of a pump at `address`: a 1 mL syringe (4.699 mm) of sample."""
+    syringe = {"inner_diameter": "4.699 mm", "volume": "1 mL", "contents": contents}
+    return device_settings(driver, address=address, syringe=syringe, reagent="sample", **extra)
 
 
-def wait_stopped(pump: Pump, limit_s: float = 5.0) -> None:
+def ha_settings(address: int = 0, contents: str = "0.5 mL", **extra: object) -> Any:
+    """settings() of a Harvard pump."""
+    return settings(address, contents, "harvard", **extra)
+
+
+def chain_rig(transport: SerialTransport, driver: str = "newera",
+              **addresses: int) -> Rig:
+    """A rig of pumps (name=address) on one served chain, built as a bench file's would be."""
+    syringe = {"inner_diameter": "4.699 mm", "volume": "1 mL", "contents": "0.5 mL"}
+    devices = {name: {"driver": driver, "url": transport.url, "address": address,
+                      "reagent": "sample", "syringe": syringe}
+               for name, address in addresses.items()}
+    return build_rig(Bench.model_validate({"devices": devices}), transports={
+        transport.url: transport})
+
+
+def wait_stopped(pump: SyringePump, limit_s: float = 5.0) -> None:
     """Wait (at most `limit_s`) until the pump reports it has stopped."""
     deadline = time.monotonic() + limit_s
     while pump.is_running():
@@ -53,11 +70,12 @@ def wait_stopped(pump: Pump, limit_s: float = 5.0) -> None:
 @contextlib.contextmanager
 def _served(world: World, chain: ChainT, wire: str, link: str | None, name: str,
             baudrate: int, timeout: float) -> Iterator[tuple[World, ChainT, SerialTransport]]:
-    """`chain` served on TCP or a pty and an (unopened) transport to it; on a normal exit,
-    asserts that the test left no pump running; pumps are stopped anyway."""
+    """`chain` served on TCP or a pty and a transport to it, opened as the rig would; on a
+    normal exit, asserts that the test left no pump running; pumps are stopped anyway."""
     endpoint = chain.serve_tcp() if wire == "tcp" else chain.serve_pty(link)
     transport = SerialTransport(endpoint.url, name=name, baudrate=baudrate, timeout=timeout)
     try:
+        transport.open()
         yield world, chain, transport
         assert_all_stopped(world)
     finally:
@@ -74,7 +92,7 @@ def newera_bench(
     timeout: float = 0.3,
     link: str | None = None,
 ) -> Iterator[tuple[World, NewEraChain, SerialTransport]]:
-    """A world with an NE chain served on TCP or a pty, and an (unopened) transport to it.
+    """A world with an NE chain served on TCP or a pty, and an open transport to it.
 
     On a normal exit it asserts that the test left no pump running; pumps are stopped anyway.
     """

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from chipctl.events import RunEvents
+from chipctl.run.events import RunEvents
 from chipctl.runs import RunRecorder
 from tests.runs_synth import SyntheticRun, write_inputs
 

@@ -1,6 +1,6 @@
 """A synthetic run for the run-store tests: a bench file, a tetraspanin-panel protocol, and the
 events an executor would publish (frames, counts, pump records), generated from a known sample
-concentration with the capture model of chipctl.runs.capture."""
+concentration with the capture model of chipctl.analysis.capture."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from chipctl.bench import Bench, load_bench
-from chipctl.devices import Frame
-from chipctl.events import RunEvents, record
+from chipctl.analysis.capture import field_profile, transport_fraction
+from chipctl.config.bench import Bench, load_bench
+from chipctl.devices.interfaces import Frame
 from chipctl.protocol import load_protocol
 from chipctl.protocol.model import Protocol
-from chipctl.runs.capture import field_profile, transport_fraction
+from chipctl.run.events import RunEvents, record
 
 BENCH = """\
 name: synthetic bench

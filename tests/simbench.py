@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from chipctl.bench import load_bench
-from chipctl.session import Engine
+from chipctl.config.bench import load_bench
+from chipctl.engine import Engine
 from hardware_sim.bench import SimBench
 from hardware_sim.control import request
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from wire import expected_protocol
 
-from chipctl.bench import load_bench
-from chipctl.sourcefile import SourceError
+from chipctl.config.bench import load_bench
+from chipctl.config.devices import DRIVER_SETTINGS
+from chipctl.config.sourcefile import SourceError
+from chipctl.devices.registry import DRIVERS
+from chipctl.protocol import parse_protocol
+from chipctl.protocol.validate import check_protocol
+from chipctl.runs.syringes import SyringeLedger
 
 GOOD = """\
 name: two pumps
@@ -42,7 +48,9 @@ def problems_of(path: Path) -> str:
 
 def test_good_bench_loads_with_settings_and_units(tmp_path: Path) -> None:
     bench = load_bench(write(tmp_path, GOOD))
-    assert bench.devices["sample_pump"].settings["address"] == 1
+    pump = bench.pumps["sample_pump"]
+    assert pump.address == 1 and pump.baudrate == 19200  # the New Era default
+    assert pump.syringe.inner_diameter_mm == 4.699 and pump.syringe.volume_ul == 1000.0
     assert bench.devices["sample_pump"].kind == "pump"
     assert bench.chip.pressure_limit_kpa == 100.0
     assert bench.chip.channel.width_um == 1000.0
@@ -96,3 +104,42 @@ def test_empty_binary_or_non_mapping_files_are_refused(tmp_path: Path, content: 
 
 def test_missing_file(tmp_path: Path) -> None:
     assert "cannot read bench file" in problems_of(tmp_path / "nope.yaml")
+
+
+def test_a_device_setting_is_typed_ranged_and_named_by_line(tmp_path: Path) -> None:
+    text = GOOD.replace("    address: 1\n", "    address: 120\n    colour: red\n")
+    text = text.replace("pixel_size_um: 0.65", "pixel_size_um: 0.65 uL")
+    message = problems_of(write(tmp_path, text))
+    assert ":7: devices.sample_pump.address: Input should be less than or equal to 99" in message
+    assert ":8: devices.sample_pump.colour: unknown field 'colour'" in message
+    assert ":10: devices.camera.pixel_size_um: '0.65 uL' is not a length" in message
+
+
+def test_contents_above_the_syringe_volume_are_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("volume: 1 mL}", "volume: 1 mL, contents: 2 mL}")
+    message = problems_of(write(tmp_path, text))
+    assert (":8: devices.sample_pump.syringe: contents 2000 uL exceed the syringe's 1000 uL"
+            in message)
+
+
+def test_the_syringe_contents_default_is_the_same_wherever_it_is_read(tmp_path: Path) -> None:
+    """GOOD's syringe states no contents: full, for validation, the run record and the pump."""
+    bench = load_bench(write(tmp_path, GOOD))
+    assert bench.pumps["sample_pump"].syringe.contents_ul == 1000.0
+    protocol = parse_protocol("name: p\nsteps:\n  - sample: {pump: sample_pump, rate: 10 uL/min,"
+                              " volume: 1000 uL}\n", "p.yaml")
+    problems, plan = check_protocol(protocol, bench)
+    assert problems == [] and plan.volume_by_pump_ul == {"sample_pump": 1000.0}  # not dry
+    assert SyringeLedger.from_bench(bench).snapshot()["sample_pump"]["contents_ul"] == 1000.0
+    with expected_protocol([]) as transport:
+        pump = DRIVERS["newera"].factory("sample_pump", bench.pumps["sample_pump"], transport)
+        assert pump.syringe.contents_ul == 1000.0
+
+
+def test_every_driver_a_bench_may_name_has_one_registry_entry() -> None:
+    assert set(DRIVERS) == set(DRIVER_SETTINGS)
+    for name, driver in DRIVERS.items():
+        assert driver.settings is DRIVER_SETTINGS[name]
+        assert driver.kind in ("pump", "illuminator", "stage", "camera", "valve")
+    assert {n: d.baudrate for n, d in DRIVERS.items() if d.kind != "camera"} == {
+        "newera": 19200, "harvard": 115200, "coolled": 57600, "prior": 9600, "vici": 9600}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chipctl.cli import main
+from chipctl.cli.main import main
 
 DATA = Path(__file__).parent / "data"
 BROKEN = DATA / "broken_protocols"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import chipctl
-from chipctl.cli import main
+from chipctl.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -34,7 +34,7 @@ CHILD = textwrap.dedent(
     from PySide6.QtGui import QImage, QPainter, QPainterPath
     from PySide6.QtWidgets import QApplication
 
-    from chipctl.devices import Frame
+    from chipctl.devices.interfaces import Frame
     from gui.counts_plot import CountsPlot
     from gui.frames import FrameSlot
     from gui.live_view import LiveView

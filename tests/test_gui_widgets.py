@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from guifakes import FakeEngine, spots_image
+from fakes import fake_engine, spots_image
 from PySide6.QtCore import QSettings, Qt, QUrl
 
-from chipctl.devices import Frame
-from chipctl.events import RunEvents
+from chipctl.devices.interfaces import Frame
 from chipctl.protocol import parse_protocol
+from chipctl.run.events import RunEvents
 from chipctl.vision import count_frame
 from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
 from gui.counts_plot import Series
@@ -51,7 +51,7 @@ steps:
 
 @pytest.fixture
 def window(qtbot: Any, tmp_path: Path) -> MainWindow:
-    engine = FakeEngine(tmp_path / "runs")
+    engine = fake_engine(tmp_path / "runs")
     engine.connect()
     opened: list[QUrl] = []
     win = MainWindow(engine, QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat),
@@ -220,13 +220,13 @@ def test_live_view_marks_spots_of_the_shown_frame(window: MainWindow, qtbot: Any
 def test_window_remembers_layout_and_protocol(qtbot: Any, tmp_path: Path) -> None:
     path = write(tmp_path, "good.yaml", GOOD)
     ini = str(tmp_path / "gui.ini")
-    first = MainWindow(FakeEngine(tmp_path / "runs"), QSettings(ini, QSettings.Format.IniFormat))
+    first = MainWindow(fake_engine(tmp_path / "runs"), QSettings(ini, QSettings.Format.IniFormat))
     qtbot.addWidget(first)
     first.protocol_panel.open_file(path)
     first.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, first.docks["Counts"])
     first.docks["Event log"].hide()
     first.close()
-    second = MainWindow(FakeEngine(tmp_path / "runs"), QSettings(ini, QSettings.Format.IniFormat))
+    second = MainWindow(fake_engine(tmp_path / "runs"), QSettings(ini, QSettings.Format.IniFormat))
     qtbot.addWidget(second)
     assert second.protocol_panel.protocol is not None
     assert second.protocol_panel.protocol.source == path
@@ -236,7 +236,7 @@ def test_window_remembers_layout_and_protocol(qtbot: Any, tmp_path: Path) -> Non
 
 
 def test_emergency_stop_key_stops_fake_pumps(window: MainWindow, qtbot: Any) -> None:
-    pumps = window.engine.rig.pumps
+    pumps = window.engine.pumps()
     for pump in pumps.values():
         pump.infuse(10.0)
     qtbot.keyClick(window, Qt.Key.Key_F12)
@@ -275,7 +275,7 @@ def test_a_run_cut_off_by_a_crash_is_reported_at_start(qtbot: Any, tmp_path: Pat
     (folder / "events.jsonl").write_text(json.dumps(
         {"event": "pump_start", "pump": "sample_pump", "direction": "infuse",
          "rate_ul_min": 5, "volume_ul": 25}) + "\n")
-    win = MainWindow(FakeEngine(tmp_path / "runs"),
+    win = MainWindow(fake_engine(tmp_path / "runs"),
                      QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(win)
     assert win.error_dialog is not None and "interrupted" in win.error_dialog.text()
@@ -317,7 +317,7 @@ def test_f12_stops_everything_even_from_a_dialog(window: MainWindow, qtbot: Any)
     window.show_error("A device failed", "stage: StageFault: limit")
     dialog = window.error_dialog
     assert dialog is not None and dialog.isVisible()
-    pumps = window.engine.rig.pumps
+    pumps = window.engine.pumps()
     pumps["sample_pump"].infuse(5.0)
     window.light_boxes[0].light.light("AF647", 50)
     window.light_boxes[0].refresh()

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from chipctl.bench import load_bench
-from chipctl.protocol import (
+from chipctl.config.bench import load_bench
+from chipctl.config.sourcefile import SourceError
+from chipctl.protocol import parse_protocol
+from chipctl.protocol.model import (
     Flow,
     Image,
     Monitor,
@@ -18,11 +20,9 @@ from chipctl.protocol import (
     Prompt,
     Repeat,
     Wait,
-    parse_protocol,
 )
 from chipctl.protocol.script import load_any, load_script
 from chipctl.protocol.validate import check_protocol
-from chipctl.sourcefile import SourceError
 
 DATA = Path(__file__).parent / "data"
 

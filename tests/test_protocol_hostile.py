@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from chipctl.cli import main
+from chipctl.cli.main import main
+from chipctl.config.sourcefile import MAX_BYTES, SourceError, clean_text, parse_yaml
+from chipctl.config.units import UnitError, to_unit
 from chipctl.protocol.loader import parse_protocol
-from chipctl.sourcefile import MAX_BYTES, SourceError, clean_text, parse_yaml
-from chipctl.units import UnitError, to_unit
 
 BENCH = str(Path(__file__).parent / "data" / "bench_offline.yaml")
 HEAD = "name: hostile\nsteps:\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from simbench import lights_on, pumps_running, simulated_bench, status
 
-from chipctl.cli import main
+from chipctl.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = sorted([*ROOT.glob("protocols/*.yaml"), *ROOT.glob("protocols/*.py")])

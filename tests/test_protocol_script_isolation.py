@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from chipctl.cli import main
+from chipctl.cli.main import main
+from chipctl.config.sourcefile import SourceError
 from chipctl.protocol import validate
 from chipctl.protocol.sandbox import run_script
 from chipctl.protocol.script import load_script
-from chipctl.sourcefile import SourceError
 
 BENCH = str(Path(__file__).parent / "data" / "bench_offline.yaml")
 TAIL = '''

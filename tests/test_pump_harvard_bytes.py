@@ -7,11 +7,13 @@ Expected bytes are written from the Pump 11 Elite manual's RS-232 reference
 from __future__ import annotations
 
 import pytest
-from expected import expected_protocol
+from wire import expected_protocol, twice
 
-from chipctl.pumps import harvard_rate, make_harvard
+from chipctl.config.devices import device_settings
+from chipctl.devices.pumps import make_harvard
 from drivers import errors
 from drivers.harvard import HarvardPump, format_quantity, parse_quantity
+from drivers.pump_units import harvard_rate
 
 IDLE = b"\n:\x11"  # prompt, then XON in polling mode
 
@@ -26,10 +28,6 @@ def thrice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
     """A status poll: its reply is a few bytes, so three in a row must agree."""
     return [(sent, reply)] * 3
 
-
-def twice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
-    """A query: read until two replies in a row agree (the link has no checksum)."""
-    return [(sent, reply), (sent, reply)]
 
 
 def line(text: str, prompt: str = ":") -> bytes:
@@ -281,7 +279,7 @@ def test_adapter_exchanges() -> None:
         *twice(b"2@wvolume\r", at("1.5000 ul")),
     ]
     with expected_protocol(pairs) as t:
-        p = make_harvard("buffer", settings, t)
+        p = make_harvard("buffer", device_settings("harvard", **settings), t)
         p.connect()
         assert p.version == "PHD ULTRA 3.0.5"
         p.infuse(50.0, 100.0)

@@ -9,10 +9,18 @@ from pathlib import Path
 
 import pytest
 import serial
-from pumpsim import LowestRng, harvard_bench, ne_spec, running_pumps, settings, wait_stopped
+from pumpsim import (
+    LowestRng,
+    chain_rig,
+    ha_settings,
+    harvard_bench,
+    ne_spec,
+    running_pumps,
+    wait_stopped,
+)
 
-from chipctl.devices import Pump
-from chipctl.pumps import make_harvard
+from chipctl.devices.interfaces import SyringePump
+from chipctl.devices.pumps import make_harvard
 from drivers import errors
 
 
@@ -20,9 +28,9 @@ from drivers import errors
 def test_infuse_withdraw_and_daisy_chain(wire: str) -> None:
     specs = [ne_spec("sample", 0), ne_spec("buffer", 3)]
     with harvard_bench(*specs, wire=wire) as (world, _chain, transport):
-        a = make_harvard("sample", settings(0), transport)
-        b = make_harvard("buffer", settings(3), transport)
-        assert isinstance(a, Pump)
+        a = make_harvard("sample", ha_settings(0), transport)
+        b = make_harvard("buffer", ha_settings(3), transport)
+        assert isinstance(a, SyringePump)
         a.connect()
         b.connect()
         a.infuse(300.0, 30.0)
@@ -112,7 +120,7 @@ def test_manual_conversation() -> None:
 
 def test_stall_raises_and_stop_rearms() -> None:
     with harvard_bench() as (world, _chain, transport):
-        pump = make_harvard("sample", settings(), transport)
+        pump = make_harvard("sample", ha_settings(), transport)
         pump.connect()
         pump.infuse(60.0, 100.0)
         time.sleep(0.1)
@@ -131,7 +139,7 @@ def test_stall_raises_and_stop_rearms() -> None:
 
 def test_empty_syringe_stalls() -> None:
     with harvard_bench(ne_spec("sample", contents_ul=20.0)) as (_world, _chain, transport):
-        pump = make_harvard("sample", settings(), transport)
+        pump = make_harvard("sample", ha_settings(), transport)
         pump.connect()
         pump.infuse(600.0, 100.0)
         with pytest.raises(errors.PumpStalled):
@@ -144,7 +152,7 @@ def test_empty_syringe_stalls() -> None:
 
 def test_power_cycle_mid_run_raises_reset_and_recovers() -> None:
     with harvard_bench() as (world, chain, transport):
-        pump = make_harvard("sample", settings(), transport)
+        pump = make_harvard("sample", ha_settings(), transport)
         pump.connect()
         pump.infuse(60.0, 200.0)
         time.sleep(0.1)
@@ -162,7 +170,7 @@ def test_power_cycle_mid_run_raises_reset_and_recovers() -> None:
 
 def test_link_faults() -> None:
     with harvard_bench() as (_world, chain, transport):
-        pump = make_harvard("sample", settings(), transport)
+        pump = make_harvard("sample", ha_settings(), transport)
         pump.connect()
         chain.inject("drop_reply", 1)
         assert pump.driver.diameter() == 4.699  # retried
@@ -186,8 +194,9 @@ def test_link_faults() -> None:
 def test_unplug_and_replug(wire: str, tmp_path: Path) -> None:
     link = str(tmp_path / "elite11") if wire == "pty" else None
     with harvard_bench(wire=wire, link=link) as (world, chain, transport):
-        pump = make_harvard("sample", settings(), transport)
-        pump.connect()
+        rig = chain_rig(transport, "harvard", sample=0)
+        pump = rig.pumps["sample"]
+        rig.connect()
         pump.infuse(60.0, 100.0)
         chain.inject("unplug")
         time.sleep(0.1)
@@ -195,15 +204,15 @@ def test_unplug_and_replug(wire: str, tmp_path: Path) -> None:
             pump.is_running()
         chain.faults.clear()
         time.sleep(0.1)
-        pump.connect()
+        rig.reconnect("sample")
         pump.stop()
         assert running_pumps(world) == []
-        pump.close()
+        rig.close()
 
 
 def test_panel_stop_interrupts_the_run() -> None:
     with harvard_bench() as (_world, _chain, transport):
-        pump = make_harvard("sample", settings(), transport)
+        pump = make_harvard("sample", ha_settings(), transport)
         pump.connect()
         pump.infuse(60.0)
         pump.driver.stop()  # stopped behind the adapter's back (the touch screen)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import binascii
 
 import pytest
-from expected import expected_protocol
+from wire import expected_protocol, twice
 
-from chipctl.pumps import make_newera, newera_rate
+from chipctl.config.devices import device_settings
+from chipctl.devices.pumps import make_newera
 from drivers import errors
 from drivers.newera import NewEraPump, emergency_stop_all, format_number
+from drivers.pump_units import newera_rate
 
 OK = b"\x0200S\x03"
 
@@ -60,10 +62,6 @@ def thrice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
     """A status poll: its reply is a few bytes, so three in a row must agree."""
     return [(sent, reply)] * 3
 
-
-def twice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
-    """A Basic-mode query: read until two replies in a row agree."""
-    return [(sent, reply), (sent, reply)]
 
 
 def test_settings_are_read_back_and_queries_confirmed() -> None:
@@ -362,7 +360,7 @@ def test_adapter_connect_and_infuse_exchanges() -> None:
         "reagent": "sample",
     }
     with expected_protocol(pairs) as t:
-        p = make_newera("sample", settings, t)
+        p = make_newera("sample", device_settings("newera", **settings), t)
         p.connect()
         p.infuse(10, 50)
         assert p.is_running()
@@ -383,7 +381,7 @@ def test_factory_reads_the_bench_entry_and_refuses_impossible_runs() -> None:
         "safe_mode": "5 s",
     }
     with expected_protocol([]) as t:
-        p = make_newera("buffer", entry, t)
+        p = make_newera("buffer", device_settings("newera", **entry), t)
         assert (p.driver.address, p.safe_mode_s) == (3, 5)
         assert (p.syringe.inner_diameter_mm, p.syringe.volume_ul) == (14.57, 10000.0)
         assert (p.syringe.contents_ul, p.syringe.reagent) == (2500.0, "buffer")
@@ -399,7 +397,7 @@ def test_factory_reads_the_bench_entry_and_refuses_impossible_runs() -> None:
 
 def test_tiny_volume_is_refused_not_rounded_to_continuous() -> None:
     with expected_protocol([]) as t:
-        p = make_newera("sample", {"syringe": {"contents": "0.5 mL"}}, t)
+        p = make_newera("sample", device_settings("newera", syringe={"contents": "0.5 mL"}), t)
         with pytest.raises(errors.OutOfRange):
             p.infuse(1.0, 0.0004)
 

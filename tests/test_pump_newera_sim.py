@@ -5,21 +5,20 @@ from __future__ import annotations
 import pytest
 from pumpsim import ne_spec, newera_bench, wait_stopped
 
-from chipctl.devices import Pump
-from chipctl.pumps import make_newera
+from chipctl.config.devices import device_settings
+from chipctl.devices.interfaces import SyringePump
+from chipctl.devices.pumps import make_newera
 
-SETTINGS = {
-    "address": 0,
-    "syringe": {"inner_diameter": "4.699 mm", "volume": "1 mL", "contents": "0.5 mL"},
-    "reagent": "sample",
-}
+SETTINGS = device_settings(
+    "newera", address=0, reagent="sample",
+    syringe={"inner_diameter": "4.699 mm", "volume": "1 mL", "contents": "0.5 mL"})
 
 
 @pytest.mark.parametrize("wire", ["tcp", "pty"])
 def test_infuse_volume_reads_back_dispensed(wire: str) -> None:
     with newera_bench(ne_spec("sample"), wire=wire) as (world, _chain, transport):
         pump = make_newera("sample", SETTINGS, transport)
-        assert isinstance(pump, Pump)
+        assert isinstance(pump, SyringePump)
         pump.connect()
         try:
             pump.infuse(120.0, 50.0)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from chipctl.cli import main
-from chipctl.clock import RunClock
-from chipctl.events import RunEvents
-from chipctl.session import TerminalProgress
+from chipctl.cli.main import main
+from chipctl.cli.progress import Outcome, TerminalProgress
+from chipctl.run.clock import RunClock
+from chipctl.run.events import RunEvents
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE_BENCH = str(ROOT / "tests" / "data" / "bench_offline.yaml")
@@ -63,7 +63,6 @@ def test_progress_shows_step_elapsed_remaining_and_live_counts() -> None:
 @pytest.mark.parametrize(("n", "phrase"), [(0, "0 frames counted"), (1, "1 frame counted"),
                                            (2, "2 frames counted")])
 def test_outcome_summary_counts_frames_in_words(n: int, phrase: str) -> None:
-    from chipctl.session import Outcome
 
     rows = [{"zone": "CD63", "channel": "AF555", "field": i, "count": 10 + i} for i in range(n)]
     text = Outcome("completed", "all steps done", Path("/runs/r1"), rows).summary()

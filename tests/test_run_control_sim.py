@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from simbench import fault, lights_on, pumps_running, sim_engine, status
 
-from chipctl.events import RunEvents, RunState
 from chipctl.protocol import parse_protocol
+from chipctl.run.events import RunEvents, RunState
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -113,7 +113,7 @@ steps:
 
 def test_emergency_stop_during_imaging_turns_the_light_off(tmp_path: Path) -> None:
     with sim_engine(tmp_path, speed=200) as (engine, bench):
-        engine.rig.first("illuminator").light("AF647", 50)
+        engine.illuminators()["led"].light("AF647", 50)
         assert lights_on(status(bench)) != []
         engine.emergency_stop()  # no run: the engine still halts everything
         assert lights_on(status(bench)) == []

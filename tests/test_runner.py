@@ -7,9 +7,9 @@ import threading
 import time
 
 import pytest
-from fakerig import make_runner
+from fakes import make_runner
 
-from chipctl.events import RunState
+from chipctl.run.events import RunState
 
 pytestmark = pytest.mark.timeout(30)
 

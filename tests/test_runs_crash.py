@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chipctl.cli import main
+from chipctl.cli.main import main
 from chipctl.runs import RunFolder, RunIndex, read_frame
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,11 +1,11 @@
-"""Image QC helpers: drift from spot positions, colocalization pairing, focus metric."""
+"""Image QC helpers: drift from spot positions, colocalization pairing, capture rate fits."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from chipctl.runs.imagery import drift_px, focus_metric, pair_fraction
+from chipctl.analysis.imagery import drift_px, pair_fraction
 
 
 def test_drift_is_found_from_spots_that_stay_while_new_ones_arrive() -> None:
@@ -29,19 +29,8 @@ def test_pairing_counts_points_with_a_partner_within_the_radius() -> None:
     assert pair_fraction(a, np.empty((0, 2))) == 0
 
 
-def test_focus_metric_prefers_the_sharp_image() -> None:
-    rng = np.random.default_rng(0)
-    sharp = np.full((64, 64), 100.0)
-    sharp[rng.integers(2, 62, 40), rng.integers(2, 62, 40)] = 1000.0
-    blurred = sharp.copy()
-    for _ in range(4):
-        blurred = (blurred + np.roll(blurred, 1, 0) + np.roll(blurred, 1, 1)
-                   + np.roll(blurred, -1, 0) + np.roll(blurred, -1, 1)) / 5
-    assert focus_metric(sharp) > 5 * focus_metric(blurred)
-
-
 def test_capture_rate_is_fitted_per_step() -> None:
-    from chipctl.runs.analysis import Geometry, kinetics
+    from chipctl.analysis.counts import Geometry, kinetics
 
     rng = np.random.default_rng(5)
     rows = []

@@ -13,9 +13,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from chipctl.cli import main
+from chipctl.analysis.report import write_report
+from chipctl.cli.main import main
 from chipctl.runs import RunFolder
-from chipctl.runs.report import write_report
 from tests.runs_synth import FRAME_PX, MARKERS, PIXEL_UM
 from tests.test_runs_store import record_run
 

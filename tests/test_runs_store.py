@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 import tifffile
 
-from chipctl.devices import Frame
-from chipctl.events import RunEvents
+from chipctl.devices.interfaces import Frame
+from chipctl.run.events import RunEvents
 from chipctl.runs import KeepPolicy, RunFolder, RunRecorder, read_frame
 from chipctl.runs.folder import read_counts, read_events
 from tests.runs_synth import FRAME_PX, SyntheticRun, write_inputs
 
 
-class FakePump:
+class ReportingPump:
+    """Just what device_versions reads of a pump."""
+
     firmware = "NE1000V3.928"
     model = "NE-1000"
 
@@ -29,7 +31,7 @@ def record_run(tmp_path: Path, keep: str = "all",
     events = RunEvents()
     recorder = RunRecorder(tmp_path / "runs", protocol, bench,
                            {"operator": "ana", "sample": "MSC-EV 3", **params},
-                           devices={"sample_pump": FakePump(), "camera": object()},
+                           devices={"sample_pump": ReportingPump(), "camera": object()},
                            keep_frames=keep)
     recorder.attach(events)
     run = SyntheticRun(events, bench)

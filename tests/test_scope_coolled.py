@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from scope_support import ManualClock, assert_all_sent, scripted, served
+from scope_support import ManualClock, served
+from wire import expected_protocol, twice
 
-from chipctl.devices import Illuminator
-from chipctl.microscope import make_coolled
+from chipctl.config.devices import device_settings
+from chipctl.devices.illuminator import make_coolled
+from chipctl.devices.interfaces import Illuminator
 from drivers.coolled import ChannelState, CoolLed, format_css, parse_css
 from drivers.errors import (
     CommandRejected,
@@ -35,13 +37,9 @@ def test_css_parse_and_format_round_trip() -> None:
         parse_css("CSSASN05")
 
 
-def twice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
-    """A query: read until two replies in a row agree (the link has no checksum)."""
-    return [(sent, reply), (sent, reply)]
-
 
 def test_driver_bytes_for_every_command() -> None:
-    transport, port = scripted(
+    with expected_protocol(
         [
             *twice(b"XMODEL\r", b"XMODEL pE-300\r\n"),
             *twice(b"CSS?\r", OFF3),
@@ -58,72 +56,66 @@ def test_driver_bytes_for_every_command() -> None:
             (b"CSS?\r", b"CSSASF050BXF075CXF000\r\n"),
             (b"XVER\r", b"XVER A=1\r\nXVER B=2\r\nXVER C=3\r\nXVER D=4\r\n"),
         ],
-        initial=GREETING,
-    )
-    led = CoolLed(transport)
-    assert led.connect() == "pE-300"
-    assert led.channels == ("A", "B", "C")
-    state = led.set_state(
-        {
-            "A": ChannelState(True, True, 50),
-            "B": ChannelState(False, False, 0),
-            "C": ChannelState(False, False, 0),
-        }
-    )
-    assert state["A"].emitting
-    led.select("B")
-    led.set_intensity("B", 75)
-    led.on()
-    led.off()
-    led.deselect("B")
-    assert led.versions() == ["XVER A=1", "XVER B=2", "XVER C=3", "XVER D=4"]
-    assert_all_sent(port)
+        initial=GREETING, timeout=0.2) as transport:
+        led = CoolLed(transport)
+        assert led.connect() == "pE-300"
+        assert led.channels == ("A", "B", "C")
+        state = led.set_state(
+            {
+                "A": ChannelState(True, True, 50),
+                "B": ChannelState(False, False, 0),
+                "C": ChannelState(False, False, 0),
+            }
+        )
+        assert state["A"].emitting
+        led.select("B")
+        led.set_intensity("B", 75)
+        led.on()
+        led.off()
+        led.deselect("B")
+        assert led.versions() == ["XVER A=1", "XVER B=2", "XVER C=3", "XVER D=4"]
 
 
 def test_pe4000_lams_and_five_version_lines() -> None:
-    transport, port = scripted(
+    with expected_protocol(
         [
             *twice(b"XMODEL\r", b"XMODEL pE-4000\r\n"),
             *twice(b"CSS?\r", b"CSSAXF000BXF000CXF000DXF000\r\n"),
             *twice(b"LAMS\r", b"LAM:A:470\r\nLAM:B:550\r\nLAM:C:635\r\nLAM:D:740\r\n"),
             (b"XVER\r", b"XVER 1\r\nXVER 2\r\nXVER 3\r\nXVER 4\r\nXVER 5\r\n"),
-        ]
-    )
-    led = CoolLed(transport)
-    led.connect()
-    assert led.channels == ("A", "B", "C", "D")
-    assert led.wavelengths() == {"A": 470, "B": 550, "C": 635, "D": 740}
-    assert len(led.versions()) == 5
-    assert_all_sent(port)
+        ], timeout=0.2) as transport:
+        led = CoolLed(transport)
+        led.connect()
+        assert led.channels == ("A", "B", "C", "D")
+        assert led.wavelengths() == {"A": 470, "B": 550, "C": 635, "D": 740}
+        assert len(led.versions()) == 5
 
 
 def test_greeting_between_request_and_reply_is_skipped() -> None:
-    transport, port = scripted([(b"CSS?\r", GREETING + OFF3), (b"CSS?\r", OFF3)])
-    assert CoolLed(transport).state()["A"] == ChannelState(False, False, 0)
-    assert_all_sent(port)
+    script = [(b"CSS?\r", GREETING + OFF3), (b"CSS?\r", OFF3)]
+    with expected_protocol(script, timeout=0.2) as transport:
+        assert CoolLed(transport).state()["A"] == ChannelState(False, False, 0)
 
 
 def test_bad_replies_are_typed_errors() -> None:
-    transport, port = scripted(
+    with expected_protocol(
         [
             *[(b"CSS?\r", b"CSSAXF0\r\n")] * 4,  # never a state line
             (b"CAQ\r", b"?CAQ\r\n"),
             (b"CSS?\r", b""),
             *[(b"CSSASN050\r", b"CSSAXF050BXF000CXF000\r\n")] * 3,
-        ]
-    )
-    led = CoolLed(transport, timeout=0.2, retries=0)
-    with pytest.raises(GarbledReply):
-        led.state()
-    with pytest.raises(CommandRejected):
-        led._request("CAQ")
-    with pytest.raises(DeviceTimeout):
-        led.state()
-    with pytest.raises(SetpointMismatch):  # the unit did not do what was asked, three times
-        led.set_state({"A": ChannelState(True, True, 50)})
-    with pytest.raises(OutOfRange):
-        led.set_intensity("A", 101)
-    assert_all_sent(port)
+        ], timeout=0.2) as transport:
+        led = CoolLed(transport, timeout=0.2, retries=0)
+        with pytest.raises(GarbledReply):
+            led.state()
+        with pytest.raises(CommandRejected):
+            led._request("CAQ")
+        with pytest.raises(DeviceTimeout):
+            led.state()
+        with pytest.raises(SetpointMismatch):  # the unit did not do what was asked, three times
+            led.set_state({"A": ChannelState(True, True, 50)})
+        with pytest.raises(OutOfRange):
+            led.set_intensity("A", 101)
 
 
 @pytest.mark.parametrize(
@@ -131,39 +123,37 @@ def test_bad_replies_are_typed_errors() -> None:
              b"CSSASN050BXF000CXF00\x80\r\n"],
     ids=["repeated channel", "above 100 %", "no LF", "not text"])
 def test_impossible_state_lines_are_garbled(line: bytes) -> None:
-    transport, port = scripted([(b"CSS?\r", line)] * 4)
-    with pytest.raises((GarbledReply, DeviceTimeout)):
+    script = [(b"CSS?\r", line)] * 4
+    with expected_protocol(script, timeout=0.2, exhaustive=False) as transport, \
+            pytest.raises((GarbledReply, DeviceTimeout)):
         CoolLed(transport, timeout=0.05, retries=0).state()
 
 
 def test_flipped_on_bit_is_outvoted() -> None:
     # 'F' (0x46) with bit 3 flipped is 'N' (0x4e): a dark channel read as on
     lit = b"CSSASN050BXF000CXF000\r\n"
-    transport, port = scripted([(b"CSS?\r", lit), *twice(b"CSS?\r", OFF3)])
-    assert not any(s.on for s in CoolLed(transport).state().values())
-    assert_all_sent(port)
+    with expected_protocol([(b"CSS?\r", lit), *twice(b"CSS?\r", OFF3)], timeout=0.2) as transport:
+        assert not any(s.on for s in CoolLed(transport).state().values())
 
 
 def test_all_off_is_sent_first_and_confirmed() -> None:
-    transport, port = scripted([(b"CSF\r", b"CSSASF050BXF000CXF000\r\n")])
-    assert CoolLed(transport).all_off() is True
-    assert_all_sent(port)
+    with expected_protocol([(b"CSF\r", b"CSSASF050BXF000CXF000\r\n")], timeout=0.2) as transport:
+        assert CoolLed(transport).all_off() is True
 
 
 def test_all_off_asks_for_the_state_when_the_reply_is_not_one() -> None:
-    transport, port = scripted([(b"CSF\r", b"OK\r\n"), (b"CSS?\r", OFF3)])
-    assert CoolLed(transport).all_off() is True
-    assert_all_sent(port)
+    with expected_protocol([(b"CSF\r", b"OK\r\n"), (b"CSS?\r", OFF3)], timeout=0.2) as transport:
+        assert CoolLed(transport).all_off() is True
 
 
 def test_all_off_on_a_silent_unit_sends_every_try_and_reports_unconfirmed() -> None:
-    transport, port = scripted([(b"CSF\r", b"")] * 3)
-    assert CoolLed(transport, timeout=0.05).all_off(attempts=3) is False
-    assert_all_sent(port)  # three CSF went out, nothing was read first
+    with expected_protocol([(b"CSF\r", b"")] * 3, timeout=0.2) as transport:
+        assert CoolLed(transport, timeout=0.05).all_off(attempts=3) is False
+        # and (leaving the block) three CSF went out, nothing was read first
 
 
 def test_adapter_bytes_light_and_dark() -> None:
-    transport, port = scripted(
+    with expected_protocol(
         [
             *twice(b"XMODEL\r", b"XMODEL pE-300\r\n"),
             *twice(b"CSS?\r", OFF3),
@@ -174,17 +164,16 @@ def test_adapter_bytes_light_and_dark() -> None:
             *twice(b"CSS?\r", OFF3),
             (b"CSSAXF000BXF000CSN040\r", b"CSSAXF000BXF000CSN040\r\n"),
             *twice(b"CSS?\r", b"CSSAXF000BXF000CSN040\r\n"),
-        ]
-    )
-    led = make_coolled("led", {"channels": {"AF488": "A", "AF647": "C"}}, transport)
-    assert isinstance(led, Illuminator)
-    led.connect()
-    assert led.model == "pE-300" and led.firmware.startswith("XVER MAINBOARD=1.4.2; ")
-    led.light("AF647", 40)
-    assert led.state() == {"AF488": (False, 0.0), "AF647": (True, 40.0)}
-    with pytest.raises(OutOfRange):
-        led.light("DAPI", 10)
-    assert_all_sent(port)
+        ], timeout=0.2) as transport:
+        settings = device_settings("coolled", channels={"AF488": "A", "AF647": "C"})
+        led = make_coolled("led", settings, transport)
+        assert isinstance(led, Illuminator)
+        led.connect()
+        assert led.model == "pE-300" and led.firmware.startswith("XVER MAINBOARD=1.4.2; ")
+        led.light("AF647", 40)
+        assert led.state() == {"AF488": (False, 0.0), "AF647": (True, 40.0)}
+        with pytest.raises(OutOfRange):
+            led.light("DAPI", 10)
 
 
 @pytest.mark.parametrize("kind", ["tcp", "pty"])
@@ -192,9 +181,8 @@ def test_adapter_against_emulator(kind: str) -> None:
     world = World(clock=ManualClock())  # type: ignore[arg-type]
     emulator = CoolLedEmulator(world, "led", model="pE-4000")
     with served(emulator, world.lock, kind) as url:
-        led = make_coolled(
-            "led", {"channels": {"AF488": "A", "AF555": "B", "AF647": "C"}}, SerialTransport(url)
-        )
+        settings = device_settings("coolled", channels={"AF488": "A", "AF555": "B", "AF647": "C"})
+        led = make_coolled("led", settings, SerialTransport(url))
         led.connect()
         try:
             assert led.driver.model == "pE-4000"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from scope_support import ManualClock, serving
 
-from chipctl.microscope import make_coolled, make_prior
+from chipctl.config.devices import device_settings
+from chipctl.devices.illuminator import make_coolled
+from chipctl.devices.stage import make_prior
 from drivers.coolled import format_css
 from drivers.errors import DeviceDisconnected, DeviceTimeout
 from drivers.transport import SerialTransport
@@ -20,7 +22,8 @@ def led():
     world = World(clock=ManualClock())  # type: ignore[arg-type]
     emulator = CoolLedEmulator(world, "led")
     with serving(emulator, world.lock) as endpoint:
-        adapter = make_coolled("led", {"timeout": "0.3 s"}, SerialTransport(endpoint.url))
+        settings = device_settings("coolled", timeout="0.3 s")
+        adapter = make_coolled("led", settings, SerialTransport(endpoint.url))
         adapter.connect()
         yield endpoint, emulator, adapter
         adapter.close()
@@ -31,7 +34,8 @@ def stage():
     world = World(VirtualClock(speed=10.0))
     emulator = PriorEmulator(world, "stage", r_at_end=False)
     with serving(emulator, world.lock) as endpoint:
-        adapter = make_prior("stage", {"timeout": "0.3 s"}, SerialTransport(endpoint.url))
+        settings = device_settings("prior", timeout="0.3 s")
+        adapter = make_prior("stage", settings, SerialTransport(endpoint.url))
         adapter.connect()
         yield endpoint, emulator, adapter
         adapter.close()

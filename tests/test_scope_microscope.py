@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 from scope_support import served
 
-from chipctl.autofocus import autofocus, focus_metric, parabola_peak
-from chipctl.devices import Camera, Illuminator, Stage
-from chipctl.microscope import make_coolled, make_prior, make_sim_camera
+from chipctl.config.devices import device_settings
+from chipctl.devices.autofocus import autofocus, parabola_peak
+from chipctl.devices.cameras import make_sim_camera
+from chipctl.devices.illuminator import make_coolled
+from chipctl.devices.interfaces import Camera, Illuminator, Stage
+from chipctl.devices.stage import make_prior
+from chipctl.vision.focus import focus_metric
 from drivers.transport import SerialTransport
 from hardware_sim.camera import SimCameraEmulator
 from hardware_sim.chip import default_chip
@@ -37,13 +41,14 @@ def scope():
     ):
         led = make_coolled(
             "led",
-            {"channels": {"AF488": "A", "AF555": "B", "AF647": "C"}},
+            device_settings("coolled", channels={"AF488": "A", "AF555": "B", "AF647": "C"}),
             SerialTransport(led_url),
         )
-        stage = make_prior("stage", {"ack_timeout": "0.05 s"}, SerialTransport(stage_url))
+        stage = make_prior("stage", device_settings("prior", ack_timeout="0.05 s"),
+                           SerialTransport(stage_url))
         camera = make_sim_camera(
-            "camera", {"pixel_size_um": 0.65, "exposure": "50 ms"}, SerialTransport(camera_url)
-        )
+            "camera", device_settings("sim-camera", pixel_size_um=0.65, exposure="50 ms"),
+            SerialTransport(camera_url))
         for device in (led, stage, camera):
             device.connect()
         yield world, led, stage, camera

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from scope_support import ManualClock
@@ -117,15 +115,11 @@ def test_led_dose_bleaches_the_field_only() -> None:
     assert dyes[500:].sum() == before_cd63  # the CD63 zone is outside the field
 
 
-def test_full_frame_with_2000_vesicles_renders_fast() -> None:
+def test_full_frame_with_2000_vesicles_renders_them() -> None:
+    """Every vesicle in view is rendered (ms per frame: benchmarks/bench_render.py)."""
     chip = default_chip()
     chip.deposit("CD9", 2000, labels=("AF488",))
     renderer = Renderer(Optics(), seed=2)
     view = View(0.0, 0.0, 0.0, [("AF488", 0.5)], 0.05)
-    renderer.render(chip, view)
-    start = time.perf_counter()
-    for _ in range(5):
-        image, truth = renderer.render(chip, view)
-    per_frame = (time.perf_counter() - start) / 5
+    image, truth = renderer.render(chip, view)
     assert image.shape == (2048, 2048) and truth["count"] > 1900
-    assert per_frame < 0.05  # the 20 fps frame interval; typically ~13 ms

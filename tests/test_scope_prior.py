@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from scope_support import ManualClock, assert_all_sent, scripted, served
+from scope_support import ManualClock, served
+from wire import expected_protocol, twice
 
-from chipctl.devices import Stage
-from chipctl.microscope import make_prior
+from chipctl.config.devices import device_settings
+from chipctl.devices.interfaces import Stage
+from chipctl.devices.stage import make_prior
 from drivers.errors import (
     CommandRejected,
     DeviceBusy,
@@ -26,13 +28,9 @@ from hardware_sim.world import World
 CONNECT = [(b"COMP 0\r", b"0\r"), *[(b"RES,s\r", b"0.5\r")] * 2, *[(b"RES,z\r", b"0.1\r")] * 2]
 
 
-def twice(sent: bytes, reply: bytes) -> list[tuple[bytes, bytes]]:
-    """A query: read until two replies in a row agree (the link has no checksum)."""
-    return [(sent, reply), (sent, reply)]
-
 
 def test_driver_bytes_for_every_command() -> None:
-    transport, port = scripted(
+    with expected_protocol(
         [
             *CONNECT,
             (b"G,2000,-400\r", b"R\r"),  # 1000 um, -200 um at 0.5 um per unit
@@ -64,41 +62,39 @@ def test_driver_bytes_for_every_command() -> None:
             (b"=\r", b"0\r"),  # cleared by reading: asked once
             *twice(b"VERSION\r", b"100\r"),
             (b"?\r", b"PROSCAN INFORMATION\rSTAGE = H117\rEND\r"),
-        ]
-    )
-    stage = ProScan(transport)
-    stage.connect()
-    assert (stage.res_xy, stage.res_z) == (0.5, 0.1)
-    stage.move_to(1000, -200)
-    stage.move_by(10, 0)
-    assert stage.position() == pytest.approx((1010.0, -200.0, 123.4))
-    assert stage.busy() == 3
-    stage.wait_idle(1.0)
-    stage.focus_to(100)
-    stage.focus_by(2.5)
-    stage.focus_by(-0.5)
-    stage.focus_by(0.0)  # nothing to send
-    assert stage.z() == pytest.approx(102.0)
-    stage.set_position(0, 0)
-    stage.set_z(0)
-    stage.stop()
-    stage.kill()
-    stage.move_filter(1, 4)
-    assert stage.filter_position(1) == 4
-    assert stage.filter_count(2) == 0
-    stage.set_shutter(1, True)
-    assert stage.shutter_open(1)
-    stage.set_shutter(2, False)
-    assert stage.speed() == 100
-    stage.set_speed(50)
-    assert stage.limit_latch() == 0
-    assert stage.version() == "100"
-    assert stage.identify() == ["PROSCAN INFORMATION", "STAGE = H117"]
-    assert_all_sent(port)
+        ], timeout=0.2) as transport:
+        stage = ProScan(transport)
+        stage.connect()
+        assert (stage.res_xy, stage.res_z) == (0.5, 0.1)
+        stage.move_to(1000, -200)
+        stage.move_by(10, 0)
+        assert stage.position() == pytest.approx((1010.0, -200.0, 123.4))
+        assert stage.busy() == 3
+        stage.wait_idle(1.0)
+        stage.focus_to(100)
+        stage.focus_by(2.5)
+        stage.focus_by(-0.5)
+        stage.focus_by(0.0)  # nothing to send
+        assert stage.z() == pytest.approx(102.0)
+        stage.set_position(0, 0)
+        stage.set_z(0)
+        stage.stop()
+        stage.kill()
+        stage.move_filter(1, 4)
+        assert stage.filter_position(1) == 4
+        assert stage.filter_count(2) == 0
+        stage.set_shutter(1, True)
+        assert stage.shutter_open(1)
+        stage.set_shutter(2, False)
+        assert stage.speed() == 100
+        stage.set_speed(50)
+        assert stage.limit_latch() == 0
+        assert stage.version() == "100"
+        assert stage.identify() == ["PROSCAN INFORMATION", "STAGE = H117"]
 
 
 def test_error_replies_are_typed() -> None:
-    transport, port = scripted(
+    with expected_protocol(
         [
             (b"PS,0,0\r", b"E,2\r"),
             (b"G,1,1\r", b"E,18\r"),
@@ -108,82 +104,80 @@ def test_error_replies_are_typed() -> None:
             *[(b"P\r", b"12,x,3\r")] * 4,
             *[(b"P\r", b"1,2\r")] * 4,
             (b"$\r", b""),
-        ]
-    )
-    stage = ProScan(transport, timeout=0.2, retries=0)
-    with pytest.raises(DeviceBusy, match="not idle"):
-        stage.set_position(0, 0)
-    with pytest.raises(DeviceBusy, match="queue full"):
-        stage.move_to(1, 1)
-    with pytest.raises(CommandRejected, match="unknown"):
-        stage._query("WHAT")
-    with pytest.raises(OutOfRange):
-        stage.move_to(9999999, 0)
-    with pytest.raises(CommandRejected, match="parse"):
-        stage.z()
-    with pytest.raises(GarbledReply):
-        stage.position()
-    with pytest.raises(GarbledReply):
-        stage.position()
-    with pytest.raises(DeviceTimeout):
-        stage.busy()
-    with pytest.raises(OutOfRange):
-        stage.set_speed(0)
-    for bad in (float("nan"), float("inf"), 1e300):
+        ], timeout=0.2) as transport:
+        stage = ProScan(transport, timeout=0.2, retries=0)
+        with pytest.raises(DeviceBusy, match="not idle"):
+            stage.set_position(0, 0)
+        with pytest.raises(DeviceBusy, match="queue full"):
+            stage.move_to(1, 1)
+        with pytest.raises(CommandRejected, match="unknown"):
+            stage._query("WHAT")
         with pytest.raises(OutOfRange):
-            stage.move_to(bad, 0)
-    assert_all_sent(port)
+            stage.move_to(9999999, 0)
+        with pytest.raises(CommandRejected, match="parse"):
+            stage.z()
+        with pytest.raises(GarbledReply):
+            stage.position()
+        with pytest.raises(GarbledReply):
+            stage.position()
+        with pytest.raises(DeviceTimeout):
+            stage.busy()
+        with pytest.raises(OutOfRange):
+            stage.set_speed(0)
+        for bad in (float("nan"), float("inf"), 1e300):
+            with pytest.raises(OutOfRange):
+                stage.move_to(bad, 0)
 
 
 @pytest.mark.parametrize("reply", [b"1.5,2,3\r", b"1,,3\r", b"12345678901,0,0\r",
                                    b"1,2,3,4\r", b"+1,2,3\r", b"1,2,\x833\r"])
 def test_malformed_positions_are_garbled(reply: bytes) -> None:
-    transport, port = scripted([(b"P\r", reply)] * 4)
-    with pytest.raises(GarbledReply):
+    script = [(b"P\r", reply)] * 4
+    with expected_protocol(script, timeout=0.2, exhaustive=False) as transport, \
+            pytest.raises(GarbledReply):
         ProScan(transport, retries=0).position()
 
 
 def test_flipped_digit_in_a_position_is_outvoted() -> None:
     # '1' (0x31) with bit 0 flipped is '0' (0x30): 2020 read as 2000
-    transport, port = scripted([(b"P\r", b"2000,-400,0\r"), *twice(b"P\r", b"2020,-400,0\r")])
-    assert ProScan(transport).position() == (2020.0, -400.0, 0.0)
-    assert_all_sent(port)
+    script = [(b"P\r", b"2000,-400,0\r"), *twice(b"P\r", b"2020,-400,0\r")]
+    with expected_protocol(script, timeout=0.2) as transport:
+        assert ProScan(transport).position() == (2020.0, -400.0, 0.0)
 
 
 def test_garbled_ack_of_an_absolute_move_sends_it_again() -> None:
-    transport, port = scripted([(b"G,10,0\r", b"S\r"), (b"G,10,0\r", b"R\r")])
-    ProScan(transport).move_to(10, 0)
-    assert_all_sent(port)
+    script = [(b"G,10,0\r", b"S\r"), (b"G,10,0\r", b"R\r")]
+    with expected_protocol(script, timeout=0.2) as transport:
+        ProScan(transport).move_to(10, 0)
 
 
 def test_garbled_ack_of_a_relative_move_is_not_repeated() -> None:
-    transport, port = scripted([(b"GR,10,0\r", b"S\r")])
-    with pytest.raises(GarbledReply):
+    script = [(b"GR,10,0\r", b"S\r")]
+    with expected_protocol(script, timeout=0.2) as transport, \
+            pytest.raises(GarbledReply):
         ProScan(transport).move_by(10, 0)
-    assert_all_sent(port)
 
 
 def test_r_at_end_of_move_is_tolerated() -> None:
     # No R within the ack timeout: the move is accepted; the late R is skipped by the next query.
-    transport, port = scripted(
+    with expected_protocol(
         [
             (b"G,100,0\r", b""),
             (b"$\r", b"R\r1\r"),
             (b"$\r", b"1\r"),
             *twice(b"$\r", b"R\r0\r"),
             *twice(b"P\r", b"100,0,0\r"),
-        ]
-    )
-    stage = ProScan(transport, ack_timeout=0.05)
-    stage.move_to(100, 0)
-    stage.wait_idle(1.0)
-    assert stage.position() == (100.0, 0.0, 0.0)
-    assert_all_sent(port)
+        ], timeout=0.2) as transport:
+        stage = ProScan(transport, ack_timeout=0.05)
+        stage.move_to(100, 0)
+        stage.wait_idle(1.0)
+        assert stage.position() == (100.0, 0.0, 0.0)
 
 
 def test_wait_idle_times_out_as_stage_fault() -> None:
-    transport, port = scripted([(b"$\r", b"4\r")] * 20)
-    with pytest.raises(StageFault, match="still moving"):
+    script = [(b"$\r", b"4\r")] * 20
+    with expected_protocol(script, timeout=0.2, exhaustive=False) as transport, \
+            pytest.raises(StageFault, match="still moving"):
         ProScan(transport).wait_idle(0.05, interval=0.01)
 
 
@@ -194,7 +188,8 @@ def bench(request):
     world = World(VirtualClock(speed=5.0))
     emulator = PriorEmulator(world, "stage", r_at_end=r_at_end)
     with served(emulator, world.lock, kind) as url:
-        stage = make_prior("stage", {"ack_timeout": "0.1 s"}, SerialTransport(url))
+        settings = device_settings("prior", ack_timeout="0.1 s")
+        stage = make_prior("stage", settings, SerialTransport(url))
         assert isinstance(stage, Stage)
         stage.connect()
         yield world, emulator, stage

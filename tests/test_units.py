@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chipctl.units import UnitError, to_unit
+from chipctl.config.units import UnitError, to_unit
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ taken from the emulator.
 from __future__ import annotations
 
 import pytest
-from expected import expected_protocol
+from wire import expected_protocol
 
 from drivers import errors
 from drivers.vici import ViciValve

@@ -6,10 +6,13 @@ from __future__ import annotations
 import sys
 
 import pytest
-from fakerig import make_runner
+import yaml
+from fakes import OFFLINE_BENCH, make_runner
 from scope_support import ManualClock, serving
 
-from chipctl.events import RunState
+from chipctl.config.bench import Bench
+from chipctl.devices.registry import DRIVERS
+from chipctl.run.events import RunState
 from drivers.transport import SerialTransport
 from drivers.vici import ViciValve
 from hardware_sim.clock import VirtualClock
@@ -224,18 +227,23 @@ def test_add_to_bench_serves_a_valve_the_bench_entry_describes() -> None:
 
 
 def test_the_executors_valve_step_turns_the_emulated_valve_through_the_driver() -> None:
-    """The contract the integration keeps: the `valve` step calls select(port) on the device
-    the bench names; here the real driver, over TCP, in place of a rig-built one."""
+    """The `valve` step calls select(port) on the valve the bench names, here built by the
+    driver registry from its bench-file entry and talking to the emulator over TCP."""
     world = World(VirtualClock(speed=20.0))
     emu = ViciValveEmulator(world, "valve", positions=10)
     steps = "steps:\n  - valve: {valve: valve, port: 7}\n  - valve: {valve: valve, port: 2}\n"
-    runner, rig, records = make_runner(steps)
     with serving(emu, world.lock) as endpoint:
-        driver = ViciValve(SerialTransport(endpoint.url, timeout=1.0), "valve", timeout=1.0)
-        driver.connect()
-        rig.devices["valve"] = driver
+        document = yaml.safe_load(OFFLINE_BENCH.read_text())
+        document["devices"]["valve"] = {"driver": "vici", "url": endpoint.url, "positions": 10,
+                                        "timeout": "1 s"}
+        bench = Bench.model_validate(document)
+        transport = SerialTransport(endpoint.url, timeout=1.0)
+        valve = DRIVERS["vici"].factory("valve", bench.devices["valve"], transport)
+        runner, rig, records = make_runner(steps, bench=bench, devices={"valve": valve})
+        assert rig.valves == {"valve": valve}
+        rig.connect()
         assert runner.run() == RunState.COMPLETED
-        driver.transport.close()
+        rig.close()
     assert emu.selected_port() == 2
     assert emu.cycles == 4 + 5  # 1 -> 7 down four, 7 -> 2 forward five (a tie)
     assert [r["state"] for r in records if r["event"] == "safe_state"] == ["completed"]

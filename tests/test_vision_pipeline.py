@@ -14,6 +14,7 @@ from chipctl.vision import (
     FrameCount,
     FrameTrack,
     VesicleTracker,
+    count_frame,
 )
 
 
@@ -117,19 +118,16 @@ def test_a_slow_tracker_never_delays_the_next_count():
     assert pipe.latency_percentiles((100.0,))[0] < 0.25
 
 
-def test_warm_up_runs_on_the_worker_before_start_returns_and_publishes_nothing(monkeypatch):
-    from chipctl.vision import pipeline as pipeline_module
-
+def test_warm_up_runs_on_the_worker_before_start_returns_and_publishes_nothing():
     calls: list[tuple[str, tuple[int, ...]]] = []
-    real_count = pipeline_module.count_frame
 
     def recording_count(frame, params):  # type: ignore[no-untyped-def]
         calls.append((threading.current_thread().name, frame.shape))
-        return real_count(frame, params)
+        return count_frame(frame, params)
 
-    monkeypatch.setattr(pipeline_module, "count_frame", recording_count)
     published: list[FrameCount] = []
-    pipe = CountingPipeline(CountParams(calibration=CAL), on_result=published.append)
+    pipe = CountingPipeline(CountParams(calibration=CAL), on_result=published.append,
+                            counter=recording_count)
     pipe.start(frame_shape=(96, 160))
     try:
         # The synthetic frame was counted on the counting thread, before start returned.
@@ -145,11 +143,12 @@ def test_warm_up_runs_on_the_worker_before_start_returns_and_publishes_nothing(m
     assert calls[1] == ("chipctl-counter", frame.shape)
 
 
-def test_without_a_frame_shape_nothing_is_counted_before_the_first_frame(monkeypatch):
-    from chipctl.vision import pipeline as pipeline_module
-
+def test_without_a_frame_shape_nothing_is_counted_before_the_first_frame():
     calls: list[tuple[int, ...]] = []
-    monkeypatch.setattr(pipeline_module, "count_frame",
-                        lambda frame, params: calls.append(frame.shape))
-    with CountingPipeline(CountParams(calibration=CAL)):
+
+    def recording_count(frame, params):  # type: ignore[no-untyped-def]
+        calls.append(frame.shape)
+        return count_frame(frame, params)
+
+    with CountingPipeline(CountParams(calibration=CAL), counter=recording_count):
         assert calls == []

@@ -12,8 +12,8 @@ import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from chipctl.sourcefile import LineDict, clean_text
-from chipctl.units import UnitError, to_unit
+from chipctl.config.sourcefile import LineDict, clean_text
+from chipctl.config.units import UnitError, to_unit
 
 # What a protocol may ask of a bench, per unit (inclusive): beyond these a value is a typo or
 # an attack, never a plan (a week of waiting, a litre of sample, a 10 cm field offset).

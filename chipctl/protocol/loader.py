@@ -25,6 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chipctl.config.sourcefile import (
+    LineDict,
+    LineList,
+    Problem,
+    SourceError,
+    parse_yaml,
+    read_bounded,
+)
 from chipctl.protocol.fields import MAX_COUNT, Fields, StepError, StepErrors, combine
 from chipctl.protocol.model import (
     ChannelSetting,
@@ -40,14 +48,6 @@ from chipctl.protocol.model import (
     Wait,
 )
 from chipctl.protocol.params import check_placeholders, parse_parameters
-from chipctl.sourcefile import (
-    LineDict,
-    LineList,
-    Problem,
-    SourceError,
-    parse_yaml,
-    read_bounded,
-)
 
 SCHEMA_VERSION = 1
 MAX_STEPS = 100_000  # steps once every repeat is unrolled: more is no plan a bench can run

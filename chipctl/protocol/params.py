@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 import string
 
+from chipctl.config.sourcefile import LineDict, Problem
 from chipctl.protocol.fields import Fields, StepError
 from chipctl.protocol.model import Parameter, Prompt, Repeat, Step
-from chipctl.sourcefile import LineDict, Problem
 
 
 def parse_parameters(data: LineDict, problems: list[Problem], path: str) -> tuple[Parameter, ...]:

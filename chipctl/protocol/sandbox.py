@@ -22,10 +22,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from chipctl.config.sourcefile import Problem, SourceError, clean_text, read_bounded
 from chipctl.protocol.fields import MAX_COUNT, StepError
 from chipctl.protocol.loader import _Parser
 from chipctl.protocol.model import Parameter, Protocol, Repeat, Step
-from chipctl.sourcefile import Problem, SourceError, clean_text, read_bounded
 
 TIME_LIMIT_S = 30.0
 MEMORY_LIMIT = 2 << 30  # address space of the child, bytes
@@ -64,7 +64,7 @@ def _limits(memory_limit: int, time_limit_s: float) -> None:  # pragma: no cover
 def _run_child(path: str, result: Path, time_limit_s: float, memory_limit: int) -> str:
     """Run the child; '' when it finished, else why it did not. Its output goes to a file, not
     a pipe, so a process it left behind holding the pipe cannot keep this one waiting."""
-    command = [sys.executable, "-m", "chipctl.protocol.sandbox", path, str(result)]
+    command = [sys.executable, "-m", "chipctl.protocol.child", path, str(result)]
     posix = os.name == "posix"
     with open(result.with_suffix(".err"), "w+b") as err:
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -143,25 +143,3 @@ def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected text, got {type(value).__name__}")
     return clean_text(value)
-
-
-# -- the child ------------------------------------------------------------------------------------
-def child_main(script: str, result: str) -> int:
-    """Run `script`; write {"problems": [...]} or its builder's recipe to `result` as JSON."""
-    from chipctl.protocol.script import execute_script
-
-    try:
-        data: dict[str, Any] = execute_script(script)
-    except SourceError as exc:
-        data = {"problems": [[p.line, p.message] for p in exc.problems]}
-    try:
-        text = json.dumps(data, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        text = json.dumps({"problems": [[0, f"the script passed a value that is not plain "
-                                         f"data ({exc})"]]})
-    Path(result).write_text(text, encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - run as the child
-    sys.exit(child_main(sys.argv[1], sys.argv[2]))

@@ -32,10 +32,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from chipctl.config.sourcefile import Problem, SourceError, clean_text
 from chipctl.protocol.fields import StepError
-from chipctl.protocol.loader import MAX_STEPS, _Parser, check_placeholders, count_steps
+from chipctl.protocol.loader import (
+    MAX_STEPS,
+    _Parser,
+    check_placeholders,
+    count_steps,
+    load_protocol,
+)
 from chipctl.protocol.model import Parameter, Protocol, Repeat, Step
-from chipctl.sourcefile import Problem, SourceError, clean_text
+from chipctl.protocol.sandbox import run_script
 
 _SKIP = {str(Path(__file__).resolve()), str(Path(contextlib.__file__).resolve())}
 _RECIPES: dict[int, dict[str, Any]] = {}  # id(Protocol) -> the recipe that built it
@@ -272,8 +279,6 @@ def execute_script(path: str | Path) -> dict[str, Any]:
 def load_script(path: str | Path) -> Protocol:
     """Run a Python scripted protocol in a child process (time and memory limited) and return
     the Protocol it defines as `protocol`, parsed here from the plain data it hands back."""
-    from chipctl.protocol.sandbox import run_script
-
     name = str(path)
     if not Path(path).is_file():
         raise SourceError([Problem(name, 0, "cannot read protocol script: no such file")])
@@ -284,6 +289,4 @@ def load_any(path: str | Path) -> Protocol:
     """A protocol file (.yaml, parsed only) or a Python scripted protocol (.py, executed)."""
     if str(path).endswith(".py"):
         return load_script(path)
-    from chipctl.protocol.loader import load_protocol
-
     return load_protocol(path)

@@ -12,22 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chipctl.bench import Bench
+from chipctl.config.bench import Bench
+from chipctl.config.devices import CameraSettings
+from chipctl.config.sourcefile import Problem
+from chipctl.protocol import model as steps
 from chipctl.protocol.loader import MAX_STEPS, count_steps
-from chipctl.protocol.model import (
-    ChannelSetting,
-    Flow,
-    Image,
-    Monitor,
-    Prime,
-    Prompt,
-    Protocol,
-    Step,
-    Valve,
-    Wait,
-)
-from chipctl.sourcefile import Problem
-from chipctl.units import UnitError, to_unit
 
 MOVE_S = 2.0  # estimated stage move + settle per field
 AUTOFOCUS_S = 150.0  # a coarse-to-fine z sweep per field (~2.5 min on the simulated ProScan)
@@ -67,79 +56,58 @@ class DryRun:
         }
 
 
-def _syringe_ul(settings: dict[str, Any], key: str) -> float:
-    syringe = settings.get("syringe") or {}
-    value = syringe.get(key, syringe.get("volume", 0)) if key == "contents" else syringe.get(key, 0)
-    try:
-        return to_unit(value, "uL")
-    except UnitError:
-        return 0.0
-
-
 class _Checker:
-    def __init__(self, protocol: Protocol, bench: Bench) -> None:
+    def __init__(self, protocol: steps.Protocol, bench: Bench) -> None:
         self.protocol, self.bench = protocol, bench
         self.problems: list[Problem] = []
         self.track_volumes = True
         self.plan = DryRun(pressure_limit_kpa=bench.chip.pressure_limit_kpa)
-        pumps = bench.of_kind("pump")
-        self.contents = {name: _syringe_ul(s.settings, "contents") for name, s in pumps.items()}
-        self.capacity = {name: _syringe_ul(s.settings, "volume") for name, s in pumps.items()}
-        self.camera = next(iter(bench.of_kind("camera").values()), None)
-        self.exposure_range = self._exposure_range()
+        pumps = bench.pumps
+        self.contents = {name: s.syringe.contents_ul for name, s in pumps.items()}
+        self.capacity = {name: s.syringe.volume_ul for name, s in pumps.items()}
+        self.camera = bench.camera
+        self.exposure_range = EXPOSURE_RANGE_MS
         if self.camera is not None:
-            width, height = self._sensor()
+            self.exposure_range = self.camera.exposure_range or EXPOSURE_RANGE_MS
+            width, height = self._sensor(self.camera)
             self.plan.bytes_per_frame = width * height * 2
 
-    def _exposure_range(self) -> tuple[float, float]:
-        value = self.camera.settings.get("exposure_range") if self.camera else None
-        try:
-            if value:
-                return to_unit(value[0], "ms"), to_unit(value[1], "ms")
-            return EXPOSURE_RANGE_MS
-        except (UnitError, TypeError, IndexError, KeyError):
-            return EXPOSURE_RANGE_MS
+    @staticmethod
+    def _sensor(camera: CameraSettings) -> tuple[int, int]:
+        if camera.roi is not None:
+            return camera.roi[2], camera.roi[3]
+        return camera.sensor or DEFAULT_SENSOR
 
-    def _sensor(self) -> tuple[int, int]:
-        assert self.camera is not None
-        roi = self.camera.settings.get("roi")
-        if isinstance(roi, list | tuple) and len(roi) == 4:
-            return int(roi[2]), int(roi[3])
-        sensor = self.camera.settings.get("sensor")
-        if isinstance(sensor, list | tuple) and len(sensor) == 2:
-            return int(sensor[0]), int(sensor[1])
-        return DEFAULT_SENSOR
-
-    def problem(self, step: Step, message: str) -> None:
+    def problem(self, step: steps.Step, message: str) -> None:
         self.problems.append(Problem(self.protocol.source, step.line, f"{step.label}: {message}"))
 
     # -- fluidics ---------------------------------------------------------------------------
-    def flow(self, step: Step, pump: str, rate: float, volume: float, direction: str,
+    def flow(self, step: steps.Step, pump: str, rate: float, volume: float, direction: str,
              reagent: str = "") -> float:
         if not self._is_pump(step, pump):
             return 60.0 * volume / rate if rate else 0.0
         self._pressure(step, rate)
         self._draw(step, pump, volume if direction == "infuse" else -volume)
-        settings = self.bench.devices[pump].settings
         if reagent in ("", "wash", "buffer"):
-            reagent = str(settings.get("reagent", pump))
+            reagent = self.bench.pumps[pump].reagent or pump
         self._add(self.plan.volume_by_pump_ul, pump, volume)
         self._add(self.plan.volume_by_reagent_ul, reagent, volume)
         return 60.0 * volume / rate
 
-    def _pressure(self, step: Step, rate: float, how: str = "") -> None:
-        pressure = self.bench.chip.channel.pressure_kpa(rate)
-        self.plan.peak_pressure_kpa = max(self.plan.peak_pressure_kpa, pressure)
-        if pressure > self.bench.chip.pressure_limit_kpa:
-            self.problem(step, f"{rate:g} uL/min{' ' + how if how else ''} drives {pressure:.0f} "
-                         f"kPa through the chip, over its {self.bench.chip.pressure_limit_kpa:g} "
-                         f"kPa limit (max {self.bench.chip.max_flow_ul_min():.1f} uL/min)")
+    def _pressure(self, step: steps.Step, rate: float, how: str = "") -> None:
+        estimate = self.bench.chip.flow_pressure(rate)
+        self.plan.peak_pressure_kpa = max(self.plan.peak_pressure_kpa, estimate.pressure_kpa)
+        if estimate.over_limit:
+            self.problem(step, f"{rate:g} uL/min{' ' + how if how else ''} drives "
+                         f"{estimate.pressure_kpa:.0f} kPa through the chip, over its "
+                         f"{estimate.limit_kpa:g} kPa limit "
+                         f"(max {self.bench.chip.max_flow_ul_min():.1f} uL/min)")
 
     @staticmethod
     def _add(table: dict[str, float], key: str, volume: float) -> None:
         table[key] = table.get(key, 0.0) + volume
 
-    def _is_pump(self, step: Step, pump: str) -> bool:
+    def _is_pump(self, step: steps.Step, pump: str) -> bool:
         if pump not in self.bench.devices:
             self.problem(step, f"unknown pump '{pump}'; the bench has: "
                          f"{', '.join(self.bench.of_kind('pump')) or 'no pumps'}")
@@ -149,7 +117,7 @@ class _Checker:
             return False
         return True
 
-    def _draw(self, step: Step, pump: str, volume: float) -> None:
+    def _draw(self, step: steps.Step, pump: str, volume: float) -> None:
         if not self.track_volumes:
             return
         before = self.contents[pump]
@@ -163,11 +131,11 @@ class _Checker:
         self.contents[pump] = min(max(after, 0.0), self.capacity[pump])
 
     # -- imaging ----------------------------------------------------------------------------
-    def channels(self, step: Step, channels: tuple[ChannelSetting, ...]) -> None:
+    def channels(self, step: steps.Step, channels: tuple[steps.ChannelSetting, ...]) -> None:
         known = self._light_channels()
         low, high = self.exposure_range
         for setting in channels:
-            if known is not None and setting.channel not in known:
+            if setting.channel not in known:
                 self.problem(step, f"unknown channel '{setting.channel}'; the illuminator has: "
                              f"{', '.join(known) or 'no channels'}")
             if not low <= setting.exposure_ms <= high:
@@ -176,21 +144,18 @@ class _Checker:
             if not 0 <= setting.power_pct <= 100:
                 self.problem(step, f"LED power {setting.power_pct:g} % is outside 0-100 %")
 
-    def _light_channels(self) -> list[str] | None:
-        lights = self.bench.of_kind("illuminator")
-        if not lights:
-            return []
-        channels = next(iter(lights.values())).settings.get("channels")
-        return list(channels) if isinstance(channels, dict | list) else None
+    def _light_channels(self) -> list[str]:
+        light = self.bench.illuminator
+        return [] if light is None else list(light.channels)
 
-    def zone(self, step: Step, zone: str) -> bool:
+    def zone(self, step: steps.Step, zone: str) -> bool:
         if zone not in self.bench.chip.zones:
             self.problem(step, f"unknown capture zone '{zone}'; the chip has: "
                          f"{', '.join(self.bench.chip.zones) or 'no zones'}")
             return False
         return True
 
-    def image(self, step: Image) -> float:
+    def image(self, step: steps.Image) -> float:
         self._needs(step, "stage", "camera", "illuminator")
         self.channels(step, step.channels)
         zones = [z for z in step.zones if self.zone(step, z)]
@@ -207,7 +172,7 @@ class _Checker:
         per_field = MOVE_S + exposure + (AUTOFOCUS_S if step.autofocus else 0)
         return len(zones) * len(offsets) * per_field
 
-    def monitor(self, step: Monitor) -> float:
+    def monitor(self, step: steps.Monitor) -> float:
         self._needs(step, "stage", "camera", "illuminator")
         self.zone(step, step.zone)
         self.channels(step, (step.channel,))
@@ -221,35 +186,35 @@ class _Checker:
         self.plan.images += int(duration // step.interval_s) + 1
         return duration
 
-    def _needs(self, step: Step, *kinds: str) -> None:
+    def _needs(self, step: steps.Step, *kinds: str) -> None:
         for kind in kinds:
             if not self.bench.of_kind(kind):
                 self.problem(step, f"needs a {kind}, and the bench has none")
 
     # -- dispatch ---------------------------------------------------------------------------
-    def step(self, step: Step) -> float:
-        if isinstance(step, Prime):
+    def step(self, step: steps.Step) -> float:
+        if isinstance(step, steps.Prime):
             return self.flow(step, step.pump, step.rate_ul_min, step.volume_ul, "infuse", "")
-        if isinstance(step, Flow):
+        if isinstance(step, steps.Flow):
             return self.flow(step, step.pump, step.rate_ul_min, step.planned_volume_ul,
                              step.direction, step.reagent)
-        if isinstance(step, Wait):
+        if isinstance(step, steps.Wait):
             return step.duration_s
-        if isinstance(step, Image):
+        if isinstance(step, steps.Image):
             return self.image(step)
-        if isinstance(step, Monitor):
+        if isinstance(step, steps.Monitor):
             return self.monitor(step)
-        if isinstance(step, Valve):
-            if step.valve not in self.bench.devices:
-                self.problem(step, f"unknown valve '{step.valve}'; the bench has no such device")
+        if isinstance(step, steps.Valve):
+            if step.valve not in self.bench.of_kind("valve"):
+                self.problem(step, f"unknown valve '{step.valve}'; the bench has no such valve")
             return VALVE_S
-        if isinstance(step, Prompt):
+        if isinstance(step, steps.Prompt):
             return 0.0
         self.problem(step, f"cannot run a '{step.kind}' step")
         return 0.0
 
 
-def check_protocol(protocol: Protocol, bench: Bench,
+def check_protocol(protocol: steps.Protocol, bench: Bench,
                    track_volumes: bool = True) -> tuple[list[Problem], DryRun]:
     """All problems of running `protocol` on `bench`, and the dry-run estimate.
 

@@ -22,7 +22,7 @@ def export_counts(rows: list[dict[str, Any]], path: Path, fmt: str, run_id: str 
             writer.writeheader()
             writer.writerows(records)
         return path
-    if fmt == "parquet":
+    if fmt == "parquet":  # pyarrow takes a while to import: only for a Parquet export
         import pyarrow as pa
         import pyarrow.parquet as pq
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chipctl.runs.detections import SPOTS_NAME, read_detections
+from chipctl.vision.model import CountResult
+
 INT_COLUMNS = ("step", "field", "count", "true_count")
 FLOAT_COLUMNS = ("t_s", "exposure_ms", "power_pct", "x_um", "y_um")
 
@@ -99,6 +102,13 @@ class RunFolder:
             self._counts = read_counts(self.path / "counts.csv")
         return self._counts
 
+    def detections(self) -> dict[int, CountResult] | None:
+        """Per frame number (seq), its recorded spots; None for a run recorded before runs
+        kept their detections (no counting parameters in run.json)."""
+        if not self.info.get("counting"):
+            return None
+        return read_detections(self.path / SPOTS_NAME)
+
     def frames(self) -> list[dict[str, Any]]:
         """Log entries of the frames kept on disk (whose file exists)."""
         return [e for e in self.events if e.get("event") == "frame" and e.get("file")
@@ -130,3 +140,14 @@ def resolve_run(root: Path, name: str) -> Path:
         raise RunNotFound(f"no run {name!r} in {root}")
     listing = ", ".join(p.name for p in matches[:5])
     raise RunNotFound(f"{name!r} matches {len(matches)} runs in {root}: {listing}")
+
+
+def recorded_counting(frame_path: str | Path) -> dict[str, Any] | None:
+    """The counting parameters of the run a kept frame belongs to (RUN/frames/FILE), if any."""
+    run_json = Path(frame_path).resolve().parent.parent / "run.json"
+    try:
+        info = json.loads(run_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    counting = info.get("counting") if isinstance(info, dict) else None
+    return counting if isinstance(counting, dict) else None

@@ -113,7 +113,7 @@ class FrameStore:
         self._unsynced: list[Path] = []
 
     def add(self, frame: Any, step: int | None = None) -> dict[str, Any]:
-        """Keep (or skip) one chipctl.devices.Frame; returns its log entry."""
+        """Keep (or skip) one chipctl.devices.interfaces.Frame; returns its log entry."""
         seq, self.seen = self.seen, self.seen + 1
         image = np.asarray(frame.image)
         info = {"seq": seq, "step": step, **frame_fields(dict(frame.metadata or {})),

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chipctl.config.sourcefile import clean_text
 from chipctl.runs.folder import RunFolder, RunNotFound
 from chipctl.runs.recovery import is_cut_off, mark_interrupted
-from chipctl.sourcefile import clean_text
 
 INDEX_NAME = "index.sqlite"
 COLUMNS = ("run_id", "folder", "protocol", "protocol_sha256", "sample", "operator", "status",

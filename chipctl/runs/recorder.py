@@ -4,7 +4,9 @@ A run folder holds run.json (what ran, on what, when, how it ended), protocol.ya
 protocol as run; protocol.py for a scripted one), bench.yaml, events.jsonl (append-only; every
 line is handed to the OS as it is written, so a killed controller loses nothing already
 written, and synced to disk at every step boundary), counts.csv (one row per counted frame,
-flushed per row) and frames/ (raw frames as OME-TIFF, see chipctl.runs.frames).
+flushed per row), spots.csv (every vesicle detected in every frame, chipctl.runs.detections;
+run.json records the counting parameters) and frames/ (raw frames as OME-TIFF, see
+chipctl.runs.frames).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from chipctl.bench import Bench
-from chipctl.events import RunEvents
+from chipctl.config.bench import Bench
 from chipctl.protocol.model import Flow, Monitor, Prime, Protocol, Step
+from chipctl.run.events import RunEvents
+from chipctl.runs.detections import SPOT_COLUMNS, SPOTS_NAME, spot_rows
 from chipctl.runs.frames import FrameStore, KeepPolicy
 from chipctl.runs.lock import RecordingLock
 from chipctl.runs.syringes import SyringeLedger
@@ -69,7 +72,7 @@ class RunRecorder:
 
     def __init__(self, root: Path, protocol: Protocol, bench: Bench,
                  parameters: dict[str, str] | None = None, *, devices: dict[str, Any] | None = None,
-                 keep_frames: str | int = "all") -> None:
+                 keep_frames: str | int = "all", counting: dict[str, Any] | None = None) -> None:
         self.protocol, self.bench = protocol, bench
         self.steps = protocol.flat_steps()
         self.folder = self._new_folder(Path(root), protocol.name)
@@ -86,7 +89,7 @@ class RunRecorder:
             "sample": params.get("sample", ""), "parameters": params,
             "status": "running", "reason": "", "started": now_iso(), "ended": None,
             "steps_total": len(self.steps), "last_completed_step": None,
-            "keep_frames": str(keep_frames), "pid": os.getpid(),
+            "keep_frames": str(keep_frames), "pid": os.getpid(), "counting": counting,
             "versions": {"software": software_versions(), "devices": device_versions(devices)},
         }
         write_json_atomic(self.folder / "run.json", self.info)
@@ -95,6 +98,10 @@ class RunRecorder:
         self._counts = csv.DictWriter(self._counts_file, COUNT_COLUMNS, extrasaction="ignore")
         self._counts.writeheader()
         self._counts_file.flush()
+        self._spots_file = (self.folder / SPOTS_NAME).open("a", encoding="utf-8", newline="")
+        self._spots = csv.DictWriter(self._spots_file, SPOT_COLUMNS)
+        self._spots.writeheader()
+        self._spots_file.flush()
         self.frames = FrameStore(self.folder / "frames", KeepPolicy.parse(keep_frames))
         self.syringes = SyringeLedger.from_bench(bench)
         self.count_rows: list[dict[str, Any]] = []
@@ -163,10 +170,14 @@ class RunRecorder:
         self.append({"event": "count", **row})
 
     def add_frame(self, frame: Any) -> None:
-        """Write a frame (if the keep policy says so) and log it."""
+        """Write a frame (if the keep policy says so), its detections, and log it."""
         with self._lock:
             entry = self.frames.add(frame, step=self.info.get("current_step"))
             self._last_frame = entry
+            result = getattr(frame, "result", None)
+            if result is not None and not self.closed:
+                self._spots.writerows(spot_rows(entry, result))
+                self._spots_file.flush()
         self.append({"event": "frame", **entry})
 
     def _complete(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +207,7 @@ class RunRecorder:
         with self._lock:
             if self.closed:
                 return
-            for handle in (self._events, self._counts_file):
+            for handle in (self._events, self._counts_file, self._spots_file):
                 handle.flush()
                 os.fsync(handle.fileno())
             self.frames.sync()
@@ -215,5 +226,6 @@ class RunRecorder:
             self.closed = True
             self._events.close()
             self._counts_file.close()
+            self._spots_file.close()
             write_json_atomic(self.folder / "run.json", self.info)
             self._liveness.release()

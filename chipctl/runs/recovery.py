@@ -7,6 +7,7 @@ run.json (atomically) and appends one line to the event log; nothing written is 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -24,8 +25,6 @@ def is_cut_off(run: RunFolder) -> bool:
 
 
 def _append_event(run: RunFolder, event: dict[str, Any]) -> None:
-    import json
-
     path = run.path / "events.jsonl"
     with path.open("a+", encoding="utf-8") as handle:
         handle.seek(0, os.SEEK_END)

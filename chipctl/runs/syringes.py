@@ -6,17 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chipctl.bench import Bench
-from chipctl.units import UnitError, to_unit
-
-
-def _ul(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        return to_unit(value, "uL")
-    except (UnitError, TypeError, ValueError):
-        return None
+from chipctl.config.bench import Bench
 
 
 @dataclass
@@ -49,15 +39,9 @@ class SyringeLedger:
     @classmethod
     def from_bench(cls, bench: Bench) -> SyringeLedger:
         """Starting contents from the bench file (syringe: {volume, contents}, reagent)."""
-        syringes = {}
-        for name, spec in bench.of_kind("pump").items():
-            settings = spec.settings
-            syringe = settings.get("syringe") or {}
-            volume = _ul(syringe.get("volume")) if isinstance(syringe, dict) else None
-            start = _ul(syringe.get("contents")) if isinstance(syringe, dict) else None
-            syringes[name] = SyringeState(name, str(settings.get("reagent", "")), volume,
-                                          start if start is not None else volume)
-        return cls(syringes)
+        return cls({name: SyringeState(name, spec.reagent, spec.syringe.volume_ul,
+                                       spec.syringe.contents_ul)
+                    for name, spec in bench.pumps.items()})
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Every syringe, JSON-able."""

@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 from chipctl.vision.counter import count_frame
@@ -39,15 +40,21 @@ def add_count_arguments(parser: argparse.ArgumentParser) -> None:
 
 def count_command(images: list[str], json_out: bool, psf_sigma: float | None,
                   offset: float | None, e_per_adu: float | None, read_noise: float | None,
-                  out: TextIO) -> int:
-    """Count every image; returns the exit code (0 ok, 2 invalid input)."""
+                  out: TextIO,
+                  recorded: Callable[[str], CountParams | None] | None = None) -> int:
+    """Count every image; returns the exit code (0 ok, 2 invalid input).
+
+    `recorded(path)` gives the parameters an image was counted with when it was taken (a
+    run's saved frame), used unless parameters are given on the command line."""
     try:
         params = _params(psf_sigma, offset, e_per_adu, read_noise)
     except ValueError as exc:
         print(f"chipctl count: error: {exc}", file=sys.stderr)
         return 2
+    given = any(v is not None for v in (psf_sigma, offset, e_per_adu, read_noise))
     status = 0
     for path in images:
+        image_params = (recorded(path) if recorded and not given else None) or params
         try:
             pages = read_pages(path)
         except ImageError as exc:
@@ -56,7 +63,7 @@ def count_command(images: list[str], json_out: bool, psf_sigma: float | None,
             continue
         for page in pages:
             try:
-                result = count_frame(page.frame, params)
+                result = count_frame(page.frame, image_params)
             except ValueError as exc:
                 print(f"chipctl count: error: {path}: {exc}", file=sys.stderr)
                 status = 2

@@ -63,8 +63,10 @@ class CountingPipeline:
 
     def __init__(self, params: CountParams | None = None, maxsize: int = 64,
                  tracker: VesicleTracker | None = None,
-                 on_result: Callable[[FrameCount], None] | None = None) -> None:
+                 on_result: Callable[[FrameCount], None] | None = None,
+                 counter: Callable[[np.ndarray, CountParams], CountResult] = count_frame) -> None:
         self.params = params or CountParams()
+        self.counter = counter
         self.tracker = tracker
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         self._lock = threading.Lock()
@@ -154,7 +156,7 @@ class CountingPipeline:
         """The counting worker: an optional warm-up count, then every queued frame."""
         try:
             if warmup is not None:
-                count_frame(warmup, self.params)
+                self.counter(warmup, self.params)
         except (ValueError, TypeError) as exc:  # only a speed-up: report it, keep serving
             self.failed.emit(FrameError(-1, f"warm-up count failed: {exc}"))
         finally:
@@ -168,7 +170,7 @@ class CountingPipeline:
     def _process(self, index: int, ts: float, t0: float, frame: np.ndarray,
                  meta: dict[str, Any]) -> None:
         try:
-            result = count_frame(frame, self.params)
+            result = self.counter(frame, self.params)
         except (ValueError, TypeError) as exc:
             self.failed.emit(FrameError(index, str(exc)))
             return

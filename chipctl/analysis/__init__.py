@@ -1,0 +1,1 @@
+"""What a recorded run means: counts and densities, capture, concentration, imagery, report."""

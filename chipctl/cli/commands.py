@@ -1,0 +1,200 @@
+"""What each chipctl command does. Input problems raise UsageError (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from chipctl.cli.errors import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
+from chipctl.cli.progress import run_protocol
+from chipctl.cli.runs import ACTIONS, notify_interrupted, runs_root
+from chipctl.config.bench import Bench, load_bench
+from chipctl.config.sourcefile import Problem, SourceError
+from chipctl.protocol.model import ParameterError, Protocol
+from chipctl.protocol.script import load_any
+from chipctl.protocol.validate import DryRun, check_protocol
+from chipctl.runs.folder import recorded_counting
+from chipctl.runs.frames import KeepPolicy
+from chipctl.simlaunch import simulated_bench_file
+from chipctl.vision.count_cli import count_command
+from chipctl.vision.factory import params_from_record
+from chipctl.vision.model import CountParams
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the command named in `args`."""
+    handlers = {"run": cmd_run, "validate": cmd_validate, "count": cmd_count,
+                "runs": cmd_runs, "sim": cmd_sim}
+    return handlers[args.command](args)
+
+
+class InvalidProtocol(UsageError):
+    """A protocol that cannot be used; `problems` are the details (file, line, message);
+    `partial` the steps that could be read, if any."""
+
+    def __init__(self, message: str, problems: list[Problem],
+                 partial: Protocol | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems
+        self.partial = partial
+
+
+def _load_protocol(path: str) -> Protocol:
+    """A YAML protocol file (parsed, never executed) or a Python scripted protocol (.py)."""
+    try:
+        return load_any(path)
+    except SourceError as exc:
+        partial = getattr(exc, "partial", None)
+        raise InvalidProtocol(f"invalid protocol:\n{exc}", exc.problems, partial) from exc
+
+
+def _with_bench_problems(exc: InvalidProtocol, args: argparse.Namespace) -> InvalidProtocol:
+    """The file's problems and, for the steps that could be read, the bench's: all at once."""
+    if exc.partial is None or not exc.partial.steps:
+        return exc
+    with bench_from_args(args, speed=100.0) as bench:
+        more, _ = check_protocol(exc.partial, bench, track_volumes=False)
+    if not more:
+        return exc
+    problems = sorted(dict.fromkeys([*exc.problems, *more]), key=lambda p: p.line)
+    listing = "\n".join(str(p) for p in problems)
+    return InvalidProtocol(f"invalid protocol:\n{listing}", problems, exc.partial)
+
+
+@contextmanager
+def bench_from_args(args: argparse.Namespace, speed: float | None = None) -> Iterator[Bench]:
+    """The bench named by --bench, or a simulated one started for --sim."""
+    if args.bench:
+        try:
+            yield load_bench(args.bench)
+        except SourceError as exc:
+            raise UsageError(f"invalid bench file:\n{exc}") from exc
+        return
+    if not args.sim:
+        raise UsageError("say which bench: --bench FILE, or --sim for the simulated bench")
+    with simulated_bench_file(speed or 100.0, getattr(args, "seed", 0), UsageError) as path:
+        yield load_bench(path)
+
+
+def validated(protocol: Protocol, bench: Bench) -> DryRun:
+    """The dry run, or UsageError listing every problem."""
+    problems, plan = check_protocol(protocol, bench)
+    if problems:
+        listing = "\n".join(str(p) for p in problems)
+        raise InvalidProtocol(f"{protocol.source} cannot run on bench '{bench.name}':\n{listing}",
+                              problems)
+    return plan
+
+
+def describe_plan(plan: DryRun) -> str:
+    """The dry run for people."""
+    lines = [f"{len(plan.steps)} steps, about {plan.duration_s / 60:.1f} min"]
+    lines += [f"  {s['label']} (line {s['line']}): {s['duration_s']:g} s" for s in plan.steps]
+    for pump, volume in plan.volume_by_pump_ul.items():
+        lines.append(f"  pump {pump}: {volume:g} uL")
+    for reagent, volume in plan.volume_by_reagent_ul.items():
+        lines.append(f"  reagent {reagent}: {volume:g} uL")
+    lines.append(f"  peak pressure {plan.peak_pressure_kpa:.1f} kPa "
+                 f"(chip limit {plan.pressure_limit_kpa:g} kPa)")
+    lines.append(f"  {plan.images} images, {plan.storage_bytes / 1e6:.0f} MB raw")
+    return "\n".join(lines)
+
+
+def _problems_json(path: str, problems: list[Problem]) -> str:
+    return json.dumps({"protocol": path, "valid": False, "problems": [
+        {"file": p.path, "line": p.line, "message": p.message} for p in problems]})
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """chipctl validate: check and dry-run a protocol."""
+    try:
+        try:
+            protocol = _load_protocol(args.protocol)
+        except InvalidProtocol as exc:
+            raise _with_bench_problems(exc, args) from exc
+        with bench_from_args(args, speed=100.0) as bench:
+            plan = validated(protocol, bench)
+    except InvalidProtocol as exc:
+        if not args.json:
+            raise
+        print(_problems_json(args.protocol, exc.problems))
+        print(f"chipctl: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        print(json.dumps({"protocol": protocol.source, "valid": True,
+                          "parameters": [{"name": p.name, "default": p.default,
+                                          "required": p.required} for p in protocol.parameters],
+                          **plan.as_dict()}))
+    else:
+        print(f"{protocol.source}: valid\n{describe_plan(plan)}")
+    return EXIT_OK
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--param {pair!r}: write NAME=VALUE")
+        params[name.strip()] = value.strip()
+    return params
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """chipctl run: run a protocol and record it."""
+    notify_interrupted(runs_root(args), sys.stdout)
+    protocol = _load_protocol(args.protocol)
+    try:
+        params = protocol.resolve_parameters(_parameters(args.param))
+    except ParameterError as exc:
+        raise UsageError(f"{protocol.source}: {exc}") from exc
+    try:
+        KeepPolicy.parse(args.keep_frames)
+    except ValueError as exc:
+        raise UsageError(f"--keep-frames: {exc}") from exc
+    info = _parameters(args.info)
+    with bench_from_args(args, speed=args.speed) as bench:
+        validated(protocol, bench)
+        runs_dir = Path(args.runs_dir) if args.runs_dir else None
+        outcome = run_protocol(protocol, bench, runs_dir, params, confirm_prompts=args.yes,
+                               keep_frames=args.keep_frames, info=info)
+    print(outcome.summary())
+    return EXIT_OK if outcome.state == "completed" else EXIT_RUN_FAILED
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    """chipctl count: count vesicles in image files (a run's saved frame with the counting
+    parameters the run recorded, unless they are given)."""
+    return count_command(images=args.images, json_out=args.json, psf_sigma=args.psf_sigma,
+                         offset=args.offset, e_per_adu=args.e_per_adu,
+                         read_noise=args.read_noise, out=sys.stdout, recorded=_run_counting)
+
+
+def _run_counting(image: str) -> CountParams | None:
+    """The counting parameters recorded by the run a saved frame belongs to, if any."""
+    record = recorded_counting(image)
+    return params_from_record(record) if record is not None else None
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """chipctl runs list | show | report | export."""
+    ACTIONS[args.runs_command or "list"](args, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """chipctl sim: the simulator in the foreground (python -m hardware_sim)."""
+    cmd = [sys.executable, "-m", "hardware_sim", "--bench-out", args.bench_out,
+           "--speed", str(args.speed), "--seed", str(args.seed)]
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+__all__ = ["EXIT_INVALID", "dispatch"]

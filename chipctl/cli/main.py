@@ -1,0 +1,121 @@
+"""The command line: chipctl run | validate | count | runs | sim (DESIGN.md, Command line).
+
+Exit codes: 0 success; 1 a run that was aborted or failed; 2 invalid input (a protocol, bench
+file or image that cannot be used), with a message a person can act on and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import chipctl
+from chipctl.cli import commands
+from chipctl.cli.errors import EXIT_INVALID, EXIT_RUN_FAILED, UsageError
+from chipctl.vision.count_cli import add_count_arguments
+
+
+def _add_bench_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--bench", metavar="FILE", help="bench file describing the devices")
+    group.add_argument("--sim", action="store_true", help="start and use the simulated bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `chipctl`."""
+    parser = argparse.ArgumentParser(
+        prog="chipctl",
+        description="Controller and analyzer for microfluidic exosome-capture chips.",
+    )
+    parser.add_argument("--version", action="version", version=f"chipctl {chipctl.__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv shows device traffic)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a protocol on a bench")
+    run.add_argument("protocol", metavar="PROTOCOL")
+    _add_bench_options(run)
+    run.add_argument("--speed", type=float, default=None,
+                     help="simulator speed factor with --sim (simulated s per wall s)")
+    run.add_argument("--runs-dir", metavar="DIR", help="where run folders are written")
+    run.add_argument("--seed", type=int, default=0, help="simulator seed with --sim")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a run parameter (sample name, dilution, operator)")
+    run.add_argument("--yes", action="store_true",
+                     help="confirm operator prompts without asking")
+    run.add_argument("--info", action="append", default=[], metavar="NAME=VALUE",
+                     help="run information for the record and report, not used by the protocol"
+                          " (operator; MISEV2018 items: source, preprocessing, separation,"
+                          " storage, protein; labels, capture_efficiency)")
+    run.add_argument("--keep-frames", default="all", metavar="all|none|N",
+                     help="raw frames to keep as OME-TIFF: all, none, or every Nth")
+
+    validate = sub.add_parser("validate", help="check a protocol and estimate the run (dry run)")
+    validate.add_argument("protocol", metavar="PROTOCOL")
+    _add_bench_options(validate)
+    validate.add_argument("--json", action="store_true", help="print the estimate as JSON")
+
+    count = sub.add_parser("count", help="count vesicles in images (a run's frames with the "
+                                        "run's counting parameters)")
+    add_count_arguments(count)
+
+    runs = sub.add_parser("runs", help="list and inspect recorded runs")
+    runs.add_argument("--runs-dir", metavar="DIR", help="where run folders are")
+    _add_runs_actions(runs.add_subparsers(dest="runs_command", metavar="ACTION"))
+
+    sim = sub.add_parser("sim", help="serve the simulated bench (same as python -m hardware_sim)")
+    sim.add_argument("--speed", type=float, default=1.0)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--bench-out", metavar="FILE", default="sim-bench.yaml")
+    return parser
+
+
+def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
+    listing = runs_sub.add_parser("list", help="list runs (newest last)")
+    listing.add_argument("--protocol", default="", help="protocol name contains this")
+    listing.add_argument("--sample", default="", help="sample name contains this")
+    listing.add_argument("--status", default="",
+                         help="completed, aborted, failed, interrupted or running")
+    listing.add_argument("--since", default="", metavar="DATE", help="started on or after")
+    listing.add_argument("--until", default="", metavar="DATE", help="started on or before")
+    listing.add_argument("--rebuild", action="store_true",
+                         help="rebuild the index from the run folders first")
+    show = runs_sub.add_parser("show", help="show one run")
+    show.add_argument("run", metavar="RUN", help="run id (or a unique part of it, or 'last')")
+    show.add_argument("--json", action="store_true", help="print run.json as is")
+    report = runs_sub.add_parser("report", help="write a run's report (HTML)")
+    report.add_argument("run", metavar="RUN")
+    report.add_argument("--out", metavar="FILE", help="where (default RUN_FOLDER/report.html)")
+    export = runs_sub.add_parser("export", help="export a run's counts table")
+    export.add_argument("run", metavar="RUN")
+    export.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    export.add_argument("--out", metavar="FILE", help="where (default RUN_FOLDER/counts.FORMAT)")
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `chipctl`; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_INVALID
+    try:
+        return int(commands.dispatch(args))
+    except UsageError as exc:
+        print(f"chipctl: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("chipctl: interrupted", file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Configuration read from files: the bench file, quantities with units, source locations."""

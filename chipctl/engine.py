@@ -1,0 +1,149 @@
+"""The engine one bench runs on: the rig, the run store and the runner, wired together.
+
+The command line, the GUI and Python scripts all go through `Engine`, so a run behaves the same
+whichever started it: connect, start a run, pause, resume, abort, emergency stop, and the
+devices for manual control. Events go out as psygnal signals (chipctl.run.events); nothing
+here knows of terminals or Qt. The rig (or what builds it), the clock and the runs directory
+are given, so tests inject fakes instead of patching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from chipctl.config.bench import Bench
+from chipctl.devices.autofocus import autofocus
+from chipctl.devices.interfaces import Camera, Illuminator, Stage, SyringePump, Valve
+from chipctl.devices.registry import build_rig
+from chipctl.devices.rig import Rig
+from chipctl.protocol.model import Protocol
+from chipctl.run.clock import RunClock
+from chipctl.run.control import RunControl
+from chipctl.run.counting import FrameCounting
+from chipctl.run.events import RunEvents, RunState
+from chipctl.run.executor import Executor
+from chipctl.run.runner import Runner
+from chipctl.runs import RunRecorder, default_runs_dir
+from chipctl.vision.factory import count_params, make_pipeline, params_record
+from chipctl.vision.model import CountParams
+from drivers.errors import DeviceError
+
+RigSource = Rig | Callable[[Bench], Rig]
+
+
+class BenchUnavailable(Exception):
+    """A device of the bench could not be reached."""
+
+
+class Engine:
+    """One bench, connected; starts runs and stops everything on request."""
+
+    def __init__(self, bench: Bench, rig: RigSource = build_rig, *, clock: RunClock | None = None,
+                 runs_dir: Path | None = None, keep_frames: str = "all",
+                 info: dict[str, str] | None = None) -> None:
+        self.bench = bench
+        self._rig = rig if isinstance(rig, Rig) else rig(bench)
+        self.clock = clock or RunClock(bench.time_scale)
+        self.runs_dir = runs_dir or default_runs_dir()
+        self.keep_frames = keep_frames  # which raw frames runs keep (all, none, every Nth)
+        self.info = dict(info or {})  # run information for the record only
+        self.count_params: CountParams = count_params(bench.camera)
+        self.runner: Runner | None = None
+        self.recorder: RunRecorder | None = None
+
+    # -- the bench ---------------------------------------------------------------------------
+    def connect(self) -> None:
+        """Connect every device; BenchUnavailable names the one that failed."""
+        try:
+            self._rig.connect()
+        except DeviceError as exc:
+            self._rig.close()
+            raise BenchUnavailable(f"cannot connect to the bench: {exc}") from exc
+
+    def close(self) -> None:
+        """Stop safely and close every port."""
+        self._rig.safe_state()
+        self._rig.close()
+
+    def pumps(self) -> dict[str, SyringePump]:
+        """The pumps, for manual control, by name."""
+        return self._rig.pumps
+
+    def illuminators(self) -> dict[str, Illuminator]:
+        """The illuminators by name."""
+        return self._rig.illuminators
+
+    def stages(self) -> dict[str, Stage]:
+        """The stages by name."""
+        return self._rig.stages
+
+    def cameras(self) -> dict[str, Camera]:
+        """The cameras by name."""
+        return self._rig.cameras
+
+    def valves(self) -> dict[str, Valve]:
+        """The selector valves by name."""
+        return self._rig.valves
+
+    def camera(self) -> Camera:
+        """The microscope's camera (LookupError if the bench has none)."""
+        return self._rig.first("camera")  # type: ignore[no-any-return]
+
+    def autofocus(self) -> float:
+        """Focus with the camera on whatever light is on; returns the focal plane (um)."""
+        return float(autofocus(self._rig.first("camera"), self._rig.first("stage")).z_um)
+
+    # -- runs --------------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        """True while a run is neither finished nor absent."""
+        return self.runner is not None and not self.runner.state.finished
+
+    def start_run(self, protocol: Protocol, parameters: dict[str, str] | None = None,
+                  events: RunEvents | None = None) -> Runner:
+        """Record and start a run in a worker thread.
+
+        `parameters` are checked against the protocol's declarations (defaults filled in);
+        ParameterError (a ValueError) if one is unknown or a required one is missing.
+        """
+        if self.active:
+            raise RuntimeError("a run is already in progress")
+        parameters = protocol.resolve_parameters(parameters or {})
+        events = events or RunEvents()
+        recorder = RunRecorder(self.runs_dir, protocol, self.bench, {**self.info, **parameters},
+                               devices=self._rig.devices, keep_frames=self.keep_frames,
+                               counting=params_record(self.count_params))
+        recorder.attach(events)
+        control = RunControl(self.clock)
+        counting = FrameCounting(make_pipeline(self.count_params), events)
+        executor = Executor(self._rig, control, events, counting, parameters=parameters)
+        self.recorder = recorder
+        self.runner = Runner(protocol, executor, control, events)
+        events.state_changed.connect(
+            lambda state, reason: recorder.finish(state, reason)
+            if RunState(state).finished else None
+        )
+        self.runner.start()
+        return self.runner
+
+    def pause(self) -> None:
+        """Hold the current run's fluidics (pumps stopped, light off) until resume()."""
+        if self.runner is not None:
+            self.runner.pause()
+
+    def resume(self) -> None:
+        """Continue the current run."""
+        if self.runner is not None:
+            self.runner.resume()
+
+    def abort(self, reason: str = "aborted by operator") -> None:
+        """Stop the current run at its next checkpoint; the bench is brought to a safe state."""
+        if self.runner is not None:
+            self.runner.abort(reason)
+
+    def emergency_stop(self) -> list[str]:
+        """Every pump and light off now, whatever is running."""
+        if self.runner is not None and not self.runner.state.finished:
+            return self.runner.emergency_stop()
+        return self._rig.halt_all()

@@ -1,0 +1,112 @@
+"""A run's frames counted on the streaming pipeline, and published with their counts.
+
+The executor submits every frame it takes (with the count row it has filled in so far); the
+pipeline (chipctl.vision) counts it on its worker thread. Each result is then published in
+order: the frame, as a CountedFrame carrying its detections (the run store keeps them, the
+GUI shows them), then its count row. A monitor step that needs a count at once waits for it;
+an image step moves on and `join()` at the end of the step waits for the rest.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from chipctl.devices.interfaces import Frame
+from chipctl.run.events import RunEvents
+from chipctl.vision.model import CountParams, CountResult
+from chipctl.vision.pipeline import CountingPipeline, FrameCount, FrameError
+
+COUNT_TIMEOUT_S = 60.0  # wall seconds a monitor step waits for one frame's count
+
+
+@dataclass
+class CountedFrame(Frame):
+    """A camera frame and what the run's counter found in it."""
+
+    result: CountResult | None = None
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+class CountingFailed(Exception):
+    """A frame could not be counted (the pipeline's reason)."""
+
+
+class FrameCounting:
+    """The run's counter: frames in, counted frames and count rows out (as run events)."""
+
+    def __init__(self, pipeline: CountingPipeline, events: RunEvents) -> None:
+        self.pipeline = pipeline
+        self.events = events
+        self._pending: dict[int, tuple[Frame, dict[str, Any]]] = {}
+        self._submitted = 0
+        self._counts: dict[int, int] = {}
+        self._errors: list[str] = []
+        self._done = threading.Condition()
+        pipeline.counted.connect(self._on_counted)
+        pipeline.failed.connect(self._on_failed)
+
+    @property
+    def params(self) -> CountParams:
+        """The counting parameters (recorded with the run)."""
+        return self.pipeline.params
+
+    def start(self) -> None:
+        """Start the pipeline's worker threads."""
+        self.pipeline.start()
+
+    def submit(self, frame: Frame, row: dict[str, Any]) -> int:
+        """Queue a frame to be counted (blocks while the pipeline's queue is full); returns
+        its index. Only the run's thread submits, so the indexes follow the pipeline's."""
+        with self._done:
+            index, self._submitted = self._submitted, self._submitted + 1
+            self._pending[index] = (frame, row)
+        if self.pipeline.submit(frame.image) != index:  # pragma: no cover - a second producer
+            raise RuntimeError("another producer submitted to the run's counting pipeline")
+        return index
+
+    def count_of(self, index: int, timeout_s: float = COUNT_TIMEOUT_S) -> int:
+        """Wait for frame `index`'s count (CountingFailed if it could not be counted)."""
+        deadline = time.monotonic() + timeout_s
+        with self._done:
+            while index not in self._counts and not self._errors:
+                if time.monotonic() > deadline:
+                    raise CountingFailed(f"frame {index} was not counted within {timeout_s:g} s")
+                self._done.wait(0.05)
+            self._raise_errors()
+            return self._counts.pop(index)
+
+    def join(self) -> None:
+        """Wait until every submitted frame is counted and published."""
+        self.pipeline.join()
+        with self._done:
+            self._counts.clear()
+            self._raise_errors()
+
+    def stop(self) -> None:
+        """Count what is queued, publish it, and stop the worker threads."""
+        self.pipeline.stop()
+
+    def _raise_errors(self) -> None:
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise CountingFailed("; ".join(errors))
+
+    def _on_counted(self, counted: FrameCount) -> None:
+        with self._done:
+            frame, row = self._pending.pop(counted.index)
+        row = {**row, "count": int(counted.result.count)}
+        shown = CountedFrame(frame.image, frame.metadata, counted.result, row)
+        self.events.frame.emit(shown)
+        self.events.counted.emit(row)
+        with self._done:
+            self._counts[counted.index] = row["count"]
+            self._done.notify_all()
+
+    def _on_failed(self, error: FrameError) -> None:
+        with self._done:
+            self._pending.pop(error.index, None)
+            self._errors.append(f"frame {error.index} could not be counted: {error.error}")
+            self._done.notify_all()
