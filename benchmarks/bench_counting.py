@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 from benchmarks import counting_sections as sections  # noqa: E402
 from benchmarks import snr2_limit  # noqa: E402
 from benchmarks.metrics import Scores, crlb, match, merged, score  # noqa: E402
+from benchmarks.protocol_path import count_through_protocol  # noqa: E402
 from benchmarks.reference_detectors import (  # noqa: E402
     Detector,
     blob_log_detector,
@@ -44,7 +45,7 @@ from benchmarks.reference_detectors import (  # noqa: E402
     tune_trackpy,
 )
 from benchmarks.synth import SynthConfig, SynthFrame, make_frame  # noqa: E402
-from chipctl.vision import CameraCalibration, CountParams, count_exposures  # noqa: E402
+from chipctl.vision import CameraCalibration, CountParams  # noqa: E402
 
 SNRS = (2.0, 4.0, 7.0)
 CAL = CameraCalibration(100.0, 0.46, 1.6)
@@ -186,8 +187,9 @@ def print_speed(rows: list[Row], size: int, frame: SynthFrame) -> None:
     print(f"  chipctl is {ratio:.0f}x faster than trackpy.locate in this run (wall clock; "
           f"{ratio_nocal:.0f}x without calibration)")
     sections.stage_profile(frame.image, CountParams())
+    idle = 2.6 * size * size / 2048**2
     print(f"  machine state: a 7x7 int16 Gaussian blur of the frame took {ref:.2f} ms "
-          f"(about 2.8 ms on an idle core of this VM); load average "
+          f"(about {idle:.1f} ms on an idle core of this VM); load average "
           + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} CPUs")
 
 
@@ -225,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     print_localization(rows)
     refs = {r.name: r.detectors[4.0] for r in rows[2:]}
     sections.density_sweep(base, CAL, refs, rng)
-    sections.exposures(base, CAL, count_exposures, "chipctl.vision.count_exposures", rng)
+    sections.exposures(base, CAL, lambda f, _p: count_through_protocol(f, CAL),
+                       "a protocol run (image: {frames: K}) on chipctl's Engine", rng)
     sections.robustness(base, CAL, refs, rng)
     sections.undersampled(base, CAL, rng, lambda f: trackpy_detector(5, tune_trackpy(f, 5)))
     sections.streaming(base, CAL, rng, 60 if a.quick else 200)

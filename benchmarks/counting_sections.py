@@ -55,7 +55,8 @@ def density_sweep(base: SynthConfig, cal: CameraCalibration, refs: dict[str, Det
 
 def exposures(base: SynthConfig, cal: CameraCalibration, counter: ExposureCounter,
               path: str, rng: np.random.Generator) -> None:
-    """F1 at SNR 2 from K = 1, 2, 4 exposures of one drifting field."""
+    """F1 at SNR 2 from K = 1, 2, 4 exposures of one drifting field, counted by ``counter``
+    (the protocol path: a run of ``image: {frames: K}``)."""
     drift = np.outer(np.arange(4), DRIFT_STEP)
     frames, xy = static_field(replace(base, snr=2.0), 4, rng, drift=drift)
     out = []
