@@ -140,6 +140,8 @@ def test_every_driver_a_bench_may_name_has_one_registry_entry() -> None:
     assert set(DRIVERS) == set(DRIVER_SETTINGS)
     for name, driver in DRIVERS.items():
         assert driver.settings is DRIVER_SETTINGS[name]
-        assert driver.kind in ("pump", "illuminator", "stage", "camera", "valve")
-    assert {n: d.baudrate for n, d in DRIVERS.items() if d.kind != "camera"} == {
+        # a Micro-Manager microscope is whichever of camera, stage, illuminator its roles say
+        assert driver.kind in ("pump", "illuminator", "stage", "camera", "valve", "microscope")
+    assert {n: d.baudrate for n, d in DRIVERS.items()
+            if d.kind not in ("camera", "microscope")} == {
         "newera": 19200, "harvard": 115200, "coolled": 57600, "prior": 9600, "vici": 9600}

@@ -133,6 +133,17 @@ def _imagery_section(data: dict[str, Any]) -> str:
             + (f"<ul>{flags}</ul>" if flags else "<p>No QC flags raised.</p>"))
 
 
+def _recount_note(data: dict[str, Any]) -> str:
+    """Which counter made the counts, when they are a re-count (chipctl runs recount)."""
+    info = data.get("recount")
+    if not info:
+        return ""
+    return (f"<p class='note'>Re-counted {html.escape(str(info['ended']))} with counter"
+            f" {html.escape(str(info['counter_version']))}: {info['recounted']} of"
+            f" {info['frames']} kept frames ({len(info['unreadable'])} unreadable); the run's"
+            f" own counts are in its counts.csv.</p>")
+
+
 def render_html(data: dict[str, Any]) -> str:
     """The report as one HTML document."""
     run = data["run"]
@@ -142,6 +153,7 @@ def render_html(data: dict[str, Any]) -> str:
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>{CSS}</style></head><body><h1>{title}</h1>"
             f"<p>{html.escape(str(run['protocol']))} — {html.escape(str(run['status']))}</p>"
+            + _recount_note(data)
             + _run_section(data) + _zones_section(data) + _kinetics_section(data)
             + _concentration_section(data) + _imagery_section(data)
             + "<h2>MISEV2018 reporting items</h2>" + misev + "</body></html>")

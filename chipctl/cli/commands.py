@@ -185,9 +185,9 @@ def _run_counting(image: str) -> CountParams | None:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """chipctl runs list | show | report | export."""
-    ACTIONS[args.runs_command or "list"](args, sys.stdout)
-    return EXIT_OK
+    """chipctl runs list | show | report | export | recount (recount gives its exit code)."""
+    code = ACTIONS[args.runs_command or "list"](args, sys.stdout)
+    return int(code or EXIT_OK)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:

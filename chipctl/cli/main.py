@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import chipctl
 from chipctl.cli import commands
 from chipctl.cli.errors import EXIT_INVALID, EXIT_RUN_FAILED, UsageError
+from chipctl.cli.recount import add_recount_parser
 from chipctl.vision.count_cli import add_count_arguments
 
 
@@ -92,6 +93,7 @@ def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
     export.add_argument("run", metavar="RUN")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("--out", metavar="FILE", help="where (default RUN_FOLDER/counts.FORMAT)")
+    add_recount_parser(runs_sub)
 
 
 def _configure_logging(verbosity: int) -> None:

@@ -1,5 +1,5 @@
-"""What `chipctl runs list | show | report | export` do, and the interrupted-run notice that
-`chipctl run` and `chipctl runs list` give."""
+"""What `chipctl runs list | show | report | export | recount` do, and the interrupted-run
+notice that `chipctl run` and `chipctl runs list` give."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from chipctl.analysis.report import write_report
 from chipctl.cli.errors import UsageError
+from chipctl.cli.recount import runs_recount
 from chipctl.runs.export import export_counts
 from chipctl.runs.folder import RunFolder, RunNotFound, resolve_run
 from chipctl.runs.index import RunFilter, RunIndex
@@ -106,4 +107,5 @@ def runs_export(args: argparse.Namespace, out: TextIO) -> None:
     print(f"{len(run.counts)} rows: {target}", file=out)
 
 
-ACTIONS = {"list": runs_list, "show": runs_show, "report": runs_report, "export": runs_export}
+ACTIONS = {"list": runs_list, "show": runs_show, "report": runs_report, "export": runs_export,
+           "recount": runs_recount}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chipctl.config.devices import (
     DRIVER_SETTINGS,
@@ -29,6 +29,7 @@ from chipctl.config.devices import (
     CoolLedSettings,
     DeviceSettings,
     DeviceSpec,
+    MicroManagerSettings,
     PumpSettings,
 )
 from chipctl.config.sourcefile import Problem, SourceError, line_of, load_yaml
@@ -136,9 +137,21 @@ class Bench(BaseModel):
     simulator: dict[str, Any] | None = None
     path: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _micromanager_folder(cls, data: Any) -> Any:
+        """A Micro-Manager entry's relative config is found beside the bench file."""
+        if not isinstance(data, dict) or not isinstance(data.get("devices"), dict):
+            return data
+        folder = str(Path(data["path"]).parent) if data.get("path") else ""
+        devices = {name: {"bench_dir": folder, **entry}
+                   if isinstance(entry, dict) and entry.get("driver") == "micromanager"
+                   else entry for name, entry in data["devices"].items()}
+        return {**data, "devices": devices}
+
     def of_kind(self, kind: str) -> dict[str, DeviceSettings]:
         """Devices of one kind (pump, illuminator, stage, camera, valve) by name."""
-        return {name: spec for name, spec in self.devices.items() if spec.kind == kind}
+        return {name: spec for name, spec in self.devices.items() if kind in spec.kinds}
 
     @property
     def pumps(self) -> dict[str, PumpSettings]:
@@ -148,12 +161,14 @@ class Bench(BaseModel):
     @property
     def camera(self) -> CameraSettings | None:
         """The (first) camera's settings, if the bench has a camera."""
-        return next((s for s in self.devices.values() if isinstance(s, CameraSettings)), None)
+        return next((s for s in self.devices.values()
+                     if isinstance(s, CameraSettings) and "camera" in s.kinds), None)
 
     @property
-    def illuminator(self) -> CoolLedSettings | None:
+    def illuminator(self) -> CoolLedSettings | MicroManagerSettings | None:
         """The (first) illuminator's settings, if the bench has one."""
-        return next((s for s in self.devices.values() if isinstance(s, CoolLedSettings)), None)
+        return next((s for s in self.devices.values() if isinstance(s, CoolLedSettings)
+                     or isinstance(s, MicroManagerSettings) and "illuminator" in s.kinds), None)
 
 
 def _location(loc: tuple[Any, ...]) -> list[Any]:

@@ -67,6 +67,11 @@ class DeviceSettings(Settings):
             raise ValueError("url is empty; give a port (/dev/ttyUSB0, COM3) or socket://HOST:PORT")
         return value
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Every kind of device this entry is (a Micro-Manager microscope: one per role)."""
+        return (self.kind,)
+
 
 class SyringeSettings(Settings):
     """The syringe on a pump. `contents` (what it holds at the start) defaults to full."""
@@ -199,9 +204,87 @@ class ViciSettings(DeviceSettings):
     move_timeout: Seconds = Field(10.0, gt=0)
 
 
+class MicroManagerRoles(Settings):
+    """Device labels of a Micro-Manager configuration, by the role they play for chipctl."""
+
+    camera: str | None = None
+    xy: str | None = None
+    focus: str | None = None
+    light: str | None = None  # a shutter-type device: an LED or lamp controller, a shutter
+    filter: str | None = None  # a state device: filter wheel or turret
+
+    def labels(self) -> dict[str, str]:
+        """role -> label, for the roles given."""
+        return {role: label for role, label in self.model_dump().items() if label}
+
+
+MM_ROLE_KINDS = {"camera": "camera", "xy": "stage", "focus": "stage", "light": "illuminator"}
+"""Which kind of device each role makes the entry (`filter` serves the illuminator)."""
+
+
+class MicroManagerChannel(Settings):
+    """What turns on one fluorescence channel: a preset, a filter position, a power property."""
+
+    preset: str | None = None  # a preset of the entry's channel_group
+    filter: str | int | None = None  # a state label (or position) of the filter role
+    power_property: str | None = None  # a property of the light role taking the power
+    power_max: float = Field(default=100.0, gt=0)  # the property's value at 100 %
+
+
+class MicroManagerSettings(CameraSettings):
+    """A microscope run through Micro-Manager (pymmcore-plus): its configuration file (or
+    mm_dir + config) and which of its devices plays which role. It is the bench's camera,
+    stage and illuminator by its roles; `channels` maps the protocol's channel names to what
+    selects them (`AF488: GFP` is short for `{filter: GFP}`); without them each label of the
+    filter role is a channel. pixel_size_um serves only where Micro-Manager has no pixel size
+    calibration. A relative config is read from mm_dir, else from the bench file's folder
+    (`bench_dir`, which the bench loader fills in)."""
+
+    kind: ClassVar[str] = "microscope"
+    serial: ClassVar[bool] = False
+    driver: Literal["micromanager"]
+    url: str = "micromanager"
+    config: str
+    mm_dir: str | None = None
+    bench_dir: str = ""
+    roles: MicroManagerRoles
+    channels: dict[str, MicroManagerChannel] = Field(default_factory=dict)
+    channel_group: str | None = None
+    xy_tolerance_um: Micrometres = Field(2.0, gt=0)
+    z_tolerance_um: Micrometres = Field(0.5, gt=0)
+    move_timeout_s: Seconds = Field(30.0, gt=0, alias="move_timeout")
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"filter": v} if isinstance(v, str | int) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MicroManagerSettings:
+        labels = self.roles.labels()
+        if not labels:
+            raise ValueError("roles: map at least one role (camera, xy, focus, light, filter)")
+        for name, channel in self.channels.items():
+            if channel.filter is not None and "filter" not in labels:
+                raise ValueError(f"channels.{name} names a filter but roles has no filter")
+            if channel.power_property and "light" not in labels:
+                raise ValueError(f"channels.{name} sets a power property but roles has no light")
+            if channel.preset and not self.channel_group:
+                raise ValueError(f"channels.{name} names a preset: give channel_group too")
+        return self
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """camera, stage and/or illuminator, by the roles mapped."""
+        return tuple(dict.fromkeys(MM_ROLE_KINDS[r] for r in self.roles.labels()
+                                   if r in MM_ROLE_KINDS))
+
+
 DeviceSpec = Annotated[
     NewEraSettings | HarvardSettings | CoolLedSettings | PriorSettings | SimCameraSettings
-    | OpenCvSettings | ViciSettings,
+    | OpenCvSettings | ViciSettings | MicroManagerSettings,
     Field(discriminator="driver"),
 ]
 """One device entry of a bench file, typed by its driver."""
@@ -210,7 +293,7 @@ _SPEC = TypeAdapter(DeviceSpec)
 DRIVER_SETTINGS: dict[str, type[DeviceSettings]] = {
     get_args(model.model_fields["driver"].annotation)[0]: model
     for model in (NewEraSettings, HarvardSettings, CoolLedSettings, PriorSettings,
-                  SimCameraSettings, OpenCvSettings, ViciSettings)
+                  SimCameraSettings, OpenCvSettings, ViciSettings, MicroManagerSettings)
 }
 """Driver name -> its settings model (the names the bench file accepts)."""
 

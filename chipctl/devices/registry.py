@@ -22,6 +22,7 @@ from chipctl.config.devices import (
     CoolLedSettings,
     DeviceSettings,
     HarvardSettings,
+    MicroManagerSettings,
     NewEraSettings,
     OpenCvSettings,
     PriorSettings,
@@ -29,6 +30,7 @@ from chipctl.config.devices import (
     ViciSettings,
 )
 from chipctl.devices import cameras, illuminator, pumps, stage, valve
+from chipctl.devices.micromanager import scope as micromanager
 from chipctl.devices.rig import BroadcastStop, Rig
 from drivers import newera
 from drivers.transport import SerialTransport
@@ -70,6 +72,7 @@ DRIVERS: dict[str, Driver] = {d.name: d for d in (
     Driver(SimCameraSettings, cameras.make_sim_camera),
     Driver(OpenCvSettings, _opencv),
     Driver(ViciSettings, valve.make_vici),
+    Driver(MicroManagerSettings, micromanager.make_micromanager),
 )}
 
 

@@ -57,8 +57,9 @@ class Rig:
 
     # -- by kind ----------------------------------------------------------------------------
     def of_kind(self, kind: str) -> dict[str, Any]:
-        """The devices of one kind (pump, illuminator, stage, camera, valve) by name."""
-        return {n: self.devices[n] for n in self.bench.of_kind(kind)}
+        """The devices of one kind (pump, illuminator, stage, camera, valve) by name; for a
+        device with several roles (a Micro-Manager microscope), the part that plays it."""
+        return {n: _role(self.devices[n], kind) for n in self.bench.of_kind(kind)}
 
     pumps: OfKind[SyringePump] = OfKind("pump")
     illuminators: OfKind[Illuminator] = OfKind("illuminator")
@@ -118,6 +119,12 @@ class Rig:
                 device.close()
         for transport in self.transports.values():
             transport.close()
+
+
+def _role(device: Any, kind: str) -> Any:
+    """The part of a device that serves `kind` (its `roles`, where it has them)."""
+    roles = getattr(device, "roles", None)
+    return roles[kind] if isinstance(roles, Mapping) and kind in roles else device
 
 
 def _attempt(name: str, action: Callable[[], object]) -> list[str]:
