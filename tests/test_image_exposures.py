@@ -112,6 +112,7 @@ def test_frames_k_end_to_end_on_the_simulated_bench(tmp_path: Path) -> None:
     assert {r["seq"] for r in spots} == {"0", "3"}  # detections against the first exposures
     logged = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     assert [e["exposures"] for e in logged if e.get("event") == "count"] == [3, 3]
+    assert [e["exposure_index"] for e in logged if e.get("event") == "frame"] == [0, 1, 2] * 2
     # dim vesicles that one exposure misses are counted from three (simulator's truth)
     one, _ = _run(tmp_path / "k1", 1)
     assert _fraction_counted(folder) > _fraction_counted(one) + 0.2
