@@ -1,5 +1,9 @@
 """Per-spot measurements of accepted detections: ML position, photons, background, CRLB, width.
 
+``amplitude`` stays the matched filter's estimate of the peak ((filtered - background) /
+kappa), the same filtered value the spot's score divides by its noise, so amplitude / snr is
+the field's noise level; ``photons`` comes from the maximum-likelihood fit.
+
 The start is the Gaussian (log-parabola) peak of the filtered 3x3 window; the maximum-likelihood
 fit (``fit``) refines it. A fit that wanders more than ``_MAX_MOVE_PX`` from its start, or ends
 without a positive amplitude, keeps the start position and reports no bound (a noise-level
@@ -24,6 +28,7 @@ from chipctl.vision.model import empty_spots
 from chipctl.vision.rejection import aggregates
 
 _MAX_MOVE_PX = 1.5
+_PEAK = "photons"  # holds the fitted peak (ADU) while localizing; converted to electrons last
 
 
 def localize(fld: Field, psf_sigma: float, ys: np.ndarray, xs: np.ndarray, nb: np.ndarray,
@@ -45,7 +50,8 @@ def localize(fld: Field, psf_sigma: float, ys: np.ndarray, xs: np.ndarray, nb: n
     ok = _usable(fit, xs + dx, ys + dy)
     spots["x"] = np.where(ok, fit.x, xs + dx)
     spots["y"] = np.where(ok, fit.y, ys + dy)
-    spots["amplitude"] = np.where(ok, fit.amplitude, amp0)
+    spots["amplitude"] = (nb[:, 4] - bg) / fld.kernel.kappa  # the score's own estimate
+    spots[_PEAK] = np.where(ok, fit.amplitude, amp0)  # the fitted peak (ADU) until the end
     spots["background"] = np.where(ok, fit.background, bg)
     spots["crlb_x"] = np.where(ok, fit.crlb_x, np.nan)
     spots["crlb_y"] = np.where(ok, fit.crlb_y, np.nan)
@@ -53,7 +59,7 @@ def localize(fld: Field, psf_sigma: float, ys: np.ndarray, xs: np.ndarray, nb: n
     spots["width"] = apparent_width(nb, bg, psf_sigma)
     sd = detect.sample_low(fld.sd_low, fld.raw.shape, ys, xs) * fld.scale
     excess = split.unexplained_light(
-        fld.filtered, ys, xs, np.stack([spots["x"], spots["y"]]), spots["amplitude"], bg, sd,
+        fld.filtered, ys, xs, np.stack([spots["x"], spots["y"]]), spots[_PEAK], bg, sd,
         fld.kernel.kappa, psf_sigma, within(near, ys, xs, r + 6))
     cand = ~ok | split.candidates(fit.chi2, fit.pixels, fit.amplitude, fit.elongation) | (
         excess > split.Z_RING)
@@ -66,7 +72,7 @@ def localize(fld: Field, psf_sigma: float, ys: np.ndarray, xs: np.ndarray, nb: n
         spots, ys, xs, cand = spots[keep], ys[keep], xs[keep], cand[keep]
     if cand.any():
         spots = _split(fld, psf_sigma, spots, ys, xs, np.flatnonzero(cand), near)
-    spots["photons"] = photons(spots["amplitude"], psf_sigma, fld.noise.slope)
+    spots["photons"] = photons(spots[_PEAK], psf_sigma, fld.noise.slope)
     return spots, int(clumps.sum())
 
 
@@ -79,9 +85,9 @@ def _split(fld: Field, psf_sigma: float, spots: np.ndarray, ys: np.ndarray, xs: 
     index[cand] = np.arange(len(cand))
     sel = index[near[0]] >= 0
     n, m = index[near[0][sel]], near[1][sel]
-    others = light_of(ys[cand], xs[cand], r, spots["x"], spots["y"], spots["amplitude"],
-                      psf_sigma, (n, m))
-    single = np.stack([spots[k][cand] for k in ("x", "y", "amplitude", "background")])
+    others = light_of(ys[cand], xs[cand], r, spots["x"], spots["y"], spots[_PEAK], psf_sigma,
+                      (n, m))
+    single = np.stack([spots[k][cand] for k in ("x", "y", _PEAK, "background")])
     pair = split.fit_pairs(fld.raw, ys[cand], xs[cand], single, others, fld.noise, psf_sigma)
     won = split.accepted(pair, ys[cand], xs[cand], psf_sigma)
     won &= ~_crowds_a_neighbour(pair, cand, spots, n, m, psf_sigma)
@@ -89,7 +95,8 @@ def _split(fld: Field, psf_sigma: float, spots: np.ndarray, ys: np.ndarray, xs: 
         return spots
     parts = np.concatenate([spots[cand[won]]] * 2)
     for name, value in (("x", pair.x), ("y", pair.y), ("amplitude", pair.amplitude),
-                        ("crlb_x", pair.crlb_x), ("crlb_y", pair.crlb_y)):
+                        (_PEAK, pair.amplitude), ("crlb_x", pair.crlb_x),
+                        ("crlb_y", pair.crlb_y)):
         parts[name] = value[:, won].ravel()
     parts["background"] = np.tile(pair.background[won], 2)
     parts["multiplicity"] = 2

@@ -14,9 +14,11 @@ SPOT_DTYPE = np.dtype([
 """Row layout of :attr:`CountResult.spots`.
 
 x is the column and y the row in pixels, (0, 0) at the centre of the top-left pixel, from the
-maximum-likelihood Gaussian fit; ``amplitude`` is the fitted peak above ``background`` (both in
-ADU); ``snr`` the local SNR score of the detection; ``photons`` the fitted signal in electrons
-(NaN when the camera gain is unknown and cannot be estimated); ``crlb_x``/``crlb_y`` the
+maximum-likelihood Gaussian fit; ``amplitude`` is the peak above the background (ADU) as the
+matched filter measures it (the value the score divides by its noise; for a split detection,
+each component's fitted peak); ``snr`` the local SNR score of the detection; ``photons`` the
+maximum-likelihood fit's signal in electrons (NaN when the camera gain is unknown and cannot be
+estimated); ``background`` the fitted level under the spot (ADU); ``crlb_x``/``crlb_y`` the
 Cramer-Rao lower bounds (standard deviations, px) of x and y from the fitted photons and
 background; ``width`` the apparent PSF sigma (px) measured from the detection's filtered peak
 (NaN where too faint to measure); ``multiplicity`` the number of spots the detection was split
