@@ -17,10 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from chipctl.config.bench import Bench, load_bench
-from chipctl.config.sourcefile import SourceError
-from chipctl.engine import BenchUnavailable, Engine
-from chipctl.simlaunch import simulated_bench_file
+from gui.core import Bench, BenchUnavailable, Engine, SourceError, load_bench, simulated_bench_file
 
 EXIT_OK, EXIT_INVALID = 0, 2
 ORGANIZATION, APPLICATION = "chipctl", "chipctl-gui"

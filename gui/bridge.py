@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from chipctl.run.events import RunEvents
 from gui.frames import FrameSlot
+
+if TYPE_CHECKING:
+    from gui.core import RunEvents
 
 
 def describe_error(exc: BaseException) -> str:
@@ -68,9 +70,13 @@ class RunBridge(QObject):
     prompt = Signal(str)  # operator prompt message
     record = Signal(dict)  # every event record, for the event log
 
-    def __init__(self, frames: FrameSlot, parent: QObject | None = None) -> None:
+    def __init__(self, frames: FrameSlot, parent: QObject | None = None,
+                 frame_sinks: Sequence[Callable[[Any], None]] = (),
+                 count_sinks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> None:
         super().__init__(parent)
         self.frames = frames
+        self.frame_sinks = [frames.put, *frame_sinks]  # Qt-free, called on the run's thread
+        self.count_sinks = list(count_sinks)
         self.mailbox = Mailbox(parent=self)
         self._events: RunEvents | None = None
 
@@ -98,7 +104,7 @@ class RunBridge(QObject):
                 (events.step_started, self._on_step_started),
                 (events.step_finished, self._on_step_finished),
                 (events.counted, self._on_counted), (events.prompt, self._on_prompt),
-                (events.record, self._on_record), (events.frame, self.frames.put)]
+                (events.record, self._on_record), (events.frame, self._on_frame)]
 
     # psygnal callbacks: called on the run's worker thread, they only post to the mailbox.
     def _on_state(self, state: str, reason: str) -> None:
@@ -111,7 +117,13 @@ class RunBridge(QObject):
         self.mailbox.post(self.stepFinished.emit, index, label)
 
     def _on_counted(self, row: dict[str, Any]) -> None:
+        for sink in self.count_sinks:
+            sink(dict(row))
         self.mailbox.post(self.counted.emit, dict(row))
+
+    def _on_frame(self, frame: Any) -> None:
+        for sink in self.frame_sinks:
+            sink(frame)
 
     def _on_prompt(self, message: str) -> None:
         self.mailbox.post(self.prompt.emit, message)

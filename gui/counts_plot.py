@@ -1,15 +1,27 @@
-"""Vesicle counts over time, one curve per capture zone and channel, growing live."""
+"""Vesicle counts over time, one curve per capture zone and channel, growing live.
+
+One colour per zone; channels differ by line style and symbol; a legend names each curve. A
+single point gets an axis of a few minutes around it, not a range of a fraction of a second.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-CHANNEL_COLOURS = {"AF488": (60, 200, 90), "AF555": (250, 170, 40), "AF647": (230, 60, 60)}
-ZONE_STYLES = ("solid", "dash", "dot", "dashdot")
+from gui.widgets import ElidedLabel
+
+ZONE_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+                (140, 86, 75), (227, 119, 194), (127, 127, 127))
+CHANNEL_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine,
+                  Qt.PenStyle.DashDotLine)
+CHANNEL_SYMBOLS = ("o", "t", "s", "d")
+MIN_SPAN_MIN = 2.0  # the narrowest time axis, minutes
 
 
 @dataclass
@@ -38,24 +50,40 @@ class Series:
         self.times_min[-1], self.counts[-1] = t_sum / n, c_sum / n
 
 
-def _pen(zone_index: int, channel: str, channel_index: int) -> Any:
-    colour = CHANNEL_COLOURS.get(channel, pg.intColor(channel_index, hues=8))
-    style = ZONE_STYLES[zone_index % len(ZONE_STYLES)]
-    styles = {"solid": 1, "dash": 2, "dot": 3, "dashdot": 4}
-    return pg.mkPen(colour, width=2, style=pg.QtCore.Qt.PenStyle(styles[style]))
+def zone_colour(zone_index: int) -> tuple[int, int, int]:
+    """The colour of a zone (the same in the plot, the results table and the chip map)."""
+    return ZONE_COLOURS[zone_index % len(ZONE_COLOURS)]
+
+
+def curve_style(zone_index: int, channel_index: int) -> dict[str, Any]:
+    """Pen and symbol of one zone/channel curve."""
+    colour = zone_colour(zone_index)
+    pen = pg.mkPen(colour, width=2, style=CHANNEL_STYLES[channel_index % len(CHANNEL_STYLES)])
+    return {"pen": pen, "symbol": CHANNEL_SYMBOLS[channel_index % len(CHANNEL_SYMBOLS)],
+            "symbolSize": 8, "symbolBrush": colour, "symbolPen": colour}
+
+
+def axis_range(values: list[float], min_span: float) -> tuple[float, float]:
+    """A range showing every value with a margin, at least `min_span` wide."""
+    low, high = min(values), max(values)
+    span = max(high - low, min_span)
+    middle = (low + high) / 2
+    return middle - span * 0.55, middle + span * 0.55
 
 
 class CountsPlot(QWidget):
     """The counts plot: x protocol time (min), y vesicles per field."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, zones: Sequence[str] = (), parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.bench_zones = list(zones)
         self.plot = pg.PlotWidget()
+        self.plot.setMinimumSize(160, 120)
         self.plot.setLabel("bottom", "time since the run started (min)")
         self.plot.setLabel("left", "vesicles per field")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
-        self.legend = self.plot.addLegend(offset=(10, 10))
-        self.summary = QLabel("no counts yet")
+        self.legend = self.plot.addLegend(offset=(10, 10), brush=(0, 0, 0, 160))
+        self.summary = ElidedLabel("no counts yet")
         layout = QVBoxLayout(self)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.summary)
@@ -63,6 +91,8 @@ class CountsPlot(QWidget):
         self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
         self.rows = 0
         self.started_s = 0.0
+        self.zones: list[str] = list(zones)  # the bench's zones, then others: zone i, colour i
+        self.channels: list[str] = []
 
     def clear(self, started_s: float = 0.0) -> None:
         """Forget every curve: a new run starts at `started_s` on the engine's clock."""
@@ -72,6 +102,8 @@ class CountsPlot(QWidget):
         self.legend.clear()
         self.series.clear()
         self.curves.clear()
+        self.zones[:] = self.bench_zones
+        self.channels.clear()
         self.rows = 0
         self.summary.setText("no counts yet")
 
@@ -87,14 +119,24 @@ class CountsPlot(QWidget):
         self.curves[name].setData(series.times_min, series.counts)
         self.rows += 1
         self.summary.setText(self._summary())
+        self._fit_axes()
 
     def _new_curve(self, name: tuple[str, str]) -> None:
-        zones = sorted({zone for zone, _ in self.series} | {name[0]})
-        channels = sorted({channel for _, channel in self.series} | {name[1]})
-        pen = _pen(zones.index(name[0]), name[1], channels.index(name[1]))
+        zone, channel = name
+        if zone not in self.zones:
+            self.zones.append(zone)
+        if channel not in self.channels:
+            self.channels.append(channel)
+        style = curve_style(self.zones.index(zone), self.channels.index(channel))
         self.series[name] = Series()
-        self.curves[name] = self.plot.plot([], [], pen=pen, symbol="o", symbolSize=6,
-                                           symbolBrush=pen.color(), name=f"{name[0]} {name[1]}")
+        self.curves[name] = self.plot.plot([], [], name=f"{zone} {channel}", **style)
+
+    def _fit_axes(self) -> None:
+        times = [t for s in self.series.values() for t in s.times_min]
+        counts = [c for s in self.series.values() for c in s.counts]
+        if times:
+            self.plot.setXRange(*axis_range(times, MIN_SPAN_MIN), padding=0)
+            self.plot.setYRange(0.0, max(counts) * 1.15 + 1.0, padding=0)  # counts from 0
 
     def latest(self, zone: str, channel: str) -> float | None:
         """The newest point of a curve, or None."""

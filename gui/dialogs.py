@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chipctl.protocol.model import Protocol
+from gui.core import Protocol
 from gui.estop import guard
 
 

@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from chipctl.devices.interfaces import Camera, Frame
-from chipctl.run.counting import CountedFrame
-from chipctl.vision.factory import make_counter
-from chipctl.vision.model import CountParams
+from gui.core import Camera, CountedFrame, Frame, default_counter
 
 ANY_CHANNEL = ""
+COMPOSITE = "composite"
+CHANNEL_RGB = {"AF488": (0.2, 1.0, 0.3), "AF555": (1.0, 0.75, 0.1), "AF647": (1.0, 0.2, 0.8)}
 DISPLAY_MAX_SIDE = 1024  # frames are binned to this for the screen, off the Qt thread
 
 
@@ -45,7 +44,9 @@ def frame_channel(frame: Frame) -> str:
 @dataclass(frozen=True)
 class Shown:
     """A frame ready to display: its sequence number, the frame, the image binned for the
-    screen (`display`, `bin` sensor pixels per side) and, if counted, its spots."""
+    screen (`display`, `bin` sensor pixels per side) and, if counted, its spots.
+
+    A composite holds one frame per channel (`layers`); its `display` is an RGB image."""
 
     seq: int
     frame: Frame
@@ -53,6 +54,9 @@ class Shown:
     bin: int = 1
     spots: Any = None  # chipctl.vision CountResult, or None when not counted
     levels: tuple[float, float] = (0.0, 1.0)  # suggested display levels: dark noise, bright spots
+    saturated: int = 0  # pixels at the camera's full scale
+    layers: tuple[tuple[str, Frame], ...] = ()  # a composite's frames, by channel
+    pinned: bool = False  # a frame chosen in the frame browser, not the live stream
 
 
 def bin_for_display(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> tuple[np.ndarray, int]:
@@ -74,6 +78,37 @@ def suggested_levels(image: np.ndarray) -> tuple[float, float]:
     """Levels that show noise dark and single vesicles bright (1st to 99.99th percentile)."""
     low, high = np.percentile(image, (1.0, 99.99))
     return float(low), float(max(high, low + 1.0))
+
+
+def full_scale(frame: Frame) -> float:
+    """The camera's saturation level: its bit depth if the frame says, else the dtype's."""
+    bits = frame.metadata.get("bit_depth")
+    if isinstance(bits, int) and 0 < bits <= 32:
+        return float(2**bits - 1)
+    dtype = np.asarray(frame.image).dtype
+    return float(np.iinfo(dtype).max) if dtype.kind in "ui" else float("inf")
+
+
+def saturated_pixels(frame: Frame) -> int:
+    """How many pixels are at the camera's full scale (where a count is unreliable)."""
+    return int(np.count_nonzero(np.asarray(frame.image) >= full_scale(frame)))
+
+
+def channel_rgb(channel: str, index: int = 0) -> tuple[float, float, float]:
+    """The display colour of a fluorescence channel (white for an unknown one)."""
+    fallback = ((0.3, 0.6, 1.0), (1.0, 1.0, 1.0), (0.6, 1.0, 1.0))
+    return CHANNEL_RGB.get(channel, fallback[index % len(fallback)])
+
+
+def composite_rgb(layers: list[tuple[str, np.ndarray, tuple[float, float]]]) -> np.ndarray:
+    """An additive RGB image (0..1) of several channels, each scaled by its levels."""
+    shape = min(image.shape for _, image, _ in layers)
+    rgb = np.zeros((*shape, 3), np.float32)
+    for index, (channel, image, (low, high)) in enumerate(layers):
+        scaled = np.clip((image[: shape[0], : shape[1]].astype(np.float32) - low)
+                         / max(high - low, 1e-6), 0, 1)
+        rgb += scaled[..., None] * np.asarray(channel_rgb(channel, index), np.float32)
+    return np.clip(rgb, 0, 1)
 
 
 class FrameSlot:
@@ -116,19 +151,29 @@ class FrameSlot:
 
 
 class FramePreparer:
-    """Prepares the newest frame of the chosen channel for the screen on a worker thread:
-    binned to screen size and, when `count_spots` is set, counted for the spot overlay."""
+    """Prepares the frame to display on a worker thread: binned to screen size and, when
+    `count_spots` is set, counted for the spot overlay.
+
+    It shows the newest frame of the chosen channel (or a composite of every channel's newest),
+    or, once `pin` is given frames from the frame browser, those frames until `unpin`.
+    Changing what is shown (`channel`, spots on or off) re-prepares the frame on screen:
+    `redo()`."""
 
     def __init__(self, slot: FrameSlot, counter: Callable[[Any], Any] | None = None,
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None,
+                 channels: tuple[str, ...] = ()) -> None:
         self.slot = slot
         self.channel = ANY_CHANNEL
+        self.channels = channels
         self.count_spots = threading.Event()
         self._counter = counter
         self._on_error = on_error or (lambda message: None)
         self._result: Shown | None = None
         self._lock = threading.Lock()
+        self._pinned: tuple[Frame, ...] | None = None
+        self._redo = threading.Event()
         self._stop = threading.Event()
+        self.prepared = 0
         self._thread = threading.Thread(target=self._loop, name="gui-frame-prep", daemon=True)
         self._thread.start()
 
@@ -137,24 +182,98 @@ class FramePreparer:
         with self._lock:
             return self._result
 
+    def redo(self) -> None:
+        """Prepare the frame on screen again (its channel or overlay changed)."""
+        self._redo.set()
+
+    def pin(self, frames: list[Frame]) -> None:
+        """Show these frames (one, or one per channel for a composite) instead of the stream."""
+        with self._lock:
+            self._pinned = tuple(frames)
+        self._redo.set()
+
+    def unpin(self) -> None:
+        """Back to the live stream."""
+        with self._lock:
+            self._pinned = None
+        self._redo.set()
+
+    @property
+    def pinned(self) -> bool:
+        """True while frames from the browser are shown."""
+        with self._lock:
+            return self._pinned is not None
+
     def _loop(self) -> None:
         seen = 0
         while not self._stop.is_set():
-            entry = self.slot.wait_newer(seen, self.channel, 0.1)
-            if entry is None:
-                continue
-            seen, frame = entry
-            display, n = bin_for_display(frame.image)
-            spots = self._count(frame) if self.count_spots.is_set() else None
-            shown = Shown(seen, frame, display, n, spots, suggested_levels(display))
             with self._lock:
-                self._result = shown
+                pinned = self._pinned
+            if pinned is not None:
+                if self._redo.wait(0.05):
+                    self._redo.clear()
+                    with self._lock:
+                        pinned = self._pinned  # may have been unpinned meanwhile
+                    if pinned is not None:
+                        self._publish(self._prepare(seen, list(pinned), pinned=True))
+                    else:
+                        self._redo.set()
+                continue
+            entries = self._wait_stream(seen, 0.05 if self._redo.is_set() else 0.1)
+            with self._lock:
+                if self._pinned is not None:
+                    continue  # pinned meanwhile: its redo is for the pinned frames
+            if self._redo.is_set():  # set before or during the wait: consumed now
+                self._redo.clear()
+                entries = entries or self._latest()
+            if entries:
+                seen = max(seq for seq, _ in entries)
+                self._publish(self._prepare(seen, [frame for _, frame in entries]))
+
+    def _latest(self) -> list[tuple[int, Frame]] | None:
+        if self.channel == COMPOSITE:
+            found = [self.slot.latest(channel) for channel in self.channels]
+            entries = [entry for entry in found if entry is not None]
+            return entries or None
+        entry = self.slot.latest(self.channel)
+        return [entry] if entry is not None else None
+
+    def _wait_stream(self, seen: int, timeout: float) -> list[tuple[int, Frame]] | None:
+        if self.channel == COMPOSITE:
+            if self.slot.wait_newer(seen, ANY_CHANNEL, timeout) is None:
+                return None
+            return self._latest()
+        entry = self.slot.wait_newer(seen, self.channel, timeout)
+        return [entry] if entry is not None else None
+
+    def _prepare(self, seq: int, frames: list[Frame], pinned: bool = False) -> Shown:
+        frame = frames[-1]  # the chosen frame; before it, the other channels of its field
+        if self.channel == COMPOSITE:
+            saturated = sum(saturated_pixels(f) for f in frames)
+            layers = []
+            for f in frames:
+                display, n = bin_for_display(f.image)
+                layers.append((frame_channel(f), display, suggested_levels(display)))
+            rgb = composite_rgb(layers)
+            return Shown(seq, frame, rgb, n, None, (0.0, 1.0), saturated,
+                         tuple((frame_channel(f), f) for f in frames), pinned)
+        display, n = bin_for_display(frame.image)
+        spots = self._count(frame) if self.count_spots.is_set() else None
+        return Shown(seq, frame, display, n, spots, suggested_levels(display),
+                     saturated_pixels(frame), (), pinned)
+
+    def _publish(self, shown: Shown) -> None:
+        with self._lock:
+            self.prepared += 1
+            self._result = Shown(self.prepared, shown.frame, shown.display, shown.bin,
+                                 shown.spots, shown.levels, shown.saturated, shown.layers,
+                                 shown.pinned)
 
     def _count(self, frame: Frame) -> Any:
-        if isinstance(frame, CountedFrame):  # counted by the run: show the run's count
+        if isinstance(frame, CountedFrame):  # counted by the run: show the run's own count
             return frame.result
         try:
-            self._counter = self._counter or make_counter(CountParams())
+            self._counter = self._counter or default_counter()
             return self._counter(frame.image)
         except Exception as exc:  # noqa: BLE001 - shown to the operator
             self._on_error(f"spot overlay: {type(exc).__name__}: {exc}")

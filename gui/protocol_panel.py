@@ -1,5 +1,7 @@
-"""The protocol panel: open a file, see it validated with lines, the dry run, steps and progress,
-and run, pause, resume or abort it. A protocol with problems cannot be started.
+"""The protocol panel: open a protocol (a YAML file or a Python scripted protocol, from the
+protocol library or anywhere), see it validated with lines, the dry run, steps and progress,
+and run, pause, resume or abort it. A protocol with problems cannot be started. A script's
+errors (a syntax error, an exception, a bad step) are listed with their line like a file's.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QTextCursor
 from PySide6.QtWidgets import (
     QFileDialog,
+    QGridLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -26,11 +31,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chipctl.config.sourcefile import Problem, SourceError
-from chipctl.protocol import load_protocol
-from chipctl.protocol.model import Protocol
-from chipctl.protocol.validate import DryRun, check_protocol
+from gui.core import DryRun, Problem, Protocol, SourceError, check_protocol, load_any
 from gui.estop import guard
+from gui.widgets import ElidedLabel, scrollable
+
+FILE_FILTERS = ("Protocols (*.yaml *.yml *.py)", "Protocol files (*.yaml *.yml)",
+                "Python scripted protocols (*.py)", "All files (*)")
+PROTOCOL_SUFFIXES = (".yaml", ".yml", ".py")
 
 STATE_COLOURS = {"running": "#1b7f3b", "paused": "#b36b00", "completed": "#1b7f3b",
                  "aborted": "#b36b00", "failed": "#c62828", "idle": "#555555"}
@@ -47,9 +54,10 @@ def describe_dry_run(plan: DryRun) -> str:
 
 
 def validate_file(path: str, bench: Any) -> tuple[Protocol | None, list[Problem], DryRun | None]:
-    """Load and check a protocol against the bench: (protocol, problems, dry run)."""
+    """Load (a .py script is executed) and check a protocol against the bench:
+    (protocol, problems, dry run)."""
     try:
-        protocol = load_protocol(path)
+        protocol = load_any(path)
     except SourceError as exc:
         return None, exc.problems, None
     try:
@@ -58,6 +66,10 @@ def validate_file(path: str, bench: Any) -> tuple[Protocol | None, list[Problem]
         problem = Problem(path, 0, f"could not check it: {type(exc).__name__}: {exc}")
         return protocol, [problem], None
     return protocol, problems, plan
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 class ProtocolPanel(QWidget):
@@ -70,8 +82,9 @@ class ProtocolPanel(QWidget):
     def __init__(self, bench: Any, session: Any,
                  ask_parameters: Callable[[Protocol], dict[str, str] | None],
                  emergency_stop: Callable[[], None] = lambda: None,
-                 parent: QWidget | None = None) -> None:
+                 library: Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.library = library
         self.emergency_stop = emergency_stop
         self.bench = bench
         self.session = session
@@ -86,21 +99,34 @@ class ProtocolPanel(QWidget):
     def _build(self) -> None:
         self.open_button = QPushButton("Open protocol…")
         self.open_button.clicked.connect(self.choose_file)
-        self.path_label = QLabel("no protocol open")
-        self.path_label.setWordWrap(True)
-        self.verdict = QLabel("")
+        self.library_button = QPushButton("Library")
+        self.library_button.setToolTip(f"the protocol library: {self.library or 'not found'}")
+        self.library_menu = QMenu(self.library_button)
+        self.library_menu.aboutToShow.connect(self._fill_library_menu)
+        self.library_button.setMenu(self.library_menu)
+        self.library_button.setEnabled(self.library is not None)
+        self.path_label = ElidedLabel("no protocol open")
+        self.verdict = ElidedLabel("")
         self.problem_list = QListWidget()
+        self.problem_list.setWordWrap(True)  # a long problem wraps instead of being cut
         self.problem_list.itemClicked.connect(self._show_problem_line)
         self.dry_run = QLabel("")
         self.dry_run.setWordWrap(True)
+        self.dry_run.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.source = QPlainTextEdit()
         self.source.setReadOnly(True)
         self.source.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.steps = QTreeWidget()
         self.steps.setHeaderLabels(["#", "step", "line", "estimate", "status"])
         self.steps.setRootIsDecorated(False)
+        header = self.steps.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(30)
+        self.steps.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.progress = QProgressBar()
-        self.state_label = QLabel("")
+        self.state_label = ElidedLabel("")
         self.run_button = QPushButton("Run")
         self.pause_button = QPushButton("Pause")
         self.resume_button = QPushButton("Resume")
@@ -114,32 +140,64 @@ class ProtocolPanel(QWidget):
     def _layout(self) -> None:
         top = QHBoxLayout()
         top.addWidget(self.open_button)
+        top.addWidget(self.library_button)
         top.addWidget(self.path_label, 1)
-        buttons = QHBoxLayout()
-        for button in (self.run_button, self.pause_button, self.resume_button, self.abort_button):
-            buttons.addWidget(button)
+        buttons = QGridLayout()  # two rows: the dock may be narrow
+        for index, button in enumerate((self.run_button, self.pause_button, self.resume_button,
+                                        self.abort_button)):
+            buttons.addWidget(button, index // 2, index % 2)
+        # Everything long is in the splitter and scrolls there, so the run buttons below it
+        # are always on screen however short the dock.
         split = QSplitter(Qt.Orientation.Vertical)
-        for stretch, widget in enumerate((self.problem_list, self.steps, self.source)):
+        self.dry_run_area = scrollable(self.dry_run)
+        self.dry_run_area.setMinimumSize(40, 30)
+        widgets = (self.problem_list, self.dry_run_area, self.steps, self.source)
+        for index, widget in enumerate(widgets):
+            widget.setMinimumHeight(30)
             split.addWidget(widget)
-            split.setStretchFactor(stretch, (2, 3, 1)[stretch])
+            split.setStretchFactor(index, (2, 1, 4, 1)[index])
+        split.setChildrenCollapsible(False)
+        split.setSizes([80, 120, 260, 90])  # the dry run readable at once, the steps largest
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.verdict)
-        layout.addWidget(self.dry_run)
         layout.addWidget(split, 1)
         layout.addWidget(self.progress)
         layout.addWidget(self.state_label)
         layout.addLayout(buttons)
 
     # -- opening and validating -------------------------------------------------------------
-    def choose_file(self) -> None:
-        """Ask for a protocol file and open it."""
-        start = str(Path(self.protocol.source).parent) if self.protocol else ""
-        dialog = QFileDialog(self, "Open protocol", start,
-                             "Protocols (*.yaml *.yml);;All files (*)")
+    def start_folder(self) -> str:
+        """Where the file dialog opens: the open protocol's folder, else the library."""
+        if self.protocol is not None and Path(self.protocol.source).parent.is_dir():
+            return str(Path(self.protocol.source).parent)
+        return str(self.library) if self.library is not None else ""
+
+    def library_protocols(self) -> list[Path]:
+        """The library's protocol files and scripts, by name."""
+        if self.library is None:
+            return []
+        return sorted(p for p in self.library.iterdir()
+                      if p.suffix in PROTOCOL_SUFFIXES and p.is_file())
+
+    def _fill_library_menu(self) -> None:
+        self.library_menu.clear()
+        for path in self.library_protocols():
+            action = self.library_menu.addAction(path.name)
+            action.triggered.connect(lambda _=False, p=str(path): self.open_file(p))
+
+    def file_dialog(self) -> QFileDialog:
+        """The open dialog: protocol files and scripts, in the library or the last folder."""
+        dialog = QFileDialog(self, "Open protocol", self.start_folder(),
+                             ";;".join(FILE_FILTERS))
         dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
         dialog.setOption(QFileDialog.Option.DontUseNativeDialog)  # so that F12 reaches us
         guard(dialog, self.emergency_stop)
+        return dialog
+
+    def choose_file(self) -> None:
+        """Ask for a protocol (file or script) and open it."""
+        dialog = self.file_dialog()
         if dialog.exec() and dialog.selectedFiles():
             self.open_file(dialog.selectedFiles()[0])
 
@@ -147,7 +205,8 @@ class ProtocolPanel(QWidget):
         """Load and validate a protocol; returns True if it can run on this bench."""
         protocol, problems, plan = validate_file(path, self.bench)
         self.protocol, self.problems, self.plan = protocol, problems, plan
-        self.path_label.setText(path)
+        kind = "Python script" if path.endswith(".py") else "protocol file"
+        self.path_label.setText(f"{Path(path).name} ({kind}) · {path}")
         self._show_source(path)
         self._show_problems(problems)
         self.dry_run.setText(describe_dry_run(plan) if plan is not None and not problems else "")
@@ -198,9 +257,9 @@ class ProtocolPanel(QWidget):
         self.steps.clear()
         for index, step in enumerate(plan.steps if plan else []):
             item = QTreeWidgetItem([str(index + 1), step["label"], str(step["line"]),
-                                    f"{step['duration_s']:g} s", ""])
+                                    _duration(step["duration_s"]), ""])
+            item.setToolTip(1, step["label"])
             self.steps.addTopLevelItem(item)
-        self.steps.resizeColumnToContents(1)
         self.progress.setRange(0, max(1, self.steps.topLevelItemCount()))
         self.progress.setValue(0)
 

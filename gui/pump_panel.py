@@ -1,16 +1,14 @@
 """Manual pump control: each pump's syringe, rate, volume, infuse/withdraw/stop and dispensed.
 
 Every device call goes through DeviceCalls (off the Qt thread); errors come back as messages.
-While a run is in progress the run owns the pumps: only Stop stays enabled, and the panel is
-updated from the run's events instead of polling the pump.
+Every manual action is checked against the chip's pressure limit and the syringe's contents and
+recorded (gui.core.Manual) before it is sent. The status shown is the bench snapshot's (polled
+between runs, followed from the run's pump events during one). While a run is in progress the
+run owns the pumps: only Stop stays enabled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -22,10 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chipctl.devices.interfaces import SyringePump
+from gui.bench_state import BenchSnapshot, PumpState
 from gui.bridge import DeviceCalls
-
-POLL_MS = 1000
+from gui.core import Manual, ManualRefused, Pump
+from gui.widgets import ElidedLabel
 
 
 def _spin(maximum: float, value: float, suffix: str) -> QDoubleSpinBox:
@@ -40,19 +38,19 @@ def _spin(maximum: float, value: float, suffix: str) -> QDoubleSpinBox:
 class PumpBox(QGroupBox):
     """One pump."""
 
-    def __init__(self, name: str, pump: SyringePump, calls: DeviceCalls,
+    def __init__(self, name: str, pump: Pump, calls: DeviceCalls, manual: Manual,
                  parent: QWidget | None = None) -> None:
         reagent = getattr(pump.syringe, "reagent", "")
         super().__init__(f"{name}" + (f" ({reagent})" if reagent else ""), parent)
-        self.name, self.pump, self.calls = name, pump, calls
+        self.name, self.pump, self.calls, self.manual = name, pump, calls, manual
         self.running = False
         self.dispensed_ul = 0.0
         self._polling = False
-        self.syringe_label = QLabel()
+        self.syringe_label = ElidedLabel()
         self.rate = _spin(100_000.0, 10.0, "uL/min")
         self.volume = _spin(max(pump.syringe.volume_ul, 1.0), 10.0, "uL")
         self.volume.setSpecialValueText("until stopped")
-        self.status = QLabel("stopped")
+        self.status = ElidedLabel("not read yet")
         self.infuse_button = QPushButton("Infuse")
         self.withdraw_button = QPushButton("Withdraw")
         self.stop_button = QPushButton("Stop")
@@ -79,15 +77,23 @@ class PumpBox(QGroupBox):
                                    f"holds {s.contents_ul:.1f} uL")
 
     def start(self, direction: str) -> None:
-        """Start pumping as set in the panel."""
+        """Start pumping as set in the panel (refused beyond the chip's or syringe's limits)."""
         rate, volume = self.rate.value(), self.volume.value() or None
+        label = f"{self.name} {direction}"
+        try:
+            self.manual.check_pump(self.pump, direction, rate, volume)
+        except ManualRefused as exc:
+            self.calls.report(label, f"refused: {exc}")
+            return
         action = self.pump.infuse if direction == "infuse" else self.pump.withdraw
-        self.calls.submit(f"{self.name} {direction}", lambda: action(rate, volume),
-                          lambda _: self.poll())
+        self.calls.submit(label, lambda: self.manual.run(
+            self.name, direction, lambda: action(rate, volume), rate_ul_min=rate,
+            volume_ul=volume), lambda _: self.poll())
 
     def stop(self) -> None:
         """Stop this pump."""
-        self.calls.submit(f"{self.name} stop", self.pump.stop, lambda _: self.poll())
+        self.calls.submit(f"{self.name} stop", lambda: self.manual.run(
+            self.name, "stop", self.pump.stop), lambda _: self.poll())
 
     def poll(self) -> None:
         """Ask the pump whether it runs and what it dispensed (one call in flight at most)."""
@@ -114,17 +120,16 @@ class PumpBox(QGroupBox):
         self.status.setText(f"{state}; dispensed {self.dispensed_ul:.2f} uL{note}")
         self.show_syringe()
 
-    def run_event(self, event: dict[str, Any]) -> None:
-        """Follow the run's pump events (no device I/O)."""
-        kind = event.get("event")
-        if kind == "pump_start":
-            self.running = True
-            self.show_status(f" (run: {event.get('direction', 'infuse')} at "
-                             f"{float(event.get('rate_ul_min', 0)):g} uL/min)")
-        elif kind in ("pump_hold", "pump_done"):
-            self.running = False
-            self.dispensed_ul = abs(float(event.get("delivered_ul", 0.0)))
-            self.show_status(" (run)")
+    def show_state(self, state: PumpState) -> None:
+        """Show the pump as the bench snapshot has it."""
+        self.running = state.running
+        if state.dispensed_ul is not None:
+            self.dispensed_ul = abs(state.dispensed_ul)
+        note = ""
+        if state.source == "run":
+            how = f"{state.direction} at {state.rate_ul_min:g} uL/min" if state.running else ""
+            note = f" (run{': ' + how if how else ''})"
+        self.show_status(note)
 
     def set_run_active(self, active: bool) -> None:
         """The run owns the pump: only Stop stays available."""
@@ -133,36 +138,29 @@ class PumpBox(QGroupBox):
 
 
 class PumpsPanel(QWidget):
-    """Every pump of the bench, polled once a second while no run is in progress."""
+    """Every pump of the bench, shown from the bench snapshot."""
 
-    def __init__(self, pumps: dict[str, SyringePump], calls: DeviceCalls,
-                 run_active: Callable[[], bool], parent: QWidget | None = None) -> None:
+    def __init__(self, pumps: dict[str, Pump], calls: DeviceCalls, manual: Manual,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.boxes = {name: PumpBox(name, pump, calls) for name, pump in pumps.items()}
-        self.run_active = run_active
+        self.boxes = {name: PumpBox(name, pump, calls, manual) for name, pump in pumps.items()}
         layout = QVBoxLayout(self)
         for box in self.boxes.values():
             layout.addWidget(box)
         if not self.boxes:
             layout.addWidget(QLabel("this bench has no pumps"))
         layout.addStretch(1)
-        self.timer = QTimer(self)
-        self.timer.setInterval(POLL_MS)
-        self.timer.timeout.connect(self.poll)
-        self.timer.start()
 
-    def poll(self) -> None:
-        """Poll every pump unless a run owns them."""
-        if self.run_active():
-            return
-        for box in self.boxes.values():
-            box.poll()
-
-    def run_event(self, event: dict[str, Any]) -> None:
-        """Route a run event to the pump it is about."""
-        box = self.boxes.get(str(event.get("pump", "")))
-        if box is not None:
-            box.run_event(event)
+    def show_snapshot(self, snapshot: BenchSnapshot) -> None:
+        """Show each pump's state from the newest snapshot."""
+        for name, state in snapshot.pumps.items():
+            box = self.boxes.get(name)
+            if box is not None:
+                box.show_state(state)
+        for name, message in snapshot.errors.items():
+            box = self.boxes.get(name)
+            if box is not None:
+                box.status.setText(f"not answering: {message}")
 
     def set_run_active(self, active: bool) -> None:
         """Disable manual pumping during a run."""

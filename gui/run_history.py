@@ -14,8 +14,7 @@ from typing import Any
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
+    QGridLayout,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -23,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chipctl.analysis.report import write_report as write
-from chipctl.runs import RunFolder, RunIndex, describe_interruption
+from gui.core import RunIndex, describe_interruption, write_run_report
+from gui.widgets import ElidedLabel
 
 COLUMNS = ("run", "protocol", "sample", "status", "started", "reason")
 KEYS = ("run_id", "protocol", "sample", "status", "started", "reason")
@@ -34,7 +33,7 @@ Submit = Callable[[str, Callable[[], Any], Callable[[Any], None]], None]
 def write_report(folder: Path) -> Path:
     """The run's HTML report, written if it is not there yet."""
     existing = folder / "report.html"
-    return existing if existing.is_file() else write(RunFolder.open(folder))
+    return existing if existing.is_file() else write_run_report(folder)
 
 
 def _run_now(label: str, action: Callable[[], Any], done: Callable[[Any], None]) -> None:
@@ -45,6 +44,7 @@ class RunHistory(QWidget):
     """A table of runs; double-click or "Report" opens the run's report."""
 
     interrupted = Signal(str)  # what the operator must know about a run cut off by a crash
+    browse = Signal(str)  # the folder of a run whose frames the operator wants to see
 
     def __init__(self, runs_dir: Path, submit: Submit = _run_now,
                  open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl,
@@ -58,15 +58,15 @@ class RunHistory(QWidget):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.open_report(row))
-        self.message = QLabel(f"runs in {runs_dir}")
-        self.message.setWordWrap(True)
-        buttons = QHBoxLayout()
-        for text, action in (("Refresh", self.refresh), ("Report", self.open_report),
-                             ("Open folder", self.open_folder)):
+        self.message = ElidedLabel(f"runs in {runs_dir}")
+        buttons = QGridLayout()  # two rows: the dock can be narrow
+        for index, (text, action) in enumerate((
+                ("Refresh", self.refresh), ("Report", self.open_report),
+                ("Frames", self.browse_frames), ("Open folder", self.open_folder))):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, action=action: action())
-            buttons.addWidget(button)
-        buttons.addStretch(1)
+            buttons.addWidget(button, index // 2, index % 2)
+        buttons.setColumnStretch(2, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
@@ -81,7 +81,9 @@ class RunHistory(QWidget):
         self.table.setRowCount(len(self.runs))
         for row, info in enumerate(self.runs):
             for col, key in enumerate(KEYS):
-                self.table.setItem(row, col, QTableWidgetItem(str(info.get(key) or "")))
+                item = QTableWidgetItem(str(info.get(key) or ""))
+                item.setToolTip(item.text())
+                self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
         return notices
 
@@ -113,6 +115,12 @@ class RunHistory(QWidget):
     def _show_report(self, path: Path) -> None:
         self.message.setText(f"report: {path}")
         self.open_url(QUrl.fromLocalFile(str(path)))
+
+    def browse_frames(self, row: int | None = None) -> None:
+        """Show the run's frames in the frame browser."""
+        folder = self._folder(row)
+        if folder is not None:
+            self.browse.emit(str(folder))
 
     def open_folder(self, row: int | None = None) -> None:
         """Open the run's folder in the file manager."""

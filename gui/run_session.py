@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from chipctl.engine import Engine
-from chipctl.protocol.model import Protocol
-from chipctl.run.events import RunEvents, RunState
 from gui.bridge import RunBridge
+from gui.core import Protocol, RunEvents, RunState
 
 
 class RunSession:
     """Starts runs on the engine and forwards the operator's commands to the current one."""
 
-    def __init__(self, engine: Engine, bridge: RunBridge) -> None:
+    def __init__(self, engine: Any, bridge: RunBridge) -> None:
         self.engine = engine
         self.bridge = bridge
         self.runner: Any = None

@@ -1,6 +1,9 @@
 """Manual microscope control: illuminator channels and power, stage jog / go-to / focus /
 autofocus, camera exposure, snap and live. Device calls run off the Qt thread (DeviceCalls);
-while a run is in progress the run owns the microscope and these controls are disabled.
+every manual action is recorded (gui.core.Manual) before it is sent. What the panels show
+(light state, stage position, the camera's exposure) is the bench snapshot's, so it is the
+devices' actual state whoever changed it. While a run is in progress the run owns the
+microscope and these controls are disabled.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chipctl.devices.interfaces import Camera, Illuminator, Stage
+from gui.bench_state import BenchSnapshot
 from gui.bridge import DeviceCalls
+from gui.core import Camera, Illuminator, Manual, Stage
 from gui.frames import FrameSlot, LiveCamera
+from gui.widgets import ElidedLabel
 
 JOG_STEPS_UM = ("1", "10", "100", "1000")
 
@@ -39,15 +44,16 @@ def _spin(low: float, high: float, value: float, suffix: str, decimals: int = 1)
 class IlluminatorBox(QGroupBox):
     """One LED illuminator: a channel, its power, on and off."""
 
-    def __init__(self, name: str, light: Illuminator, calls: DeviceCalls) -> None:
+    def __init__(self, name: str, light: Illuminator, calls: DeviceCalls,
+                 manual: Manual) -> None:
         super().__init__(f"{name} (illuminator)")
-        self.name, self.light, self.calls = name, light, calls
+        self.name, self.light, self.calls, self.manual = name, light, calls, manual
         self.channel = QComboBox()
         self.channel.addItems(list(light.channels))
         self.power = _spin(0, 100, 50, "%", 0)
         self.on_button = QPushButton("On")
         self.off_button = QPushButton("Off")
-        self.status = QLabel("off")
+        self.status = ElidedLabel("not read yet")
         self.on_button.clicked.connect(self.turn_on)
         self.off_button.clicked.connect(self.turn_off)
         form = QFormLayout(self)
@@ -62,17 +68,25 @@ class IlluminatorBox(QGroupBox):
     def turn_on(self) -> None:
         """Light the chosen channel at the chosen power (every other channel off)."""
         channel, power = self.channel.currentText(), self.power.value()
-        self.calls.submit(f"{self.name} {channel} on", lambda: self.light.light(channel, power),
-                          lambda _: self.status.setText(f"{channel} on at {power:g} %"))
+        self.calls.submit(f"{self.name} {channel} on", lambda: self.manual.run(
+            self.name, "light", lambda: self.light.light(channel, power), channel=channel,
+            power_pct=power), lambda _: self.refresh())
 
     def turn_off(self) -> None:
         """Every channel off."""
-        self.calls.submit(f"{self.name} off", self.light.dark,
-                          lambda _: self.status.setText("off"))
+        self.calls.submit(f"{self.name} off", lambda: self.manual.run(
+            self.name, "dark", self.light.dark), lambda _: self.refresh())
 
     def refresh(self) -> None:
         """Read which channels are lit."""
         self.calls.submit(f"{self.name} state", self.light.state, self._show_state)
+
+    def show_snapshot(self, snapshot: BenchSnapshot) -> None:
+        """The light as last read."""
+        if self.name in snapshot.errors:
+            self.status.setText(f"not answering: {snapshot.errors[self.name]}")
+        elif self.name in snapshot.lights:
+            self._show_state(snapshot.lights[self.name])
 
     def _show_state(self, state: dict[str, tuple[bool, float]]) -> None:
         lit = [f"{channel} on at {power:g} %" for channel, (on, power) in state.items() if on]
@@ -87,11 +101,11 @@ class StageBox(QGroupBox):
     """XY stage and focus: jog, go to a position or a capture zone, focus and autofocus."""
 
     def __init__(self, name: str, stage: Stage, calls: DeviceCalls, zones: dict[str, Any],
-                 autofocus: Callable[[], float]) -> None:
+                 autofocus: Callable[[], float], manual: Manual) -> None:
         super().__init__(f"{name} (stage)")
-        self.name, self.stage, self.calls = name, stage, calls
+        self.name, self.stage, self.calls, self.manual = name, stage, calls, manual
         self.zones, self.autofocus_fn = zones, autofocus
-        self.position = QLabel("x ?, y ?, z ?")
+        self.position = ElidedLabel("x ?, y ?, z ?")
         self.jog = QComboBox()
         self.jog.addItems(JOG_STEPS_UM)
         self.jog.setCurrentText("100")
@@ -101,26 +115,28 @@ class StageBox(QGroupBox):
         self.zone = QComboBox()
         self.zone.addItems(list(zones))
         self.controls: list[QWidget] = []
-        grid = QGridLayout(self)
-        grid.addWidget(self.position, 0, 0, 1, 4)
+        grid = QGridLayout(self)  # three columns: fits a 380 px dock
+        grid.addWidget(self.position, 0, 0, 1, 3)
         grid.addWidget(QLabel("jog (um)"), 1, 0)
-        grid.addWidget(self.jog, 1, 1)
-        for col, (text, dx, dy) in enumerate((("←", -1, 0), ("→", 1, 0), ("↑", 0, -1),
-                                              ("↓", 0, 1))):
-            grid.addWidget(self._button(text, self._jog_action(dx, dy)), 2, col)
-        grid.addWidget(self.x_spin, 3, 0)
-        grid.addWidget(self.y_spin, 3, 1)
-        grid.addWidget(self._button("Go to", self.go_to), 3, 2)
-        grid.addWidget(self.zone, 4, 0, 1, 2)
-        grid.addWidget(self._button("Go to zone", self.go_to_zone), 4, 2)
-        grid.addWidget(self.z, 5, 0)
-        grid.addWidget(self._button("Focus to", self.focus_to), 5, 1)
-        grid.addWidget(self._button("Z +", lambda: self.focus_by(1)), 5, 2)
-        grid.addWidget(self._button("Z −", lambda: self.focus_by(-1)), 5, 3)
-        grid.addWidget(self._button("Autofocus", self.autofocus), 6, 0, 1, 2)
+        grid.addWidget(self.jog, 1, 1, 1, 2)
+        for text, dx, dy, row, col in (("↑", 0, -1, 2, 1), ("←", -1, 0, 3, 0),
+                                       ("↓", 0, 1, 3, 1), ("→", 1, 0, 3, 2)):
+            grid.addWidget(self._button(text, self._jog_action(dx, dy)), row, col)
+        grid.addWidget(self.x_spin, 4, 0)
+        grid.addWidget(self.y_spin, 4, 1)
+        grid.addWidget(self._button("Go to", self.go_to), 4, 2)
+        grid.addWidget(self.zone, 5, 0, 1, 2)
+        grid.addWidget(self._button("Go to zone", self.go_to_zone), 5, 2)
+        grid.addWidget(self.z, 6, 0)
+        grid.addWidget(self._button("Focus to", self.focus_to), 6, 1)
+        grid.addWidget(self._button("Autofocus", self.autofocus), 6, 2)
+        grid.addWidget(self._button("Z +", lambda: self.focus_by(1)), 7, 0)
+        grid.addWidget(self._button("Z −", lambda: self.focus_by(-1)), 7, 1)
         halt = QPushButton("Halt")
-        halt.clicked.connect(lambda: self.calls.submit(f"{self.name} halt", self.stage.halt))
-        grid.addWidget(halt, 6, 2)
+        halt.setToolTip("stop the stage and the focus where they are")
+        halt.clicked.connect(lambda: self.calls.submit(f"{self.name} halt", lambda: (
+            self.manual.run(self.name, "halt", self.stage.halt))))
+        grid.addWidget(halt, 7, 2)
 
     def _button(self, text: str, action: Callable[[], None]) -> QPushButton:
         button = QPushButton(text)
@@ -128,9 +144,10 @@ class StageBox(QGroupBox):
         self.controls.append(button)
         return button
 
-    def _move(self, label: str, action: Callable[[], Any]) -> None:
+    def _move(self, label: str, action: Callable[[], Any], **fields: Any) -> None:
         def move_and_read() -> tuple[float, float, float]:
-            action()
+            if fields or label != "position":
+                self.manual.run(self.name, label, action, **fields)
             self.stage.wait_idle()
             x, y = self.stage.position()
             return x, y, self.stage.focus()
@@ -140,6 +157,11 @@ class StageBox(QGroupBox):
     def _show_position(self, xyz: tuple[float, float, float]) -> None:
         x, y, z = xyz
         self.position.setText(f"x {x:.1f} um, y {y:.1f} um, z {z:.2f} um")
+
+    def show_snapshot(self, snapshot: BenchSnapshot) -> None:
+        """The position as last read."""
+        if self.name in snapshot.stages:
+            self._show_position(snapshot.stages[self.name])
 
     def refresh(self) -> None:
         """Read the position."""
@@ -157,29 +179,31 @@ class StageBox(QGroupBox):
             x, y = self.stage.position()
             self.stage.move_to(x + dx * step, y + dy * step)
 
-        self._move("jog", jog)
+        self._move("jog", jog, dx_um=dx * step, dy_um=dy * step)
 
     def go_to(self) -> None:
         """Move to the x, y typed in."""
         x, y = self.x_spin.value(), self.y_spin.value()
-        self._move("go to", lambda: self.stage.move_to(x, y))
+        self._move("go to", lambda: self.stage.move_to(x, y), x_um=x, y_um=y)
 
     def go_to_zone(self) -> None:
         """Move to the centre of the chosen capture zone."""
         zone = self.zones.get(self.zone.currentText())
         if zone is not None:
             x, y = zone.center_um
-            self._move(f"go to {self.zone.currentText()}", lambda: self.stage.move_to(x, y))
+            self._move("go to zone", lambda: self.stage.move_to(x, y),
+                       zone=self.zone.currentText(), x_um=x, y_um=y)
 
     def focus_to(self) -> None:
         """Move the focus to the z typed in."""
         z = self.z.value()
-        self._move("focus", lambda: self.stage.focus_to(z))
+        self._move("focus", lambda: self.stage.focus_to(z), z_um=z)
 
     def focus_by(self, sign: int) -> None:
         """Move the focus by a tenth of the jog step."""
         step = sign * float(self.jog.currentText()) / 10
-        self._move("focus", lambda: self.stage.focus_to(self.stage.focus() + step))
+        self._move("focus by", lambda: self.stage.focus_to(self.stage.focus() + step),
+                   dz_um=step)
 
     def autofocus(self) -> None:
         """Find the best focus with the camera."""
@@ -192,14 +216,18 @@ class StageBox(QGroupBox):
 
 
 class CameraBox(QGroupBox):
-    """The camera: exposure, one snap, or live frames into the live view."""
+    """The camera: exposure (showing the camera's actual exposure), one snap, or live frames."""
 
     def __init__(self, name: str, camera: Camera, calls: DeviceCalls, slot: FrameSlot,
-                 on_error: Callable[[str], None]) -> None:
+                 on_error: Callable[[str], None], manual: Manual) -> None:
         super().__init__(f"{name} (camera)")
         self.name, self.camera, self.calls, self.slot = name, camera, calls, slot
+        self.manual = manual
         self.live = LiveCamera(camera, slot, on_error)
-        self.exposure = _spin(0.1, 10_000, float(getattr(camera, "exposure_ms", 50.0)), "ms")
+        self.exposure = _spin(0.1, 10_000, float(camera.exposure_ms), "ms")
+        self.exposure.setToolTip("the camera's exposure now; type a new one and press Set")
+        self.exposure.valueChanged.connect(self._edited)
+        self._editing = False
         self.exposure_button = QPushButton("Set")
         self.snap_button = QPushButton("Snap")
         self.live_button = QPushButton("Live")
@@ -207,30 +235,64 @@ class CameraBox(QGroupBox):
         self.exposure_button.clicked.connect(self.set_exposure)
         self.snap_button.clicked.connect(self.snap)
         self.live_button.toggled.connect(self.set_live)
-        self.status = QLabel(f"pixel {camera.pixel_size_um:g} um")
+        self.actual = ElidedLabel(f"camera exposure {camera.exposure_ms:g} ms")
+        self.status = ElidedLabel(f"pixel {camera.pixel_size_um:g} um")
         form = QFormLayout(self)
         row = QHBoxLayout()
         row.addWidget(self.exposure)
         row.addWidget(self.exposure_button)
         form.addRow("exposure", row)
+        form.addRow(self.actual)
         buttons = QHBoxLayout()
         buttons.addWidget(self.snap_button)
         buttons.addWidget(self.live_button)
         form.addRow(buttons)
         form.addRow(self.status)
+        self._showing = float(camera.exposure_ms)
+
+    def _edited(self, value: float) -> None:
+        self._editing = abs(value - self._showing) > 1e-9
+
+    def show_exposure(self, ms: float) -> None:
+        """Show the camera's actual exposure; the box follows it unless the operator is typing
+        a new value (then the label says what the camera uses)."""
+        self.actual.setText(f"camera exposure {ms:g} ms"
+                            + (" (typed value not set yet)" if self._editing else ""))
+        if not self._editing and abs(self.exposure.value() - ms) > 1e-9:
+            self._showing = ms
+            self.exposure.blockSignals(True)
+            self.exposure.setValue(ms)
+            self.exposure.blockSignals(False)
+
+    def show_snapshot(self, snapshot: BenchSnapshot) -> None:
+        """The camera's exposure as last read."""
+        if self.name in snapshot.exposure_ms:
+            self.show_exposure(snapshot.exposure_ms[self.name])
 
     def set_exposure(self) -> None:
         """Apply the exposure typed in."""
         ms = self.exposure.value()
-        self.calls.submit(f"{self.name} exposure", lambda: setattr(self.camera, "exposure_ms", ms),
-                          lambda _: self.status.setText(f"exposure {ms:g} ms"))
+
+        def applied(_: Any) -> None:
+            self._editing = False
+            self.show_exposure(float(self.camera.exposure_ms))
+
+        self.calls.submit(f"{self.name} exposure", lambda: self.manual.run(
+            self.name, "exposure", lambda: setattr(self.camera, "exposure_ms", ms),
+            exposure_ms=ms), applied)
 
     def snap(self) -> None:
         """Take one frame into the live view."""
-        self.calls.submit(f"{self.name} snap", lambda: self.slot.put(self.camera.snap()))
+        self.calls.submit(f"{self.name} snap", lambda: self.manual.run(
+            self.name, "snap", lambda: self.slot.put(self.camera.snap()),
+            exposure_ms=float(self.camera.exposure_ms)))
 
     def set_live(self, on: bool) -> None:
         """Stream frames into the live view, or stop."""
+        if on == self.live.running:
+            return
+        self.manual.run(self.name, "live on" if on else "live off", lambda: None,
+                        exposure_ms=float(self.camera.exposure_ms))
         if on:
             self.live.start()
         else:
@@ -239,11 +301,11 @@ class CameraBox(QGroupBox):
 
     def stop_live(self) -> None:
         """Stop streaming and release the Live button."""
-        self.live.stop()
         self.live_button.setChecked(False)
+        self.live.stop()
 
     def set_run_active(self, active: bool) -> None:
-        """The run owns the camera: no live, no snap."""
+        """The run owns the camera: no live, no snap, no exposure change."""
         if active:
             self.stop_live()
         for widget in (self.exposure_button, self.snap_button, self.live_button):

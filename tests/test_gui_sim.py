@@ -161,12 +161,34 @@ def test_emergency_stop_halts_every_simulated_pump(window: MainWindow, qtbot: An
     assert open_protocol(window, tmp_path, "long.yaml", LONG_SAMPLE)
     window.protocol_panel.run_button.click()
     qtbot.waitUntil(lambda: all(sim_pumps_running(bench).values()), timeout=15000)
+    # during the run the indicators say what runs (the run's pump from its own events)
+    qtbot.waitUntil(lambda: "sample_pump infusing at 5 uL/min" in window.status.pumps.full_text(),
+                    timeout=10000)
+    assert "every pump and light is off" not in window.status.bench.full_text()
     qtbot.keyClick(window, Qt.Key.Key_F12)
     qtbot.waitUntil(lambda: not any(sim_pumps_running(bench).values()), timeout=5000)
     qtbot.waitUntil(lambda: window.protocol_panel.state == "aborted", timeout=10000)
-    qtbot.waitUntil(lambda: "every pump and light is off" in window.alarm.text(), timeout=10000)
+    status = window.status
+    qtbot.waitUntil(lambda: "every pump and light is off" in status.bench.full_text(),
+                    timeout=10000)
     assert led_emission(bench) == []
     assert not any(sim_pumps_running(bench).values())
+    assert status.latch.latched and "EMERGENCY STOP" in status.alarm.full_text()
+    # A pump started after the stop: the indicators say so at once, the alarm stays latched.
+    box = window.pumps_panel.boxes["sample_pump"]
+    box.rate.setValue(2.0)
+    box.volume.setValue(0.0)
+    qtbot.mouseClick(box.infuse_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "sample_pump infusing" in status.pumps.full_text()
+                    or "sample_pump running" in status.pumps.full_text(), timeout=10000)
+    assert sim_pumps_running(bench)["sample_pump"]
+    assert "every pump and light is off" not in status.bench.full_text()
+    assert status.latch.latched, "an alarm stays until acknowledged"
+    qtbot.mouseClick(status.ack_button, Qt.MouseButton.LeftButton)
+    assert "acknowledged" in status.alarm.full_text() and not status.ack_button.isVisible()
+    qtbot.mouseClick(box.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: status.alarm.full_text() == "", timeout=10000)  # the next change
+    assert "every pump and light is off" in status.bench.full_text()
 
 
 def test_device_fault_during_a_run_is_shown(window: MainWindow, qtbot: Any,

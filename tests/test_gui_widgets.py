@@ -295,8 +295,11 @@ def test_operator_prompt_is_a_dialog_and_the_run_waits_for_it(
     qtbot.waitUntil(lambda: window.prompt_dialog is not None, timeout=5000)
     assert "Load sample S-9" in window.prompt_dialog.text()
     qtbot.wait(300)
-    assert panel.state == "running" and panel.progress.value() == 0, "the run waits"
+    assert panel.progress.value() == 0, "the run waits"
+    assert panel.state == "waiting for the operator"  # its own state, not "running"
+    assert "run waiting for the operator" in window.status.run.full_text()
     window.prompt_dialog.accept()
+    qtbot.waitUntil(lambda: "run running" in window.status.run.full_text(), timeout=5000)
     qtbot.waitUntil(lambda: panel.state == "completed", timeout=20000)
     assert window.session.runner.state == "completed"
 

@@ -1,0 +1,121 @@
+"""Results at a glance: per zone and channel, what the run detected, the density and QC flags.
+
+Numbers come from chipctl's own zone table (the report's): the final pass over each zone,
+mean and spread across its fields, density per mm² of zone imaged and, for antibody zones,
+minus the isotype control. "Detected" means counted spots, not corrected for detection
+efficiency or crowding: the report gives the estimates with their intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+
+from gui.core import Bench, Geometry, ZoneChannel, zone_table
+from gui.counts_plot import zone_colour
+
+COLUMNS = ("zone", "channel", "fields", "per field", "total", "per mm²", "− isotype", "QC")
+CV_FLAG = 0.3  # a spread across fields above 30 % is flagged
+
+
+def qc_flags(item: ZoneChannel, saturated_frames: int) -> list[str]:
+    """The QC flags of one zone/channel that can be told from the counts and frames."""
+    flags = []
+    if item.is_control:
+        flags.append("isotype control")
+    if item.fields < 2:
+        flags.append("1 field: no spread")
+    elif item.cv is not None and item.cv > CV_FLAG:
+        flags.append(f"CV {100 * item.cv:.0f} % across fields")
+    if item.mean_count == 0:
+        flags.append("nothing detected")
+    if saturated_frames:
+        flags.append(f"saturated pixels in {saturated_frames} frame"
+                     f"{'' if saturated_frames == 1 else 's'}")
+    if item.density_per_mm2 is None:
+        flags.append("no density: frame size unknown")
+    return flags
+
+
+class ResultsTable(QTableWidget):
+    """One row per zone and channel, refreshed as counts arrive."""
+
+    def __init__(self, bench: Bench, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(COLUMNS), parent)
+        self.bench = bench
+        self.zones = list(bench.chip.zones)
+        self.rows: list[dict[str, Any]] = []
+        self.table: list[ZoneChannel] = []
+        self.field_geometry: Geometry | None = None
+        self.saturated: dict[tuple[str, str], int] = {}
+        self.setHorizontalHeaderLabels(COLUMNS)
+        self.verticalHeader().hide()
+        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.setMinimumSize(160, 80)
+        for col, tip in ((3, "detected per field: mean ± SD of counted spots (not corrected)"),
+                         (4, "detected in every field of the zone together"),
+                         (5, "detected per mm² of zone imaged, mean ± SD across fields"),
+                         (6, "density minus the isotype control zone's, same channel"),
+                         (7, "quality flags")):
+            item = self.horizontalHeaderItem(col)
+            if item is not None:
+                item.setToolTip(tip)
+
+    def clear_run(self) -> None:
+        """A new run starts."""
+        self.rows.clear()
+        self.saturated.clear()
+        self.field_geometry = None
+        self.table = []
+        self.setRowCount(0)
+
+    def set_frame_geometry(self, pixel_size_um: float, width_px: int, height_px: int) -> None:
+        """The imaged field's size (from the frames), for densities."""
+        if pixel_size_um > 0 and width_px > 0 and height_px > 0:
+            self.field_geometry = Geometry(pixel_size_um, width_px, height_px)
+
+    def note_saturated(self, zone: str, channel: str) -> None:
+        """A frame of this zone and channel had saturated pixels."""
+        key = (zone, channel)
+        self.saturated[key] = self.saturated.get(key, 0) + 1
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        """A counts row of the run (chipctl's counted event)."""
+        self.rows.append(dict(row))
+        self.update_table()
+
+    def set_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Show a whole counts table (a past run)."""
+        self.rows = [dict(r) for r in rows]
+        self.update_table()
+
+    def update_table(self) -> None:
+        """Recompute the zone table and show it."""
+        self.table = zone_table(self.rows, self.field_geometry, self.bench) if self.rows else []
+        self.setRowCount(len(self.table))
+        for row, item in enumerate(self.table):
+            cells = self._cells(item)
+            for col, text in enumerate(cells):
+                cell = QTableWidgetItem(text)
+                cell.setToolTip(text)
+                self.setItem(row, col, cell)
+            zone_cell = self.item(row, 0)
+            if zone_cell is not None:
+                index = self.zones.index(item.zone) if item.zone in self.zones else len(self.zones)
+                zone_cell.setForeground(QColor(*zone_colour(index)))
+
+    def _cells(self, item: ZoneChannel) -> tuple[str, ...]:
+        density = ("" if item.density_per_mm2 is None
+                   else f"{item.density_per_mm2:.0f} ± {item.density_sd_per_mm2 or 0:.0f}")
+        minus = ("" if item.subtracted_density_per_mm2 is None
+                 else f"{item.subtracted_density_per_mm2:.0f}")
+        flags = qc_flags(item, self.saturated.get((item.zone, item.channel), 0))
+        return (item.zone, item.channel, str(item.fields),
+                f"{item.mean_count:.1f} ± {item.sd_count:.1f}", str(item.total_count), density,
+                minus, "; ".join(flags))
