@@ -63,7 +63,7 @@ def localize(fld: Field, psf_sigma: float, ys: np.ndarray, xs: np.ndarray, nb: n
         fld.kernel.kappa, psf_sigma, within(near, ys, xs, r + 6))
     cand = ~ok | split.candidates(fit.chi2, fit.pixels, fit.amplitude, fit.elongation) | (
         excess > split.Z_RING)
-    clumps = aggregates(spots, psf_sigma)
+    clumps = aggregates(spots[_PEAK], spots["width"], psf_sigma)
     if clumps.any():
         keep = ~clumps
         index = np.cumsum(keep) - 1

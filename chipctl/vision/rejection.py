@@ -136,12 +136,13 @@ _CLUMP_WIDTH = 1.2  # an aggregate is this much wider than the PSF ...
 _CLUMP_PHOTONS = 6.0  # ... and this much brighter than the frame's median spot
 
 
-def aggregates(spots: np.ndarray, psf_sigma: float) -> np.ndarray:
-    """True for spots that are clumps of vesicles (or dye aggregates), not one vesicle: both
-    clearly wider than the PSF and several times brighter than the frame's median spot (a
-    bright vesicle is not wider; a defocused field is wider but not brighter)."""
-    if spots.size == 0:
+def aggregates(peak: np.ndarray, width: np.ndarray, psf_sigma: float) -> np.ndarray:
+    """True for spots (fitted ``peak`` amplitudes, apparent ``width``) that are clumps of
+    vesicles (or dye aggregates), not one vesicle: both clearly wider than the PSF and several
+    times brighter than the frame's median spot (a bright vesicle is not wider; a defocused
+    field is wider but not brighter)."""
+    if peak.size == 0:
         return np.zeros(0, bool)
-    bright = spots["amplitude"] * np.square(np.nan_to_num(spots["width"], nan=psf_sigma))
-    typical = np.median(spots["amplitude"]) * psf_sigma**2
-    return (spots["width"] > _CLUMP_WIDTH * psf_sigma) & (bright > _CLUMP_PHOTONS * typical)
+    bright = peak * np.square(np.nan_to_num(width, nan=psf_sigma))
+    typical = np.median(peak) * psf_sigma**2
+    return (width > _CLUMP_WIDTH * psf_sigma) & (bright > _CLUMP_PHOTONS * typical)
