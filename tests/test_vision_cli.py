@@ -34,7 +34,8 @@ def test_json_for_16bit_tiff_matches_truth(tmp_path, frame):
     code, objs = _run([p], offset=100, e_per_adu=0.46, read_noise=1.6)
     assert code == 0 and len(objs) == 1
     obj = objs[0]
-    assert list(obj) == ["image", "count", "spots"]
+    assert list(obj) == ["image", "count", "estimated_count", "estimated_count_sd", "crowding",
+                         "defocused", "spots"]  # the contract's keys, estimates beside them
     assert obj["image"] == str(p) and obj["count"] == len(obj["spots"])
     xy = np.array([[s["x"], s["y"]] for s in obj["spots"]])
     assert metrics.score(frame.xy, xy, max_dist=1.0).f1 > 0.9
@@ -55,7 +56,12 @@ def test_8bit_tiff_png_and_multipage(tmp_path, frame):
     single = [o["count"] for o in objs[:3]]
     assert all(abs(c - 40) <= 3 for c in single)
     assert objs[3]["count"] == objs[4]["count"] and objs[5]["count"] == 0
-    assert all(set(s) == {"x", "y", "amplitude", "snr"} for s in objs[0]["spots"])
+    assert all(set(s) == {"x", "y", "amplitude", "snr", "photons", "crlb_x", "crlb_y",
+                          "multiplicity"} for s in objs[0]["spots"])
+    assert all(0 < s["crlb_x"] < 0.5 and s["multiplicity"] in (1, 2) for s in objs[0]["spots"])
+    assert objs[0]["estimated_count"] == pytest.approx(objs[0]["count"], abs=5)
+    assert 0 <= objs[0]["crowding"] < 0.2 and objs[0]["defocused"] is False
+    assert objs[5]["count"] == 0 and objs[5]["crowding"] == 0  # blank page: nothing is NaN
 
 
 def test_text_output(tmp_path, frame):

@@ -187,3 +187,31 @@ def test_summing_frames_of_a_static_field_recovers_dim_vesicles():
     assert abs(summed.count - 120) <= 8
     with pytest.raises(ValueError):
         sum_frames([frames[0], frames[0][:10]])
+
+
+@pytest.mark.parametrize("sigma", [1.6, 2.0])
+def test_defocused_field_is_flagged_and_counted_with_the_width_it_shows(sigma):
+    fr = small_frame(4.0, n=200, seed=15, psf_sigma=sigma)
+    res = count_frame(fr.image, CountParams(calibration=CAL))  # told the in-focus 1.3 px
+    assert res.defocused
+    assert res.psf_width_px == pytest.approx(sigma, rel=0.1)
+    assert res.psf_sigma_px == pytest.approx(sigma, rel=0.1)
+    assert metrics.score(fr.xy, res.xy).f1 > 0.97
+    assert abs(res.count - 200) <= 6  # wide spots are not split into pairs
+
+
+def test_in_focus_field_keeps_the_configured_psf():
+    fr = small_frame(4.0, n=200, seed=16)
+    res = count_frame(fr.image, CountParams(calibration=CAL))
+    assert not res.defocused and res.psf_sigma_px == 1.3
+    assert res.psf_width_px == pytest.approx(1.3, abs=0.1)
+
+
+def test_aggregates_of_vesicles_are_rejected_not_counted():
+    cfg = synth.SynthConfig(shape=(512, 512), n_spots=150, snr=6.0, aggregates=6)
+    fr = synth.make_frame(cfg, np.random.default_rng(17))
+    res = count_frame(fr.image, CountParams(calibration=CAL))
+    assert res.rejected["aggregate"] >= 5
+    on = [np.hypot(res.xy[:, 0] - x, res.xy[:, 1] - y).min() < 4 for x, y in fr.aggregate_xy]
+    assert sum(on) <= 1
+    assert metrics.score(fr.xy, res.xy).recall > 0.95

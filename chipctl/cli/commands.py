@@ -116,6 +116,9 @@ def describe_plan(plan: DryRun) -> str:
     lines.append(f"  peak pressure {plan.peak_pressure_kpa:.1f} kPa "
                  f"(chip limit {plan.pressure_limit_kpa:g} kPa)")
     lines.append(f"  {plural(plan.images, 'image')}, {plan.storage_bytes / 1e6:.0f} MB raw")
+    for channel, seconds in plan.light_s_by_channel.items():
+        lines.append(f"  light {channel}: {seconds:g} s lit, dose "
+                     f"{plan.light_dose_by_channel[channel]:g} % x s")
     return "\n".join(lines)
 
 

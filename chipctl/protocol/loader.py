@@ -52,6 +52,7 @@ from chipctl.protocol.params import check_placeholders, parse_parameters
 SCHEMA_VERSION = 1
 MAX_STEPS = 100_000  # steps once every repeat is unrolled: more is no plan a bench can run
 MAX_LABEL = 200  # characters of a label or a name
+MAX_EXPOSURES = 100  # exposures of one field in one channel (image: frames)
 FLOW_ALIASES = ("sample", "block", "stain", "wash", "buffer")
 TOP_LEVEL = ("schema_version", "name", "description", "parameters", "steps")
 _FLOW_FIELDS = ("pump", "rate", "volume", "duration", "direction", "reagent")
@@ -59,7 +60,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "prime": ("pump", "volume", "rate"),
     "flow": _FLOW_FIELDS,
     **{alias: _FLOW_FIELDS for alias in FLOW_ALIASES},
-    "image": ("zones", "channels", "fields", "grid", "positions", "field_spacing", "autofocus"),
+    "image": ("zones", "channels", "fields", "grid", "positions", "field_spacing", "autofocus",
+              "frames"),
     "monitor": ("zone", "channel", "flow", "with", "interval", "until_plateau"),
     "valve": ("valve", "port"),
     "repeat": ("times", "steps"),
@@ -162,7 +164,8 @@ def _image(f: Fields) -> Step:
     return Image(zones=tuple(zones), channels=_channels(f),
                  fields_per_zone=f.integer("fields", 1), grid=grid, positions=positions,
                  field_spacing_um=f.quantity("field_spacing", "um", False, 300.0) or 0.0,
-                 autofocus=f.flag("autofocus"))
+                 autofocus=f.flag("autofocus"),
+                 exposures=f.integer("frames", 1, maximum=MAX_EXPOSURES))
 
 
 def _plateau(f: Fields) -> dict[str, Any]:

@@ -92,7 +92,8 @@ class Image(Step):
 
     Fields per zone: explicit `positions` (um offsets from the zone's centre) if given, else a
     `grid` (rows, columns) `field_spacing_um` apart, else `fields_per_zone` fields on a near-square
-    grid centred on the zone.
+    grid centred on the zone. `exposures` (`frames: K` in a file) exposures are taken of each
+    field in each channel, registered for drift, summed and counted once.
     """
 
     zones: tuple[str, ...] = ()
@@ -102,6 +103,7 @@ class Image(Step):
     autofocus: bool = False
     grid: tuple[int, int] | None = None
     positions: tuple[tuple[float, float], ...] = ()
+    exposures: int = 1
 
     def field_offsets(self) -> list[tuple[float, float]]:
         """Offsets (um) of every field from its zone's centre, in imaging order."""
@@ -120,8 +122,8 @@ class Image(Step):
 
     @property
     def frames(self) -> int:
-        """Frames this step takes."""
-        return len(self.zones) * len(self.field_offsets()) * len(self.channels)
+        """Frames this step takes (every exposure of every field and channel)."""
+        return len(self.zones) * len(self.field_offsets()) * len(self.channels) * self.exposures
 
 
 @dataclass(frozen=True)

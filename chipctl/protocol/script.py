@@ -149,13 +149,15 @@ class ProtocolBuilder:
     def image(self, zones: list[str] | str, channels: list[dict[str, Any] | str],
               fields: int | None = None, grid: tuple[int, int] | None = None,
               positions: list[tuple[str, str]] | None = None, field_spacing: str | None = None,
-              autofocus: bool = False, label: str | None = None) -> ProtocolBuilder:
-        """Image capture zones in channels; fields, a grid or positions per zone."""
+              autofocus: bool = False, label: str | None = None, frames: int | None = None
+              ) -> ProtocolBuilder:
+        """Image capture zones in channels; fields, a grid or positions per zone; `frames`
+        exposures of each field and channel, summed and counted once."""
         value = self._fields(zones=list(zones) if not isinstance(zones, str) else zones,
                              channels=list(channels), fields=fields,
                              grid=list(grid) if grid else None,
                              positions=[list(p) for p in positions] if positions else None,
-                             field_spacing=field_spacing, autofocus=autofocus)
+                             field_spacing=field_spacing, autofocus=autofocus, frames=frames)
         return self._add("image", value, label)
 
     def monitor(self, zone: str, channel: dict[str, Any] | str, flow: dict[str, Any],

@@ -17,6 +17,7 @@ from chipctl.config.devices import CameraSettings
 from chipctl.config.sourcefile import Problem
 from chipctl.protocol import model as steps
 from chipctl.protocol.loader import MAX_STEPS, count_steps
+from chipctl.protocol.model import ChannelSetting
 
 MOVE_S = 2.0  # estimated stage move + settle per field
 AUTOFOCUS_S = 150.0  # a coarse-to-fine z sweep per field (~2.5 min on the simulated ProScan)
@@ -38,6 +39,16 @@ class DryRun:
     pressure_limit_kpa: float = 0.0
     images: int = 0
     bytes_per_frame: int = DEFAULT_SENSOR[0] * DEFAULT_SENSOR[1] * 2
+    light_s_by_channel: dict[str, float] = field(default_factory=dict)  # exposure time lit
+    light_dose_by_channel: dict[str, float] = field(default_factory=dict)  # power % x seconds
+
+    def expose(self, channel: ChannelSetting, frames: int) -> None:
+        """Book ``frames`` exposures in ``channel``: light time and dose (% power x s)."""
+        seconds = frames * channel.exposure_ms / 1000
+        name = channel.channel
+        self.light_s_by_channel[name] = self.light_s_by_channel.get(name, 0.0) + seconds
+        self.light_dose_by_channel[name] = (self.light_dose_by_channel.get(name, 0.0)
+                                            + seconds * channel.power_pct)
 
     @property
     def storage_bytes(self) -> int:
@@ -53,6 +64,9 @@ class DryRun:
             "peak_pressure_kpa": round(self.peak_pressure_kpa, 2),
             "pressure_limit_kpa": round(self.pressure_limit_kpa, 2), "images": self.images,
             "storage_bytes": self.storage_bytes,
+            "light_s_by_channel": {k: round(v, 3) for k, v in self.light_s_by_channel.items()},
+            "light_dose_pct_s_by_channel": {k: round(v, 1)
+                                            for k, v in self.light_dose_by_channel.items()},
         }
 
 
@@ -167,10 +181,13 @@ class _Checker:
                 self.problem(step, f"{len(outside)} field(s) fall outside zone {zone} "
                              f"({width:g} x {height:g} um), e.g. offset {outside[0]} um; "
                              "use a smaller field_spacing or fewer fields")
-        self.plan.images += len(zones) * len(offsets) * len(step.channels)
-        exposure = sum(c.exposure_ms for c in step.channels) / 1000
+        fields = len(zones) * len(offsets)
+        self.plan.images += fields * len(step.channels) * step.exposures
+        for channel in step.channels:
+            self.plan.expose(channel, fields * step.exposures)
+        exposure = step.exposures * sum(c.exposure_ms for c in step.channels) / 1000
         per_field = MOVE_S + exposure + (AUTOFOCUS_S if step.autofocus else 0)
-        return len(zones) * len(offsets) * per_field
+        return fields * per_field
 
     def monitor(self, step: steps.Monitor) -> float:
         self._needs(step, "stage", "camera", "illuminator")
@@ -183,7 +200,9 @@ class _Checker:
             self._pressure(step, step.total_rate_ul_min, "together")
         duration = self.flow(step, step.flow.pump, step.flow.rate_ul_min,
                              step.flow.planned_volume_ul, step.flow.direction, step.flow.reagent)
-        self.plan.images += int(duration // step.interval_s) + 1
+        counts = int(duration // step.interval_s) + 1
+        self.plan.images += counts
+        self.plan.expose(step.channel, counts)
         return duration
 
     def _needs(self, step: steps.Step, *kinds: str) -> None:

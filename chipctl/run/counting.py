@@ -4,13 +4,16 @@ The executor submits every frame it takes (with the count row it has filled in s
 pipeline (chipctl.vision) counts it on its worker thread. Each result is then published in
 order: the frame, as a CountedFrame carrying its detections (the run store keeps them, the
 GUI shows them), then its count row. A monitor step that needs a count at once waits for it;
-an image step moves on and `join()` at the end of the step waits for the rest.
+an image step moves on and `join()` at the end of the step waits for the rest. Several
+exposures of one field (an image step's `frames: K`) are submitted together and counted once;
+every exposure is published, the first carrying the field's detections (in its pixels).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +43,7 @@ class FrameCounting:
     def __init__(self, pipeline: CountingPipeline, events: RunEvents) -> None:
         self.pipeline = pipeline
         self.events = events
-        self._pending: dict[int, tuple[Frame, dict[str, Any]]] = {}
+        self._pending: dict[int, tuple[list[Frame], dict[str, Any]]] = {}
         self._submitted = 0
         self._counts: dict[int, int] = {}
         self._errors: list[str] = []
@@ -57,13 +60,16 @@ class FrameCounting:
         """Start the pipeline's worker threads."""
         self.pipeline.start()
 
-    def submit(self, frame: Frame, row: dict[str, Any]) -> int:
-        """Queue a frame to be counted (blocks while the pipeline's queue is full); returns
-        its index. Only the run's thread submits, so the indexes follow the pipeline's."""
+    def submit(self, frame: Frame | Sequence[Frame], row: dict[str, Any]) -> int:
+        """Queue a frame, or the exposures of one field, to be counted (blocks while the
+        pipeline's queue is full); returns its index. Only the run's thread submits, so the
+        indexes follow the pipeline's."""
+        frames = [frame] if isinstance(frame, Frame) else list(frame)
         with self._done:
             index, self._submitted = self._submitted, self._submitted + 1
-            self._pending[index] = (frame, row)
-        if self.pipeline.submit(frame.image) != index:  # pragma: no cover - a second producer
+            self._pending[index] = (frames, row)
+        images = frames[0].image if len(frames) == 1 else [f.image for f in frames]
+        if self.pipeline.submit(images) != index:  # pragma: no cover - a second producer
             raise RuntimeError("another producer submitted to the run's counting pipeline")
         return index
 
@@ -96,10 +102,11 @@ class FrameCounting:
 
     def _on_counted(self, counted: FrameCount) -> None:
         with self._done:
-            frame, row = self._pending.pop(counted.index)
+            frames, row = self._pending.pop(counted.index)
         row = {**row, "count": int(counted.result.count)}
-        shown = CountedFrame(frame.image, frame.metadata, counted.result, row)
-        self.events.frame.emit(shown)
+        for k, frame in enumerate(frames):
+            result = counted.result if k == 0 else None
+            self.events.frame.emit(CountedFrame(frame.image, frame.metadata, result, row))
         self.events.counted.emit(row)
         with self._done:
             self._counts[counted.index] = row["count"]

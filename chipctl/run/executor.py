@@ -174,7 +174,7 @@ class Executor:
                     self._autofocus(step.channels[0])
                 for channel in step.channels:
                     self.control.checkpoint(self._dark)
-                    self.snap_and_count(zone, number, channel)
+                    self.snap_and_count(zone, number, channel, step.exposures)
 
     def _autofocus(self, channel: steps.ChannelSetting) -> None:
         """Focus on the field in the step's first channel (chipctl.devices.autofocus)."""
@@ -187,18 +187,23 @@ class Executor:
             light.dark()
         self._emit("autofocus", z_um=round(result.z_um, 3), channel=channel.channel)
 
-    def snap_and_count(self, zone: str, field: int, channel: steps.ChannelSetting) -> int:
-        """Light a channel, take a frame, dark again, and queue it to be counted; returns its
-        index with the run's counter (counting.count_of(index) waits for its count). `field`
-        is the field's number in its zone, from 1, as people count (records, files, text)."""
+    def snap_and_count(self, zone: str, field: int, channel: steps.ChannelSetting,
+                       exposures: int = 1) -> int:
+        """Light a channel, take `exposures` frames, dark again, and queue them to be counted
+        as one field; returns its index with the run's counter (counting.count_of(index)
+        waits for its count). `field` is the field's number in its zone, from 1, as people
+        count (records, files, text)."""
         light = self.rig.first("illuminator")
         camera = self.rig.first("camera")
         camera.exposure_ms = channel.exposure_ms
         light.light(channel.channel, channel.power_pct)
         try:
-            frame: Frame = camera.snap(timeout_s=self._snap_timeout_s(channel.exposure_ms))
+            frames: list[Frame] = [
+                camera.snap(timeout_s=self._snap_timeout_s(channel.exposure_ms))
+                for _ in range(exposures)]
         finally:
             light.dark()
+        frame = frames[0]
         truth = frame.metadata.get("truth", {})
         row = {
             "t_s": round(self.control.clock.now(), 3), "step": self.step_index, "zone": zone,
@@ -206,9 +211,12 @@ class Executor:
             "exposure_ms": channel.exposure_ms, "power_pct": channel.power_pct,
             "x_um": frame.metadata.get("stage_x_um"), "y_um": frame.metadata.get("stage_y_um"),
             "true_count": truth.get("count") if isinstance(truth, dict) else None,
+            "exposures": exposures,
         }
-        frame.metadata.update({"zone": zone, "field": field, "channel": channel.channel})
-        return self.counting.submit(frame, row)
+        for k, taken in enumerate(frames):
+            taken.metadata.update({"zone": zone, "field": field,
+                                   "channel": channel.channel, "exposure_index": k})
+        return self.counting.submit(frames if exposures > 1 else frame, row)
 
     def _snap_timeout_s(self, exposure_ms: float) -> float:
         """Wall seconds to wait for a frame: the exposure (on the run clock) plus readout."""

@@ -73,6 +73,7 @@ def frame_fields(meta: dict[str, Any]) -> dict[str, Any]:
         "power_pct": _first(meta, "power_pct", "led_power_pct"),
         "zone": meta.get("zone"),
         "field": meta.get("field"),
+        "exposure_index": meta.get("exposure_index"),  # of the field's exposures (frames: K)
         "pixel_size_um": meta.get("pixel_size_um"),
         "true_count": truth.get("count"),
         "focus_offset_um": truth.get("focus_offset_um"),

@@ -26,10 +26,11 @@ def sum_frames(frames: Sequence[np.ndarray], calibration: CameraCalibration | No
     total = np.zeros(shape, np.float32)
     for f in frames:
         total += np.asarray(f, np.float32)
-    return total, _summed_calibration(calibration, len(frames))
+    return total, summed_calibration(calibration, len(frames))
 
 
-def _summed_calibration(cal: CameraCalibration | None, k: int) -> CameraCalibration | None:
+def summed_calibration(cal: CameraCalibration | None, k: int) -> CameraCalibration | None:
+    """The calibration of the sum of ``k`` frames from a camera calibrated as ``cal``."""
     if cal is None:
         return None
     return CameraCalibration(

@@ -37,11 +37,15 @@ def low_res_background(frame: np.ndarray, scale_px: float = 20.0) -> np.ndarray:
 
     Area-averaged to 1/4, 5x5 median (20 px), area-averaged to 1/8, then smoothed with a
     Gaussian of ``scale_px`` full-resolution pixels (larger: less noise, smaller: follows
-    sharper background structure).
+    sharper background structure). (Every 4th pixel of the matched-filtered frame instead of
+    the 4x4 means costs 1.3 ms less per 2048 x 2048 frame, with the same bias and rms against
+    the true background, but lost 0.0014 F1 at SNR 2 on average over 8 benchmark frames.)
     """
     h, w = frame.shape
     quarter = cv2.resize(frame, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
-    quarter = cv2.medianBlur(quarter.astype(np.float32), 5)
+    if quarter.dtype not in (np.uint8, np.uint16):
+        quarter = quarter.astype(np.float32)
+    quarter = cv2.medianBlur(quarter, 5).astype(np.float32)
     eighth = cv2.resize(quarter, _low_size(frame.shape), interpolation=cv2.INTER_AREA)
     sigma = max(scale_px / BG_FACTOR, 0.3)
     k = 2 * int(np.ceil(3.0 * sigma)) + 1
@@ -69,12 +73,15 @@ def noise_model(
 
 def _block_variances(frame: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-block background level and pixel variance from horizontal pixel differences
-    (on every 4th row)."""
-    rows = frame[::4].astype(np.float32)
-    if rows.shape[1] < 2:
+    (on every 8th row of a large frame, every 4th of a small one; blocks of 16 differences
+    along a row, so the area averaging has a whole ratio)."""
+    rows = frame[::8 if frame.shape[0] >= 1024 else 4]
+    width = (rows.shape[1] - 1) // 16 * 16
+    if width < 16:
         return background.ravel(), np.full(background.size, _MIN_VARIANCE)
-    diff2 = np.square(rows[:, 1:] - rows[:, :-1])
-    size = (max(1, background.shape[1] // 2), max(1, background.shape[0] // 2))  # 1/16 res
+    diff = cv2.absdiff(rows[:, 1:width + 1], rows[:, :width])
+    diff2 = cv2.multiply(diff, diff, dtype=cv2.CV_32F)
+    size = (width // 16, max(1, rows.shape[0] // 2))
     mean2 = cv2.resize(diff2, size, interpolation=cv2.INTER_AREA)
     level = cv2.resize(background, size, interpolation=cv2.INTER_AREA)
     n = max(1.0, diff2.size / mean2.size)
@@ -88,9 +95,10 @@ def _fit_photon_transfer(level: np.ndarray, var: np.ndarray) -> NoiseModel:
     if level.size < 64 or np.ptp(level) < 1e-6:
         return flat
     order = np.argsort(level)
-    bins = np.array_split(order, min(16, level.size // 16))
-    x = np.array([np.median(level[b]) for b in bins])
-    y = np.array([np.median(var[b]) for b in bins])
+    n_bins = min(16, level.size // 16)
+    per_bin = level.size // n_bins
+    x = np.median(level[order[:n_bins * per_bin]].reshape(n_bins, per_bin), axis=1)
+    y = np.median(var[order[:n_bins * per_bin]].reshape(n_bins, per_bin), axis=1)
     if np.ptp(x) < 0.1 * max(np.median(x), 1.0):
         return flat
     slope, intercept = np.polyfit(x, y, 1)

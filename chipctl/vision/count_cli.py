@@ -1,10 +1,13 @@
 """``chipctl count IMAGE... [--json]``: count vesicles in image files.
 
 Text output: one line per image (per page for multi-page TIFF). ``--json``: one JSON object
-per line, ``{"image": PATH, "count": N, "spots": [{"x": X, "y": Y, "amplitude": A,
-"snr": S}, ...]}``; a multi-page file gives one object per page with an extra ``"page"`` key
-(0-based). x is the column and y the row in pixels, (0, 0) at the centre of the top-left
-pixel. Exit code 0, or 2 if any image could not be used (message on stderr, no traceback).
+per line, ``{"image": PATH, "count": N, "estimated_count": E, "estimated_count_sd": S,
+"crowding": C, "defocused": false, "spots": [{"x": X, "y": Y, "amplitude": A, "snr": S,
+"photons": P, "crlb_x": SX, "crlb_y": SY, "multiplicity": M}, ...]}`` (see
+``chipctl.vision.CountResult`` and ``SPOT_DTYPE``; null where not measured); a multi-page file
+gives one object per page with an extra ``"page"`` key (0-based). x is the column and y the
+row in pixels, (0, 0) at the centre of the top-left pixel. Exit code 0, or 2 if any image could
+not be used (message on stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -93,9 +96,20 @@ def _emit(path: str, page: Page, result: CountResult, json_out: bool, out: TextI
     if page.index is not None:
         obj["page"] = page.index
     obj["count"] = result.count
-    obj["spots"] = [{"x": round(s.x, 3), "y": round(s.y, 3), "amplitude": round(s.amplitude, 2),
-                     "snr": round(s.snr, 2)} for s in result.spots_list()]
+    obj["estimated_count"] = _num(result.estimated_count, 1)
+    obj["estimated_count_sd"] = _num(result.estimated_count_sd, 1)
+    obj["crowding"] = _num(result.crowding, 3)
+    obj["defocused"] = result.defocused
+    obj["spots"] = [{"x": round(s.x, 3), "y": round(s.y, 3), "amplitude": _num(s.amplitude, 2),
+                     "snr": _num(s.snr, 2), "photons": _num(s.photons, 1),
+                     "crlb_x": _num(s.crlb_x, 4), "crlb_y": _num(s.crlb_y, 4),
+                     "multiplicity": s.multiplicity} for s in result.spots_list()]
     print(json.dumps(obj), file=out)
+
+
+def _num(value: float, digits: int) -> float | None:
+    """``value`` rounded, or None (JSON null) when not a finite number."""
+    return round(value, digits) if math.isfinite(value) else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from chipctl.vision import detect, rejection
+from chipctl.vision.crowding import crowding
 from chipctl.vision.field import Field, build_field
-from chipctl.vision.model import SPOT_DTYPE, CountParams, CountResult
+from chipctl.vision.localize import localize, spot_width
+from chipctl.vision.model import CountParams, CountResult
 from chipctl.vision.nullmodel import NullMaxima, null_maxima
 from chipctl.vision.threshold import choose_threshold, fit_tail_scale, safe_threshold
+
+DEFOCUS_RATIO = 1.15  # bright spots this much wider than the PSF: count again with their width
+_WIDTH_STEP = 0.05
 
 
 @dataclass
@@ -47,9 +52,23 @@ def validate_frame(frame: np.ndarray) -> np.ndarray:
 
 
 def count_frame(frame: np.ndarray, params: CountParams | None = None) -> CountResult:
-    """Count the vesicles (diffraction-limited spots) in one frame."""
+    """Count the vesicles (diffraction-limited spots) in one frame.
+
+    When the bright spots are clearly wider than ``params.psf_sigma_px`` (the field is out of
+    focus), the frame is counted again with the PSF width they show, and the result says so
+    (``psf_sigma_px``, ``psf_width_px``).
+    """
     params = params or CountParams()
     raw = validate_frame(frame)
+    res = _count(raw, params)
+    if params.adapt_psf and res.psf_width_px > DEFOCUS_RATIO * params.psf_sigma_px:
+        sigma = round(res.psf_width_px / _WIDTH_STEP) * _WIDTH_STEP  # few null models
+        res = replace(_count(raw, replace(params, psf_sigma_px=sigma)),
+                      psf_width_px=res.psf_width_px, defocused=True)
+    return res
+
+
+def _count(raw: np.ndarray, params: CountParams) -> CountResult:
     fld = build_field(raw, params.psf_sigma_px, params.calibration, params.background_px)
     null = null_maxima(params.psf_sigma_px)
     m = _candidates(fld, null, params)
@@ -69,13 +88,14 @@ def _candidates(fld: Field, null: NullMaxima, params: CountParams) -> _Maxima:
     every = 2 if h >= 8 * detect.STRIP else 1  # large frames: minima in half the strips
     ys, xs, is_max, nb = detect.extrema(fld.filtered, fld.gate(t_lo),
                                         fld.gate(t_min_gate, minima=True), every)
-    depth = -fld.scores(ys[~is_max], xs[~is_max], nb[~is_max, 4])
+    maps = fld.sample(ys, xs)
+    z = fld.scores(ys, xs, nb[:, 4], maps)
+    depth = -z[~is_max]
     area = detect.minima_rows(h, every) * w
     tail = fit_tail_scale(depth[depth > t_lo], null, area, t_lo)
-    ys, xs, nb = ys[is_max], xs[is_max], nb[is_max]
-    bg = detect.sample_low(fld.bg_low, fld.raw.shape, ys, xs)
+    ys, xs, nb, bg = ys[is_max], xs[is_max], nb[is_max], maps[0, is_max]
     raw_nb = detect.neighbourhood(fld.raw, ys, xs)
-    score = fld.scores(ys, xs, nb[:, 4]) / tail
+    score = z[is_max] / tail
     hot = np.zeros(ys.shape, bool)
     if params.reject_hot_pixels and ys.size:
         hot = rejection.hot_pixels(fld.raw, ys, xs, raw_nb, bg, fld.noise, fld.kernel)
@@ -93,13 +113,17 @@ def _finish(fld: Field, params: CountParams, m: _Maxima, t: float, expected_fp: 
     rejected = {"hot_pixel": int(m.hot.sum()), "saturated": int(sat.sum()),
                 "debris": int(deb_all.sum())}
     m = m.take(~(m.hot | sat | deb_all))
-    dx, dy = detect.subpixel_offsets(m.nb, m.bg)
-    spots = np.empty(m.ys.size, dtype=SPOT_DTYPE)
-    spots["x"] = m.xs + dx
-    spots["y"] = m.ys + dy
-    spots["amplitude"] = (m.nb[:, 4] - m.bg) / fld.kernel.kappa
-    spots["snr"] = m.score
-    return CountResult(spots.size, spots, rejected, float(t), expected_fp, fld.raw.shape)
+    spots, rejected["aggregate"] = localize(fld, params.psf_sigma_px, m.ys, m.xs, m.nb, m.bg,
+                                            m.score)
+    shape = fld.raw.shape
+    crowd = crowding(np.column_stack([spots["x"], spots["y"]]), shape, params.psf_sigma_px)
+    estimated = spots.size + crowd.merged - expected_fp
+    return CountResult(
+        spots.size, spots, rejected, float(t), expected_fp, shape,
+        split=int((spots["multiplicity"] > 1).sum() // 2), estimated_count=float(estimated),
+        estimated_count_sd=float(np.sqrt(crowd.merged_sd**2 + expected_fp)),
+        crowding=crowd.crowding, psf_sigma_px=params.psf_sigma_px,
+        psf_width_px=spot_width(spots))
 
 
 def _saturation(raw: np.ndarray, params: CountParams) -> float | None:

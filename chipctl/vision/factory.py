@@ -15,6 +15,7 @@ import numpy as np
 
 from chipctl.config.devices import CameraSettings
 from chipctl.vision.counter import count_frame
+from chipctl.vision.exposures import count_field
 from chipctl.vision.model import CameraCalibration, CountParams, CountResult
 from chipctl.vision.pipeline import CountingPipeline
 
@@ -38,7 +39,7 @@ def make_counter(params: CountParams) -> Counter:
 
 
 def make_pipeline(params: CountParams, maxsize: int = 64,
-                  counter: Callable[[np.ndarray, CountParams], CountResult] = count_frame
+                  counter: Callable[[Any, CountParams], CountResult] = count_field
                   ) -> CountingPipeline:
     """The streaming counter of a run (not started); `counter` stands in for count_frame in
     tests."""

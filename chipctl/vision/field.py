@@ -37,15 +37,19 @@ class Field:
     zero: float = 0.0
     scale: float = 1.0
 
-    def scores(self, ys: np.ndarray, xs: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Normalised scores of filtered ``values`` at pixels (ys, xs)."""
-        shape = self.raw.shape
-        bg = detect.sample_low(self.bg_low, shape, ys, xs)
-        sd = detect.sample_low(self.sd_low, shape, ys, xs)
-        skew = detect.sample_low(self.skew_low, shape, ys, xs)
+    def sample(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Background, noise sd and skewness maps at pixels (ys, xs): (3, N)."""
+        maps = np.stack([self.bg_low, self.sd_low, self.skew_low])
+        return detect.sample_low(maps, self.raw.shape, ys, xs)
+
+    def scores(self, ys: np.ndarray, xs: np.ndarray, values: np.ndarray,
+               maps: np.ndarray | None = None) -> np.ndarray:
+        """Normalised scores of filtered ``values`` at pixels (ys, xs) (``maps``: their
+        :meth:`sample`, when already taken)."""
+        bg, sd, skew = self.sample(ys, xs) if maps is None else maps
         return (cornish_fisher((values - bg) / sd, skew) - self.zero) / self.scale
 
-    def gate(self, t_min: float, minima: bool = False) -> np.ndarray:
+    def gate(self, t_min: float, minima: bool = False) -> detect.Gate:
         """Full-resolution gate on filtered values: every pixel whose score is beyond
         ``t_min`` (below ``-t_min`` for minima) is at or beyond the gate."""
         sign = -1.0 if minima else 1.0
@@ -54,7 +58,7 @@ class Field:
             top = float(np.iinfo(self.filtered.dtype).max)
             low = np.floor(low) - 1.0 if not minima else np.ceil(low) + 1.0
             low = np.clip(low, 0, top).astype(self.filtered.dtype)
-        return detect.upsample(low, self.filtered.shape)
+        return detect.Gate(low, self.filtered.shape)
 
 
 def cornish_fisher(z: np.ndarray, skew: np.ndarray) -> np.ndarray:
@@ -74,13 +78,13 @@ def build_field(raw: np.ndarray, psf_sigma: float, cal: CameraCalibration | None
     noise = noise_model(raw, bg_low, cal)
     var_low = noise.variance(bg_low)
     sd_low = (np.sqrt(var_low) * kernel.norm).astype(np.float32)
+    integer_ok = float(sd_low.min()) >= _INTEGER_FILTER_MIN_SD  # rounding would not show
+    filtered = detect.matched_filter(raw, kernel, integer_ok)
     if noise.slope > 0:  # Poisson: pixel skewness = slope / sd in ADU
         pixel_skew = noise.slope / np.sqrt(var_low)
     else:  # intensity-independent model (uncalibrated flat frame): measure it
         pixel_skew = np.full_like(var_low, _measured_pixel_skew(raw, bg_low, var_low))
     skew_low = (kernel.skew_gain * pixel_skew).astype(np.float32)
-    integer_ok = float(sd_low.min()) >= _INTEGER_FILTER_MIN_SD
-    filtered = detect.matched_filter(raw, kernel, integer_ok)
     fld = Field(raw, filtered, bg_low, sd_low, skew_low, noise, kernel)
     fld.zero, fld.scale = _empirical_normalisation(fld)
     return fld
@@ -113,18 +117,29 @@ def _subsample(img: np.ndarray) -> np.ndarray:
     return img[s // 2::s, s // 2::s].astype(np.float32)
 
 
+def lower_quantiles(values: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Order statistics at increasing ``probs`` (all of them low): one partition per
+    quantile on a shrinking prefix, much cheaper than one partition with many kth."""
+    ks = (np.asarray(probs) * (values.size - 1)).astype(np.intp)
+    out = np.empty(len(ks))
+    part, end = values, values.size
+    for i in range(len(ks) - 1, -1, -1):
+        part = np.partition(part[:max(end, ks[i] + 1)], ks[i])  # the smallest values only
+        out[i] = part[ks[i]]
+        end = ks[i]
+    return out
+
+
 def _empirical_normalisation(fld: Field) -> tuple[float, float]:
     """Zero and scale of the field from a straight-line fit to its lower quantiles."""
     sub = _subsample(fld.filtered)
     if sub.size < 1024:
         return 0.0, 1.0
     size = (sub.shape[1], sub.shape[0])
-    maps = [cv2.resize(m, size, interpolation=cv2.INTER_LINEAR)
+    maps = [m if m.shape == sub.shape else cv2.resize(m, size, interpolation=cv2.INTER_LINEAR)
             for m in (fld.bg_low, fld.sd_low, fld.skew_low)]
     z = cornish_fisher((sub - maps[0]) / maps[1], maps[2]).ravel()
-    ks = (_QUANTILES * (z.size - 1)).astype(np.intp)
-    q = np.partition(z, ks)[ks]
-    scale, zero = np.polyfit(_NORMAL_Q, q, 1)
+    scale, zero = np.polyfit(_NORMAL_Q, lower_quantiles(z, _QUANTILES), 1)
     if not (np.isfinite(scale) and 0.5 <= scale <= 5.0):
         return 0.0, 1.0
     return float(zero), float(scale)

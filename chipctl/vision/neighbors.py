@@ -52,3 +52,36 @@ def greedy_match(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.ndarra
     if not out_i:
         return np.empty(0, np.intp), np.empty(0, np.intp)
     return np.concatenate(out_i), np.concatenate(out_j)
+
+
+_MIN_AGREEING = 5
+
+
+def displacement(ref: np.ndarray, pts: np.ndarray, max_shift: float) -> np.ndarray:
+    """The common shift (dx, dy) that carries points ``ref`` onto points ``pts`` (N x 2
+    each): the mode of all displacements within ``max_shift`` (0.5 px grid, 3x3 box-summed),
+    refined by the median of the displacements within 1 px of it; (0, 0) when fewer than
+    five points agree."""
+    i, j, _ = pairs_within(pts, ref, max_shift)
+    if len(i) < _MIN_AGREEING:
+        return np.zeros(2)
+    d = pts[i] - ref[j]
+    mode = vote(d, max_shift)
+    near = np.hypot(*(d - mode).T) <= 1.0
+    if near.sum() < _MIN_AGREEING:
+        return np.zeros(2)
+    return np.median(d[near], axis=0)
+
+
+def vote(d: np.ndarray, radius: float) -> np.ndarray:
+    """Mode of the displacement vectors ``d`` on a 0.5 px grid (3x3 box-summed)."""
+    n = int(np.ceil(radius / 0.5))
+    k = np.clip(np.round(d / 0.5).astype(int) + n, 0, 2 * n)
+    hist = np.zeros((2 * n + 1, 2 * n + 1))
+    np.add.at(hist, (k[:, 1], k[:, 0]), 1.0)
+    box = np.zeros_like(hist)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            box += np.roll(np.roll(hist, dy, 0), dx, 1)
+    ky, kx = np.unravel_index(int(np.argmax(box)), box.shape)
+    return np.array([(kx - n) * 0.5, (ky - n) * 0.5])

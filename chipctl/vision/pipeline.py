@@ -12,14 +12,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from psygnal import Signal
 
-from chipctl.vision.counter import count_frame
+from chipctl.vision.exposures import count_field
 from chipctl.vision.model import CountParams, CountResult
 from chipctl.vision.nullmodel import null_maxima
 from chipctl.vision.tracker import TrackUpdate, VesicleTracker
@@ -64,7 +64,7 @@ class CountingPipeline:
     def __init__(self, params: CountParams | None = None, maxsize: int = 64,
                  tracker: VesicleTracker | None = None,
                  on_result: Callable[[FrameCount], None] | None = None,
-                 counter: Callable[[np.ndarray, CountParams], CountResult] = count_frame) -> None:
+                 counter: Callable[[Any, CountParams], CountResult] = count_field) -> None:
         self.params = params or CountParams()
         self.counter = counter
         self.tracker = tracker
@@ -102,9 +102,11 @@ class CountingPipeline:
                 self._track_thread.start()
         return self
 
-    def submit(self, frame: np.ndarray, timestamp: float | None = None,
+    def submit(self, frame: np.ndarray | Sequence[np.ndarray], timestamp: float | None = None,
                meta: dict[str, Any] | None = None) -> int:
-        """Queue a frame (blocks while the queue is full); returns its index."""
+        """Queue a frame, or the exposures of one field (counted once, see
+        :func:`~chipctl.vision.exposures.count_field`), blocking while the queue is full;
+        returns its index."""
         if self._thread is None:
             raise RuntimeError("pipeline not started")
         index = self._submitted

@@ -1,6 +1,9 @@
-"""Rejection of candidates that are not vesicles: hot pixels, saturated blobs, debris."""
+"""Rejection of candidates that are not vesicles: hot pixels, saturated blobs, debris and
+aggregates."""
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
@@ -87,7 +90,7 @@ def _ring_test(raw: np.ndarray, ys: np.ndarray, xs: np.ndarray, bg: np.ndarray,
     win = neighbourhood(raw, ys, xs, radius) - bg[:, None]
     centre = _finite_mean(win[:, centre_w])
     means = np.sort(np.stack([_finite_mean(win[:, s]) for s in sectors], axis=1), axis=1)
-    ratio = _sector_ratio(max_sigma, radius, sectors, centre_w)
+    ratio = _sector_ratio(max_sigma, radius, r1)
     var = noise.variance(bg)
     sd = np.sqrt(var / (sectors[0].sum()) + ratio**2 * var / centre_w.sum())
     return np.nan_to_num(means[:, 1] - ratio * centre - _Z_DEBRIS * sd, nan=-1.0) > 0
@@ -101,6 +104,7 @@ def _finite_mean(a: np.ndarray) -> np.ndarray:
     return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
+@lru_cache(maxsize=16)
 def _ring_sectors(radius: int, r1: float, r2: float) -> tuple[list[np.ndarray], np.ndarray]:
     """Flat boolean masks of 4 ring sectors (N, E, S, W) and of the central 3x3."""
     d = np.arange(-radius, radius + 1)
@@ -112,9 +116,10 @@ def _ring_sectors(radius: int, r1: float, r2: float) -> tuple[list[np.ndarray], 
     return sectors, ((np.abs(yy) <= 1) & (np.abs(xx) <= 1)).ravel()
 
 
-def _sector_ratio(sigma: float, radius: int, sectors: list[np.ndarray], centre: np.ndarray
-                  ) -> float:
+@lru_cache(maxsize=16)
+def _sector_ratio(sigma: float, radius: int, r1: float) -> float:
     """Mean sector value over mean centre value for a Gaussian blob of ``sigma``."""
+    sectors, centre = _ring_sectors(radius, r1, r1 + 2.0)
     blob = pixel_psf(sigma, radius).ravel()
     return float(blob[sectors[0]].mean() / blob[centre].mean())
 
@@ -125,3 +130,19 @@ def exclusion(ys: np.ndarray, xs: np.ndarray, bad: np.ndarray, distance: float) 
     for y, x in zip(ys[bad], xs[bad], strict=True):
         out |= (ys - y) ** 2 + (xs - x) ** 2 <= distance**2
     return out
+
+
+_CLUMP_WIDTH = 1.2  # an aggregate is this much wider than the PSF ...
+_CLUMP_PHOTONS = 6.0  # ... and this much brighter than the frame's median spot
+
+
+def aggregates(peak: np.ndarray, width: np.ndarray, psf_sigma: float) -> np.ndarray:
+    """True for spots (fitted ``peak`` amplitudes, apparent ``width``) that are clumps of
+    vesicles (or dye aggregates), not one vesicle: both clearly wider than the PSF and several
+    times brighter than the frame's median spot (a bright vesicle is not wider; a defocused
+    field is wider but not brighter)."""
+    if peak.size == 0:
+        return np.zeros(0, bool)
+    bright = peak * np.square(np.nan_to_num(width, nan=psf_sigma))
+    typical = np.median(peak) * psf_sigma**2
+    return (width > _CLUMP_WIDTH * psf_sigma) & (bright > _CLUMP_PHOTONS * typical)

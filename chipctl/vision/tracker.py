@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chipctl.vision.model import CountResult
-from chipctl.vision.neighbors import greedy_match, pairs_within
+from chipctl.vision.neighbors import greedy_match, pairs_within, vote
 
 _VOTE_POINTS = 400
 _MIN_VOTES = 5
@@ -110,7 +110,7 @@ class VesicleTracker:
         if len(i) < _MIN_VOTES:
             return self._drift
         d = pts[i] - self._pos[j]
-        step = _vote(d, self.max_drift_step_px)
+        step = vote(d, self.max_drift_step_px)
         a, b = greedy_match(xy - self._drift - step, self._pos, self.link_radius_px * 2)
         if len(a) < _MIN_VOTES:
             return self._drift
@@ -129,17 +129,3 @@ class VesicleTracker:
         self._last = np.concatenate([self._last, np.full(len(ref), t)])
         self._hits = np.concatenate([self._hits, np.ones(len(ref), np.int64)])
         self._seen = np.concatenate([self._seen, np.full(len(ref), self._frame)])
-
-
-def _vote(d: np.ndarray, radius: float) -> np.ndarray:
-    """Mode of the displacement vectors ``d`` on a 0.5 px grid (3x3 box-summed)."""
-    n = int(np.ceil(radius / 0.5))
-    k = np.clip(np.round(d / 0.5).astype(int) + n, 0, 2 * n)
-    hist = np.zeros((2 * n + 1, 2 * n + 1))
-    np.add.at(hist, (k[:, 1], k[:, 0]), 1.0)
-    box = np.zeros_like(hist)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            box += np.roll(np.roll(hist, dy, 0), dx, 1)
-    ky, kx = np.unravel_index(int(np.argmax(box)), box.shape)
-    return np.array([(kx - n) * 0.5, (ky - n) * 0.5])
