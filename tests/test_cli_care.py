@@ -48,6 +48,18 @@ def without_library_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != LIBRARY_ENV}
 
 
+def installed_library() -> Path:
+    """The library the command line finds from a folder outside the repository: the repo's
+    protocols/ in an editable install, share/chipctl/protocols in a packaged one (as in CI)."""
+    found = subprocess.run(
+        [sys.executable, "-c", "from chipctl.protocol.library import protocol_library as p; "
+         "print(p())"], cwd="/", env=without_library_env(), capture_output=True, text=True,
+        check=True).stdout.strip()
+    library = Path(found)
+    assert {p.name for p in library.iterdir()} >= {p.name for p in LIBRARY.iterdir()}
+    return library
+
+
 # -- --runs-dir ------------------------------------------------------------------------------
 @pytest.mark.parametrize("action", [["list"], ["show", "last"], ["report", "last"],
                                     ["export", "last"]])
@@ -103,15 +115,15 @@ def test_a_library_protocol_is_found_by_name_from_any_folder(tmp_path: Path) -> 
                      "--bench", OFFLINE_BENCH, cwd=tmp_path, env=without_library_env())
     assert result.returncode == 0, result.stderr
     for name in ("quickstart.yaml", "tetraspanin_panel.yaml", "rate_sweep.py"):
-        assert f"{LIBRARY / name}: valid" in result.stdout
+        assert f"{installed_library() / name}: valid" in result.stdout
 
 
 def test_an_unknown_name_lists_the_library(tmp_path: Path) -> None:
     result = chipctl("run", "quikstart", "--sim", cwd=tmp_path, env=without_library_env())
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert (f"no protocol 'quikstart': not a file here, nor in the protocol library "
-            f"({LIBRARY}); the library has: capture_kinetics, clean_and_store, quickstart, "
-            "rate_sweep, tetraspanin_panel") in result.stderr
+            f"({installed_library()}); the library has: capture_kinetics, clean_and_store, "
+            "quickstart, rate_sweep, tetraspanin_panel") in result.stderr
 
 
 def test_a_file_in_the_working_folder_comes_before_the_library(
@@ -245,7 +257,7 @@ def test_a_library_run_prints_progress_during_long_steps_and_fields_from_1(
     assert "field 0" not in result.stdout
     folder = Path(result.stdout.split("run folder: ", 1)[1].strip())
     run = RunFolder.open(folder)
-    assert run.info["protocol_source"] == str(LIBRARY / "quickstart.yaml")
+    assert run.info["protocol_source"] == str(installed_library() / "quickstart.yaml")
     assert run.info["status"] == "completed" and run.info["fields_from"] == 1
     assert lines[-2].startswith("run completed: all steps done; 1 frame counted; "
                                 "CD63/AF555 field 1: ")
