@@ -41,26 +41,34 @@ def low_res_background(frame: np.ndarray, scale_px: float = 20.0) -> np.ndarray:
     the 4x4 means costs 1.3 ms less per 2048 x 2048 frame, with the same bias and rms against
     the true background, but lost 0.0014 F1 at SNR 2 on average over 8 benchmark frames.)
     """
-    quarter = _quarter(frame)
-    if quarter.dtype not in (np.uint8, np.uint16):
-        quarter = quarter.astype(np.float32)
-    quarter = cv2.medianBlur(quarter, 5).astype(np.float32, copy=False)
+    quarter = _quarter_median(frame)
     eighth = cv2.resize(quarter, _low_size(frame.shape), interpolation=cv2.INTER_AREA)
     sigma = max(scale_px / BG_FACTOR, 0.3)
     k = 2 * int(np.ceil(3.0 * sigma)) + 1
     return cv2.GaussianBlur(eighth, (k, k), sigma, borderType=cv2.BORDER_REPLICATE)
 
 
-def _quarter(frame: np.ndarray) -> np.ndarray:
-    """4 x 4 means (float32 when the sides divide by 4: a bilinear halving, which at exactly
-    half size is the 2 x 2 mean, then an area halving in float; five times faster than
-    OpenCV's area resize of a 16-bit frame by 4), else the area resize."""
+def _quarter_median(frame: np.ndarray) -> np.ndarray:
+    """5x5 median of the 4 x 4 means of ``frame`` (float32).
+
+    When the sides divide by 4, an unsigned frame is halved bilinearly (at exactly half size
+    a bilinear sample is the 2 x 2 mean) and its 2 x 2 sums are taken in float: whole
+    numbers, so below 65536 their median is taken as uint16 (the same values, a third of the
+    float median's time). Five times faster than OpenCV's area resize of a 16-bit frame by 4.
+    """
     h, w = frame.shape
-    if h % 4 or w % 4:
-        return cv2.resize(frame, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    if frame.dtype.kind != "u" or h % 4 or w % 4:
+        quarter = cv2.resize(frame, (max(1, w // 4), max(1, h // 4)),
+                             interpolation=cv2.INTER_AREA)
+        if quarter.dtype not in (np.uint8, np.uint16):
+            quarter = quarter.astype(np.float32)
+        return cv2.medianBlur(quarter, 5).astype(np.float32, copy=False)
     half = cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_LINEAR)
-    return cv2.resize(half.astype(np.float32, copy=False), (w // 4, h // 4),
-                      interpolation=cv2.INTER_AREA)
+    means = cv2.resize(half.astype(np.float32), (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+    sums = cv2.multiply(means, 4.0)
+    if float(sums.max()) < 65536.0:
+        return cv2.medianBlur(sums.astype(np.uint16), 5).astype(np.float32) * np.float32(0.25)
+    return cv2.medianBlur(sums * np.float32(0.25), 5)
 
 
 def _low_size(shape: tuple[int, ...]) -> tuple[int, int]:
