@@ -43,7 +43,7 @@ HARVARD_PUMPS: list[dict[str, Any]] = [
      "syringe_ul": 1000.0, "contents_ul": 500.0},
 ]
 LED_CHANNELS = {"AF488": "A", "AF555": "B", "AF647": "C"}
-PIXEL_SIZE_UM = 0.65  # 6.5 um sCMOS pixels behind a 10x / 0.45 objective
+PIXEL_SIZE_UM = 0.1625  # 6.5 um sCMOS pixels behind a 40x / 0.95 objective: 333 um fields
 
 
 class SimBench:
@@ -92,7 +92,8 @@ class SimBench:
         for pump in HARVARD_PUMPS:
             self._add(pump["name"], "harvard", _pump_entry("harvard", url, pump))
         url = self._serve("led", CoolLedEmulator(self.world, "led", model="pE-300"))
-        self._add("led", "led", {"driver": "coolled", "url": url, "channels": LED_CHANNELS})
+        self._add("led", "led", {"driver": "coolled", "url": url, "channels": LED_CHANNELS,
+                             "triggered_by": "camera"})
         url = self._serve("stage", PriorEmulator(self.world, "stage"))
         self._add("stage", "stage", {"driver": "prior", "url": url})
         optics = Optics(pixel_size_um=PIXEL_SIZE_UM)

@@ -69,6 +69,14 @@ class World:
                 flows.append((self.reagents.get(pump.reagent, Reagent(pump.reagent)), rate))
         return flows
 
+    def illuminate(self, lights: list[tuple[float, float]], seconds: float) -> None:
+        """Light of (wavelength nm, power fraction) on the sample for `seconds` of simulated
+        time: every device that takes a light dose (the camera's field) gets it."""
+        for device in list(self.devices.values()):
+            dose = getattr(device, "take_light", None)
+            if callable(dose):
+                dose(lights, seconds)
+
     def advance(self) -> None:
         """Bring time-driven models (the chip's capture) up to the clock."""
         if self.chip is not None:
