@@ -12,7 +12,7 @@ ASCII lines ending in CR; reply lines end in CRLF.
                            of JSON metadata, then w*h little-endian uint16 pixels, row-major
                            (after the exposure); crc: CRC-32 of the payload, 8 hex digits
     RESEND              -> the last frame again (no new exposure)
-    TRUTH? <frame>      -> TRUTH <json>            the simulator's ground truth of a frame
+    TRUTH? <frame>      -> TRUTH <n>\\r\\n, then n bytes of JSON: the simulator's truth of a frame
     ABORT               -> OK                      (cancel a pending SNAP)
     errors              -> ERR <reason>
 
@@ -157,11 +157,14 @@ class SimCamera:
 
     def truth(self, frame: int) -> dict[str, Any]:
         """The simulator's ground truth of frame number `frame` (one of the last few)."""
-        reply = self._line(f"TRUTH? {int(frame)}".encode())
-        if not reply.startswith("TRUTH "):
-            raise GarbledReply(self.name, f"unexpected reply to TRUTH?: {reply[:80]!r}")
+        with self.transport.lock:
+            reply = self._line(f"TRUTH? {int(frame)}".encode())
+            words = reply.split()
+            if len(words) != 2 or words[0] != "TRUTH" or not words[1].isdigit():
+                raise GarbledReply(self.name, f"unexpected reply to TRUTH?: {reply[:80]!r}")
+            body = self.transport.read_exact(int(words[1]), self.timeout * 5)
         try:
-            truth = json.loads(reply[6:])
+            truth = json.loads(body)
         except ValueError as exc:
             raise GarbledReply(self.name, "truth is not JSON") from exc
         if not isinstance(truth, dict):

@@ -176,7 +176,6 @@ def _chip_entry(chip: Any) -> dict[str, Any]:
         "name": "simulated four-zone capture chip",
         "channel": {"width": f"{chip.channel_width_um:g} um",
                     "height": f"{chip.channel_height_um:g} um", "length": "20 mm"},
-        "pressure_limit": "100 kPa",
-        "capture_efficiency": getattr(chip, "efficiency", 0.1),
+        "pressure_limit": "100 kPa",  # what a lab knows of its chip; no simulated physics
         "zones": zones,
     }

@@ -17,9 +17,10 @@ with CR, LF or CRLF; every reply line ends with CRLF.
                              (zlib) of the payload, so a damaged transfer is noticed
     RESEND                -> the last frame again, byte for byte (no new exposure), or
                              ERR no frame
-    TRUTH? <frame>        -> TRUTH <json>   the simulator's ground truth of a frame (one of the
-                             last 64): count, xy [[x, y], ...] (frame pixels: x column, y row,
-                             (0, 0) the centre of the top-left pixel), photons, diameter_nm,
+    TRUTH? <frame>        -> TRUTH <n>\r\n then n bytes of JSON: the ground truth of a
+                             frame (one of the last 64): count, xy [[x, y], ...] (frame
+                             pixels: x column, y row, (0, 0) the centre of the top-left
+                             pixel), photons, diameter_nm,
                              markers (per vesicle, CD9/CD63/CD81 as 0/1), zone, dyes,
                              captured_in_view, debris_xy, focus_offset_um; ERR no truth else
     ABORT                 -> OK            (a pending SNAP is cancelled; no frame follows)
@@ -118,6 +119,10 @@ class SimCameraEmulator:
         for line in self._lines.feed(data):
             if line.strip().upper() == "RESEND" and self._last_frame:
                 out += self._last_frame
+                continue
+            truth = self._truth_reply(line.strip())
+            if truth:
+                out += truth
                 continue
             reply = self._command(line.strip())
             if reply:
@@ -231,11 +236,18 @@ class SimCameraEmulator:
         return "ERR no frame"  # receive() answers a RESEND with the last frame when there is one
 
     def _truth(self, args: list[str]) -> str:
-        truth = self._truths.get(int(args[0]))
-        if truth is None:
-            return f"ERR no truth for frame {args[0]} (the last {TRUTHS_KEPT} are kept)"
-        return "TRUTH " + json.dumps(truth, separators=(",", ":"))
+        return f"ERR no truth for frame {args[0]} (the last {TRUTHS_KEPT} are kept)"
 
+    def _truth_reply(self, line: str) -> bytes:
+        """TRUTH <n> and n bytes of JSON for a kept frame (else b"": _truth answers)."""
+        words = line.split()
+        if len(words) != 2 or words[0].upper() != "TRUTH?" or not words[1].isdigit():
+            return b""
+        truth = self._truths.get(int(words[1]))
+        if truth is None:
+            return b""
+        body = json.dumps(truth, separators=(",", ":")).encode()
+        return f"TRUTH {len(body)}\r\n".encode("ascii") + body
     def _abort(self, args: list[str]) -> str:
         self._due = None
         self._pending = None

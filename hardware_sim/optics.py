@@ -277,6 +277,8 @@ class Renderer:
             "count": int(visible.sum()),
             "xy": self._frame_xy(view, roi, cx[visible], cy[visible]),
             "photons": np.round(photons[visible], 1).tolist(),
+            "diameter_nm": np.round(v.diameter[rows][visible], 1).tolist(),
+            "markers": v.positive[rows][visible].astype(int).tolist(),
             "captured_in_view": int(inside.sum()),
         }
         return Spots(cx, cy, photons, sigma), truth

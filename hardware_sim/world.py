@@ -20,7 +20,8 @@ MARKERS = ("CD9", "CD63", "CD81")
 
 @dataclass(frozen=True)
 class Reagent:
-    """What a syringe holds. A sample carries vesicles with a marker profile."""
+    """What a syringe holds. A sample carries vesicles with a marker profile and a log-normal
+    size distribution (hardware_sim.sample reads one from a sample file)."""
 
     name: str
     vesicles_per_ml: float = 0.0
@@ -28,6 +29,11 @@ class Reagent:
     markers: dict[str, float] = field(default_factory=dict)
     # A detection antibody labels captured vesicles in these fluorescence channels.
     labels: tuple[str, ...] = ()
+    size_median_nm: float = 100.0  # log-normal diameter: median and geometric SD
+    size_gsd: float = 1.0
+    co_expression: float = 0.0  # 0 independent markers .. 1 maximally nested
+    labelling_efficiency: float = 1.0  # fraction of marker-positive vesicles that take the dye
+    free_protein_ug_ml: float = 0.0
 
 
 class FlowSource(Protocol):

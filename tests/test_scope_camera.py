@@ -141,7 +141,7 @@ def bench():
     world.chip = default_chip(seed=5)
     # Vesicles already on the zone, so every field has some whatever the machine's speed (flow
     # adds more as the virtual clock runs).
-    world.chip.deposit("CD9", 2000, ("AF488",))
+    world.chip.deposit("CD9", 20000, ("AF488",))
     world.reagents["sample"] = Reagent("sample", 3e8, {"CD9": 0.9}, ("AF488",))
     world.pumps["p"] = ConstantFlow("sample", 5.0)
     world.devices["led"] = FixedLed()
@@ -178,6 +178,7 @@ def test_frames_arrive_at_requested_exposure_roi_with_truth(bench) -> None:
     assert meta["truth"]["zone"] == "CD9" and "xy" not in meta["truth"]  # a small truth only
     truth = camera.driver.truth(meta["frame"])  # the rest on request
     assert truth["count"] == meta["truth"]["count"] == len(truth["xy"]) > 0
+    assert len(truth["diameter_nm"]) == len(truth["markers"]) == truth["count"]
     xy = np.array(truth["xy"])
     assert (xy[:, 0] >= -0.5).all() and (xy[:, 0] < 99.5).all() and (xy[:, 1] < 49.5).all()
 
@@ -330,7 +331,7 @@ def test_count_in_view_grows_faster_at_higher_concentration() -> None:
         camera = SimCameraEmulator(world, "camera")
         camera.settings.roi = (512, 512, 1024, 1024)
         world.advance()
-        world.clock.t = 40.0  # type: ignore[attr-defined]
+        world.clock.t = 200.0  # type: ignore[attr-defined]
         world.advance()
         return camera.render()[1]["truth"]["count"]
 
