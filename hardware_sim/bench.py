@@ -49,8 +49,14 @@ PIXEL_SIZE_UM = 0.1625  # 6.5 um sCMOS pixels behind a 40x / 0.95 objective: 333
 class SimBench:
     """A running simulated bench."""
 
-    def __init__(self, speed: float = 1.0, seed: int = 0, use_pty: bool = False) -> None:
-        self.world = World(VirtualClock(speed), seed=seed, reagents=dict(DEFAULT_REAGENTS))
+    def __init__(self, speed: float = 1.0, seed: int = 0, use_pty: bool = False,
+                 sample: Reagent | None = None) -> None:
+        """`sample`: what the sample syringe holds (hardware_sim.sample.load_sample), by
+        default DEFAULT_REAGENTS' sample."""
+        reagents = dict(DEFAULT_REAGENTS)
+        if sample is not None:
+            reagents["sample"] = sample
+        self.world = World(VirtualClock(speed), seed=seed, reagents=reagents)
         self.world.chip = default_chip(seed=seed)
         self.use_pty = use_pty
         self.endpoints: dict[str, TcpEndpoint | PtyEndpoint] = {}

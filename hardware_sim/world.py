@@ -34,6 +34,7 @@ class Reagent:
     co_expression: float = 0.0  # 0 independent markers .. 1 maximally nested
     labelling_efficiency: float = 1.0  # fraction of marker-positive vesicles that take the dye
     free_protein_ug_ml: float = 0.0
+    description: str = ""  # the sample's name as its file gives it
 
 
 class FlowSource(Protocol):
