@@ -92,7 +92,7 @@ class Optics:
     pixel_size_um: float = 0.1625  # 6.5 um pixels behind a 40x objective
     sensor: tuple[int, int] = (2048, 2048)  # width, height
     na: float = 0.95
-    aberration_um: float = 0.12
+    aberration_um: float = 0.2  # residual aberration, pixel integration, focus jitter
     rayleigh_um: float = 2.5  # defocus at which sigma grows by sqrt(2) (focus drift, coverslip)
     vignetting: float = 0.45
     offset_adu: float = 100.0
