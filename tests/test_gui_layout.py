@@ -103,7 +103,7 @@ def test_the_window_stays_within_the_screen_through_a_tetraspanin_panel_run(
     assert largest.width() <= screen.width() and largest.height() <= screen.height(), largest
     assert window.size() == screen
     assert window.results.rowCount() == 12  # every zone in every channel
-    assert len(window.chip_map.field_items) == 12  # 4 zones x 3 fields, on the chip map
+    assert len(window.chip_map.field_items) == 16  # 4 zones x 4 fields, on the chip map
     summary = window.counts_plot.summary
     assert summary.is_elided() and summary.toolTip() == summary.full_text()
     assert "CD9 AF488" in summary.toolTip()
