@@ -103,7 +103,8 @@ def test_the_window_stays_within_the_screen_through_a_tetraspanin_panel_run(
     assert largest.width() <= screen.width() and largest.height() <= screen.height(), largest
     assert window.size() == screen
     assert window.results.rowCount() == 12  # every zone in every channel
-    assert len(window.chip_map.field_items) == 16  # 4 zones x 4 fields, on the chip map
+    qtbot.waitUntil(lambda: len(window.chip_map.field_items) == 16,  # 4 zones x 4 fields
+                    timeout=5000)  # the last field reaches the chip map through the Qt queue
     summary = window.counts_plot.summary
     assert summary.is_elided() and summary.toolTip() == summary.full_text()
     assert "CD9 AF488" in summary.toolTip()
