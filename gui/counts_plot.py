@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from gui.widgets import ElidedLabel
+from gui.widgets import ElidedLabel, count_of
 
 ZONE_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
                 (140, 86, 75), (227, 119, 194), (127, 127, 127))
@@ -107,6 +107,12 @@ class CountsPlot(QWidget):
         self.rows = 0
         self.summary.setText("no counts yet")
 
+    def show_rows(self, rows: Sequence[dict[str, Any]], started_s: float) -> None:
+        """Plot a whole counts table (a past run's, or the current run's again)."""
+        self.clear(started_s)
+        for row in rows:
+            self.add_row(row)
+
     def add_row(self, row: dict[str, Any]) -> None:
         """Add one counts row (chipctl's counted event)."""
         zone, channel = str(row.get("zone", "")), str(row.get("channel", ""))
@@ -146,5 +152,4 @@ class CountsPlot(QWidget):
     def _summary(self) -> str:
         parts = [f"{zone} {channel}: {series.counts[-1]:.0f}"
                  for (zone, channel), series in sorted(self.series.items())]
-        frames = "1 frame" if self.rows == 1 else f"{self.rows} frames"
-        return f"{frames} counted · latest " + ", ".join(parts)
+        return f"{count_of(self.rows, 'frame')} counted · latest " + ", ".join(parts)

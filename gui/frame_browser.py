@@ -58,12 +58,14 @@ class FrameBrowser(QWidget):
 
     chosen = Signal(object)  # Chosen
     failed = Signal(str, str)  # source, message
+    runChosen = Signal(str)  # noqa: N815 - Qt's style; CURRENT or a past run's folder
 
     def __init__(self, archive: RunArchive, runs_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.archive = archive
         self.index = RunIndex(runs_dir)
         self.records: list[FrameRecord] = []
+        self._browsed = CURRENT
         self.detections: dict[int, CountResult] = {}  # a past run's, from its spots.csv
         self.run_box = QComboBox()
         self.run_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -128,6 +130,9 @@ class FrameBrowser(QWidget):
                 self.failed.emit("frame browser", str(exc))
                 records = []
         self._fill(records)
+        if self.run != self._browsed:
+            self._browsed = self.run
+            self.runChosen.emit(self.run)
 
     def _follow_current(self) -> None:
         if self.run == CURRENT and len(self.archive.records()) != len(self.records):

@@ -87,7 +87,7 @@ class WindowLayout:
         zones = dict(w.engine.bench.chip.zones)
         w.light_boxes = [IlluminatorBox(n, d, w.calls, w.manual)
                          for n, d in devices.illuminators.items()]
-        w.stage_boxes = [StageBox(n, d, w.calls, zones, devices.autofocus, w.manual)
+        w.stage_boxes = [StageBox(n, d, w.calls, zones, w.manual)
                          for n, d in devices.stages.items()]
         w.camera_boxes = [CameraBox(n, d, w.calls, w.frames,
                                     lambda message: w.calls.report("camera", message), w.manual)

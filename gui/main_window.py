@@ -20,8 +20,8 @@ from gui.bench_state import BenchPoller, BenchSnapshot
 from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
 from gui.chip_map import ChipMap
 from gui.core import (
-    Manual,
     Protocol,
+    RunNotFound,
     devices_of,
     kept_on_disk,
     make_counter,
@@ -32,13 +32,13 @@ from gui.dialogs import ask_parameters, error_box, prompt_box
 from gui.estop import EmergencyStopButton
 from gui.event_log import EventLog
 from gui.frame_archive import RunArchive
-from gui.frame_browser import Chosen, FrameBrowser
+from gui.frame_browser import CURRENT, Chosen, FrameBrowser
 from gui.frames import FrameSlot
 from gui.layout import WindowLayout
 from gui.live_view import LiveView
 from gui.protocol_panel import ProtocolPanel
 from gui.pump_panel import PumpsPanel
-from gui.results import ResultsTable
+from gui.results import ResultsTable, run_counts
 from gui.run_history import RunHistory
 from gui.run_session import RunSession
 from gui.scope_panels import CameraBox, IlluminatorBox, StageBox
@@ -88,11 +88,13 @@ class MainWindow(QMainWindow):
         self.status.install(self.statusBar())
         self.alarm = self.status.alarm
         self.layout_ = WindowLayout(self, library or protocol_library())
-        self.manual = Manual(engine.bench, lambda r: self.calls.mailbox.post(self.event_log.add, r))
+        self.manual = engine.manual  # every manual action: checked, recorded (chipctl.manual)
+        self.manual.events.record.connect(self._on_manual_record)
         self.layout_.build(devices_of(engine), counter or make_counter(engine.count_params),
                            parameters or (lambda p: ask_parameters(p, self, self.emergency_stop)),
                            open_url)
         self._last_errors: dict[str, str] = {}
+        self.current_rows: list[dict[str, Any]] = []  # the current run's counts rows
         self.poller = BenchPoller(devices_of(engine), lambda: self.session.active, parent=self)
         self._connect()
         self.layout_.restore(settings)
@@ -116,10 +118,15 @@ class MainWindow(QMainWindow):
         self.history.interrupted.connect(self.on_interrupted_run)
         self.history.browse.connect(self.browse_run)
         self.browser.chosen.connect(self.on_frame_chosen)
+        self.browser.runChosen.connect(self.show_results_of)
         self.browser.failed.connect(self.on_device_error)
         panel.fileOpened.connect(lambda path: self.settings.setValue("last_protocol", path))
         panel.runStarted.connect(self._run_started)
         panel.runFailedToStart.connect(lambda why: self.show_error("Run not started", why))
+
+    def _on_manual_record(self, event: dict[str, Any]) -> None:
+        """A manual-session record (any thread): to the event log on the Qt thread."""
+        self.calls.mailbox.post(self.event_log.add, dict(event))
 
     # -- the bench's state (Qt thread) ---------------------------------------------------------
     def on_snapshot(self, snapshot: BenchSnapshot) -> None:
@@ -139,6 +146,7 @@ class MainWindow(QMainWindow):
     # -- run events (Qt thread) ---------------------------------------------------------------
     def _run_started(self) -> None:
         self.counts_plot.clear(self.session.started_s)
+        self.current_rows = []
         self.results.clear_run()
         self.chip_map.clear_fields()
         folder = self.session.folder
@@ -184,7 +192,9 @@ class MainWindow(QMainWindow):
                 self.results.note_saturated(str(row.get("zone")), str(row.get("channel")))
         if records and row.get("x_um") is None:  # the position is in the frame's metadata
             row = {**row, "x_um": records[-1].x_um, "y_um": records[-1].y_um}
-        self.counts_plot.add_row(row)
+        self.current_rows.append(row)
+        if self.browser.run == CURRENT:
+            self.counts_plot.add_row(row)
         self.results.add_row(row)
         self.chip_map.add_field(str(row.get("zone")), row.get("x_um"), row.get("y_um"))
 
@@ -218,6 +228,22 @@ class MainWindow(QMainWindow):
         field = "" if record.field is None else f" field {record.field}"
         self.live_view.pin(chosen.frames, f"{run}, frame {record.seq + 1}: {record.zone}{field} "
                                           f"{record.channel}{counted}")
+
+    def show_results_of(self, run: str) -> None:
+        """The results table and counts plot of the run browsed (the current or a past one)."""
+        if run == CURRENT:
+            self.results.show_current()
+            self.counts_plot.show_rows(self.current_rows, self.session.started_s)
+            self.docks["Counts"].setWindowTitle("Counts")
+            return
+        try:
+            rows, started_s = run_counts(Path(run))
+        except (RunNotFound, OSError) as exc:
+            self.on_device_error("results", str(exc))
+            return
+        self.results.set_rows(rows)
+        self.counts_plot.show_rows(rows, started_s)
+        self.docks["Counts"].setWindowTitle(f"Counts — {Path(run).name}")
 
     def browse_run(self, folder: str) -> None:
         """Show a recorded run's frames in the frame browser."""

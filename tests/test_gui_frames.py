@@ -99,6 +99,31 @@ def test_composite_and_per_channel_colour_maps(window: MainWindow, qtbot: Any) -
     assert np.all(colour_map("AF555", False).getColors()[0][:3] == 0)
 
 
+def test_the_composite_marks_each_channels_detections_in_its_colour(window: MainWindow,
+                                                                   qtbot: Any) -> None:
+    view = window.live_view
+    window.frames.put(frame("AF488", 6, 1))
+    window.frames.put(frame("AF647", 14, 2))
+    view.channel_box.setCurrentIndex(view.channel_box.findData(COMPOSITE))
+    view.spots_box.setChecked(True)
+    qtbot.waitUntil(lambda: view.shown is not None and len(view.shown.layer_spots) == 2,
+                    timeout=5000)
+    counter = view.preparer._counter
+    expected = {channel: counter(f.image).count for channel, f in view.shown.layers}
+    assert expected["AF647"] > expected["AF488"] > 0
+    colours: dict[tuple[int, int, int], int] = {}
+    for pen in view.spots.data["pen"]:
+        rgb = pen.color().getRgb()[:3]
+        colours[rgb] = colours.get(rgb, 0) + 1
+    assert colours == {tuple(int(255 * c) for c in channel_rgb(channel)): n
+                       for channel, n in expected.items()}
+    assert (f"{expected['AF488']} spots in AF488, {expected['AF647']} spots in AF647 marked"
+            in view.caption.full_text())
+    view.spots_box.setChecked(False)
+    qtbot.waitUntil(lambda: view.shown.layer_spots == (), timeout=5000)
+    assert len(view.spots.data) == 0
+
+
 def test_pixel_value_under_the_cursor_is_the_sensor_value(window: MainWindow,
                                                           qtbot: Any) -> None:
     image = np.full((64, 80), 100, np.uint16)

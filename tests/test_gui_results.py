@@ -140,3 +140,49 @@ def test_the_chip_map_follows_the_stage(window: MainWindow, qtbot: Any) -> None:
     window.engine.stages()["stage"].move_to(8000.0, 50.0)
     qtbot.waitUntil(lambda: window.chip_map.camera.isVisible()
                     and window.chip_map.camera.rect().center().x() == 8000.0, timeout=5000)
+
+
+ONE_ZONE = """\
+name: one zone
+steps:
+  - image:
+      zones: [isotype]
+      fields: 1
+      channels:
+        - {channel: AF488, exposure: 10 ms}
+"""
+
+
+def run_file(window: MainWindow, qtbot: Any, path: Path, text: str) -> list[dict[str, Any]]:
+    path.write_text(text, encoding="utf-8")
+    assert window.protocol_panel.open_file(str(path))
+    rows: list[dict[str, Any]] = []
+    window.bridge.counted.connect(rows.append)
+    assert window.protocol_panel.start_run()
+    qtbot.waitUntil(lambda: window.protocol_panel.state == "completed", timeout=20000)
+    qtbot.waitUntil(lambda: len(rows) == len(window.current_rows) > 0, timeout=5000)
+    window.bridge.counted.disconnect(rows.append)
+    return rows
+
+
+def test_a_past_run_chosen_in_the_browser_shows_its_results_and_counts(
+        window: MainWindow, qtbot: Any, tmp_path: Path) -> None:
+    first = run_file(window, qtbot, tmp_path / "first.yaml", RUN)
+    first_folder = Path(window.session.folder)
+    second = run_file(window, qtbot, tmp_path / "second.yaml", ONE_ZONE)
+    assert len(second) == 1
+    qtbot.waitUntil(lambda: window.results.rowCount() == 1, timeout=5000)
+    assert window.counts_plot.rows == 1
+    window.browser.show_run(first_folder)
+    qtbot.waitUntil(lambda: window.results.rowCount() == 4, timeout=5000)
+    assert window.counts_plot.rows == len(first) == 8
+    for zone in ("CD63", "isotype"):
+        for channel in ("AF488", "AF647"):
+            counts = [r["count"] for r in first if (r["zone"], r["channel"]) == (zone, channel)]
+            assert cell(window, zone, channel, 4) == str(sum(counts))
+            assert window.counts_plot.latest(zone, channel) == statistics.fmean(counts)
+    assert window.docks["Counts"].windowTitle() == f"Counts — {first_folder.name}"
+    window.browser.show_run(None)  # back to the current run
+    qtbot.waitUntil(lambda: window.results.rowCount() == 1, timeout=5000)
+    assert cell(window, "isotype", "AF488", 4) == str(second[0]["count"])
+    assert window.counts_plot.rows == 1 and window.docks["Counts"].windowTitle() == "Counts"
