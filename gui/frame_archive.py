@@ -139,6 +139,14 @@ class RunArchive:
                                                    t_s=_float(row.get("t_s")) or record.t_s)
                     return
 
+    def record_for(self, row: dict[str, Any]) -> FrameRecord | None:
+        """The newest counted frame of a counts row's zone, field and channel (or None)."""
+        with self._lock:
+            return next((r for r in reversed(self._records) if r.count is not None
+                         and r.zone == str(row.get("zone"))
+                         and r.channel == str(row.get("channel"))
+                         and r.field == _field_1(row.get("field"))), None)
+
     def records(self) -> list[FrameRecord]:
         """Every frame so far, in order."""
         with self._lock:

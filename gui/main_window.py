@@ -182,16 +182,16 @@ class MainWindow(QMainWindow):
 
     def on_counted(self, row: dict[str, Any]) -> None:
         """A frame was counted: plot, results table, chip map."""
-        records = self.archive.records()
-        if records and records[-1].shape is not None:
-            height, width = records[-1].shape
-            pixel = records[-1].pixel_size_um or self.layout_.pixel_size_um
+        frame = self.archive.record_for(row)  # the frame this row counted
+        if frame is not None and frame.shape is not None:
+            height, width = frame.shape
+            pixel = frame.pixel_size_um or self.layout_.pixel_size_um
             self.results.set_frame_geometry(pixel, width, height)
             self.chip_map.set_field_size(width * pixel, height * pixel)
-            if records[-1].saturated:
+            if frame.saturated:
                 self.results.note_saturated(str(row.get("zone")), str(row.get("channel")))
-        if records and row.get("x_um") is None:  # the position is in the frame's metadata
-            row = {**row, "x_um": records[-1].x_um, "y_um": records[-1].y_um}
+        if frame is not None and row.get("x_um") is None:  # the position is in its metadata
+            row = {**row, "x_um": frame.x_um, "y_um": frame.y_um}
         self.current_rows.append(row)
         if self.browser.run == CURRENT:
             self.counts_plot.add_row(row)
@@ -206,9 +206,10 @@ class MainWindow(QMainWindow):
 
     def _prompt_answered(self) -> None:
         self.prompt_dialog = None
-        if self.session.active:
-            self.status.show_run_state("running", "the operator confirmed")
-            self.protocol_panel.set_state("running", "the operator confirmed")
+        if self.session.active:  # running, or paused if the operator paused meanwhile
+            state = self.session.state
+            self.status.show_run_state(state, "the operator confirmed")
+            self.protocol_panel.set_state(state, "the operator confirmed")
         self.session.confirm()
 
     def _set_devices_for_run(self, active: bool) -> None:
