@@ -145,10 +145,11 @@ class FrameBrowser(QWidget):
         self.table.setRowCount(len(records))
         start = next((r.t_s for r in records if r.t_s is not None), 0.0) or 0.0
         in_memory = set(self.archive.in_memory()) if self.run == CURRENT else set()
+        cached = set(self.archive.spilled()) if self.run == CURRENT else set()
         for row, rec in enumerate(records):
             minutes = (rec.t_s - start) / 60 if rec.t_s is not None else None
             kept = ("file" if rec.file else "not kept") if self.run != CURRENT else (
-                "memory" if rec.seq in in_memory else "file")
+                "memory" if rec.seq in in_memory else "cache" if rec.seq in cached else "file")
             cells = (str(rec.seq + 1), "" if minutes is None else f"{minutes:.2f}", rec.zone,
                      "" if rec.field is None else str(rec.field), rec.channel,
                      "" if rec.count is None else str(rec.count),

@@ -312,6 +312,7 @@ class MainWindow(QMainWindow):
         for box in self.camera_boxes:
             box.stop_live()
         self.live_view.close_down()
+        self.archive.close()
         self.bridge.detach()
         self.calls.shutdown()
         event.accept()

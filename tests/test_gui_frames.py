@@ -221,7 +221,26 @@ def test_run_archive_keeps_images_within_its_budget() -> None:
                            "step": 0})
     assert [r.count for r in archive.records()] == [0, 1, 2, 3, 4]
     assert [r.field for r in archive.records()] == [1, 2, 3, 4, 5]  # 1-based for people
-    assert archive.frame(0) is None and archive.frame(4) is not None  # no folder kept it
+    assert archive.in_memory() == [2, 3, 4] and archive.spilled() == [0, 1]
+    first = archive.frame(0)  # no folder kept it: from the disk cache, as it was
+    assert first is not None and np.array_equal(first.image,
+                                                frame("AF647", 3, 0).image)
+    assert first.metadata["field"] == 1
+    cache = archive._spilled[0][0]
+    archive.clear()
+    assert archive.records() == [] and archive.spilled() == [] and not cache.exists()
+    archive.close()
+
+
+def test_the_disk_cache_is_bounded_oldest_frames_out_first() -> None:
+    size = 128 * 128 * 2
+    archive = RunArchive(budget_bytes=size, spill_bytes=int(2.5 * size))
+    for seq in range(6):
+        archive.add_frame(frame("AF647", 3, seq, zone="CD63", field=seq + 1))
+    assert archive.in_memory() == [5] and archive.spilled() == [3, 4]
+    assert archive.frame(0) is None and archive.frame(3) is not None
+    archive.close()
+    assert archive.spilled() == [] and archive.frame(3) is None
 
 
 def test_frames_the_run_keeps_on_disk_are_not_held_in_memory(
