@@ -106,6 +106,7 @@ class WindowLayout:
         split.addWidget(self.window.results)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([600, 400])  # the table's columns readable from the start (3 : 2)
         split.setChildrenCollapsible(False)
         return split
 

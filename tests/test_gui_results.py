@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fakes import GUI_BENCH, fake_engine
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QPointF, QSettings
 
 from gui.chip_map import ChipMap
 from gui.core import Bench
@@ -110,6 +110,28 @@ def test_a_single_point_gets_a_sensible_axis(qtbot: Any) -> None:
     (x0, x1), (y0, y1) = plot.plot.getViewBox().viewRange()
     assert x0 < 5117.0 < x1 and x1 - x0 >= 2.0, (x0, x1)
     assert y0 == 0.0 and y1 > 42
+
+
+def test_no_point_hides_under_the_legend(qtbot: Any) -> None:
+    plot = CountsPlot(["CD9", "CD63", "CD81", "isotype"])
+    qtbot.addWidget(plot)
+    plot.resize(700, 260)
+    plot.show()
+    qtbot.waitExposed(plot)
+    for minute, zone in enumerate(("CD9", "CD63", "CD81", "isotype")):
+        for channel, count in (("AF488", 900), ("AF555", 1500), ("AF647", 1200)):
+            plot.add_row({"zone": zone, "channel": channel, "field": 1, "step": minute,
+                          "t_s": 60.0 * minute, "count": count})
+    qtbot.wait(50)
+    assert plot.legend.columnCount == 3  # a row per zone, a column per channel
+    view = plot.plot.getViewBox()
+    legend = plot.legend.mapRectToScene(plot.legend.boundingRect())
+    for curve in plot.curves.values():
+        xs, ys = curve.getData()
+        for x, y in zip(xs, ys, strict=True):
+            point = view.mapViewToScene(QPointF(float(x), float(y)))
+            assert not legend.contains(point), (x, y)
+            assert point.y() > legend.bottom()
     assert axis_range([3.0, 3.0], 2.0) == pytest.approx((1.9, 4.1))
     assert axis_range([1.0, 4.0], 2.0) == pytest.approx((0.85, 4.15))
 
