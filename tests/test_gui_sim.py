@@ -165,8 +165,15 @@ def test_emergency_stop_halts_every_simulated_pump(window: MainWindow, qtbot: An
     qtbot.keyClick(window, Qt.Key.Key_F12)
     qtbot.waitUntil(lambda: not any(sim_pumps_running(bench).values()), timeout=5000)
     qtbot.waitUntil(lambda: led_emission(bench) == [], timeout=5000)
-    record = RunFolder.open(window.engine.manual.folder).events
-    assert [e["event"] for e in record].count("emergency_stop") == 1
+
+    def stops_recorded() -> int:
+        events = RunFolder.open(window.engine.manual.folder).events
+        return [e["event"] for e in events].count("emergency_stop")
+
+    qtbot.waitUntil(lambda: stops_recorded() >= 1, timeout=10000)  # recorded after the halt
+    qtbot.waitUntil(lambda: "reached every pump" in window.status.alarm.full_text(),
+                    timeout=10000)
+    assert stops_recorded() == 1
     # a run's pump: the run records its own emergency stop and is aborted
     assert open_protocol(window, tmp_path, "long.yaml", LONG_SAMPLE)
     window.protocol_panel.run_button.click()
