@@ -231,20 +231,26 @@ class MainWindow(QMainWindow):
                                           f"{record.channel}{counted}")
 
     def show_results_of(self, run: str) -> None:
-        """The results table and counts plot of the run browsed (the current or a past one)."""
+        """The results table, counts plot and chip map's fields of the run browsed (the
+        current or a past one)."""
         if run == CURRENT:
+            rows, started_s, title = self.current_rows, self.session.started_s, "Counts"
             self.results.show_current()
-            self.counts_plot.show_rows(self.current_rows, self.session.started_s)
-            self.docks["Counts"].setWindowTitle("Counts")
-            return
-        try:
-            rows, started_s = run_counts(Path(run))
-        except (RunNotFound, OSError) as exc:
-            self.on_device_error("results", str(exc))
-            return
-        self.results.set_rows(rows)
+        else:
+            try:
+                rows, started_s = run_counts(Path(run))
+            except (RunNotFound, OSError) as exc:
+                self.on_device_error("results", str(exc))
+                return
+            title = f"Counts — {Path(run).name}"
+            self.results.set_rows(rows)
         self.counts_plot.show_rows(rows, started_s)
-        self.docks["Counts"].setWindowTitle(f"Counts — {Path(run).name}")
+        self.docks["Counts"].setWindowTitle(title)
+        self.chip_map.clear_fields()  # the fields that run acquired
+        places = [(str(r.get("zone")), r.get("x_um"), r.get("y_um")) for r in rows] if (
+            run == CURRENT) else [(f.zone, f.x_um, f.y_um) for f in self.browser.records]
+        for zone, x_um, y_um in places:
+            self.chip_map.add_field(zone, x_um, y_um)
 
     def browse_run(self, folder: str) -> None:
         """Show a recorded run's frames in the frame browser."""

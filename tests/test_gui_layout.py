@@ -104,6 +104,10 @@ def test_the_window_stays_within_the_screen_through_a_tetraspanin_panel_run(
     assert window.size() == screen
     assert window.results.rowCount() == 12  # every zone in every channel
     assert len(window.chip_map.field_items) == 12  # 4 zones x 3 fields, on the chip map
+    window.browser.show_run(Path(window.session.folder))  # the same run, as a past one
+    qtbot.waitUntil(lambda: window.results.browsing, timeout=5000)
+    assert window.results.rowCount() == 12 and len(window.chip_map.field_items) == 12
+    window.browser.show_run(None)
     summary = window.counts_plot.summary
     assert summary.is_elided() and summary.toolTip() == summary.full_text()
     assert "CD9 AF488" in summary.toolTip()
