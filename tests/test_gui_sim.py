@@ -116,7 +116,10 @@ def test_run_pause_resume_and_counts_rise(window: MainWindow, qtbot: Any,
     assert panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
     qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.state == "completed", timeout=40000)
-    counts = window.counts_plot.series[("CD63", "AF555")].counts
+    series = window.counts_plot.series
+    qtbot.waitUntil(lambda: len(series[("CD63", "AF555")].counts) == 2,  # the last count may
+                    timeout=10000)  # reach the window just after the state
+    counts = series[("CD63", "AF555")].counts
     assert len(counts) == 2 and counts[1] > counts[0] > 0, counts
     curve = window.counts_plot.curves[("CD63", "AF555")]
     assert list(curve.yData) == counts
