@@ -143,8 +143,8 @@ class BenchPoller(QObject):
     def _publish(self, snapshot: BenchSnapshot, read_pumps: bool) -> None:
         if not read_pumps and not self.run_active():
             return  # read during a run that has ended since: its pump states are stale
-        if not read_pumps:  # pump events heard while this read was in flight are newer
-            snapshot = replace(snapshot, pumps=self.snapshot.pumps)
+        if not read_pumps or self.run_active():  # a run's pump events, heard while this
+            snapshot = replace(snapshot, pumps=self.snapshot.pumps)  # read ran, are newer
         self.reads += 1
         self._set(snapshot)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from gui.core import ManualRefused
 from gui.frames import FrameSlot
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ def describe_error(exc: BaseException) -> str:
     """An exception as an operator reads it: its kind, then the device's own message."""
     kind = type(exc).__name__
     text = str(exc) or kind
+    if isinstance(exc, ManualRefused):  # the core's own words: which limit, nothing was sent
+        return f"refused: {text}"
     return text if kind in ("Exception", "RuntimeError") else f"{kind}: {text}"
 
 

@@ -1,7 +1,9 @@
 """Vesicle counts over time, one curve per capture zone and channel, growing live.
 
-One colour per zone; channels differ by line style and symbol; a legend names each curve. A
-single point gets an axis of a few minutes around it, not a range of a fraction of a second.
+One colour per zone; channels differ by line style and symbol; a legend names each curve (a
+row per zone, a column per channel) above the data: the count axis leaves it room, so no point
+hides under it. A single point gets an axis of a few minutes around it, not a range of a
+fraction of a second.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from gui.widgets import ElidedLabel
+from gui.widgets import ElidedLabel, count_of
 
 ZONE_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
                 (140, 86, 75), (227, 119, 194), (127, 127, 127))
@@ -82,7 +84,8 @@ class CountsPlot(QWidget):
         self.plot.setLabel("bottom", "time since the run started (min)")
         self.plot.setLabel("left", "vesicles per field")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
-        self.legend = self.plot.addLegend(offset=(10, 10), brush=(0, 0, 0, 160))
+        self.legend = self.plot.addLegend(offset=(10, 4), brush=(0, 0, 0, 160))
+        self.plot.getViewBox().sigResized.connect(lambda _view: self._fit_axes())
         self.summary = ElidedLabel("no counts yet")
         layout = QVBoxLayout(self)
         layout.addWidget(self.plot, 1)
@@ -104,8 +107,15 @@ class CountsPlot(QWidget):
         self.curves.clear()
         self.zones[:] = self.bench_zones
         self.channels.clear()
+        self.legend.setColumnCount(1)
         self.rows = 0
         self.summary.setText("no counts yet")
+
+    def show_rows(self, rows: Sequence[dict[str, Any]], started_s: float) -> None:
+        """Plot a whole counts table (a past run's, or the current run's again)."""
+        self.clear(started_s)
+        for row in rows:
+            self.add_row(row)
 
     def add_row(self, row: dict[str, Any]) -> None:
         """Add one counts row (chipctl's counted event)."""
@@ -127,6 +137,7 @@ class CountsPlot(QWidget):
             self.zones.append(zone)
         if channel not in self.channels:
             self.channels.append(channel)
+            self.legend.setColumnCount(len(self.channels))
         style = curve_style(self.zones.index(zone), self.channels.index(channel))
         self.series[name] = Series()
         self.curves[name] = self.plot.plot([], [], name=f"{zone} {channel}", **style)
@@ -136,7 +147,15 @@ class CountsPlot(QWidget):
         counts = [c for s in self.series.values() for c in s.counts]
         if times:
             self.plot.setXRange(*axis_range(times, MIN_SPAN_MIN), padding=0)
-            self.plot.setYRange(0.0, max(counts) * 1.15 + 1.0, padding=0)  # counts from 0
+            self.plot.setYRange(0.0, self.count_axis_top(max(counts)), padding=0)
+
+    def count_axis_top(self, highest: float) -> float:
+        """The top of the count axis (which starts at 0): the highest point a little below
+        the legend's lower edge."""
+        view_h = self.plot.getViewBox().height()
+        legend_h = self.legend.boundingRect().height() + 14 if self.series else 0.0
+        share = min(legend_h / view_h, 0.6) if view_h > 0 else 0.0
+        return (highest * 1.08 + 1.0) / (1.0 - share)
 
     def latest(self, zone: str, channel: str) -> float | None:
         """The newest point of a curve, or None."""
@@ -146,5 +165,4 @@ class CountsPlot(QWidget):
     def _summary(self) -> str:
         parts = [f"{zone} {channel}: {series.counts[-1]:.0f}"
                  for (zone, channel), series in sorted(self.series.items())]
-        frames = "1 frame" if self.rows == 1 else f"{self.rows} frames"
-        return f"{frames} counted · latest " + ", ".join(parts)
+        return f"{count_of(self.rows, 'frame')} counted · latest " + ", ".join(parts)

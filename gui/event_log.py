@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 MAX_ENTRIES = 5000
-ERROR_KINDS = {"error", "emergency_stop", "safe_state_incomplete"}
+ERROR_KINDS = {"error", "emergency_stop", "safe_state_incomplete", "interlock",
+               "manual_refused", "manual_failed"}
 SKIPPED_FIELDS = {"event", "wall"}
 
 

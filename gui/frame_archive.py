@@ -3,13 +3,19 @@ from its folder (chipctl.runs.frames reads the OME-TIFF files).
 
 Qt-free. `RunArchive` is filled from the run's frame and counted events on the run's worker
 thread. A frame the run writes to its folder is read back from there when it is browsed; the
-others (and the newest few) are kept in memory up to a budget, oldest dropped first.
+others (and the newest few) are kept in memory up to a budget (64 MB: 8 full 2048 x 2048
+frames), and beyond it spilled, oldest first, to a disk cache of the window's own (a temporary
+folder, bounded at 4 GB, emptied when the next run starts), so a long run can still be browsed
+while the app's memory stays flat.
 `past_run` lists a finished run's frames from its event log. Field numbers are 1-based here,
 as people count them.
 """
 
 from __future__ import annotations
 
+import pickle
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,7 +27,8 @@ import numpy as np
 from gui.core import Frame, RunFolder, read_events, read_frame
 from gui.frames import frame_channel, saturated_pixels
 
-MEMORY_BUDGET_BYTES = 384 * 2**20  # ~48 full 2048 x 2048 frames
+MEMORY_BUDGET_BYTES = 64 * 2**20  # 8 full 2048 x 2048 frames of 16 bits
+SPILL_BUDGET_BYTES = 4 * 2**30  # the disk cache: ~500 such frames, oldest dropped beyond
 NEWEST_IN_MEMORY = 2  # until the run folder has written them
 
 
@@ -85,8 +92,11 @@ def _float(value: Any) -> float | None:
 class RunArchive:
     """The current run's frames (any thread adds, the Qt thread reads)."""
 
-    def __init__(self, budget_bytes: int = MEMORY_BUDGET_BYTES) -> None:
-        self.budget = budget_bytes
+    def __init__(self, budget_bytes: int = MEMORY_BUDGET_BYTES,
+                 spill_bytes: int = SPILL_BUDGET_BYTES) -> None:
+        self.budget, self.spill_budget = budget_bytes, spill_bytes
+        self._spill_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._spilled: dict[int, tuple[Path, int]] = {}  # seq: (file, bytes)
         self.folder: Path | None = None
         self.on_disk: Callable[[int], bool] = lambda seq: False
         self._lock = threading.Lock()
@@ -103,6 +113,9 @@ class RunArchive:
             self._records.clear()
             self._images.clear()
             self._bytes = 0
+            for path, _size in self._spilled.values():
+                path.unlink(missing_ok=True)
+            self._spilled.clear()
 
     def add_frame(self, frame: Frame) -> None:
         """A frame the run acquired (the run's worker thread)."""
@@ -116,10 +129,44 @@ class RunArchive:
                         and self.folder is not None and self.on_disk(s)]:
                 self._drop(old)
             while self._bytes > self.budget and len(self._images) > 1:
-                self._drop(min(self._images))
+                oldest = min(self._images)
+                self._drop(oldest, spill=not (self.folder is not None and self.on_disk(oldest)))
 
-    def _drop(self, seq: int) -> None:
-        self._bytes -= np.asarray(self._images.pop(seq).image).nbytes
+    def _drop(self, seq: int, spill: bool = False) -> None:
+        frame = self._images.pop(seq)
+        self._bytes -= np.asarray(frame.image).nbytes
+        if spill:
+            self._spill(seq, frame)
+
+    def _spill(self, seq: int, frame: Frame) -> None:
+        """Write a frame (with the run's count of it) to the disk cache, oldest out first."""
+        if self._spill_dir is None:
+            self._spill_dir = tempfile.TemporaryDirectory(prefix="chipctl-gui-frames-")
+        path = Path(self._spill_dir.name) / f"{seq:06d}.pickle"
+        try:
+            with path.open("wb") as out:
+                pickle.dump(frame, out, protocol=pickle.HIGHEST_PROTOCOL)
+        except OSError:  # a full disk: the frame is not browsable, the run goes on
+            path.unlink(missing_ok=True)
+            return
+        self._spilled[seq] = (path, path.stat().st_size)
+        while sum(size for _p, size in self._spilled.values()) > self.spill_budget:
+            oldest = min(self._spilled)
+            self._spilled.pop(oldest)[0].unlink(missing_ok=True)
+
+    def spilled(self) -> list[int]:
+        """Numbers of the frames held in the disk cache."""
+        with self._lock:
+            return sorted(self._spilled)
+
+    def close(self) -> None:
+        """Remove the disk cache."""
+        with self._lock:
+            self._spilled.clear()
+            if self._spill_dir is not None:
+                shutil.rmtree(self._spill_dir.name, ignore_errors=True)
+                self._spill_dir.cleanup()
+                self._spill_dir = None
 
     def in_memory(self) -> list[int]:
         """Numbers of the frames whose images are held in memory."""
@@ -139,18 +186,33 @@ class RunArchive:
                                                    t_s=_float(row.get("t_s")) or record.t_s)
                     return
 
+    def record_for(self, row: dict[str, Any]) -> FrameRecord | None:
+        """The newest counted frame of a counts row's zone, field and channel (or None)."""
+        with self._lock:
+            return next((r for r in reversed(self._records) if r.count is not None
+                         and r.zone == str(row.get("zone"))
+                         and r.channel == str(row.get("channel"))
+                         and r.field == _field_1(row.get("field"))), None)
+
     def records(self) -> list[FrameRecord]:
         """Every frame so far, in order."""
         with self._lock:
             return list(self._records)
 
     def frame(self, seq: int) -> Frame | None:
-        """The image of a frame: from memory, else from the run folder, else None."""
+        """The image of a frame: from memory, the disk cache, the run folder, else None."""
         with self._lock:
             frame = self._images.get(seq)
             folder = self.folder
+            spilled = self._spilled.get(seq)
         if frame is not None:
             return frame
+        if spilled is not None:
+            try:
+                with spilled[0].open("rb") as cached:  # our own cache, written above
+                    return pickle.load(cached)  # type: ignore[no-any-return]
+            except (OSError, pickle.UnpicklingError, EOFError) as exc:
+                raise FrameUnreadable(f"{spilled[0]}: {exc}") from exc
         if folder is None:
             return None
         kept = {int(e["seq"]): e for e in read_events(folder / "events.jsonl")

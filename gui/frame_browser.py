@@ -58,12 +58,14 @@ class FrameBrowser(QWidget):
 
     chosen = Signal(object)  # Chosen
     failed = Signal(str, str)  # source, message
+    runChosen = Signal(str)  # noqa: N815 - Qt's style; CURRENT or a past run's folder
 
     def __init__(self, archive: RunArchive, runs_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.archive = archive
         self.index = RunIndex(runs_dir)
         self.records: list[FrameRecord] = []
+        self._browsed = CURRENT
         self.detections: dict[int, CountResult] = {}  # a past run's, from its spots.csv
         self.run_box = QComboBox()
         self.run_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -128,6 +130,9 @@ class FrameBrowser(QWidget):
                 self.failed.emit("frame browser", str(exc))
                 records = []
         self._fill(records)
+        if self.run != self._browsed:
+            self._browsed = self.run
+            self.runChosen.emit(self.run)
 
     def _follow_current(self) -> None:
         if self.run == CURRENT and len(self.archive.records()) != len(self.records):
@@ -140,10 +145,11 @@ class FrameBrowser(QWidget):
         self.table.setRowCount(len(records))
         start = next((r.t_s for r in records if r.t_s is not None), 0.0) or 0.0
         in_memory = set(self.archive.in_memory()) if self.run == CURRENT else set()
+        cached = set(self.archive.spilled()) if self.run == CURRENT else set()
         for row, rec in enumerate(records):
             minutes = (rec.t_s - start) / 60 if rec.t_s is not None else None
             kept = ("file" if rec.file else "not kept") if self.run != CURRENT else (
-                "memory" if rec.seq in in_memory else "file")
+                "memory" if rec.seq in in_memory else "cache" if rec.seq in cached else "file")
             cells = (str(rec.seq + 1), "" if minutes is None else f"{minutes:.2f}", rec.zone,
                      "" if rec.field is None else str(rec.field), rec.channel,
                      "" if rec.count is None else str(rec.count),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -46,7 +46,8 @@ class Shown:
     """A frame ready to display: its sequence number, the frame, the image binned for the
     screen (`display`, `bin` sensor pixels per side) and, if counted, its spots.
 
-    A composite holds one frame per channel (`layers`); its `display` is an RGB image."""
+    A composite holds one frame per channel (`layers`); its `display` is an RGB image, and
+    with the overlay on, `layer_spots` holds each channel's detections (drawn in its colour)."""
 
     seq: int
     frame: Frame
@@ -57,6 +58,7 @@ class Shown:
     saturated: int = 0  # pixels at the camera's full scale
     layers: tuple[tuple[str, Frame], ...] = ()  # a composite's frames, by channel
     pinned: bool = False  # a frame chosen in the frame browser, not the live stream
+    layer_spots: tuple[tuple[str, Any], ...] = ()  # a composite's detections, by channel
 
 
 def bin_for_display(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> tuple[np.ndarray, int]:
@@ -215,48 +217,57 @@ class FramePreparer:
                     with self._lock:
                         pinned = self._pinned  # may have been unpinned meanwhile
                     if pinned is not None:
-                        self._publish(self._prepare(seen, list(pinned), pinned=True))
+                        self._publish(self._prepare(seen, list(pinned), pinned=True,
+                                                    composite=self.channel == COMPOSITE))
                     else:
                         self._redo.set()
                 continue
-            entries = self._wait_stream(seen, 0.05 if self._redo.is_set() else 0.1)
+            channel = self.channel
+            entries = self._wait_stream(channel, seen, 0.05 if self._redo.is_set() else 0.1)
             with self._lock:
                 if self._pinned is not None:
                     continue  # pinned meanwhile: its redo is for the pinned frames
-            if self._redo.is_set():  # set before or during the wait: consumed now
-                self._redo.clear()
-                entries = entries or self._latest()
+            if self._redo.is_set():  # the channel or overlay changed: the newest of what is
+                self._redo.clear()  # chosen now, prepared the way chosen now
+                channel = self.channel
+                entries = self._latest(channel)
             if entries:
                 seen = max(seq for seq, _ in entries)
-                self._publish(self._prepare(seen, [frame for _, frame in entries]))
+                self._publish(self._prepare(seen, [frame for _, frame in entries],
+                                            composite=channel == COMPOSITE))
 
-    def _latest(self) -> list[tuple[int, Frame]] | None:
-        if self.channel == COMPOSITE:
-            found = [self.slot.latest(channel) for channel in self.channels]
+    def _latest(self, channel: str) -> list[tuple[int, Frame]] | None:
+        if channel == COMPOSITE:
+            found = [self.slot.latest(c) for c in self.channels]
             entries = [entry for entry in found if entry is not None]
             return entries or None
-        entry = self.slot.latest(self.channel)
+        entry = self.slot.latest(channel)
         return [entry] if entry is not None else None
 
-    def _wait_stream(self, seen: int, timeout: float) -> list[tuple[int, Frame]] | None:
-        if self.channel == COMPOSITE:
+    def _wait_stream(self, channel: str, seen: int,
+                     timeout: float) -> list[tuple[int, Frame]] | None:
+        if channel == COMPOSITE:
             if self.slot.wait_newer(seen, ANY_CHANNEL, timeout) is None:
                 return None
-            return self._latest()
-        entry = self.slot.wait_newer(seen, self.channel, timeout)
+            return self._latest(channel)
+        entry = self.slot.wait_newer(seen, channel, timeout)
         return [entry] if entry is not None else None
 
-    def _prepare(self, seq: int, frames: list[Frame], pinned: bool = False) -> Shown:
+    def _prepare(self, seq: int, frames: list[Frame], pinned: bool = False,
+                 composite: bool = False) -> Shown:
         frame = frames[-1]  # the chosen frame; before it, the other channels of its field
-        if self.channel == COMPOSITE:
+        if composite:
             saturated = sum(saturated_pixels(f) for f in frames)
             layers = []
             for f in frames:
                 display, n = bin_for_display(f.image)
                 layers.append((frame_channel(f), display, suggested_levels(display)))
             rgb = composite_rgb(layers)
+            counted = tuple((frame_channel(f), self._count(f)) for f in frames) if (
+                self.count_spots.is_set()) else ()
             return Shown(seq, frame, rgb, n, None, (0.0, 1.0), saturated,
-                         tuple((frame_channel(f), f) for f in frames), pinned)
+                         tuple((frame_channel(f), f) for f in frames), pinned,
+                         tuple((c, r) for c, r in counted if r is not None))
         display, n = bin_for_display(frame.image)
         spots = self._count(frame) if self.count_spots.is_set() else None
         return Shown(seq, frame, display, n, spots, suggested_levels(display),
@@ -265,9 +276,7 @@ class FramePreparer:
     def _publish(self, shown: Shown) -> None:
         with self._lock:
             self.prepared += 1
-            self._result = Shown(self.prepared, shown.frame, shown.display, shown.bin,
-                                 shown.spots, shown.levels, shown.saturated, shown.layers,
-                                 shown.pinned)
+            self._result = replace(shown, seq=self.prepared)
 
     def _count(self, frame: Frame) -> Any:
         if isinstance(frame, CountedFrame):  # counted by the run: show the run's own count

@@ -87,7 +87,7 @@ class WindowLayout:
         zones = dict(w.engine.bench.chip.zones)
         w.light_boxes = [IlluminatorBox(n, d, w.calls, w.manual)
                          for n, d in devices.illuminators.items()]
-        w.stage_boxes = [StageBox(n, d, w.calls, zones, devices.autofocus, w.manual)
+        w.stage_boxes = [StageBox(n, d, w.calls, zones, w.manual)
                          for n, d in devices.stages.items()]
         w.camera_boxes = [CameraBox(n, d, w.calls, w.frames,
                                     lambda message: w.calls.report("camera", message), w.manual)
@@ -106,6 +106,7 @@ class WindowLayout:
         split.addWidget(self.window.results)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([600, 400])  # the table's columns readable from the start (3 : 2)
         split.setChildrenCollapsible(False)
         return split
 

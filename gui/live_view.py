@@ -39,7 +39,7 @@ from gui.frames import (
     frame_channel,
     full_scale,
 )
-from gui.widgets import ElidedLabel
+from gui.widgets import ElidedLabel, count_of
 
 DISPLAY_INTERVAL_MS = 40  # 25 Hz: above the 20 fps a camera streams at
 NICE_LENGTHS_UM = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -71,6 +71,11 @@ def describe_frame(frame: Frame) -> str:
     if x is not None and y is not None:
         parts.append(f"stage ({float(x):.0f}, {float(y):.0f}) um")
     return " · ".join(parts)
+
+
+def spots_text(count: int) -> str:
+    """'1 spot', '2 spots'."""
+    return count_of(count, "spot")
 
 
 def colour_map(channel: str, grey: bool) -> pg.ColorMap:
@@ -112,6 +117,7 @@ class LiveView(QWidget):
         self._bar_px = 0.0
         self._cmap_key: tuple[str, bool] | None = None
         self.pinned_label = ""
+        self._pens: dict[str, Any] = {}  # the overlay's pen per channel ('' = one channel)
         self._build(channels)
         self.timer = QTimer(self)
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -238,7 +244,7 @@ class LiveView(QWidget):
         self.pinned_label = label
         self.banner.setText(f"<b style='color:#1565c0'>browsing: {label}</b>")
         self.live_button.show()
-        if not self.spots_box.isChecked() and self.channel != COMPOSITE:
+        if not self.spots_box.isChecked():
             self.spots_box.setChecked(True)
         self._auto_levels = True
         self.preparer.pin(frames)
@@ -295,7 +301,8 @@ class LiveView(QWidget):
             return
         pixels = sum(np.asarray(f.image).size for _, f in shown.layers) or shown.frame.image.size
         share = 100 * shown.saturated / pixels
-        self.saturation.setText(f"<b style='color:#c62828'>{shown.saturated} pixels saturated "
+        self.saturation.setText(f"<b style='color:#c62828'>{count_of(shown.saturated, 'pixel')} "
+                                "saturated "
                                 f"({share:.2g} %): counts there are unreliable; lower the "
                                 "exposure or the LED power</b>")
 
@@ -306,12 +313,25 @@ class LiveView(QWidget):
         self.pixel.setText(pixel_text(self.shown, point.x(), point.y()))
 
     def _show_spots(self, shown: Shown) -> None:
-        result = shown.spots
-        if result is None or not getattr(result, "count", 0):
+        """Mark the detections: one colour, or each channel's in its colour on a composite."""
+        marked = [(c, r) for c, r in shown.layer_spots if getattr(r, "count", 0)] or (
+            [("", shown.spots)] if getattr(shown.spots, "count", 0) else [])
+        if not marked:
             self.spots.clear()
             return
-        spots = result.spots  # pixel centres; pixel (0, 0) covers [0, 1) in the view
-        self.spots.setData(x=np.asarray(spots["x"]) + 0.5, y=np.asarray(spots["y"]) + 0.5)
+        xs, ys, pens = [], [], []
+        for index, (channel, result) in enumerate(marked):
+            spots = result.spots  # pixel centres; pixel (0, 0) covers [0, 1) in the view
+            xs.append(np.asarray(spots["x"], float) + 0.5)
+            ys.append(np.asarray(spots["y"], float) + 0.5)
+            pens += [self._spot_pen(channel, index)] * len(xs[-1])
+        self.spots.setData(x=np.concatenate(xs), y=np.concatenate(ys), pen=pens)
+
+    def _spot_pen(self, channel: str, index: int) -> Any:
+        if channel not in self._pens:
+            colour = channel_rgb(channel, index) if channel else (1.0, 1.0, 0.0)
+            self._pens[channel] = pg.mkPen(tuple(int(255 * c) for c in colour), width=1)
+        return self._pens[channel]
 
     def _update_scale_bar(self, frame: Frame, width_px: int) -> None:
         pixel = self.pixel_size_um * float(frame.metadata.get("binning", 1) or 1)
@@ -330,9 +350,11 @@ class LiveView(QWidget):
     def _caption(self, shown: Shown) -> str:
         if shown.layers:
             channels = " + ".join(channel for channel, _ in shown.layers)
-            return f"composite {channels} · {describe_frame(shown.frame)}"
+            marked = ", ".join(f"{spots_text(r.count)} in {c}" for c, r in shown.layer_spots)
+            return (f"composite {channels} · {describe_frame(shown.frame)}"
+                    + (f" · {marked} marked" if marked else ""))
         spots = shown.spots
-        count = f" · {spots.count} spots marked" if spots is not None else ""
+        count = f" · {spots_text(spots.count)} marked" if spots is not None else ""
         rate = "" if shown.pinned else f" · {len(self._times) / 2.0:.0f} frames/s shown"
         return f"{describe_frame(shown.frame)}{count}{rate}"
 

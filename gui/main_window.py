@@ -20,8 +20,8 @@ from gui.bench_state import BenchPoller, BenchSnapshot
 from gui.bridge import DeviceCalls, EmergencyStopper, RunBridge
 from gui.chip_map import ChipMap
 from gui.core import (
-    Manual,
     Protocol,
+    RunNotFound,
     devices_of,
     kept_on_disk,
     make_counter,
@@ -32,13 +32,13 @@ from gui.dialogs import ask_parameters, error_box, prompt_box
 from gui.estop import EmergencyStopButton
 from gui.event_log import EventLog
 from gui.frame_archive import RunArchive
-from gui.frame_browser import Chosen, FrameBrowser
+from gui.frame_browser import CURRENT, Chosen, FrameBrowser
 from gui.frames import FrameSlot
 from gui.layout import WindowLayout
 from gui.live_view import LiveView
 from gui.protocol_panel import ProtocolPanel
 from gui.pump_panel import PumpsPanel
-from gui.results import ResultsTable
+from gui.results import ResultsTable, run_counts
 from gui.run_history import RunHistory
 from gui.run_session import RunSession
 from gui.scope_panels import CameraBox, IlluminatorBox, StageBox
@@ -88,11 +88,13 @@ class MainWindow(QMainWindow):
         self.status.install(self.statusBar())
         self.alarm = self.status.alarm
         self.layout_ = WindowLayout(self, library or protocol_library())
-        self.manual = Manual(engine.bench, lambda r: self.calls.mailbox.post(self.event_log.add, r))
+        self.manual = engine.manual  # every manual action: checked, recorded (chipctl.manual)
+        self.manual.events.record.connect(self._on_manual_record)
         self.layout_.build(devices_of(engine), counter or make_counter(engine.count_params),
                            parameters or (lambda p: ask_parameters(p, self, self.emergency_stop)),
                            open_url)
         self._last_errors: dict[str, str] = {}
+        self.current_rows: list[dict[str, Any]] = []  # the current run's counts rows
         self.poller = BenchPoller(devices_of(engine), lambda: self.session.active, parent=self)
         self._connect()
         self.layout_.restore(settings)
@@ -116,10 +118,15 @@ class MainWindow(QMainWindow):
         self.history.interrupted.connect(self.on_interrupted_run)
         self.history.browse.connect(self.browse_run)
         self.browser.chosen.connect(self.on_frame_chosen)
+        self.browser.runChosen.connect(self.show_results_of)
         self.browser.failed.connect(self.on_device_error)
         panel.fileOpened.connect(lambda path: self.settings.setValue("last_protocol", path))
         panel.runStarted.connect(self._run_started)
         panel.runFailedToStart.connect(lambda why: self.show_error("Run not started", why))
+
+    def _on_manual_record(self, event: dict[str, Any]) -> None:
+        """A manual-session record (any thread): to the event log on the Qt thread."""
+        self.calls.mailbox.post(self.event_log.add, dict(event))
 
     # -- the bench's state (Qt thread) ---------------------------------------------------------
     def on_snapshot(self, snapshot: BenchSnapshot) -> None:
@@ -139,6 +146,7 @@ class MainWindow(QMainWindow):
     # -- run events (Qt thread) ---------------------------------------------------------------
     def _run_started(self) -> None:
         self.counts_plot.clear(self.session.started_s)
+        self.current_rows = []
         self.results.clear_run()
         self.chip_map.clear_fields()
         folder = self.session.folder
@@ -174,17 +182,19 @@ class MainWindow(QMainWindow):
 
     def on_counted(self, row: dict[str, Any]) -> None:
         """A frame was counted: plot, results table, chip map."""
-        records = self.archive.records()
-        if records and records[-1].shape is not None:
-            height, width = records[-1].shape
-            pixel = records[-1].pixel_size_um or self.layout_.pixel_size_um
+        frame = self.archive.record_for(row)  # the frame this row counted
+        if frame is not None and frame.shape is not None:
+            height, width = frame.shape
+            pixel = frame.pixel_size_um or self.layout_.pixel_size_um
             self.results.set_frame_geometry(pixel, width, height)
             self.chip_map.set_field_size(width * pixel, height * pixel)
-            if records[-1].saturated:
+            if frame.saturated:
                 self.results.note_saturated(str(row.get("zone")), str(row.get("channel")))
-        if records and row.get("x_um") is None:  # the position is in the frame's metadata
-            row = {**row, "x_um": records[-1].x_um, "y_um": records[-1].y_um}
-        self.counts_plot.add_row(row)
+        if frame is not None and row.get("x_um") is None:  # the position is in its metadata
+            row = {**row, "x_um": frame.x_um, "y_um": frame.y_um}
+        self.current_rows.append(row)
+        if self.browser.run == CURRENT:
+            self.counts_plot.add_row(row)
         self.results.add_row(row)
         self.chip_map.add_field(str(row.get("zone")), row.get("x_um"), row.get("y_um"))
 
@@ -196,9 +206,10 @@ class MainWindow(QMainWindow):
 
     def _prompt_answered(self) -> None:
         self.prompt_dialog = None
-        if self.session.active:
-            self.status.show_run_state("running", "the operator confirmed")
-            self.protocol_panel.set_state("running", "the operator confirmed")
+        if self.session.active:  # running, or paused if the operator paused meanwhile
+            state = self.session.state
+            self.status.show_run_state(state, "the operator confirmed")
+            self.protocol_panel.set_state(state, "the operator confirmed")
         self.session.confirm()
 
     def _set_devices_for_run(self, active: bool) -> None:
@@ -218,6 +229,28 @@ class MainWindow(QMainWindow):
         field = "" if record.field is None else f" field {record.field}"
         self.live_view.pin(chosen.frames, f"{run}, frame {record.seq + 1}: {record.zone}{field} "
                                           f"{record.channel}{counted}")
+
+    def show_results_of(self, run: str) -> None:
+        """The results table, counts plot and chip map's fields of the run browsed (the
+        current or a past one)."""
+        if run == CURRENT:
+            rows, started_s, title = self.current_rows, self.session.started_s, "Counts"
+            self.results.show_current()
+        else:
+            try:
+                rows, started_s = run_counts(Path(run))
+            except (RunNotFound, OSError) as exc:
+                self.on_device_error("results", str(exc))
+                return
+            title = f"Counts — {Path(run).name}"
+            self.results.set_rows(rows)
+        self.counts_plot.show_rows(rows, started_s)
+        self.docks["Counts"].setWindowTitle(title)
+        self.chip_map.clear_fields()  # the fields that run acquired
+        places = [(str(r.get("zone")), r.get("x_um"), r.get("y_um")) for r in rows] if (
+            run == CURRENT) else [(f.zone, f.x_um, f.y_um) for f in self.browser.records]
+        for zone, x_um, y_um in places:
+            self.chip_map.add_field(zone, x_um, y_um)
 
     def browse_run(self, folder: str) -> None:
         """Show a recorded run's frames in the frame browser."""
@@ -285,6 +318,7 @@ class MainWindow(QMainWindow):
         for box in self.camera_boxes:
             box.stop_live()
         self.live_view.close_down()
+        self.archive.close()
         self.bridge.detach()
         self.calls.shutdown()
         event.accept()

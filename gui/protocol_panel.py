@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from gui.core import DryRun, Problem, Protocol, SourceError, check_protocol, load_any
 from gui.estop import guard
-from gui.widgets import ElidedLabel, scrollable
+from gui.widgets import ElidedLabel, count_of, scrollable
 
 FILE_FILTERS = ("Protocols (*.yaml *.yml *.py)", "Protocol files (*.yaml *.yml)",
                 "Python scripted protocols (*.py)", "All files (*)")
@@ -45,11 +45,13 @@ STATE_COLOURS = {"running": "#1b7f3b", "paused": "#b36b00", "completed": "#1b7f3
 
 def describe_dry_run(plan: DryRun) -> str:
     """The dry-run estimate in a few lines."""
-    lines = [f"{len(plan.steps)} steps, about {plan.duration_s / 60:.1f} min of protocol time"]
+    minutes = plan.duration_s / 60
+    lines = [f"{count_of(len(plan.steps), 'step')}, about {minutes:.1f} min of protocol time"]
     lines += [f"pump {pump}: {volume:g} uL" for pump, volume in plan.volume_by_pump_ul.items()]
     lines += [f"reagent {name}: {volume:g} uL"
               for name, volume in plan.volume_by_reagent_ul.items()]
-    lines.append(f"peak pressure {plan.peak_pressure_kpa:.1f} kPa; {plan.images} images")
+    lines.append(f"peak pressure {plan.peak_pressure_kpa:.1f} kPa; "
+                 f"{count_of(plan.images, 'image')}")
     return "\n".join(lines)
 
 
@@ -238,7 +240,7 @@ class ProtocolPanel(QWidget):
             self.problem_list.addItem(item)
         self.problem_list.setVisible(bool(problems))
         if problems:
-            self.verdict.setText(f"<b style='color:#c62828'>{len(problems)} problem(s): "
+            self.verdict.setText(f"<b style='color:#c62828'>{count_of(len(problems), 'problem')}: "
                                  "this protocol cannot run on this bench</b>")
         else:
             self.verdict.setText("<b style='color:#1b7f3b'>valid on this bench</b>")

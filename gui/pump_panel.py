@@ -1,8 +1,10 @@
 """Manual pump control: each pump's syringe, rate, volume, infuse/withdraw/stop and dispensed.
 
 Every device call goes through DeviceCalls (off the Qt thread); errors come back as messages.
-Every manual action is checked against the chip's pressure limit and the syringe's contents and
-recorded (gui.core.Manual) before it is sent. The status shown is the bench snapshot's (polled
+Every manual action goes through the engine's manual session (gui.core.ManualSession): checked
+by the run's interlocks (the chip's pressure limit for the total flow, what the syringe holds or
+has room for, its end of travel) and recorded in the manual-session record; a refusal comes back
+as the core's message and nothing is sent. The status shown is the bench snapshot's (polled
 between runs, followed from the run's pump events during one). While a run is in progress the
 run owns the pumps: only Stop stays enabled.
 """
@@ -22,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from gui.bench_state import BenchSnapshot, PumpState
 from gui.bridge import DeviceCalls
-from gui.core import Manual, ManualRefused, Pump
+from gui.core import ManualSession, Pump
 from gui.widgets import ElidedLabel
 
 
@@ -38,7 +40,7 @@ def _spin(maximum: float, value: float, suffix: str) -> QDoubleSpinBox:
 class PumpBox(QGroupBox):
     """One pump."""
 
-    def __init__(self, name: str, pump: Pump, calls: DeviceCalls, manual: Manual,
+    def __init__(self, name: str, pump: Pump, calls: DeviceCalls, manual: ManualSession,
                  parent: QWidget | None = None) -> None:
         reagent = getattr(pump.syringe, "reagent", "")
         super().__init__(f"{name}" + (f" ({reagent})" if reagent else ""), parent)
@@ -77,23 +79,16 @@ class PumpBox(QGroupBox):
                                    f"holds {s.contents_ul:.1f} uL")
 
     def start(self, direction: str) -> None:
-        """Start pumping as set in the panel (refused beyond the chip's or syringe's limits)."""
+        """Start pumping as set in the panel (the core refuses what its interlocks forbid)."""
         rate, volume = self.rate.value(), self.volume.value() or None
-        label = f"{self.name} {direction}"
-        try:
-            self.manual.check_pump(self.pump, direction, rate, volume)
-        except ManualRefused as exc:
-            self.calls.report(label, f"refused: {exc}")
-            return
-        action = self.pump.infuse if direction == "infuse" else self.pump.withdraw
-        self.calls.submit(label, lambda: self.manual.run(
-            self.name, direction, lambda: action(rate, volume), rate_ul_min=rate,
-            volume_ul=volume), lambda _: self.poll())
+        flow = self.manual.infuse if direction == "infuse" else self.manual.withdraw
+        self.calls.submit(f"{self.name} {direction}", lambda: flow(self.name, rate, volume),
+                          lambda _: self.poll())
 
     def stop(self) -> None:
-        """Stop this pump."""
-        self.calls.submit(f"{self.name} stop", lambda: self.manual.run(
-            self.name, "stop", self.pump.stop), lambda _: self.poll())
+        """Stop this pump (never refused)."""
+        self.calls.submit(f"{self.name} stop", lambda: self.manual.stop_pump(self.name),
+                          lambda _: self.poll())
 
     def poll(self) -> None:
         """Ask the pump whether it runs and what it dispensed (one call in flight at most)."""
@@ -140,7 +135,7 @@ class PumpBox(QGroupBox):
 class PumpsPanel(QWidget):
     """Every pump of the bench, shown from the bench snapshot."""
 
-    def __init__(self, pumps: dict[str, Pump], calls: DeviceCalls, manual: Manual,
+    def __init__(self, pumps: dict[str, Pump], calls: DeviceCalls, manual: ManualSession,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.boxes = {name: PumpBox(name, pump, calls, manual) for name, pump in pumps.items()}

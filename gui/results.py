@@ -9,13 +9,15 @@ efficiency or crowding: the report gives the estimates with their intervals.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
-from gui.core import Bench, Geometry, ZoneChannel, zone_table
+from gui.core import Bench, Geometry, RunFolder, ZoneChannel, zone_table
 from gui.counts_plot import zone_colour
+from gui.widgets import count_of
 
 COLUMNS = ("zone", "channel", "fields", "per field", "total", "per mm²", "− isotype", "QC")
 CV_FLAG = 0.3  # a spread across fields above 30 % is flagged
@@ -33,21 +35,34 @@ def qc_flags(item: ZoneChannel, saturated_frames: int) -> list[str]:
     if item.mean_count == 0:
         flags.append("nothing detected")
     if saturated_frames:
-        flags.append(f"saturated pixels in {saturated_frames} frame"
-                     f"{'' if saturated_frames == 1 else 's'}")
+        flags.append(f"saturated pixels in {count_of(saturated_frames, 'frame')}")
     if item.density_per_mm2 is None:
         flags.append("no density: frame size unknown")
     return flags
 
 
+def run_counts(folder: Path) -> tuple[list[dict[str, Any]], float]:
+    """A recorded run's counts rows and its start on the run clock (s), for the results table
+    and the counts plot of a past run (RunNotFound if the folder is not a run's)."""
+    run = RunFolder.open(folder)
+    started = next((e.get("t_s") for e in run.events if e.get("event") == "run_started"), None)
+    rows = [dict(r) for r in run.counts]
+    if started is None:
+        started = min((float(r["t_s"]) for r in rows if r.get("t_s") is not None), default=0.0)
+    return rows, float(started or 0.0)
+
+
 class ResultsTable(QTableWidget):
-    """One row per zone and channel, refreshed as counts arrive."""
+    """One row per zone and channel, refreshed as counts arrive; shows the current run's or,
+    while one is browsed, a past run's."""
 
     def __init__(self, bench: Bench, parent: QWidget | None = None) -> None:
         super().__init__(0, len(COLUMNS), parent)
         self.bench = bench
         self.zones = list(bench.chip.zones)
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []  # the rows shown
+        self.live_rows: list[dict[str, Any]] = []  # the current run's
+        self.browsing = False  # a past run's rows are shown
         self.table: list[ZoneChannel] = []
         self.field_geometry: Geometry | None = None
         self.saturated: dict[tuple[str, str], int] = {}
@@ -69,7 +84,7 @@ class ResultsTable(QTableWidget):
 
     def clear_run(self) -> None:
         """A new run starts."""
-        self.rows.clear()
+        self.rows, self.live_rows, self.browsing = [], [], False
         self.saturated.clear()
         self.field_geometry = None
         self.table = []
@@ -86,13 +101,22 @@ class ResultsTable(QTableWidget):
         self.saturated[key] = self.saturated.get(key, 0) + 1
 
     def add_row(self, row: dict[str, Any]) -> None:
-        """A counts row of the run (chipctl's counted event)."""
-        self.rows.append(dict(row))
-        self.update_table()
+        """A counts row of the current run (chipctl's counted event)."""
+        self.live_rows.append(dict(row))
+        if not self.browsing:
+            self.rows = self.live_rows
+            self.update_table()
 
     def set_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Show a whole counts table (a past run)."""
+        """Show a past run's whole counts table (until show_current)."""
+        self.browsing = True
         self.rows = [dict(r) for r in rows]
+        self.update_table()
+
+    def show_current(self) -> None:
+        """Show the current run's rows again."""
+        self.browsing = False
+        self.rows = self.live_rows
         self.update_table()
 
     def update_table(self) -> None:
@@ -115,7 +139,8 @@ class ResultsTable(QTableWidget):
                    else f"{item.density_per_mm2:.0f} ± {item.density_sd_per_mm2 or 0:.0f}")
         minus = ("" if item.subtracted_density_per_mm2 is None
                  else f"{item.subtracted_density_per_mm2:.0f}")
-        flags = qc_flags(item, self.saturated.get((item.zone, item.channel), 0))
+        saturated = 0 if self.browsing else self.saturated.get((item.zone, item.channel), 0)
+        flags = qc_flags(item, saturated)
         return (item.zone, item.channel, str(item.fields),
                 f"{item.mean_count:.1f} ± {item.sd_count:.1f}", str(item.total_count), density,
                 minus, "; ".join(flags))

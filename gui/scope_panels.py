@@ -1,9 +1,10 @@
 """Manual microscope control: illuminator channels and power, stage jog / go-to / focus /
 autofocus, camera exposure, snap and live. Device calls run off the Qt thread (DeviceCalls);
-every manual action is recorded (gui.core.Manual) before it is sent. What the panels show
-(light state, stage position, the camera's exposure) is the bench snapshot's, so it is the
-devices' actual state whoever changed it. While a run is in progress the run owns the
-microscope and these controls are disabled.
+every manual action goes through the engine's manual session (gui.core.ManualSession), which
+checks it (travel limits, channels, exposure range) and records it before anything is sent.
+What the panels show (light state, stage position, the camera's exposure) is the bench
+snapshot's, so it is the devices' actual state whoever changed it. While a run is in progress
+the run owns the microscope and these controls are disabled.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from gui.bench_state import BenchSnapshot
 from gui.bridge import DeviceCalls
-from gui.core import Camera, Illuminator, Manual, Stage
+from gui.core import Camera, Illuminator, ManualRefused, ManualSession, Stage
 from gui.frames import FrameSlot, LiveCamera
 from gui.widgets import ElidedLabel
 
@@ -45,7 +46,7 @@ class IlluminatorBox(QGroupBox):
     """One LED illuminator: a channel, its power, on and off."""
 
     def __init__(self, name: str, light: Illuminator, calls: DeviceCalls,
-                 manual: Manual) -> None:
+                 manual: ManualSession) -> None:
         super().__init__(f"{name} (illuminator)")
         self.name, self.light, self.calls, self.manual = name, light, calls, manual
         self.channel = QComboBox()
@@ -68,14 +69,14 @@ class IlluminatorBox(QGroupBox):
     def turn_on(self) -> None:
         """Light the chosen channel at the chosen power (every other channel off)."""
         channel, power = self.channel.currentText(), self.power.value()
-        self.calls.submit(f"{self.name} {channel} on", lambda: self.manual.run(
-            self.name, "light", lambda: self.light.light(channel, power), channel=channel,
-            power_pct=power), lambda _: self.refresh())
+        self.calls.submit(f"{self.name} {channel} on",
+                          lambda: self.manual.light(self.name, channel, power),
+                          lambda _: self.refresh())
 
     def turn_off(self) -> None:
         """Every channel off."""
-        self.calls.submit(f"{self.name} off", lambda: self.manual.run(
-            self.name, "dark", self.light.dark), lambda _: self.refresh())
+        self.calls.submit(f"{self.name} off", lambda: self.manual.dark(self.name),
+                          lambda _: self.refresh())
 
     def refresh(self) -> None:
         """Read which channels are lit."""
@@ -101,10 +102,10 @@ class StageBox(QGroupBox):
     """XY stage and focus: jog, go to a position or a capture zone, focus and autofocus."""
 
     def __init__(self, name: str, stage: Stage, calls: DeviceCalls, zones: dict[str, Any],
-                 autofocus: Callable[[], float], manual: Manual) -> None:
+                 manual: ManualSession) -> None:
         super().__init__(f"{name} (stage)")
         self.name, self.stage, self.calls, self.manual = name, stage, calls, manual
-        self.zones, self.autofocus_fn = zones, autofocus
+        self.zones = zones
         self.position = ElidedLabel("x ?, y ?, z ?")
         self.jog = QComboBox()
         self.jog.addItems(JOG_STEPS_UM)
@@ -134,8 +135,7 @@ class StageBox(QGroupBox):
         grid.addWidget(self._button("Z −", lambda: self.focus_by(-1)), 7, 1)
         halt = QPushButton("Halt")
         halt.setToolTip("stop the stage and the focus where they are")
-        halt.clicked.connect(lambda: self.calls.submit(f"{self.name} halt", lambda: (
-            self.manual.run(self.name, "halt", self.stage.halt))))
+        halt.clicked.connect(lambda: self._move("halt", lambda: self.manual.halt_stage(self.name)))
         grid.addWidget(halt, 7, 2)
 
     def _button(self, text: str, action: Callable[[], None]) -> QPushButton:
@@ -144,10 +144,10 @@ class StageBox(QGroupBox):
         self.controls.append(button)
         return button
 
-    def _move(self, label: str, action: Callable[[], Any], **fields: Any) -> None:
+    def _move(self, label: str, action: Callable[[], Any]) -> None:
+        """Do a manual stage action off the Qt thread, then show where the stage is."""
         def move_and_read() -> tuple[float, float, float]:
-            if fields or label != "position":
-                self.manual.run(self.name, label, action, **fields)
+            action()
             self.stage.wait_idle()
             x, y = self.stage.position()
             return x, y, self.stage.focus()
@@ -172,42 +172,37 @@ class StageBox(QGroupBox):
         return lambda: self.jog_by(dx, dy)
 
     def jog_by(self, dx: int, dy: int) -> None:
-        """Move one jog step in x or y."""
+        """Move one jog step in x or y (refused beyond the stage's travel)."""
         step = float(self.jog.currentText())
-
-        def jog() -> None:
-            x, y = self.stage.position()
-            self.stage.move_to(x + dx * step, y + dy * step)
-
-        self._move("jog", jog, dx_um=dx * step, dy_um=dy * step)
+        self._move("jog", lambda: self.manual.move_by(self.name, dx * step, dy * step))
 
     def go_to(self) -> None:
         """Move to the x, y typed in."""
         x, y = self.x_spin.value(), self.y_spin.value()
-        self._move("go to", lambda: self.stage.move_to(x, y), x_um=x, y_um=y)
+        self._move("go to", lambda: self.manual.move_to(self.name, x, y))
 
     def go_to_zone(self) -> None:
         """Move to the centre of the chosen capture zone."""
         zone = self.zones.get(self.zone.currentText())
         if zone is not None:
             x, y = zone.center_um
-            self._move("go to zone", lambda: self.stage.move_to(x, y),
-                       zone=self.zone.currentText(), x_um=x, y_um=y)
+            self._move(f"go to zone {self.zone.currentText()}",
+                       lambda: self.manual.move_to(self.name, x, y))
 
     def focus_to(self) -> None:
         """Move the focus to the z typed in."""
         z = self.z.value()
-        self._move("focus", lambda: self.stage.focus_to(z), z_um=z)
+        self._move("focus", lambda: self.manual.focus_to(self.name, z))
 
     def focus_by(self, sign: int) -> None:
         """Move the focus by a tenth of the jog step."""
         step = sign * float(self.jog.currentText()) / 10
-        self._move("focus by", lambda: self.stage.focus_to(self.stage.focus() + step),
-                   dz_um=step)
+        self._move("focus by", lambda: self.manual.focus_to(self.name,
+                                                            self.stage.focus() + step))
 
     def autofocus(self) -> None:
-        """Find the best focus with the camera."""
-        self._move("autofocus", self.autofocus_fn)
+        """Find the best focus with the camera (on whatever light is on)."""
+        self._move("autofocus", self.manual.autofocus)
 
     def set_run_active(self, active: bool) -> None:
         """The run owns the stage."""
@@ -219,7 +214,7 @@ class CameraBox(QGroupBox):
     """The camera: exposure (showing the camera's actual exposure), one snap, or live frames."""
 
     def __init__(self, name: str, camera: Camera, calls: DeviceCalls, slot: FrameSlot,
-                 on_error: Callable[[str], None], manual: Manual) -> None:
+                 on_error: Callable[[str], None], manual: ManualSession) -> None:
         super().__init__(f"{name} (camera)")
         self.name, self.camera, self.calls, self.slot = name, camera, calls, slot
         self.manual = manual
@@ -277,22 +272,24 @@ class CameraBox(QGroupBox):
             self._editing = False
             self.show_exposure(float(self.camera.exposure_ms))
 
-        self.calls.submit(f"{self.name} exposure", lambda: self.manual.run(
-            self.name, "exposure", lambda: setattr(self.camera, "exposure_ms", ms),
-            exposure_ms=ms), applied)
+        self.calls.submit(f"{self.name} exposure",
+                          lambda: self.manual.set_exposure(self.name, ms), applied)
 
     def snap(self) -> None:
         """Take one frame into the live view."""
-        self.calls.submit(f"{self.name} snap", lambda: self.manual.run(
-            self.name, "snap", lambda: self.slot.put(self.camera.snap()),
-            exposure_ms=float(self.camera.exposure_ms)))
+        self.calls.submit(f"{self.name} snap",
+                          lambda: self.slot.put(self.manual.snap(self.name)))
 
     def set_live(self, on: bool) -> None:
         """Stream frames into the live view, or stop."""
         if on == self.live.running:
             return
-        self.manual.run(self.name, "live on" if on else "live off", lambda: None,
-                        exposure_ms=float(self.camera.exposure_ms))
+        try:
+            self.manual.live(self.name, on)  # recorded; the live loop takes the frames
+        except ManualRefused as exc:
+            self.live_button.setChecked(False)
+            self.calls.report(f"{self.name} live", f"refused: {exc}")
+            return
         if on:
             self.live.start()
         else:

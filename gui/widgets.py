@@ -17,6 +17,11 @@ from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QWidget
 _TAGS = re.compile(r"<[^>]+>")
 
 
+def count_of(n: int, noun: str, plural: str = "") -> str:
+    """A number with its noun in the right number: '1 frame', '2 frames', '0 frames'."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def plain(text: str) -> str:
     """Rich text without its tags (what a tooltip or a test reads)."""
     return _TAGS.sub("", text)

@@ -99,6 +99,31 @@ def test_composite_and_per_channel_colour_maps(window: MainWindow, qtbot: Any) -
     assert np.all(colour_map("AF555", False).getColors()[0][:3] == 0)
 
 
+def test_the_composite_marks_each_channels_detections_in_its_colour(window: MainWindow,
+                                                                   qtbot: Any) -> None:
+    view = window.live_view
+    window.frames.put(frame("AF488", 6, 1))
+    window.frames.put(frame("AF647", 14, 2))
+    view.channel_box.setCurrentIndex(view.channel_box.findData(COMPOSITE))
+    view.spots_box.setChecked(True)
+    qtbot.waitUntil(lambda: view.shown is not None and len(view.shown.layer_spots) == 2,
+                    timeout=5000)
+    counter = view.preparer._counter
+    expected = {channel: counter(f.image).count for channel, f in view.shown.layers}
+    assert expected["AF647"] > expected["AF488"] > 0
+    colours: dict[tuple[int, int, int], int] = {}
+    for pen in view.spots.data["pen"]:
+        rgb = pen.color().getRgb()[:3]
+        colours[rgb] = colours.get(rgb, 0) + 1
+    assert colours == {tuple(int(255 * c) for c in channel_rgb(channel)): n
+                       for channel, n in expected.items()}
+    assert (f"{expected['AF488']} spots in AF488, {expected['AF647']} spots in AF647 marked"
+            in view.caption.full_text())
+    view.spots_box.setChecked(False)
+    qtbot.waitUntil(lambda: view.shown.layer_spots == (), timeout=5000)
+    assert len(view.spots.data) == 0
+
+
 def test_pixel_value_under_the_cursor_is_the_sensor_value(window: MainWindow,
                                                           qtbot: Any) -> None:
     image = np.full((64, 80), 100, np.uint16)
@@ -196,7 +221,26 @@ def test_run_archive_keeps_images_within_its_budget() -> None:
                            "step": 0})
     assert [r.count for r in archive.records()] == [0, 1, 2, 3, 4]
     assert [r.field for r in archive.records()] == [1, 2, 3, 4, 5]  # 1-based for people
-    assert archive.frame(0) is None and archive.frame(4) is not None  # no folder kept it
+    assert archive.in_memory() == [2, 3, 4] and archive.spilled() == [0, 1]
+    first = archive.frame(0)  # no folder kept it: from the disk cache, as it was
+    assert first is not None and np.array_equal(first.image,
+                                                frame("AF647", 3, 0).image)
+    assert first.metadata["field"] == 1
+    cache = archive._spilled[0][0]
+    archive.clear()
+    assert archive.records() == [] and archive.spilled() == [] and not cache.exists()
+    archive.close()
+
+
+def test_the_disk_cache_is_bounded_oldest_frames_out_first() -> None:
+    size = 128 * 128 * 2
+    archive = RunArchive(budget_bytes=size, spill_bytes=int(2.5 * size))
+    for seq in range(6):
+        archive.add_frame(frame("AF647", 3, seq, zone="CD63", field=seq + 1))
+    assert archive.in_memory() == [5] and archive.spilled() == [3, 4]
+    assert archive.frame(0) is None and archive.frame(3) is not None
+    archive.close()
+    assert archive.spilled() == [] and archive.frame(3) is None
 
 
 def test_frames_the_run_keeps_on_disk_are_not_held_in_memory(

@@ -105,6 +105,10 @@ def test_the_window_stays_within_the_screen_through_a_tetraspanin_panel_run(
     assert window.results.rowCount() == 12  # every zone in every channel
     qtbot.waitUntil(lambda: len(window.chip_map.field_items) == 16,  # 4 zones x 4 fields
                     timeout=5000)  # the last field reaches the chip map through the Qt queue
+    window.browser.show_run(Path(window.session.folder))  # the same run, as a past one
+    qtbot.waitUntil(lambda: window.results.browsing, timeout=5000)
+    assert window.results.rowCount() == 12 and len(window.chip_map.field_items) == 16
+    window.browser.show_run(None)
     summary = window.counts_plot.summary
     assert summary.is_elided() and summary.toolTip() == summary.full_text()
     assert "CD9 AF488" in summary.toolTip()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fakes import GUI_BENCH, fake_engine
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QPointF, QSettings
 
 from gui.chip_map import ChipMap
 from gui.core import Bench
@@ -110,6 +110,28 @@ def test_a_single_point_gets_a_sensible_axis(qtbot: Any) -> None:
     (x0, x1), (y0, y1) = plot.plot.getViewBox().viewRange()
     assert x0 < 5117.0 < x1 and x1 - x0 >= 2.0, (x0, x1)
     assert y0 == 0.0 and y1 > 42
+
+
+def test_no_point_hides_under_the_legend(qtbot: Any) -> None:
+    plot = CountsPlot(["CD9", "CD63", "CD81", "isotype"])
+    qtbot.addWidget(plot)
+    plot.resize(700, 260)
+    plot.show()
+    qtbot.waitExposed(plot)
+    for minute, zone in enumerate(("CD9", "CD63", "CD81", "isotype")):
+        for channel, count in (("AF488", 900), ("AF555", 1500), ("AF647", 1200)):
+            plot.add_row({"zone": zone, "channel": channel, "field": 1, "step": minute,
+                          "t_s": 60.0 * minute, "count": count})
+    qtbot.wait(50)
+    assert plot.legend.columnCount == 3  # a row per zone, a column per channel
+    view = plot.plot.getViewBox()
+    legend = plot.legend.mapRectToScene(plot.legend.boundingRect())
+    for curve in plot.curves.values():
+        xs, ys = curve.getData()
+        for x, y in zip(xs, ys, strict=True):
+            point = view.mapViewToScene(QPointF(float(x), float(y)))
+            assert not legend.contains(point), (x, y)
+            assert point.y() > legend.bottom()
     assert axis_range([3.0, 3.0], 2.0) == pytest.approx((1.9, 4.1))
     assert axis_range([1.0, 4.0], 2.0) == pytest.approx((0.85, 4.15))
 
@@ -140,3 +162,49 @@ def test_the_chip_map_follows_the_stage(window: MainWindow, qtbot: Any) -> None:
     window.engine.stages()["stage"].move_to(8000.0, 50.0)
     qtbot.waitUntil(lambda: window.chip_map.camera.isVisible()
                     and window.chip_map.camera.rect().center().x() == 8000.0, timeout=5000)
+
+
+ONE_ZONE = """\
+name: one zone
+steps:
+  - image:
+      zones: [isotype]
+      fields: 1
+      channels:
+        - {channel: AF488, exposure: 10 ms}
+"""
+
+
+def run_file(window: MainWindow, qtbot: Any, path: Path, text: str) -> list[dict[str, Any]]:
+    path.write_text(text, encoding="utf-8")
+    assert window.protocol_panel.open_file(str(path))
+    rows: list[dict[str, Any]] = []
+    window.bridge.counted.connect(rows.append)
+    assert window.protocol_panel.start_run()
+    qtbot.waitUntil(lambda: window.protocol_panel.state == "completed", timeout=20000)
+    qtbot.waitUntil(lambda: len(rows) == len(window.current_rows) > 0, timeout=5000)
+    window.bridge.counted.disconnect(rows.append)
+    return rows
+
+
+def test_a_past_run_chosen_in_the_browser_shows_its_results_and_counts(
+        window: MainWindow, qtbot: Any, tmp_path: Path) -> None:
+    first = run_file(window, qtbot, tmp_path / "first.yaml", RUN)
+    first_folder = Path(window.session.folder)
+    second = run_file(window, qtbot, tmp_path / "second.yaml", ONE_ZONE)
+    assert len(second) == 1
+    qtbot.waitUntil(lambda: window.results.rowCount() == 1, timeout=5000)
+    assert window.counts_plot.rows == 1
+    window.browser.show_run(first_folder)
+    qtbot.waitUntil(lambda: window.results.rowCount() == 4, timeout=5000)
+    assert window.counts_plot.rows == len(first) == 8
+    for zone in ("CD63", "isotype"):
+        for channel in ("AF488", "AF647"):
+            counts = [r["count"] for r in first if (r["zone"], r["channel"]) == (zone, channel)]
+            assert cell(window, zone, channel, 4) == str(sum(counts))
+            assert window.counts_plot.latest(zone, channel) == statistics.fmean(counts)
+    assert window.docks["Counts"].windowTitle() == f"Counts — {first_folder.name}"
+    window.browser.show_run(None)  # back to the current run
+    qtbot.waitUntil(lambda: window.results.rowCount() == 1, timeout=5000)
+    assert cell(window, "isotype", "AF488", 4) == str(second[0]["count"])
+    assert window.counts_plot.rows == 1 and window.docks["Counts"].windowTitle() == "Counts"

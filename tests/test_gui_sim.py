@@ -21,6 +21,7 @@ from PySide6.QtCore import QSettings, Qt
 
 from chipctl.config.bench import Bench, load_bench
 from chipctl.engine import Engine
+from chipctl.runs import RunFolder
 from chipctl.simlaunch import SimulatedBench
 from gui.main_window import MainWindow
 from hardware_sim.control import request
@@ -115,7 +116,10 @@ def test_run_pause_resume_and_counts_rise(window: MainWindow, qtbot: Any,
     assert panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
     qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.state == "completed", timeout=40000)
-    counts = window.counts_plot.series[("CD63", "AF555")].counts
+    series = window.counts_plot.series
+    qtbot.waitUntil(lambda: len(series[("CD63", "AF555")].counts) == 2,  # the last count may
+                    timeout=10000)  # reach the window just after the state
+    counts = series[("CD63", "AF555")].counts
     assert len(counts) == 2 and counts[1] > counts[0] > 0, counts
     curve = window.counts_plot.curves[("CD63", "AF555")]
     assert list(curve.yData) == counts
@@ -158,9 +162,25 @@ def test_emergency_stop_halts_every_simulated_pump(window: MainWindow, qtbot: An
         qtbot.mouseClick(box.infuse_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(window.light_boxes[0].on_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: led_emission(bench) != [], timeout=10000)
+    qtbot.waitUntil(lambda: sim_pumps_running(bench)["buffer_pump"]
+                    and sim_pumps_running(bench)["stain_pump"], timeout=15000)
+    # manual flows and the light: the emergency stop halts them and the manual session says so
+    qtbot.keyClick(window, Qt.Key.Key_F12)
+    qtbot.waitUntil(lambda: not any(sim_pumps_running(bench).values()), timeout=5000)
+    qtbot.waitUntil(lambda: led_emission(bench) == [], timeout=5000)
+
+    def stops_recorded() -> int:
+        events = RunFolder.open(window.engine.manual.folder).events
+        return [e["event"] for e in events].count("emergency_stop")
+
+    qtbot.waitUntil(lambda: stops_recorded() >= 1, timeout=10000)  # recorded after the halt
+    qtbot.waitUntil(lambda: "reached every pump" in window.status.alarm.full_text(),
+                    timeout=10000)
+    assert stops_recorded() == 1
+    # a run's pump: the run records its own emergency stop and is aborted
     assert open_protocol(window, tmp_path, "long.yaml", LONG_SAMPLE)
     window.protocol_panel.run_button.click()
-    qtbot.waitUntil(lambda: all(sim_pumps_running(bench).values()), timeout=15000)
+    qtbot.waitUntil(lambda: sim_pumps_running(bench)["sample_pump"], timeout=15000)
     # during the run the indicators say what runs (the run's pump from its own events)
     qtbot.waitUntil(lambda: "sample_pump infusing at 5 uL/min" in window.status.pumps.full_text(),
                     timeout=10000)

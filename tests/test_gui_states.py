@@ -5,6 +5,7 @@ state, and the light state is visible whichever tab is shown."""
 from __future__ import annotations
 
 import os
+import threading
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -15,7 +16,13 @@ import pytest
 from fakes import fake_engine
 from PySide6.QtCore import QSettings, Qt
 
-from gui.bench_state import BenchSnapshot, PumpState, follow_run_event, read_bench
+from gui.bench_state import (
+    BenchPoller,
+    BenchSnapshot,
+    PumpState,
+    follow_run_event,
+    read_bench,
+)
 from gui.core import devices_of
 from gui.main_window import MainWindow
 from gui.status import AlarmLatch, describe_bench
@@ -133,3 +140,40 @@ def test_read_bench_reads_every_device_kind(window: MainWindow) -> None:
     assert snapshot.exposure_ms == {"camera": 10.0}
     during_run = read_bench(devices_of(window.engine), read_pumps=False, previous=snapshot)
     assert during_run.pumps == snapshot.pumps, "pumps are followed from the run's events"
+
+
+class SlowPump:
+    """A pump whose state read waits until released (a poll still in flight)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def is_running(self) -> bool:
+        self.release.wait(10)
+        return False  # what it was when the read began: not yet started
+
+    def displaced_ul(self) -> float:
+        return 0.0
+
+
+class SlowBench:
+    def __init__(self) -> None:
+        self.pumps = {"sample_pump": SlowPump()}
+        self.illuminators: dict[str, Any] = {}
+        self.stages: dict[str, Any] = {}
+        self.cameras: dict[str, Any] = {}
+
+
+def test_a_read_begun_before_a_run_never_overwrites_the_runs_pump_state(qtbot: Any) -> None:
+    bench = SlowBench()
+    running = {"run": False}
+    poller = BenchPoller(bench, lambda: running["run"], interval_ms=60_000)
+    poller.poll()  # idle: this read asks the pumps themselves ...
+    running["run"] = True  # ... and a run starts its pump while the read is in flight
+    poller.run_event({"event": "pump_start", "pump": "sample_pump", "direction": "infuse",
+                      "rate_ul_min": 5.0})
+    bench.pumps["sample_pump"].release.set()
+    qtbot.waitUntil(lambda: poller.reads == 1, timeout=5000)
+    state = poller.snapshot.pumps["sample_pump"]
+    assert (state.running, state.rate_ul_min, state.source) == (True, 5.0, "run")
+    poller.close()
