@@ -270,10 +270,10 @@ def test_safe_mode_packets_match_the_manual() -> None:
         p = pump(t)
         p.set_safe_mode(0)
         p.set_safe_mode(5)
-        assert p._heartbeat is not None and p._heartbeat.is_alive()
+        assert p.heartbeat.alive
         assert p.version() == "NE1000V3.928"
         p.set_safe_mode(0)
-        assert p._heartbeat is None
+        assert not p.heartbeat.alive
         p.close()
 
 
