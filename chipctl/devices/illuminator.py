@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from chipctl.config.devices import CoolLedSettings
 from chipctl.devices.interfaces import reported_firmware
 from drivers.coolled import ChannelState, CoolLed
-from drivers.errors import OutOfRange
+from drivers.errors import DeviceTimeout, OutOfRange
 from drivers.transport import SerialTransport
 
 
@@ -52,11 +52,15 @@ class CoolLedIlluminator:
         self.driver.set_state(wanted)
 
     def dark(self) -> None:
-        """Every channel off (and deselected)."""
-        current = self.driver.state()
-        self.driver.set_state(
-            {ch: ChannelState(False, False, s.intensity) for ch, s in current.items()}
-        )
+        """Every channel off: sent blindly, never after a read (a read that times out must
+        not keep the light on), retried; DeviceTimeout if the unit never confirmed it."""
+        if not self.driver.all_off():
+            raise DeviceTimeout(self.name, "every channel off was sent, but the unit never "
+                                "confirmed it")
+
+    def off(self) -> bool:
+        """The safe state's off (as dark(), never raising): True once confirmed."""
+        return self.driver.all_off()
 
     def state(self) -> dict[str, tuple[bool, float]]:
         """channel name -> (emitting, power %)."""
