@@ -101,11 +101,13 @@ class Runner:
         """Stop the run at the next checkpoint and bring the bench to a safe state."""
         self.control.request_abort(reason)
 
-    def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
+    def emergency_stop(self, reason: str = "emergency stop",
+                       event: str = "emergency_stop") -> list[str]:
         """Abort the run and halt every pump and light now, from this thread (New Era pumps by
-        broadcast); returns what could not be stopped."""
+        broadcast), recorded as `event` (`interrupted` for a signal); returns what could not
+        be stopped."""
         if not self.state.finished:  # recorded before the run thread can finish and close
-            self.events.record.emit(record("emergency_stop", reason=reason))
+            self.events.record.emit(record(event, reason=reason))
         self.control.request_abort(reason)
         return self.engine.halt()
 
