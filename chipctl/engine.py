@@ -27,6 +27,7 @@ from chipctl.run.events import RunEvents, RunState
 from chipctl.run.executor import Executor
 from chipctl.run.runner import Runner
 from chipctl.runs import RunRecorder, default_runs_dir
+from chipctl.runs.lock import BenchInUse, BenchLock
 from chipctl.vision.factory import count_params, make_pipeline, params_record
 from chipctl.vision.model import CountParams
 from drivers.errors import DeviceError
@@ -43,8 +44,10 @@ class Engine:
 
     def __init__(self, bench: Bench, rig: RigSource = build_rig, *, clock: RunClock | None = None,
                  runs_dir: Path | None = None, keep_frames: str = "all",
-                 info: dict[str, str] | None = None) -> None:
+                 info: dict[str, str] | None = None, lock_dir: Path | None = None) -> None:
         self.bench = bench
+        ports = {spec.url: name for name, spec in reversed(bench.devices.items())}
+        self.bench_lock = BenchLock(ports, lock_dir)  # one controller per bench
         self._rig = rig if isinstance(rig, Rig) else rig(bench)
         self.clock = clock or RunClock(bench.time_scale)
         self.runs_dir = runs_dir or default_runs_dir()
@@ -58,18 +61,26 @@ class Engine:
 
     # -- the bench ---------------------------------------------------------------------------
     def connect(self) -> None:
-        """Connect every device; BenchUnavailable names the one that failed."""
+        """Take the bench (refused while another controller has it) and connect every device;
+        BenchUnavailable names the device that failed or is in use."""
+        try:
+            self.bench_lock.acquire()
+        except BenchInUse as exc:
+            raise BenchUnavailable(f"cannot connect to the bench: {exc}") from exc
         try:
             self._rig.connect()
         except DeviceError as exc:
             self._rig.close()
+            self.bench_lock.release()
             raise BenchUnavailable(f"cannot connect to the bench: {exc}") from exc
 
     def close(self) -> None:
-        """Stop safely, close the manual session's record, and close every port."""
+        """Stop safely, close the manual session's record, close every port, free the
+        bench."""
         self._rig.safe_state()
         self.manual.close()
         self._rig.close()
+        self.bench_lock.release()
 
     def pumps(self) -> dict[str, SyringePump]:
         """The pumps by name (to read; manual actions go through `manual`)."""

@@ -88,18 +88,24 @@ class OffAction:
 
 
 def off_actions(bench: Bench, by_kind: Callable[[str], Mapping[str, Any]]) -> list[OffAction]:
-    """One off per physical device of the kinds that can be left on (pumps, lights)."""
-    groups: dict[tuple[Any, ...], list[str]] = {}
-    devices: dict[tuple[Any, ...], Any] = {}
+    """One off per physical device of the kinds that can be left on (pumps, lights): bench
+    entries on one port and address are one device (its adapters turned off in turn, on one
+    thread), and one adapter named twice is turned off once."""
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for kind in OFF_KINDS:
         for name, device in by_kind(kind).items():
             spec = bench.devices[name]
             key = ((kind, spec.url, getattr(spec, "address", None)) if spec.serial
                    else (kind, id(device)))
-            groups.setdefault(key, []).append(name)
-            devices.setdefault(key, device)
-    return [OffAction(tuple(names), key[0], _off_of(devices[key], key[0]))
-            for key, names in groups.items()]
+            groups.setdefault(key, {})[name] = device
+    return [OffAction(tuple(named), key[0], _off_all(list(named.values()), key[0]))
+            for key, named in groups.items()]
+
+
+def _off_all(devices: list[Any], kind: str) -> Callable[[], bool]:
+    """Every distinct adapter of one physical device off in turn: True if all confirmed."""
+    offs = [_off_of(d, kind) for d in {id(d): d for d in devices}.values()]
+    return lambda: all([off() for off in offs])
 
 
 def _off_of(device: Any, kind: str) -> Callable[[], bool]:
