@@ -72,7 +72,17 @@ class Engine:
         except DeviceError as exc:
             self._rig.close()
             self.bench_lock.release()
-            raise BenchUnavailable(f"cannot connect to the bench: {exc}") from exc
+            raise BenchUnavailable(f"cannot connect to the bench: {exc}"
+                                   f"{self._entry_of(exc.device)}") from exc
+
+    def _entry_of(self, device: str) -> str:
+        """` (bench file FILE, entry devices.NAME)` for the entries a device name covers."""
+        names = [n for n in device.split("+") if n in self.bench.devices]
+        if not names:
+            return ""
+        entries = ", ".join(f"devices.{n}" for n in names)
+        where = f"bench file {self.bench.path}, " if self.bench.path else ""
+        return f" ({where}entry {entries})"
 
     def close(self) -> None:
         """Stop safely, close the manual session's record, close every port, free the

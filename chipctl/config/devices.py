@@ -115,6 +115,14 @@ class NewEraSettings(PumpSettings):
     baudrate: int = Field(19200, gt=0)
     safe_mode_s: Seconds = Field(SAFE_MODE_S, ge=0, le=255, alias="safe_mode")
 
+    @field_validator("safe_mode_s")
+    @classmethod
+    def _whole_seconds(cls, value: float) -> float:
+        if value != int(value):
+            raise ValueError(f"the pump counts whole seconds: write 0 (Basic mode) or 1-255 s, "
+                             f"not {value:g} s")
+        return value
+
 
 class HarvardSettings(PumpSettings):
     """Harvard Apparatus Pump 11 Elite / PHD ULTRA."""
