@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import GUI_BENCH, FakeLight, FakeStage, SpotsCamera, make_runner
 from simbench import lights_on, pumps_running, simulated_bench
 
 from chipctl.cli.main import main
@@ -29,7 +30,6 @@ from chipctl.config.bench import Bench
 from chipctl.devices.rig import Rig
 from chipctl.runs.lock import BenchInUse, BenchLock
 from hardware_sim.control import request
-from tests.fakes import GUI_BENCH, FakeLight, FakeStage, SpotsCamera
 
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 SPEED = 10.0  # the simulated clock: 10 s per wall second
@@ -108,8 +108,6 @@ def test_one_pump_named_twice_is_stopped_once() -> None:
 
 
 def test_every_run_end_records_which_device_confirmed(tmp_path: Path) -> None:
-    from tests.fakes import make_runner
-
     runner, _rig_, records = make_runner(
         "schema_version: 1\nname: t\nsteps:\n  - wait: 1 s\n")
     runner.run()
