@@ -203,8 +203,8 @@ def run_protocol(protocol: Protocol, bench: Bench, runs_dir: Path | None,
                  parameters: dict[str, str], confirm_prompts: bool = False,
                  keep_frames: str = "all", info: dict[str, str] | None = None,
                  progress_every_s: float = 5.0) -> Outcome:
-    """Run a protocol to the end on the terminal (Ctrl-C aborts safely); the outcome is the
-    record's."""
+    """Run a protocol to the end on the terminal (Ctrl-C, SIGTERM, SIGHUP: stopped at once,
+    safely, recorded as interrupted); the outcome is the record's."""
     engine = Engine(bench, runs_dir=runs_dir, keep_frames=keep_frames, info=info)
     try:
         engine.connect()
