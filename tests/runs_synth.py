@@ -45,7 +45,7 @@ steps:
   - image:
       zones: [CD9, CD63, CD81, isotype]
       fields: 4
-      field_spacing: 200 um
+      field_spacing: 350 um
       channels: [{channel: AF488, exposure: 50 ms, power: 50 %},
                  {channel: AF555, exposure: 60 ms, power: 60 %},
                  {channel: AF647, exposure: 70 ms, power: 70 %}]

@@ -197,13 +197,22 @@ def estimate(counts: list[dict[str, Any]], events: list[dict[str, Any]], bench: 
     final = final_rows(counts)
     ctx = _Context(bench, geo, final, control_zones(bench, {z for z, _ in final}),
                    sample_flows(events, bench, params),
-                   _param(params, "capture_efficiency", bench.chip.capture_efficiency),
+                   _param(params, "capture_efficiency", _calibrated_efficiency(bench)),
                    _param(params, "capture_efficiency_rsd", DEFAULT_EFFICIENCY_RSD),
                    _param(params, "vesicle_diameter_nm", 100.0))
     best = _best_channels(zone_table(counts, geo, bench), bench,
                           parse_labels(str(params.get("labels", ""))))
     found = (_zone_estimate(ctx, zone, channel) for zone, channel in best.items())
     return [e for e in found if e is not None]
+
+
+def _calibrated_efficiency(bench: Bench) -> float:
+    """The chip's reaction efficiency where its bench file states one (a calibration the lab
+    made); else 1: capture as fast as mass transport allows (transport_fraction, computed here
+    from the chip's geometry and the flow), never a number the simulator computed."""
+    if "capture_efficiency" in bench.chip.model_fields_set:
+        return bench.chip.capture_efficiency
+    return 1.0
 
 
 def parse_labels(text: str) -> dict[str, str]:
