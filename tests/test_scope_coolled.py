@@ -160,6 +160,7 @@ def test_adapter_bytes_light_and_dark() -> None:
             (b"XVER\r", b"XVER MAINBOARD=1.4.2\r\nXVER HARDWARE=3\r\nXVER DATA=2.0\r\n"
                          b"XVER POD=1.1\r\n"),
             (b"CSF\r", OFF3),  # dark at connect: blind, nothing read first
+            *twice(b"CSS?\r", OFF3),  # then, off already: nothing left selected (armed)
             *twice(b"CSS?\r", OFF3),
             (b"CSSAXF000BXF000CSN040\r", b"CSSAXF000BXF000CSN040\r\n"),
             *twice(b"CSS?\r", b"CSSAXF000BXF000CSN040\r\n"),
