@@ -21,8 +21,13 @@ Each trial ends as one of: ok (the right value, or a valid file accepted), clear
 typed error naming the device, or exit 2 with a message at the file), unclear error (an
 error naming the port, or exit 2 without FILE in the message), traceback (any other
 exception), hang (no answer within HANG_S), wrong value accepted (a value that is not the
-device's, or a hostile file accepted). The target is 0 in the last three columns. The
-safe-state and kill columns come with the second part of issue 17.
+device's, or a hostile file accepted). The safe-state areas
+(benchmarks/reliability_safety.py: faults x step kinds, kills by SIGTERM, SIGHUP, SIGINT,
+SIGKILL at random moments) add: devices left on, and the worst time to safe state. The
+target is 0 tracebacks, hangs, wrong values and devices left on, and a safe state within
+1 s of the detection (SIGKILL: within the pumps' safe-mode timeout).
+
+    python -m benchmarks.reliability --only safety   # just the safe-state areas
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import reliability_corpora as corpora
+from benchmarks import reliability_safety as safety
 
 HANG_S = 20.0
 OUTCOMES = ("ok", "clear error", "unclear error", "traceback", "hang", "wrong value")
@@ -146,41 +152,60 @@ def file_trials(kind: str, folder: Path, log: list[str], quick: bool) -> Counter
 
 
 # -- report ----------------------------------------------------------------------------------------
-def print_table(rows: list[tuple[str, Counter[str]]]) -> None:
-    header = f"{'area':<22}{'tried':>7}" + "".join(f"{o:>15}" for o in OUTCOMES)
+Row = tuple[str, Counter[str], int | None, float | None]  # area, outcomes, left on, worst s
+
+
+def print_table(rows: list[Row]) -> None:
+    header = (f"{'area':<26}{'tried':>6}" + "".join(f"{o:>14}" for o in OUTCOMES)
+              + f"{'left on':>9}{'worst s':>9}")
     print(header)
     print("-" * len(header))
-    for name, counts in rows:
+    for name, counts, left_on, worst in rows:
         total = sum(counts.values())
-        print(f"{name:<22}{total:>7}" + "".join(f"{counts[o]:>15}" for o in OUTCOMES))
+        print(f"{name:<26}{total:>6}" + "".join(f"{counts[o]:>14}" for o in OUTCOMES)
+              + f"{'-' if left_on is None else left_on:>9}"
+              + f"{'-' if worst is None else f'{worst:.2f}':>9}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.reliability")
     parser.add_argument("--quick", action="store_true", help="fewer seeds (about a minute)")
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--only", choices=("files", "replies", "safety"), default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)  # the drivers' retry warnings are expected here
+    logging.basicConfig(level=logging.CRITICAL)  # the drivers' retry warnings are expected
     random.seed(args.seed)
     seeds = 4 if args.quick else 16
     started = time.monotonic()
     log: list[str] = []
-    rows: list[tuple[str, Counter[str]]] = []
+    rows: list[Row] = []
+    wanted = {args.only} if args.only else {"replies", "files", "safety"}
     with tempfile.TemporaryDirectory(prefix="chipctl-reliability-") as tmp:
         folder = Path(tmp)
-        for name, counts in reply_trials(seeds, log).items():
-            rows.append((f"replies: {name}", counts))
-        rows.append(("protocols (validate)", file_trials("protocols", folder, log, args.quick)))
-        rows.append(("images (count)", file_trials("images", folder, log, args.quick)))
+        if "replies" in wanted:
+            for name, counts in reply_trials(seeds, log).items():
+                rows.append((f"replies: {name}", counts, None, None))
+        if "files" in wanted:
+            rows.append(("protocols (validate)",
+                         file_trials("protocols", folder, log, args.quick), None, None))
+            rows.append(("images (count)", file_trials("images", folder, log, args.quick),
+                         None, None))
+        if "safety" in wanted:
+            for areas in (safety.fault_area(folder, log, args.quick),
+                          safety.kill_area(folder, log, args.quick, args.seed)):
+                rows += [(n, a.counts, a.left_on, a.worst_s) for n, a in areas.items()]
     print(f"chipctl reliability benchmark (seed {args.seed}, {seeds} garble seeds per "
           f"operation, python {sys.version.split()[0]}, {os.cpu_count()} cores)\n")
     print_table(rows)
-    print(f"\n{time.monotonic() - started:.0f} s in all")
+    print(f"\n{time.monotonic() - started:.0f} s in all; worst s: slowest device's confirmed "
+          "off after the detection (kills: signal to the simulator's pump stopped; SIGKILL by "
+          f"its {safety.SAFE_MODE_S:g} s safe mode); target 1 s")
     if log:
         print("\nnot clear, not right:")
         for line in log[:40]:
             print("  " + line)
-    bad = sum(c[o] for _, c in rows for o in ("traceback", "hang", "wrong value"))
+    bad = sum(c[o] for _, c, _, _ in rows for o in ("traceback", "hang", "wrong value"))
+    bad += sum(on or 0 for _, _, on, _ in rows)
     return 1 if bad else 0
 
 

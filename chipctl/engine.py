@@ -27,6 +27,7 @@ from chipctl.run.events import RunEvents, RunState
 from chipctl.run.executor import Executor
 from chipctl.run.runner import Runner
 from chipctl.runs import RunRecorder, default_runs_dir
+from chipctl.runs.lock import BenchInUse, BenchLock
 from chipctl.vision.factory import count_params, make_pipeline, params_record
 from chipctl.vision.model import CountParams
 from drivers.errors import DeviceError
@@ -43,8 +44,10 @@ class Engine:
 
     def __init__(self, bench: Bench, rig: RigSource = build_rig, *, clock: RunClock | None = None,
                  runs_dir: Path | None = None, keep_frames: str = "all",
-                 info: dict[str, str] | None = None) -> None:
+                 info: dict[str, str] | None = None, lock_dir: Path | None = None) -> None:
         self.bench = bench
+        ports = {spec.url: name for name, spec in reversed(bench.devices.items())}
+        self.bench_lock = BenchLock(ports, lock_dir)  # one controller per bench
         self._rig = rig if isinstance(rig, Rig) else rig(bench)
         self.clock = clock or RunClock(bench.time_scale)
         self.runs_dir = runs_dir or default_runs_dir()
@@ -58,18 +61,36 @@ class Engine:
 
     # -- the bench ---------------------------------------------------------------------------
     def connect(self) -> None:
-        """Connect every device; BenchUnavailable names the one that failed."""
+        """Take the bench (refused while another controller has it) and connect every device;
+        BenchUnavailable names the device that failed or is in use."""
+        try:
+            self.bench_lock.acquire()
+        except BenchInUse as exc:
+            raise BenchUnavailable(f"cannot connect to the bench: {exc}") from exc
         try:
             self._rig.connect()
         except DeviceError as exc:
             self._rig.close()
-            raise BenchUnavailable(f"cannot connect to the bench: {exc}") from exc
+            self.bench_lock.release()
+            raise BenchUnavailable(f"cannot connect to the bench: {exc}"
+                                   f"{self._entry_of(exc.device)}") from exc
+
+    def _entry_of(self, device: str) -> str:
+        """` (bench file FILE, entry devices.NAME)` for the entries a device name covers."""
+        names = [n for n in device.split("+") if n in self.bench.devices]
+        if not names:
+            return ""
+        entries = ", ".join(f"devices.{n}" for n in names)
+        where = f"bench file {self.bench.path}, " if self.bench.path else ""
+        return f" ({where}entry {entries})"
 
     def close(self) -> None:
-        """Stop safely, close the manual session's record, and close every port."""
+        """Stop safely, close the manual session's record, close every port, free the
+        bench."""
         self._rig.safe_state()
         self.manual.close()
         self._rig.close()
+        self.bench_lock.release()
 
     def pumps(self) -> dict[str, SyringePump]:
         """The pumps by name (to read; manual actions go through `manual`)."""
@@ -159,6 +180,16 @@ class Engine:
         """Stop the current run at its next checkpoint; the bench is brought to a safe state."""
         if self.runner is not None:
             self.runner.abort(reason)
+
+    def interrupt(self, reason: str) -> list[str]:
+        """Stop now, whatever is going (a signal, Ctrl-C): the run aborted and recorded as
+        interrupted, manual flows booked, every pump and light off at once; returns what
+        could not be confirmed off."""
+        if self.runner is not None and not self.runner.state.finished:
+            return self.runner.emergency_stop(reason, event="interrupted")
+        if self.manual.flowing():
+            return self.manual.emergency_stop(reason)
+        return self._rig.safe_stop(reason).failures
 
     def emergency_stop(self) -> list[str]:
         """Every pump and light off now, whatever is running; recorded by the run, or (no run

@@ -363,7 +363,8 @@ class ManualSession:
     def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
         """Every pump and light off now (the rig's halt), then recorded, manual flows booked
         as they stand; returns what could not be stopped."""
-        failures = self.rig.halt_all()
+        stop = self.rig.safe_stop(reason, broadcast=True)
+        failures = stop.failures
         with self._lock:
             flows, self._flows = self._flows, {}
         for flow in flows.values():  # the halt stopped them: book what each moved
@@ -371,7 +372,8 @@ class ManualSession:
                 flow.stop()
             with contextlib.suppress(DeviceError, interlocks.Interlock):
                 flow.finish(expect_full=False)
-        self._emit("emergency_stop", reason=reason, failures=failures)
+        self._emit("emergency_stop", reason=reason, failures=failures,
+                   devices=stop.as_record()["devices"])
         return failures
 
     def close(self, reason: str = "session closed") -> None:

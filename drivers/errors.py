@@ -87,6 +87,11 @@ class StageFault(DeviceError):
     """The stage or focus drive reported a fault (limit, not idle, lost position)."""
 
 
+class StageReset(StageFault):
+    """The stage controller was reset (power cycle): its origin, and so every position, is
+    lost."""
+
+
 class ValveFault(DeviceError):
     """A selector valve did not reach the port it was sent to, or cannot select ports at all
     (jammed or stalled rotor, wrong actuator mode, a valve head other than the bench's)."""

@@ -29,6 +29,8 @@ R = TypeVar("R")
 T = TypeVar("T")
 READINGS = 4  # replies read at most to find two in a row that agree
 SETTINGS = 3  # times a setting is sent at most before its read-back must match
+OFF_TRIES = 3  # a safe state's off command: tries at most ...
+OFF_WAIT_S = 0.2  # ... each waiting this long for the port, and as long for the confirmation
 
 
 @contextlib.contextmanager
@@ -133,6 +135,31 @@ def request_with_retries(
                 if attempt + 1 == attempts:
                     raise
     raise AssertionError("no attempt made")  # pragma: no cover - attempts >= 1
+
+
+def blind_off(transport: SerialTransport, payload: bytes, confirm: Callable[[float], bool], *,
+              name: str, attempts: int = OFF_TRIES, wait: float = OFF_WAIT_S) -> bool:
+    """A safe state's off command: `payload` written at once on every try, without the port's
+    lock and without reading anything first (the port is reopened if it was lost); then, with
+    the lock taken within `wait` s, `confirm(wait)` says whether the device reports itself off.
+    True once confirmed; False after `attempts` tries. Never raises."""
+    log = logging.getLogger(__name__)
+    for attempt in range(attempts):
+        try:
+            with as_device(name):
+                if not transport.is_open:
+                    transport.open()
+                transport.write_urgent(payload)
+                if not transport.lock.acquire(timeout=wait):
+                    continue
+                try:
+                    if confirm(wait):
+                        return True
+                finally:
+                    transport.lock.release()
+        except DeviceError as exc:
+            log.warning("%s: off, try %d: %s", name, attempt + 1, exc)
+    return False
 
 
 class AddressedDevice:

@@ -9,12 +9,9 @@ arrives unsolicited) and NVRAM writing off (fast rate changes). Errors raise typ
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from drivers.errors import (
@@ -26,83 +23,41 @@ from drivers.errors import (
     PumpStalled,
     SetpointMismatch,
 )
-from drivers.exchange import AddressedDevice, close_to, confirmed, in_range, verified
+from drivers.exchange import (
+    AddressedDevice,
+    blind_off,
+    close_to,
+    confirmed,
+    in_range,
+    verified,
+)
+from drivers.harvard_wire import (
+    ANY_END,
+    DIAMETER,
+    DIAMETER_MM,
+    LINE_TEXT,
+    MAX_RATE_UL_MIN,
+    MAX_VOLUME_UL,
+    POLLED_END,
+    PROMPT,
+    PROMPTS,
+    STATUS,
+    XON,
+    PumpStatus,
+    UltraReply,
+    counting_on,
+    format_quantity,
+    parse_quantity,
+    short_units_ul_min,
+    status_goes_on,
+)
+
+__all__ = ["HarvardPump", "PumpStatus", "UltraReply", "format_quantity", "parse_quantity",
+           "short_units_ul_min"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-XON = b"\x11"
-PROMPTS = {":": "idle", ">": "infusing", "<": "withdrawing", "*": "stalled", "T*": "target"}
-VOLUME_UL = {"ml": 1000.0, "ul": 1.0, "nl": 1e-3, "pl": 1e-6, "fl": 1e-9}
-PER_MIN = {"hr": 1 / 60.0, "h": 1 / 60.0, "min": 1.0, "m": 1.0, "sec": 60.0, "s": 60.0}
-_POLLED_END = re.compile(rb"\n(\d\d)?(T\*|[:<>*])\x11")
-_ANY_END = re.compile(rb"\n(\d\d)?(T\*|[:<>*])\x11?$")
-_PROMPT = re.compile(r"(\d\d)?(T\*|[:<>*])")
-_QUANTITY = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([munpf]?l)(?:/(hr|h|min|m|sec|s))?")
-_STATUS = re.compile(r"(\d+) (\d+) (\d+) ([iwIW])([.IW])([.S])([.T])([IWiw.])([.T])")
-_DIAMETER = re.compile(r"(\d{1,3}\.\d{1,4}) mm")
-_SHORT_UNITS = re.compile(r"([munp])/([hms])")
-_LINE_TEXT = re.compile(r"[ -~]*")
-DIAMETER_MM = (0.1, 50.0)  # the widest syringe an Elite or PHD ULTRA rack holds is ~ 33 mm
-MAX_VOLUME_UL = 1e6  # 1 L: more than any syringe on the rack; a larger reading is garbled
-MAX_RATE_UL_MIN = 1e6
 STOP_TRIES = 3
-
-
-@dataclass(frozen=True)
-class UltraReply:
-    """Data lines (address prefix removed) and the prompt."""
-
-    lines: tuple[str, ...]
-    prompt: str
-
-    @property
-    def running(self) -> bool:
-        """The prompt says the pump is infusing or withdrawing."""
-        return self.prompt in (">", "<")
-
-
-@dataclass(frozen=True)
-class PumpStatus:
-    """The `status` line: rate (uL/min), time, displaced volume (uL) and the flags."""
-
-    rate_ul_min: float
-    time: int
-    volume_ul: float
-    direction: str  # "i" or "w"
-    running: bool
-    limit: str  # ".", "I" or "W"
-    stalled: bool
-    target_reached: bool
-
-
-def format_quantity(value: float) -> str:
-    """A plain decimal (no exponent), at most 6 significant digits."""
-    if not (isinstance(value, int | float) and math.isfinite(value) and 0 < value < 1e9):
-        raise ValueError(f"{value!r} must be a positive number below 1e9")
-    text = f"{value:.6g}"
-    if "e" in text:
-        text = f"{value:.9f}".rstrip("0").rstrip(".")
-    return text
-
-
-def short_units_ul_min(units: str) -> float:
-    """The factor from a rate in short units (`u/m`, `n/h`, ...) to uL/min."""
-    match = _SHORT_UNITS.fullmatch(units)
-    if match is None:
-        raise ValueError(f"rate units {units!r}; use m, u, n or p / h, m or s (e.g. u/m)")
-    volume, per = match.groups()
-    return VOLUME_UL[volume + "l"] * PER_MIN[per]
-
-
-def parse_quantity(text: str) -> float:
-    """`12.345 ul/min` -> uL/min, `1.5 ml` -> uL."""
-    match = _QUANTITY.fullmatch(text.strip().lower())
-    if match is None:
-        raise ValueError(f"not a quantity: {text!r}")
-    number, volume, per = match.groups()
-    return float(number) * VOLUME_UL[volume] * (PER_MIN[per] if per else 1.0)
-
 
 class HarvardPump(AddressedDevice):
     """One Ultra-command-set pump at `address` on a (possibly shared) SerialTransport."""
@@ -122,10 +77,10 @@ class HarvardPump(AddressedDevice):
         """Data lines `\\n[NN:]text\\r`, then the prompt; only a leaked prompt may come first."""
         text = raw.removesuffix(XON).decode("latin-1")
         pieces = text.split("\n")
-        if pieces[0] and not _PROMPT.fullmatch(pieces[0]):
+        if pieces[0] and not PROMPT.fullmatch(pieces[0]):
             raise GarbledReply(self.name, f"bytes before the reply: {raw!r}", raw)
         pieces = pieces[1:]
-        match = _PROMPT.fullmatch(pieces[-1]) if pieces else None
+        match = PROMPT.fullmatch(pieces[-1]) if pieces else None
         if match is None:
             raise GarbledReply(self.name, f"no valid prompt in {raw!r}", raw)
         head = f"{self.address:02d}" if self.address else None
@@ -134,7 +89,7 @@ class HarvardPump(AddressedDevice):
         lines = []
         for piece in pieces[:-1]:
             line = piece.removesuffix("\r")
-            if not _LINE_TEXT.fullmatch(line):
+            if not LINE_TEXT.fullmatch(line):
                 raise GarbledReply(self.name, f"not a line of text: {piece!r}", raw)
             if head is not None:
                 if not line.startswith(head + ":"):
@@ -151,7 +106,7 @@ class HarvardPump(AddressedDevice):
         `strict` frames by the polling-mode XON; otherwise a prompt at the end of the input
         ends the reply (only safe for replies without data lines, before polling is on).
         """
-        until = _POLLED_END if strict and self.polling else _ANY_END
+        until = POLLED_END if strict and self.polling else ANY_END
         return self._request(self._encode(command), until, self.timeout, self._decode, retries,
                              command)
 
@@ -301,11 +256,11 @@ class HarvardPump(AddressedDevice):
 
     def infused_ul(self) -> float:
         """Volume infused since cleared, uL."""
-        return self._reading("ivolume", self._quantity, agree=_counting_on)
+        return self._reading("ivolume", self._quantity, agree=counting_on)
 
     def withdrawn_ul(self) -> float:
         """Volume withdrawn since cleared, uL."""
-        return self._reading("wvolume", self._quantity, agree=_counting_on)
+        return self._reading("wvolume", self._quantity, agree=counting_on)
 
     def infuse(self) -> UltraReply:
         """Run in the infuse direction (sent once: a repeated run would restart the target)."""
@@ -333,14 +288,24 @@ class HarvardPump(AddressedDevice):
         raise SetpointMismatch(self.name, f"still {PROMPTS[reply.prompt]} after "
                                f"{STOP_TRIES + 1} stp commands")
 
+    def stop_blind(self) -> bool:
+        """A safe state's stop: `stp` sent at once, never after a read, then confirmed by a
+        prompt that is neither `>` nor `<`; retried (drivers.exchange.blind_off). Never
+        raises; True once the pump reported itself stopped."""
+        return blind_off(self.transport, self._encode("stp"), self._polled_still, name=self.name)
+
+    def _polled_still(self, wait: float) -> bool:
+        until = POLLED_END if self.polling else ANY_END
+        return not self._request(self._encode(""), until, wait, self._decode, 0, "poll").running
+
     def status(self) -> PumpStatus:
         """The `status` line parsed (rate fL/s, time, volume fL, flags); two readings agree
         when the flags and rate match and time and volume count on."""
-        return self._reading("status", self._status, agree=_status_goes_on)
+        return self._reading("status", self._status, agree=status_goes_on)
 
     def _status(self, reply: UltraReply) -> PumpStatus:
         text = self._line(reply)
-        match = _STATUS.fullmatch(text)
+        match = STATUS.fullmatch(text)
         if match is None:
             raise GarbledReply(self.name, f"status line {text!r}", text.encode())
         rate, time, volume, motor, limit, stall, _trigger, _port, target = match.groups()
@@ -369,7 +334,7 @@ class HarvardPump(AddressedDevice):
 
     def _diameter(self, reply: UltraReply) -> float:
         text = self._line(reply)
-        match = _DIAMETER.fullmatch(text)
+        match = DIAMETER.fullmatch(text)
         if match is None:
             raise GarbledReply(self.name, f"diameter reply {text!r}", text.encode())
         return in_range(self.name, "diameter (mm)", float(match.group(1)), *DIAMETER_MM)
@@ -396,17 +361,3 @@ class HarvardPump(AddressedDevice):
             return parse_quantity(text)
         except ValueError as exc:
             raise GarbledReply(self.name, str(exc), text.encode()) from None
-
-
-def _status_goes_on(earlier: PumpStatus, later: PumpStatus) -> bool:
-    """Two status lines of one pump: same flags and rate, time and volume counting on."""
-    return (dataclasses.replace(earlier, time=0, volume_ul=0.0)
-            == dataclasses.replace(later, time=0, volume_ul=0.0)
-            and 0 <= later.time - earlier.time <= 60_000
-            and _counting_on(earlier.volume_ul, later.volume_ul))
-
-
-def _counting_on(earlier: float, later: float) -> bool:
-    """Two readings of a counter that may be moving: the later continues the earlier, by
-    little (a bit flip in a digit moves it far, or backwards)."""
-    return 0 <= later - earlier <= 1e-6 + 0.02 * earlier

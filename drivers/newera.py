@@ -12,8 +12,6 @@ import binascii
 import logging
 import math
 import re
-import threading
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -26,7 +24,8 @@ from drivers.errors import (
     PumpReset,
     SetpointMismatch,
 )
-from drivers.exchange import AddressedDevice, confirmed, in_range, verified
+from drivers.exchange import AddressedDevice, blind_off, confirmed, in_range, verified
+from drivers.newera_safe import Heartbeat, emergency_stop_all
 from drivers.newera_wire import (
     ALARMS,
     DISPENSED,
@@ -47,7 +46,6 @@ from drivers.newera_wire import (
     is_basic,
     safe_packet,
 )
-from drivers.transport import SerialTransport
 
 __all__ = ["NewEraPump", "Reply", "emergency_stop_all", "format_number", "safe_packet"]
 
@@ -68,9 +66,7 @@ class NewEraPump(AddressedDevice):
         self.safe_timeout_s = 0
         self.reset_seen = False
         self._pending_alarm: DeviceAlarm | None = None
-        self._heartbeat: threading.Thread | None = None
-        self._beat = threading.Event()
-        self._closing = threading.Event()
+        self.heartbeat = Heartbeat(self.name, self._beat_once)
 
     # -- link -----------------------------------------------------------------------------------
     def _encode(self, body: str, safe: bool) -> bytes:
@@ -108,7 +104,7 @@ class NewEraPump(AddressedDevice):
         safe = self.safe_timeout_s > 0 if safe is None else safe
         reply = self._request(self._encode(body, safe), frame_end, timeout or self.timeout,
                               self._decode, retries, body)
-        self._beat.set()
+        self.heartbeat.traffic()
         return reply
 
     def command(
@@ -165,7 +161,7 @@ class NewEraPump(AddressedDevice):
 
     def close(self) -> None:
         """Stop the heartbeat (the port belongs to the transport)."""
-        self._stop_heartbeat()
+        self.heartbeat.stop()
 
     # -- readings and settings -------------------------------------------------------------
     def _reading(self, body: str, parse: Callable[[str], T], confirm: bool = True) -> T:
@@ -288,7 +284,7 @@ class NewEraPump(AddressedDevice):
         if isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or not (
                 0 <= timeout_s <= 255):
             raise OutOfRange(self.name, f"safe-mode timeout must be 0-255 s, got {timeout_s!r}")
-        self._stop_heartbeat()
+        self.heartbeat.stop()
 
         def apply() -> None:
             self.command(f"SAF{timeout_s}", safe=True, timeout=timeout)
@@ -297,37 +293,29 @@ class NewEraPump(AddressedDevice):
         verified(apply, lambda: self._reading("SAF", self._safe_seconds, confirm=False),
                  lambda got: got == timeout_s, name=self.name, what="safe mode")
         if timeout_s:
-            self._start_heartbeat()
+            self.heartbeat.start(timeout_s / 2.0)
 
-    def _start_heartbeat(self) -> None:
-        self._closing.clear()
-        self._heartbeat = threading.Thread(
-            target=self._beat_loop, name=f"{self.name}-heartbeat", daemon=True
-        )
-        self._heartbeat.start()
+    def _beat_once(self) -> None:
+        """One heartbeat: a status query; an alarm it brings is kept for the next command."""
+        if not self.transport.is_open:
+            return  # the link is gone; the caller sees that on its next command
+        try:
+            self.check(self.exchange(""), "")
+        except DeviceAlarm as alarm:  # acknowledged by this reply: keep it for the caller
+            self._pending_alarm = alarm
 
-    def _stop_heartbeat(self) -> None:
-        self._closing.set()
-        thread, self._heartbeat = self._heartbeat, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
+    def stop_blind(self) -> bool:
+        """A safe state's stop: STP sent twice at once (it pauses a running pump, then stops
+        it; an alarm swallows one), never after a read, then confirmed by a status that is not
+        running; retried (drivers.exchange.blind_off). Never raises; True once confirmed."""
+        stp = self._encode("STP", self.safe_timeout_s > 0)
+        return blind_off(self.transport, stp + stp, self._still, name=self.name)
 
-    def _beat_loop(self) -> None:
-        while not self._closing.is_set():
-            if self._beat.wait(self.safe_timeout_s / 2.0):
-                self._beat.clear()  # other traffic already kept the pump's watchdog fed
-                continue
-            if self._closing.is_set():
-                return
-            if not self.transport.is_open:
-                continue  # the link is gone; the caller sees that on its next command
-            try:
-                reply = self.exchange("")
-                self.check(reply, "")
-            except DeviceAlarm as alarm:  # acknowledged by this reply: keep it for the caller
-                self._pending_alarm = alarm
-            except Exception as exc:  # noqa: BLE001 - the next command will see the fault
-                log.warning("%s: heartbeat failed: %s", self.name, exc)
+    def _still(self, wait: float) -> bool:
+        packet = self._encode("", self.safe_timeout_s > 0)
+        reply = self._request(packet, frame_end, wait, self._decode, 0, "status")
+        self.heartbeat.traffic()
+        return reply.status not in RUNNING
 
     # -- helpers --------------------------------------------------------------------------------
     def _format(self, value: float) -> str:
@@ -396,18 +384,3 @@ def _counting_on(earlier: tuple[float, float, str], later: tuple[float, float, s
     steps = (later[0] - earlier[0], later[1] - earlier[1])
     return all(0 <= step <= 0.002 + 0.02 * earlier_value
                for step, earlier_value in zip(steps, earlier[:2], strict=True))
-
-
-def emergency_stop_all(transport: SerialTransport, settle_s: float = 0.1) -> None:
-    """Broadcast `*STP` to every New Era pump on the port, in Basic and in Safe framing.
-
-    Sent twice (STP pauses a running pump, the second STP stops it; a pending alarm swallows
-    one). The pumps answer at once and their replies collide, so the replies are discarded.
-    """
-    with transport.lock:
-        for _ in range(2):
-            transport.flush_input()
-            transport.write(b"*STP\r")
-            transport.write(safe_packet(b"*STP"))
-            time.sleep(settle_s)
-        transport.flush_input()

@@ -190,6 +190,11 @@ class ProScan:
         with self.transport.lock:
             return self._bounded(self._query("=", retry=False), "=", 0, 255)
 
+    def compatibility_mode(self) -> int:
+        """COMP: 0 (standard mode, set at connect) or 1 (compatibility mode: the controller
+        was reset since, and its origin with it)."""
+        return self._reading("COMP", lambda text: self._bounded(text, "COMP", 0, 1))
+
     def speed(self) -> int:
         """XY speed, % of maximum (SMS)."""
         return self._reading("SMS", lambda text: self._bounded(text, "SMS", 1, 100))

@@ -82,7 +82,7 @@ class SerialTransport:
                     port.exclusive = True
                 port.open()
             except (serial.SerialException, OSError, ValueError) as exc:
-                raise DeviceDisconnected(self.name, f"cannot open port {self.url}: "
+                raise DeviceDisconnected(self.name, f"cannot open its port {self.url}: "
                                          f"{_reason(exc, self.url)}") from exc
             self._port = port
             self._pending = b""

@@ -14,10 +14,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QSettings
+from PySide6.QtCore import QCoreApplication, QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from gui.core import Bench, BenchUnavailable, Engine, SourceError, load_bench, simulated_bench_file
+from gui.core import (
+    Bench,
+    BenchUnavailable,
+    Engine,
+    SourceError,
+    load_bench,
+    simulated_bench_file,
+    stopping_on_signals,
+)
 
 EXIT_OK, EXIT_INVALID = 0, 2
 ORGANIZATION, APPLICATION = "chipctl", "chipctl-gui"
@@ -121,7 +129,17 @@ def run_window(app: QCoreApplication, engine: Engine, settings: QSettings,
     if protocol:
         window.protocol_panel.open_file(protocol)
     window.show()
-    app.exec()
+
+    def on_signal(name: str) -> None:  # SIGTERM, SIGHUP: the bench safe at once, then quit
+        engine.interrupt(f"interrupted by {name}")
+        app.quit()
+
+    ticker = QTimer()  # Python runs signal handlers only between bytecodes: give it some
+    ticker.start(200)
+    ticker.timeout.connect(lambda: None)
+    with stopping_on_signals(on_signal):
+        app.exec()
+    ticker.stop()
     collector.timer.stop()
     return EXIT_OK
 

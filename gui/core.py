@@ -26,6 +26,7 @@ from chipctl.protocol.script import load_any
 from chipctl.protocol.validate import DryRun, check_protocol
 from chipctl.run.counting import CountedFrame
 from chipctl.run.events import RunEvents, RunState
+from chipctl.run.signals import stopping_on_signals
 from chipctl.runs import (
     KeepPolicy,
     RunFolder,
@@ -47,7 +48,8 @@ __all__ = [
     "RunIndex", "RunNotFound", "RunState", "SimulatedBench", "SourceError", "Stage", "ZoneChannel",
     "check_protocol", "default_counter", "describe_interruption", "devices_of", "kept_on_disk",
     "load_any", "load_bench", "make_counter", "protocol_library", "read_detections",
-    "read_events", "read_frame", "simulated_bench_file", "write_run_report", "zone_table",
+    "read_events", "read_frame", "simulated_bench_file", "stopping_on_signals", "write_run_report",
+    "zone_table",
 ]
 
 def default_counter() -> Callable[[Any], Any]:

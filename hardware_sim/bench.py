@@ -136,7 +136,8 @@ class SimBench:
             "time_scale": self.world.clock.speed,
             "devices": self.entries,
             "chip": _chip_entry(self.world.chip),
-            "simulator": {"control": self.control.address, "seed": self.world.seed},
+            "simulator": {"control": self.control.address, "token": self.control.token,
+                          "seed": self.world.seed},
         }
 
     def write_bench_file(self, path: str | Path) -> Path:
@@ -144,6 +145,8 @@ class SimBench:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
+        tmp.touch(mode=0o600)  # it holds the control channel's token: the owner's alone
+        tmp.chmod(0o600)
         tmp.write_text("# Written by hardware_sim: the simulated bench.\n"
                        + yaml.safe_dump(self.bench_document(), sort_keys=False), encoding="utf-8")
         tmp.replace(target)

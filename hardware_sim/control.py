@@ -1,5 +1,10 @@
 """The simulator's control channel: JSON lines over TCP, for tests, demos and fault drills.
 
+Bound to 127.0.0.1 only. Every request carries the session's token (`"token": T`, a random
+secret made at start and written only into the bench file the simulator writes); a request
+without it is refused. Values are checked (finite, in range): a bad request is answered with
+an error and the channel goes on serving.
+
 Requests and replies are one JSON object per line:
   {"cmd": "status"}          -> {"ok": true, "time_s", "speed", "devices": {...},
                                  "reagents": {name: {vesicles_per_ml, markers, labels}}}
@@ -14,7 +19,10 @@ Requests and replies are one JSON object per line:
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
+import math
+import secrets
 import socket
 import socketserver
 import threading
@@ -47,6 +55,18 @@ def _public_state(model: Any) -> dict[str, Any]:
     return state
 
 
+MAX_SPEED = 1e5  # the fastest the simulated clock may run
+
+
+def _finite(value: object, what: str, low: float, high: float) -> float:
+    """`value` as a float if it is a finite number within [low, high]; ValueError if not."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{what} must be within {low:g}..{high:g}, got {value!r}")
+    return float(value)
+
+
 def handle_request(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:
     """Carry out one control request."""
     cmd = request.get("cmd")
@@ -59,7 +79,7 @@ def handle_request(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "time_s": world.now(), "speed": world.clock.speed, "devices": devices,
                 "reagents": reagents}
     if cmd == "speed":
-        world.clock.speed = float(request["value"])
+        world.clock.speed = _finite(request.get("value"), "speed", 1e-3, MAX_SPEED)
         return {"ok": True, "speed": world.clock.speed}
     if cmd == "chip":
         with world.lock:
@@ -78,7 +98,8 @@ def _fault(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:
         if endpoint is not None:
             endpoint.faults.clear()
         return {"ok": True}
-    fault, value = request.get("fault", ""), request.get("value", 1)
+    fault = request.get("fault", "")
+    value = _finite(request.get("value", 1), "fault value", 0.0, 1e6)
     if fault in LINK_FAULTS:
         if endpoint is None:
             return {"ok": False, "error": f"no device {name!r}"}
@@ -93,13 +114,16 @@ def _fault(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True}
 
 
+MAX_REQUEST_BYTES = 64 * 1024
+
+
 class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
-        bench: SimBench = self.server.bench  # type: ignore[attr-defined]
-        for line in self.rfile:
+        server: ControlServer = self.server  # type: ignore[assignment]
+        while line := self.rfile.readline(MAX_REQUEST_BYTES):
             try:
-                reply = handle_request(bench, json.loads(line))
-            except (ValueError, KeyError, TypeError) as exc:
+                reply = server.answer(line)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 reply = {"ok": False, "error": str(exc)}
             self.wfile.write((json.dumps(reply, default=float) + "\n").encode())
 
@@ -113,6 +137,7 @@ class ControlServer(socketserver.ThreadingTCPServer):
     def __init__(self, bench: SimBench, port: int = 0) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.bench = bench
+        self.token = secrets.token_hex(16)  # this session's; only the bench file gets it
         self.thread = threading.Thread(target=self.serve_forever, name="sim-control", daemon=True)
 
     @property
@@ -122,6 +147,17 @@ class ControlServer(socketserver.ThreadingTCPServer):
         if isinstance(host, bytes):
             host = host.decode()
         return f"{host}:{port}"
+
+    def answer(self, line: bytes) -> dict[str, Any]:
+        """The reply to one request line: refused unless it is a JSON object with the
+        session's token."""
+        request = json.loads(line)
+        if not isinstance(request, dict):
+            return {"ok": False, "error": "a request is one JSON object"}
+        token = request.pop("token", "")
+        if not isinstance(token, str) or not hmac.compare_digest(token, self.token):
+            return {"ok": False, "error": "refused: no valid token (it is in the bench file)"}
+        return handle_request(self.bench, request)
 
     def start(self) -> None:
         """Serve in a background thread."""
@@ -133,11 +169,12 @@ class ControlServer(socketserver.ThreadingTCPServer):
         self.server_close()
 
 
-def request(address: str, payload: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-    """Send one request to a control channel and return the reply."""
+def request(address: str, payload: dict[str, Any], timeout: float = 5.0,
+            token: str = "") -> dict[str, Any]:
+    """Send one request (with the session's `token`) to a control channel; the reply."""
     host, port = address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall((json.dumps(payload) + "\n").encode())
+        sock.sendall((json.dumps({**payload, "token": token}) + "\n").encode())
         data = b""
         while not data.endswith(b"\n"):
             chunk = sock.recv(65536)

@@ -35,6 +35,7 @@ class SyringePumpModel:
     withdrawn_ul: float = 0.0
     # Why the last run ended: "", "stopped", "target", "end_of_travel", "stall", "power".
     ended: str = ""
+    ended_at_s: float = 0.0  # simulated time the last run ended (a safety test's record)
     # Set by the emulator serving this pump: inject(fault, value) arms a fault on it.
     injector: Callable[[str, float], None] | None = field(default=None, repr=False)
     _last: float = 0.0
@@ -87,6 +88,7 @@ class SyringePumpModel:
     def _halt(self, reason: str) -> None:
         self.running = False
         self.ended = reason
+        self.ended_at_s = self._last
 
     def start(self, *, fresh: bool) -> None:
         """Start (fresh: a new run toward the target) or resume the pusher."""

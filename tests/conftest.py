@@ -8,11 +8,15 @@ import gc
 import itertools
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Bench locks of this session apart from other sessions' (and from a real controller's): the
+# fake benches of every test suite name the same ports.
+os.environ["CHIPCTL_LOCK_DIR"] = tempfile.mkdtemp(prefix="chipctl-test-locks-")
 
 
 def pytest_configure(config: pytest.Config) -> None:

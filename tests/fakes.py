@@ -310,5 +310,6 @@ def fake_engine(runs_dir: Path, bench: dict[str, Any] | None = None) -> Engine:
     executor, counter and run store, no drivers."""
     spec = Bench.model_validate(bench or GUI_BENCH)
     clock = RunClock(spec.time_scale)
+    # every fake bench names the same ports: each test's engine locks them in its own folder
     return Engine(spec, FakeRig(spec, clock, spots=True), clock=clock, runs_dir=runs_dir,
-                  keep_frames="none")
+                  keep_frames="none", lock_dir=runs_dir.parent / "bench-locks")

@@ -56,14 +56,15 @@ def sim_engine(folder: Path, speed: float, seed: int = 1) -> Iterator[tuple[Engi
 
 def status(bench: SimBench) -> dict[str, Any]:
     """Every device's state, from the control channel."""
-    reply = request(bench.control.address, {"cmd": "status"})
+    reply = request(bench.control.address, {"cmd": "status"}, token=bench.control.token)
     assert reply["ok"], reply
     return reply["devices"]  # type: ignore[no-any-return]
 
 
 def fault(bench: SimBench, device: str, name: str) -> None:
     """Inject a fault through the control channel."""
-    reply = request(bench.control.address, {"cmd": "fault", "device": device, "fault": name})
+    reply = request(bench.control.address, {"cmd": "fault", "device": device, "fault": name},
+                    token=bench.control.token)
     assert reply["ok"], reply
 
 

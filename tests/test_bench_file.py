@@ -145,3 +145,40 @@ def test_every_driver_a_bench_may_name_has_one_registry_entry() -> None:
     assert {n: d.baudrate for n, d in DRIVERS.items()
             if d.kind not in ("camera", "microscope")} == {
         "newera": 19200, "harvard": 115200, "coolled": 57600, "prior": 9600, "vici": 9600}
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("    address: 1\n", "    address: 100\n",
+     ":7: devices.sample_pump.address: Input should be less than or equal to 99"),
+    ("    address: 1\n", "    address: 1\n    baudrate: fast\n",
+     ":8: devices.sample_pump.baudrate: Input should be a valid integer"),
+    ("    syringe: {inner_diameter: 4.699 mm, volume: 1 mL}\n", "    syringe: [1]\n",
+     ":8: devices.sample_pump.syringe: Input should be a valid dictionary"),
+    ("  pressure_limit: 100 kPa\n", "  pressure_limit: nan kPa\n",
+     ":12: chip.pressure_limit: cannot read 'nan kPa' as a quantity"),
+    ("    address: 1\n", "    address: 1\n    safe_mode: 0.4 s\n",
+     ":8: devices.sample_pump.safe_mode: the pump counts whole seconds"),
+])
+def test_issue17_bench_files_are_refused_with_file_and_line(tmp_path: Path, old: str, new: str,
+                                                             expected: str) -> None:
+    """Issue 17: these ended a run in a traceback (or, nan kPa, switched the over-pressure
+    check off); now each is refused naming the file, the line and the field."""
+    assert old in GOOD
+    message = problems_of(write(tmp_path, GOOD.replace(old, new)))
+    assert expected in message and "bench.yaml" in message
+
+
+def test_a_port_that_cannot_be_opened_is_told_by_device_and_entry(tmp_path: Path) -> None:
+    """Issue 17: failures named the port (socket://127.0.0.1:PORT), not the device. Now the
+    device and its bench-file entry come first; the port stays as a detail (which cable)."""
+    from chipctl.engine import BenchUnavailable, Engine
+
+    text = GOOD.replace("url: /dev/ttyUSB0", 'url: "socket://127.0.0.1:9"')
+    bench = load_bench(write(tmp_path, text))
+    engine = Engine(bench, runs_dir=tmp_path / "runs", lock_dir=tmp_path / "locks")
+    with pytest.raises(BenchUnavailable) as info:
+        engine.connect()
+    message = str(info.value)
+    assert message.startswith("cannot connect to the bench: sample_pump: cannot open its port "
+                              "socket://127.0.0.1:9: ")
+    assert message.endswith(f"(bench file {bench.path}, entry devices.sample_pump)")

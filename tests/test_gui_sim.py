@@ -58,7 +58,8 @@ steps:
 
 def control(bench: Bench, payload: dict[str, Any]) -> dict[str, Any]:
     """One request on the simulator's control channel."""
-    return request(str(bench.simulator["control"]), payload, timeout=20)  # type: ignore[index]
+    sim = bench.simulator or {}
+    return request(str(sim["control"]), payload, timeout=20, token=str(sim["token"]))
 
 
 def sim_pumps_running(bench: Bench) -> dict[str, bool]:

@@ -270,10 +270,10 @@ def test_safe_mode_packets_match_the_manual() -> None:
         p = pump(t)
         p.set_safe_mode(0)
         p.set_safe_mode(5)
-        assert p._heartbeat is not None and p._heartbeat.is_alive()
+        assert p.heartbeat.alive
         assert p.version() == "NE1000V3.928"
         p.set_safe_mode(0)
-        assert p._heartbeat is None
+        assert not p.heartbeat.alive
         p.close()
 
 
@@ -358,6 +358,7 @@ def test_adapter_connect_and_infuse_exchanges() -> None:
         "address": 0,
         "syringe": {"inner_diameter": "4.699 mm", "volume": "1 mL", "contents": "0.5 mL"},
         "reagent": "sample",
+        "safe_mode": "0 s",  # Basic mode, set explicitly (Safe mode is the default)
     }
     with expected_protocol(pairs) as t:
         p = make_newera("sample", device_settings("newera", **settings), t)
@@ -370,6 +371,34 @@ def test_adapter_connect_and_infuse_exchanges() -> None:
         p.stop()
         assert p.displaced_ul() == pytest.approx(-7.5)
         assert p.syringe.contents_ul == pytest.approx(457.5)
+
+
+def test_safe_mode_is_on_by_default() -> None:
+    """Issue 17: the default bench enabled no safe mode, so a killed controller left a pump
+    infusing; now a New Era entry without `safe_mode` runs in Safe mode."""
+    settings = device_settings("newera", address=0, reagent="sample", syringe={
+        "inner_diameter": "4.699 mm", "volume": "1 mL", "contents": "0.5 mL"})
+    assert settings.safe_mode_s == 5.0
+    to_safe = safe(b"0SAF5")
+    with expected_protocol([(to_safe, safe(b"00S")), (safe(b"0SAF"), safe(b"00S5"))]) as t:
+        p = make_newera("sample", settings, t)
+        p.driver.set_safe_mode(p.safe_mode_s)
+        assert p.driver.heartbeat.alive
+        p.driver.close()
+        assert not p.driver.heartbeat.alive
+
+
+def test_blind_stop_sends_stp_before_reading_anything() -> None:
+    """The safe state's stop writes STP (twice: pause, then stop) before it reads, and is
+    confirmed by the status that follows."""
+    pairs = [(b"0STP\r0STP\r", b"\x0200P\x03\x0200S\x03"), (b"0\r", OK)]
+    with expected_protocol(pairs) as t:
+        assert pump(t).stop_blind() is True
+
+
+def test_blind_stop_of_a_silent_pump_is_unconfirmed_and_does_not_raise() -> None:
+    with expected_protocol([(b"0STP\r0STP\r", b""), (b"0\r", b"")] * 3) as t:
+        assert pump(t).stop_blind() is False
 
 
 def test_factory_reads_the_bench_entry_and_refuses_impossible_runs() -> None:

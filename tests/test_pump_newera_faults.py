@@ -105,7 +105,7 @@ def test_withdraw_until_full_ends_in_a_stall() -> None:
 
 def test_power_cycle_mid_run_raises_reset_then_settings_are_reapplied(caplog) -> None:
     with newera_bench() as (world, chain, transport):
-        pump = make_newera("sample", settings(), transport)
+        pump = make_newera("sample", settings(safe_mode=0), transport)  # Basic mode
         pump.connect()
         pump.infuse(60.0, 200.0)
         time.sleep(0.1)
@@ -148,7 +148,7 @@ def test_dropped_reply_is_retried_then_times_out() -> None:
 
 def test_garbled_reply_is_refused_and_retried() -> None:
     with newera_bench() as (_world, chain, transport):
-        pump = make_newera("sample", settings(), transport)
+        pump = make_newera("sample", settings(safe_mode=0), transport)  # Basic mode
         pump.connect()
         chain.faults.rng = LowestRng()  # flip bit 0 of the first address digit: "00" -> "10"
         chain.inject("garble", 1)
@@ -252,7 +252,7 @@ def test_new_controller_after_a_crash_in_safe_mode(caplog: pytest.LogCaptureFixt
         pump.close()  # the controller dies: no heartbeat, port closed
         time.sleep(1.6)
         assert running_pumps(world) == []
-        again = make_newera("sample", settings(), transport)  # a new session, Basic mode
+        again = make_newera("sample", settings(safe_mode=0), transport)  # Basic mode
         caplog.set_level(logging.INFO, logger="drivers.newera")
         again.connect()  # SAF0 meets the pending A?T (Safe-framed): acknowledged, repeated
         assert "safe-mode communications timeout" in caplog.text

@@ -134,7 +134,8 @@ def test_killed_mid_run_after_some_counts(tmp_path: Path) -> None:
 
 def test_panel_report_against_the_simulators_truth(tmp_path: Path) -> None:
     with simulated_bench(tmp_path, speed=300) as (sim, bench):
-        reagents = request(sim.control.address, {"cmd": "status"})["reagents"]
+        reagents = request(sim.control.address, {"cmd": "status"},
+                           token=sim.control.token)["reagents"]
         child = start_run(tmp_path, bench, "--info", f"labels={LABELS}",
                           "--info", "source=MSC conditioned medium")
         child.communicate(timeout=120)

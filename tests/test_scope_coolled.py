@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from scope_support import ManualClock, served
+from scope_support import ManualClock, served, serving
 from wire import expected_protocol, twice
 
 from chipctl.config.devices import device_settings
@@ -159,8 +159,8 @@ def test_adapter_bytes_light_and_dark() -> None:
             *twice(b"CSS?\r", OFF3),
             (b"XVER\r", b"XVER MAINBOARD=1.4.2\r\nXVER HARDWARE=3\r\nXVER DATA=2.0\r\n"
                          b"XVER POD=1.1\r\n"),
-            *twice(b"CSS?\r", OFF3),
-            (b"CSSAXF000BXF000CXF000\r", OFF3),
+            (b"CSF\r", OFF3),  # dark at connect: blind, nothing read first
+            *twice(b"CSS?\r", OFF3),  # then, off already: nothing left selected (armed)
             *twice(b"CSS?\r", OFF3),
             (b"CSSAXF000BXF000CSN040\r", b"CSSAXF000BXF000CSN040\r\n"),
             *twice(b"CSS?\r", b"CSSAXF000BXF000CSN040\r\n"),
@@ -202,6 +202,27 @@ def test_adapter_against_emulator(kind: str) -> None:
             led.dark()
             assert emulator.emission() == []
             assert world.devices["led"] is emulator
+        finally:
+            led.close()
+
+
+def test_led_lockup_dark_still_switches_the_light_off() -> None:
+    """Issue 17: after an LED link fault `dark()` read the state first; the read timed out and
+    no off command was ever sent (the LED stayed at 100 %). Now the off goes out blindly."""
+    world = World(clock=ManualClock())  # type: ignore[arg-type]
+    emulator = CoolLedEmulator(world, "led")
+    with serving(emulator, world.lock, "tcp") as endpoint:
+        settings = device_settings("coolled", channels={"AF488": "A"}, timeout="0.2 s")
+        led = make_coolled("led", settings, SerialTransport(endpoint.url))
+        led.connect()
+        try:
+            led.light("AF488", 100)
+            assert emulator.emission() == [("A", 470.0, 100.0)]
+            endpoint.faults.arm("lockup", 1)  # the unit hears commands but never answers
+            with pytest.raises(DeviceTimeout, match="never confirmed"):
+                led.dark()
+            assert emulator.emission() == []  # off, though it could not say so
+            assert led.off() is False  # the safe state's off: unconfirmed, no exception
         finally:
             led.close()
 

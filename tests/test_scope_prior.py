@@ -11,6 +11,7 @@ from wire import expected_protocol, twice
 from chipctl.config.devices import device_settings
 from chipctl.devices.interfaces import Stage
 from chipctl.devices.stage import make_prior
+from chipctl.run.interlocks import reason_for
 from drivers.errors import (
     CommandRejected,
     DeviceBusy,
@@ -18,6 +19,7 @@ from drivers.errors import (
     GarbledReply,
     OutOfRange,
     StageFault,
+    StageReset,
 )
 from drivers.prior import ProScan
 from drivers.transport import SerialTransport
@@ -237,6 +239,19 @@ def test_stalled_axis_is_a_stage_fault(bench) -> None:
     stage.move_to(1000.0, 1000.0)
     with pytest.raises(StageFault, match="stopped at"):
         stage.wait_idle(5.0)
+
+
+def test_a_power_cycle_between_moves_is_a_stage_reset(bench) -> None:
+    """Issue 17: a stage power cycle during imaging went unnoticed and the frames after it used
+    a lost origin. The next wait_idle sees the controller back in compatibility mode."""
+    world, emulator, stage = bench
+    stage.move_to(1000.0, 1000.0)
+    stage.wait_idle(5.0)
+    emulator.inject("power_cycle")  # origin now where the stage stands
+    stage.move_to(2000.0, 2000.0)
+    with pytest.raises(StageReset, match="origin is lost"):
+        stage.wait_idle(5.0)
+    assert reason_for(StageReset("stage", "x")).startswith("interlock: stage reset")
 
 
 def test_locked_up_controller_times_out(bench) -> None:

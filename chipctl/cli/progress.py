@@ -25,6 +25,7 @@ from chipctl.protocol.model import Protocol
 from chipctl.protocol.validate import check_protocol
 from chipctl.run.clock import RunClock
 from chipctl.run.events import RunEvents
+from chipctl.run.signals import stopping_on_signals
 from chipctl.runs.folder import RunFolder
 from chipctl.runs.recorder import RunRecorder
 
@@ -195,12 +196,15 @@ def recorded_outcome(recorder: RunRecorder, wait_s: float = RECORD_WAIT_S) -> Ou
     return Outcome.recorded(recorder.folder)
 
 
+RUN_END_WAIT_S = 30.0  # after a stop, wall seconds the run may take to end and be recorded
+
+
 def run_protocol(protocol: Protocol, bench: Bench, runs_dir: Path | None,
                  parameters: dict[str, str], confirm_prompts: bool = False,
                  keep_frames: str = "all", info: dict[str, str] | None = None,
                  progress_every_s: float = 5.0) -> Outcome:
-    """Run a protocol to the end on the terminal (Ctrl-C aborts safely); the outcome is the
-    record's."""
+    """Run a protocol to the end on the terminal (Ctrl-C, SIGTERM, SIGHUP: stopped at once,
+    safely, recorded as interrupted); the outcome is the record's."""
     engine = Engine(bench, runs_dir=runs_dir, keep_frames=keep_frames, info=info)
     try:
         engine.connect()
@@ -213,15 +217,22 @@ def run_protocol(protocol: Protocol, bench: Bench, runs_dir: Path | None,
                                 durations=[step["duration_s"] for step in plan.steps])
     _answer_prompts(events, lambda: engine.runner.confirm() if engine.runner else None,
                     confirm_prompts, progress.say)
+    interrupted: list[str] = []
+
+    def on_signal(name: str) -> None:  # SIGTERM, SIGHUP: stop now, as Ctrl-C does
+        interrupted.append(name)
+        engine.interrupt(f"interrupted by {name}")
+
     try:
-        runner = engine.start_run(protocol, parameters, events)
-        progress.start_ticker(progress_every_s)
-        try:
-            while not runner.wait(0.2).finished:
-                pass
-        except KeyboardInterrupt:
-            runner.abort("interrupted by the operator (Ctrl-C)")
-            runner.wait(30)
+        with stopping_on_signals(on_signal):
+            runner = engine.start_run(protocol, parameters, events)
+            progress.start_ticker(progress_every_s)
+            try:
+                while not runner.wait(0.2).finished and not interrupted:
+                    pass
+            except KeyboardInterrupt:
+                engine.interrupt("interrupted by the operator (Ctrl-C)")
+            runner.wait(RUN_END_WAIT_S)
         assert engine.recorder is not None
         return recorded_outcome(engine.recorder)
     finally:

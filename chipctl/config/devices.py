@@ -103,13 +103,25 @@ class PumpSettings(DeviceSettings):
     syringe: SyringeSettings = Field(default_factory=lambda: SyringeSettings.model_validate({}))
 
 
+SAFE_MODE_S = 5.0  # the New Era default: stop within 5 s of the controller going silent
+
+
 class NewEraSettings(PumpSettings):
     """New Era NE-1000 family. `safe_mode`: the pump stops if the controller is silent this
-    long (1-255 s; 0 = Basic mode)."""
+    long (1-255 s; 0 = Basic mode). On by default (SAFE_MODE_S): a controller killed even by
+    SIGKILL leaves no pump running for longer; the driver's heartbeat keeps it fed."""
 
     driver: Literal["newera"]
     baudrate: int = Field(19200, gt=0)
-    safe_mode_s: Seconds = Field(0.0, ge=0, le=255, alias="safe_mode")
+    safe_mode_s: Seconds = Field(SAFE_MODE_S, ge=0, le=255, alias="safe_mode")
+
+    @field_validator("safe_mode_s")
+    @classmethod
+    def _whole_seconds(cls, value: float) -> float:
+        if value != int(value):
+            raise ValueError(f"the pump counts whole seconds: write 0 (Basic mode) or 1-255 s, "
+                             f"not {value:g} s")
+        return value
 
 
 class HarvardSettings(PumpSettings):

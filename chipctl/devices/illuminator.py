@@ -16,7 +16,7 @@ from typing import Any
 from chipctl.config.devices import CoolLedSettings
 from chipctl.devices.interfaces import reported_firmware
 from drivers.coolled import ChannelState, CoolLed
-from drivers.errors import OutOfRange
+from drivers.errors import DeviceError, DeviceTimeout, OutOfRange
 from drivers.transport import SerialTransport
 
 
@@ -75,11 +75,27 @@ class CoolLedIlluminator:
         self.driver.set_state(wanted)
 
     def dark(self) -> None:
-        """Every channel off (and deselected)."""
+        """Every channel off: sent blindly, never after a read (a read that times out must
+        not keep the light on), retried; DeviceTimeout if the unit never confirmed it. Then,
+        off already, every channel deselected (an armed channel lights on its trigger)."""
+        if not self.driver.all_off():
+            raise DeviceTimeout(self.name, "every channel off was sent, but the unit never "
+                                "confirmed it")
+        self._disarm()
+
+    def off(self) -> bool:
+        """The safe state's off (as dark(), never raising): True once confirmed."""
+        confirmed = self.driver.all_off()
+        if confirmed:
+            with contextlib.suppress(DeviceError):
+                self._disarm()
+        return confirmed
+
+    def _disarm(self) -> None:
         current = self.driver.state()
-        self.driver.set_state(
-            {ch: ChannelState(False, False, s.intensity) for ch, s in current.items()}
-        )
+        if any(s.selected for s in current.values()):
+            self.driver.set_state(
+                {ch: ChannelState(False, False, s.intensity) for ch, s in current.items()})
 
     def state(self) -> dict[str, tuple[bool, float]]:
         """channel name -> (emitting, power %)."""

@@ -7,6 +7,7 @@ runs, when it stops and when it raises an alarm. Factories build them from a ben
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -16,7 +17,8 @@ from typing import Any, TypeVar
 from chipctl.config.devices import HarvardSettings, NewEraSettings, PumpSettings
 from chipctl.devices.interfaces import Syringe
 from drivers import pump_units
-from drivers.errors import DeviceAlarm, OutOfRange, PumpInterrupted, PumpReset
+from drivers.errors import DeviceAlarm, DeviceError, OutOfRange, PumpInterrupted, PumpReset
+from drivers.exchange import OFF_WAIT_S
 from drivers.harvard import HarvardPump
 from drivers.newera import NewEraPump
 from drivers.transport import SerialTransport
@@ -66,6 +68,19 @@ class _AccountedPump:
         contents = self._start_contents - displaced_ul
         self.syringe.contents_ul = min(self.syringe.volume_ul, max(0.0, contents))
         return displaced_ul
+
+    def _settle(self) -> None:
+        raise NotImplementedError
+
+    def _settle_if_free(self) -> None:
+        """Settle the account after a safe stop, unless another thread holds the pump (a
+        request stuck on a dead link): it settles when it comes back."""
+        if self._lock.acquire(timeout=OFF_WAIT_S):
+            try:
+                with contextlib.suppress(DeviceError):
+                    self._settle()
+            finally:
+                self._lock.release()
 
     def _check_volume(self, rate_ul_min: float, volume_ul: float | None, infuse: bool) -> None:
         if rate_ul_min <= 0:
@@ -157,6 +172,14 @@ class NewEraSyringePump(_AccountedPump):
             self.driver.stop()  # the alarm reply acknowledged it; now the stop itself
             raise
         self._settle()
+
+    def off(self) -> bool:
+        """The safe state's stop, not under the pump's lock: sent blindly (never after a
+        read), retried and confirmed by the pump (the driver's stop_blind); then the account
+        settled. True once the pump reported itself stopped; never raises."""
+        confirmed = self.driver.stop_blind()
+        self._settle_if_free()
+        return confirmed
 
     @_locked
     def is_running(self) -> bool:
@@ -267,6 +290,14 @@ class HarvardSyringePump(_AccountedPump):
         """Stop the pump (clears a stall) and settle the syringe account."""
         self.driver.stop()
         self._settle()
+
+    def off(self) -> bool:
+        """The safe state's stop, not under the pump's lock: sent blindly (never after a
+        read), retried and confirmed by the pump (the driver's stop_blind); then the account
+        settled. True once the pump reported itself stopped; never raises."""
+        confirmed = self.driver.stop_blind()
+        self._settle_if_free()
+        return confirmed
 
     @_locked
     def is_running(self) -> bool:

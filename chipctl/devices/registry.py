@@ -85,9 +85,10 @@ def build_rig(bench: Bench, drivers: dict[str, Driver] = DRIVERS,
     for name, spec in bench.devices.items():
         driver = drivers[spec.driver]
         transport = None
-        if spec.serial:
+        if spec.serial:  # a port is named by the devices on it (errors name them, not it)
+            on_port = "+".join(n for n, s in bench.devices.items() if s.url == spec.url)
             transport = transports.setdefault(spec.url, SerialTransport(
-                spec.url, name=spec.url, baudrate=spec.baudrate, timeout=spec.timeout_s))
+                spec.url, name=on_port, baudrate=spec.baudrate, timeout=spec.timeout_s))
         devices[name] = driver.factory(name, spec, transport)  # type: ignore[arg-type]
     return Rig(bench, devices, transports, _broadcasts(bench, drivers, devices, transports))
 

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from chipctl.config.bench import Bench
 from chipctl.devices.interfaces import Camera, Illuminator, Stage, SyringePump, Valve
-from drivers.errors import DeviceError
+from chipctl.devices.safestop import OffAction, SafeStop, off_actions, run_in_parallel
 from drivers.transport import SerialTransport
 
 D = TypeVar("D")
@@ -89,28 +89,33 @@ class Rig:
             self.transports[url].open()
         self.devices[name].connect()
 
+    def safe_stop(self, reason: str = "", *, broadcast: bool = False) -> SafeStop:
+        """Every pump stopped and every light off, all at once: the one safe stop every stop
+        path calls (chipctl.devices.safestop). Each physical device's off goes out blindly on
+        its own thread, retried and confirmed; `broadcast` adds each port's broadcast stop
+        (`*STP`, every New Era pump at once) beside them. Never raises."""
+        actions = off_actions(self.bench, self.of_kind)
+        if broadcast:
+            actions += [self._broadcast_action(b) for b in self.broadcasts]
+        return run_in_parallel(reason, actions)
+
+    def _broadcast_action(self, broadcast: BroadcastStop) -> OffAction:
+        names = tuple(n for n, d in self.devices.items() if d in broadcast.devices)
+
+        def send() -> bool:
+            broadcast.stop(broadcast.transport)
+            return True
+        return OffAction(names, "broadcast", send)
+
     def safe_state(self) -> list[str]:
-        """Stop every pump and turn every light off; returns what could not be done."""
-        failures = []
-        for name, pump in self.pumps.items():
-            failures += _attempt(name, pump.stop)
-        for name, light in self.illuminators.items():
-            failures += _attempt(name, light.dark)
-        return failures
+        """The safe stop (every pump stopped, every light off); returns what could not be
+        confirmed."""
+        return self.safe_stop("safe state").failures
 
     def halt_all(self) -> list[str]:
-        """Emergency stop: a broadcast stop on each port that has one (`*STP`, every New Era
-        pump at once), then every pump and light one by one. Returns what could not be done."""
-        failures = []
-        for broadcast in self.broadcasts:
-            try:
-                broadcast.stop(broadcast.transport)
-            except (DeviceError, OSError) as exc:
-                failures.append(f"broadcast stop on {broadcast.transport.url}: {exc}")
-                continue
-            for device in broadcast.devices:
-                device.stopped_by_broadcast()
-        return failures + self.safe_state()
+        """Emergency stop: the safe stop with each port's broadcast stop beside it. Returns
+        what could not be confirmed."""
+        return self.safe_stop("emergency stop", broadcast=True).failures
 
     def close(self) -> None:
         """Close every device, then every port; never raises."""
@@ -125,12 +130,3 @@ def _role(device: Any, kind: str) -> Any:
     """The part of a device that serves `kind` (its `roles`, where it has them)."""
     roles = getattr(device, "roles", None)
     return roles[kind] if isinstance(roles, Mapping) and kind in roles else device
-
-
-def _attempt(name: str, action: Callable[[], object]) -> list[str]:
-    """[] if `action()` worked, else what went wrong with device `name`."""
-    try:
-        action()
-    except (DeviceError, OSError) as exc:
-        return [f"{name}: {exc}"]
-    return []

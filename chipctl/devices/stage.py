@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from chipctl.config.devices import PriorSettings, TravelSettings
 from chipctl.devices.interfaces import reported_firmware
-from drivers.errors import StageFault
+from drivers.errors import StageFault, StageReset
 from drivers.prior import ProScan
 from drivers.transport import SerialTransport
 
@@ -89,8 +89,14 @@ class PriorStage:
         return self.driver.z()
 
     def wait_idle(self, timeout_s: float = 30.0) -> None:
-        """Wait until nothing moves; StageFault if the stage stopped short of its target."""
+        """Wait until nothing moves; StageFault if the stage stopped short of its target,
+        StageReset if the controller was reset since connect (back in compatibility mode: its
+        origin, and every position after, is lost)."""
         self.driver.wait_idle(timeout_s)
+        if self.driver.compatibility_mode() != 0:
+            self._target_xy = self._target_z = None
+            raise StageReset(self.name, "the controller is back in compatibility mode: it "
+                             "was reset (power cycle?) and its origin is lost")
         x, y, z = self.driver.position()
         if self._target_xy is not None:
             tx, ty = self._target_xy

@@ -78,17 +78,23 @@ class Executor:
             raise StepFailed(str(exc)) from exc
 
     def teardown_run(self) -> list[str]:
-        """The bench safe (pumps stopped, lights off), then the last frames counted."""
-        failures = self.rig.safe_state()
-        if failures:  # an alarm reply acknowledges the alarm: the second stop goes through
-            failures = self.rig.safe_state()
+        """The bench safe (pumps stopped, lights off, all at once; recorded device by device),
+        then the last frames counted."""
+        failures = self.safe_stop("end of run")
         with contextlib.suppress(CountingFailed):
             self.counting.stop()
         return failures
 
     def halt(self) -> list[str]:
-        """Emergency stop: every pump and light off now (broadcast first where available)."""
-        return self.rig.halt_all()
+        """Emergency stop: every pump and light off now (with each port's broadcast stop)."""
+        return self.safe_stop("emergency stop", broadcast=True)
+
+    def safe_stop(self, reason: str, broadcast: bool = False) -> list[str]:
+        """The rig's safe stop, recorded (`safe_stop`: which device confirmed); returns what
+        could not be confirmed off."""
+        stop = self.rig.safe_stop(reason, broadcast=broadcast)
+        self._emit("safe_stop", **stop.as_record())
+        return stop.failures
 
     def render(self, text: str) -> str:
         """`text` with {parameter} placeholders filled in from the run's parameters."""

@@ -24,6 +24,7 @@ from drivers.errors import (
     PumpReset,
     PumpStalled,
     StageFault,
+    StageReset,
 )
 
 
@@ -40,6 +41,7 @@ REASONS: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]]
     (DeviceAlarm, "interlock: device alarm ({exc})"),
     (CameraTimeout, "interlock: camera timeout, no frame arrived ({exc})"),
     ((DeviceDisconnected, DeviceTimeout, GarbledReply), "interlock: device lost ({exc})"),
+    (StageReset, "interlock: stage reset, the controller lost power and its origin ({exc})"),
     (StageFault, "interlock: stage fault ({exc})"),
     (DeviceError, "device error: {exc}"),
 ]

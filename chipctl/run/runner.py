@@ -73,6 +73,7 @@ class Runner:
         self.started_at: float | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._halting = threading.RLock()  # held by an emergency stop while it halts
 
     # -- commands (any thread) ---------------------------------------------------------------
     def start(self) -> threading.Thread:
@@ -101,13 +102,16 @@ class Runner:
         """Stop the run at the next checkpoint and bring the bench to a safe state."""
         self.control.request_abort(reason)
 
-    def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
+    def emergency_stop(self, reason: str = "emergency stop",
+                       event: str = "emergency_stop") -> list[str]:
         """Abort the run and halt every pump and light now, from this thread (New Era pumps by
-        broadcast); returns what could not be stopped."""
+        broadcast), recorded as `event` (`interrupted` for a signal); returns what could not
+        be stopped."""
         if not self.state.finished:  # recorded before the run thread can finish and close
-            self.events.record.emit(record("emergency_stop", reason=reason))
-        self.control.request_abort(reason)
-        return self.engine.halt()
+            self.events.record.emit(record(event, reason=reason))
+        with self._halting:  # the run ends (and frees the bench) only once the halt is done
+            self.control.request_abort(reason)
+            return self.engine.halt()
 
     def confirm(self) -> None:
         """Answer the current operator prompt."""
@@ -164,6 +168,10 @@ class Runner:
 
     def _finish(self, state: RunState, reason: str) -> None:
         self.control.state_changed.disconnect(self._on_control_state)
+        with self._halting:  # an emergency stop's halt under way finishes first
+            self._end(state, reason)
+
+    def _end(self, state: RunState, reason: str) -> None:
         try:  # a failing teardown must not keep the run from ending (and being recorded)
             failures = self.engine.teardown_run()
         except Exception as exc:  # noqa: BLE001 - recorded as what could not be made safe
