@@ -176,6 +176,5 @@ def _chip_entry(chip: Any) -> dict[str, Any]:
         "channel": {"width": f"{chip.channel_width_um:g} um",
                     "height": f"{chip.channel_height_um:g} um", "length": "20 mm"},
         "pressure_limit": "100 kPa",
-        "capture_efficiency": getattr(chip, "efficiency", 0.1),
         "zones": zones,
     }

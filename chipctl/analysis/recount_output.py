@@ -54,7 +54,7 @@ def recounted(plan: RunPlan) -> list[tuple[dict[str, Any], dict[str, Any], Count
         result = plan.outcomes[j].result
         if result is not None:
             row = {**task.row, "previous_count": task.row.get("count"),
-                   "count": int(result.count), "file": task.file}
+                   "count": int(result.count), **result.measures(), "file": task.file}
             out.append((task.entry, row, result))
     return out
 
