@@ -5,8 +5,9 @@ or empty when the frame was not kept), where it was taken (step, zone, field, ch
 the spot: x (column) and y (row) in pixels with (0, 0) at the centre of the top-left pixel,
 amplitude (ADU above background at the peak), local SNR, photons (electrons), the Cramer-Rao
 bounds of x and y (px), the multiplicity of a split detection and the frame's detection
-threshold (local SNR; empty where not measured; older runs have no such columns). A frame with no spots has no rows; which frames were
-counted is in counts.csv and the event log. Reports read these instead of counting again.
+threshold (local SNR; empty where not measured; older runs have no such columns). A frame
+with no spots has no rows; which frames were counted is in counts.csv and the event log.
+Reports read these instead of counting again.
 """
 
 from __future__ import annotations
