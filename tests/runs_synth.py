@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmarks.analysis_truth import CALIBRATION, graetz_pde, render
 from chipctl.config.bench import Bench, load_bench
+from chipctl.devices.interfaces import Frame
 from chipctl.protocol import load_protocol
 from chipctl.protocol.model import Protocol
 from chipctl.run.counting import CountedFrame
@@ -212,17 +213,21 @@ steps:
 
 
 def kinetics_counts(events: RunEvents, plateau: float, k_per_min: float, seed: int = 3,
-                    minutes: int = 20, x_um: float = 1500.0) -> None:
-    """A monitor step on one field: arrivals of a first-order approach to ``plateau`` with
-    rate constant ``k_per_min`` (Poisson increments), counted every minute."""
+                    minutes: int = 20, x_um: float = 1500.0, start: int = 0) -> None:
+    """A monitor step on one field from ``start`` vesicles: arrivals of a first-order approach
+    to ``start + plateau`` with rate constant ``k_per_min`` (Poisson increments; a negative
+    ``plateau`` loses vesicles), counted every minute."""
     rng = np.random.default_rng(seed)
     events.step_started.emit(0, 1, "monitor")
     events.record.emit(record("pump_start", t_s=0.0, pump="sample_pump", direction="infuse",
                               rate_ul_min=2.0, volume_ul=40.0))
-    count = 0
+    count = start
     for minute in range(1, minutes + 1):
         mean = plateau * (math.exp(-k_per_min * (minute - 1)) - math.exp(-k_per_min * minute))
-        count += int(rng.poisson(mean))
+        count += int(math.copysign(rng.poisson(abs(mean)), mean))
+        meta = {"time": 60.0 * minute, "stage": {"x": x_um, "y": 0.0, "z": 12.5},
+                "channel": "AF555", "pixel_size_um": PIXEL_UM, "zone": "CD63", "field": 1}
+        events.frame.emit(Frame(np.zeros((FRAME_PX, FRAME_PX), np.uint16), meta))
         events.counted.emit({"t_s": 60.0 * minute, "step": 0, "zone": "CD63", "field": 1,
                              "channel": "AF555", "count": count, "x_um": x_um, "y_um": 0.0})
     events.record.emit(record("pump_done", t_s=60.0 * minutes, pump="sample_pump",
