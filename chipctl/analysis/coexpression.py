@@ -8,6 +8,7 @@ check.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from chipctl.analysis.colocalization import Colocalization, match
 from chipctl.analysis.concentration import Concentrations, ZoneResult
 from chipctl.analysis.evidence import RunEvidence
 from chipctl.analysis.spots import SpotTable, zone_colocalization
+from chipctl.analysis.uncertainty import Factor
 from chipctl.analysis.zone_detection import factor_of
 
 
@@ -59,6 +61,9 @@ def coexpression(ev: RunEvidence, conc: Concentrations) -> tuple[list[CoExpressi
             step = int(ev.final[(zr.zone, zr.channel)][0]["step"])
             det = conc.detection(channel)
             factor = factor_of(det.zone(zr.zone)) if det is not None else None
+            if factor is not None and ev.labelling is not None:  # the other dye's labelling
+                factor = Factor("detection x labelling", factor.value * ev.labelling.value,
+                                math.hypot(factor.rsd, ev.labelling.rsd), factor.source)
             res = zone_colocalization(ev.spots, zr.zone, zr.channel, channel, shape, factor,
                                       step)
             if res.reference_spots == 0:

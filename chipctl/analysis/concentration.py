@@ -153,6 +153,10 @@ def _zone(ev: RunEvidence, zone: str, channel: str, controls: list[str],
     fc = FieldCounts.of([zf.counts[k] for k in keep], [shares[k] for k in keep],
                         [zf.areas_mm2[k] for k in keep], factor_of(detection))
     capture = zone_capture(model, flows, zone, ev.calibration)
+    if ev.labelling is not None:  # only labelled vesicles can be seen: they divide like capture
+        lab = ev.labelling
+        capture = Factor(capture.name, capture.value * lab.value, math.hypot(capture.rsd, lab.rsd),
+                         f"{capture.source}; x labelling efficiency {lab.value:g} ({lab.source})")
     volume_ul = sum(f.volume_ul for f in flows)
     volume = Factor("volume", volume_ul * 1e-3, VOLUME_RSD, "sample pump: delivered volume")
     control = _control(ev, controls, channel, det)

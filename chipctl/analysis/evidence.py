@@ -16,9 +16,10 @@ from typing import Any
 from chipctl.analysis.capture import BenchCalibration, SampleFlow, bench_calibration, sample_flows
 from chipctl.analysis.counts import Geometry, final_rows, geometry
 from chipctl.analysis.labels import Labels, run_labels
-from chipctl.analysis.provenance import dilution_factor, sizes
+from chipctl.analysis.provenance import dilution_factor, labelling, sizes
 from chipctl.analysis.spots import SpotTable
 from chipctl.analysis.transport import SizeDistribution
+from chipctl.analysis.uncertainty import Factor
 from chipctl.config.bench import Bench, load_bench
 from chipctl.config.sourcefile import SourceError
 from chipctl.runs.folder import RunFolder
@@ -45,6 +46,7 @@ class RunEvidence:
     dilution: float
     dilution_source: str
     calibration: BenchCalibration
+    labelling: Factor | None = None
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -66,7 +68,7 @@ class RunEvidence:
         return cls(run, bench, geometry(run.events, bench), params, final_rows(run.counts),
                    _spot_table(run, gain, psf), gain, psf, run_labels(run.events, params),
                    sample_flows(run.events, bench, params), size_dist, size_source, factor,
-                   dilution_source, cal, notes)
+                   dilution_source, cal, labelling(params), notes)
 
     def threshold(self, row: dict[str, Any]) -> float:
         """A frame's detection threshold: as recorded, else the lowest SNR among its spots."""

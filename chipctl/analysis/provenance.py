@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chipctl.analysis.transport import SizeDistribution
-from chipctl.analysis.uncertainty import Z95
+from chipctl.analysis.uncertainty import Z95, Factor
 from chipctl.config.units import UnitError, to_unit
 
 # MISEV2018 (Théry et al., J Extracell Vesicles 7:1535750) items an operator enters as run
@@ -28,6 +28,7 @@ MISEV_ITEMS = [
 ]
 DEFAULT_PROTEIN_RSD = 0.10  # a BCA / micro-BCA assay, when the operator gives none
 DEFAULT_DIAMETER_NM = 100.0
+DEFAULT_LABELLING_RSD = 0.05
 _DILUTION = re.compile(r"^\s*(?:1\s*[:/]\s*([0-9.eE+]+)|([0-9.eE+]+)\s*[x×]?)\s*$")
 _SPIN = re.compile(r"([0-9][0-9,.]*)\s*(?:x\s*)?g\b", re.IGNORECASE)
 _TIME = re.compile(r"([0-9.]+)\s*(min|h|s)\b", re.IGNORECASE)
@@ -71,6 +72,21 @@ def sizes(params: dict[str, Any]) -> tuple[SizeDistribution, str]:
     if median in (None, ""):
         return dist, "not entered: 100 nm assumed (enter size_median_nm and size_gsd from NTA)"
     return dist, f"entered: median {d:g} nm, geometric sd {g:g}"
+
+
+def labelling(params: dict[str, Any]) -> Factor | None:
+    """The detection antibodies' labelling efficiency (fraction of marker-positive vesicles that
+    carry the dye) if measured and entered (``labelling_efficiency``, ``labelling_rsd``)."""
+    value = params.get("labelling_efficiency")
+    if value in (None, ""):
+        return None
+    try:
+        eff, rsd = float(value), float(params.get("labelling_rsd") or DEFAULT_LABELLING_RSD)
+    except (TypeError, ValueError) as exc:
+        raise SampleInfoError(f"labelling_efficiency {value!r}: a fraction, e.g. 0.85") from exc
+    if not (0 < eff <= 1 and rsd >= 0):
+        raise SampleInfoError(f"labelling_efficiency {value!r}: a fraction above 0, at most 1")
+    return Factor("labelling efficiency", eff, rsd, f"entered: {eff:g}")
 
 
 def preclearing(params: dict[str, Any]) -> list[dict[str, Any]]:
