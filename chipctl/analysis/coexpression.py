@@ -2,8 +2,9 @@
 own marker's label shows, the fraction also positive for each other labelled marker, by
 one-to-one matching of spots between the channels within a radius from the measured channel
 registration, corrected for chance coincidence and for the other channel's detection
-efficiency (chipctl.analysis.colocalization). Matched pairs' photons also feed the bleed-through
-check.
+efficiency on the zone (its fields, with the brightness pooled over the channel's zones: the
+co-positive vesicles are a subset as bright as the rest; chipctl.analysis.colocalization).
+Matched pairs' photons also feed the bleed-through check.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def coexpression(ev: RunEvidence, conc: Concentrations) -> tuple[list[CoExpressi
                 continue
             step = int(ev.final[(zr.zone, zr.channel)][0]["step"])
             det = conc.detection(channel)
-            factor = factor_of(det.zone(zr.zone)) if det is not None else None
+            factor = factor_of(det.zone_pooled(zr.zone)) if det is not None else None
             if factor is not None and ev.labelling is not None:  # the other dye's labelling
                 factor = Factor("detection x labelling", factor.value * ev.labelling.value,
                                 math.hypot(factor.rsd, ev.labelling.rsd), factor.source)

@@ -55,7 +55,7 @@ def results(data: dict[str, Any]) -> str:
                 f"(95 % interval {interval(*best['ci95'])}) in "
                 f"{esc(sample['name'] or 'the sample')}"
                 f", estimated from {best['detected']:,} detected on the {esc(best['zone'])} zone"
-                f" (dilution {number(sample['dilution'])} applied).</p>") + text
+                f" (dilution 1:{sample['dilution']:g} applied).</p>") + text
     ratio = sample.get("particle_protein_ratio")
     if ratio:
         text += (f"<p>Particle:protein ratio ({esc(ratio['marker'])}+ vesicles):"
@@ -114,7 +114,7 @@ def method(data: dict[str, Any]) -> str:
 def sample_section(data: dict[str, Any]) -> str:
     """Pre-clearing spins, MISEV2018 items, dilution and vesicle size as entered."""
     s = data["sample"]
-    dilution = f"{number(s['dilution'])} ({s['dilution_source']})"
+    dilution = f"1:{s['dilution']:g} ({s['dilution_source']})"
     spins = [[p["as_entered"], p["g_force"], p["minutes"], p["temperature_c"]]
              for p in s["preclearing"]]
     misev = table(["MISEV2018 item", "as entered"], [[m["item"], m["value"]] for m in s["misev"]],

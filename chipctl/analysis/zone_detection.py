@@ -135,6 +135,16 @@ class ChannelDetection:
             self._zones[zone] = self._estimate(zone)
         return self._zones[zone]
 
+    def zone_pooled(self, zone: str) -> DetectionEstimate | None:
+        """The zone's detection with the channel's pooled brightness (a subset of a channel's
+        vesicles, e.g. those co-positive with another marker, is as bright as the rest)."""
+        parts = self._inputs(zone)
+        if parts is None or parts[1].size == 0:
+            return None
+        if self.pooled is None:
+            return self.zone(zone)
+        return estimate_detection(parts[1], parts[2], parts[0], self.psf, brightness=self.pooled)
+
     def _estimate(self, zone: str) -> DetectionEstimate | None:
         parts = self._inputs(zone)
         if parts is None or parts[1].size == 0:
