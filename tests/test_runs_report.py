@@ -126,6 +126,7 @@ def test_runs_cli_list_show_report(panel: RunFolder, capsys: pytest.CaptureFixtu
     assert main(["runs", "--runs-dir", runs, "show", panel.run_id[:15]]) == 0
     shown = capsys.readouterr().out
     assert "completed" in shown and "48 counted frames, 48 frames kept" in shown
+    assert "result     CD63 CD63+ (AF555): " in shown and " per mL (95 % " in shown
     assert main(["runs", "--runs-dir", runs, "report", panel.run_id]) == 0
     assert (panel.path / "report.html").is_file()
     assert main(["runs", "--runs-dir", runs, "show", "no-such-run"]) == 2

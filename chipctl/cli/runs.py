@@ -13,8 +13,10 @@ from typing import Any, TextIO
 from chipctl.analysis.calibrate_run import CalibrationRefused, calibrate_run
 from chipctl.analysis.calibration import dump_calibration
 from chipctl.analysis.compare import compare, write_comparison
+from chipctl.analysis.numbers import interval, number
 from chipctl.analysis.provenance import SampleInfoError
 from chipctl.analysis.report import write_report
+from chipctl.analysis.summary import summarize
 from chipctl.cli.errors import UsageError
 from chipctl.cli.recount import runs_recount
 from chipctl.cli.text import plural
@@ -107,7 +109,27 @@ def runs_show(args: argparse.Namespace, out: TextIO) -> None:
         lines.append(f"  param      {name} = {value}")
     lines.append(f"  {plural(len(run.counts), 'counted frame')},"
                  f" {plural(len(run.frames()), 'frame')} kept, {plural(len(run.events), 'event')}")
-    print("\n".join(lines), file=out)
+    print("\n".join(lines + _result_lines(run)), file=out)
+
+
+def _result_lines(run: RunFolder) -> list[str]:
+    """Each zone's detected count and estimated concentration (what the report says)."""
+    if not run.counts:
+        return []
+    try:
+        data = summarize(run)
+    except (SourceError, SampleInfoError) as exc:
+        return [f"  results    not computed: {exc}"]
+    lines = []
+    for r in data["results"]:
+        conc = (f"below the isotype control (< {number(r['ci95'][1])} per mL)"
+                if r["upper_limit_only"] else
+                f"estimated {number(r['per_ml'])} per mL (95 % {interval(*r['ci95'])})")
+        lines.append(f"  result     {r['zone']} {r['marker']}+ ({r['channel']}):"
+                     f" {r['detected']:,} detected, {conc}")
+    lines += [f"  no result  {zone}: {why}" for zone, why in data["skipped"].items()]
+    lines += [f"  QC         {f['subject']}: {f['code']}" for f in data["qc_flags"]]
+    return lines
 
 
 def _manual_text(run: RunFolder) -> str:
