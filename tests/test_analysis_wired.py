@@ -73,8 +73,10 @@ def test_corrections_bring_every_marker_to_the_truth(summaries: list[dict[str, A
     assert statistics.median(corrected) < 0.1
 
 
-def test_dilution_multiplies_the_concentration(runs: list[RunFolder]) -> None:
-    neat = summarize(with_params(runs[0], dilution="1:1"))
+def test_dilution_multiplies_the_concentration(runs: list[RunFolder],
+                                              summaries: list[dict[str, Any]]) -> None:
+    neat = summaries[0]  # no dilution entered: 1:1
+    assert neat["sample"]["dilution"] == 1
     tenfold = summarize(with_params(runs[0], dilution="1:10"))
     for a, b in zip(neat["results"], tenfold["results"], strict=True):
         assert b["per_ml"] == pytest.approx(10 * a["per_ml"])
@@ -113,7 +115,8 @@ def test_without_labels_in_the_protocol_no_zone_is_guessed(tmp_path: Path) -> No
     assert "no label for CD63 in the protocol's stain step" in data["skipped"]["CD63"]
 
 
-def test_a_calibration_file_overrides_the_model(runs: list[RunFolder], tmp_path: Path,
+def test_a_calibration_file_overrides_the_model(runs: list[RunFolder],
+                                                summaries: list[dict[str, Any]], tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     root = str(runs[0].path.parent)
     target = tmp_path / "cd63.yaml"
@@ -131,7 +134,7 @@ def test_a_calibration_file_overrides_the_model(runs: list[RunFolder], tmp_path:
     bench = (folder / "bench.yaml").read_text()
     (folder / "bench.yaml").write_text(bench.replace("chip:\n", f"chip:\n  calibration: "
                                                                 f"{tmp_path / 'half.yaml'}\n"))
-    model = {r["zone"]: r for r in summarize(runs[1])["results"]}
+    model = {r["zone"]: r for r in summaries[1]["results"]}
     calibrated = {r["zone"]: r for r in summarize(RunFolder.open(folder))["results"]}
     assert calibrated["CD63"]["per_ml"] == pytest.approx(2 * model["CD63"]["per_ml"])
     assert "calibration" in calibrated["CD63"]["method"]["capture efficiency"]["source"]

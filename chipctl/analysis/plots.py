@@ -97,7 +97,7 @@ def thumbnail(image: np.ndarray, xy: np.ndarray, size: int = THUMB_PX) -> str:
     for x, y in np.asarray(xy, float).reshape(-1, 2) * scale:
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline=(255, 60, 60))
     buffer = io.BytesIO()
-    small.save(buffer, format="PNG")
+    small.save(buffer, format="PNG", compress_level=1)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
