@@ -32,6 +32,12 @@ def zone_flags(zr: ZoneResult) -> list[qc.Flag]:
                   qc.crowding(zr.detection, subject)]
     if zr.regime is not None:
         found.append(qc.transport_validity(zr.regime, subject))
+    share = zr.field_counts.imaged_share
+    if share > 1 + 1e-6:
+        found.append(qc.Flag("overlapping-fields", subject,
+                             f"the fields' shares of the zone add up to {share:.2f}: they overlap"
+                             " (or repeat), so vesicles are counted more than once and the "
+                             "concentration is not reliable; image distinct fields", share, 1.0))
     return [f for f in found if f is not None]
 
 
