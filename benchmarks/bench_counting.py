@@ -180,12 +180,14 @@ def print_speed(rows: list[Row], size: int, frame: SynthFrame) -> None:
     print(f"\nSpeed, one thread, {size}x{size} uint16 (median over the held-out frames; "
           "target <= 10 ms at 2048x2048 with default parameters)")
     for r in rows:
-        print(f"  {r.name:<36} wall {np.median(r.wall_ms):8.1f} ms   CPU "
-              f"{np.median(r.cpu_ms):8.1f} ms")
+        print(f"  {r.name:<36} wall {np.median(r.wall_ms):8.1f} ms (min {min(r.wall_ms):7.1f})"
+              f"   CPU {np.median(r.cpu_ms):8.1f} ms (min {min(r.cpu_ms):7.1f})")
     ratio = np.median(tp.wall_ms) / np.median(chip.wall_ms)
     ratio_nocal = np.median(tp.wall_ms) / np.median(nocal.wall_ms)
+    cpu_ratio = np.median(tp.cpu_ms) / np.median(chip.cpu_ms)
     print(f"  chipctl is {ratio:.0f}x faster than trackpy.locate in this run (wall clock; "
-          f"{ratio_nocal:.0f}x without calibration)")
+          f"{ratio_nocal:.0f}x without calibration; {cpu_ratio:.0f}x in CPU time)")
+    sections.stage_times(frame.image, CountParams())
     sections.stage_profile(frame.image, CountParams())
     idle = 2.6 * size * size / 2048**2
     print(f"  machine state: a 7x7 int16 Gaussian blur of the frame took {ref:.2f} ms "

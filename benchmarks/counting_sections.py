@@ -195,3 +195,39 @@ def stage_profile(image: np.ndarray, params: CountParams, repeats: int = 10) -> 
         parts.append(f"{name} {ms / repeats * 1e3:.1f}")
     print(f"  where the time goes (CPU ms per frame under cProfile, total {total:.1f}): "
           + "; ".join(parts))
+
+
+def stage_times(image: np.ndarray, params: CountParams, repeats: int = 15) -> None:
+    """Wall-clock ms of count_frame and of its frame-wide stages, each called on its own
+    (no profiler; the stages take turns, so a busy machine slows all of them alike): min and
+    median of ``repeats``. The rest of count_frame is the per-spot work on the candidates."""
+    from chipctl.vision import detect
+    from chipctl.vision.background import low_res_background, noise_model
+    from chipctl.vision.field import build_field
+    from chipctl.vision.kernels import matched_kernel
+
+    sigma, cal, scale = params.psf_sigma_px, params.calibration, params.background_px
+    fld = build_field(image, sigma, cal, scale)
+    bg, kernel, t = low_res_background(image, scale), matched_kernel(sigma), params.min_threshold
+    every = 2 if image.shape[0] >= 8 * detect.STRIP else 1
+    stages: dict[str, Callable[[], object]] = {
+        "count_frame": lambda: count_frame(image, params),
+        "field": lambda: build_field(image, sigma, cal, scale),
+        "matched filter": lambda: detect.matched_filter(image, kernel,
+                                                        fld.filtered.dtype != np.float32),
+        "background": lambda: low_res_background(image, scale),
+        "noise model": lambda: noise_model(image, bg, cal),
+        "extrema": lambda: detect.extrema(fld.filtered, fld.gate(t), fld.gate(t, True), every),
+    }
+    ms: dict[str, list[float]] = {name: [] for name in stages}
+    for _ in range(repeats):
+        for name, run in stages.items():
+            t0 = time.perf_counter()
+            run()
+            ms[name].append((time.perf_counter() - t0) * 1e3)
+    lo = {name: min(v) for name, v in ms.items()}
+    mid = {name: float(np.median(v)) for name, v in ms.items()}
+    rest = [d["count_frame"] - d["field"] - d["extrema"] for d in (lo, mid)]
+    print("  stages on their own, wall ms min / median of " + f"{repeats}: " + "; ".join(
+        f"{name} {lo[name]:.1f} / {mid[name]:.1f}" for name in stages)
+        + f"; per-spot work (count_frame - field - extrema) {rest[0]:.1f} / {rest[1]:.1f}")

@@ -3,7 +3,7 @@
 ``count_frame`` (pure, one frame):
 
 1. Gaussian matched filter at the PSF sigma (OpenCV; int16 arithmetic for uint16 frames);
-2. background on a robust 1/8-resolution grid (every 4th filtered pixel, 5x5 median,
+2. background on a robust 1/8-resolution grid (4 x 4 means of the frame, 5x5 median,
    smoothing); pixel noise model: Poisson + read noise from the camera calibration, or a
    photon-transfer fit on the frame itself when it is missing;
 3. local SNR = (filtered - background) / noise sd, with the Poisson skewness removed

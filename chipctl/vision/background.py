@@ -35,21 +35,40 @@ class NoiseModel:
 def low_res_background(frame: np.ndarray, scale_px: float = 20.0) -> np.ndarray:
     """Background in ADU on a 1/8-resolution grid (float32), robust to sparse spots.
 
-    Area-averaged to 1/4, 5x5 median (20 px), area-averaged to 1/8, then smoothed with a
+    4 x 4 means, 5x5 median (20 px), area-averaged to 1/8, then smoothed with a
     Gaussian of ``scale_px`` full-resolution pixels (larger: less noise, smaller: follows
     sharper background structure). (Every 4th pixel of the matched-filtered frame instead of
     the 4x4 means costs 1.3 ms less per 2048 x 2048 frame, with the same bias and rms against
     the true background, but lost 0.0014 F1 at SNR 2 on average over 8 benchmark frames.)
     """
-    h, w = frame.shape
-    quarter = cv2.resize(frame, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
-    if quarter.dtype not in (np.uint8, np.uint16):
-        quarter = quarter.astype(np.float32)
-    quarter = cv2.medianBlur(quarter, 5).astype(np.float32)
+    quarter = _quarter_median(frame)
     eighth = cv2.resize(quarter, _low_size(frame.shape), interpolation=cv2.INTER_AREA)
     sigma = max(scale_px / BG_FACTOR, 0.3)
     k = 2 * int(np.ceil(3.0 * sigma)) + 1
     return cv2.GaussianBlur(eighth, (k, k), sigma, borderType=cv2.BORDER_REPLICATE)
+
+
+def _quarter_median(frame: np.ndarray) -> np.ndarray:
+    """5x5 median of the 4 x 4 means of ``frame`` (float32).
+
+    When the sides divide by 4, an unsigned frame is halved bilinearly (at exactly half size
+    a bilinear sample is the 2 x 2 mean) and its 2 x 2 sums are taken in float: whole
+    numbers, so below 65536 their median is taken as uint16 (the same values, a third of the
+    float median's time). Five times faster than OpenCV's area resize of a 16-bit frame by 4.
+    """
+    h, w = frame.shape
+    if frame.dtype.kind != "u" or h % 4 or w % 4:
+        quarter = cv2.resize(frame, (max(1, w // 4), max(1, h // 4)),
+                             interpolation=cv2.INTER_AREA)
+        if quarter.dtype not in (np.uint8, np.uint16):
+            quarter = quarter.astype(np.float32)
+        return cv2.medianBlur(quarter, 5).astype(np.float32, copy=False)
+    half = cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_LINEAR)
+    means = cv2.resize(half.astype(np.float32), (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+    sums = cv2.multiply(means, 4.0)
+    if float(sums.max()) < 65536.0:
+        return cv2.medianBlur(sums.astype(np.uint16), 5).astype(np.float32) * np.float32(0.25)
+    return cv2.medianBlur(sums * np.float32(0.25), 5)
 
 
 def _low_size(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -94,9 +113,9 @@ def _fit_photon_transfer(level: np.ndarray, var: np.ndarray) -> NoiseModel:
     flat = NoiseModel(0.0, float(np.median(var)))
     if level.size < 64 or np.ptp(level) < 1e-6:
         return flat
-    order = np.argsort(level)
     n_bins = min(16, level.size // 16)
     per_bin = level.size // n_bins
+    order = np.argpartition(level, np.arange(1, n_bins) * per_bin)  # the bins, unsorted within
     x = np.median(level[order[:n_bins * per_bin]].reshape(n_bins, per_bin), axis=1)
     y = np.median(var[order[:n_bins * per_bin]].reshape(n_bins, per_bin), axis=1)
     if np.ptp(x) < 0.1 * max(np.median(x), 1.0):
