@@ -19,7 +19,12 @@ from types import TracebackType
 
 
 class SimulatorError(RuntimeError):
-    """The simulator could not be started."""
+    """The simulator could not be started; `invalid_input` when it refused what it was given
+    (a sample file), exit status 2."""
+
+    def __init__(self, message: str, invalid_input: bool = False) -> None:
+        super().__init__(message)
+        self.invalid_input = invalid_input
 
 
 class SimulatedBench:
@@ -50,9 +55,13 @@ class SimulatedBench:
         threading.Thread(target=self._pump_output, args=(ready,), daemon=True).start()
         deadline = time.monotonic() + self.startup_timeout_s
         while not ready.wait(0.05):
-            if self.process.poll() is not None or time.monotonic() > deadline:
+            code = self.process.poll()
+            if code is not None or time.monotonic() > deadline:
                 self.stop()
+                time.sleep(0.05)  # the output thread takes the last lines
                 tail = "".join(self._output[-20:]).strip()
+                if code == 2:
+                    raise SimulatorError(tail, invalid_input=True)
                 raise SimulatorError(f"the simulator did not start: {tail or 'no output'}")
         return self
 
@@ -86,14 +95,20 @@ class SimulatedBench:
         self.stop()
 
 
+def sample_args(sample: str | os.PathLike[str] | None) -> list[str]:
+    """The simulator's arguments for a sample file (none for the default sample)."""
+    return [] if sample is None else ["--sample", os.fspath(Path(sample).resolve())]
+
+
 @contextlib.contextmanager
-def simulated_bench_file(speed: float, seed: int,
-                         error: Callable[[str], Exception]) -> Iterator[Path]:
-    """A simulated bench, running while the block runs; yields its bench file.
+def simulated_bench_file(speed: float, seed: int, error: Callable[[str], Exception],
+                         sample: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """A simulated bench, running while the block runs; yields its bench file. `sample`: a
+    sample file for the simulator (hardware_sim.sample), which checks it.
 
     A simulator that cannot start raises `error(reason)` (the caller's own kind of error).
     """
-    sim = SimulatedBench(speed=speed, seed=seed)
+    sim = SimulatedBench(speed=speed, seed=seed, extra_args=sample_args(sample))
     try:
         sim.start()
     except SimulatorError as exc:

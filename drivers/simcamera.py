@@ -8,13 +8,18 @@ ASCII lines ending in CR; reply lines end in CRLF.
     GAIN <g> / GAIN?    -> OK / GAIN <g>
     ROI x y w h / ROI?  -> OK / ROI x y w h        (sensor pixels, before binning)
     BIN n / BIN?        -> OK / BIN n              (1, 2, 4)
-    SNAP                -> FRAME <w> <h> <n>\\r\\n, n bytes of JSON metadata, then w*h
-                           little-endian uint16 pixels, row-major (after the exposure)
+    SNAP                -> FRAME <w> <h> <m> <n> <crc>\\r\\n, then n payload bytes: m bytes
+                           of JSON metadata, then w*h little-endian uint16 pixels, row-major
+                           (after the exposure); crc: CRC-32 of the payload, 8 hex digits
+    RESEND              -> the last frame again (no new exposure)
+    TRUTH? <frame>      -> TRUTH <n>\\r\\n, then n bytes of JSON: the simulator's truth of a frame
     ABORT               -> OK                      (cancel a pending SNAP)
     errors              -> ERR <reason>
 
 Metadata holds time, frame, exposure_ms, gain, roi, binning, pixel_size_um, stage, led,
-channel, power_pct and the ground truth (count, xy in frame pixels, zone, ...).
+channel, power_pct and a small truth (count, captured_in_view, zone, focus_offset_um).
+A frame whose length or CRC does not check out is asked for again once (RESEND), then raised
+as GarbledReply naming the camera.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import zlib
 from typing import Any
 
 import numpy as np
@@ -37,7 +43,8 @@ from drivers.errors import (
 from drivers.transport import SerialTransport
 
 EOL = b"\r\n"
-_FRAME = re.compile(rb"^FRAME (\d{1,5}) (\d{1,5}) (\d{1,9})\r\n$")
+_FRAME = re.compile(rb"^FRAME (\d{1,5}) (\d{1,5}) (\d{1,9}) (\d{1,10}) ([0-9a-f]{8})\r\n$")
+FRAME_TRIES = 2  # a damaged frame is asked for once more
 BINNINGS = (1, 2, 4)
 
 
@@ -110,24 +117,59 @@ class SimCamera:
 
     # -- frames -----------------------------------------------------------------------------
     def snap(self, timeout: float) -> tuple[np.ndarray, dict[str, Any]]:
-        """Expose one frame; CameraTimeout if none arrives within `timeout` seconds."""
+        """Expose one frame; CameraTimeout if none arrives within `timeout` seconds, and
+        GarbledReply if it arrives damaged twice (the second time as a RESEND)."""
         with self.transport.lock:
-            try:
-                header = self.transport.request(b"SNAP\r", EOL, timeout)
-            except DeviceTimeout as exc:
-                self._abort_quietly()
-                raise CameraTimeout(self.name, f"no frame within {timeout:g} s") from exc
-            if header.startswith(b"ERR"):
-                raise self._error(header.decode("ascii", "replace").strip())
-            match = _FRAME.match(header)
-            if match is None:
-                raise GarbledReply(self.name, f"bad frame header {header!r}", header)
-            width, height, meta_len = (int(g) for g in match.groups())
-            try:
-                payload = self.transport.read_exact(meta_len + 2 * width * height, timeout)
-            except DeviceTimeout as exc:
-                raise CameraTimeout(self.name, "frame arrived incomplete") from exc
+            command = b"SNAP\r"
+            for attempt in range(FRAME_TRIES):
+                try:
+                    return self._frame(command, timeout)
+                except GarbledReply:
+                    if attempt + 1 == FRAME_TRIES:
+                        raise
+                    self.transport.flush_input()
+                    command = b"RESEND\r"
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _frame(self, command: bytes, timeout: float) -> tuple[np.ndarray, dict[str, Any]]:
+        try:
+            header = self.transport.request(command, EOL, timeout)
+        except DeviceTimeout as exc:
+            self._abort_quietly()
+            raise CameraTimeout(self.name, f"no frame within {timeout:g} s") from exc
+        if header.startswith(b"ERR"):
+            raise self._error(header.decode("ascii", "replace").strip())
+        match = _FRAME.match(header)
+        if match is None:
+            raise GarbledReply(self.name, f"bad frame header {header[:80]!r}", header)
+        width, height, meta_len, size = (int(g) for g in match.groups()[:4])
+        if size != meta_len + 2 * width * height:
+            raise GarbledReply(self.name, f"frame header {header!r}: the payload length does "
+                               "not match its size", header)
+        try:
+            payload = self.transport.read_exact(size, timeout)
+        except DeviceTimeout as exc:
+            raise CameraTimeout(self.name, "frame arrived incomplete") from exc
+        if zlib.crc32(payload) != int(match.group(5), 16):
+            raise GarbledReply(self.name, "frame damaged in transfer (CRC-32 mismatch)",
+                               payload[:200])
         return _decode(self.name, payload, width, height, meta_len)
+
+    def truth(self, frame: int) -> dict[str, Any]:
+        """The simulator's ground truth of frame number `frame` (one of the last few)."""
+        with self.transport.lock:
+            reply = self._line(f"TRUTH? {int(frame)}".encode())
+            words = reply.split()
+            if len(words) != 2 or words[0] != "TRUTH" or not words[1].isdigit():
+                raise GarbledReply(self.name, f"unexpected reply to TRUTH?: {reply[:80]!r}")
+            body = self.transport.read_exact(int(words[1]), self.timeout * 5)
+        try:
+            truth = json.loads(body)
+        except ValueError as exc:
+            raise GarbledReply(self.name, "truth is not JSON") from exc
+        if not isinstance(truth, dict):
+            raise GarbledReply(self.name, "truth is not an object")
+        return truth
 
     def abort(self) -> None:
         """Cancel a pending exposure."""

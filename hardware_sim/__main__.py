@@ -23,6 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=1.0,
                         help="simulated seconds per wall-clock second (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--sample", metavar="FILE",
+                        help="a sample file describing the simulated sample (README)")
     parser.add_argument("--pty", action="store_true",
                         help="serve devices on pseudo-terminals instead of TCP (POSIX)")
     parser.add_argument("--exit-with-parent", action="store_true",
@@ -34,8 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
 
     from hardware_sim.bench import SimBench
+    from hardware_sim.sample import SampleError, load_sample
 
-    bench = SimBench(speed=args.speed, seed=args.seed, use_pty=args.pty).start()
+    try:
+        sample = load_sample(args.sample) if args.sample else None
+    except SampleError as exc:
+        print(f"python -m hardware_sim: invalid sample file:\n{exc}", file=sys.stderr)
+        return 2
+    bench = SimBench(speed=args.speed, seed=args.seed, use_pty=args.pty, sample=sample).start()
     path = bench.write_bench_file(args.bench_out)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

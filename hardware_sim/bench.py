@@ -43,14 +43,20 @@ HARVARD_PUMPS: list[dict[str, Any]] = [
      "syringe_ul": 1000.0, "contents_ul": 500.0},
 ]
 LED_CHANNELS = {"AF488": "A", "AF555": "B", "AF647": "C"}
-PIXEL_SIZE_UM = 0.65  # 6.5 um sCMOS pixels behind a 10x / 0.45 objective
+PIXEL_SIZE_UM = 0.1625  # 6.5 um sCMOS pixels behind a 40x / 0.95 objective: 333 um fields
 
 
 class SimBench:
     """A running simulated bench."""
 
-    def __init__(self, speed: float = 1.0, seed: int = 0, use_pty: bool = False) -> None:
-        self.world = World(VirtualClock(speed), seed=seed, reagents=dict(DEFAULT_REAGENTS))
+    def __init__(self, speed: float = 1.0, seed: int = 0, use_pty: bool = False,
+                 sample: Reagent | None = None) -> None:
+        """`sample`: what the sample syringe holds (hardware_sim.sample.load_sample), by
+        default DEFAULT_REAGENTS' sample."""
+        reagents = dict(DEFAULT_REAGENTS)
+        if sample is not None:
+            reagents["sample"] = sample
+        self.world = World(VirtualClock(speed), seed=seed, reagents=reagents)
         self.world.chip = default_chip(seed=seed)
         self.use_pty = use_pty
         self.endpoints: dict[str, TcpEndpoint | PtyEndpoint] = {}
@@ -92,7 +98,8 @@ class SimBench:
         for pump in HARVARD_PUMPS:
             self._add(pump["name"], "harvard", _pump_entry("harvard", url, pump))
         url = self._serve("led", CoolLedEmulator(self.world, "led", model="pE-300"))
-        self._add("led", "led", {"driver": "coolled", "url": url, "channels": LED_CHANNELS})
+        self._add("led", "led", {"driver": "coolled", "url": url, "channels": LED_CHANNELS,
+                             "triggered_by": "camera"})
         url = self._serve("stage", PriorEmulator(self.world, "stage"))
         self._add("stage", "stage", {"driver": "prior", "url": url})
         optics = Optics(pixel_size_um=PIXEL_SIZE_UM)
@@ -175,6 +182,6 @@ def _chip_entry(chip: Any) -> dict[str, Any]:
         "name": "simulated four-zone capture chip",
         "channel": {"width": f"{chip.channel_width_um:g} um",
                     "height": f"{chip.channel_height_um:g} um", "length": "20 mm"},
-        "pressure_limit": "100 kPa",
+        "pressure_limit": "100 kPa",  # what a lab knows of its chip; no simulated physics
         "zones": zones,
     }

@@ -11,24 +11,38 @@ with CR, LF or CRLF; every reply line ends with CRLF.
     ROI?                  -> ROI <x> <y> <w> <h>
     BIN <n>   / BIN?      -> OK            / BIN <n>         n in 1, 2, 4
     SNAP                  -> (after the exposure, in simulated time)
-                             FRAME <width> <height> <metadata bytes>\r\n
-                             <metadata: UTF-8 JSON> <pixels: width*height uint16 little-endian,
-                             row-major>
+                             FRAME <width> <height> <metadata bytes> <payload bytes> <crc32>\r\n
+                             <payload: metadata (UTF-8 JSON) then width*height uint16
+                             little-endian pixels, row-major>; crc32: 8 hex digits, the CRC-32
+                             (zlib) of the payload, so a damaged transfer is noticed
+    RESEND                -> the last frame again, byte for byte (no new exposure), or
+                             ERR no frame
+    TRUTH? <frame>        -> TRUTH <n>\r\n then n bytes of JSON: the ground truth of a
+                             frame (one of the last 64): count, xy [[x, y], ...] (frame
+                             pixels: x column, y row, (0, 0) the centre of the top-left
+                             pixel), photons, diameter_nm,
+                             markers (per vesicle, CD9/CD63/CD81 as 0/1), zone, dyes,
+                             captured_in_view, debris_xy, focus_offset_um; ERR no truth else
     ABORT                 -> OK            (a pending SNAP is cancelled; no frame follows)
     anything wrong        -> ERR <reason>
 
 One SNAP at a time: a SNAP while one is pending answers `ERR busy`. Frame metadata: time
 (simulated s at the end of the exposure), frame (counter), exposure_ms, gain, roi [x, y, w, h],
 binning, pixel_size_um (binned), stage {x, y, z} (um), led [{channel, wavelength_nm, power_pct,
-dye}], channel / power_pct (the first lit channel or null), and truth {count, xy: [[x, y]...]
-(frame pixels: x column, y row, (0, 0) the centre of the top-left pixel), zone (zone name under
-the field centre or null), dyes, photons, captured_in_view, debris_xy, focus_offset_um}.
+dye, triggered}], channel / power_pct (the first lit channel or null), and a small truth
+{count, captured_in_view, zone, dyes, focus_offset_um}; the rest of the truth is asked for (TRUTH?).
+
+Exposure: the view (stage position, light) is taken when the SNAP arrives and the frame shows
+the sample as it was lit during the exposure. Its light is every channel emitting plus every
+channel armed for its TTL trigger (the camera's exposure output is wired to the illuminator's
+trigger input): those light the field only for the exposure, and their dose (power x exposure,
+simulated time) bleaches the field when the frame is delivered. Continuous light is dosed by
+the illuminator itself (`take_light`, from world.illuminate).
 
 World interface (duck-typed, no imports): the stage model in world.devices has
-`xyz_um() -> (x, y, z)`; the illuminator model has `emission() -> [(channel, wavelength_nm,
-power_pct), ...]` for the channels actually emitting. While light is on, the camera's poll
-bleaches the dyes in the field (hardware_sim.optics.bleach_field) and brings the chip's
-capture up to the clock (world.advance()).
+`xyz_um() -> (x, y, z)`; the illuminator model has `emission()` and `armed()` ->
+[(channel, wavelength_nm, power_pct), ...]. The camera's poll brings the chip's capture up to
+the clock (world.advance()).
 
 Device faults (`inject`): `stall` (SNAPs are accepted but no frame ever comes; the client must
 time out), `clear`.
@@ -37,6 +51,8 @@ time out), `clear`.
 from __future__ import annotations
 
 import json
+import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +63,8 @@ from hardware_sim.lines import LineBuffer
 from hardware_sim.optics import Optics, Renderer, View, bleach_field, dye_for_wavelength
 
 BINNINGS = (1, 2, 4)
+TRUTHS_KEPT = 64
+SMALL_TRUTH = ("count", "captured_in_view", "zone", "dyes", "focus_offset_um")
 
 
 @dataclass
@@ -83,7 +101,9 @@ class SimCameraEmulator:
         self.stalled = False
         self._lines = LineBuffer()
         self._due: float | None = None
-        self._last_poll = world.now()
+        self._pending: tuple[View, list[dict[str, Any]]] | None = None
+        self._last_frame = b""
+        self._truths: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._empty_chip = Chip([], debris_per_mm2=0.0)
         world.devices[name] = self
 
@@ -97,23 +117,36 @@ class SimCameraEmulator:
         """Handle command lines; a SNAP's frame comes later from poll()."""
         out = b""
         for line in self._lines.feed(data):
+            if line.strip().upper() == "RESEND" and self._last_frame:
+                out += self._last_frame
+                continue
+            truth = self._truth_reply(line.strip())
+            if truth:
+                out += truth
+                continue
             reply = self._command(line.strip())
             if reply:
                 out += reply.encode("ascii") + b"\r\n"
         return out
 
     def poll(self) -> bytes:
-        """Bleach under the light, advance the chip, and deliver a due frame."""
+        """Advance the chip and deliver a due frame."""
         now = self.world.now()
         self.world.advance()
-        chip = self.world.chip
-        if chip is not None:
-            bleach_field(chip, self.renderer, self._view(), now - self._last_poll)
-        self._last_poll = now
         if self._due is None or now < self._due or self.stalled:
             return b""
         self._due = None
         return self.frame_bytes()
+
+    def take_light(self, lights: list[tuple[float, float]], seconds: float) -> None:
+        """Continuous light (wavelength nm, power fraction) for `seconds`: bleach the field."""
+        chip = self.world.chip
+        excitation = _excitation(lights)
+        if chip is None or not excitation:
+            return
+        stage = self._device(self.stage_name, "xyz_um")
+        x, y, z = stage.xyz_um() if stage is not None else (0.0, 0.0, 0.0)
+        bleach_field(chip, self.renderer, View(x, y, z, excitation, seconds), seconds)
 
     def inject(self, fault: str, active: bool = True) -> None:
         """Device faults: `stall` (no frames) or `clear`."""
@@ -141,6 +174,8 @@ class SimCameraEmulator:
             "BIN": self._binning,
             "BIN?": lambda a: f"BIN {self.settings.binning}",
             "SNAP": self._snap,
+            "RESEND": self._resend,
+            "TRUTH?": self._truth,
             "ABORT": self._abort,
         }.get(verb)
         if handler is None:
@@ -194,10 +229,28 @@ class SimCameraEmulator:
         if self._due is not None:
             return "ERR busy"
         self._due = self.world.now() + self.settings.exposure_ms / 1000.0
+        self._pending = self._exposure_start()
         return ""
 
+    def _resend(self, args: list[str]) -> str:
+        return "ERR no frame"  # receive() answers a RESEND with the last frame when there is one
+
+    def _truth(self, args: list[str]) -> str:
+        return f"ERR no truth for frame {args[0]} (the last {TRUTHS_KEPT} are kept)"
+
+    def _truth_reply(self, line: str) -> bytes:
+        """TRUTH <n> and n bytes of JSON for a kept frame (else b"": _truth answers)."""
+        words = line.split()
+        if len(words) != 2 or words[0].upper() != "TRUTH?" or not words[1].isdigit():
+            return b""
+        truth = self._truths.get(int(words[1]))
+        if truth is None:
+            return b""
+        body = json.dumps(truth, separators=(",", ":")).encode()
+        return f"TRUTH {len(body)}\r\n".encode("ascii") + body
     def _abort(self, args: list[str]) -> str:
         self._due = None
+        self._pending = None
         return "OK"
 
     # -- frames -----------------------------------------------------------------------------
@@ -206,38 +259,52 @@ class SimCameraEmulator:
             return self.world.devices.get(name)
         return next((d for d in self.world.devices.values() if hasattr(d, attribute)), None)
 
-    def _lights(self) -> list[tuple[str, float, float]]:
+    def _lights(self) -> list[dict[str, Any]]:
+        """The light of an exposure: channels emitting, and channels armed for the trigger."""
         led = self._device(self.illuminator_name, "emission")
-        return [] if led is None else list(led.emission())
+        if led is None:
+            return []
+        armed = getattr(led, "armed", None)
+        lit = [(item, False) for item in led.emission()]
+        lit += [(item, True) for item in (armed() if callable(armed) else [])]
+        return [{"channel": ch, "wavelength_nm": wl, "power_pct": p,
+                 "dye": dye_for_wavelength(wl), "triggered": triggered}
+                for (ch, wl, p), triggered in lit]
 
-    def _view(self) -> View:
+    def _exposure_start(self) -> tuple[View, list[dict[str, Any]]]:
+        """What an exposure starting now sees: the stage position, light and settings."""
         stage = self._device(self.stage_name, "xyz_um")
         x, y, z = stage.xyz_um() if stage is not None else (0.0, 0.0, 0.0)
-        excitation = []
-        for _, wavelength, power in self._lights():
-            dye = dye_for_wavelength(wavelength)
-            if dye is not None and power > 0:
-                excitation.append((dye, power / 100.0))
+        lights = self._lights()
+        excitation = _excitation([(li["wavelength_nm"], li["power_pct"] / 100) for li in lights])
         s = self.settings
-        return View(x, y, z, excitation, s.exposure_ms / 1000.0, s.roi, s.binning, s.gain)
+        view = View(x, y, z, excitation, s.exposure_ms / 1000.0, s.roi, s.binning, s.gain)
+        return view, lights
 
     def render(self) -> tuple[np.ndarray, dict[str, Any]]:
-        """Render one frame now; returns the image and its metadata (with truth)."""
-        view = self._view()
+        """Render the pending exposure (or one now); returns the image and its metadata, and
+        bleaches the field by the exposure's triggered light."""
+        view, lights = self._pending or self._exposure_start()
+        self._pending = None
         chip = self.world.chip or self._empty_chip
         image, truth = self.renderer.render(chip, view)
         zone = chip.zone_at(view.x_um, view.y_um)
         truth["zone"] = None if zone is None else zone.name
         truth["dyes"] = [dye for dye, _ in view.excitation]
         truth["focus_offset_um"] = round(view.z_um - chip.surface_z(view.x_um, view.y_um), 3)
+        triggered = _excitation([(li["wavelength_nm"], li["power_pct"] / 100)
+                                 for li in lights if li["triggered"]])
+        if triggered and self.world.chip is not None:
+            flash = View(view.x_um, view.y_um, view.z_um, triggered, view.exposure_s)
+            bleach_field(chip, self.renderer, flash, view.exposure_s)
         self.frames += 1
-        return image, self._metadata(view, truth)
+        self._truths[self.frames] = truth
+        while len(self._truths) > TRUTHS_KEPT:
+            self._truths.popitem(last=False)
+        return image, self._metadata(view, lights, truth)
 
-    def _metadata(self, view: View, truth: dict[str, Any]) -> dict[str, Any]:
-        lights = [
-            {"channel": ch, "wavelength_nm": wl, "power_pct": p, "dye": dye_for_wavelength(wl)}
-            for ch, wl, p in self._lights()
-        ]
+    def _metadata(self, view: View, lights: list[dict[str, Any]],
+                  truth: dict[str, Any]) -> dict[str, Any]:
         s = self.settings
         return {
             "time": round(self.world.now(), 6),
@@ -251,13 +318,26 @@ class SimCameraEmulator:
             "led": lights,
             "channel": lights[0]["channel"] if lights else None,
             "power_pct": lights[0]["power_pct"] if lights else None,
-            "truth": truth,
+            "truth": {key: truth.get(key) for key in SMALL_TRUTH},
         }
 
     def frame_bytes(self) -> bytes:
-        """Render a frame and encode it as the SNAP reply."""
+        """Render a frame and encode it as the SNAP reply (kept for RESEND)."""
         image, metadata = self.render()
         meta = json.dumps(metadata, separators=(",", ":")).encode()
         h, w = image.shape
-        header = f"FRAME {w} {h} {len(meta)}\r\n".encode("ascii")
-        return header + meta + image.astype("<u2", copy=False).tobytes()
+        payload = meta + image.astype("<u2", copy=False).tobytes()
+        crc = zlib.crc32(payload)
+        header = f"FRAME {w} {h} {len(meta)} {len(payload)} {crc:08x}\r\n".encode("ascii")
+        self._last_frame = header + payload
+        return self._last_frame
+
+
+def _excitation(lights: list[tuple[float, float]]) -> list[tuple[str, float]]:
+    """(dye, power fraction) excited by lights of (wavelength nm, power fraction)."""
+    excitation = []
+    for wavelength, power in lights:
+        dye = dye_for_wavelength(wavelength)
+        if dye is not None and power > 0:
+            excitation.append((dye, power))
+    return excitation

@@ -1,24 +1,24 @@
 """The chip: antibody capture zones in stage coordinates and the vesicles captured on them.
 
-Physics (../shared/reference/spot_counting.md §4.5, Squires, Messinger & Manalis 2008):
-capture under flow is first order in the sample concentration and, for vesicles
-(D ~ 5 um^2/s), limited by mass transport. The flux to a zone of length L (along the flow) on
-one wall of a channel H high and W wide is the Levêque flux
-
-    Pe_H = Q / (W D),   Pe_s = 6 (L/H)^2 Pe_H,   F = 0.81 Pe_s^(1/3),   J = D c0 W F,
-
-capped by full collection (J <= c0 Q) and scaled by a chip-specific efficiency (the reaction
-is not infinitely fast). A zone captures the vesicles positive for its antibody's marker; the
-isotype zone (antibody None) and every zone also capture a small nonspecific fraction.
-Arrivals are Poisson; capture is irreversible; the flux is highest at the zone's upstream edge
-(x^(-1/3), so positions along the flow are drawn as L u^(3/2)).
+Capture (hardware_sim.capture): every zone has a site density (vesicles per um^2 at
+saturation), an intrinsic capture rate for the vesicles carrying its antibody's marker
+(`on_rate_um_s`: on-rate x site density) and a non-specific rate for the rest
+(`nonspecific_um_s`; the isotype zone has only its own, `isotype_um_s`). The rate each class
+of vesicle (size x specific or not) lands on each strip of a zone comes from the numerical
+advection-diffusion-reaction solution with the strip's free sites (Langmuir: the rate falls
+as 1 - coverage, so capture saturates at the site density). Arrivals are Poisson per strip
+and sub-step; positions are uniform within a strip (the profile along the flow comes from
+the solution, densest at the upstream edge).
 
 Labelling: a reagent whose `labels` name dyes (AF488, ...) labels captured vesicles positive
 for the marker each dye's detection antibody binds (`label_map`, ExoView-like default
-CD9-AF488, CD63-AF555, CD81-AF647), first order at `label_rate_per_s` while it flows; a
-sample that carries labels arrives already labelled. Dyes per vesicle = detection antibodies
-(lognormal, median 6, 1..30) x degree of labelling (3..5). Photobleaching removes dyes
-(`bleach`, called by the camera under the LED dose).
+CD9-AF488, CD63-AF555, CD81-AF647), first order at `label_rate_per_s` while it flows: each
+vesicle draws, when captured, the stain time it needs (exponential), so labelling is a
+comparison per advance, never a draw per vesicle per sub-step. A sample that carries labels
+arrives already labelled; the sample's `labelling_efficiency` is the fraction of its
+marker-positive vesicles that take the dye at all. Dyes per vesicle = epitopes (Poisson in the
+surface area, hardware_sim.population) x degree of labelling (3..5). Photobleaching removes
+dyes (`bleach`, under the light dose).
 
 Coordinates: x along the flow, y across, um, the same frame as the stage's XY.
 """
@@ -26,23 +26,31 @@ Coordinates: x along the flow, y across, um, the same frame as the stage's XY.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-MARKERS = ("CD9", "CD63", "CD81")
+from hardware_sim.capture import Channel, floor_flux
+from hardware_sim.population import (
+    MARKERS,
+    SIZE_BINS,
+    Particles,
+    diffusivity_um2_s,
+    draw_diameters,
+    draw_markers,
+    draw_sites,
+    size_classes,
+)
+
 DYES = ("AF488", "AF555", "AF647")
 DEFAULT_LABELS = {"AF488": "CD9", "AF555": "CD63", "AF647": "CD81"}
-BOLTZMANN = 1.380649e-23
-WATER_VISCOSITY = 0.89e-3  # Pa s at 25 C
-MAX_SUBSTEP_S = 0.5
-
-
-def diffusivity_um2_s(diameter_nm: float, temperature_k: float = 298.15) -> float:
-    """Stokes-Einstein diffusivity of a sphere in water (um^2/s)."""
-    radius_m = diameter_nm * 1e-9 / 2
-    return BOLTZMANN * temperature_k / (6 * math.pi * WATER_VISCOSITY * radius_m) * 1e12
+MAX_SUBSTEP_S = 2.0  # flows are sampled every 2 s (mid-step) ...
+MAX_WINDOW_S = 20.0  # ... and steady flows integrated in windows of up to 20 s (coverage,
+# which changes the rates, moves over minutes)
+RESOLVE_COVERAGE = 0.02  # solve the transport again once a strip's free sites moved this much
+__all__ = ["MARKERS", "DYES", "Chip", "Zone", "default_chip", "chip_from_spec",
+           "diffusivity_um2_s"]
 
 
 @dataclass(frozen=True)
@@ -73,42 +81,6 @@ class Zone:
         return self.width_um * self.height_um
 
 
-@dataclass
-class Particles:
-    """Struct-of-arrays store of captured vesicles (grows by doubling)."""
-
-    n: int = 0
-    x: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    y: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    t: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    zone: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
-    positive: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), bool))
-    sites: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int32))
-    dyes: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int32))
-    labelled: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), bool))
-
-    def append(self, **columns: np.ndarray) -> None:
-        """Append rows (every column of the same length)."""
-        count = len(columns["x"])
-        need = self.n + count
-        if need > len(self.x):
-            self._grow(max(need, 2 * len(self.x), 1024))
-        for key, values in columns.items():
-            getattr(self, key)[self.n : need] = values
-        self.n = need
-
-    def _grow(self, capacity: int) -> None:
-        for key in ("x", "y", "t", "zone", "positive", "sites", "dyes", "labelled"):
-            old = getattr(self, key)
-            new = np.zeros((capacity, *old.shape[1:]), old.dtype)
-            new[: self.n] = old[: self.n]
-            setattr(self, key, new)
-
-    def view(self, key: str) -> np.ndarray:
-        """The live rows of one column."""
-        return getattr(self, key)[: self.n]
-
-
 @dataclass(frozen=True)
 class Debris:
     """Bright, large, non-bleaching particles (dust, aggregates): never counted."""
@@ -128,9 +100,12 @@ class Chip:
         *,
         channel_width_um: float = 1000.0,
         channel_height_um: float = 50.0,
-        efficiency: float = 0.8,
-        vesicle_diameter_nm: float = 100.0,
-        nonspecific: float = 0.02,
+        site_density_per_um2: float = 1.0,
+        on_rate_um_s: float = 100.0,
+        nonspecific_um_s: float = 0.02,
+        isotype_um_s: float = 0.03,
+        strips: int = 16,
+        copies_at_100nm: float = 6.0,
         label_rate_per_s: float = 1 / 60,
         label_map: dict[str, str] | None = None,
         debris_per_mm2: float = 15.0,
@@ -141,9 +116,12 @@ class Chip:
         self.zones = list(zones)
         self.channel_width_um = channel_width_um
         self.channel_height_um = channel_height_um
-        self.efficiency = efficiency
-        self.diffusivity_um2_s = diffusivity_um2_s(vesicle_diameter_nm)
-        self.nonspecific = nonspecific
+        self.site_density_per_um2 = site_density_per_um2
+        self.on_rate_um_s = on_rate_um_s
+        self.nonspecific_um_s = nonspecific_um_s
+        self.isotype_um_s = isotype_um_s
+        self.strips = strips
+        self.copies_at_100nm = copies_at_100nm
         self.label_rate_per_s = label_rate_per_s
         self.label_map = dict(DEFAULT_LABELS if label_map is None else label_map)
         self.surface_z_um = surface_z_um
@@ -152,6 +130,10 @@ class Chip:
         self.vesicles = Particles()
         self.debris = self._scatter_debris(debris_per_mm2)
         self.last_time: float | None = None
+        self.occupied = np.zeros((len(self.zones), strips))  # captured vesicles per strip
+        self.stain_s = np.zeros(len(DYES))  # seconds each dye's detection antibody has flowed
+        self._waiting = [np.zeros(0, np.int64) for _ in DYES]  # rows a dye may still label
+        self._kernel: dict[str, tuple[float, np.ndarray, np.ndarray]] = {}
 
     # -- geometry ---------------------------------------------------------------------------
     def zone_at(self, x_um: float, y_um: float) -> Zone | None:
@@ -185,27 +167,51 @@ class Chip:
         )
 
     # -- capture ----------------------------------------------------------------------------
-    def transport_flux(self, conc_per_ml: float, flow_ul_min: float, zone: Zone) -> float:
-        """Mass-transport-limited capture flux onto `zone` (vesicles per um^2 per s)."""
-        if conc_per_ml <= 0 or flow_ul_min <= 0:
-            return 0.0
-        d = self.diffusivity_um2_s
-        q = flow_ul_min * 1e9 / 60.0  # um^3/s
-        c0 = conc_per_ml * 1e-12  # per um^3
-        w, h, length = self.channel_width_um, self.channel_height_um, zone.width_um
-        pe_s = 6.0 * (length / h) ** 2 * q / (w * d)
-        per_width = 0.81 * pe_s ** (1 / 3) * d * c0  # vesicles/s per um of channel width
-        total = min(per_width * w, c0 * q)
-        return self.efficiency * total / (w * length)
+    def site_capacity(self, zone: Zone) -> float:
+        """Vesicles a zone holds at saturation."""
+        return self.site_density_per_um2 * zone.area_um2
 
-    def capture_rate(
-        self, reagent: Any, flow_ul_min: float, zone: Zone, total_flow: float
-    ) -> float:
-        """Expected captures per second on `zone` from one inflowing reagent."""
-        conc = reagent.vesicles_per_ml * flow_ul_min / total_flow
-        flux = self.transport_flux(conc, total_flow, zone)
-        match = reagent.markers.get(zone.antibody, 0.0) if zone.antibody else 0.0
-        return flux * zone.area_um2 * min(1.0, match + self.nonspecific)
+    def coverage(self) -> np.ndarray:
+        """Fraction of each zone's sites taken, per strip along the flow (zones x strips)."""
+        areas = np.array([z.area_um2 for z in self.zones])[:, None] / self.strips
+        return np.minimum(1.0, self.occupied / (self.site_density_per_um2 * areas))
+
+    def _columns(self, reagent: Any) -> list[tuple[int, int, tuple[int, bool] | None, float]]:
+        """(zone, size class, marker condition, intrinsic rate um/s) of every capture column."""
+        columns: list[tuple[int, int, tuple[int, bool] | None, float]] = []
+        for index, zone in enumerate(self.zones):
+            for size in range(SIZE_BINS):
+                if zone.antibody in MARKERS:
+                    marker = MARKERS.index(zone.antibody)
+                    columns.append((index, size, (marker, True),
+                                    self.on_rate_um_s + self.nonspecific_um_s))
+                    columns.append((index, size, (marker, False), self.nonspecific_um_s))
+                else:
+                    columns.append((index, size, None, self.isotype_um_s))
+        return columns
+
+    def capture_kernel(self, reagent: Any, flow_ul_min: float) -> np.ndarray:
+        """Captures per s per (vesicle/um^3 of the class) per strip of every column, solved
+        again only when the flow or a strip's free sites changed (hardware_sim.capture)."""
+        free = 1.0 - self.coverage()
+        cached = self._kernel.get(reagent.name)
+        columns = self._columns(reagent)
+        zone_of = np.array([c[0] for c in columns])
+        if cached is not None and cached[0] == flow_ul_min and \
+                np.abs(cached[1] - free).max() < RESOLVE_COVERAGE:
+            return cached[2]
+        diffusivity = diffusivity_um2_s(size_classes(reagent))[[c[1] for c in columns]]
+        rates = np.array([c[3] for c in columns])
+        channel = Channel(self.channel_width_um, self.channel_height_um)
+        kernel = np.zeros((len(columns), self.strips))
+        lengths = np.array([z.width_um for z in self.zones])
+        for length in np.unique(lengths):  # zones of one length solved together
+            rows = np.flatnonzero(lengths[zone_of] == length)
+            across = np.array([z.height_um for z in self.zones])[zone_of[rows]]
+            kernel[rows] = floor_flux(channel, flow_ul_min, diffusivity[rows], rates[rows],
+                                      free[zone_of[rows]], float(length)) * across[:, None]
+        self._kernel[reagent.name] = (flow_ul_min, free, kernel)
+        return kernel
 
     def advance(self, world: Any) -> None:
         """Integrate capture and labelling from the last call to the world's clock."""
@@ -217,13 +223,29 @@ class Chip:
             return
         steps = max(1, math.ceil((now - self.last_time) / MAX_SUBSTEP_S))
         dt = (now - self.last_time) / steps
-        for step in range(steps):
+        stained = False
+        window: tuple[float, float, list[tuple[Any, float]]] | None = None
+        for step in range(steps):  # sub-steps of one set of flows merge into one window
             t0 = self.last_time + step * dt
             flows = self._flows(world, t0 + dt / 2)
-            if flows:
-                self._capture(flows, t0, dt)
-                self._label(flows, dt)
+            if window is not None and _same(window[2], flows) and window[1] < MAX_WINDOW_S:
+                window = (window[0], window[1] + dt, flows)
+                continue
+            if window is not None:
+                stained |= self._integrate(*window)
+            window = (t0, dt, flows)
+        if window is not None:
+            stained |= self._integrate(*window)
         self.last_time = now
+        if stained:
+            self._label_due()
+
+    def _integrate(self, t0: float, dt: float, flows: list[tuple[Any, float]]) -> bool:
+        """Capture and stain over one window of steady flows; True if a stain flowed."""
+        if not flows:
+            return False
+        self._capture(flows, t0, dt)
+        return self._stain(flows, dt)
 
     def _flows(self, world: Any, when: float) -> list[tuple[Any, float]]:
         flows = []
@@ -240,46 +262,86 @@ class Chip:
         for reagent, rate in flows:
             if reagent.vesicles_per_ml <= 0:
                 continue
-            for index, zone in enumerate(self.zones):
-                count = self.rng.poisson(self.capture_rate(reagent, rate, zone, total) * dt)
-                if count:
-                    self._add(reagent, zone, index, count, t0, dt)
+            # concentration of one size class at the zones, per um^3
+            conc = reagent.vesicles_per_ml * 1e-12 * rate / total / SIZE_BINS
+            columns = self._columns(reagent)
+            kernel = self.capture_kernel(reagent, total)
+            fractions = np.array([self._fraction(reagent, c[2]) for c in columns])
+            counts = self._within_sites(
+                self.rng.poisson(kernel * conc * fractions[:, None] * dt), columns)
+            for column in np.flatnonzero(counts.sum(axis=1)):
+                self._add(reagent, columns[column], counts[column], t0, dt)
 
-    def _add(self, reagent: Any, zone: Zone, index: int, n: int, t0: float, dt: float) -> None:
+    def _within_sites(self, counts: np.ndarray,
+                      columns: list[tuple[int, int, tuple[int, bool] | None, float]]) -> Any:
+        """Arrivals per column and strip, thinned where a strip has fewer free sites left."""
+        zone_of = np.array([c[0] for c in columns])
+        areas = np.array([z.area_um2 for z in self.zones]) / self.strips
+        free = np.floor(self.site_density_per_um2 * areas[:, None] - self.occupied)
+        wanted = np.zeros_like(self.occupied)
+        np.add.at(wanted, zone_of, counts)
+        scale = np.where(wanted > free, np.maximum(free, 0) / np.maximum(wanted, 1), 1.0)
+        return np.floor(counts * scale[zone_of]).astype(np.int64)
+
+    @staticmethod
+    def _fraction(reagent: Any, condition: tuple[int, bool] | None) -> float:
+        if condition is None:
+            return 1.0
+        share = reagent.markers.get(MARKERS[condition[0]], 0.0)
+        return share if condition[1] else 1.0 - share
+
+    def _add(self, reagent: Any, column: tuple[int, int, tuple[int, bool] | None, float],
+             per_strip: np.ndarray, t0: float, dt: float) -> None:
+        index, size, condition, _ = column
+        zone = self.zones[index]
+        n = int(per_strip.sum())
         x0, y0, _, _ = zone.bounds
-        fractions = np.array([reagent.markers.get(m, 0.0) for m in MARKERS])
-        positive = self.rng.random((n, 3)) < fractions
-        if zone.antibody in MARKERS:
-            column = MARKERS.index(zone.antibody)
-            specific = self.rng.random(n) >= self.nonspecific / (
-                self.nonspecific + fractions[column] + 1e-12
-            )
-            positive[specific, column] = True
-        sites = np.clip(np.rint(self.rng.lognormal(math.log(6), 0.7, (n, 3))), 1, 30)
-        self.vesicles.append(
-            x=x0 + zone.width_um * self.rng.random(n) ** 1.5,
+        strip = np.repeat(np.arange(self.strips), per_strip)
+        self.occupied[index] += per_strip
+        diameter = draw_diameters(self.rng, reagent, np.full(n, size))
+        positive = draw_markers(self.rng, reagent, n, condition)
+        self._append(
+            x=x0 + zone.width_um * (strip + self.rng.random(n)) / self.strips,
             y=y0 + zone.height_um * self.rng.random(n),
-            t=t0 + dt * self.rng.random(n),
-            zone=np.full(n, index, np.int16),
-            positive=positive,
-            sites=(sites * positive).astype(np.int32),
-            dyes=np.zeros((n, 3), np.int32),
-            labelled=np.zeros((n, 3), bool),
-        )
-        start = self.vesicles.n - n
+            t=t0 + dt * self.rng.random(n), zone=np.full(n, index, np.int16),
+            positive=positive, diameter=diameter,
+            efficiency=float(getattr(reagent, "labelling_efficiency", 1.0)))
         for dye in reagent.labels:
-            self._label_rows(dye, np.arange(start, self.vesicles.n))
+            self._label_rows(dye, np.arange(self.vesicles.n - n, self.vesicles.n))
 
-    def _label(self, flows: list[tuple[Any, float]], dt: float) -> None:
+    def _append(self, *, x: np.ndarray, y: np.ndarray, t: np.ndarray, zone: np.ndarray,
+                positive: np.ndarray, diameter: np.ndarray, efficiency: float) -> None:
+        n = len(x)
+        takes_dye = self.rng.random((n, 3)) < efficiency
+        need = self.rng.exponential(1.0 / self.label_rate_per_s, (n, 3))
+        self.vesicles.append(
+            x=x, y=y, t=t, zone=zone, positive=positive,
+            sites=draw_sites(self.rng, diameter, positive, self.copies_at_100nm),
+            dyes=np.zeros((n, 3), np.int32), labelled=np.zeros((n, 3), bool),
+            diameter=diameter,
+            label_at=np.where(takes_dye, self.stain_s[None, :] + need, np.inf))
+        rows = np.arange(self.vesicles.n - n, self.vesicles.n)
+        for column in range(len(DYES)):
+            self._waiting[column] = np.concatenate([self._waiting[column],
+                                                    rows[takes_dye[:, column]]])
+
+    def _stain(self, flows: list[tuple[Any, float]], dt: float) -> bool:
+        """Book the time each detection antibody flows; True if any did."""
         dyes = {dye for reagent, _ in flows for dye in reagent.labels if dye in DYES}
-        if not dyes or self.vesicles.n == 0:
-            return
-        p = 1.0 - math.exp(-self.label_rate_per_s * dt)
         for dye in dyes:
-            column = DYES.index(dye)
-            waiting = ~self.vesicles.view("labelled")[:, column]
-            rows = np.flatnonzero(waiting & (self.rng.random(self.vesicles.n) < p))
-            self._label_rows(dye, rows)
+            self.stain_s[DYES.index(dye)] += dt
+        return bool(dyes)
+
+    def _label_due(self) -> None:
+        """Label every vesicle whose stain time has come (one comparison per waiting one)."""
+        v = self.vesicles
+        for column, dye in enumerate(DYES):
+            waiting = self._waiting[column]
+            waiting = waiting[~v.labelled[waiting, column]]
+            due = v.label_at[waiting, column] <= self.stain_s[column]
+            if due.any():
+                self._label_rows(dye, waiting[due])
+            self._waiting[column] = waiting[~due]
 
     def _label_rows(self, dye: str, rows: np.ndarray) -> None:
         if dye not in DYES or dye not in self.label_map or len(rows) == 0:
@@ -287,7 +349,7 @@ class Chip:
         column = DYES.index(dye)
         marker = MARKERS.index(self.label_map[dye])
         v = self.vesicles
-        fresh = rows[~v.labelled[rows, column]]
+        fresh = rows[~v.labelled[rows, column] & np.isfinite(v.label_at[rows, column])]
         dol = self.rng.integers(3, 6, len(fresh))  # degree of labelling 3..5 dyes per antibody
         v.dyes[fresh, column] = v.sites[fresh, marker] * dol
         v.labelled[fresh, column] = True
@@ -295,22 +357,15 @@ class Chip:
     def deposit(
         self, zone_name: str, count: int, labels: tuple[str, ...] = DYES, t: float = 0.0
     ) -> None:
-        """Place `count` vesicles positive for every marker on a zone, labelled with `labels`
-        (for demos and tests: a chip that already carries captured vesicles)."""
+        """Place `count` 100 nm vesicles positive for every marker on a zone, labelled with
+        `labels` (for demos and tests: a chip that already carries captured vesicles)."""
         index = next(i for i, z in enumerate(self.zones) if z.name == zone_name)
         zone = self.zones[index]
         x0, y0, _, _ = zone.bounds
-        sites = np.clip(np.rint(self.rng.lognormal(math.log(6), 0.7, (count, 3))), 1, 30)
-        self.vesicles.append(
-            x=x0 + zone.width_um * self.rng.random(count),
-            y=y0 + zone.height_um * self.rng.random(count),
-            t=np.full(count, t),
-            zone=np.full(count, index, np.int16),
-            positive=np.ones((count, 3), bool),
-            sites=sites.astype(np.int32),
-            dyes=np.zeros((count, 3), np.int32),
-            labelled=np.zeros((count, 3), bool),
-        )
+        self._append(x=x0 + zone.width_um * self.rng.random(count),
+                     y=y0 + zone.height_um * self.rng.random(count), t=np.full(count, t),
+                     zone=np.full(count, index, np.int16), positive=np.ones((count, 3), bool),
+                     diameter=np.full(count, 100.0), efficiency=1.0)
         for dye in labels:
             self._label_rows(dye, np.arange(self.vesicles.n - count, self.vesicles.n))
 
@@ -332,6 +387,10 @@ class Chip:
         column = DYES.index(dye)
         current = self.vesicles.dyes[rows, column]
         self.vesicles.dyes[rows, column] = self.rng.binomial(current, survival)
+
+
+def _same(a: list[tuple[Any, float]], b: list[tuple[Any, float]]) -> bool:
+    return [(r.name, q) for r, q in a] == [(r.name, q) for r, q in b]
 
 
 def chip_from_spec(spec: dict[str, Any], seed: int = 0) -> Chip:

@@ -17,6 +17,14 @@ replies are lines ending CRLF. On connect the unit greets:
     anything else        -> ?<the command>   (the manual does not say; chosen here)
 
 A channel emits only when selected and on; turning on an unselected channel leaves it off.
+A channel selected but off waits for its TTL trigger input (§2.1): on this bench the camera's
+exposure output drives it, so an armed channel lights the sample during exposures only
+(hardware-timed shutter; `armed()`, read by the camera). Its CSS state stays what was set.
+
+Light dose: whatever emits continuously is integrated on the virtual clock, from one state
+change to the next (`settle`, called before every command and on every poll), and handed to
+the world (`world.illuminate`), which bleaches the field under the objective. The dose is then
+power x simulated on-time, whatever the speed factor or the machine's load.
 Device faults (`inject`): `reset` (state back to power-on, greeting sent again), `clear`.
 """
 
@@ -71,6 +79,7 @@ class CoolLedEmulator:
         self.channels: dict[str, Channel] = {}
         self._lines = LineBuffer()
         self._unsolicited = b""
+        self._settled_at = world.now()
         self._power_on()
         world.devices[name] = self
 
@@ -84,21 +93,24 @@ class CoolLedEmulator:
         return GREETING
 
     def receive(self, data: bytes) -> bytes:
-        """Handle command lines."""
+        """Handle command lines (the light so far dosed before anything changes)."""
         out = b""
         for line in self._lines.feed(data):
+            self.settle()
             reply = self._command(line.strip())
             out += b"".join(r.encode("ascii") + b"\r\n" for r in reply)
         return out
 
     def poll(self) -> bytes:
-        """Unsolicited output (a greeting after a reset)."""
+        """Dose the light emitted so far; unsolicited output (a greeting after a reset)."""
+        self.settle()
         out, self._unsolicited = self._unsolicited, b""
         return out
 
     def inject(self, fault: str) -> None:
         """`reset`: back to power-on state and greet again; `clear`: nothing to clear."""
         if fault == "reset":
+            self.settle()
             self._power_on()
             self._unsolicited += GREETING
         elif fault != "clear":
@@ -112,6 +124,25 @@ class CoolLedEmulator:
             for ch, c in self.channels.items()
             if c.selected and c.on and c.intensity > 0
         ]
+
+    def armed(self) -> list[tuple[str, float, float]]:
+        """(channel, wavelength nm, power %) of every channel waiting for its TTL trigger
+        (selected, off): these light the sample while the camera exposes."""
+        return [
+            (ch, c.wavelength_nm, float(c.intensity))
+            for ch, c in self.channels.items()
+            if c.selected and not c.on and c.intensity > 0
+        ]
+
+    def settle(self) -> None:
+        """Hand the continuous light since the last settle to the world, as simulated
+        seconds at each emitting channel's power."""
+        now = self.world.now()
+        seconds, self._settled_at = now - self._settled_at, now
+        lights = [(nm, power / 100.0) for _, nm, power in self.emission()]
+        illuminate = getattr(self.world, "illuminate", None)
+        if seconds > 0 and lights and callable(illuminate):
+            illuminate(lights, seconds)
 
     # -- commands ---------------------------------------------------------------------------
     def css(self) -> str:

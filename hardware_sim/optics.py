@@ -10,8 +10,14 @@ Frame model (../shared/reference/spot_counting.md §3.1, §4.1-4.4, §4.6):
 - PSF: pixel-integrated (erf) Gaussian, sigma^2 = (0.21 lambda_em / NA)^2 + aberration^2,
   widened by defocus as sigma(dz) = sigma0 sqrt(1 + (dz / z_R)^2), dz = stage Z - the chip
   surface under the spot (the chip may be tilted).
-- q: detected photons per dye per second at full LED power (NA 0.45 column of §4.3 at
-  20 W/cm^2); n_k: surviving dyes of vesicle k in the excited dye.
+- q: detected photons per dye per second at full LED power; n_k: surviving dyes of vesicle k
+  in the excited dye. DYE_TABLE holds the NA 0.45 column of §4.3 at 20 W/cm^2; another
+  objective scales it (`Optics.photon_scale`): collection efficiency 1 - cos(asin NA) (air)
+  times irradiance ~ NA^2 (the LED fills the back aperture: the power through the objective
+  follows its etendue). Bleaching scales with the irradiance, per-pixel autofluorescence
+  with photons per area times the pixel's area on the chip.
+- Objective: 40x / 0.95 air on 6.5 um sCMOS pixels, 0.1625 um per pixel, so a full 2048 px
+  field is 333 um and several distinct fields fit on an 800 um zone.
 - Camera: offset 100 ADU (+ per-pixel spread), 0.46 e-/ADU, 1.6 e- rms read noise, 0.1 % hot
   (high-variance) pixels plus a few high-dark-current pixels, full well 30,000 e-.
 - Debris: large, bright, non-bleaching blobs in every channel; reported apart from the truth.
@@ -53,6 +59,15 @@ DYE_TABLE = {
 }
 
 
+REFERENCE_NA = 0.45  # DYE_TABLE's objective: 10x / 0.45 on 6.5 um pixels
+REFERENCE_PIXEL_UM = 0.65
+
+
+def _collection(na: float) -> float:
+    """Fraction of a dye's isotropic emission an air objective of aperture `na` collects (x2)."""
+    return 1.0 - math.sqrt(1.0 - min(na, 0.999) ** 2)
+
+
 def dye_for_wavelength(nm: float, window_nm: float = 40.0) -> str | None:
     """The dye an LED of wavelength `nm` excites (nearest excitation peak within a window)."""
     best = min(DYE_TABLE, key=lambda d: abs(DYE_TABLE[d].excitation_nm - nm))
@@ -74,11 +89,11 @@ def erf(x: np.ndarray) -> np.ndarray:
 class Optics:
     """Objective, illumination and camera parameters (all overridable from a simulator spec)."""
 
-    pixel_size_um: float = 0.65
+    pixel_size_um: float = 0.1625  # 6.5 um pixels behind a 40x objective
     sensor: tuple[int, int] = (2048, 2048)  # width, height
-    na: float = 0.45
-    aberration_um: float = 0.5
-    rayleigh_um: float = 2.5  # defocus at which sigma grows by sqrt(2)
+    na: float = 0.95
+    aberration_um: float = 0.2  # residual aberration, pixel integration, focus jitter
+    rayleigh_um: float = 2.5  # defocus at which sigma grows by sqrt(2) (focus drift, coverslip)
     vignetting: float = 0.45
     offset_adu: float = 100.0
     offset_sd_adu: float = 1.0
@@ -91,6 +106,18 @@ class Optics:
     hot_dark_e_per_s: float = 400.0
     full_well_e: float = 30000.0
     debris_dyes: float = 100.0
+
+    def photon_scale(self) -> float:
+        """Detected photons per dye relative to DYE_TABLE's NA 0.45 (collection x irradiance)."""
+        return _collection(self.na) / _collection(REFERENCE_NA) * self.bleach_scale()
+
+    def bleach_scale(self) -> float:
+        """Irradiance (so bleaching rate) relative to DYE_TABLE's NA 0.45."""
+        return (self.na / REFERENCE_NA) ** 2
+
+    def background_scale(self) -> float:
+        """Autofluorescence per pixel relative to DYE_TABLE's (NA 0.45, 0.65 um pixels)."""
+        return self.photon_scale() * (self.pixel_size_um / REFERENCE_PIXEL_UM) ** 2
 
     def sigma_um(self, dye: str) -> float:
         """In-focus PSF sigma (um) for a dye."""
@@ -195,7 +222,7 @@ class Renderer:
 
     def _background(self, view: View, x0: int, y0: int, w: int, h: int) -> np.ndarray:
         scale = sum(DYE_TABLE[d].background_e_per_s * p for d, p in view.excitation)
-        scale *= view.exposure_s
+        scale *= view.exposure_s * self.optics.background_scale()
         mean = self.vignette[y0 : y0 + h, x0 : x0 + w] * np.float32(scale)
         mean += np.float32(self.optics.dark_e_per_s * view.exposure_s)
         std = mean + self.read_var[y0 : y0 + h, x0 : x0 + w]
@@ -241,7 +268,7 @@ class Renderer:
         for dye, power in view.excitation:
             d = DYE_TABLE[dye]
             n = v.dyes[rows, DYES.index(dye)]
-            photons += n * d.photons_per_s * power * view.exposure_s
+            photons += n * d.photons_per_s * self.optics.photon_scale() * power * view.exposure_s
             sigma = np.maximum(sigma, self._sigma_px(chip, view, x, y, self.optics.sigma_um(dye)))
         photons *= self.excitation_at(cx, cy)
         inside = self._in_roi(cx, cy, roi)
@@ -250,6 +277,8 @@ class Renderer:
             "count": int(visible.sum()),
             "xy": self._frame_xy(view, roi, cx[visible], cy[visible]),
             "photons": np.round(photons[visible], 1).tolist(),
+            "diameter_nm": np.round(v.diameter[rows][visible], 1).tolist(),
+            "markers": v.positive[rows][visible].astype(int).tolist(),
             "captured_in_view": int(inside.sum()),
         }
         return Spots(cx, cy, photons, sigma), truth
@@ -259,7 +288,8 @@ class Renderer:
         cx, cy = self.to_sensor(view, d.x, d.y)
         x0, y0, w, h = roi
         near = (cx > x0 - 30) & (cx < x0 + w + 30) & (cy > y0 - 30) & (cy < y0 + h + 30)
-        per_dye = sum(DYE_TABLE[dye].photons_per_s * p for dye, p in view.excitation)
+        per_dye = self.optics.photon_scale() * sum(DYE_TABLE[dye].photons_per_s * p
+                                                   for dye, p in view.excitation)
         photons = d.brightness[near] * self.optics.debris_dyes * per_dye * view.exposure_s
         photons = photons * self.excitation_at(cx[near], cy[near])
         base = np.hypot(self.optics.sigma_um("AF555"), d.size_um[near])
@@ -298,7 +328,9 @@ def _pixel_weights(offset: np.ndarray, sigma: np.ndarray, k: int) -> np.ndarray:
 
 
 def bleach_field(chip: Chip, renderer: Renderer, view: View, seconds: float) -> None:
-    """Photobleach the dyes in the illuminated field for `seconds` of the view's excitation."""
+    """Photobleach the dyes in the illuminated field for `seconds` of the view's excitation:
+    each dye survives with exp(-k x power x seconds x the local excitation), a function of
+    the light dose only."""
     if seconds <= 0 or not view.excitation or chip.vesicles.n == 0:
         return
     rows = chip.in_box(*renderer.field_um(view))
@@ -307,5 +339,6 @@ def bleach_field(chip: Chip, renderer: Renderer, view: View, seconds: float) -> 
     cx, cy = renderer.to_sensor(view, chip.vesicles.x[rows], chip.vesicles.y[rows])
     dose = renderer.excitation_at(cx, cy) * seconds
     for dye, power in view.excitation:
-        survival = np.exp(-DYE_TABLE[dye].bleach_per_s * power * dose)
+        rate = DYE_TABLE[dye].bleach_per_s * renderer.optics.bleach_scale()
+        survival = np.exp(-rate * power * dose)
         chip.bleach(rows, dye, survival)

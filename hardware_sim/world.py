@@ -20,7 +20,8 @@ MARKERS = ("CD9", "CD63", "CD81")
 
 @dataclass(frozen=True)
 class Reagent:
-    """What a syringe holds. A sample carries vesicles with a marker profile."""
+    """What a syringe holds. A sample carries vesicles with a marker profile and a log-normal
+    size distribution (hardware_sim.sample reads one from a sample file)."""
 
     name: str
     vesicles_per_ml: float = 0.0
@@ -28,6 +29,12 @@ class Reagent:
     markers: dict[str, float] = field(default_factory=dict)
     # A detection antibody labels captured vesicles in these fluorescence channels.
     labels: tuple[str, ...] = ()
+    size_median_nm: float = 100.0  # log-normal diameter: median and geometric SD
+    size_gsd: float = 1.0
+    co_expression: float = 0.0  # 0 independent markers .. 1 maximally nested
+    labelling_efficiency: float = 1.0  # fraction of marker-positive vesicles that take the dye
+    free_protein_ug_ml: float = 0.0
+    description: str = ""  # the sample's name as its file gives it
 
 
 class FlowSource(Protocol):
@@ -68,6 +75,14 @@ class World:
             if rate > 0:
                 flows.append((self.reagents.get(pump.reagent, Reagent(pump.reagent)), rate))
         return flows
+
+    def illuminate(self, lights: list[tuple[float, float]], seconds: float) -> None:
+        """Light of (wavelength nm, power fraction) on the sample for `seconds` of simulated
+        time: every device that takes a light dose (the camera's field) gets it."""
+        for device in list(self.devices.values()):
+            dose = getattr(device, "take_light", None)
+            if callable(dose):
+                dose(lights, seconds)
 
     def advance(self) -> None:
         """Bring time-driven models (the chip's capture) up to the clock."""

@@ -297,7 +297,8 @@ GUI_BENCH = {
         "led": {"driver": "coolled", "url": "fake://1",
                 "channels": {"AF488": "A", "AF555": "B", "AF647": "C"}},
         "stage": {"driver": "prior", "url": "fake://2"},
-        "camera": {"driver": "sim-camera", "url": "fake://3", "pixel_size_um": 0.65},
+        "camera": {"driver": "sim-camera", "url": "fake://3", "pixel_size_um": 0.65,
+                   "roi": [0, 0, 256, 256]},  # the fake frames: 256 px, a 166 um field
     },
     "chip": {"zones": {"CD63": {"antibody": "anti-CD63", "center_um": [5000, 0]},
                        "isotype": {"antibody": "isotype IgG", "center_um": [8000, 0]}}},

@@ -45,7 +45,7 @@ EXPECTED: dict[str, list[tuple[int, str]]] = {
     "undeclared_parameter.yaml": [(6, "1. prompt: '{donor}' is not a declared parameter")],
     "volume_and_duration.yaml": [(4, "sample: give either a volume or a duration")],
     "not_a_mapping.yaml": [(1, "a protocol file is a mapping with 'name' and 'steps'")],
-    "field_outside_zone.yaml": [(4, "1. image: 1 field(s) fall outside zone CD9")],
+    "field_outside_zone.yaml": [(4, "1. image: 1 field(s) leave zone CD9")],
     "negative_duration.yaml": [(4, "step 1 (wait): wait.duration: must not be negative")],
     "many_errors.yaml": [(4, "step 1 (prime): prime.rate: cannot read 'fast'"),
                          (6, "step 3 (spin): unknown step 'spin'"),

@@ -106,7 +106,7 @@ def test_the_dry_run_counts_images_and_steps_in_words(capsys: pytest.CaptureFixt
     assert main(["validate", QUICKSTART, PANEL, "--bench", OFFLINE_BENCH]) == 0
     out = capsys.readouterr().out
     assert "\n  1 image, " in out and "1 images" not in out
-    assert "\n  36 images, " in out and "6 steps, about" in out
+    assert "\n  48 images, " in out and "6 steps, about" in out
 
 
 # -- the protocol library --------------------------------------------------------------------

@@ -28,9 +28,9 @@ pytestmark = pytest.mark.timeout(90)
 CAPTURE = """
 name: capture and image
 steps:
-  - sample: {pump: sample_pump, rate: 20 uL/min, volume: 40 uL}
-  - stain: {pump: stain_pump, rate: 10 uL/min, volume: 5 uL}
-  - image: {zones: [CD63], fields: 2, field_spacing: 200 um,
+  - sample: {pump: sample_pump, rate: 20 uL/min, volume: 80 uL}
+  - stain: {pump: stain_pump, rate: 10 uL/min, volume: 20 uL}
+  - image: {zones: [CD63], fields: 2, field_spacing: 350 um,
             channels: [{channel: AF555, exposure: 50 ms, power: 80 %}]}
 """
 

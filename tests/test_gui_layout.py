@@ -96,14 +96,14 @@ def test_the_window_stays_within_the_screen_through_a_tetraspanin_panel_run(
     assert panel.start_run()
     qtbot.waitUntil(lambda: panel.state in ("completed", "failed", "aborted"), timeout=90000)
     assert panel.state == "completed", panel.state_label.full_text()
-    assert window.counts_plot.rows == 36 and len(sizes) == 36  # 4 zones x 3 fields x 3 channels
+    assert window.counts_plot.rows == 48 and len(sizes) == 48  # 4 zones x 4 fields x 3 channels
     qtbot.wait(200)  # the last counts reach the summary, table and plot
     largest = QSize(max(s.width() for s in [*sizes, window.size()]),
                     max(s.height() for s in [*sizes, window.size()]))
     assert largest.width() <= screen.width() and largest.height() <= screen.height(), largest
     assert window.size() == screen
     assert window.results.rowCount() == 12  # every zone in every channel
-    assert len(window.chip_map.field_items) == 12  # 4 zones x 3 fields, on the chip map
+    assert len(window.chip_map.field_items) == 16  # 4 zones x 4 fields, on the chip map
     summary = window.counts_plot.summary
     assert summary.is_elided() and summary.toolTip() == summary.full_text()
     assert "CD9 AF488" in summary.toolTip()

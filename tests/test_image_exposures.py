@@ -23,7 +23,7 @@ OFFLINE_BENCH = Path(__file__).parent / "data" / "bench_offline.yaml"
 IMAGE = """
 name: exposures
 steps:
-  - image: {{zones: [CD63], fields: 2, field_spacing: 200 um, {frames}
+  - image: {{zones: [CD63], fields: 2, field_spacing: 350 um, {frames}
             channels: [{{channel: AF555, exposure: 200 ms, power: 80 %}},
                        {{channel: AF647, exposure: 100 ms, power: 50 %}}]}}
 """
@@ -41,7 +41,7 @@ def test_frames_in_a_file_and_in_a_script(tmp_path: Path) -> None:
     script.write_text(
         "from chipctl.protocol.script import ProtocolBuilder\n"
         "p = ProtocolBuilder('exposures')\n"
-        "p.image(['CD63'], fields=2, field_spacing='200 um', frames=4, channels=[\n"
+        "p.image(['CD63'], fields=2, field_spacing='350 um', frames=4, channels=[\n"
         "    p.channel('AF555', exposure='200 ms', power='80 %'),\n"
         "    p.channel('AF647', exposure='100 ms', power='50 %')])\n"
         "protocol = p.build()\n")
@@ -70,13 +70,14 @@ def test_dry_run_books_every_exposure_its_time_and_its_light() -> None:
 CAPTURE = """
 name: one exposure then three of the same fields
 steps:
-  - sample: {pump: sample_pump, rate: 20 uL/min, volume: 40 uL}
-  - stain: {pump: stain_pump, rate: 10 uL/min, volume: 5 uL}
-  - image: {zones: [CD63], fields: 2, field_spacing: 200 um,
-            channels: [{channel: AF555, exposure: 50 ms, power: 80 %}]}
-  - image: {zones: [CD63], fields: 2, field_spacing: 200 um, frames: 3,
-            channels: [{channel: AF555, exposure: 50 ms, power: 80 %}]}
+  - sample: {pump: sample_pump, rate: 20 uL/min, volume: 80 uL}
+  - stain: {pump: stain_pump, rate: 10 uL/min, volume: 20 uL}
+  - image: {zones: [CD63], fields: 2, field_spacing: 350 um,
+            channels: [{channel: AF555, exposure: 10 ms, power: 10 %}]}
+  - image: {zones: [CD63], fields: 2, field_spacing: 350 um, frames: 3,
+            channels: [{channel: AF555, exposure: 10 ms, power: 10 %}]}
 """
+# (10 ms at 10 %: photon-starved at 40x / 0.95, so that one exposure misses the dim vesicles)
 
 
 @pytest.mark.timeout(120)

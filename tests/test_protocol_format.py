@@ -163,7 +163,7 @@ with p.repeat(2):
     p.sample("sample_pump", rate="5 uL/min", volume="10 uL")
     p.incubate("1 min")
 p.image(["CD63", "isotype"], channels=[p.channel("AF647", exposure="50 ms", power="60 %")],
-        grid=(1, 2), field_spacing="200 um")
+        grid=(1, 2), field_spacing="350 um")
 p.monitor("CD63", p.channel("AF647"), {"pump": "sample_pump", "rate": "2 uL/min",
           "volume": "4 uL"}, interval="30 s", until_plateau=True)
 p.prompt(f"Done with {sample}")
@@ -183,7 +183,7 @@ steps:
       zones: [CD63, isotype]
       channels: [{channel: AF647, exposure: 50 ms, power: 60 %}]
       grid: [1, 2]
-      field_spacing: 200 um
+      field_spacing: 350 um
   - monitor:
       zone: CD63
       channel: AF647

@@ -16,7 +16,7 @@ LIBRARY = sorted([*ROOT.glob("protocols/*.yaml"), *ROOT.glob("protocols/*.py")])
 OFFLINE_BENCH = str(Path(__file__).parent / "data" / "bench_offline.yaml")
 # What each protocol needs at run time, and the frames it must record.
 PARAMS = {"tetraspanin_panel.yaml": ["--param", "sample=MSC EVs donor 3"]}
-FRAMES = {"quickstart.yaml": 1, "tetraspanin_panel.yaml": 36, "rate_sweep.py": 6,
+FRAMES = {"quickstart.yaml": 1, "tetraspanin_panel.yaml": 48, "rate_sweep.py": 6,
           "clean_and_store.yaml": 0}
 SPEED = 3000.0
 

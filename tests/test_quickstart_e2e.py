@@ -40,11 +40,11 @@ def test_quickstart_runs_on_the_simulator_and_records_counts(tmp_path: Path) -> 
     rows = list(csv.DictReader((folder / "counts.csv").open()))
     assert [(r["zone"], r["channel"]) for r in rows] == [("CD63", "AF555")]
     counted, truth = int(rows[0]["count"]), int(rows[0]["true_count"])
-    assert truth > 1000, "the simulated sample should have left vesicles on the CD63 zone"
-    # The truth lists every labelled vesicle in view, including ones too dim to see at 10x
-    # (a few dyes under the background's shot noise): the counter must find most of them and
-    # never invent vesicles.
-    assert 0.7 * truth <= counted <= 1.02 * truth
+    assert truth > 300, "the simulated sample should have left vesicles in the 333 um field"
+    # The truth lists every labelled vesicle in view; at 40x / 0.95 even a vesicle with a few
+    # dyes stands above the background's shot noise: the counter must find nearly all of them
+    # and never invent vesicles.
+    assert 0.85 * truth <= counted <= 1.02 * truth
 
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     kinds = [e["event"] for e in events]

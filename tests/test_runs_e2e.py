@@ -40,9 +40,9 @@ steps:
       grid: [1, 3]
       field_spacing: 250 um
       channels:
-        - {channel: AF488, exposure: 300 ms, power: 100 %}
-        - {channel: AF555, exposure: 300 ms, power: 100 %}
-        - {channel: AF647, exposure: 300 ms, power: 100 %}
+        - {channel: AF488, exposure: 100 ms, power: 50 %}
+        - {channel: AF555, exposure: 100 ms, power: 50 %}
+        - {channel: AF647, exposure: 100 ms, power: 50 %}
 """
 
 
@@ -129,7 +129,7 @@ def test_killed_mid_run_after_some_counts(tmp_path: Path) -> None:
         assert (meta["zone"], meta["channel"], meta["field"]) == (
             row["zone"], row["channel"], row["field"])
         assert meta["x_um"] == pytest.approx(row["x_um"])
-        assert meta["exposure_ms"] == pytest.approx(300) and meta["power_pct"] == 100
+        assert meta["exposure_ms"] == pytest.approx(100) and meta["power_pct"] == 50
 
 
 def test_panel_report_on_the_simulated_bench(tmp_path: Path) -> None:

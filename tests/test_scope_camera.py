@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 
 import numpy as np
 import pytest
-from scope_support import ConstantFlow, ManualClock, served
+from scope_support import ConstantFlow, ManualClock, served, serving
 from wire import expected_protocol
 
 from chipctl.config.devices import device_settings
@@ -41,10 +42,14 @@ class FixedStage:
         return self.x, self.y, self.z
 
 
-def frame_reply(width: int, height: int, meta: dict, fill: int = 7) -> bytes:
+def frame_reply(width: int, height: int, meta: dict, fill: int = 7, flip: int = -1) -> bytes:
+    """A FRAME reply; `flip` >= 0 flips a bit of that payload byte after the CRC is taken."""
     body = json.dumps(meta).encode()
-    pixels = np.full((height, width), fill, "<u2").tobytes()
-    return f"FRAME {width} {height} {len(body)}\r\n".encode() + body + pixels
+    payload = bytearray(body + np.full((height, width), fill, "<u2").tobytes())
+    header = f"FRAME {width} {height} {len(body)} {len(payload)} {zlib.crc32(payload):08x}\r\n"
+    if flip >= 0:
+        payload[flip] ^= 0x04
+    return header.encode() + bytes(payload)
 
 
 # -- exact bytes ---------------------------------------------------------------------------------
@@ -85,6 +90,7 @@ def test_simcamera_driver_errors_are_typed() -> None:
             (b"EXP 5\r", b"ERR exposure out of range 0.01..10000 ms\r\n"),
             (b"SNAP\r", b"ERR busy\r\n"),
             (b"SNAP\r", b"FRAME 2 x 9\r\n"),
+            (b"RESEND\r", b"FRAME 2 x 9\r\n"),
             (b"EXP?\r", b"EXP fast\r\n"),
         ], timeout=0.2) as transport:
         camera = SimCamera(transport)
@@ -98,6 +104,27 @@ def test_simcamera_driver_errors_are_typed() -> None:
             camera.exposure()
         with pytest.raises(OutOfRange):
             camera.set_binning(3)  # refused before anything is sent
+
+
+def test_damaged_frame_is_asked_for_again_once() -> None:
+    meta = {"frame": 3}
+    with expected_protocol(
+        [
+            (b"SNAP\r", frame_reply(4, 2, meta, flip=20)),  # a bit flipped in the pixels
+            (b"RESEND\r", frame_reply(4, 2, meta)),
+            (b"SNAP\r", frame_reply(4, 2, meta, flip=3)),  # in the metadata, twice
+            (b"RESEND\r", frame_reply(4, 2, meta, flip=3)),
+            (b"SNAP\r", b"FRAME 4 2 11 99 00000000\r\n"),  # a length that is not its size
+            (b"RESEND\r", b"FRAME 4 2 11 99 00000000\r\n"),
+        ], timeout=0.2) as transport:
+        camera = SimCamera(transport, timeout=0.2)
+        camera.name = "camera"
+        image, got = camera.snap(1.0)
+        assert got == meta and int(image[1, 3]) == 7
+        with pytest.raises(GarbledReply, match="camera: frame damaged in transfer"):
+            camera.snap(1.0)
+        with pytest.raises(GarbledReply, match="payload length"):
+            camera.snap(1.0)
 
 
 def test_snap_without_frame_times_out_and_aborts() -> None:
@@ -114,15 +141,16 @@ def bench():
     world.chip = default_chip(seed=5)
     # Vesicles already on the zone, so every field has some whatever the machine's speed (flow
     # adds more as the virtual clock runs).
-    world.chip.deposit("CD9", 2000, ("AF488",))
+    world.chip.deposit("CD9", 20000, ("AF488",))
     world.reagents["sample"] = Reagent("sample", 3e8, {"CD9": 0.9}, ("AF488",))
     world.pumps["p"] = ConstantFlow("sample", 5.0)
     world.devices["led"] = FixedLed()
     world.devices["stage"] = FixedStage()
     emulator = SimCameraEmulator(world, "camera")
-    with served(emulator, world.lock) as url:
+    with serving(emulator, world.lock) as endpoint:
+        emulator.faults = endpoint.faults  # link faults armed from the test
         settings = device_settings("sim-camera", exposure="40 ms", pixel_size_um=0.65)
-        camera = make_sim_camera("camera", settings, SerialTransport(url))
+        camera = make_sim_camera("camera", settings, SerialTransport(endpoint.url, name="camera"))
         camera.connect()
         yield world, emulator, camera
         camera.close()
@@ -147,8 +175,10 @@ def test_frames_arrive_at_requested_exposure_roi_with_truth(bench) -> None:
     assert meta["frame"] == full.metadata["frame"] + 1
     assert meta["stage"] == {"x": 0.0, "y": 0.0, "z": 0.0}
     assert meta["channel"] == "A" and meta["power_pct"] == 50.0
-    truth = meta["truth"]
-    assert truth["zone"] == "CD9" and truth["count"] == len(truth["xy"]) > 0
+    assert meta["truth"]["zone"] == "CD9" and "xy" not in meta["truth"]  # a small truth only
+    truth = camera.driver.truth(meta["frame"])  # the rest on request
+    assert truth["count"] == meta["truth"]["count"] == len(truth["xy"]) > 0
+    assert len(truth["diameter_nm"]) == len(truth["markers"]) == truth["count"]
     xy = np.array(truth["xy"])
     assert (xy[:, 0] >= -0.5).all() and (xy[:, 0] < 99.5).all() and (xy[:, 1] < 49.5).all()
 
@@ -157,7 +187,8 @@ def test_truth_positions_sit_on_bright_spots(bench) -> None:
     world, emulator, camera = bench
     time.sleep(0.3)
     frame = camera.snap(5.0)
-    xy = np.rint(np.array(frame.metadata["truth"]["xy"])).astype(int)
+    truth = camera.driver.truth(frame.metadata["frame"])
+    xy = np.rint(np.array(truth["xy"])).astype(int)
     image = frame.image.astype(float)
     at_truth = image[xy[:, 1], xy[:, 0]]
     random = image[np.random.default_rng(0).integers(0, 2048, (2, 500))]
@@ -202,6 +233,20 @@ def test_continuous_acquisition_is_bounded_and_times_out(bench) -> None:
     camera.stop()
     emulator.inject("clear")
     assert not camera.acquiring
+
+
+def test_frame_garbled_on_the_wire_is_resent_intact(bench) -> None:
+    world, emulator, camera = bench
+    camera.roi = (0, 0, 64, 64)
+    clean = camera.snap(5.0)
+    endpoint_faults = emulator.faults
+    endpoint_faults.arm("garble", 1)  # one bit flipped in the next reply: the frame
+    frame = camera.snap(5.0)
+    assert frame.metadata["frame"] == clean.metadata["frame"] + 1  # resent, not re-exposed
+    endpoint_faults.arm("garble", 2)  # the frame and its resend
+    with pytest.raises(GarbledReply, match="camera"):
+        camera.snap(5.0)
+    assert camera.snap(5.0).image.shape == (64, 64)
 
 
 def test_opencv_backend_reports_missing_device_cleanly() -> None:
@@ -286,7 +331,7 @@ def test_count_in_view_grows_faster_at_higher_concentration() -> None:
         camera = SimCameraEmulator(world, "camera")
         camera.settings.roi = (512, 512, 1024, 1024)
         world.advance()
-        world.clock.t = 40.0  # type: ignore[attr-defined]
+        world.clock.t = 200.0  # type: ignore[attr-defined]
         world.advance()
         return camera.render()[1]["truth"]["count"]
 
@@ -298,7 +343,7 @@ def test_count_in_view_grows_faster_at_higher_concentration() -> None:
 def test_frames_over_a_pseudo_terminal() -> None:
     world = World(VirtualClock(speed=10.0), seed=2)
     world.chip = default_chip(seed=2)
-    world.chip.deposit("CD9", 500, labels=("AF488",))
+    world.chip.deposit("CD9", 3000, labels=("AF488",))
     world.devices.update(led=FixedLed(), stage=FixedStage())
     emulator = SimCameraEmulator(world, "camera")
     with served(emulator, world.lock, "pty") as url:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scope_support import ManualClock
 
 from hardware_sim.camera import SimCameraEmulator
 from hardware_sim.chip import default_chip
-from hardware_sim.optics import Optics, Renderer, View, dye_for_wavelength, erf
+from hardware_sim.coolled import CoolLedEmulator
+from hardware_sim.optics import DYE_TABLE, Optics, Renderer, View, dye_for_wavelength, erf
 from hardware_sim.world import World
 
 CENTRE = (896, 896, 256, 256)
@@ -55,7 +58,8 @@ def test_background_noise_is_shot_noise() -> None:
     a, _ = renderer.render(chip, view)
     b, _ = renderer.render(chip, view)
     electrons = (np.median(a) - 100) * 0.46
-    assert electrons == pytest.approx(150, rel=0.05)  # 1500 e-/px/s x 0.1 s at the centre
+    # 1500 e-/px/s at NA 0.45 on 0.65 um pixels, scaled to the 40x / 0.95, x 0.1 s
+    assert electrons == pytest.approx(150 * Optics().background_scale(), rel=0.05)
     diff = (a.astype(float) - b.astype(float)).ravel()
     diff = diff[np.abs(diff) < 10 * diff.std()]
     var_e = diff.var() / 2 * 0.46**2
@@ -72,7 +76,7 @@ def test_vignetting_dims_the_corners() -> None:
 
 def test_spots_are_diffraction_limited_and_defocus_widens_them() -> None:
     chip = default_chip(debris_per_mm2=0)
-    chip.deposit("CD9", 40, labels=("AF488",))
+    chip.deposit("CD9", 2000, labels=("AF488",))
     sharp, truth = render(chip, roi=CENTRE)
     blurred, _ = render(chip, roi=CENTRE, z_um=10.0)
     assert truth["count"] > 0
@@ -82,37 +86,98 @@ def test_spots_are_diffraction_limited_and_defocus_widens_them() -> None:
 
 
 def test_debris_is_bright_but_not_in_the_truth() -> None:
-    chip = default_chip(debris_per_mm2=200)
+    chip = default_chip(debris_per_mm2=1000)
     image, truth = render(chip)
     assert truth["count"] == 0 and len(truth["debris_xy"]) > 50
     x, y = np.rint(np.array(truth["debris_xy"])).astype(int).T
     assert np.median(image[y, x]) > np.median(image) + 100
 
 
-def test_led_dose_bleaches_the_field_only() -> None:
+def _lit_bench(speed_wall: bool = False):
     world = World(clock=ManualClock())  # type: ignore[arg-type]
     world.chip = default_chip(debris_per_mm2=0)
     world.chip.deposit("CD9", 500, labels=("AF488",))
     world.chip.deposit("CD63", 500, labels=("AF488",))
 
-    class Led:
-        def emission(self):
-            return [("A", 470.0, 100.0)]
-
     class Stage:
         def xyz_um(self):
             return (0.0, 0.0, 0.0)
 
-    world.devices.update(led=Led(), stage=Stage())
-    camera = SimCameraEmulator(world, "camera")
+    led = CoolLedEmulator(world, "led")
+    world.devices["stage"] = Stage()
+    camera = SimCameraEmulator(world, "camera", stage="stage", illuminator="led")
+    return world, led, camera
+
+
+def _af488(world) -> tuple[int, int]:
+    """AF488 dyes left in the camera's field (on CD9) and on the CD63 zone."""
     dyes = world.chip.vesicles.view("dyes")[:, 0]
-    before_cd9, before_cd63 = dyes[:500].sum(), dyes[500:].sum()
+    half = Optics().pixel_size_um * 1024
+    field = world.chip.in_box(-half, -half, half, half)
+    return int(dyes[field].sum()), int(dyes[500:].sum())
+
+
+def test_led_dose_bleaches_the_field_only() -> None:
+    world, led, camera = _lit_bench()
+    before_cd9, before_cd63 = _af488(world)
+    led.receive(b"CSSASN050\n")  # channel A on at 50 %
     world.clock.t = 25.0  # type: ignore[attr-defined]
-    camera.poll()
-    dyes = world.chip.vesicles.view("dyes")[:, 0]
-    # 25 s at 0.04 /s (x vignetting 0.78..1): a third to a half of the dyes survive
-    assert 0.3 < dyes[:500].sum() / before_cd9 < 0.5
-    assert dyes[500:].sum() == before_cd63  # the CD63 zone is outside the field
+    led.poll()
+    world.clock.t = 50.0  # type: ignore[attr-defined]
+    led.receive(b"CSSAXF050\n")  # off: 50 s lit at 50 %
+    world.clock.t = 500.0  # type: ignore[attr-defined]
+    led.poll()  # dark: no more dose
+    cd9, cd63 = _af488(world)
+    dose = 0.5 * 50.0  # full-power seconds
+    k = DYE_TABLE["AF488"].bleach_per_s * Optics().bleach_scale()
+    # vignetting 0.55..1 across the field: survival between exp(-k dose) and exp(-0.55 k dose)
+    assert math.exp(-k * dose) < cd9 / before_cd9 < math.exp(-0.55 * k * dose)
+    assert cd63 == before_cd63  # the CD63 zone is outside the field
+
+
+def test_bleaching_follows_the_dose_however_it_is_delivered() -> None:
+    """Bleaching is a function of the light dose (power x simulated seconds) only: one 20 s
+    period at 50 % or forty 1 s periods at 25 %, polled at any rate, bleach alike."""
+    def bleached(periods: int, power: int, seconds: float, polls: int) -> float:
+        world, led, camera = _lit_bench()
+        before, _ = _af488(world)
+        t = 0.0
+        for _ in range(periods):
+            led.receive(f"CSSASN{power:03d}\n".encode())
+            for _ in range(polls):
+                t += seconds / polls
+                world.clock.t = t  # type: ignore[attr-defined]
+                led.poll()
+            led.receive(b"CSSAXF000\n")
+            t += 100.0  # dark time in between: no dose
+            world.clock.t = t  # type: ignore[attr-defined]
+            led.poll()
+        return _af488(world)[0] / before
+
+    one = bleached(1, 50, 20.0, 1)
+    assert 0.1 < 1 - one < 0.9
+    assert bleached(40, 25, 1.0, 3) == pytest.approx(one, abs=0.02)
+    assert bleached(1, 50, 20.0, 17) == pytest.approx(one, abs=0.02)
+
+
+def test_triggered_light_doses_the_exposure_only() -> None:
+    """A channel armed for the camera's trigger (selected, off) lights the sample while the
+    camera exposes, however long the host leaves it armed."""
+    world, led, camera = _lit_bench()
+    before, _ = _af488(world)
+    led.receive(b"CSSASF100\n")  # armed at 100 %, waiting for the trigger
+    camera.receive(b"EXP 200\n")
+    for _ in range(5):
+        camera.receive(b"SNAP\n")
+        world.clock.t += 0.2  # type: ignore[attr-defined]
+        assert camera.poll().startswith(b"FRAME")
+        world.clock.t += 300.0  # type: ignore[attr-defined]  # the host is slow to go on
+        led.poll()
+        camera.poll()
+    assert led.css() == "CSSASF100BXF000CXF000"  # the wire state is what was set
+    k = DYE_TABLE["AF488"].bleach_per_s * Optics().bleach_scale()
+    survived = _af488(world)[0] / before
+    assert math.exp(-k * 1.0) <= survived < math.exp(-0.55 * k * 1.0) + 0.002  # 5 x 0.2 s
 
 
 def test_full_frame_with_2000_vesicles_renders_them() -> None:
@@ -122,4 +187,6 @@ def test_full_frame_with_2000_vesicles_renders_them() -> None:
     renderer = Renderer(Optics(), seed=2)
     view = View(0.0, 0.0, 0.0, [("AF488", 0.5)], 0.05)
     image, truth = renderer.render(chip, view)
-    assert image.shape == (2048, 2048) and truth["count"] > 1900
+    in_view = len(chip.in_box(*renderer.field_um(view)))
+    assert in_view > 250  # a 333 um field of the 800 um zone
+    assert image.shape == (2048, 2048) and truth["count"] > 0.97 * in_view

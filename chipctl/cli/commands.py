@@ -22,7 +22,7 @@ from chipctl.protocol.script import load_any
 from chipctl.protocol.validate import DryRun, check_protocol
 from chipctl.runs.folder import recorded_counting
 from chipctl.runs.frames import KeepPolicy
-from chipctl.simlaunch import simulated_bench_file
+from chipctl.simlaunch import sample_args, simulated_bench_file
 from chipctl.vision.count_cli import count_command
 from chipctl.vision.factory import params_from_record
 from chipctl.vision.model import CountParams
@@ -80,6 +80,9 @@ def bench_from_args(args: argparse.Namespace, speed: float | None = None) -> Ite
         if speed is not None:
             raise UsageError("--speed applies to the simulated bench (--sim); a real bench "
                              "runs in real time")
+        if getattr(args, "sample", None):
+            raise UsageError("--sample describes the simulated sample (--sim); a real bench "
+                             "has a real one")
         try:
             bench = load_bench(args.bench)
         except SourceError as exc:
@@ -91,7 +94,8 @@ def bench_from_args(args: argparse.Namespace, speed: float | None = None) -> Ite
     speed = SIM_SPEED if speed is None else speed
     if not speed > 0:  # the parser refuses these; a caller of this function must too
         raise UsageError(f"--speed must be above 0, got {speed:g}")
-    with simulated_bench_file(speed, getattr(args, "seed", 0), UsageError) as path:
+    with simulated_bench_file(speed, getattr(args, "seed", 0), UsageError,
+                              getattr(args, "sample", None)) as path:
         yield load_bench(path)
 
 
@@ -225,7 +229,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_sim(args: argparse.Namespace) -> int:
     """chipctl sim: the simulator in the foreground (python -m hardware_sim)."""
     cmd = [sys.executable, "-m", "hardware_sim", "--bench-out", args.bench_out,
-           "--speed", str(args.speed), "--seed", str(args.seed)]
+           "--speed", str(args.speed), "--seed", str(args.seed), *sample_args(args.sample)]
     try:
         return subprocess.call(cmd)
     except KeyboardInterrupt:

@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--progress-every", type=wall_seconds, default=5.0, metavar="S",
                      help="print progress at least every S wall seconds (default 5)")
     run.add_argument("--seed", type=int, default=0, help="simulator seed with --sim")
+    run.add_argument("--sample", metavar="FILE",
+                     help="with --sim: a sample file describing the simulated sample")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a run parameter (sample name, dilution, operator)")
     run.add_argument("--yes", action="store_true",
@@ -110,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="simulated seconds per wall second (default 1)")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--bench-out", metavar="FILE", default="sim-bench.yaml")
+    sim.add_argument("--sample", metavar="FILE",
+                     help="a sample file describing the simulated sample (README)")
     return parser
 
 

@@ -130,6 +130,9 @@ class CoolLedSettings(DeviceSettings):
     baudrate: int = Field(57600, gt=0)
     channels: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LED_CHANNELS))
     timeout: Seconds = Field(0.5, gt=0)
+    # The camera whose exposure output drives the LED's TTL trigger input (a channel selected
+    # but off then lights only while that camera exposes); None: no trigger wiring.
+    triggered_by: str | None = None
 
     @field_validator("channels")
     @classmethod

@@ -1,8 +1,17 @@
-"""The illuminator as the engine sees it: a CoolLED pE-300 / pE-4000 with named channels."""
+"""The illuminator as the engine sees it: a CoolLED pE-300 / pE-4000 with named channels.
+
+Auto-shutter: `light_exposures` lights a channel for the camera's exposures only. Where the
+bench wires the camera's exposure output to the LED's TTL trigger input (bench file
+`triggered_by: CAMERA`), the channel is armed (selected, off: it emits while the trigger is
+high, so only during exposures, whatever the link's latency); otherwise it is switched on
+around the exposures. Either way the LED's state on the wire is what was sent.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from chipctl.config.devices import CoolLedSettings
 from chipctl.devices.interfaces import reported_firmware
@@ -14,8 +23,10 @@ from drivers.transport import SerialTransport
 class CoolLedIlluminator:
     """Illuminator over a CoolLED: named channels (AF488, ...) mapped to letters (A, ...)."""
 
-    def __init__(self, name: str, driver: CoolLed, channels: Mapping[str, str]) -> None:
+    def __init__(self, name: str, driver: CoolLed, channels: Mapping[str, str],
+                 triggered_by: str | None = None) -> None:
         self.name = name
+        self.triggered_by = triggered_by
         self.driver = driver
         self.letters = {str(k): str(v).upper() for k, v in channels.items()}
         self.channels = tuple(self.letters)
@@ -51,6 +62,18 @@ class CoolLedIlluminator:
         }
         self.driver.set_state(wanted)
 
+    def arm(self, channel: str, power_pct: float) -> None:
+        """`channel` selected at `power_pct` but off: it lights on its TTL trigger only (the
+        camera's exposures); every other channel off."""
+        letter = self._letter(channel)
+        current = self.driver.state()
+        level = int(round(power_pct))
+        wanted = {
+            ch: ChannelState(ch == letter, False, level if ch == letter else s.intensity)
+            for ch, s in current.items()
+        }
+        self.driver.set_state(wanted)
+
     def dark(self) -> None:
         """Every channel off (and deselected)."""
         current = self.driver.state()
@@ -67,8 +90,23 @@ class CoolLedIlluminator:
         }
 
 
+@contextlib.contextmanager
+def light_exposures(light: Any, channel: str, power_pct: float) -> Iterator[None]:
+    """The sample lit in `channel` for the exposures taken in the block, dark after it:
+    armed for the camera's trigger where the bench has that wiring, else on for the block."""
+    if getattr(light, "triggered_by", None) and callable(getattr(light, "arm", None)):
+        light.arm(channel, power_pct)
+    else:
+        light.light(channel, power_pct)
+    try:
+        yield
+    finally:
+        light.dark()
+
+
 def make_coolled(name: str, settings: CoolLedSettings,
                  transport: SerialTransport) -> CoolLedIlluminator:
-    """A CoolLED from its bench-file entry (`channels: {AF488: A, ...}`, timeout)."""
+    """A CoolLED from its bench-file entry (`channels: {AF488: A, ...}`, timeout, the camera
+    that triggers it)."""
     return CoolLedIlluminator(name, CoolLed(transport, name=name, timeout=settings.timeout),
-                              settings.channels)
+                              settings.channels, settings.triggered_by)

@@ -165,7 +165,7 @@ def _image(f: Fields) -> Step:
         raise StepError("image: give only one of fields, grid and positions", f.line)
     return Image(zones=tuple(zones), channels=_channels(f),
                  fields_per_zone=f.integer("fields", 1), grid=grid, positions=positions,
-                 field_spacing_um=f.quantity("field_spacing", "um", False, 300.0) or 0.0,
+                 field_spacing_um=f.quantity("field_spacing", "um", False, 350.0) or 0.0,
                  autofocus=f.flag("autofocus"),
                  exposures=f.integer("frames", 1, maximum=MAX_EXPOSURES))
 

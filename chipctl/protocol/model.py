@@ -105,7 +105,7 @@ class Image(Step):
     zones: tuple[str, ...] = ()
     channels: tuple[ChannelSetting, ...] = ()
     fields_per_zone: int = 1
-    field_spacing_um: float = 300.0
+    field_spacing_um: float = 350.0  # more than a 333 um field (40x): fields never overlap
     autofocus: bool = False
     grid: tuple[int, int] | None = None
     positions: tuple[tuple[float, float], ...] = ()

@@ -182,13 +182,9 @@ class _Checker:
         self.channels(step, step.channels)
         zones = [z for z in step.zones if self.zone(step, z)]
         offsets = step.field_offsets()
+        self._fields_apart(step, offsets)
         for zone in zones:
-            width, height = self.bench.chip.zones[zone].size_um
-            outside = [o for o in offsets if abs(o[0]) > width / 2 or abs(o[1]) > height / 2]
-            if outside:
-                self.problem(step, f"{len(outside)} field(s) fall outside zone {zone} "
-                             f"({width:g} x {height:g} um), e.g. offset {outside[0]} um; "
-                             "use a smaller field_spacing or fewer fields")
+            self._fields_on_zone(step, zone, offsets)
         fields = len(zones) * len(offsets)
         self.plan.images += fields * len(step.channels) * step.exposures
         for channel in step.channels:
@@ -196,6 +192,35 @@ class _Checker:
         exposure = step.exposures * sum(c.exposure_ms for c in step.channels) / 1000
         per_field = MOVE_S + exposure + (AUTOFOCUS_S if step.autofocus else 0)
         return fields * per_field
+
+    def _field_um(self) -> tuple[float, float]:
+        """The camera's field on the chip (um; 0 x 0 when its pixel size is not known)."""
+        pixel = getattr(self.camera, "pixel_size_um", None) if self.camera is not None else None
+        if not pixel:
+            return 0.0, 0.0
+        width, height = self._sensor(self.camera) if self.camera is not None else DEFAULT_SENSOR
+        return width * pixel, height * pixel
+
+    def _fields_apart(self, step: steps.Image, offsets: list[tuple[float, float]]) -> None:
+        fw, fh = self._field_um()
+        for i, (ax, ay) in enumerate(offsets):
+            for bx, by in offsets[i + 1:]:
+                if abs(ax - bx) < fw - 1e-6 and abs(ay - by) < fh - 1e-6:
+                    self.problem(step, f"fields at offsets {(ax, ay)} and {(bx, by)} um overlap "
+                                 f"(a field is {fw:g} x {fh:g} um): they would image the same "
+                                 f"vesicles twice; use a field_spacing of at least {fw:g} um")
+                    return
+
+    def _fields_on_zone(self, step: steps.Image, zone: str,
+                        offsets: list[tuple[float, float]]) -> None:
+        width, height = self.bench.chip.zones[zone].size_um
+        fw, fh = self._field_um()
+        outside = [o for o in offsets if abs(o[0]) + fw / 2 > width / 2 + 1e-6
+                   or abs(o[1]) + fh / 2 > height / 2 + 1e-6]
+        if outside:
+            self.problem(step, f"{len(outside)} field(s) leave zone {zone} ({width:g} x "
+                         f"{height:g} um; a field is {fw:g} x {fh:g} um), e.g. offset "
+                         f"{outside[0]} um; use a smaller field_spacing or fewer fields")
 
     def monitor(self, step: steps.Monitor) -> float:
         self._needs(step, "stage", "camera", "illuminator")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chipctl.devices.autofocus import autofocus
+from chipctl.devices.illuminator import light_exposures
 from chipctl.devices.interfaces import Frame
 from chipctl.devices.rig import Rig
 from chipctl.protocol import model as steps
@@ -180,29 +181,24 @@ class Executor:
         """Focus on the field in the step's first channel (chipctl.devices.autofocus)."""
         light, camera = self.rig.first("illuminator"), self.rig.first("camera")
         camera.exposure_ms = channel.exposure_ms
-        light.light(channel.channel, channel.power_pct)
-        try:
+        with light_exposures(light, channel.channel, channel.power_pct):
             result = autofocus(camera, self.rig.first("stage"))
-        finally:
-            light.dark()
         self._emit("autofocus", z_um=round(result.z_um, 3), channel=channel.channel)
 
     def snap_and_count(self, zone: str, field: int, channel: steps.ChannelSetting,
                        exposures: int = 1) -> int:
-        """Light a channel, take `exposures` frames, dark again, and queue them to be counted
+        """Light a channel for `exposures` frames (auto-shutter: devices.illuminator
+        .light_exposures), and queue them to be counted
         as one field; returns its index with the run's counter (counting.count_of(index)
         waits for its count). `field` is the field's number in its zone, from 1, as people
         count (records, files, text)."""
         light = self.rig.first("illuminator")
         camera = self.rig.first("camera")
         camera.exposure_ms = channel.exposure_ms
-        light.light(channel.channel, channel.power_pct)
-        try:
+        with light_exposures(light, channel.channel, channel.power_pct):
             frames: list[Frame] = [
                 camera.snap(timeout_s=self._snap_timeout_s(channel.exposure_ms))
                 for _ in range(exposures)]
-        finally:
-            light.dark()
         frame = frames[0]
         truth = frame.metadata.get("truth", {})
         row = {
