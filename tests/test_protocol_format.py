@@ -277,3 +277,60 @@ def test_every_unreadable_field_of_a_step_is_reported() -> None:
         "not start with a number (write e.g. '5 uL/min')",
         "p.yaml:7: step 2 (wait): wait: unknown field 'then'; known fields: duration",
     ]
+
+
+LABELLED = """
+    schema_version: 1
+    name: t
+    steps:
+      - stain: {pump: stain_pump, volume: 20 uL, rate: 2 uL/min,
+                labels: {CD9: AF488, CD63: AF555, CD81: AF647}}
+      - monitor:
+          zone: CD63
+          channel: AF555
+          flow: {pump: sample_pump, rate: 2 uL/min, volume: 4 uL}
+          with: [{pump: stain_pump, rate: 0.5 uL/min, labels: {CD63: AF555}}]
+    """
+
+
+def test_a_stain_says_which_antibody_carries_which_dye() -> None:
+    stain, monitor = parse(LABELLED).steps
+    assert isinstance(stain, Flow)
+    assert stain.label_channels == {"CD9": "AF488", "CD63": "AF555", "CD81": "AF647"}
+    assert monitor.alongside[0].label_channels == {"CD63": "AF555"}
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    ("[CD9, AF488]", "stain.labels: a mapping of marker to dye"),
+    ("{CD9: AF488, CD63: AF488}", "stain.labels: dye AF488 carries more than one marker"),
+    ("{CD9: {dye: AF488}}", "stain.labels: marker and dye are names"),
+])
+def test_labels_that_cannot_be_read_name_the_line(labels: str, message: str) -> None:
+    found = problems_of(f"""
+        schema_version: 1
+        name: t
+        steps:
+          - prime: {{pump: buffer_pump, volume: 20 uL, rate: 50 uL/min}}
+          - stain: {{pump: stain_pump, volume: 20 uL, rate: 2 uL/min,
+                    labels: {labels}}}
+        """)
+    assert len(found) == 1 and found[0].startswith(f"p.yaml:7: step 2 (stain): {message}")
+
+
+def test_a_label_dye_the_bench_cannot_image_is_a_problem() -> None:
+    protocol = parse(LABELLED.replace("CD81: AF647", "CD81: AF700"))
+    problems, _ = check_protocol(protocol, load_bench(DATA / "bench_offline.yaml"))
+    (found,) = [str(p) for p in problems if "labels" in str(p)]
+    assert found.startswith("p.yaml:5: 1. stain: labels: CD81 is labelled with 'AF700', which "
+                            "is no channel of the illuminator (") and "AF647" in found
+
+
+def test_a_script_stain_carries_its_labels(tmp_path: Path) -> None:
+    script = tmp_path / "stain.py"
+    script.write_text("from chipctl.protocol.script import ProtocolBuilder\n"
+                      "p = ProtocolBuilder('s')\n"
+                      "p.stain('stain_pump', rate='2 uL/min', volume='20 uL',\n"
+                      "        labels={'CD63': 'AF555'})\n"
+                      "protocol = p.build()\n")
+    (stain,) = load_any(script).steps
+    assert stain.label_channels == {"CD63": "AF555"}

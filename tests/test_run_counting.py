@@ -54,7 +54,11 @@ def test_a_monitor_gets_the_count_of_its_frame() -> None:
         assert counting.count_of(counting.submit(frame(7), {"zone": "CD9"})) == 7
     finally:
         counting.stop()
-    assert shown[0].row == {"zone": "CD9", "count": 7} and shown[0].metadata == {"seq": 7}
+    assert shown[0].metadata == {"seq": 7}
+    # the row carries what the counter measured, so the limit of detection is in the record
+    assert shown[0].row == {"zone": "CD9", "count": 7, **shown[0].result.measures()}
+    assert set(shown[0].row) == {"zone", "count", "threshold", "noise_adu", "saturated",
+                                 "psf_sigma_px", "estimated_count"}
 
 
 def test_a_frame_that_cannot_be_counted_is_an_error_not_a_gap() -> None:

@@ -63,7 +63,7 @@ def test_killed_mid_run_keeps_everything_written(tmp_path: Path,
 
     run = RunFolder.open(folder)
     assert run.info["status"] == "interrupted"
-    assert run.info["last_completed_step"] == {"index": 2, "label": "wash"}
+    assert run.info["last_completed_step"] == {"index": 2, "label": "stain"}
     counted = [r["count"] for r in run.counts]
     assert counted[: len(told)] == told, "every count the controller reported is on disk"
     logged = [e["count"] for e in run.events if e["event"] == "count"]
@@ -76,7 +76,7 @@ def test_killed_mid_run_keeps_everything_written(tmp_path: Path,
     assert main(["runs", "--runs-dir", str(tmp_path / "runs"), "list",
                  "--status", "interrupted"]) == 0
     listed = capsys.readouterr().out
-    assert folder.name in listed and "last completed step 3: wash" in listed
+    assert folder.name in listed and "last completed step 3: stain" in listed
     assert "NOTE" not in listed, "the operator is told once"
 
 

@@ -1,5 +1,6 @@
-"""Reports and exports of a (synthetic) tetraspanin-panel run: numbers that agree with the
-counts table, a concentration estimate within its uncertainty, CSV and Parquet."""
+"""Reports and exports of a synthetic tetraspanin-panel run whose answer is known: numbers that
+agree with the counts table, each zone's concentration (detected and estimated, with every
+correction) holding the truth in its interval, the sample's provenance, CSV and Parquet."""
 
 from __future__ import annotations
 
@@ -9,76 +10,96 @@ import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from chipctl.analysis.numbers import number
 from chipctl.analysis.report import write_report
 from chipctl.cli.main import main
 from chipctl.runs import RunFolder
-from tests.runs_synth import FRAME_PX, MARKERS, PIXEL_UM
+from tests.runs_synth import FRAME_PX, LABELS, MARKERS, PIXEL_UM
 from tests.test_runs_store import record_run
 
+TRUTH_PER_ML = 4e6  # record_run's sample
 
-@pytest.fixture
-def panel(tmp_path: Path) -> RunFolder:
-    recorder, _ = record_run(tmp_path, source="MSC conditioned medium",
-                             preprocessing="300 x g 10 min, 2,000 x g 10 min, 10,000 x g 30 min",
-                             storage="-80 C, 1 freeze-thaw", protein_ug_per_ml="50")
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory: pytest.TempPathFactory) -> RunFolder:
+    recorder, _ = record_run(tmp_path_factory.mktemp("panel"), source="MSC conditioned medium",
+                             preprocessing="300 x g 10 min 4 C, 2,000 x g 20 min, 10,000 x g "
+                             "30 min 4 C", storage="-80 C, 1 freeze-thaw",
+                             protein_ug_per_ml="50", size_median_nm="100")
     return RunFolder.open(recorder.folder)
 
 
-def test_report_numbers_agree_with_counts_csv(panel: RunFolder) -> None:
-    html_path = write_report(panel)
-    data = json.loads(html_path.with_suffix(".json").read_text())
+@pytest.fixture(scope="module")
+def report(panel: RunFolder) -> tuple[dict[str, Any], str]:
+    path = write_report(panel)
+    return json.loads(path.with_suffix(".json").read_text()), path.read_text()
+
+
+def test_report_numbers_agree_with_counts_csv(panel: RunFolder,
+                                              report: tuple[dict[str, Any], str]) -> None:
+    data, html = report
     rows = list(csv.DictReader((panel.path / "counts.csv").open()))
     by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
     for row in rows:
         by_key[(row["zone"], row["channel"])].append(int(row["count"]))
     area_mm2 = (FRAME_PX * PIXEL_UM / 1000) ** 2
     assert len(data["zones"]) == len(by_key) == 12
-    html = html_path.read_text()
     for zone in data["zones"]:
         counts = by_key[(zone["zone"], zone["channel"])]
         assert zone["fields"] == len(counts)
         assert zone["mean_count"] == pytest.approx(statistics.fmean(counts))
-        assert zone["cv"] == pytest.approx(statistics.stdev(counts) / statistics.fmean(counts))
         assert zone["density_per_mm2"] == pytest.approx(statistics.fmean(counts) / area_mm2)
-        assert f"{zone['mean_count']:.3g}" in html
-        if zone["zone"] != "isotype":
-            iso = statistics.fmean(by_key[("isotype", zone["channel"])]) / area_mm2
-            assert zone["subtracted_density_per_mm2"] == pytest.approx(
-                zone["density_per_mm2"] - iso)
+        assert number(zone["mean_count"]) in html
+    for result in data["results"]:
+        assert result["detected"] == sum(by_key[(result["zone"], result["channel"])])
     assert "data:image/png;base64," in html and "<script" not in html
     for table in re.findall(r"<table>(.*?)</table>", html):
         widths = {row.count("<td") + row.count("<th") for row in table.split("<tr>")[1:]}
         assert len(widths) == 1, f"a table whose rows differ in width: {table[:200]}"
 
 
-def test_concentration_lands_within_its_uncertainty(panel: RunFolder) -> None:
-    data = json.loads(write_report(panel).with_suffix(".json").read_text())
-    estimates = {c["zone"]: c for c in data["concentration"]}
-    assert set(estimates) == {"CD9", "CD63", "CD81"}
-    truth = 2e6  # SyntheticRun's sample
-    for zone, est in estimates.items():
-        assert est["sample_volume_ul"] == pytest.approx(40)
-        assert est["sd_per_ml"] > 0
-        assert abs(est["concentration_per_ml"] - truth * MARKERS[zone]) < 2 * est["sd_per_ml"]
-        assert est["sd_per_ml"] < 0.3 * est["concentration_per_ml"], "an informative estimate"
+def test_each_zone_is_read_in_its_label_channel_and_holds_the_truth(
+        report: tuple[dict[str, Any], str]) -> None:
+    data, html = report
+    results = {r["zone"]: r for r in data["results"]}
+    assert set(results) == {"CD9", "CD63", "CD81"} and not data["skipped"]
+    for zone, r in results.items():
+        assert r["channel"] == LABELS[zone], "the protocol's stain step says which dye"
+        truth = TRUTH_PER_ML * MARKERS[zone]
+        assert r["ci95"][0] < truth < r["ci95"][1], (zone, r["per_ml"], r["ci95"], truth)
+        assert 0 < r["ci95"][0] < r["per_ml"] < r["ci95"][1]
+        assert r["estimated_in_view"] > r["detected"], "dim vesicles below the limit are added"
+        assert {"counting", "detection", "capture efficiency", "volume"} <= set(r["budget"])
+        assert r["method"]["capture efficiency"]["source"].startswith("mass-transport model")
+        assert r["method"]["label"]["source"].startswith("protocol stain step 3")
     assert data["headline"]["zone"] == "CD63"
-    assert data["particle_protein_ratio_per_ug"] == pytest.approx(
-        data["headline"]["concentration_per_ml"] / 50)
+    ratio = data["sample"]["particle_protein_ratio"]
+    assert ratio["per_ug"] == pytest.approx(data["headline"]["per_ml"] / 50)
+    assert ratio["ci95_low"] < ratio["per_ug"] < ratio["ci95_high"]
+    results_at, qc_at, method_at = (html.index(h) for h in ("<h2>Results", "<h2>Quality control",
+                                                            "<h2>Method"))
+    assert results_at < qc_at < method_at < html.index("<h2>Record")
+    text = re.sub(r"base64,[^']*", "", html)
+    assert not re.search(r"\de[+-]\d", text) and "{sample}" not in text
 
 
-def test_report_lists_misev_items_and_what_it_could_not_show(panel: RunFolder) -> None:
-    data = json.loads(write_report(panel).with_suffix(".json").read_text())
-    items = {m["item"].split(" (")[0]: m["value"] for m in data["misev"]}
+def test_report_lists_the_sample_provenance_and_the_fields(
+        report: tuple[dict[str, Any], str]) -> None:
+    data, html = report
+    sample = data["sample"]
+    items = {m["item"].split(" (")[0]: m["value"] for m in sample["misev"]}
     assert items["EV source"] == "MSC conditioned medium"
-    assert "10,000 x g" in items["Collection and pre-processing"]
     assert items["Separation / concentration method"] == "not reported"
-    assert data["imagery"]["frames"] == 48
-    assert len(data["imagery"]["qc"]) == 48
-    assert all(q["saturated_fraction"] == 0 for q in data["imagery"]["qc"])
+    spins = [(p["g_force"], p["minutes"], p["temperature_c"]) for p in sample["preclearing"]]
+    assert spins == [(300.0, 10.0, 4.0), (2000.0, 20.0, None), (10000.0, 30.0, 4.0)]
+    assert data["imagery"]["frames"] == 48 and len(data["imagery"]["qc"]) == 48
+    assert set(data["imagery"]["photons"]) == {f"{m} ({d})" for m, d in LABELS.items()}
+    assert html.count("<figure") == 48, "a thumbnail of each field in each channel"
 
 
 def test_export_csv_and_parquet(panel: RunFolder, tmp_path: Path,
@@ -105,6 +126,7 @@ def test_runs_cli_list_show_report(panel: RunFolder, capsys: pytest.CaptureFixtu
     assert main(["runs", "--runs-dir", runs, "show", panel.run_id[:15]]) == 0
     shown = capsys.readouterr().out
     assert "completed" in shown and "48 counted frames, 48 frames kept" in shown
+    assert "result     CD63 CD63+ (AF555): " in shown and " per mL (95 % " in shown
     assert main(["runs", "--runs-dir", runs, "report", panel.run_id]) == 0
     assert (panel.path / "report.html").is_file()
     assert main(["runs", "--runs-dir", runs, "show", "no-such-run"]) == 2

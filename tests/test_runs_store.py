@@ -15,7 +15,8 @@ from chipctl.devices.interfaces import Frame
 from chipctl.run.events import RunEvents
 from chipctl.runs import KeepPolicy, RunFolder, RunRecorder, read_frame
 from chipctl.runs.folder import read_counts, read_events
-from tests.runs_synth import FRAME_PX, SyntheticRun, write_inputs
+from chipctl.vision.factory import params_record
+from tests.runs_synth import FRAME_PX, PARAMS, SyntheticRun, write_inputs
 
 
 class ReportingPump:
@@ -25,16 +26,17 @@ class ReportingPump:
     model = "NE-1000"
 
 
-def record_run(tmp_path: Path, keep: str = "all",
+def record_run(tmp_path: Path, keep: str = "all", seed: int = 1, concentration: float = 4e6,
                **params: str) -> tuple[RunRecorder, SyntheticRun]:
+    """A synthetic panel run recorded as chipctl records one (counting parameters too)."""
     protocol, bench = write_inputs(tmp_path / "inputs")
     events = RunEvents()
     recorder = RunRecorder(tmp_path / "runs", protocol, bench,
                            {"operator": "ana", "sample": "MSC-EV 3", **params},
                            devices={"sample_pump": ReportingPump(), "camera": object()},
-                           keep_frames=keep)
+                           keep_frames=keep, counting=params_record(PARAMS))
     recorder.attach(events)
-    run = SyntheticRun(events, bench)
+    run = SyntheticRun(events, bench, concentration_per_ml=concentration, seed=seed)
     run.run()
     recorder.finish("completed", "all steps done")
     return recorder, run

@@ -1,46 +1,106 @@
-"""How much of the vesicles flowed over a capture zone it captures (for concentration).
+"""A run's capture: the sample that flowed (from the event log) and each zone's capture model
+(chip geometry from the bench file, vesicle sizes from the sample entry), with the capture
+efficiency from the mass-transport model (chipctl.analysis.transport) or, where the bench file
+names one, a calibration file (chipctl.analysis.calibration), which overrides the model.
 
-Mass-transport-limited capture in a flat channel (Squires, Messinger & Manalis, Nat Biotech
-26:417, 2008; shared/reference/spot_counting.md 4.5): the Lévêque flux to a zone of length L on
-one wall of a channel H high and W wide is J = D c0 W 0.81 Pe_s^(1/3), Pe_s = 6 (L/H)^2 Q/(W D),
-at most full collection (J <= c0 Q). The captured fraction of what flows past is J / (c0 Q),
-times the chip's capture efficiency (bench chip.capture_efficiency: how close the surface
-reaction comes to the transport limit). The flux falls along the zone as x^(-1/3) from its
-upstream edge, so a field's expected density relative to the zone's mean is computed too.
-Flow runs along +x (stage coordinates), as on the simulated chip.
+Never a number the simulator computed: the bench file carries geometry only.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-BOLTZMANN = 1.380649e-23
-WATER_VISCOSITY_PA_S = 0.89e-3  # 25 °C
-
-
-def diffusivity_um2_s(diameter_nm: float, temperature_k: float = 298.15) -> float:
-    """Stokes-Einstein diffusivity of a sphere in water."""
-    radius_m = diameter_nm * 1e-9 / 2
-    return BOLTZMANN * temperature_k / (6 * math.pi * WATER_VISCOSITY_PA_S * radius_m) * 1e12
+from chipctl.analysis import transport
+from chipctl.analysis.calibration import CaptureCalibration, capture_factor, load_calibration
+from chipctl.analysis.uncertainty import Factor
+from chipctl.config.bench import Bench, ZoneSpec
 
 
-def transport_fraction(flow_ul_min: float, width_um: float, height_um: float, length_um: float,
-                       diameter_nm: float = 100.0, across_um: float | None = None) -> float:
-    """Fraction of the vesicles flowing through the channel that reach the zone (a zone
-    `across_um` wide across the flow takes that share of the channel's width)."""
-    if flow_ul_min <= 0:
-        return 0.0
-    d = diffusivity_um2_s(diameter_nm)
-    q = flow_ul_min * 1e9 / 60.0  # um^3/s
-    pe_s = 6.0 * (length_um / height_um) ** 2 * q / (width_um * d)
-    share = 1.0 if across_um is None else min(1.0, across_um / width_um)
-    return min(1.0, 0.81 * pe_s ** (1 / 3) * d * width_um / q) * share
+@dataclass(frozen=True)
+class SampleFlow:
+    """Sample volume pumped at one rate during one step, and the total flow through the chip
+    meanwhile (other pumps of the same step, e.g. a monitor's stain, dilute the sample)."""
+
+    step: int
+    pump: str
+    volume_ul: float
+    rate_ul_min: float
+    total_rate_ul_min: float
+
+    def segment(self) -> transport.FlowSegment:
+        """The capture model's view: the sample's volume at the chip's total flow rate."""
+        return transport.FlowSegment(self.total_rate_ul_min, self.volume_ul)
 
 
-def field_profile(x0_um: float, x1_um: float, zone_x0_um: float, length_um: float) -> float:
-    """Mean Lévêque flux over [x0, x1] relative to the zone's mean (1 = average field)."""
-    a = min(max(x0_um - zone_x0_um, 0.0), length_um)
-    b = min(max(x1_um - zone_x0_um, 0.0), length_um)
-    if b - a <= 0 or length_um <= 0:
-        return 1.0
-    return length_um ** (1 / 3) * (b ** (2 / 3) - a ** (2 / 3)) / (b - a)
+def sample_flows(events: list[dict[str, Any]], bench: Bench | None,
+                 params: dict[str, Any]) -> list[SampleFlow]:
+    """Sample volumes that flowed over the chip, by step, from the event log."""
+    reagents = {n: s.reagent for n, s in (bench.pumps.items() if bench else [])}
+    step, step_pump, step_reagent = -1, "", ""
+    rates: dict[str, float] = {}  # pumps started in the current step
+    out = []
+    for event in events:
+        kind, pump = event.get("event"), str(event.get("pump"))
+        if kind == "step":
+            step, step_pump = int(event.get("index", -1)), str(event.get("pump", ""))
+            step_reagent, rates = str(event.get("reagent", "")), {}
+        elif kind == "pump_start" and event.get("direction", "infuse") == "infuse":
+            rates[pump] = float(event.get("rate_ul_min") or 0.0)
+        elif kind == "pump_done":
+            reagent = step_reagent if pump == step_pump and step_reagent else reagents.get(pump, "")
+            if pump == params.get("sample_pump") or reagent.lower() == "sample":
+                volume = abs(float(event.get("delivered_ul") or 0.0))
+                rate = rates.get(pump, 0.0)
+                if volume > 0 and rate > 0:
+                    out.append(SampleFlow(step, pump, volume, rate,
+                                          max(sum(rates.values()), rate)))
+    return out
+
+
+def zone_model(bench: Bench, spec: ZoneSpec, sizes: transport.SizeDistribution
+               ) -> transport.CaptureModel:
+    """The zone's closed-form capture model: flow along +x (stage), the zone's x size its
+    length, its y size its width (transport-limited: the reaction rate is not known)."""
+    ch = bench.chip.channel
+    return transport.CaptureModel(transport.Channel(ch.width_um, ch.height_um),
+                                  transport.Zone(spec.size_um[0], spec.size_um[1],
+                                                 spec.center_um), sizes)
+
+
+@dataclass(frozen=True)
+class BenchCalibration:
+    """The calibration file a bench names (None: the model alone) and what to call it."""
+
+    calibration: CaptureCalibration | None
+    source: str
+
+
+def bench_calibration(bench: Bench) -> BenchCalibration:
+    """Load ``chip.calibration`` (relative to the bench file); SourceError names file:line."""
+    name = bench.chip.calibration
+    if not name:
+        return BenchCalibration(None, "")
+    path = Path(name)
+    if not path.is_absolute() and bench.path:
+        path = Path(bench.path).parent / path
+    return BenchCalibration(load_calibration(path), str(path))
+
+
+def zone_capture(model: transport.CaptureModel, flows: list[SampleFlow], zone: str,
+                 cal: BenchCalibration) -> Factor:
+    """The zone's capture efficiency over the sample that flowed before it was imaged."""
+    return capture_factor(model, [f.segment() for f in flows], zone, cal.calibration, cal.source)
+
+
+def field_shares(model: transport.CaptureModel, flows: list[SampleFlow],
+                 footprints: list[transport.Footprint]) -> list[float]:
+    """Each field's share of the zone's capture (flux-weighted over the flow segments)."""
+    segments = [f.segment() for f in flows]
+    weights = [model.efficiency(s.flow_ul_min) * s.volume_ul for s in segments]
+    total = sum(weights)
+    if total <= 0:
+        return [0.0 for _ in footprints]
+    return [sum(w * model.field_share(s.flow_ul_min, fp) for w, s in
+                zip(weights, segments, strict=True)) / total for fp in footprints]

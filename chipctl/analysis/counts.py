@@ -1,11 +1,11 @@
 """The numbers of a run's report: counts and densities per zone and channel (isotype control
-subtracted, CV across fields) and capture kinetics. Pure functions of the counts table and
-the frame geometry; concentration is in chipctl.analysis.concentration.
+subtracted, CV across fields) and capture kinetics (first-order fits, chipctl.analysis.kinetics).
+Pure functions of the counts table and the frame geometry; concentration is in
+chipctl.analysis.concentration.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from chipctl.analysis.kinetics import fit_kinetics
 from chipctl.config.bench import Bench
 
 
@@ -156,7 +157,9 @@ def _subtract(table: list[ZoneChannel], controls: set[str]) -> list[ZoneChannel]
 
 @dataclass(frozen=True)
 class Kinetics:
-    """Count versus time in one zone/channel/field during one step, and a fitted rate."""
+    """Count versus time in one zone/channel/field during one step, fitted as a first-order
+    approach to saturation (chipctl.analysis.kinetics): initial rate, rate constant, plateau,
+    each with its 95 % interval; the rate per mm² divides by the zone area inside the field."""
 
     step: int
     zone: str
@@ -164,46 +167,66 @@ class Kinetics:
     field: int
     t_s: list[float]
     counts: list[int]
+    t0_s: float  # when the step's flow started
+    regime: str
     rate_per_min: float
-    rate_se_per_min: float
-    intercept: float
+    rate_ci95: tuple[float, float]
+    k_per_min: float
+    k_ci95: tuple[float, float]
+    plateau: float
+    plateau_ci95: tuple[float, float]
+    offset: float
+    imaged_area_mm2: float | None
     rate_per_mm2_min: float | None
+    flags: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able."""
         return asdict(self)
 
+    def curve(self, t_s: np.ndarray) -> np.ndarray:
+        """The fitted count at times ``t_s``."""
+        t = np.maximum((np.asarray(t_s, float) - self.t0_s) / 60.0, 0.0)
+        if self.k_per_min > 0:
+            return np.asarray(self.offset + self.rate_per_min / self.k_per_min
+                              * (1 - np.exp(-self.k_per_min * t)))
+        return np.asarray(self.offset + self.rate_per_min * t)
 
-def kinetics(counts: list[dict[str, Any]], geo: Geometry | None,
-             min_points: int = 3) -> list[Kinetics]:
-    """A straight-line fit of count versus time wherever a field was imaged repeatedly within
-    a step (capture under flow is linear in time at pM vesicle concentrations, reference 4.5;
-    each step has its own flow rate, so its own fit)."""
-    series: dict[tuple[int, str, str, int], list[tuple[float, int]]] = defaultdict(list)
+
+def flow_starts(events: list[dict[str, Any]]) -> dict[int, float]:
+    """When each step's first pump started (protocol time, s)."""
+    starts: dict[int, float] = {}
+    step = -1
+    for event in events:
+        if event.get("event") == "step":
+            step = int(event.get("index", -1))
+        elif (event.get("event") == "pump_start" and step not in starts
+              and event.get("t_s") is not None):
+            starts[step] = float(event["t_s"])
+    return starts
+
+
+def kinetics(counts: list[dict[str, Any]], geo: Geometry | None, bench: Bench | None = None,
+             events: list[dict[str, Any]] | None = None, min_points: int = 3) -> list[Kinetics]:
+    """A first-order capture fit wherever a field was imaged repeatedly within a step (each
+    step has its own flow rate, so its own fit)."""
+    series: dict[tuple[int, str, str, int], list[dict[str, Any]]] = defaultdict(list)
     for row in counts:
         if row.get("t_s") is not None:
             key = (int(row["step"]), str(row["zone"]), str(row["channel"]), int(row["field"]))
-            series[key].append((float(row["t_s"]), int(row["count"])))
+            series[key].append(row)
+    starts = flow_starts(events or [])
     out = []
-    for (step, zone, channel, fld), points in sorted(series.items()):
-        if len({t for t, _ in points}) < min_points:
+    for (step, zone, channel, fld), rows in sorted(series.items()):
+        t = np.array([float(r["t_s"]) for r in rows])
+        if len(set(t.tolist())) < min_points:
             continue
-        t = np.array([p[0] for p in points])
-        n = np.array([p[1] for p in points], dtype=float)
-        slope, intercept, se = _line_fit(t, n)
-        area = geo.field_area_mm2 if geo else None
-        out.append(Kinetics(step, zone, channel, fld, t.tolist(), n.astype(int).tolist(),
-                            slope * 60, se * 60, intercept,
-                            slope * 60 / area if area else None))
+        n = np.array([int(r["count"]) for r in rows])
+        t0 = min(starts.get(step, float(t.min())), float(t.min()))
+        area = imaged_area_mm2(rows[-1], geo, bench) if geo is not None else None
+        fit = fit_kinetics(t, n, t0, area or None)
+        out.append(Kinetics(step, zone, channel, fld, t.tolist(), n.tolist(), t0, fit.regime,
+                            fit.rate_per_min, fit.rate_ci95, fit.k_per_min, fit.k_ci95,
+                            fit.plateau, fit.plateau_ci95, fit.offset, area or None,
+                            fit.rate_per_mm2_min, fit.flags))
     return out
-
-
-def _line_fit(t: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
-    """Least-squares slope, intercept and the slope's standard error."""
-    design = np.column_stack([t, np.ones_like(t)])
-    (slope, intercept), *_ = np.linalg.lstsq(design, n, rcond=None)
-    residual = n - (slope * t + intercept)
-    dof = max(1, len(t) - 2)
-    sxx = float(np.sum((t - t.mean()) ** 2))
-    se = math.sqrt(float(np.sum(residual**2)) / dof / sxx) if sxx > 0 else float("nan")
-    return float(slope), float(intercept), se

@@ -1,15 +1,14 @@
-"""What the kept frames add to a report: spots (positions, intensities), colocalization of the
-markers, and image quality flags (focus, saturation, SNR, drift).
+"""What the kept frames add to a report: per-frame image quality (focus score, saturated
+pixels, SNR), drift, and a thumbnail of each field with its detections drawn.
 
 Spots are the run's own detections (spots.csv: what the run's counter found in each frame as
-it ran), never a second count; colocalization groups the spots of one field's channels into
-particles with chipctl.vision.colocalize. Without kept frames or recorded detections (a run
-recorded before runs kept them), the report says what it could not show.
+it ran), never a second count. Without kept frames or recorded detections (a run recorded
+before runs kept them), the report says what it could not show. Co-expression is in
+chipctl.analysis.coexpression, the QC flags of zones in chipctl.analysis.checks.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from chipctl.analysis.plots import thumbnail
 from chipctl.runs.frames import read_frame
-from chipctl.vision.coloc import colocalize
 from chipctl.vision.focus import focus_metric
 from chipctl.vision.model import CountResult
 
 MAX_FRAMES = 240
+MAX_THUMBNAILS = 60
 COLOC_RADIUS_PX = 2.0
 DRIFT_LIMIT_PX = 1.0
-FOCUS_DROP = 0.5  # a frame sharper than this fraction of its channel's median is in focus
 
 
 @dataclass
@@ -40,7 +39,6 @@ class FrameQC:
     focus: float
     snr: float | None
     spots: int | None
-    focus_offset_um: float | None = None
 
 
 @dataclass
@@ -50,8 +48,7 @@ class Imagery:
     frames: int = 0
     detections: bool = False
     qc: list[FrameQC] = field(default_factory=list)
-    intensities: dict[str, list[float]] = field(default_factory=dict)
-    coloc: list[dict[str, Any]] = field(default_factory=list)
+    thumbnails: list[dict[str, Any]] = field(default_factory=list)
     drift: list[dict[str, Any]] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -120,24 +117,24 @@ def analyse(folder: Path, frames: list[dict[str, Any]], pixel_size_um: float | N
     if detections is None:
         out.notes.append("this run recorded no detections (spots.csv; runs before chipctl kept"
                          " them): no per-spot positions, so no colocalization or intensities")
-    spots: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(dict)
     series: dict[tuple[Any, ...], list[np.ndarray]] = defaultdict(list)
+    shown: set[tuple[Any, ...]] = set()
     for entry in frames:
         image, meta = read_frame(folder / entry["file"])
-        key = (entry.get("step"), entry.get("zone"), entry.get("field"))
+        key = (entry.get("step"), entry.get("zone"), entry.get("field"), entry.get("channel"))
         result = None
         if detections is not None:  # a counted frame without rows had no spots
             result = detections.get(int(entry["seq"]), CountResult.from_xy(np.empty((0, 2))))
         out.qc.append(_qc(entry, image, meta, result))
         channel = str(entry.get("channel"))
         if result is not None:
-            spots[key][channel] = result
-            amps = [float(a) for a in result.spots["amplitude"]] if result.count else []
-            out.intensities.setdefault(channel, []).extend(amps)
-        if result is not None:
             xy = np.asarray(result.xy, float).reshape(-1, 2)
             series[(entry.get("zone"), entry.get("field"), channel)].append(xy)
-    out.coloc = _colocalization(spots)
+            if len(out.thumbnails) < MAX_THUMBNAILS and key not in shown:
+                shown.add(key)
+                out.thumbnails.append({"zone": entry.get("zone"), "field": entry.get("field"),
+                                       "channel": channel, "spots": int(result.count),
+                                       "png": thumbnail(image, xy)})
     out.drift = _drift(series, pixel_size_um)
     out.flags = _flags(out)
     return out
@@ -150,35 +147,9 @@ def _qc(entry: dict[str, Any], image: np.ndarray, meta: dict[str, Any], result: 
         snr = float(np.median(result.spots["snr"]))
     elif result is None:
         snr = image_snr(image)
-    offset = meta.get("focus_offset_um")
     return FrameQC(str(entry.get("file")), str(entry.get("zone")), int(entry.get("field") or 0),
                    str(entry.get("channel")), float(np.mean(image >= top)), focus_metric(image),
-                   snr, None if result is None else int(result.count),
-                   float(offset) if isinstance(offset, int | float) else None)
-
-
-def _colocalization(spots: dict[tuple[Any, ...], dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per zone and channel combination: particles positive for all of those channels."""
-    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for (_, zone, _), by_channel in spots.items():
-        if len(by_channel) < 2:
-            continue
-        for combo, n in _field_table(by_channel).items():
-            totals[str(zone)][combo] += n
-    out = []
-    for zone, table in sorted(totals.items()):
-        particles = table.pop("particles")
-        for combo, n in table.items():
-            out.append({"zone": zone, "channels": combo, "particles": particles,
-                        "positive": n, "fraction": n / particles if particles else None})
-    return out
-
-
-def _field_table(by_channel: dict[str, Any]) -> dict[str, int]:
-    channels = sorted(by_channel)
-    coloc = colocalize({ch: by_channel[ch] for ch in channels}, COLOC_RADIUS_PX)
-    table = {k: v for k, v in coloc.table().items() if "+" in k}
-    return {"particles": coloc.total, **table}
+                   snr, None if result is None else int(result.count))
 
 
 def _drift(series: dict[tuple[Any, ...], list[np.ndarray]],
@@ -200,19 +171,11 @@ def _drift(series: dict[tuple[Any, ...], list[np.ndarray]],
 
 
 def _flags(img: Imagery) -> list[str]:
+    """Saturated pixels, low SNR and drift (focus is checked per zone: chipctl.analysis.checks)."""
     flags = []
-    by_channel: dict[str, list[float]] = defaultdict(list)
-    for q in img.qc:
-        by_channel[q.channel].append(q.focus)
     for q in img.qc:
         if q.saturated_fraction > 1e-4:
             flags.append(f"saturation: {q.file} has {q.saturated_fraction:.2%} saturated pixels")
-        median = statistics.median(by_channel[q.channel])
-        if median > 0 and q.focus < FOCUS_DROP * median:
-            flags.append(f"focus: {q.file} is much less sharp than its channel's other frames")
-        if q.focus_offset_um is not None and abs(q.focus_offset_um) > 1.0:
-            flags.append(f"focus: {q.file} was {q.focus_offset_um:+.1f} um from the surface"
-                         " (simulator truth)")
         if q.snr is not None and q.snr < 3.0:
             flags.append(f"SNR: {q.file} median spot SNR {q.snr:.1f} (< 3)")
     for d in img.drift:

@@ -11,8 +11,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
 from chipctl.analysis.counts import Kinetics, ZoneChannel  # noqa: E402
+
+THUMB_PX = 200
 
 
 def _png(fig: Any) -> str:
@@ -45,34 +48,78 @@ def density_bars(table: list[ZoneChannel]) -> str | None:
 
 
 def kinetics_plot(series: list[Kinetics]) -> str | None:
-    """Count versus time with the fitted capture rate."""
+    """Count versus time with the fitted first-order capture curve."""
     if not series:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     for k in series:
-        t = np.array(k.t_s) / 60
-        label = f"step {k.step + 1} {k.zone} {k.channel} f{k.field}"
-        line = ax.plot(t, k.counts, "o", ms=3, label=label)[0]
-        ax.plot(t, k.intercept + k.rate_per_min * t, "-", color=line.get_color(), lw=1)
+        t = np.array(k.t_s)
+        label = f"step {k.step + 1} {k.zone} {k.channel} field {k.field} ({k.regime})"
+        line = ax.plot(t / 60, k.counts, "o", ms=3, label=label)[0]
+        fine = np.linspace(k.t0_s, t.max(), 100)
+        ax.plot(fine / 60, k.curve(fine), "-", color=line.get_color(), lw=1)
     ax.set_xlabel("time (min)")
     ax.set_ylabel("vesicles in field")
     ax.legend(fontsize=7)
     return _png(fig)
 
 
-def intensity_histogram(intensities: dict[str, list[float]]) -> str | None:
-    """Spot amplitude distribution per channel."""
-    if not any(v > 0 for values in intensities.values() for v in values):
+def intensity_histogram(photons: dict[str, list[float]]) -> str | None:
+    """Spot photons per marker (log scale): brightness grows with a vesicle's surface, so this
+    is a relative size distribution."""
+    positive = [v for values in photons.values() for v in values if v > 0]
+    if not positive:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
-    positive = [v for values in intensities.values() for v in values if v > 0]
     bins = np.geomspace(max(min(positive), 1.0), max(positive) * 1.01, 60)
-    for channel, values in sorted(intensities.items()):
+    for name, values in sorted(photons.items()):
         if values:
             ax.hist(values, bins=bins.tolist(), histtype="step",
-                    label=f"{channel} (n={len(values)})")
+                    label=f"{name} (n = {len(values):,})")
     ax.set_xscale("log")
-    ax.set_xlabel("spot amplitude (ADU above background, log scale)")
+    ax.set_xlabel("spot photons (log scale; relative vesicle size)")
     ax.set_ylabel("spots")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def thumbnail(image: np.ndarray, xy: np.ndarray, size: int = THUMB_PX) -> str:
+    """A field shrunk to ``size`` px (1st-99.8th percentile grey) with each detection circled."""
+    img = np.asarray(image, float)
+    lo, hi = np.percentile(img, [1.0, 99.8])
+    grey = np.clip((img - lo) / max(hi - lo, 1e-9) * 255, 0, 255).astype(np.uint8)
+    scale = size / max(img.shape)
+    small = Image.fromarray(grey).resize((max(1, round(img.shape[1] * scale)),
+                                          max(1, round(img.shape[0] * scale))),
+                                         Image.Resampling.BILINEAR).convert("RGB")
+    draw = ImageDraw.Draw(small)
+    radius = max(2.0, 3 * scale)
+    for x, y in np.asarray(xy, float).reshape(-1, 2) * scale:
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline=(255, 60, 60))
+    buffer = io.BytesIO()
+    small.save(buffer, format="PNG", compress_level=1)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def concentration_bars(rows: list[dict[str, Any]]) -> str | None:
+    """Concentration per sample and marker with its 95 % interval (log scale): ``rows`` have
+    sample, marker, per_ml, ci95_low, ci95_high."""
+    rows = [r for r in rows if r.get("per_ml")]
+    if not rows:
+        return None
+    samples = list(dict.fromkeys(str(r["sample"]) for r in rows))
+    markers = sorted({str(r["marker"]) for r in rows})
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.2 * len(samples) * len(markers)), 3.6))
+    width = 0.8 / len(markers)
+    for i, marker in enumerate(markers):
+        got = {str(r["sample"]): r for r in rows if r["marker"] == marker}
+        x = np.arange(len(samples)) + i * width
+        y = [got[s]["per_ml"] if s in got else np.nan for s in samples]
+        err = [[(got[s]["per_ml"] - got[s]["ci95_low"]) if s in got else 0 for s in samples],
+               [(got[s]["ci95_high"] - got[s]["per_ml"]) if s in got else 0 for s in samples]]
+        ax.bar(x, y, width, yerr=err, capsize=2, label=marker)
+    ax.set_xticks(np.arange(len(samples)) + 0.4 - width / 2, samples, rotation=20, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel("marker-positive vesicles per mL (95 % interval)")
     ax.legend(fontsize=8)
     return _png(fig)

@@ -24,7 +24,7 @@ from chipctl.analysis.recount_plan import (
     publish,
     stamp,
 )
-from chipctl.analysis.report import render_html
+from chipctl.analysis.report import render_html, report_json
 from chipctl.analysis.summary import summarize
 from chipctl.runs.detections import SPOT_COLUMNS, spot_rows
 from chipctl.runs.folder import RunFolder
@@ -54,7 +54,7 @@ def recounted(plan: RunPlan) -> list[tuple[dict[str, Any], dict[str, Any], Count
         result = plan.outcomes[j].result
         if result is not None:
             row = {**task.row, "previous_count": task.row.get("count"),
-                   "count": int(result.count), "file": task.file}
+                   "count": int(result.count), **result.measures(), "file": task.file}
             out.append((task.entry, row, result))
     return out
 
@@ -93,8 +93,7 @@ def _write_report(folder: Path, plan: RunPlan, rows: list[dict[str, Any]],
     data = summarize(view)
     data["recount"] = info
     (folder / "report.html").write_text(render_html(data), encoding="utf-8")
-    (folder / "report.json").write_text(json.dumps(data, indent=1, default=str),
-                                        encoding="utf-8")
+    (folder / "report.json").write_text(report_json(data), encoding="utf-8")
 
 
 def write_recount(plan: RunPlan, version: str, scheduler: str) -> RecountResult:

@@ -1,106 +1,99 @@
 """Everything a run's report says, as one JSON-able dict (written beside the HTML as
-report.json, so the report's numbers can be checked and reused)."""
+report.json, so the report's numbers can be checked and reused): results first (per zone and
+marker: detected, estimated total, density, concentration with its interval, co-expression),
+then QC, the method (every correction with its value and source), the sample's provenance and
+the record."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
-from chipctl.analysis import concentration as conc
-from chipctl.analysis.counts import geometry, kinetics, zone_table
+from chipctl.analysis import checks
+from chipctl.analysis.coexpression import coexpression
+from chipctl.analysis.concentration import estimate, headline
+from chipctl.analysis.counts import kinetics, zone_table
+from chipctl.analysis.evidence import RunEvidence, load_run_bench
 from chipctl.analysis.imagery import analyse
-from chipctl.config.bench import Bench, load_bench
-from chipctl.config.sourcefile import SourceError
-from chipctl.config.units import UnitError, to_unit
+from chipctl.analysis.provenance import (
+    misev_items,
+    particle_protein_ratio,
+    preclearing,
+    protein,
+)
 from chipctl.runs.folder import RunFolder
 
-# MISEV2018 (Théry et al., J Extracell Vesicles 7:1535750) items an operator enters as run
-# parameters: (label, parameter names accepted).
-MISEV_ITEMS = [
-    ("EV source (biofluid / cell type, culture conditions)", ("source", "sample_source")),
-    ("Collection and pre-processing (e.g. 300 x g / 2,000 x g / 10,000 x g clearing)",
-     ("preprocessing", "pre_processing", "pre-processing", "clearing")),
-    ("Separation / concentration method", ("separation", "isolation", "method")),
-    ("Storage (temperature, time, freeze-thaw cycles)", ("storage",)),
-    ("Starting volume", ("starting_volume", "volume")),
-    ("Dilution before loading", ("dilution",)),
-    ("Protein concentration (for the particle:protein ratio)", ("protein", "protein_ug_per_ml")),
-]
-
-
-def load_run_bench(run: RunFolder) -> Bench | None:
-    """The bench file as it was when the run started (None if unreadable)."""
-    path = run.path / "bench.yaml"
-    if not path.is_file() or not path.read_text(encoding="utf-8").strip():
-        return None
-    try:
-        return load_bench(path)
-    except SourceError:
-        return None
-
-
-def misev_items(params: dict[str, Any]) -> list[dict[str, str]]:
-    """Each MISEV2018 item with what the operator entered (or "not reported")."""
-    out = []
-    for label, names in MISEV_ITEMS:
-        value = next((str(params[n]) for n in names if params.get(n)), "")
-        out.append({"item": label, "value": value or "not reported"})
-    return out
-
-
-def protein_ug_per_ml(params: dict[str, Any]) -> float | None:
-    """The sample's protein concentration, if entered (a number is taken as ug/mL)."""
-    for name in ("protein_ug_per_ml", "protein"):
-        value = params.get(name)
-        if value in (None, ""):
-            continue
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            try:
-                return to_unit(value, "ug/mL")
-            except UnitError:
-                return None
-    return None
+__all__ = ["load_run_bench", "summarize"]
+RUN_KEYS = ("run_id", "protocol", "protocol_source", "protocol_sha256", "bench", "operator",
+            "sample", "status", "reason", "started", "ended", "last_completed_step",
+            "steps_total", "keep_frames", "versions")
 
 
 def summarize(run: RunFolder) -> dict[str, Any]:
-    """The report's content."""
-    bench = load_run_bench(run)
-    params = dict(run.info.get("parameters") or {})
-    geo = geometry(run.events, bench)
-    table = zone_table(run.counts, geo, bench)
-    series = kinetics(run.counts, geo)
-    estimates = conc.estimate(run.counts, run.events, bench, geo, params)
-    best = conc.headline(estimates)
-    images = analyse(run.path, run.frames(), geo.pixel_size_um if geo else None,
+    """The report's content (SourceError / SampleInfoError for an unusable entry)."""
+    ev = RunEvidence.of(run)
+    conc = estimate(ev)
+    coex, bleed = coexpression(ev, conc)
+    series = kinetics(run.counts, ev.geo, ev.bench, run.events)
+    images = analyse(run.path, run.frames(), ev.geo.pixel_size_um if ev.geo else None,
                      run.detections())
-    protein = protein_ug_per_ml(params)
-    ratio = best.concentration_per_ml / protein if best and protein else None
-    flags = list(images.flags) + _count_flags(run)
+    best = headline(conc.zones)
+    flags = ([f for zr in conc.zones for f in checks.zone_flags(zr)]
+             + checks.bleaching_flags(ev, conc) + checks.saturation_flags(run.counts)
+             + checks.focus_flags(images.qc) + bleed + checks.kinetics_flags(series))
+    results = [zr.as_dict() | {"coexpression": [c.as_dict() for c in coex if c.zone == zr.zone]}
+               for zr in conc.zones]
     return {
-        "run": {k: run.info.get(k) for k in ("run_id", "protocol", "protocol_source",
-                                             "protocol_sha256", "bench", "operator", "sample",
-                                             "status", "reason", "started", "ended",
-                                             "last_completed_step", "steps_total",
-                                             "keep_frames", "versions")},
-        "parameters": params,
-        "steps": _steps(run),
-        "geometry": asdict(geo) | {"field_area_mm2": geo.field_area_mm2} if geo else None,
-        "counts_rows": len(run.counts),
-        "zones": [t.as_dict() for t in table],
-        "kinetics": [k.as_dict() for k in series],
-        "sample_flows": [asdict(f) for f in conc.sample_flows(run.events, bench, params)],
-        "concentration": [e.as_dict() for e in estimates],
+        "run": {k: run.info.get(k) for k in RUN_KEYS},
+        "parameters": ev.params,
+        "results": results,
+        "skipped": conc.skipped,
         "headline": best.as_dict() if best else None,
-        "particle_protein_ratio_per_ug": ratio,
+        "qc_flags": checks.as_dicts(flags),
+        "image_flags": images.flags,
+        "sample": _sample(ev, best),
+        "labels": {"dyes": ev.labels.dyes, "source": ev.labels.source},
+        "kinetics": [k.as_dict() for k in series],
+        "zones": [t.as_dict() for t in zone_table(run.counts, ev.geo, ev.bench)],
+        "geometry": asdict(ev.geo) | {"field_area_mm2": ev.geo.field_area_mm2}
+        if ev.geo else None,
+        "counts_rows": len(run.counts),
+        "steps": _steps(run),
         "imagery": {"frames": images.frames, "detections": images.detections,
-                    "qc": [asdict(q) for q in images.qc], "colocalization": images.coloc,
-                    "drift": images.drift, "notes": images.notes,
-                    "intensities": images.intensities},
-        "qc_flags": flags,
-        "misev": misev_items(params),
+                    "qc": [asdict(q) for q in images.qc], "drift": images.drift,
+                    "notes": images.notes + ev.notes, "photons": _photons(ev),
+                    "thumbnails": images.thumbnails},
     }
+
+
+def _sample(ev: RunEvidence, best: Any) -> dict[str, Any]:
+    """The sample's provenance, structured."""
+    prot = protein(ev.params)
+    ratio = None
+    if prot is not None and best is not None:
+        ratio = particle_protein_ratio(best.per_ml, best.log_sd, prot)
+        if ratio is not None:
+            ratio["marker"] = best.marker
+    return {"name": ev.params.get("sample", ""), "dilution": ev.dilution,
+            "dilution_source": ev.dilution_source, "size_source": ev.size_source,
+            "preclearing": preclearing(ev.params), "misev": misev_items(ev.params),
+            "particle_protein_ratio": ratio}
+
+
+def _photons(ev: RunEvidence) -> dict[str, list[float]]:
+    """Spot photons per marker (its label's channel, every zone): a relative size proxy."""
+    if ev.spots is None:
+        return {}
+    out = {}
+    for marker, dye in sorted(ev.labels.dyes.items()):
+        values = ev.spots.photons[ev.spots.channel == dye]
+        if values.size:
+            out[f"{marker} ({dye})"] = [round(float(v), 1) for v in values]
+    if not out:
+        for channel in sorted(set(ev.spots.channel.tolist())):
+            values = ev.spots.photons[ev.spots.channel == channel]
+            out[channel] = [round(float(v), 1) for v in values]
+    return out
 
 
 def _steps(run: RunFolder) -> list[dict[str, Any]]:
@@ -108,15 +101,3 @@ def _steps(run: RunFolder) -> list[dict[str, Any]]:
     done = {e.get("index") for e in run.events if e.get("event") == "step_finished"}
     return [{**{k: v for k, v in e.items() if k not in ("event", "wall")},
              "completed": e.get("index") in done} for e in steps]
-
-
-def _count_flags(run: RunFolder) -> list[str]:
-    """Counting accuracy against the simulator's truth, where frames carried it."""
-    pairs = [(r["count"], r["true_count"]) for r in run.counts if r.get("true_count") is not None]
-    if not pairs:
-        return []
-    counted, true = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
-    if true and abs(counted - true) / true > 0.1:
-        return [f"counting: {counted} counted vs {true} true vesicles (simulator truth),"
-                f" {100 * (counted - true) / true:+.0f} %"]
-    return []

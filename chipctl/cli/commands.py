@@ -12,7 +12,7 @@ from pathlib import Path
 
 from chipctl.cli.errors import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
 from chipctl.cli.progress import run_protocol
-from chipctl.cli.runs import ACTIONS, notify_interrupted, runs_root
+from chipctl.cli.runs import ACTIONS, calibrate, notify_interrupted, runs_root
 from chipctl.cli.text import plural, say
 from chipctl.config.bench import Bench, load_bench
 from chipctl.config.sourcefile import Problem, SourceError
@@ -31,7 +31,7 @@ from chipctl.vision.model import CountParams
 def dispatch(args: argparse.Namespace) -> int:
     """Run the command named in `args`."""
     handlers = {"run": cmd_run, "validate": cmd_validate, "count": cmd_count,
-                "runs": cmd_runs, "sim": cmd_sim}
+                "runs": cmd_runs, "sim": cmd_sim, "calibrate": cmd_calibrate}
     return handlers[args.command](args)
 
 
@@ -218,6 +218,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     """chipctl runs list | show | report | export | recount (recount gives its exit code)."""
     code = ACTIONS[args.runs_command or "list"](args, sys.stdout)
     return int(code or EXIT_OK)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """chipctl calibrate RUN --reference CONC: a capture calibration file from a reference run."""
+    calibrate(args, sys.stdout)
+    return EXIT_OK
 
 
 def cmd_sim(args: argparse.Namespace) -> int:

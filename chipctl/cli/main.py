@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--info", action="append", default=[], metavar="NAME=VALUE",
                      help="run information for the record and report, not used by the protocol"
                           " (operator; MISEV2018 items: source, preprocessing, separation,"
-                          " storage, protein; labels, capture_efficiency)")
+                          " storage, protein, dilution; size_median_nm, size_gsd)")
     run.add_argument("--keep-frames", default="all", metavar="all|none|N",
                      help="raw frames to keep as OME-TIFF: all, none, or every Nth")
 
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where run folders are (before or after the action)")
     _add_runs_actions(runs.add_subparsers(dest="runs_command", metavar="ACTION"))
 
+    _add_calibrate_parser(sub)
     sim = sub.add_parser("sim", help="serve the simulated bench (same as python -m hardware_sim)")
     sim.add_argument("--speed", type=speed_factor, default=1.0,
                      help="simulated seconds per wall second (default 1)")
@@ -114,6 +115,34 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--sample", metavar="FILE",
                      help="a sample file describing the simulated sample (README)")
     return parser
+
+
+def concentration_per_ml(text: str) -> float:
+    """A reference concentration: particles per mL, e.g. 2e9 or 2.0e9."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of particles per mL"
+                                         " (e.g. 2e9)") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be above 0 particles per mL, got {text}")
+    return value
+
+
+def _add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
+    cal = sub.add_parser("calibrate", help="a capture calibration file from a run on a "
+                                           "reference material of known concentration")
+    cal.add_argument("run", metavar="RUN", help="the reference run (id, unique part, 'last')")
+    cal.add_argument("--reference", type=concentration_per_ml, required=True, metavar="CONC",
+                     help="the reference material's marker-positive particles per mL (stock,"
+                          " before the run's dilution)")
+    cal.add_argument("--reference-rsd", type=float, default=0.05, metavar="R",
+                     help="its relative standard uncertainty (default 0.05)")
+    cal.add_argument("--material", default="reference material",
+                     help="what the reference is (lot, supplier)")
+    cal.add_argument("--zone", action="append", default=[], help="calibrate only this zone")
+    cal.add_argument("--out", metavar="FILE", help="where (default RUN_FOLDER/calibration.yaml)")
+    cal.add_argument("--runs-dir", metavar="DIR", help="where run folders are")
 
 
 def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
@@ -138,8 +167,12 @@ def _add_runs_actions(runs_sub: argparse._SubParsersAction) -> None:
     export.add_argument("run", metavar="RUN")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("--out", metavar="FILE", help="where (default RUN_FOLDER/counts.FORMAT)")
+    comp = runs_sub.add_parser("compare", help="samples side by side: table, plot, CSV/Parquet,"
+                                                " spot tables")
+    comp.add_argument("runs", nargs="+", metavar="RUN")
+    comp.add_argument("--out", metavar="DIR", help="where (default RUNS_DIR/compare)")
     add_recount_parser(runs_sub)
-    for action in (listing, show, report, export, runs_sub.choices["recount"]):
+    for action in (listing, show, report, export, comp, runs_sub.choices["recount"]):
         _add_runs_dir(action)
 
 

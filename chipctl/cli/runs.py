@@ -10,10 +10,17 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
+from chipctl.analysis.calibrate_run import CalibrationRefused, calibrate_run
+from chipctl.analysis.calibration import dump_calibration
+from chipctl.analysis.compare import compare, write_comparison
+from chipctl.analysis.numbers import interval, number
+from chipctl.analysis.provenance import SampleInfoError
 from chipctl.analysis.report import write_report
+from chipctl.analysis.summary import summarize
 from chipctl.cli.errors import UsageError
 from chipctl.cli.recount import runs_recount
 from chipctl.cli.text import plural
+from chipctl.config.sourcefile import SourceError
 from chipctl.runs.export import export_counts
 from chipctl.runs.folder import RunFolder, RunNotFound, resolve_run
 from chipctl.runs.index import RunFilter, RunIndex
@@ -102,7 +109,27 @@ def runs_show(args: argparse.Namespace, out: TextIO) -> None:
         lines.append(f"  param      {name} = {value}")
     lines.append(f"  {plural(len(run.counts), 'counted frame')},"
                  f" {plural(len(run.frames()), 'frame')} kept, {plural(len(run.events), 'event')}")
-    print("\n".join(lines), file=out)
+    print("\n".join(lines + _result_lines(run)), file=out)
+
+
+def _result_lines(run: RunFolder) -> list[str]:
+    """Each zone's detected count and estimated concentration (what the report says)."""
+    if not run.counts:
+        return []
+    try:
+        data = summarize(run)
+    except (SourceError, SampleInfoError) as exc:
+        return [f"  results    not computed: {exc}"]
+    lines = []
+    for r in data["results"]:
+        conc = (f"below the isotype control (< {number(r['ci95'][1])} per mL)"
+                if r["upper_limit_only"] else
+                f"estimated {number(r['per_ml'])} per mL (95 % {interval(*r['ci95'])})")
+        lines.append(f"  result     {r['zone']} {r['marker']}+ ({r['channel']}):"
+                     f" {r['detected']:,} detected, {conc}")
+    lines += [f"  no result  {zone}: {why}" for zone, why in data["skipped"].items()]
+    lines += [f"  QC         {f['subject']}: {f['code']}" for f in data["qc_flags"]]
+    return lines
 
 
 def _manual_text(run: RunFolder) -> str:
@@ -122,11 +149,54 @@ def _manual_text(run: RunFolder) -> str:
     return "\n".join(lines)
 
 
+def _analysis_error(run: RunFolder, exc: Exception) -> UsageError:
+    """A run whose entries cannot be used: which run, and what to fix."""
+    return UsageError(f"run {run.run_id}: {exc}")
+
+
 def runs_report(args: argparse.Namespace, out: TextIO) -> None:
     """Write the HTML report and say where."""
     run = _find_protocol_run(args)
-    path = write_report(run, Path(args.out) if args.out else None)
+    try:
+        path = write_report(run, Path(args.out) if args.out else None)
+    except (SourceError, SampleInfoError) as exc:
+        raise _analysis_error(run, exc) from exc
     print(f"report: {path}", file=out)
+
+
+def runs_compare(args: argparse.Namespace, out: TextIO) -> None:
+    """Samples side by side: table, plot, CSV (+ Parquet), a spot table per run."""
+    runs = []
+    for name in args.runs:
+        args.run = name
+        runs.append(_find_protocol_run(args))
+    try:
+        cmp = compare(runs)
+    except (SourceError, SampleInfoError) as exc:
+        raise UsageError(str(exc)) from exc
+    target = Path(args.out) if args.out else runs_root(args) / "compare"
+    written = write_comparison(cmp, target)
+    print(f"{plural(len(runs), 'run')}, {plural(len(cmp.rows), 'zone row')}: "
+          f"{target / 'compare.html'}", file=out)
+    if not any(p.suffix == ".parquet" for p in written):
+        print("no Parquet file: pyarrow is not installed (pip install 'chipctl[parquet]');"
+              " compare.csv has the same table", file=out)
+
+
+def calibrate(args: argparse.Namespace, out: TextIO) -> None:
+    """`chipctl calibrate RUN --reference CONC`: write a capture calibration file."""
+    run = _find_protocol_run(args)
+    try:
+        cal = calibrate_run(run, args.reference, args.reference_rsd, args.material,
+                            args.zone or ())
+    except (SourceError, SampleInfoError, CalibrationRefused) as exc:
+        raise _analysis_error(run, exc) from exc
+    target = Path(args.out) if args.out else run.path / "calibration.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(dump_calibration(cal), encoding="utf-8")
+    ratios = ", ".join(f"{z} {c.factor:.3g} ± {100 * c.rsd:.0f} %" for z, c in cal.zones.items())
+    print(f"calibration: {target} (measured / model capture: {ratios}); name it in the bench"
+          f" file as chip.calibration", file=out)
 
 
 def runs_export(args: argparse.Namespace, out: TextIO) -> None:
@@ -136,9 +206,12 @@ def runs_export(args: argparse.Namespace, out: TextIO) -> None:
     if target.resolve() == (run.path / "counts.csv").resolve():
         raise UsageError("refusing to overwrite the run's own counts.csv;"
                              " write the export elsewhere (--out FILE)")
-    export_counts(run.counts, target, args.format, run.run_id)
+    try:
+        export_counts(run.counts, target, args.format, run.run_id)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     print(f"{plural(len(run.counts), 'row')}: {target}", file=out)
 
 
 ACTIONS = {"list": runs_list, "show": runs_show, "report": runs_report, "export": runs_export,
-           "recount": runs_recount}
+           "recount": runs_recount, "compare": runs_compare}

@@ -10,6 +10,7 @@ devices:
 chip:
   channel: {width: 1 mm, height: 50 um, length: 20 mm}
   pressure_limit: 100 kPa
+  calibration: cd63-liposomes.yaml   # optional: `chipctl calibrate` output; overrides the model
   zones: {CD63: {antibody: anti-CD63, center_um: [5000, 0], size_um: [1000, 1000]}}
 ```
 """
@@ -95,8 +96,18 @@ class ChipSpec(BaseModel):
     name: str = "exosome capture chip"
     channel: ChannelSpec = ChannelSpec()
     pressure_limit_kpa: float = Field(default=100.0, alias="pressure_limit")
-    capture_efficiency: float = 0.1
+    calibration: str | None = None  # a capture calibration file (relative to the bench file)
+    capture_efficiency: float | None = None  # refused: capture is computed, never entered
     zones: dict[str, ZoneSpec] = Field(default_factory=dict)
+
+    @field_validator("capture_efficiency", mode="before")
+    @classmethod
+    def _no_entered_capture(cls, value: Any) -> None:
+        if value is not None:
+            raise ValueError("chipctl computes capture efficiency from the chip geometry, flow "
+                             "and vesicle size (or a calibration file: chip.calibration); "
+                             "remove this line")
+        return None
 
     @field_validator("pressure_limit_kpa", mode="before")
     @classmethod

@@ -27,6 +27,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "um": (0.0, 1e5),  # .. 10 cm: more than any stage travels
 }
 MAX_COUNT = 10_000  # fields per zone, repeats, grid rows x columns, positions
+MAX_LABELS = 32  # markers of one detection cocktail
 
 
 class StepError(Exception):
@@ -196,3 +197,29 @@ class Fields:
                      for key in self.data if key not in self.used]
         if problems:
             raise StepErrors(problems)
+
+
+def read_labels(f: Fields) -> tuple[tuple[str, str], ...]:
+    """`labels: {CD9: AF488, CD63: AF555}`: which marker's detection antibody carries which
+    dye (the channel that images it); one dye per marker and one marker per dye."""
+    value = f.raw("labels", required=False)
+    if value is None:
+        return ()
+    example = "e.g. {CD9: AF488, CD63: AF555, CD81: AF647}"
+    if not isinstance(value, dict) or not value:
+        raise f.error("labels", f"a mapping of marker to dye, {example}")
+    if len(value) > MAX_LABELS:
+        raise f.error("labels", f"{len(value)} markers; at most {MAX_LABELS}")
+    pairs: list[tuple[str, str]] = []
+    for marker, dye in value.items():
+        if not all(isinstance(v, str | int) and not isinstance(v, bool) and str(v).strip()
+                   for v in (marker, dye)):
+            raise f.error("labels", f"marker and dye are names, {example}; got "
+                          f"{marker!r}: {dye!r}"[:200])
+        pairs.append((clean_text(str(marker)), clean_text(str(dye))))
+    dyes = [d for _, d in pairs]
+    twice = sorted({d for d in dyes if dyes.count(d) > 1})
+    if twice:
+        raise f.error("labels", f"dye {', '.join(twice)} carries more than one marker: a channel "
+                      "could not tell them apart")
+    return tuple(pairs)

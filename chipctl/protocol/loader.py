@@ -33,7 +33,7 @@ from chipctl.config.sourcefile import (
     parse_yaml,
     read_bounded,
 )
-from chipctl.protocol.fields import MAX_COUNT, Fields, StepError, StepErrors, combine
+from chipctl.protocol.fields import MAX_COUNT, Fields, StepError, StepErrors, combine, read_labels
 from chipctl.protocol.model import (
     ChannelSetting,
     Flow,
@@ -55,7 +55,7 @@ MAX_LABEL = 200  # characters of a label or a name
 MAX_EXPOSURES = 100  # exposures of one field in one channel (image: frames)
 FLOW_ALIASES = ("sample", "block", "stain", "wash", "buffer")
 TOP_LEVEL = ("schema_version", "name", "description", "parameters", "steps")
-_FLOW_FIELDS = ("pump", "rate", "volume", "duration", "direction", "reagent")
+_FLOW_FIELDS = ("pump", "rate", "volume", "duration", "direction", "reagent", "labels")
 FIELDS: dict[str, tuple[str, ...]] = {
     "prime": ("pump", "volume", "rate"),
     "flow": _FLOW_FIELDS,
@@ -105,7 +105,9 @@ def _flow(f: Fields, reagent: str = "") -> Flow:
     if ("volume" in f.data) == ("duration" in f.data):
         raise StepError(f"{f.kind}: give either a volume or a duration (not both)", f.line)
     return Flow(pump=f.text("pump"), rate_ul_min=_rate(f), volume_ul=volume, duration_s=duration,
-                direction=direction, reagent=f.text("reagent", False, reagent))  # type: ignore[arg-type]
+                direction=direction, reagent=f.text("reagent", False, reagent),  # type: ignore[arg-type]
+                labels=read_labels(f))
+
 
 
 def _channels(f: Fields) -> tuple[ChannelSetting, ...]:
@@ -203,12 +205,12 @@ def _alongside(f: Fields, main: Flow) -> tuple[Flow, ...]:
                       "[{pump: stain_pump, rate: 0.5 uL/min}]")
     flows = []
     for item in value:
-        g = Fields("monitor.with", item, f.line_of("with"), ("pump", "rate", "reagent"))
+        g = Fields("monitor.with", item, f.line_of("with"), ("pump", "rate", "reagent", "labels"))
         pump = g.text("pump")
         if pump == main.pump:
             raise g.error("pump", f"{pump} already drives the main flow")
         flows.append(Flow(pump=pump, rate_ul_min=_rate(g), duration_s=main.planned_duration_s,
-                          reagent=g.text("reagent", False, "")))
+                          reagent=g.text("reagent", False, ""), labels=read_labels(g)))
         g.check_unknown()
     return tuple(flows)
 

@@ -46,6 +46,12 @@ class Flow(Step):
     duration_s: float | None = None
     direction: Direction = "infuse"
     reagent: str = ""  # sample, buffer, block, stain, wash: what the step means to the biologist
+    labels: tuple[tuple[str, str], ...] = ()  # (marker, dye): which antibody carries which dye
+
+    @property
+    def label_channels(self) -> dict[str, str]:
+        """Marker -> dye (the imaging channel that reads it) of a stain's detection antibodies."""
+        return dict(self.labels)
 
     @property
     def planned_volume_ul(self) -> float:

@@ -107,10 +107,12 @@ class ProtocolBuilder:
 
     def flow(self, pump: str, rate: str, volume: str | None = None, duration: str | None = None,
              direction: str = "infuse", reagent: str | None = None,
-             label: str | None = None, kind: str = "flow") -> ProtocolBuilder:
-        """Pump by volume or for a duration (infuse or withdraw)."""
+             label: str | None = None, kind: str = "flow",
+             labels: dict[str, str] | None = None) -> ProtocolBuilder:
+        """Pump by volume or for a duration (infuse or withdraw); a stain's `labels` say which
+        marker's antibody carries which dye, e.g. {"CD63": "AF555"}."""
         fields = self._fields(pump=pump, rate=rate, volume=volume, duration=duration,
-                              direction=direction, reagent=reagent)
+                              direction=direction, reagent=reagent, labels=labels)
         return self._add(kind, fields, label)
 
     def sample(self, pump: str, rate: str, volume: str | None = None,
@@ -124,9 +126,10 @@ class ProtocolBuilder:
         return self.flow(pump, rate, volume, duration, label=label, kind="block")
 
     def stain(self, pump: str, rate: str, volume: str | None = None,
-              duration: str | None = None, label: str | None = None) -> ProtocolBuilder:
-        """Flow the detection antibodies."""
-        return self.flow(pump, rate, volume, duration, label=label, kind="stain")
+              duration: str | None = None, label: str | None = None,
+              labels: dict[str, str] | None = None) -> ProtocolBuilder:
+        """Flow the detection antibodies (`labels`: marker -> dye, e.g. {"CD63": "AF555"})."""
+        return self.flow(pump, rate, volume, duration, label=label, kind="stain", labels=labels)
 
     def wash(self, pump: str, rate: str, volume: str | None = None,
              duration: str | None = None, label: str | None = None) -> ProtocolBuilder:

@@ -145,6 +145,14 @@ class _Checker:
         self.contents[pump] = min(max(after, 0.0), self.capacity[pump])
 
     # -- imaging ----------------------------------------------------------------------------
+    def labels(self, step: steps.Step, labels: tuple[tuple[str, str], ...]) -> None:
+        """Each stain label's dye is a channel the bench can image."""
+        known = self._light_channels()
+        for marker, dye in labels:
+            if known and dye not in known:
+                self.problem(step, f"labels: {marker} is labelled with '{dye}', which is no "
+                             f"channel of the illuminator ({', '.join(known)})")
+
     def channels(self, step: steps.Step, channels: tuple[steps.ChannelSetting, ...]) -> None:
         known = self._light_channels()
         low, high = self.exposure_range
@@ -219,6 +227,7 @@ class _Checker:
         self.zone(step, step.zone)
         self.channels(step, (step.channel,))
         for flow in step.alongside:
+            self.labels(step, flow.labels)
             self.flow(step, flow.pump, flow.rate_ul_min, flow.planned_volume_ul, flow.direction,
                       flow.reagent)
         if step.alongside:
@@ -240,6 +249,7 @@ class _Checker:
         if isinstance(step, steps.Prime):
             return self.flow(step, step.pump, step.rate_ul_min, step.volume_ul, "infuse", "")
         if isinstance(step, steps.Flow):
+            self.labels(step, step.labels)
             return self.flow(step, step.pump, step.rate_ul_min, step.planned_volume_ul,
                              step.direction, step.reagent)
         if isinstance(step, steps.Wait):

@@ -103,7 +103,7 @@ class FrameCounting:
     def _on_counted(self, counted: FrameCount) -> None:
         with self._done:
             frames, row = self._pending.pop(counted.index)
-        row = {**row, "count": int(counted.result.count)}
+        row = {**row, "count": int(counted.result.count), **counted.result.measures()}
         for k, frame in enumerate(frames):
             result = counted.result if k == 0 else None
             self.events.frame.emit(CountedFrame(frame.image, frame.metadata, result, row))

@@ -4,9 +4,10 @@ Each row names its frame (`seq`, the frame's number in the run, and `file`, the 
 or empty when the frame was not kept), where it was taken (step, zone, field, channel) and
 the spot: x (column) and y (row) in pixels with (0, 0) at the centre of the top-left pixel,
 amplitude (ADU above background at the peak), local SNR, photons (electrons), the Cramer-Rao
-bounds of x and y (px) and the multiplicity of a split detection (empty where not measured;
-older runs have no such columns). A frame with no spots has no rows; which frames were
-counted is in counts.csv and the event log. Reports read these instead of counting again.
+bounds of x and y (px), the multiplicity of a split detection and the frame's detection
+threshold (local SNR; empty where not measured; older runs have no such columns). A frame
+with no spots has no rows; which frames were counted is in counts.csv and the event log.
+Reports read these instead of counting again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from chipctl.vision.model import CountResult, empty_spots
 
 SPOT_COLUMNS = ["seq", "file", "step", "zone", "field", "channel", "x", "y", "amplitude", "snr",
-                "photons", "crlb_x", "crlb_y", "multiplicity"]
+                "photons", "crlb_x", "crlb_y", "multiplicity", "threshold"]
 _MEASURES = (("amplitude", 3), ("snr", 3), ("photons", 1), ("crlb_x", 4), ("crlb_y", 4))
 SPOTS_NAME = "spots.csv"
 
@@ -29,9 +30,10 @@ SPOTS_NAME = "spots.csv"
 def spot_rows(entry: dict[str, Any], result: CountResult) -> list[dict[str, Any]]:
     """The spots.csv rows of one frame (its frame-log entry and its count)."""
     where = {key: entry.get(key) for key in ("seq", "file", "step", "zone", "field", "channel")}
+    threshold = _cell(result.threshold, 3)
     return [{**where, "x": round(float(s["x"]), 3), "y": round(float(s["y"]), 3),
-             **{k: _cell(s[k], nd) for k, nd in _MEASURES}, "multiplicity": int(s["multiplicity"])}
-            for s in result.spots]
+             **{k: _cell(s[k], nd) for k, nd in _MEASURES}, "multiplicity": int(s["multiplicity"]),
+             "threshold": threshold} for s in result.spots]
 
 
 def _cell(value: float, digits: int) -> float | str:

@@ -11,8 +11,9 @@ from typing import Any
 from chipctl.runs.detections import SPOTS_NAME, read_detections
 from chipctl.vision.model import CountResult
 
-INT_COLUMNS = ("step", "field", "count", "true_count")
-FLOAT_COLUMNS = ("t_s", "exposure_ms", "power_pct", "x_um", "y_um")
+INT_COLUMNS = ("step", "field", "count", "true_count", "saturated")
+FLOAT_COLUMNS = ("t_s", "exposure_ms", "power_pct", "x_um", "y_um", "threshold", "noise_adu",
+                 "psf_sigma_px", "estimated_count")
 
 
 class RunNotFound(LookupError):

@@ -26,7 +26,8 @@ __all__ = ["COUNT_COLUMNS", "RunRecorder", "now_iso", "step_summary", "write_jso
 
 COUNT_COLUMNS = [
     "t_s", "step", "zone", "field", "channel", "count", "true_count", "exposure_ms",
-    "power_pct", "x_um", "y_um",
+    "power_pct", "x_um", "y_um", "threshold", "noise_adu", "saturated", "psf_sigma_px",
+    "estimated_count",
 ]
 
 
@@ -37,6 +38,10 @@ def step_summary(step: Step) -> dict[str, Any]:
     if isinstance(flow, Flow | Prime):
         info.update(pump=flow.pump, rate_ul_min=flow.rate_ul_min,
                     reagent=getattr(flow, "reagent", "") or "")
+    labels = {m: d for f in (step.flows if isinstance(step, Monitor) else (step,))
+              if isinstance(f, Flow) for m, d in f.labels}
+    if labels:
+        info["labels"] = labels  # marker -> dye, from the stain: the report reads zones by it
     if isinstance(step, Monitor):
         info["zone"] = step.zone
     return info

@@ -131,6 +131,25 @@ class CountResult:
         pixels = self.shape[0] * self.shape[1]
         return self.count / pixels * 1e6 if pixels else float("nan")
 
+    def measures(self) -> dict[str, float | int | None]:
+        """What a counts row records of this count beside the count itself, so the limit of
+        detection can be computed from the record: the local-SNR ``threshold``, ``noise_adu``
+        (median amplitude / SNR of the spots: the noise sd the score divided by, in peak ADU;
+        None without spots), spots rejected as ``saturated``, the ``psf_sigma_px`` used and the
+        crowding-corrected ``estimated_count``."""
+        def number(value: float, digits: int) -> float | None:
+            return round(float(value), digits) if np.isfinite(value) else None
+
+        noise = float("nan")
+        if self.count:
+            ratio = self.spots["amplitude"] / self.spots["snr"]
+            ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+            noise = float(np.median(ratio)) if ratio.size else noise
+        return {"threshold": number(self.threshold, 3), "noise_adu": number(noise, 4),
+                "saturated": int(self.rejected.get("saturated", 0)),
+                "psf_sigma_px": number(self.psf_sigma_px, 3),
+                "estimated_count": number(self.estimated_count, 1)}
+
     @classmethod
     def from_xy(cls, xy: np.ndarray, shape: tuple[int, int] = (0, 0)) -> CountResult:
         """A result holding spots at ``xy`` (N x 2: x, y), e.g. from another detector."""
