@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 from fakes import GUI_BENCH, fake_engine
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton
 
 from chipctl.runs import RunFolder, RunIndex
 from gui.main_window import MainWindow
+from tests.gui_support import open_window
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -33,13 +34,7 @@ TRAVEL_BENCH["devices"]["stage"]["travel"] = {"x": ["-1 mm", "1 mm"], "y": ["-1 
 
 @pytest.fixture
 def window(qtbot: Any, tmp_path: Path) -> MainWindow:
-    win = MainWindow(fake_engine(tmp_path / "runs", TRAVEL_BENCH),
-                     QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat),
-                     open_url=lambda url: None)
-    win.ask_before_close = False
-    qtbot.addWidget(win)
-    win.show()
-    return win
+    return open_window(qtbot, tmp_path, fake_engine(tmp_path / "runs", TRAVEL_BENCH))
 
 
 def manual_lines(window: MainWindow) -> list[str]:

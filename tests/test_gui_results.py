@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import GUI_BENCH, fake_engine
-from PySide6.QtCore import QPointF, QSettings
+from fakes import GUI_BENCH
+from PySide6.QtCore import QPointF
 
 from gui.chip_map import ChipMap
 from gui.core import Bench
 from gui.counts_plot import CountsPlot, axis_range
 from gui.main_window import MainWindow
+from tests.gui_support import open_window
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,13 +38,7 @@ steps:
 
 @pytest.fixture
 def window(qtbot: Any, tmp_path: Path) -> MainWindow:
-    win = MainWindow(fake_engine(tmp_path / "runs"),
-                     QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat),
-                     open_url=lambda url: None)
-    win.ask_before_close = False
-    qtbot.addWidget(win)
-    win.show()
-    return win
+    return open_window(qtbot, tmp_path)
 
 
 def cell(window: MainWindow, zone: str, channel: str, column: int) -> str:

@@ -11,27 +11,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fakes import fake_engine
-from PySide6.QtCore import QSettings
 
 from gui.core import DryRun, Frame
 from gui.frames import Shown
 from gui.main_window import MainWindow
 from gui.protocol_panel import describe_dry_run
 from gui.widgets import count_of
+from tests.gui_support import open_window
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
 def window(qtbot: Any, tmp_path: Path) -> MainWindow:
-    win = MainWindow(fake_engine(tmp_path / "runs"),
-                     QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat),
-                     open_url=lambda url: None)
-    win.ask_before_close = False
-    qtbot.addWidget(win)
-    win.show()
-    return win
+    return open_window(qtbot, tmp_path)
 
 
 def test_count_of_says_one_in_the_singular() -> None:

@@ -50,6 +50,8 @@ def _locked(method: F) -> F:
 class _AccountedPump:
     """The running account of a syringe: contents at the start of a run minus what moved."""
 
+    driver: NewEraPump | HarvardPump
+
     def __init__(self, name: str, syringe: Syringe) -> None:
         self.name = name
         self.syringe = syringe
@@ -82,6 +84,14 @@ class _AccountedPump:
             finally:
                 self._lock.release()
 
+    def off(self) -> bool:
+        """The safe state's stop, not under the pump's lock: sent blindly (never after a
+        read), retried and confirmed by the pump (the driver's stop_blind); then the account
+        settled. True once the pump reported itself stopped; never raises."""
+        confirmed = self.driver.stop_blind()
+        self._settle_if_free()
+        return confirmed
+
     def _check_volume(self, rate_ul_min: float, volume_ul: float | None, infuse: bool) -> None:
         if rate_ul_min <= 0:
             raise OutOfRange(self.name, f"rate must be positive, got {rate_ul_min} uL/min")
@@ -95,6 +105,8 @@ class _AccountedPump:
 
 class NewEraSyringePump(_AccountedPump):
     """A New Era NE-1000 pump as the engine's Pump."""
+
+    driver: NewEraPump
 
     def __init__(self, name: str, driver: NewEraPump, syringe: Syringe, safe_mode_s: int = 0):
         super().__init__(name, syringe)
@@ -173,14 +185,6 @@ class NewEraSyringePump(_AccountedPump):
             raise
         self._settle()
 
-    def off(self) -> bool:
-        """The safe state's stop, not under the pump's lock: sent blindly (never after a
-        read), retried and confirmed by the pump (the driver's stop_blind); then the account
-        settled. True once the pump reported itself stopped; never raises."""
-        confirmed = self.driver.stop_blind()
-        self._settle_if_free()
-        return confirmed
-
     @_locked
     def is_running(self) -> bool:
         """Poll the pump; False once it stopped (the account is settled). Alarms raise; a pump
@@ -233,6 +237,8 @@ def make_newera(name: str, settings: NewEraSettings,
 
 class HarvardSyringePump(_AccountedPump):
     """A Harvard Pump 11 Elite / PHD ULTRA as the engine's Pump."""
+
+    driver: HarvardPump
 
     def __init__(self, name: str, driver: HarvardPump, syringe: Syringe) -> None:
         super().__init__(name, syringe)
@@ -290,14 +296,6 @@ class HarvardSyringePump(_AccountedPump):
         """Stop the pump (clears a stall) and settle the syringe account."""
         self.driver.stop()
         self._settle()
-
-    def off(self) -> bool:
-        """The safe state's stop, not under the pump's lock: sent blindly (never after a
-        read), retried and confirmed by the pump (the driver's stop_blind); then the account
-        settled. True once the pump reported itself stopped; never raises."""
-        confirmed = self.driver.stop_blind()
-        self._settle_if_free()
-        return confirmed
 
     @_locked
     def is_running(self) -> bool:
