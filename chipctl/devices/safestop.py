@@ -106,13 +106,13 @@ def off_actions(bench: Bench, by_kind: Callable[[str], Mapping[str, Any]]) -> li
 
 def _off_all(devices: list[Any], kind: str) -> Callable[[], bool]:
     """Every distinct adapter of one physical device off in turn: True if all confirmed."""
-    offs = [_off_of(d, kind) for d in {id(d): d for d in devices}.values()]
+    offs = [off_of(d, kind) for d in {id(d): d for d in devices}.values()]
     return lambda: all([off() for off in offs])
 
 
-def _off_of(device: Any, kind: str) -> Callable[[], bool]:
-    """The device's blind off, or (a device without one) its stop/dark/halt: True if it
-    worked."""
+def off_of(device: Any, kind: str) -> Callable[[], bool]:
+    """The device's safe-state off: its blind off, or (a device without one) its
+    stop/dark/halt. Calling it returns True once the device confirmed."""
     off = getattr(device, "off", None)
     if callable(off):
         return lambda: bool(off())
