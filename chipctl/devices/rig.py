@@ -15,7 +15,13 @@ from typing import Any, Generic, TypeVar
 
 from chipctl.config.bench import Bench
 from chipctl.devices.interfaces import Camera, Illuminator, Stage, SyringePump, Valve
-from chipctl.devices.safestop import OffAction, SafeStop, off_actions, run_in_parallel
+from chipctl.devices.safestop import (
+    OffAction,
+    SafeStop,
+    off_actions,
+    run_in_parallel,
+    single_off,
+)
 from drivers.transport import SerialTransport
 
 D = TypeVar("D")
@@ -105,7 +111,7 @@ class Rig:
         def send() -> bool:
             broadcast.stop(broadcast.transport)
             return True
-        return OffAction(names, "broadcast", send)
+        return single_off(names, "broadcast", send)
 
     def safe_state(self) -> list[str]:
         """The safe stop (every pump stopped, light off, stage halted); returns what could not be
