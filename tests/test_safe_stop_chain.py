@@ -4,7 +4,9 @@ confirmation. Against the emulated chains over real sockets, and byte by byte.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +16,8 @@ from wire import expected_protocol
 from chipctl.devices.rig import Rig
 from drivers.exchange import OFF_TRIES, blind_offs
 from drivers.newera import NewEraPump, safe_packet
+from hardware_sim.newera import NewEraChain
+from hardware_sim.world import World
 
 ROUNDS = 5  # safe stops of a running chain per test: a crossing would show in any of them
 
@@ -42,14 +46,22 @@ def start(rig: Rig, *names: str) -> None:
         rig.pumps[name].infuse(60.0)
 
 
-@pytest.mark.parametrize("broadcast", [False, True], ids=["safe stop", "emergency stop"])
-def test_two_chained_pumps_are_both_confirmed_on_the_first_try(
-        caplog: pytest.LogCaptureFixture, broadcast: bool) -> None:
+@contextlib.contextmanager
+def two_pump_chain(caplog: pytest.LogCaptureFixture) -> Iterator[tuple[World, NewEraChain, Rig]]:
+    """New Era pumps `a` (address 0) and `b` (1) on one served port, connected, logs watched."""
     specs = [ne_spec("a", 0, fresh=False), ne_spec("b", 1, fresh=False)]
-    with newera_bench(*specs) as (world, _chain, transport):
+    with newera_bench(*specs) as (world, chain, transport):
         rig = chain_rig(transport, a=0, b=1)
         rig.connect()
         watch(caplog)
+        yield world, chain, rig
+        rig.close()
+
+
+@pytest.mark.parametrize("broadcast", [False, True], ids=["safe stop", "emergency stop"])
+def test_two_chained_pumps_are_both_confirmed_on_the_first_try(
+        caplog: pytest.LogCaptureFixture, broadcast: bool) -> None:
+    with two_pump_chain(caplog) as (world, _chain, rig):
         for _ in range(ROUNDS):
             start(rig, "a", "b")
             assert sorted(running_pumps(world)) == ["a", "b"]
@@ -61,14 +73,15 @@ def test_two_chained_pumps_are_both_confirmed_on_the_first_try(
             assert crossings(caplog) == []
             # one blind stop per pump (the first try), both written before any confirmation
             blind = urgent_writes(caplog)
-            mine = [m for m in blind if "*STP" not in m]  # not the broadcast
+            # an emergency stop sends the port's broadcast first (twice, in both framings)
+            assert ["*STP" in m for m in blind] == [True] * 4 * broadcast + [False] * 2
+            mine = blind[-2:]
             assert len(mine) == 2, blind
             assert repr(safe_packet(b"0STP") * 2) in mine[0]
             assert repr(safe_packet(b"1STP") * 2) in mine[1]
             for pump, model in ((rig.pumps["a"], world.pumps["a"]),
                                 (rig.pumps["b"], world.pumps["b"])):
                 assert pump.displaced_ul() == pytest.approx(model.infused_ul, abs=0.01)
-        rig.close()
 
 
 @pytest.mark.parametrize("broadcast", [False, True], ids=["safe stop", "emergency stop"])
@@ -97,18 +110,13 @@ def test_an_unplugged_pump_of_the_chain_does_not_fail_the_other(
 @pytest.mark.parametrize("garbled", [1, 2, 3])
 def test_garbled_replies_on_the_chain_are_skipped_not_taken(
         caplog: pytest.LogCaptureFixture, garbled: int) -> None:
-    specs = [ne_spec("a", 0, fresh=False), ne_spec("b", 1, fresh=False)]
-    with newera_bench(*specs) as (world, chain, transport):
-        rig = chain_rig(transport, a=0, b=1)
-        rig.connect()
-        watch(caplog)
+    with two_pump_chain(caplog) as (world, chain, rig):
         start(rig, "a", "b")
         chain.inject("garble", garbled)  # the next replies on the line, whichever pump's
         stop = rig.safe_stop("test")
         assert running_pumps(world) == []
         assert stop.failures == []
         assert not any("expected" in m or "another address" in m for m in crossings(caplog))
-        rig.close()
 
 
 def test_a_harvard_daisy_chain_is_confirmed_on_the_first_try(
@@ -135,6 +143,16 @@ def pumps(transport: Any) -> list[NewEraPump]:
             for address in (0, 1)]
 
 
+def chain_stop(pairs: list[tuple[bytes, bytes | None]]) -> tuple[list[bool], list[Any]]:
+    """The safe stop of pumps 0 and 1 (Basic mode) on a port playing `pairs`: which confirmed,
+    and each pump's outcome in the order it was told."""
+    told: list[tuple[int, bool]] = []
+    with expected_protocol(pairs) as t:
+        offs = [p.blind_stop() for p in pumps(t)]
+        confirmed = blind_offs(offs, done=lambda i, ok: told.append((i, ok)))
+    return confirmed, told
+
+
 def test_every_blind_stop_goes_out_before_any_confirmation() -> None:
     """Both STP pairs are written first; then pump 0's status query meets pump 1's late reply
     first (skipped, not a failure), then its own."""
@@ -142,11 +160,7 @@ def test_every_blind_stop_goes_out_before_any_confirmation() -> None:
              (b"1STP\r1STP\r", None),
              (b"0\r", b"\x0201P\x03\x0201S\x03\x0200S\x03"),
              (b"1\r", b"\x0201S\x03")]
-    told: list[tuple[int, bool]] = []
-    with expected_protocol(pairs) as t:
-        offs = [p.blind_stop() for p in pumps(t)]
-        assert blind_offs(offs, done=lambda i, ok: told.append((i, ok))) == [True, True]
-    assert told == [(0, True), (1, True)]
+    assert chain_stop(pairs) == ([True, True], [(0, True), (1, True)])
 
 
 def test_a_reply_of_the_other_pump_is_never_its_confirmation() -> None:
@@ -155,11 +169,7 @@ def test_a_reply_of_the_other_pump_is_never_its_confirmation() -> None:
     pairs = [(b"0STP\r0STP\r", None), (b"1STP\r1STP\r", None),
              (b"0\r", b"\x0200S\x03"), (b"1\r", b"\x0200S\x03")]
     pairs += [(b"1STP\r1STP\r", b"\x0200S\x03"), (b"1\r", b"\x0200S\x03")] * (OFF_TRIES - 1)
-    told: list[tuple[int, bool]] = []
-    with expected_protocol(pairs) as t:
-        offs = [p.blind_stop() for p in pumps(t)]
-        assert blind_offs(offs, done=lambda i, ok: told.append((i, ok))) == [True, False]
-    assert told == [(0, True), (1, False)]
+    assert chain_stop(pairs) == ([True, False], [(0, True), (1, False)])
 
 
 def test_a_running_status_is_not_a_confirmation() -> None:

@@ -85,32 +85,51 @@ class SafeStop:
 
 
 Report = Callable[[int, bool, str], None]
-"""How an off action tells of one of its devices: (its index in the action, confirmed, error)."""
+"""How an off action tells of one of its targets: (its index in the action, confirmed, error)."""
+
+
+@dataclass(frozen=True)
+class OffTarget:
+    """What a safe stop turns off: a physical device (its bench entries) of a kind, or a
+    port's broadcast stop (kind `broadcast`, the entries of the devices it reaches)."""
+
+    names: tuple[str, ...]
+    kind: str
+
+    @property
+    def label(self) -> str:
+        """As the bench file names it (entries joined by '+')."""
+        return "+".join(self.names)
 
 
 @dataclass(frozen=True)
 class OffAction:
-    """What one thread of the safe stop turns off: one physical device, or the pumps sharing a
-    port. `devices`: each device's bench entries; `run(report)` reports each device as soon
-    as its outcome is known."""
+    """What one thread of the safe stop turns off: one target, or the pumps sharing a port
+    (with its broadcast stop, in an emergency stop). `run(report)` reports each target as
+    soon as its outcome is known."""
 
-    devices: tuple[tuple[str, ...], ...]
-    kind: str
+    targets: tuple[OffTarget, ...]
     run: Callable[[Report], None]
 
 
+Broadcast = tuple[tuple[str, ...], Callable[[], None]]
+"""A port's broadcast stop: the bench entries it reaches, and the call that sends it."""
+
+
 def single_off(names: tuple[str, ...], kind: str, off: Callable[[], bool]) -> OffAction:
-    """The action of one device whose `off()` returns True once the device confirmed."""
+    """The action of one target whose `off()` returns True once it confirmed."""
     def run(report: Report) -> None:
         report(0, off(), "")
-    return OffAction((names,), kind, run)
+    return OffAction((OffTarget(names, kind),), run)
 
 
-def off_actions(bench: Bench, by_kind: Callable[[str], Mapping[str, Any]]) -> list[OffAction]:
+def off_actions(bench: Bench, by_kind: Callable[[str], Mapping[str, Any]],
+                broadcasts: Mapping[str, Broadcast] | None = None) -> list[OffAction]:
     """One off per physical device of the kinds that can be left on (pumps, lights, stages):
     bench entries on one port and address are one device (its adapters turned off in turn,
     on one thread), and one adapter named twice is turned off once. The pumps sharing a port
-    are one action (`port_off`): one thread, so their replies never cross."""
+    are one action (`port_off`, with that port's entry of `broadcasts`, by URL): one thread,
+    so their replies never cross; a broadcast with no such action gets its own."""
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for kind in OFF_KINDS:
         for name, device in by_kind(kind).items():
@@ -129,14 +148,30 @@ def off_actions(bench: Bench, by_kind: Callable[[str], Mapping[str, Any]]) -> li
             ports.setdefault(key[1], []).append((tuple(named), adapters))
         else:
             slots.append(single_off(tuple(named), key[0], _off_all(adapters, key[0])))
-    return [port_off(ports[slot]) if isinstance(slot, str) else slot for slot in slots]
+    left = dict(broadcasts or {})
+    actions = [port_off(ports[slot], left.pop(slot, None)) if isinstance(slot, str) else slot
+               for slot in slots]
+    return actions + [single_off(names, "broadcast", _sent(send))
+                      for names, send in left.values()]
 
 
-def port_off(pumps: Sequence[tuple[tuple[str, ...], Sequence[Any]]]) -> OffAction:
-    """The pumps on one port (each: its bench entries and adapters): every pump's blind stop
-    written first, then each confirmed in turn (drivers.exchange.blind_offs), each reported
-    as soon as it confirmed; then every account settled."""
+def port_off(pumps: Sequence[tuple[tuple[str, ...], Sequence[Any]]],
+             broadcast: Broadcast | None = None) -> OffAction:
+    """The pumps on one port (each: its bench entries and adapters): the port's `broadcast`
+    sent first, if given (its replies collide: they are flushed before anything is read),
+    then every pump's blind stop written, then each confirmed in turn
+    (drivers.exchange.blind_offs), each reported as soon as it confirmed; then every account
+    settled."""
+    targets = tuple(OffTarget(names, "pump") for names, _adapters in pumps)
+    if broadcast is not None:
+        targets += (OffTarget(broadcast[0], "broadcast"),)
+
     def run(report: Report) -> None:
+        if broadcast is not None:
+            try:
+                report(len(pumps), _sent(broadcast[1])(), "")
+            except Exception as exc:  # noqa: BLE001 - the pumps are still stopped one by one
+                report(len(pumps), False, str(exc) or type(exc).__name__)
         parts, owner = [], []
         for index, (_names, adapters) in enumerate(pumps):
             for adapter in adapters:
@@ -155,7 +190,15 @@ def port_off(pumps: Sequence[tuple[tuple[str, ...], Sequence[Any]]]) -> OffActio
             for _names, adapters in pumps:
                 for adapter in adapters:
                     adapter.settle_after_off()
-    return OffAction(tuple(names for names, _adapters in pumps), "pump", run)
+    return OffAction(targets, run)
+
+
+def _sent(send: Callable[[], None]) -> Callable[[], bool]:
+    """An off that is done once sent (a broadcast: nothing confirms it)."""
+    def off() -> bool:
+        send()
+        return True
+    return off
 
 
 def _off_all(devices: list[Any], kind: str) -> Callable[[], bool]:
@@ -186,21 +229,22 @@ def run_in_parallel(reason: str, actions: Sequence[OffAction],
     results: dict[tuple[int, int], DeviceOff] = {}
 
     def work(index: int, action: OffAction) -> None:
-        def report(device: int, ok: bool, error: str) -> None:
+        def report(target: int, ok: bool, error: str) -> None:
             if not ok and not error:
                 error = "sent, but the device never confirmed it"
-            results.setdefault((index, device), DeviceOff(
-                action.devices[device], action.kind, ok, time.monotonic() - started, error))
+            off = action.targets[target]
+            results.setdefault((index, target), DeviceOff(
+                off.names, off.kind, ok, time.monotonic() - started, error))
         try:
             action.run(report)
-        except Exception as exc:  # noqa: BLE001 - reported as the failure of its devices
-            for device in range(len(action.devices)):
-                report(device, False, str(exc) or type(exc).__name__)
-        for device in range(len(action.devices)):
-            report(device, False, "")  # a device the action never told of
+        except Exception as exc:  # noqa: BLE001 - reported as the failure of its targets
+            for target in range(len(action.targets)):
+                report(target, False, str(exc) or type(exc).__name__)
+        for target in range(len(action.targets)):
+            report(target, False, "")  # a target the action never told of
 
     threads = [threading.Thread(target=work, args=(i, a), daemon=True,
-                                name=f"safe-stop-{a.devices[0][0]}")
+                                name=f"safe-stop-{a.targets[0].label}")
                for i, a in enumerate(actions)]
     for thread in threads:
         thread.start()
@@ -208,5 +252,5 @@ def run_in_parallel(reason: str, actions: Sequence[OffAction],
         thread.join(max(0.0, started + deadline_s - time.monotonic()))
     late = f"no confirmation within {deadline_s:g} s"
     return SafeStop(reason, tuple(
-        results.get((i, d)) or DeviceOff(names, a.kind, False, deadline_s, late)
-        for i, a in enumerate(actions) for d, names in enumerate(a.devices)))
+        results.get((i, t)) or DeviceOff(off.names, off.kind, False, deadline_s, late)
+        for i, a in enumerate(actions) for t, off in enumerate(a.targets)))
