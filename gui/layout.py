@@ -90,7 +90,8 @@ class WindowLayout:
         w.stage_boxes = [StageBox(n, d, w.calls, zones, w.manual)
                          for n, d in devices.stages.items()]
         w.camera_boxes = [CameraBox(n, d, w.calls, w.frames,
-                                    lambda message: w.calls.report("camera", message), w.manual)
+                                    lambda message: w.calls.report("camera", message), w.manual,
+                                    devices.illuminators)
                           for n, d in devices.cameras.items()]
         for box in (*w.light_boxes, *w.stage_boxes, *w.camera_boxes):
             layout.addWidget(box)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from chipctl.config.devices import CoolLedSettings
@@ -118,6 +119,29 @@ def light_exposures(light: Any, channel: str, power_pct: float) -> Iterator[None
         yield
     finally:
         light.dark()
+
+
+@dataclass(frozen=True)
+class ExposureLight:
+    """The light a manual exposure (snap, live) gets, for the exposure only."""
+
+    illuminator: str
+    channel: str
+    power_pct: float
+
+    def as_record(self) -> dict[str, Any]:
+        """The light as an event's fields."""
+        return {"illuminator": self.illuminator, "channel": self.channel,
+                "power_pct": self.power_pct}
+
+
+def lit_snap(camera: Any, timeout_s: float, lamp: Any, light: ExposureLight | None) -> Any:
+    """One frame, lit by `light` (on `lamp`) for its exposure only, as a run's image step
+    lights its frames (`light_exposures`); with the light as it is if there is none."""
+    if lamp is None or light is None:
+        return camera.snap(timeout_s=timeout_s)
+    with light_exposures(lamp, light.channel, light.power_pct):
+        return camera.snap(timeout_s=timeout_s)
 
 
 def make_coolled(name: str, settings: CoolLedSettings,
