@@ -131,6 +131,8 @@ class WindowLayout:
         w.resizeDocks([counts], [260], Qt.Orientation.Vertical)
         w.resizeDocks([w.docks["Protocol"], devices], [360, 380], Qt.Orientation.Horizontal)
         w.resizeDocks([counts, log], [1000, 420], Qt.Orientation.Horizontal)
+        w.browser.widthNeeded.connect(  # the live view gives way, the window never grows
+            lambda px: w.resizeDocks([frames], [px], Qt.Orientation.Horizontal))
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self.window)

@@ -12,19 +12,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fakes import fake_engine
 from PySide6.QtCore import QPoint, QRect, QSettings, QSize
-from PySide6.QtWidgets import QAbstractButton, QScrollArea, QWidget
+from PySide6.QtWidgets import QAbstractButton, QScrollArea, QTableWidget, QWidget
 from simbench import simulated_bench
 
-from gui.core import Engine, load_bench
+from gui.core import Engine, Frame, load_bench
 from gui.main_window import MainWindow
 from gui.widgets import ElidedLabel
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]
 SCREENS = [QSize(1366, 768), QSize(1920, 1080)]
+WIDE = [*SCREENS, QSize(1600, 900)]
 
 
 def make_window(engine: Any, tmp_path: Path, qtbot: Any) -> MainWindow:
@@ -61,6 +63,16 @@ def cut_off_buttons(window: MainWindow) -> list[str]:
         if button.text() and button.width() < button.minimumSizeHint().width():
             bad.append(f"{button.text()!r} squeezed to {button.width()} px")
     return bad
+
+
+def columns_out_of_view(table: QTableWidget) -> list[str]:
+    """Columns of a table that need a horizontal scroll to be seen."""
+    table.scrollToTop()
+    right = table.viewport().width()
+    return [f"{table.horizontalHeaderItem(c).text()!r} ends at {table.columnViewportPosition(c)}"
+            f" + {table.columnWidth(c)} of {right} px" for c in range(table.columnCount())
+            if table.columnViewportPosition(c) + table.columnWidth(c) > right
+            or table.horizontalScrollBar().maximum() > 0]
 
 
 @pytest.fixture
@@ -108,6 +120,9 @@ def test_the_window_stays_within_the_screen_through_a_tetraspanin_panel_run(
     window.browser.show_run(Path(window.session.folder))  # the same run, as a past one
     qtbot.waitUntil(lambda: window.results.browsing, timeout=5000)
     assert window.results.rowCount() == 12 and len(window.chip_map.field_items) == 16
+    window.docks["Frames"].raise_()
+    qtbot.wait(50)
+    assert len(window.browser.records) == 48 and columns_out_of_view(window.browser.table) == []
     window.browser.show_run(None)
     summary = window.counts_plot.summary
     assert summary.is_elided() and summary.toolTip() == summary.full_text()
@@ -133,6 +148,29 @@ def test_every_button_is_visible_or_scrollable_and_long_text_is_elided(
                   window.history.message):
         assert isinstance(label, ElidedLabel)
         assert label.is_elided() and long_reason.strip() in label.toolTip()
+
+
+@pytest.mark.parametrize("screen", WIDE, ids=["1366x768", "1920x1080", "1600x900"])
+def test_every_column_of_the_frame_browser_is_in_view_without_scrolling_sideways(
+        qtbot: Any, tmp_path: Path, screen: QSize) -> None:
+    window = make_window(fake_engine(tmp_path / "runs"), tmp_path, qtbot)
+    window.resize(screen)
+    window.show()
+    qtbot.waitExposed(window)
+    for seq in range(40):  # frames of a long run: wide numbers in every column
+        zone, field = ("isotype", "CD63")[seq % 2], seq // 2 + 1
+        window.archive.add_frame(Frame(np.full((64, 64), 65535 * (seq % 3 == 0), np.uint16),
+                                       {"zone": zone, "field": field, "channel": "AF647",
+                                        "time_s": 3600.0 + 60 * seq}))
+        window.archive.add_count({"zone": zone, "field": field, "channel": "AF647",
+                                  "count": 10_000 + seq, "t_s": 3600.0 + 60 * seq})
+    window.docks["Frames"].raise_()
+    window.browser.reload()
+    qtbot.wait(50)
+    assert window.browser.table.rowCount() == 40
+    assert columns_out_of_view(window.browser.table) == []
+    assert window.size() == screen, "the browser's columns never grow the window"
+    assert cut_off_buttons(window) == []
 
 
 def test_a_saved_geometry_larger_than_the_screen_is_brought_back_onto_it(
