@@ -39,6 +39,14 @@ def make_window(engine: Any, tmp_path: Path, qtbot: Any) -> MainWindow:
     return window
 
 
+def shown_on(screen: QSize, window: MainWindow, qtbot: Any) -> MainWindow:
+    """The window shown at a screen's size."""
+    window.resize(screen)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
 def in_scroll_area(widget: QWidget) -> bool:
     parent = widget.parentWidget()
     while parent is not None:
@@ -94,10 +102,7 @@ def sim_window(qtbot: Any, tmp_path: Path) -> Iterator[MainWindow]:
 @pytest.mark.parametrize("screen", SCREENS, ids=["1366x768", "1920x1080"])
 def test_the_window_stays_within_the_screen_through_a_tetraspanin_panel_run(
         sim_window: MainWindow, qtbot: Any, screen: QSize) -> None:
-    window = sim_window
-    window.resize(screen)
-    window.show()
-    qtbot.waitExposed(window)
+    window = shown_on(screen, sim_window, qtbot)
     assert window.minimumSizeHint().width() <= screen.width()
     assert window.minimumSizeHint().height() <= screen.height()
     panel = window.protocol_panel
@@ -133,10 +138,8 @@ def test_the_window_stays_within_the_screen_through_a_tetraspanin_panel_run(
 @pytest.mark.parametrize("screen", SCREENS, ids=["1366x768", "1920x1080"])
 def test_every_button_is_visible_or_scrollable_and_long_text_is_elided(
         qtbot: Any, tmp_path: Path, screen: QSize) -> None:
-    window = make_window(fake_engine(tmp_path / "runs"), tmp_path, qtbot)
-    window.resize(screen)
-    window.show()
-    qtbot.waitExposed(window)
+    window = shown_on(screen, make_window(fake_engine(tmp_path / "runs"), tmp_path, qtbot),
+                      qtbot)
     long_reason = "the syringe of sample_pump " + "would run dry before the step ends " * 8
     window.protocol_panel.set_state("failed", long_reason)
     window.show_error("Run failed", long_reason)
@@ -153,10 +156,8 @@ def test_every_button_is_visible_or_scrollable_and_long_text_is_elided(
 @pytest.mark.parametrize("screen", WIDE, ids=["1366x768", "1920x1080", "1600x900"])
 def test_every_column_of_the_frame_browser_is_in_view_without_scrolling_sideways(
         qtbot: Any, tmp_path: Path, screen: QSize) -> None:
-    window = make_window(fake_engine(tmp_path / "runs"), tmp_path, qtbot)
-    window.resize(screen)
-    window.show()
-    qtbot.waitExposed(window)
+    window = shown_on(screen, make_window(fake_engine(tmp_path / "runs"), tmp_path, qtbot),
+                      qtbot)
     for seq in range(40):  # frames of a long run: wide numbers in every column
         zone, field = ("isotype", "CD63")[seq % 2], seq // 2 + 1
         window.archive.add_frame(Frame(np.full((64, 64), 65535 * (seq % 3 == 0), np.uint16),
