@@ -183,8 +183,8 @@ class Engine:
 
     def interrupt(self, reason: str) -> list[str]:
         """Stop now, whatever is going (a signal, Ctrl-C): the run aborted and recorded as
-        interrupted, manual flows booked, every pump and light off at once; returns what
-        could not be confirmed off."""
+        interrupted, manual flows booked, every pump and light off and every stage halted at
+        once; returns what could not be confirmed."""
         if self.runner is not None and not self.runner.state.finished:
             return self.runner.emergency_stop(reason, event="interrupted")
         if self.manual.flowing():
@@ -192,8 +192,8 @@ class Engine:
         return self._rig.safe_stop(reason).failures
 
     def emergency_stop(self) -> list[str]:
-        """Every pump and light off now, whatever is running; recorded by the run, or (no run
-        going) by the manual session."""
+        """Every pump and light off and every stage halted now, whatever is running; recorded
+        by the run, or (no run going) by the manual session."""
         if self.runner is not None and not self.runner.state.finished:
             return self.runner.emergency_stop()
         return self.manual.emergency_stop()

@@ -14,12 +14,9 @@ a manual session (chipctl.runs.manual: a folder of the runs directory, events.js
 run's event format, `chipctl runs list` shows it) opened by the first action and closed with
 the engine. A manual flow is a run's PumpRun: its pump records keep the syringe account, and
 a watcher thread polls it until it ends, so a stall alarm, the end of travel or a lost pump is
-recorded as the interlock it is and the pump is stopped. Stopping (a pump, the light, the
-stage) is never refused.
-
-Thread-safe: actions may come from any thread (the GUI's device pool); each action's device
-calls run on the caller's thread. Records go out on `events.record` as well (the GUI's event
-log listens there).
+recorded as the interlock it is and the pump is stopped blindly, as the safe state does.
+Stopping (a pump, the light, the stage) is never refused. Thread-safe: actions may come from
+any thread (the GUI's device pool) and run on it; records go out on `events.record` too.
 """
 
 from __future__ import annotations
@@ -35,6 +32,7 @@ from chipctl.devices.autofocus import autofocus
 from chipctl.devices.illuminator import ExposureLight, lit_snap
 from chipctl.devices.interfaces import Frame
 from chipctl.devices.rig import Rig
+from chipctl.devices.safestop import off_of
 from chipctl.devices.stage import outside_travel
 from chipctl.run import interlocks
 from chipctl.run.clock import RunClock
@@ -233,13 +231,19 @@ class ManualSession:
                 self._interlock(pump, flow, exc)
 
     def _interlock(self, pump: str, flow: PumpRun, exc: Exception) -> None:
+        """Stop the pump as the safe state does (its blind off), book what it moved, and
+        record the interlock with whether the pump confirmed the stop."""
+        confirmed = True
         if self._flows.pop(pump, None) is not None:  # not finished yet: stop it and book it
+            confirmed = False
+            with contextlib.suppress(DeviceError):
+                confirmed = off_of(flow.pump, "pump")()
             with contextlib.suppress(DeviceError):
                 flow.stop()
-                flow.pump.stop()
             with contextlib.suppress(DeviceError, interlocks.Interlock):
                 flow.finish(expect_full=False)
-        self._emit("interlock", device=pump, reason=interlocks.reason_for(exc))
+        self._emit("interlock", device=pump, reason=interlocks.reason_for(exc),
+                   stop_confirmed=confirmed)
 
     # -- light ------------------------------------------------------------------------------
     def light(self, illuminator: str, channel: str, power_pct: float) -> None:

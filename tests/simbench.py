@@ -61,9 +61,10 @@ def status(bench: SimBench) -> dict[str, Any]:
     return reply["devices"]  # type: ignore[no-any-return]
 
 
-def fault(bench: SimBench, device: str, name: str) -> None:
-    """Inject a fault through the control channel."""
-    reply = request(bench.control.address, {"cmd": "fault", "device": device, "fault": name},
+def fault(bench: SimBench, device: str, name: str, value: float = 1) -> None:
+    """Inject a fault through the control channel (`value`: a count, seconds or a level)."""
+    reply = request(bench.control.address,
+                    {"cmd": "fault", "device": device, "fault": name, "value": value},
                     token=bench.control.token)
     assert reply["ok"], reply
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from simbench import lights_on, pumps_running, sim_engine, simulated_bench, status
+from simbench import fault, lights_on, pumps_running, sim_engine, simulated_bench, status
 
 from chipctl.config.bench import load_bench
 from chipctl.engine import Engine
@@ -97,3 +97,17 @@ def test_soft_travel_limits_refuse_a_manual_move_and_a_runs_move_before_anything
                 (15_000.0, 100.0), abs=2.0)
         finally:
             engine.close()
+
+
+def test_a_pump_lost_mid_flow_is_stopped_blindly_and_the_interlock_says_so(
+        tmp_path: Path) -> None:
+    with sim_engine(tmp_path, speed=50) as (engine, bench):
+        engine.manual.infuse("buffer_pump", 10.0, 200.0)  # 20 min of protocol time
+        wait_for(lambda: pumps_running(status(bench)) == ["buffer_pump"])
+        fault(bench, "buffer_pump", "garble", 50)  # every reply garbled from now on
+        wait_for(lambda: recorded(engine, "interlock"))
+        devices = status(bench)
+        (interlock,) = recorded(engine, "interlock")
+    # the blind stop reached the pump although no reply could be read
+    assert pumps_running(devices) == [] and devices["buffer_pump"]["ended"] == "stopped"
+    assert interlock["device"] == "buffer_pump" and interlock["stop_confirmed"] is False

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from fakes import GUI_BENCH, FakeLight, FakeStage, SpotsCamera, make_runner
-from simbench import lights_on, pumps_running, simulated_bench
+from simbench import lights_on, pumps_running, sim_engine, simulated_bench
 
 from chipctl.cli.main import main
 from chipctl.config.bench import Bench
@@ -89,12 +89,13 @@ def test_a_dead_port_does_not_delay_stopping_a_healthy_pump() -> None:
         stop = rig.safe_stop("test")
         # the healthy pump and the light were confirmed while the dead pump still hung
         assert not hang.is_set()
-        assert sorted(stop.confirmed) == ["led", "sample_pump"]
+        assert sorted(stop.confirmed) == ["led", "sample_pump", "stage"]
         assert stop.failures == ["buffer_pump: no confirmation within 2 s"]
         assert rig.illuminators["led"].on == {}
         record = stop.as_record()
         assert record["unconfirmed"] == ["buffer_pump"]
-        assert {d["device"] for d in record["devices"]} == {"buffer_pump", "sample_pump", "led"}
+        assert {d["device"] for d in record["devices"]} == {"buffer_pump", "sample_pump", "led",
+                                                           "stage"}
     finally:
         hang.set()
 
@@ -222,3 +223,16 @@ def test_sigkill_mid_flow_the_pump_stops_by_its_safe_mode(tmp_path: Path) -> Non
     assert pump["ended"] == "comm_timeout"  # the pump's own watchdog stopped it
     safe_mode_s = 5.0  # the bench file names none: the default
     assert 0 < (pump["ended_at_s"] - killed_at) / SPEED <= safe_mode_s + STOP_BOUND_S
+
+
+def test_the_emergency_stop_halts_a_moving_stage(tmp_path: Path) -> None:
+    with sim_engine(tmp_path, 1.0) as (engine, _bench):
+        (stage,) = engine.stages().values()
+        x0, y0 = stage.position()
+        stage.move_to(x0 + 10_000.0, y0)  # 2 s of travel at the simulated stage's top speed
+        assert engine.emergency_stop() == []  # every device confirmed
+        halted_at = stage.position()
+        assert stage.driver.busy() == 0  # type: ignore[attr-defined]  # nothing moves any more ...
+        assert x0 <= halted_at[0] < x0 + 10_000.0  # ... and it stopped short of the target
+        time.sleep(0.3)
+        assert stage.position() == halted_at

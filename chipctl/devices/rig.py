@@ -90,10 +90,10 @@ class Rig:
         self.devices[name].connect()
 
     def safe_stop(self, reason: str = "", *, broadcast: bool = False) -> SafeStop:
-        """Every pump stopped and every light off, all at once: the one safe stop every stop
-        path calls (chipctl.devices.safestop). Each physical device's off goes out blindly on
-        its own thread, retried and confirmed; `broadcast` adds each port's broadcast stop
-        (`*STP`, every New Era pump at once) beside them. Never raises."""
+        """Every pump stopped, every light off and every stage halted, all at once: the one
+        safe stop every stop path calls (chipctl.devices.safestop). Each physical device's off
+        goes out on its own thread, retried and confirmed; `broadcast` adds each port's
+        broadcast stop (`*STP`, every New Era pump at once) beside them. Never raises."""
         actions = off_actions(self.bench, self.of_kind)
         if broadcast:
             actions += [self._broadcast_action(b) for b in self.broadcasts]
@@ -108,7 +108,7 @@ class Rig:
         return OffAction(names, "broadcast", send)
 
     def safe_state(self) -> list[str]:
-        """The safe stop (every pump stopped, every light off); returns what could not be
+        """The safe stop (every pump stopped, light off, stage halted); returns what could not be
         confirmed."""
         return self.safe_stop("safe state").failures
 

@@ -1,9 +1,11 @@
-"""The safe state: every pump stopped and every light off, at once, whatever else is stuck.
+"""The safe state: every pump stopped, every light off and every stage halted, at once,
+whatever else is stuck.
 
 Every stop path (the end of a run however it ended, abort, emergency stop, an interlock, a
 fault, a signal, closing the engine) goes through `Rig.safe_stop`, which uses this module.
 Each physical device gets its own thread and its off command (`off()` on the adapter: sent
-blindly, never after a read, retried, then confirmed by the device), so a dead port cannot
+blindly, never after a read, retried, then confirmed by the device; a stage's `halt()`: every
+axis stopped, so an e-stop also ends a move or a focus drive), so a dead port cannot
 delay stopping a healthy pump; every thread is bounded (OFF_DEADLINE_S). A device named by
 several bench entries (two roles on one pump of a chain) is stopped once. What each device
 confirmed is returned as a SafeStop, which the run records.
@@ -20,7 +22,7 @@ from typing import Any
 from chipctl.config.bench import Bench
 
 OFF_DEADLINE_S = 2.0  # a device whose off is not confirmed by then is reported unconfirmed
-OFF_KINDS = ("pump", "illuminator")
+OFF_KINDS = ("pump", "illuminator", "stage")  # what can be left running
 
 
 @dataclass(frozen=True)
@@ -104,19 +106,20 @@ def off_actions(bench: Bench, by_kind: Callable[[str], Mapping[str, Any]]) -> li
 
 def _off_all(devices: list[Any], kind: str) -> Callable[[], bool]:
     """Every distinct adapter of one physical device off in turn: True if all confirmed."""
-    offs = [_off_of(d, kind) for d in {id(d): d for d in devices}.values()]
+    offs = [off_of(d, kind) for d in {id(d): d for d in devices}.values()]
     return lambda: all([off() for off in offs])
 
 
-def _off_of(device: Any, kind: str) -> Callable[[], bool]:
-    """The device's blind off, or (a device without one) its stop/dark: True if it worked."""
+def off_of(device: Any, kind: str) -> Callable[[], bool]:
+    """The device's safe-state off: its blind off, or (a device without one) its
+    stop/dark/halt. Calling it returns True once the device confirmed."""
     off = getattr(device, "off", None)
     if callable(off):
         return lambda: bool(off())
-    fallback = device.stop if kind == "pump" else device.dark
+    stop = getattr(device, {"pump": "stop", "illuminator": "dark", "stage": "halt"}[kind])
 
     def act() -> bool:
-        fallback()
+        stop()
         return True
     return act
 
