@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chipctl.devices.autofocus import autofocus
-from chipctl.devices.illuminator import ExposureLight, lit_snap
+from chipctl.devices.illuminator import ExposureLight, LiveExposures, LiveStopped, lit_snap
 from chipctl.devices.interfaces import Frame
 from chipctl.devices.rig import Rig
 from chipctl.devices.safestop import off_of
@@ -67,7 +67,7 @@ class ManualSession:
         self._lock = threading.RLock()
         self._watcher: threading.Thread | None = None
         self._stop_watching = threading.Event()
-        self._live: dict[str, ExposureLight | None] = {}  # camera: its light, while live
+        self._live: dict[str, LiveExposures] = {}  # by camera, while live
 
     # -- the record -------------------------------------------------------------------------
     @property
@@ -345,30 +345,32 @@ class ManualSession:
 
     def live(self, camera: str, on: bool, light: ExposureLight | None = None) -> None:
         """Record that live view starts (refused while a run has the bench), lit by `light`
-        for each exposure only, or stops; `live_frame` then takes its frames."""
+        for each exposure only (devices.illuminator.LiveExposures), or stops."""
         action: dict[str, Any] = {"device": camera, "action": "live on" if on else "live off",
                                   **(light.as_record() if light and on else {})}
         if on:
             self._check_free(action)
         device = self._device("camera", camera, action)
-        if on and light:
-            self._lamp(light, action)
+        lamp = self._lamp(light, action) if on and light else None
         action["exposure_ms"] = float(device.exposure_ms)
-        with self._lock:
-            self._live.pop(camera, None)
-            self._live.update({camera: light} if on else {})
+        was = self._live.pop(camera, None)
+        if on:
+            self._live[camera] = LiveExposures(device, lamp, light)
         self._emit("manual", **action)
+        if was is not None:
+            was.stop()  # disarms a channel armed for it (a device error: the caller's to show)
 
     def live_frame(self, camera: str, timeout_s: float = 5.0) -> Frame:
-        """The next live frame, lit as `live` said (not recorded frame by frame); refused
-        once live view is off: stopped, or ended by an emergency stop or a run."""
-        with self._lock:
-            live, light = camera in self._live, self._live.get(camera)
+        """The next live frame (not recorded frame by frame); refused once live view is off:
+        stopped, or ended by an emergency stop or a run."""
+        live = self._live.get(camera)
         why = self.busy() or (None if live else f"live view on {camera} is off")
-        if why:
+        if why or live is None:
             raise ManualRefused(why)
-        lamp = self.rig.illuminators[light.illuminator] if light else None
-        return lit_snap(self.rig.cameras[camera], timeout_s, lamp, light)
+        try:
+            return live.frame(timeout_s)  # type: ignore[no-any-return]
+        except LiveStopped as exc:
+            raise ManualRefused(f"live view on {camera} is off") from exc
 
     def autofocus(self) -> float:
         """Focus with the bench's camera and stage on whatever light is on; returns the focal
@@ -395,8 +397,9 @@ class ManualSession:
     def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
         """Every pump and light off now (the rig's halt), then recorded, manual flows booked
         as they stand; returns what could not be stopped."""
-        with self._lock:
-            self._live.clear()  # no live frame lights the sample again
+        for live in list(self._live.values()):
+            live.stopped = True  # no live frame lights the sample again
+        self._live.clear()
         stop = self.rig.safe_stop(reason, broadcast=True)
         failures = stop.failures
         with self._lock:

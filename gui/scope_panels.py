@@ -87,10 +87,13 @@ class IlluminatorBox(QGroupBox):
         if self.name in snapshot.errors:
             self.status.setText(f"not answering: {snapshot.errors[self.name]}")
         elif self.name in snapshot.lights:
-            self._show_state(snapshot.lights[self.name])
+            self._show_state(snapshot.lights[self.name], snapshot.armed.get(self.name, {}))
 
-    def _show_state(self, state: dict[str, tuple[bool, float]]) -> None:
+    def _show_state(self, state: dict[str, tuple[bool, float]],
+                    armed: dict[str, float] | None = None) -> None:
         lit = [f"{channel} on at {power:g} %" for channel, (on, power) in state.items() if on]
+        lit += [f"{channel} at {power:g} % while the camera exposes"
+                for channel, power in (armed or {}).items()]
         self.status.setText(", ".join(lit) or "off")
 
     def set_run_active(self, active: bool) -> None:
@@ -259,6 +262,7 @@ class CameraBox(QGroupBox):
         form.addRow(buttons)
         form.addRow(self.status)
         self._showing = float(camera.exposure_ms)
+        self._live_on = False  # live view on, as the manual session has it
 
     def exposure_light(self) -> ExposureLight | None:
         """The light chosen for the exposures (None: the light as it is)."""
@@ -308,20 +312,22 @@ class CameraBox(QGroupBox):
                           lambda: self.slot.put(self.manual.snap(self.name, light=light)))
 
     def set_live(self, on: bool) -> None:
-        """Stream frames into the live view, or stop."""
-        if on == self.live.running:
-            return
-        try:
-            # recorded; the live loop takes the frames, lit for each exposure only
-            self.manual.live(self.name, on, self.exposure_light() if on else None)
-        except ManualRefused as exc:
-            self.live_button.setChecked(False)
-            self.calls.report(f"{self.name} live", f"refused: {exc}")
+        """Stream frames into the live view (each exposure lit by the light chosen), or stop:
+        live view is recorded on and off, and its light disarmed off the Qt thread."""
+        if on == self._live_on:
             return
         if on:
+            try:
+                self.manual.live(self.name, True, self.exposure_light())
+            except ManualRefused as exc:
+                self.live_button.setChecked(False)
+                self.calls.report(f"{self.name} live", f"refused: {exc}")
+                return
             self.live.start()
         else:
             self.live.stop()
+            self.calls.submit(f"{self.name} live off", lambda: self.manual.live(self.name, False))
+        self._live_on = on
         self.light.setEnabled(not on)
         self.light_power.setEnabled(not on)
         self.status.setText("live" if on else "stopped")
@@ -329,9 +335,7 @@ class CameraBox(QGroupBox):
     def stop_live(self) -> None:
         """Stop streaming and release the Live button."""
         self.live_button.setChecked(False)
-        self.live.stop()
-        self.light.setEnabled(True)
-        self.light_power.setEnabled(True)
+        self.set_live(False)
 
     def set_run_active(self, active: bool) -> None:
         """The run owns the camera: no live, no snap, no exposure change."""

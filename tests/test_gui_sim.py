@@ -295,8 +295,13 @@ def test_live_lights_the_sample_only_while_the_camera_exposes(window: MainWindow
 
     camera.live_button.setChecked(True)
     qtbot.waitUntil(watch, timeout=30000)
+    status = window.status
+    qtbot.waitUntil(lambda: watch() and "AF555 60 % while the camera exposes"
+                    in status.light.full_text(), timeout=10000)  # read once a second
+    assert "every pump and light is off" not in status.bench.full_text()
     camera.live_button.setChecked(False)
     qtbot.waitUntil(lambda: not camera.live._thread.is_alive(), timeout=10000)
+    qtbot.waitUntil(lambda: status.light.full_text() == "light off", timeout=10000)
     lights = [[(li["dye"], li["power_pct"], li["triggered"]) for li in frame.metadata["led"]]
               for frame in frames.values()]
     assert lights == [[("AF555", 60.0, True)]] * len(frames)
