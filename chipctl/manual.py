@@ -357,8 +357,10 @@ class ManualSession:
         if on:
             self._live[camera] = LiveExposures(device, lamp, light)
         self._emit("manual", **action)
-        if was is not None:
-            was.stop()  # disarms a channel armed for it (a device error: the caller's to show)
+        if was is not None:  # disarms a channel armed for it, unless a run has the light now
+            was.stopped = True
+            if not self.busy():
+                was.stop()  # a device error: the caller's to show
 
     def live_frame(self, camera: str, timeout_s: float = 5.0) -> Frame:
         """The next live frame (not recorded frame by frame); refused once live view is off:
