@@ -7,7 +7,9 @@
   `co_expression` u_m is one value shared by the vesicle's markers, else its own. The marginal
   fractions are those of the sample; at 1 the markers are maximally nested.
 - Label sites: for each positive marker, Poisson(copies x (d / 100 nm)^2) epitopes, so the
-  brightness follows the surface area with Poisson spread.
+  brightness follows the surface area with Poisson spread, conditioned on at least one: a
+  vesicle positive for a marker carries it (zero-truncated Poisson; a draw of none would be a
+  marker-negative vesicle, which the sample's fraction already counts as such).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from scipy.special import ndtri
 
 MARKERS = ("CD9", "CD63", "CD81")
 SIZE_BINS = 4
+_REDRAWS = 64  # zero-truncated Poisson by rejection: P(0) < 0.6 down to 30 nm at 6 copies
 BOLTZMANN = 1.380649e-23
 WATER_VISCOSITY = 0.89e-3  # Pa s at 25 C
 
@@ -78,9 +81,17 @@ def draw_markers(rng: np.random.Generator, reagent: Any, n: int,
 
 def draw_sites(rng: np.random.Generator, diameter_nm: np.ndarray, positive: np.ndarray,
                copies_at_100nm: float) -> np.ndarray:
-    """(n, 3) epitopes per marker: Poisson(copies x (d / 100 nm)^2) where positive."""
+    """(n, 3) epitopes per marker: Poisson(copies x (d / 100 nm)^2) conditioned on >= 1
+    where positive (drawn again where a positive marker drew none), 0 where negative."""
     mean = copies_at_100nm * (diameter_nm[:, None] / 100.0) ** 2 * positive
-    return rng.poisson(mean).astype(np.int32)
+    sites = rng.poisson(mean)
+    for _ in range(_REDRAWS):
+        empty = positive & (sites == 0)
+        if not empty.any():
+            break
+        sites[empty] = rng.poisson(mean[empty])
+    sites[positive & (sites == 0)] = 1  # a mean so small that no redraw took: its one copy
+    return sites.astype(np.int32)
 
 
 @dataclass

@@ -141,6 +141,30 @@ def test_a_calibration_file_overrides_the_model(runs: list[RunFolder],
     assert calibrated["CD9"]["per_ml"] == pytest.approx(model["CD9"]["per_ml"])
 
 
+def test_a_calibration_is_not_divided_by_the_labelling_efficiency_again(
+        runs: list[RunFolder], summaries: list[dict[str, Any]], tmp_path: Path) -> None:
+    # the reference run saw half its vesicles (labelling 0.5): its ratio holds that half
+    root = str(runs[0].path.parent)
+    target = tmp_path / "cd63.yaml"
+    assert main(["calibrate", runs[0].run_id, "--runs-dir", root, "--zone", "CD63",
+                 "--reference", str(2 * TRUTH_PER_ML * MARKERS["CD63"]), "--material",
+                 "CD63+ reference, labelled at 0.5", "--out", str(target)]) == 0
+    folder = tmp_path / "runs" / runs[1].path.name
+    shutil.copytree(runs[1].path, folder)
+    bench = (folder / "bench.yaml").read_text()
+    (folder / "bench.yaml").write_text(bench.replace("chip:\n", f"chip:\n  calibration: "
+                                                                f"{target}\n"))
+    # run 1 read as a sample labelled at 0.5 too, and entered so: it holds twice the vesicles
+    # it shows (2x the model's reading of all of them), once, not 4x
+    entered = with_params(RunFolder.open(folder), labelling_efficiency="0.5")
+    results = {r["zone"]: r for r in summarize(entered)["results"]}
+    model = {r["zone"]: r for r in summaries[1]["results"]}
+    assert results["CD63"]["per_ml"] == pytest.approx(2 * model["CD63"]["per_ml"], rel=0.15)
+    assert "not applied again" in results["CD63"]["method"]["capture efficiency"]["source"]
+    # a zone the file does not calibrate still divides by the entered labelling
+    assert results["CD9"]["per_ml"] == pytest.approx(2 * model["CD9"]["per_ml"])
+
+
 def test_a_capture_efficiency_in_the_bench_file_is_refused(tmp_path: Path) -> None:
     write_inputs(tmp_path)
     text = (tmp_path / "bench.yaml").read_text()

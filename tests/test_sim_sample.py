@@ -13,7 +13,7 @@ from chipctl.cli.main import main
 from hardware_sim.bench import DEFAULT_REAGENTS, SimBench
 from hardware_sim.chip import default_chip
 from hardware_sim.optics import Renderer, View
-from hardware_sim.population import draw_markers
+from hardware_sim.population import draw_markers, draw_sites
 from hardware_sim.sample import SampleError, load_sample
 from hardware_sim.world import World
 
@@ -136,3 +136,14 @@ def test_co_expression_nests_markers() -> None:
         assert drawn[:, 2].mean() == pytest.approx(0.9, abs=0.02)
     assert (nested[:, 0] & ~nested[:, 2]).mean() == 0.0  # CD9+ are all CD81+
     assert (independent[:, 0] & ~independent[:, 2]).mean() == pytest.approx(0.03, abs=0.01)
+
+
+def test_a_marker_positive_vesicle_carries_at_least_one_epitope() -> None:
+    rng = np.random.default_rng(3)
+    diameter = np.full(200_000, 40.0)  # mean 6 x 0.16 = 0.96 epitopes: 38 % would draw none
+    positive = np.zeros((diameter.size, 3), bool)
+    positive[::2, 1] = True
+    sites = draw_sites(rng, diameter, positive, copies_at_100nm=6.0)
+    assert (sites[positive] >= 1).all() and (sites[~positive] == 0).all()
+    lam = 0.96  # the zero-truncated Poisson's mean, lam / (1 - exp(-lam)) = 1.558
+    assert sites[positive].mean() == pytest.approx(lam / (1 - np.exp(-lam)), rel=0.01)

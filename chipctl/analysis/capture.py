@@ -76,6 +76,11 @@ class BenchCalibration:
     calibration: CaptureCalibration | None
     source: str
 
+    def covers(self, zone: str) -> bool:
+        """Whether the file calibrates this zone (its ratio then already holds the labelling
+        efficiency of the reference run: seen vesicles over the model's captured ones)."""
+        return self.calibration is not None and zone in self.calibration.zones
+
 
 def bench_calibration(bench: Bench) -> BenchCalibration:
     """Load ``chip.calibration`` (relative to the bench file); SourceError names file:line."""

@@ -25,7 +25,7 @@ detection and isotype corrections, printed beside it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chipctl.analysis.capture import field_shares, zone_capture, zone_model
@@ -152,11 +152,7 @@ def _zone(ev: RunEvidence, zone: str, channel: str, controls: list[str],
     detection = det.zone(zone)
     fc = FieldCounts.of([zf.counts[k] for k in keep], [shares[k] for k in keep],
                         [zf.areas_mm2[k] for k in keep], factor_of(detection))
-    capture = zone_capture(model, flows, zone, ev.calibration)
-    if ev.labelling is not None:  # only labelled vesicles can be seen: they divide like capture
-        lab = ev.labelling
-        capture = Factor(capture.name, capture.value * lab.value, math.hypot(capture.rsd, lab.rsd),
-                         f"{capture.source}; x labelling efficiency {lab.value:g} ({lab.source})")
+    capture = _with_labelling(zone_capture(model, flows, zone, ev.calibration), ev, zone)
     volume_ul = sum(f.volume_ul for f in flows)
     volume = Factor("volume", volume_ul * 1e-3, VOLUME_RSD, "sample pump: delivered volume")
     control = _control(ev, controls, channel, det)
@@ -166,6 +162,19 @@ def _zone(ev: RunEvidence, zone: str, channel: str, controls: list[str],
                         ev.dilution)
     return _result(ev, zf, spec, fc, est, raw, capture, detection, control, volume_ul,
                    model.regime(max(f.total_rate_ul_min for f in flows)))
+
+
+def _with_labelling(capture: Factor, ev: RunEvidence, zone: str) -> Factor:
+    """Only labelled vesicles can be seen: the labelling efficiency divides like capture,
+    unless a calibration covers the zone (its ratio, seen over modelled, already holds it)."""
+    lab = ev.labelling
+    if lab is None:
+        return capture
+    if ev.calibration.covers(zone):
+        return replace(capture, source=f"{capture.source}; labelling efficiency included in the "
+                       f"calibration (entered {lab.value:g} not applied again)")
+    return Factor(capture.name, capture.value * lab.value, math.hypot(capture.rsd, lab.rsd),
+                  f"{capture.source}; x labelling efficiency {lab.value:g} ({lab.source})")
 
 
 def _result(ev: RunEvidence, zf: ZoneFields, spec: ZoneSpec, fc: FieldCounts,

@@ -13,6 +13,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from chipctl.analysis.capture import BenchCalibration, SampleFlow, bench_calibration, sample_flows
 from chipctl.analysis.counts import Geometry, final_rows, geometry
 from chipctl.analysis.labels import Labels, run_labels
@@ -112,15 +114,21 @@ def _spot_table(run: RunFolder, e_per_adu: float | None, psf: float) -> SpotTabl
         return None
     where = {int(e["seq"]): e for e in run.events
              if e.get("event") == "frame" and e.get("seq") is not None}
-    rows = []
+    places: dict[str, list[Any]] = {k: [] for k in ("step", "zone", "field", "channel")}
+    spots, counts = [], []
     for seq, result in detections.items():
         entry = where.get(seq)
         if entry is None or not result.count:
             continue
-        place = {k: entry.get(k) for k in ("step", "zone", "field", "channel")}
-        rows += [{**place, "x": s["x"], "y": s["y"], "amplitude": s["amplitude"],
-                  "snr": s["snr"]} for s in result.spots]
+        for key, column in places.items():
+            column.append(entry.get(key))
+        spots.append(result.spots)
+        counts.append(result.count)
+    if not spots:
+        return None
     try:
-        return SpotTable.from_rows(rows, e_per_adu or 1.0, psf)
+        return SpotTable.from_columns({k: np.repeat(np.asarray(v, object), counts)
+                                       for k, v in places.items()},
+                                      np.concatenate(spots), e_per_adu or 1.0, psf)
     except ValueError:
         return None

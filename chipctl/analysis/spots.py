@@ -63,6 +63,26 @@ class SpotTable:
                    np.asarray(cols["y"], float), np.asarray(cols["photons"], float),
                    np.asarray(cols["snr"], float))
 
+    @classmethod
+    def from_columns(cls, places: Mapping[str, NDArray[Any]], spots: NDArray[Any],
+                     e_per_adu: float,
+                     psf_sigma_px: float) -> SpotTable:
+        """From a run's recorded spots (their ``x``, ``y``, ``amplitude`` in ADU and ``snr``)
+        and, per spot, where its frame was taken (``step``, ``zone``, ``field``, ``channel``):
+        column-wise, the way a report reads a whole run."""
+        for c in ("zone", "field", "channel"):
+            if any(v is None or v == "" for v in set(places[c].tolist())):
+                raise ValueError(f"spots table: a frame without its '{c}'")
+        step = np.array([0 if v is None or v == "" else v for v in places["step"].tolist()],
+                        float) if places["step"].size else np.zeros(0)
+        return cls(step.astype(np.int64),
+                   np.asarray(places["zone"], str),
+                   np.asarray(places["field"], float).astype(np.int64),
+                   np.asarray(places["channel"], str), np.asarray(spots["x"], float),
+                   np.asarray(spots["y"], float),
+                   photons_from_amplitude(spots["amplitude"], e_per_adu, psf_sigma_px),
+                   np.asarray(spots["snr"], float))
+
     def select(self, zone: str, channel: str, step: int | None = None) -> SpotTable:
         """The spots of one zone and channel (in one step: a zone imaged by several steps)."""
         keep = (self.zone == zone) & (self.channel == channel)

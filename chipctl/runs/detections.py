@@ -13,7 +13,7 @@ Reports read these instead of counting again.
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
+import math
 from pathlib import Path
 from typing import Any
 
@@ -45,24 +45,47 @@ def read_detections(path: Path) -> dict[int, CountResult]:
     if not path.is_file():
         return {}
     lines = path.read_text(encoding="utf-8", errors="replace").split("\n")[:-1]
-    rows: dict[int, list[dict[str, float]]] = defaultdict(list)
-    for row in csv.DictReader(lines):
-        try:
-            spot = {k: float(row[k]) for k in ("x", "y", "amplitude", "snr")}
-            spot.update({k: _number(row.get(k)) for k in ("photons", "crlb_x", "crlb_y")})
-            spot["multiplicity"] = int(row.get("multiplicity") or 1)
-            rows[int(row["seq"])].append(spot)
-        except (KeyError, TypeError, ValueError):
-            continue  # a row torn by a crash
-    return {seq: _result(spots) for seq, spots in rows.items()}
+    rows = list(csv.reader(lines))
+    if not rows or any(k not in rows[0] for k in _REQUIRED):
+        return {}
+    header = rows[0]
+    whole = [r for r in rows[1:] if len(r) == len(header)]  # a row torn by a crash is short
+    if not whole:
+        return {}
+    columns = list(zip(*whole, strict=True))
+    table = np.column_stack([_floats(columns[header.index(k)]) if k in header else
+                             np.full(len(whole), 1.0 if k == "multiplicity" else math.nan)
+                             for k in (*_REQUIRED, *_OPTIONAL)])
+    table[:, -1] = np.where(np.isnan(table[:, -1]), 1.0, table[:, -1])
+    table = table[np.all(np.isfinite(table[:, :len(_REQUIRED)]), axis=1)]
+    seq = table[:, 0].astype(np.int64)
+    order = np.argsort(seq, kind="stable")
+    frames, starts = np.unique(seq[order], return_index=True)
+    out = {}
+    for frame, index in zip(frames.tolist(), np.split(order, starts[1:]), strict=True):
+        array = empty_spots(index.size)
+        for k, name in enumerate((*_REQUIRED[1:], *_OPTIONAL), start=1):
+            array[name] = table[index, k]
+        out[int(frame)] = CountResult(index.size, array)
+    return out
 
 
-def _number(text: str | None) -> float:
-    return float(text) if text else float("nan")
+def _floats(cells: tuple[str, ...]) -> np.ndarray:
+    """A column of numbers; an empty or unreadable cell is NaN."""
+    text = np.asarray(cells, dtype=str)
+    text = np.where(text == "", "nan", text)
+    try:
+        return text.astype(float)
+    except ValueError:
+        return np.array([_number(c) for c in text.tolist()])
 
 
-def _result(spots: list[dict[str, float]]) -> CountResult:
-    array = empty_spots(len(spots))
-    for name in spots[0] if spots else ():
-        array[name] = [s[name] for s in spots]
-    return CountResult(len(array), array)
+_REQUIRED = ("seq", "x", "y", "amplitude", "snr")
+_OPTIONAL = ("photons", "crlb_x", "crlb_y", "multiplicity")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan

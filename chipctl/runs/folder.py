@@ -73,6 +73,7 @@ class RunFolder:
     info: dict[str, Any]
     _events: list[dict[str, Any]] | None = field(default=None, repr=False)
     _counts: list[dict[str, Any]] | None = field(default=None, repr=False)
+    _detections: dict[int, CountResult] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: Path) -> RunFolder:
@@ -108,7 +109,9 @@ class RunFolder:
         kept their detections (no counting parameters in run.json)."""
         if not self.info.get("counting"):
             return None
-        return read_detections(self.path / SPOTS_NAME)
+        if self._detections is None:  # read once: a report's estimators and images share it
+            self._detections = read_detections(self.path / SPOTS_NAME)
+        return self._detections
 
     def frames(self) -> list[dict[str, Any]]:
         """Log entries of the frames kept on disk (whose file exists)."""
