@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chipctl.devices.autofocus import autofocus
+from chipctl.devices.illuminator import ExposureLight, LiveExposures, LiveStopped, lit_snap
 from chipctl.devices.interfaces import Frame
 from chipctl.devices.rig import Rig
 from chipctl.devices.safestop import off_of
@@ -66,6 +67,7 @@ class ManualSession:
         self._lock = threading.RLock()
         self._watcher: threading.Thread | None = None
         self._stop_watching = threading.Event()
+        self._live: dict[str, LiveExposures] = {}  # by camera, while live
 
     # -- the record -------------------------------------------------------------------------
     @property
@@ -249,13 +251,18 @@ class ManualSession:
         action = {"device": illuminator, "action": "light", "channel": channel,
                   "power_pct": power_pct}
         self._check_free(action)
-        device = self._device("illuminator", illuminator, action)
-        if channel not in device.channels:
-            raise self._refuse(action, f"{illuminator} has no channel {channel!r} "
-                                       f"(it has {', '.join(device.channels)})")
-        if not (math.isfinite(power_pct) and 0 <= power_pct <= 100):
-            raise self._refuse(action, f"LED power must be 0-100 %, got {power_pct:g}")
+        device = self._lamp(ExposureLight(illuminator, channel, power_pct), action)
         self._do(action, lambda: device.light(channel, power_pct))
+
+    def _lamp(self, light: ExposureLight, action: dict[str, Any]) -> Any:
+        """The illuminator of `light`, its channel and power checked."""
+        device = self._device("illuminator", light.illuminator, action)
+        if light.channel not in device.channels:
+            raise self._refuse(action, f"{light.illuminator} has no channel {light.channel!r} "
+                                       f"(it has {', '.join(device.channels)})")
+        if not (math.isfinite(light.power_pct) and 0 <= light.power_pct <= 100):
+            raise self._refuse(action, f"LED power must be 0-100 %, got {light.power_pct:g}")
+        return device
 
     def dark(self, illuminator: str | None = None) -> None:
         """Every channel off, of one illuminator or of all (never refused)."""
@@ -324,23 +331,48 @@ class ManualSession:
                                        f"range ({limits[0]:g} to {limits[1]:g} ms)")
         self._do(action, lambda: setattr(device, "exposure_ms", exposure_ms))
 
-    def snap(self, camera: str, timeout_s: float = 5.0) -> Frame:
-        """Take one frame (the light as it is)."""
-        action: dict[str, Any] = {"device": camera, "action": "snap"}
+    def snap(self, camera: str, timeout_s: float = 5.0,
+             light: ExposureLight | None = None) -> Frame:
+        """Take one frame: lit by `light` for its exposure only (the run's auto-shutter,
+        devices.illuminator.light_exposures), or with the light as it is."""
+        action: dict[str, Any] = {"device": camera, "action": "snap",
+                                  **(light.as_record() if light else {})}
         self._check_free(action)
         device = self._device("camera", camera, action)
+        lamp = self._lamp(light, action) if light else None
         action["exposure_ms"] = float(device.exposure_ms)
-        return self._do(action, lambda: device.snap(timeout_s=timeout_s))  # type: ignore[no-any-return]
+        return self._do(action, lambda: lit_snap(device, timeout_s, lamp, light))  # type: ignore[no-any-return]
 
-    def live(self, camera: str, on: bool) -> None:
-        """Record that live view starts (refused while a run has the bench) or stops; the
-        viewer takes the frames itself."""
-        action: dict[str, Any] = {"device": camera, "action": "live on" if on else "live off"}
+    def live(self, camera: str, on: bool, light: ExposureLight | None = None) -> None:
+        """Record that live view starts (refused while a run has the bench), lit by `light`
+        for each exposure only (devices.illuminator.LiveExposures), or stops."""
+        action: dict[str, Any] = {"device": camera, "action": "live on" if on else "live off",
+                                  **(light.as_record() if light and on else {})}
         if on:
             self._check_free(action)
         device = self._device("camera", camera, action)
+        lamp = self._lamp(light, action) if on and light else None
         action["exposure_ms"] = float(device.exposure_ms)
+        was = self._live.pop(camera, None)
+        if on:
+            self._live[camera] = LiveExposures(device, lamp, light)
         self._emit("manual", **action)
+        if was is not None:  # disarms a channel armed for it, unless a run has the light now
+            was.stopped = True
+            if not self.busy():
+                was.stop()  # a device error: the caller's to show
+
+    def live_frame(self, camera: str, timeout_s: float = 5.0) -> Frame:
+        """The next live frame (not recorded frame by frame); refused once live view is off:
+        stopped, or ended by an emergency stop or a run."""
+        live = self._live.get(camera)
+        why = self.busy() or (None if live else f"live view on {camera} is off")
+        if why or live is None:
+            raise ManualRefused(why)
+        try:
+            return live.frame(timeout_s)  # type: ignore[no-any-return]
+        except LiveStopped as exc:
+            raise ManualRefused(f"live view on {camera} is off") from exc
 
     def autofocus(self) -> float:
         """Focus with the bench's camera and stage on whatever light is on; returns the focal
@@ -367,6 +399,9 @@ class ManualSession:
     def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
         """Every pump and light off now (the rig's halt), then recorded, manual flows booked
         as they stand; returns what could not be stopped."""
+        for live in list(self._live.values()):
+            live.stopped = True  # no live frame lights the sample again
+        self._live.clear()
         stop = self.rig.safe_stop(reason, broadcast=True)
         failures = stop.failures
         with self._lock:
