@@ -26,11 +26,10 @@ from typing import TypeVar
 
 from drivers.errors import (
     CommandRejected,
-    DeviceError,
     GarbledReply,
     OutOfRange,
 )
-from drivers.exchange import as_device, confirmed, retried, verified
+from drivers.exchange import as_device, blind_off, confirmed, retried, verified
 from drivers.transport import SerialTransport
 
 log = logging.getLogger(__name__)
@@ -199,23 +198,8 @@ class CoolLed:
         reading any state first (the port is reopened if it was lost). True once the unit
         confirms no channel is on; False if it never did in `attempts` tries (each waits at
         most OFF_TIMEOUT_S for the port and as long for the reply). Never raises."""
-        wait = min(self.timeout, OFF_TIMEOUT_S)
-        for attempt in range(attempts):
-            try:
-                with as_device(self.name):
-                    if not self.transport.is_open:
-                        self.transport.open()
-                    self.transport.write_urgent(b"CSF\r")
-                    if not self.transport.lock.acquire(timeout=wait):
-                        continue
-                    try:
-                        if self._confirmed_dark(wait):
-                            return True
-                    finally:
-                        self.transport.lock.release()
-            except DeviceError as exc:
-                log.warning("%s: all off, try %d: %s", self.name, attempt + 1, exc)
-        return False
+        return blind_off(self.transport, b"CSF\r", self._confirmed_dark, name=self.name,
+                         attempts=attempts, wait=min(self.timeout, OFF_TIMEOUT_S))
 
     def _confirmed_dark(self, wait: float) -> bool:
         """The reply to CSF (or, if it was not a state line, to one CSS?) shows nothing on."""

@@ -13,7 +13,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from drivers.errors import (
@@ -145,29 +148,91 @@ def request_with_retries(
                    attempts, name=name, what=what, log=log)
 
 
+@dataclass(frozen=True)
+class BlindOff:
+    """One device's part of a safe state's off: `payload`, written blindly on its
+    `transport`, and `confirm(wait)`, True once the device reports itself off (called with the
+    port's lock held)."""
+
+    name: str
+    transport: SerialTransport
+    payload: bytes
+    confirm: Callable[[float], bool]
+
+
 def blind_off(transport: SerialTransport, payload: bytes, confirm: Callable[[float], bool], *,
               name: str, attempts: int = OFF_TRIES, wait: float = OFF_WAIT_S) -> bool:
-    """A safe state's off command: `payload` written at once on every try, without the port's
-    lock and without reading anything first (the port is reopened if it was lost); then, with
-    the lock taken within `wait` s, `confirm(wait)` says whether the device reports itself off.
-    True once confirmed; False after `attempts` tries. Never raises."""
+    """One device's safe-state off (`blind_offs` of it alone). True once confirmed."""
+    return blind_offs([BlindOff(name, transport, payload, confirm)], attempts=attempts,
+                      wait=wait)[0]
+
+
+def blind_offs(offs: Sequence[BlindOff], *, attempts: int = OFF_TRIES, wait: float = OFF_WAIT_S,
+               done: Callable[[int, bool], None] | None = None) -> list[bool]:
+    """The safe state's off of devices sharing one port. On every try, each device not yet
+    confirmed has its payload written at once, one after another, without the port's lock and
+    without reading anything first (the port is reopened if it was lost), so no device waits
+    for another's confirmation; then, with the lock taken within `wait` s, each confirms in
+    turn. `done(index, confirmed)` as soon as a device's outcome is known. Which confirmed,
+    after at most `attempts` tries. Never raises."""
     log = logging.getLogger(__name__)
+    transports = {id(off.transport) for off in offs}
+    if len(transports) > 1:
+        raise ValueError("blind_offs: the devices must share one port")
+    ok = [False] * len(offs)
     for attempt in range(attempts):
+        written = [i for i, off in enumerate(offs)
+                   if not ok[i] and _attempt(off, attempt, log, partial(_write_blind, off))]
+        if not written or not offs[0].transport.lock.acquire(timeout=wait):
+            continue
         try:
-            with as_device(name):
-                if not transport.is_open:
-                    transport.open()
-                transport.write_urgent(payload)
-                if not transport.lock.acquire(timeout=wait):
-                    continue
-                try:
-                    if confirm(wait):
-                        return True
-                finally:
-                    transport.lock.release()
-        except DeviceError as exc:
-            log.warning("%s: off, try %d: %s", name, attempt + 1, exc)
-    return False
+            for i in written:
+                ok[i] = _attempt(offs[i], attempt, log, partial(offs[i].confirm, wait))
+                if ok[i] and done is not None:
+                    done(i, True)
+        finally:
+            offs[0].transport.lock.release()
+        if all(ok):
+            break
+    for i, confirmed_off in enumerate(ok):
+        if not confirmed_off and done is not None:
+            done(i, False)
+    return ok
+
+
+def _write_blind(off: BlindOff) -> bool:
+    if not off.transport.is_open:
+        off.transport.open()
+    off.transport.write_urgent(off.payload)
+    return True
+
+
+def _attempt(off: BlindOff, attempt: int, log: logging.Logger, step: Callable[[], bool]) -> bool:
+    """`step()` of one device's off, its port's errors logged as that device's (False)."""
+    try:
+        with as_device(off.name):
+            return step()
+    except DeviceError as exc:
+        log.warning("%s: off, try %d: %s", off.name, attempt + 1, exc)
+        return False
+
+
+def own_reply(transport: SerialTransport, payload: bytes, until: Framing, timeout: float,
+              decode: Callable[[bytes], R]) -> R:
+    """`decode` of this device's reply to `payload` (port's lock held): frames that do not
+    decode as its reply (another device's on a shared line, answering its blind off, or noise)
+    are skipped, never taken as this one's; DeviceTimeout after `timeout` s without it."""
+    with transport.lock:
+        deadline = time.monotonic() + timeout
+        transport.flush_input()
+        transport.write(payload)
+        while True:
+            raw = transport.read_frame(until, max(0.0, deadline - time.monotonic()))
+            try:
+                return decode(raw)
+            except GarbledReply as exc:
+                logging.getLogger(__name__).debug("%s: skipped %r (%s)", transport.name, raw,
+                                                  exc.message)
 
 
 class AddressedDevice:

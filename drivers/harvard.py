@@ -25,10 +25,12 @@ from drivers.errors import (
 )
 from drivers.exchange import (
     AddressedDevice,
-    blind_off,
+    BlindOff,
+    blind_offs,
     close_to,
     confirmed,
     in_range,
+    own_reply,
     verified,
 )
 from drivers.harvard_wire import (
@@ -289,14 +291,19 @@ class HarvardPump(AddressedDevice):
                                f"{STOP_TRIES + 1} stp commands")
 
     def stop_blind(self) -> bool:
-        """A safe state's stop: `stp` sent at once, never after a read, then confirmed by a
-        prompt that is neither `>` nor `<`; retried (drivers.exchange.blind_off). Never
-        raises; True once the pump reported itself stopped."""
-        return blind_off(self.transport, self._encode("stp"), self._polled_still, name=self.name)
+        """A safe state's stop (`blind_stop`, alone on its port). Never raises; True once the
+        pump reported itself stopped."""
+        return blind_offs([self.blind_stop()])[0]
+
+    def blind_stop(self) -> BlindOff:
+        """This pump's part of a safe state's stop (drivers.exchange.blind_offs, with the other
+        pumps on its daisy chain): `stp` sent at once, never after a read, then confirmed by a
+        prompt from this address that is neither `>` nor `<` (other pumps' replies skipped)."""
+        return BlindOff(self.name, self.transport, self._encode("stp"), self._polled_still)
 
     def _polled_still(self, wait: float) -> bool:
         until = POLLED_END if self.polling else ANY_END
-        return not self._request(self._encode(""), until, wait, self._decode, 0, "poll").running
+        return not own_reply(self.transport, self._encode(""), until, wait, self._decode).running
 
     def status(self) -> PumpStatus:
         """The `status` line parsed (rate fL/s, time, volume fL, flags); two readings agree

@@ -24,7 +24,15 @@ from drivers.errors import (
     PumpReset,
     SetpointMismatch,
 )
-from drivers.exchange import AddressedDevice, blind_off, confirmed, in_range, verified
+from drivers.exchange import (
+    AddressedDevice,
+    BlindOff,
+    blind_offs,
+    confirmed,
+    in_range,
+    own_reply,
+    verified,
+)
 from drivers.newera_safe import Heartbeat, emergency_stop_all
 from drivers.newera_wire import (
     ALARMS,
@@ -302,15 +310,21 @@ class NewEraPump(AddressedDevice):
             self._pending_alarm = alarm
 
     def stop_blind(self) -> bool:
-        """A safe state's stop: STP sent twice at once (it pauses a running pump, then stops
-        it; an alarm swallows one), never after a read, then confirmed by a status that is not
-        running; retried (drivers.exchange.blind_off). Never raises; True once confirmed."""
+        """A safe state's stop (`blind_stop`, alone on its port). Never raises; True once
+        confirmed."""
+        return blind_offs([self.blind_stop()])[0]
+
+    def blind_stop(self) -> BlindOff:
+        """This pump's part of a safe state's stop (drivers.exchange.blind_offs, with the other
+        pumps on its port): STP sent twice at once (it pauses a running pump, then stops it; an
+        alarm swallows one), never after a read, then confirmed by a status from this address
+        that is not running (other pumps' replies on the chain are skipped)."""
         stp = self._encode("STP", self.safe_timeout_s > 0)
-        return blind_off(self.transport, stp + stp, self._still, name=self.name)
+        return BlindOff(self.name, self.transport, stp + stp, self._still)
 
     def _still(self, wait: float) -> bool:
         packet = self._encode("", self.safe_timeout_s > 0)
-        reply = self._request(packet, frame_end, wait, self._decode, 0, "status")
+        reply = own_reply(self.transport, packet, frame_end, wait, self._decode)
         self.heartbeat.traffic()
         return reply.status not in RUNNING
 

@@ -18,7 +18,7 @@ from chipctl.config.devices import HarvardSettings, NewEraSettings, PumpSettings
 from chipctl.devices.interfaces import Syringe
 from drivers import pump_units
 from drivers.errors import DeviceAlarm, DeviceError, OutOfRange, PumpInterrupted, PumpReset
-from drivers.exchange import OFF_WAIT_S
+from drivers.exchange import OFF_WAIT_S, BlindOff
 from drivers.harvard import HarvardPump
 from drivers.newera import NewEraPump
 from drivers.transport import SerialTransport
@@ -74,7 +74,7 @@ class _AccountedPump:
     def _settle(self) -> None:
         raise NotImplementedError
 
-    def _settle_if_free(self) -> None:
+    def settle_after_off(self) -> None:
         """Settle the account after a safe stop, unless another thread holds the pump (a
         request stuck on a dead link): it settles when it comes back."""
         if self._lock.acquire(timeout=OFF_WAIT_S):
@@ -84,12 +84,17 @@ class _AccountedPump:
             finally:
                 self._lock.release()
 
+    def blind_stop(self) -> BlindOff:
+        """This pump's part of its port's safe stop, not under the pump's lock (the driver's
+        blind_stop: sent blindly, never after a read, confirmed by the pump); the caller
+        settles the account afterwards (settle_after_off)."""
+        return self.driver.blind_stop()
+
     def off(self) -> bool:
-        """The safe state's stop, not under the pump's lock: sent blindly (never after a
-        read), retried and confirmed by the pump (the driver's stop_blind); then the account
+        """The safe state's stop of this pump alone (blind_stop, retried), then the account
         settled. True once the pump reported itself stopped; never raises."""
         confirmed = self.driver.stop_blind()
-        self._settle_if_free()
+        self.settle_after_off()
         return confirmed
 
     def _check_volume(self, rate_ul_min: float, volume_ul: float | None, infuse: bool) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from chipctl.config.bench import Bench
 from chipctl.devices.interfaces import Camera, Illuminator, Stage, SyringePump, Valve
-from chipctl.devices.safestop import OffAction, SafeStop, off_actions, run_in_parallel
+from chipctl.devices.safestop import Broadcast, SafeStop, off_actions, run_in_parallel
 from drivers.transport import SerialTransport
 
 D = TypeVar("D")
@@ -93,20 +93,16 @@ class Rig:
     def safe_stop(self, reason: str = "", *, broadcast: bool = False) -> SafeStop:
         """Every pump stopped, every light off and every stage halted, all at once: the one
         safe stop every stop path calls (chipctl.devices.safestop). Each physical device's off
-        goes out on its own thread, retried and confirmed; `broadcast` adds each port's
-        broadcast stop (`*STP`, every New Era pump at once) beside them. Never raises."""
-        actions = off_actions(self.bench, self.of_kind)
-        if broadcast:
-            actions += [self._broadcast_action(b) for b in self.broadcasts]
-        return run_in_parallel(reason, actions)
+        goes out on its own thread (the pumps sharing a port on one), retried and confirmed;
+        `broadcast` adds each port's broadcast stop (`*STP`, every New Era pump at once), sent
+        first on that port's thread. Never raises."""
+        broadcasts = {b.transport.url: self._broadcast(b) for b in self.broadcasts} if (
+            broadcast) else {}
+        return run_in_parallel(reason, off_actions(self.bench, self.of_kind, broadcasts))
 
-    def _broadcast_action(self, broadcast: BroadcastStop) -> OffAction:
+    def _broadcast(self, broadcast: BroadcastStop) -> Broadcast:
         names = tuple(n for n, d in self.devices.items() if d in broadcast.devices)
-
-        def send() -> bool:
-            broadcast.stop(broadcast.transport)
-            return True
-        return OffAction(names, "broadcast", send)
+        return names, lambda: broadcast.stop(broadcast.transport)
 
     def safe_state(self) -> list[str]:
         """The safe stop (every pump stopped, light off, stage halted); returns what could not be
