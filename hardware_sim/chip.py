@@ -371,12 +371,19 @@ class Chip:
         return {zone.name: int(n) for zone, n in zip(self.zones, per_zone, strict=True)}
 
     def labelled_counts(self) -> dict[str, dict[str, int]]:
-        """Per zone name, the captured vesicles each dye has labelled (bleached or not)."""
-        zone = self.vesicles.view("zone")
-        labelled = self.vesicles.view("labelled")
-        return {z.name: {dye: int(labelled[zone == i, column].sum())
-                         for column, dye in enumerate(DYES)}
-                for i, z in enumerate(self.zones)}
+        """Per zone name, the captured vesicles each dye has labelled (positive for the marker
+        its detection antibody binds; bleached or not)."""
+        v = self.vesicles
+        zone, labelled, positive = v.view("zone"), v.view("labelled"), v.view("positive")
+        counts: dict[str, dict[str, int]] = {z.name: {} for z in self.zones}
+        for column, dye in enumerate(DYES):
+            if dye not in self.label_map:
+                continue
+            took = labelled[:, column] & positive[:, MARKERS.index(self.label_map[dye])]
+            per_zone = np.bincount(zone[took], minlength=len(self.zones))
+            for z, n in zip(self.zones, per_zone, strict=True):
+                counts[z.name][dye] = int(n)
+        return counts
 
     def bleach(self, rows: np.ndarray, dye: str, survival: np.ndarray | float) -> None:
         """Each dye on `rows` survives with probability `survival` (per row or scalar)."""
