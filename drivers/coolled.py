@@ -27,11 +27,10 @@ from typing import TypeVar
 from drivers.errors import (
     CommandRejected,
     DeviceError,
-    DeviceTimeout,
     GarbledReply,
     OutOfRange,
 )
-from drivers.exchange import as_device, confirmed, verified
+from drivers.exchange import as_device, confirmed, retried, verified
 from drivers.transport import SerialTransport
 
 log = logging.getLogger(__name__)
@@ -255,15 +254,8 @@ class CoolLed:
 
     def _retried(self, exchange: Callable[[], T]) -> T:
         """`exchange()` again after a lost or garbled reply, `retries` times."""
-        for attempt in range(self.retries + 1):
-            try:
-                with self.transport.lock, as_device(self.name):
-                    return exchange()
-            except (DeviceTimeout, GarbledReply) as exc:
-                log.debug("%s: %s (attempt %d)", self.name, exc, attempt + 1)
-                if attempt == self.retries:
-                    raise
-        raise AssertionError("no attempt made")  # pragma: no cover
+        return retried(self.transport, exchange, self.retries + 1, name=self.name,
+                       what="exchange", log=log)
 
     def _request(self, command: str, prefix: str = "") -> str:
         """One command line and the reply line starting with `prefix`, retried."""

@@ -112,6 +112,22 @@ def in_range(name: str, what: str, value: float, low: float, high: float) -> flo
     return value
 
 
+def retried(transport: SerialTransport, exchange: Callable[[], R], attempts: int, *,
+            name: str, what: str, log: logging.Logger) -> R:
+    """`exchange()` with the port's lock held throughout; up to `attempts` tries in all on a
+    lost or garbled reply, the last failure raised. `name`, `what` and `log` say who retried
+    what; errors of the port are told about device `name`."""
+    with transport.lock, as_device(name):
+        for attempt in range(attempts):
+            try:
+                return exchange()
+            except (DeviceTimeout, GarbledReply) as exc:
+                log.debug("%s: %r failed (%s), attempt %d", name, what, exc, attempt + 1)
+                if attempt + 1 == attempts:
+                    raise
+    raise AssertionError("no attempt made")  # pragma: no cover - attempts >= 1
+
+
 def request_with_retries(
     transport: SerialTransport,
     payload: bytes,
@@ -124,17 +140,9 @@ def request_with_retries(
     what: str,
     log: logging.Logger,
 ) -> R:
-    """`decode` of the reply to `payload`; up to `attempts` tries in all on a lost or garbled
-    reply, the last failure raised. `name`, `what` and `log` say who retried what."""
-    with transport.lock, as_device(name):
-        for attempt in range(attempts):
-            try:
-                return decode(transport.request(payload, until, timeout))
-            except (DeviceTimeout, GarbledReply) as exc:
-                log.debug("%s: %r failed (%s), attempt %d", name, what, exc, attempt + 1)
-                if attempt + 1 == attempts:
-                    raise
-    raise AssertionError("no attempt made")  # pragma: no cover - attempts >= 1
+    """`decode` of the reply to `payload`, `retried`."""
+    return retried(transport, lambda: decode(transport.request(payload, until, timeout)),
+                   attempts, name=name, what=what, log=log)
 
 
 def blind_off(transport: SerialTransport, payload: bytes, confirm: Callable[[float], bool], *,

@@ -13,7 +13,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypedDict, TypeVar, Unpack
 
 from drivers.errors import (
     CommandRejected,
@@ -57,6 +57,15 @@ DIAMETER_MM = (0.1, 80.0)  # what the pump accepts (nesp-lib's limits; the emula
 STOP_TRIES = 4
 
 
+class ExchangeOptions(TypedDict, total=False):
+    """How one command goes out: `safe` (Safe-mode framing; default: whether the pump runs
+    in Safe mode), `retries` (default: the pump's), `timeout` (s; default: the pump's)."""
+
+    safe: bool | None
+    retries: int | None
+    timeout: float | None
+
+
 class NewEraPump(AddressedDevice):
     """One NE-1000 pump at `address` on a (possibly shared) SerialTransport."""
 
@@ -92,35 +101,23 @@ class NewEraPump(AddressedDevice):
             raise GarbledReply(self.name, message, raw)
         return Reply(address, match.group(2).decode(), match.group(3).decode())
 
-    def exchange(
-        self,
-        body: str,
-        *,
-        safe: bool | None = None,
-        retries: int | None = None,
-        timeout: float | None = None,
-    ) -> Reply:
+    def exchange(self, body: str, **options: Unpack[ExchangeOptions]) -> Reply:
         """Send one command and read its reply; retry on a lost or garbled reply. No checks."""
+        safe = options.get("safe")
         safe = self.safe_timeout_s > 0 if safe is None else safe
-        reply = self._request(self._encode(body, safe), frame_end, timeout or self.timeout,
-                              self._decode, retries, body)
+        reply = self._request(self._encode(body, safe), frame_end,
+                              options.get("timeout") or self.timeout, self._decode,
+                              options.get("retries"), body)
         self.heartbeat.traffic()
         return reply
 
-    def command(
-        self,
-        body: str,
-        *,
-        safe: bool | None = None,
-        retries: int | None = None,
-        timeout: float | None = None,
-    ) -> Reply:
+    def command(self, body: str, **options: Unpack[ExchangeOptions]) -> Reply:
         """Send a command (options as for exchange); raise the alarm or command error its
         reply carries."""
         if self._pending_alarm is not None:
             alarm, self._pending_alarm = self._pending_alarm, None
             raise alarm
-        reply = self.exchange(body, safe=safe, retries=retries, timeout=timeout)
+        reply = self.exchange(body, **options)
         self.check(reply, body)
         return reply
 

@@ -47,6 +47,7 @@ class Heartbeat:
     def stop(self) -> None:
         """No more beats (waits for the thread, unless called from it)."""
         self._closing.set()
+        self._traffic.set()  # wakes the loop now instead of at the end of its period
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)

@@ -39,7 +39,7 @@ from drivers.errors import (
     OutOfRange,
     StageFault,
 )
-from drivers.exchange import as_device, confirmed, in_range, verified
+from drivers.exchange import as_device, confirmed, in_range, retried, verified
 from drivers.transport import SerialTransport
 
 log = logging.getLogger(__name__)
@@ -278,15 +278,8 @@ class ProScan:
 
     def _retried(self, exchange: Callable[[], T]) -> T:
         """`exchange()` again after a lost or garbled reply, `retries` times."""
-        for attempt in range(self.retries + 1):
-            try:
-                with self.transport.lock, as_device(self.name):
-                    return exchange()
-            except (DeviceTimeout, GarbledReply) as exc:
-                log.debug("%s: %s (attempt %d)", self.name, exc, attempt + 1)
-                if attempt == self.retries:
-                    raise
-        raise AssertionError("no attempt made")  # pragma: no cover
+        return retried(self.transport, exchange, self.retries + 1, name=self.name,
+                       what="exchange", log=log)
 
     def _read_line(self, timeout: float | None = None) -> str:
         with as_device(self.name):

@@ -78,9 +78,7 @@ class SimCamera:
     # -- settings ---------------------------------------------------------------------------
     def set_exposure(self, ms: float) -> None:
         """Exposure time in ms (0.01 .. 10000)."""
-        if not 0.01 <= ms <= 10000:
-            raise OutOfRange(self.name, f"exposure {ms} ms outside 0.01..10000")
-        self._ok(f"EXP {ms:g}".encode())
+        self._set("EXP", ms, "exposure", " ms", 0.01, 10000)
 
     def exposure(self) -> float:
         """Exposure time in ms, as the camera has it."""
@@ -88,9 +86,7 @@ class SimCamera:
 
     def set_gain(self, gain: float) -> None:
         """Gain (ADU per 0.46 e-), 1 .. 16."""
-        if not 1 <= gain <= 16:
-            raise OutOfRange(self.name, f"gain {gain} outside 1..16")
-        self._ok(f"GAIN {gain:g}".encode())
+        self._set("GAIN", gain, "gain", "", 1, 16)
 
     def gain(self) -> float:
         """Gain as the camera has it."""
@@ -186,6 +182,13 @@ class SimCamera:
         if text.startswith("ERR"):
             raise self._error(text)
         return text
+
+    def _set(self, command: str, value: float, what: str, unit: str, low: float,
+             high: float) -> None:
+        """A number setting, refused before it is sent when outside low..high."""
+        if not low <= value <= high:
+            raise OutOfRange(self.name, f"{what} {value}{unit} outside {low:g}..{high:g}")
+        self._ok(f"{command} {value:g}".encode())
 
     def _ok(self, command: bytes) -> None:
         reply = self._line(command)

@@ -141,11 +141,8 @@ class SerialTransport:
     def write(self, data: bytes) -> None:
         """Write bytes to the device."""
         with self.lock:
-            port = self._require_port()
-            wire_log.debug("%s: -> %r", self.name, data)
             try:
-                port.write(data)
-                port.flush()
+                self._put(data)
             except (serial.SerialException, OSError) as exc:
                 self._lost(exc)
 
@@ -154,11 +151,8 @@ class SerialTransport:
         queue behind a request stuck waiting for its reply. (A short write is one system call,
         so it cannot split another command's bytes; its reply may confuse that request, which
         then retries.)"""
-        port = self._require_port()
-        wire_log.debug("%s: -> %r (urgent)", self.name, data)
         try:
-            port.write(data)
-            port.flush()
+            self._put(data, " (urgent)")
         except (serial.SerialException, OSError) as exc:
             raise DeviceDisconnected(self.name, f"link lost: {_reason(exc, self.url)}") from exc
 
@@ -221,6 +215,13 @@ class SerialTransport:
         except (serial.SerialException, OSError) as exc:
             self._lost(exc)
         return b""  # pragma: no cover - _lost always raises
+
+    def _put(self, data: bytes, note: str = "") -> None:
+        """Write and flush `data` (logged on drivers.wire with `note`)."""
+        port = self._require_port()
+        wire_log.debug("%s: -> %r%s", self.name, data, note)
+        port.write(data)
+        port.flush()
 
     def _lost(self, exc: BaseException) -> None:
         wire_log.debug("%s: link lost: %s", self.name, exc)

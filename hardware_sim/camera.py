@@ -197,17 +197,18 @@ class SimCameraEmulator:
         return "INFO " + json.dumps(info)
 
     def _exposure(self, args: list[str]) -> str:
-        value = float(args[0])
-        if not 0.01 <= value <= 10000:
-            return "ERR exposure out of range 0.01..10000 ms"
-        self.settings.exposure_ms = value
-        return "OK"
+        return self._setting(args, "exposure_ms", "exposure", 0.01, 10000, " ms")
 
     def _gain(self, args: list[str]) -> str:
+        return self._setting(args, "gain", "gain", 1, 16, "")
+
+    def _setting(self, args: list[str], attribute: str, what: str, low: float, high: float,
+                 unit: str) -> str:
+        """A bounded number setting: `what` out of range, or set and OK."""
         value = float(args[0])
-        if not 1 <= value <= 16:
-            return "ERR gain out of range 1..16"
-        self.settings.gain = value
+        if not low <= value <= high:
+            return f"ERR {what} out of range {low:g}..{high:g}{unit}"
+        setattr(self.settings, attribute, value)
         return "OK"
 
     def _roi(self, args: list[str]) -> str:

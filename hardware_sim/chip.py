@@ -10,15 +10,7 @@ as 1 - coverage, so capture saturates at the site density). Arrivals are Poisson
 and cell of the fixed time grid (hardware_sim.timegrid); positions are uniform within a strip
 (the profile along the flow comes from the solution, densest at the upstream edge).
 
-Labelling: a reagent whose `labels` name dyes (AF488, ...) labels captured vesicles positive
-for the marker each dye's detection antibody binds (`label_map`, ExoView-like default
-CD9-AF488, CD63-AF555, CD81-AF647), first order at `label_rate_per_s` while it flows: each
-vesicle draws, when captured, the stain time it needs (exponential), so labelling is a
-comparison per advance, never a draw per vesicle per sub-step. A sample that carries labels
-arrives already labelled; the sample's `labelling_efficiency` is the fraction of its
-marker-positive vesicles that take the dye at all. Dyes per vesicle = epitopes (Poisson in the
-surface area, hardware_sim.population) x degree of labelling (3..5). Photobleaching removes
-dyes (`bleach`, under the light dose).
+Labelling of the captured vesicles: hardware_sim.labelling.
 
 Coordinates: x along the flow, y across, um, the same frame as the stage's XY.
 """
@@ -26,12 +18,14 @@ Coordinates: x along the flow, y across, um, the same frame as the stage's XY.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hardware_sim.capture import Channel, floor_flux
+from hardware_sim.labelling import DYES, Labelling
 from hardware_sim.population import (
     MARKERS,
     SIZE_BINS,
@@ -44,8 +38,6 @@ from hardware_sim.population import (
 )
 from hardware_sim.timegrid import CELL_S, bleach_rng, cell_rng, steady_spans
 
-DYES = ("AF488", "AF555", "AF647")
-DEFAULT_LABELS = {"AF488": "CD9", "AF555": "CD63", "AF647": "CD81"}
 RESOLVE_COVERAGE = 0.02  # solve the transport again once a strip's free sites moved this much
 __all__ = ["MARKERS", "DYES", "Chip", "Zone", "default_chip", "chip_from_spec",
            "diffusivity_um2_s"]
@@ -120,19 +112,16 @@ class Chip:
         self.isotype_um_s = isotype_um_s
         self.strips = strips
         self.copies_at_100nm = copies_at_100nm
-        self.label_rate_per_s = label_rate_per_s
-        self.label_map = dict(DEFAULT_LABELS if label_map is None else label_map)
         self.surface_z_um = surface_z_um
         self.tilt = tilt
         self.seed = seed
         self.rng = np.random.default_rng(seed)  # layout (debris, deposits); capture: per cell
         self._bleach_rng = bleach_rng(seed)
+        self.labelling = Labelling(self.rng, label_rate_per_s, label_map)
         self.vesicles = Particles()
         self.debris = self._scatter_debris(debris_per_mm2)
         self.next_cell: int | None = None  # the first cell of the time grid not integrated
         self.occupied = np.zeros((len(self.zones), strips))  # captured vesicles per strip
-        self.stain_s = np.zeros(len(DYES))  # seconds each dye's detection antibody has flowed
-        self._waiting = [np.zeros(0, np.int64) for _ in DYES]  # rows a dye may still label
         self._kernel: dict[str, tuple[float, np.ndarray, np.ndarray]] = {}
 
     # -- geometry ---------------------------------------------------------------------------
@@ -229,16 +218,17 @@ class Chip:
 
     def _integrate(self, cell: int, spans: list[tuple[float, list[tuple[Any, float]]]]) -> None:
         """Capture, then stain, over one cell's spans of steady flow, with the cell's draws."""
-        main, self.rng = self.rng, cell_rng(self.seed, cell)
+        main = self.rng
+        self.rng = self.labelling.rng = cell_rng(self.seed, cell)
         try:
             self._capture(spans, cell * CELL_S)
             stained = False
             for seconds, flows in spans:
-                stained |= self._stain(flows, seconds)
+                stained |= self.labelling.stain([reagent for reagent, _ in flows], seconds)
             if stained:
-                self._label_due()
+                self.labelling.label_due(self.vesicles)
         finally:
-            self.rng = main
+            self.rng = self.labelling.rng = main
 
     def _capture(self, spans: list[tuple[float, list[tuple[Any, float]]]], t0: float) -> None:
         """Poisson arrivals per column and strip: one draw per reagent for the whole cell, of
@@ -296,53 +286,24 @@ class Chip:
             t=t0 + dt * self.rng.random(n), zone=np.full(n, index, np.int16),
             positive=positive, diameter=diameter,
             efficiency=float(getattr(reagent, "labelling_efficiency", 1.0)))
-        for dye in reagent.labels:
-            self._label_rows(dye, np.arange(self.vesicles.n - n, self.vesicles.n))
+        self._label_last(n, reagent.labels)
 
     def _append(self, *, x: np.ndarray, y: np.ndarray, t: np.ndarray, zone: np.ndarray,
                 positive: np.ndarray, diameter: np.ndarray, efficiency: float) -> None:
         n = len(x)
-        takes_dye = self.rng.random((n, 3)) < efficiency
-        need = self.rng.exponential(1.0 / self.label_rate_per_s, (n, 3))
+        takes_dye, label_at = self.labelling.draw(n, efficiency)
         self.vesicles.append(
             x=x, y=y, t=t, zone=zone, positive=positive,
             sites=draw_sites(self.rng, diameter, positive, self.copies_at_100nm),
             dyes=np.zeros((n, 3), np.int32), labelled=np.zeros((n, 3), bool),
-            diameter=diameter,
-            label_at=np.where(takes_dye, self.stain_s[None, :] + need, np.inf))
-        rows = np.arange(self.vesicles.n - n, self.vesicles.n)
-        for column in range(len(DYES)):
-            self._waiting[column] = np.concatenate([self._waiting[column],
-                                                    rows[takes_dye[:, column]]])
+            diameter=diameter, label_at=label_at)
+        self.labelling.admit(np.arange(self.vesicles.n - n, self.vesicles.n), takes_dye)
 
-    def _stain(self, flows: list[tuple[Any, float]], dt: float) -> bool:
-        """Book the time each detection antibody flows; True if any did."""
-        dyes = {dye for reagent, _ in flows for dye in reagent.labels if dye in DYES}
+    def _label_last(self, n: int, dyes: Iterable[str]) -> None:
+        """The `n` vesicles captured last take `dyes` (a sample that arrives labelled)."""
         for dye in dyes:
-            self.stain_s[DYES.index(dye)] += dt
-        return bool(dyes)
-
-    def _label_due(self) -> None:
-        """Label every vesicle whose stain time has come (one comparison per waiting one)."""
-        v = self.vesicles
-        for column, dye in enumerate(DYES):
-            waiting = self._waiting[column]
-            waiting = waiting[~v.labelled[waiting, column]]
-            due = v.label_at[waiting, column] <= self.stain_s[column]
-            if due.any():
-                self._label_rows(dye, waiting[due])
-            self._waiting[column] = waiting[~due]
-
-    def _label_rows(self, dye: str, rows: np.ndarray) -> None:
-        if dye not in DYES or dye not in self.label_map or len(rows) == 0:
-            return
-        column = DYES.index(dye)
-        marker = MARKERS.index(self.label_map[dye])
-        v = self.vesicles
-        fresh = rows[~v.labelled[rows, column] & np.isfinite(v.label_at[rows, column])]
-        dol = self.rng.integers(3, 6, len(fresh))  # degree of labelling 3..5 dyes per antibody
-        v.dyes[fresh, column] = v.sites[fresh, marker] * dol
-        v.labelled[fresh, column] = True
+            self.labelling.label_rows(self.vesicles, dye,
+                                      np.arange(self.vesicles.n - n, self.vesicles.n))
 
     def deposit(
         self, zone_name: str, count: int, labels: tuple[str, ...] = DYES, t: float = 0.0
@@ -356,8 +317,7 @@ class Chip:
                      y=y0 + zone.height_um * self.rng.random(count), t=np.full(count, t),
                      zone=np.full(count, index, np.int16), positive=np.ones((count, 3), bool),
                      diameter=np.full(count, 100.0), efficiency=1.0)
-        for dye in labels:
-            self._label_rows(dye, np.arange(self.vesicles.n - count, self.vesicles.n))
+        self._label_last(count, labels)
 
     # -- read-out ---------------------------------------------------------------------------
     def in_box(self, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
@@ -377,9 +337,10 @@ class Chip:
         zone, labelled, positive = v.view("zone"), v.view("labelled"), v.view("positive")
         counts: dict[str, dict[str, int]] = {z.name: {} for z in self.zones}
         for column, dye in enumerate(DYES):
-            if dye not in self.label_map:
+            marker = self.labelling.label_map.get(dye)
+            if marker is None:
                 continue
-            took = labelled[:, column] & positive[:, MARKERS.index(self.label_map[dye])]
+            took = labelled[:, column] & positive[:, MARKERS.index(marker)]
             per_zone = np.bincount(zone[took], minlength=len(self.zones))
             for z, n in zip(self.zones, per_zone, strict=True):
                 counts[z.name][dye] = int(n)

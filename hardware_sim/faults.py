@@ -11,7 +11,13 @@ import random
 import threading
 from dataclasses import dataclass, field
 
-LINK_FAULTS = ("drop_reply", "garble", "slow", "split", "lockup", "unplug")
+# each link fault: the injector's attribute it arms and how its value is read
+_ARMS: dict[str, tuple[str, type]] = {
+    "drop_reply": ("drop_next", int), "garble": ("garble_next", int),
+    "slow": ("slow_seconds", float), "split": ("split_replies", bool),
+    "lockup": ("locked_up", bool), "unplug": ("unplugged", bool),
+}
+LINK_FAULTS = tuple(_ARMS)
 
 
 @dataclass
@@ -30,20 +36,10 @@ class FaultInjector:
     def arm(self, fault: str, value: float = 1.0) -> None:
         """Arm a link fault. `value`: count for drop/garble, seconds for slow, 0 disarms."""
         with self._lock:
-            if fault == "drop_reply":
-                self.drop_next = int(value)
-            elif fault == "garble":
-                self.garble_next = int(value)
-            elif fault == "slow":
-                self.slow_seconds = float(value)
-            elif fault == "split":
-                self.split_replies = bool(value)
-            elif fault == "lockup":
-                self.locked_up = bool(value)
-            elif fault == "unplug":
-                self.unplugged = bool(value)
-            else:
+            if fault not in _ARMS:
                 raise ValueError(f"unknown link fault {fault!r}; known: {', '.join(LINK_FAULTS)}")
+            attribute, kind = _ARMS[fault]
+            setattr(self, attribute, kind(value))
 
     def clear(self) -> None:
         """Disarm every fault (replug, unlock)."""

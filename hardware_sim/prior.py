@@ -24,14 +24,14 @@ import re
 from collections import deque
 from typing import Any
 
-from hardware_sim.lines import LineBuffer
+from hardware_sim.lines import LineBuffer, LineEmulator
 from hardware_sim.prior_commands import QUEUE_LIMIT, Move, ProScanCommands, ProScanState
 
 _SEP = re.compile(r"[,\s;:]+")
 WHEEL_SECONDS_PER_STEP = 0.08
 
 
-class PriorEmulator(ProScanCommands):
+class PriorEmulator(LineEmulator, ProScanCommands):
     """A ProScan III registered as `world.devices[name]`."""
 
     def __init__(
@@ -62,29 +62,19 @@ class PriorEmulator(ProScanCommands):
         self._due_r = 0
         world.devices[name] = self
 
-    # -- emulator face ----------------------------------------------------------------------
-    def connected(self) -> bytes:
-        """No greeting."""
-        self._lines.clear()
-        return b""
-
-    def receive(self, data: bytes) -> bytes:
-        """Handle command lines (replies end with CR)."""
-        if self.locked_up:
-            return b""
-        self._run(self.world.now())
-        out = self._flush_r()
-        for line in self._lines.feed(data):
+    # -- emulator face (LineEmulator) -------------------------------------------------------
+    def _answer(self, lines: list[str]) -> bytes:
+        """Handle command lines (replies end with CR); an `R` for each move that ended."""
+        out = self._due()
+        for line in lines:
             reply = self._command(line.strip())
             out += self._flush_r()
             if reply is not None:
                 out += b"".join(r.encode("ascii") + b"\r" for r in reply)
         return out
 
-    def poll(self) -> bytes:
+    def _due(self) -> bytes:
         """Run the motion queue to the clock; an `R` for each move that ended (R-at-end)."""
-        if self.locked_up:
-            return b""
         self._run(self.world.now())
         return self._flush_r()
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hardware_sim.faults import FaultInjector
-from hardware_sim.lines import LineBuffer
+from hardware_sim.lines import LineBuffer, LineEmulator
 
 STEP_S = 0.15  # simulated seconds per position (modelled)
 FIRMWARE = ("Dec 15 2011", "15:02:20", "UA_MAIN_CT")  # the lines a real actuator gave [flowchem]
@@ -73,7 +73,7 @@ class Move:
         return self.start + self.steps * step_s
 
 
-class ViciValveEmulator:
+class ViciValveEmulator(LineEmulator):
     """A universal actuator on a selector valve, registered as `world.devices[name]`."""
 
     def __init__(self, world: Any, name: str = "valve", *, positions: int = 10, mode: int = 3,
@@ -97,27 +97,18 @@ class ViciValveEmulator:
         self._unsolicited = b""
         world.devices[name] = self
 
-    # -- the Emulator face ------------------------------------------------------------------
-    def connected(self) -> bytes:
-        """The actuator says nothing when a host opens the port."""
-        self._lines.clear()
-        return b""
-
-    def receive(self, data: bytes) -> bytes:
-        """Command lines in, reply lines out."""
-        if self.locked_up:
-            return b""
+    # -- the Emulator face (LineEmulator) -------------------------------------------------
+    def _answer(self, lines: list[str]) -> bytes:
+        """Command lines in, reply lines out (after any announcement that fell due)."""
         self._advance()
         out = b""
-        for line in self._lines.feed(data):
+        for line in lines:
             for reply in self._obey(line.strip().upper()):
                 out += self._line(reply)
         return self._take_unsolicited() + out
 
-    def poll(self) -> bytes:
+    def _due(self) -> bytes:
         """The end of a move, announced when IFM is 1 or 2."""
-        if self.locked_up:
-            return b""
         self._advance()
         return self._take_unsolicited()
 

@@ -182,3 +182,19 @@ def test_a_port_that_cannot_be_opened_is_told_by_device_and_entry(tmp_path: Path
     assert message.startswith("cannot connect to the bench: sample_pump: cannot open its port "
                               "socket://127.0.0.1:9: ")
     assert message.endswith(f"(bench file {bench.path}, entry devices.sample_pump)")
+
+
+@pytest.mark.parametrize(("named", "told"), [
+    ("camera2", "no device is named 'camera2'; the bench's cameras: camera"),
+    ("sample_pump", "'sample_pump' is a pump, not a camera; the bench's cameras: camera"),
+])
+def test_an_led_triggered_by_names_a_camera_of_the_bench(tmp_path: Path, named: str,
+                                                         told: str) -> None:
+    light = ("  light:\n    driver: coolled\n    url: /dev/ttyUSB1\n"
+             f"    triggered_by: {named}\n")
+    text = GOOD.replace("chip:\n", light + "chip:\n")
+    message = problems_of(write(tmp_path, text))
+    assert f":13: devices.light.triggered_by: {told}" in message
+    wired = load_bench(write(tmp_path, text.replace(f"triggered_by: {named}",
+                                                    "triggered_by: camera")))
+    assert wired.devices["light"].triggered_by == "camera"  # type: ignore[union-attr]

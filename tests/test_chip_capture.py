@@ -166,14 +166,15 @@ def test_capture_saturates_at_the_site_density_at_the_langmuir_rate() -> None:
     assert n[0] > 0.5 * capacity and capacity * 0.98 <= n[-1] <= capacity
 
 
-def test_labelling_scales_to_many_vesicles_without_per_vesicle_draws() -> None:
-    """A long stain over 100,000 captured vesicles: labelling is a comparison per advance."""
-    world = flowing_world(conc=3e9, rate=10.0)
+def test_labelling_over_a_long_stain_of_many_vesicles() -> None:
+    """A long stain over thousands of captured vesicles, 600 advances: each labelled once its
+    stain time has come (how long 100,000 take: python -m benchmarks.sim_physics)."""
+    world = flowing_world(conc=3e8, rate=10.0)
     world.reagents["detect"] = Reagent("detect", labels=("AF488",))
     run(world, 300, step=30)
     world.pumps["p1"] = ConstantFlow("sample", 10.0, stop=300.0)
     world.pumps["p2"] = ConstantFlow("detect", 2.0, start=300.0)
-    assert world.chip.vesicles.n > 50_000
+    assert world.chip.vesicles.n > 5_000
     run(world, 600, step=1.0)  # 600 advances
     v = world.chip.vesicles
     positive = v.view("positive")[:, 0]

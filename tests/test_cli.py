@@ -47,15 +47,16 @@ def test_run_without_a_bench_is_invalid_input(capsys: pytest.CaptureFixture[str]
     ],
 )
 def test_broken_bench_file_exits_2_naming_file_and_line(
-    tmp_path: Path, bench_text: str, fragment: str
+    tmp_path: Path, bench_text: str, fragment: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # in-process (the entry point itself: test_help_lists_every_command, test_cli_care)
     bench = tmp_path / "bench.yaml"
     bench.write_text(bench_text)
-    result = chipctl_cmd("validate", str(ROOT / "protocols" / "quickstart.yaml"),
-                         "--bench", str(bench))
-    assert result.returncode == 2
-    assert str(bench) in result.stderr and fragment in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+    assert main(["validate", str(ROOT / "protocols" / "quickstart.yaml"),
+                 "--bench", str(bench)]) == 2
+    out, err = capsys.readouterr()
+    assert str(bench) in err and fragment in err
+    assert "Traceback" not in err + out
 
 
 def test_unplugged_port_names_the_device(tmp_path: Path) -> None:

@@ -110,20 +110,33 @@ def test_the_dry_run_counts_images_and_steps_in_words(capsys: pytest.CaptureFixt
 
 
 # -- the protocol library --------------------------------------------------------------------
-def test_a_library_protocol_is_found_by_name_from_any_folder(tmp_path: Path) -> None:
-    result = chipctl("validate", "quickstart", "tetraspanin_panel.yaml", "rate_sweep",
-                     "--bench", OFFLINE_BENCH, cwd=tmp_path, env=without_library_env())
-    assert result.returncode == 0, result.stderr
+def away_from_the_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process, as `chipctl` started in an empty folder without the library variable."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(LIBRARY_ENV, raising=False)
+
+
+def test_a_library_protocol_is_found_by_name_from_any_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    away_from_the_library(tmp_path, monkeypatch)
+    code = main(["validate", "quickstart", "tetraspanin_panel.yaml", "rate_sweep",
+                 "--bench", OFFLINE_BENCH])
+    out, err = capsys.readouterr()
+    assert code == 0, err
     for name in ("quickstart.yaml", "tetraspanin_panel.yaml", "rate_sweep.py"):
-        assert f"{installed_library() / name}: valid" in result.stdout
+        assert f"{installed_library() / name}: valid" in out
 
 
-def test_an_unknown_name_lists_the_library(tmp_path: Path) -> None:
-    result = chipctl("run", "quikstart", "--sim", cwd=tmp_path, env=without_library_env())
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+def test_an_unknown_name_lists_the_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    away_from_the_library(tmp_path, monkeypatch)
+    assert main(["run", "quikstart", "--sim"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
     assert (f"no protocol 'quikstart': not a file here, nor in the protocol library "
             f"({installed_library()}); the library has: capture_kinetics, clean_and_store, "
-            "quickstart, rate_sweep, tetraspanin_panel") in result.stderr
+            "quickstart, rate_sweep, tetraspanin_panel") in err
 
 
 def test_a_file_in_the_working_folder_comes_before_the_library(

@@ -65,7 +65,7 @@ def cut_off_buttons(window: MainWindow) -> list[str]:
 
 @pytest.fixture
 def sim_window(qtbot: Any, tmp_path: Path) -> Iterator[MainWindow]:
-    with simulated_bench(tmp_path, speed=300, seed=2) as (_bench, path):
+    with simulated_bench(tmp_path, speed=2000, seed=2) as (_bench, path):
         engine = Engine(load_bench(path), runs_dir=tmp_path / "runs", keep_frames="none")
         engine.connect()
         window = make_window(engine, tmp_path, qtbot)

@@ -101,13 +101,25 @@ def test_soft_travel_limits_refuse_a_manual_move_and_a_runs_move_before_anything
 
 def test_a_pump_lost_mid_flow_is_stopped_blindly_and_the_interlock_says_so(
         tmp_path: Path) -> None:
-    with sim_engine(tmp_path, speed=50) as (engine, bench):
-        engine.manual.infuse("buffer_pump", 10.0, 200.0)  # 20 min of protocol time
-        wait_for(lambda: pumps_running(status(bench)) == ["buffer_pump"])
-        fault(bench, "buffer_pump", "garble", 50)  # every reply garbled from now on
-        wait_for(lambda: recorded(engine, "interlock"))
-        devices = status(bench)
-        (interlock,) = recorded(engine, "interlock")
-    # the blind stop reached the pump although no reply could be read
+    with simulated_bench(tmp_path, 50) as (bench, path):
+        document = yaml.safe_load(path.read_text())
+        for spec in document["devices"].values():
+            if spec["driver"] == "newera":
+                spec["timeout_s"] = 0.2  # a silent pump costs 0.2 s per read, not 1 s
+        path.write_text(yaml.safe_dump(document))
+        engine = Engine(load_bench(path), runs_dir=tmp_path / "runs")
+        engine.connect()
+        try:
+            engine.manual.infuse("buffer_pump", 10.0, 200.0)  # 20 min of protocol time
+            wait_for(lambda: pumps_running(status(bench)) == ["buffer_pump"])
+            fault(bench, "buffer_pump", "lockup")  # the pump hears, but no reply comes back
+            wait_for(lambda: recorded(engine, "interlock"))
+            devices = status(bench)
+            (interlock,) = recorded(engine, "interlock")
+            fault(bench, "buffer_pump", "lockup", 0)
+        finally:
+            engine.close()
+    # the blind stop reached the pump although no reply could be read (a bit-flipped reply can
+    # still decode, so a garbled link is no fixed answer for the confirmation: a silent one is)
     assert pumps_running(devices) == [] and devices["buffer_pump"]["ended"] == "stopped"
     assert interlock["device"] == "buffer_pump" and interlock["stop_confirmed"] is False

@@ -15,7 +15,7 @@ def test_quickstart_runs_on_the_simulator_and_records_counts(tmp_path: Path) -> 
     runs = tmp_path / "runs"
     result = subprocess.run(
         [sys.executable, "-m", "chipctl", "run", str(ROOT / "protocols" / "quickstart.yaml"),
-         "--sim", "--speed", "100", "--runs-dir", str(runs)],
+         "--sim", "--speed", "500", "--runs-dir", str(runs)],
         capture_output=True, text=True, timeout=90, cwd=ROOT, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stdout + result.stderr

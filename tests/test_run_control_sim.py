@@ -119,18 +119,6 @@ def test_emergency_stop_during_imaging_turns_the_light_off(tmp_path: Path) -> No
         assert lights_on(status(bench)) == []
 
 
-def test_a_stall_injected_mid_flow_fails_the_run_with_the_interlock(tmp_path: Path) -> None:
-    with sim_engine(tmp_path, speed=500) as (engine, bench):
-        runner, records = start(engine, LONG_FLOW)
-        wait_for(lambda: "sample_pump" in pumps_running(status(bench)))
-        fault(bench, "sample_pump", "stall")
-        assert runner.wait(30) == RunState.FAILED
-        assert runner.reason.startswith("interlock: pump stall"), runner.reason
-        assert pumps_running(status(bench)) == []
-        info, _ = run_record(engine)
-    assert info["status"] == "failed" and info["reason"] == runner.reason
-
-
 def test_a_syringe_emptier_than_the_bench_file_says_stops_at_its_end_of_travel(
         tmp_path: Path) -> None:
     """The bench file says 1 mL, the syringe really holds 4 uL: the pump's alarm stops the run
@@ -147,19 +135,6 @@ def test_a_syringe_emptier_than_the_bench_file_says_stops_at_its_end_of_travel(
         assert pumps_running(devices) == [] and devices["sample_pump"]["contents_ul"] == 0
 
 
-def test_a_pump_unplugged_mid_flow_fails_the_run_as_device_lost(tmp_path: Path) -> None:
-    with sim_engine(tmp_path, speed=500) as (engine, bench):
-        runner, records = start(engine, LONG_FLOW)
-        wait_for(lambda: "sample_pump" in pumps_running(status(bench)))
-        fault(bench, "sample_pump", "unplug")
-        assert runner.wait(40) == RunState.FAILED
-        assert runner.reason.startswith("interlock: device lost"), runner.reason
-        info, events = run_record(engine)
-    assert info["status"] == "failed" and info["reason"] == runner.reason
-    safe = next(e for e in events if e["event"] == "safe_state")
-    assert any("sample_pump" in failure for failure in safe["failures"])  # could not stop it
-
-
 def test_a_camera_that_stops_delivering_fails_the_run_with_the_light_off(tmp_path: Path) -> None:
     text = """
 name: camera timeout
@@ -174,11 +149,25 @@ steps:
         assert lights_on(status(bench)) == []
 
 
-def test_a_pump_power_cycled_mid_flow_fails_the_run_with_the_reset_alarm(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("injected", "reason"), [
+    ("stall", "interlock: pump stall"),
+    ("unplug", "interlock: device lost"),
+    ("power_cycle", "interlock: pump reset alarm"),
+])
+def test_a_pump_fault_mid_flow_fails_the_run_with_its_interlock(
+        tmp_path: Path, injected: str, reason: str) -> None:
+    """A stall, an unplugged pump and a power cycle mid-flow: the run fails with the
+    interlock's reason, recorded; every pump that can still be reached is stopped."""
     with sim_engine(tmp_path, speed=500) as (engine, bench):
-        runner, records = start(engine, LONG_FLOW)
+        runner, _ = start(engine, LONG_FLOW)
         wait_for(lambda: "sample_pump" in pumps_running(status(bench)))
-        fault(bench, "sample_pump", "power_cycle")
-        assert runner.wait(30) == RunState.FAILED
-        assert runner.reason.startswith("interlock: pump reset alarm"), runner.reason
-        assert pumps_running(status(bench)) == []
+        fault(bench, "sample_pump", injected)
+        assert runner.wait(40) == RunState.FAILED
+        assert runner.reason.startswith(reason), runner.reason
+        if injected != "unplug":
+            assert pumps_running(status(bench)) == []
+        info, events = run_record(engine)
+    assert info["status"] == "failed" and info["reason"] == runner.reason
+    if injected == "unplug":
+        safe = next(e for e in events if e["event"] == "safe_state")
+        assert any("sample_pump" in failure for failure in safe["failures"])  # could not stop it

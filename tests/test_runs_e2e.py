@@ -136,7 +136,7 @@ def test_panel_report_on_the_simulated_bench(tmp_path: Path) -> None:
     """The report of a simulated run reads each zone in the channel its protocol's stain names
     (no --info labels), corrects every count and gives intervals above zero; its accuracy over
     many runs and samples is benchmarks.accuracy's to measure."""
-    with simulated_bench(tmp_path, speed=300) as (_, bench):
+    with simulated_bench(tmp_path, speed=1500) as (_, bench):
         child = start_run(tmp_path, bench, "--info", "source=MSC conditioned medium",
                           "--info", "dilution=1:10")
         child.communicate(timeout=120)

@@ -20,27 +20,26 @@ from chipctl.cli.text import discard_stdout
 from chipctl.vision.count_cli import add_count_arguments
 
 
-def speed_factor(text: str) -> float:
-    """A simulator speed factor: a number above 0 (simulated seconds per wall second)."""
+def _above_zero(text: str, number: str, hint: str) -> float:
+    """`text` as a finite number above 0; else the usage error says `number` and `hint`."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {number}") from None
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(
-            f"must be above 0 (simulated seconds per wall second, e.g. 1 or 100), got {text}")
+        raise argparse.ArgumentTypeError(f"must be above 0{hint}, got {text}")
     return value
+
+
+def speed_factor(text: str) -> float:
+    """A simulator speed factor: a number above 0 (simulated seconds per wall second)."""
+    return _above_zero(text, "a number",
+                       " (simulated seconds per wall second, e.g. 1 or 100)")
 
 
 def wall_seconds(text: str) -> float:
     """A wall-time interval in seconds, above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be above 0 seconds, got {text}")
-    return value
+    return _above_zero(text, "a number of seconds", " seconds")
 
 
 def _add_runs_dir(parser: argparse.ArgumentParser) -> None:

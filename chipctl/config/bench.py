@@ -221,6 +221,31 @@ def load_bench(path: str | Path) -> Bench:
     if "devices" in data and not data["devices"]:
         raise SourceError([Problem(name, line_of(data, ["devices"]), "devices: none listed")])
     try:
-        return Bench.model_validate({**data, "path": name})
+        bench = Bench.model_validate({**data, "path": name})
     except ValidationError as exc:
         raise SourceError(_problems(name, data, exc)) from exc
+    problems = _reference_problems(name, data, bench)
+    if problems:
+        raise SourceError(problems)
+    return bench
+
+
+def _reference_problems(path: str, data: Any, bench: Bench) -> list[Problem]:
+    """A setting that names another device (an LED's `triggered_by` camera) must name a
+    device of the bench of the kind it needs."""
+    problems = []
+    for name, spec in bench.devices.items():
+        for field, kind in spec.references.items():
+            target = getattr(spec, field)
+            if target is None:
+                continue
+            other = bench.devices.get(target)
+            if other is not None and kind in other.kinds:
+                continue
+            candidates = ", ".join(sorted(bench.of_kind(kind))) or "none"
+            what = (f"no device is named {target!r}" if other is None
+                    else f"{target!r} is a {' and '.join(other.kinds)}, not a {kind}")
+            problems.append(Problem(path, line_of(data, ["devices", name, field]),
+                                    f"devices.{name}.{field}: {what}; the bench's {kind}s: "
+                                    f"{candidates}"))
+    return problems

@@ -55,6 +55,8 @@ class DeviceSettings(Settings):
 
     kind: ClassVar[str] = ""
     serial: ClassVar[bool] = True  # talks over a serial link (a SerialTransport)
+    # settings that name another device of the bench: field -> the kind that device must be
+    references: ClassVar[dict[str, str]] = {}
     driver: str
     url: str
     baudrate: int = Field(9600, gt=0)
@@ -138,6 +140,7 @@ class CoolLedSettings(DeviceSettings):
     """CoolLED pE-300 / pE-4000: `channels` maps fluorescence channels to LED letters."""
 
     kind: ClassVar[str] = "illuminator"
+    references: ClassVar[dict[str, str]] = {"triggered_by": "camera"}
     driver: Literal["coolled"]
     baudrate: int = Field(57600, gt=0)
     channels: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LED_CHANNELS))

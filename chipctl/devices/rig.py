@@ -9,6 +9,7 @@ are given (chipctl.devices.registry.build_rig builds them from a bench file; tes
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -118,12 +119,22 @@ class Rig:
         return self.safe_stop("emergency stop", broadcast=True).failures
 
     def close(self) -> None:
-        """Close every device, then every port; never raises."""
-        for device in self.devices.values():
-            with contextlib.suppress(Exception):
-                device.close()
-        for transport in self.transports.values():
-            transport.close()
+        """Close every device, then every port, all at once (closing a socket:// port takes
+        pyserial 0.3 s); never raises."""
+        _at_once([device.close for device in self.devices.values()])
+        _at_once([transport.close for transport in self.transports.values()])
+
+
+def _at_once(calls: Sequence[Callable[[], object]]) -> None:
+    """Each call on its own thread, all joined; exceptions suppressed."""
+    def quietly(call: Callable[[], object]) -> None:
+        with contextlib.suppress(Exception):
+            call()
+    threads = [threading.Thread(target=quietly, args=(call,), daemon=True) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def _role(device: Any, kind: str) -> Any:

@@ -116,6 +116,16 @@ class Fields:
             return None
         return self.data[key]
 
+    def entries(self, key: str, what: str) -> list[Any]:
+        """An optional list field: its items ([] when absent); an empty or non-list value is
+        refused with `what` (what the field should be, with an example)."""
+        value = self.raw(key, required=False)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not value:
+            raise self.error(key, what)
+        return value
+
     def _noting(self, read: Callable[[], Any], default: Any) -> Any:
         try:
             return read()

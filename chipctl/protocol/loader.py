@@ -132,11 +132,7 @@ def _grid(f: Fields) -> tuple[int, int] | None:
 
 
 def _positions(f: Fields) -> tuple[tuple[float, float], ...]:
-    value = f.raw("positions", required=False)
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not value:
-        raise f.error("positions", "a list of [x, y] offsets from the zone centre, "
+    value = f.entries("positions", "a list of [x, y] offsets from the zone centre, "
                       "e.g. [[0 um, 0 um], [200 um, 0 um]]")
     if len(value) > MAX_COUNT:
         raise f.error("positions", f"{len(value)} positions; at most {MAX_COUNT}")
@@ -197,14 +193,9 @@ def _monitor(f: Fields) -> Step:
 
 def _alongside(f: Fields, main: Flow) -> tuple[Flow, ...]:
     """Flows that run with the main one: [{pump, rate, reagent?}], for its whole duration."""
-    value = f.raw("with", required=False)
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not value:
-        raise f.error("with", "a list of flows to run alongside, e.g. "
-                      "[{pump: stain_pump, rate: 0.5 uL/min}]")
     flows = []
-    for item in value:
+    for item in f.entries("with", "a list of flows to run alongside, e.g. "
+                          "[{pump: stain_pump, rate: 0.5 uL/min}]"):
         g = Fields("monitor.with", item, f.line_of("with"), ("pump", "rate", "reagent", "labels"))
         pump = g.text("pump")
         if pump == main.pump:
