@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,14 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def largest_holders(n: int = 4) -> list[str]:
+    """Where the most traced memory (Python objects and numpy arrays) was allocated."""
+    stats = tracemalloc.take_snapshot().statistics("traceback")[:n]
+    return [f"{st.size / 2**20:.0f} MB in {st.count} blocks: "
+            + " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in
+                          reversed(st.traceback[-4:])) for st in stats]
+
+
 # -- the child: the app itself ---------------------------------------------------------------
 def child(args: argparse.Namespace) -> int:
     """Run the app for `args.minutes`, printing one JSON line of figures every `report_s`."""
@@ -47,6 +56,7 @@ def child(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from gui.app import frames_back_to_the_system
     from gui.core import Engine, SimulatedBench, load_bench
     from gui.main_window import MainWindow
 
@@ -60,7 +70,10 @@ def child(args: argparse.Namespace) -> int:
                 self.paints += 1
             return False
 
+    if args.trace:
+        tracemalloc.start(12)
     gc.disable()  # as the app: garbage is collected on the Qt thread by a timer
+    frames_back_to_the_system()  # as the app
     app = QApplication.instance() or QApplication(sys.argv[:1])
     collector = GarbageCollector(interval=1.0)
     counter = PaintCounter()
@@ -102,7 +115,9 @@ def child(args: argparse.Namespace) -> int:
             "failed_runs": state["failed_runs"], "rss_mb": round(rss, 1),
             "rss_start_mb": round(state["rss0"], 1), "rss_peak_mb": round(state["peak"], 1),
             "none_refcount_change": sys.getrefcount(None) - state["none0"],
-            "not_completed": state["reasons"], "final": final}), flush=True)
+            "not_completed": state["reasons"], "final": final,
+            **({"traced_mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 1),
+                "largest": largest_holders()} if args.trace else {})}), flush=True)
 
     def step() -> None:
         now = time.monotonic()
@@ -158,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-s", type=float, default=60.0)
     parser.add_argument("--runs-dir", help="keep the runs' records here (default: a temporary "
                         "folder, removed at the end)")
+    parser.add_argument("--trace", action="store_true", help="trace Python and numpy "
+                        "allocations (slower): traced memory and its largest holders")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.minutes <= 0:
@@ -167,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     command = [sys.executable, "-m", "benchmarks.gui_soak", "--child",
                "--minutes", str(args.minutes), "--speed", str(args.speed), "--protocol",
                str(args.protocol), "--live-s", str(args.live_s), "--report-s", str(args.report_s),
-               *(["--runs-dir", str(args.runs_dir)] if args.runs_dir else [])]
+               *(["--runs-dir", str(args.runs_dir)] if args.runs_dir else []),
+               *(["--trace"] if args.trace else [])]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     print(f"soak: {args.minutes:g} min of Live ({args.live_s:g} s at a time) and "
           f"{args.protocol.name} runs at {args.speed:g}x, offscreen", flush=True)
@@ -183,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {last['t_min']:6.2f} min: {last['paints']} paints, "
                   f"{last['frames_shown']} frames shown, {last['runs']} runs, "
                   f"RSS {last['rss_mb']} MB", flush=True)
+            if "traced_mb" in last:
+                print(f"          traced {last['traced_mb']} MB; largest: "
+                      + "; ".join(last["largest"]), flush=True)
         code = proc.wait()
     survived = code == 0 and bool(last.get("final"))
     print_summary(args.minutes, last, code, survived)

@@ -9,6 +9,7 @@ exit code 2 and no traceback.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from gui.core import (
 )
 
 EXIT_OK, EXIT_INVALID = 0, 2
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+FRAME_SIZED = 1 << 20  # allocations from 1 MB up (frames): memory maps of their own
 ORGANIZATION, APPLICATION = "chipctl", "chipctl-gui"
 
 
@@ -89,6 +92,17 @@ def connect_engine(bench: Bench, runs_dir: str | None) -> Engine:
     return engine
 
 
+def frames_back_to_the_system() -> bool:
+    """Frame-sized arrays in memory maps of their own, so a freed frame is returned to the
+    system. Left alone, glibc raises its map threshold once a frame is freed and keeps later
+    frames in per-thread heaps that never shrink (the soak's RSS peaked ~170 MB higher
+    through a panel run). True where applied (glibc); elsewhere nothing changes."""
+    try:
+        return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, FRAME_SIZED))
+    except (OSError, AttributeError):
+        return False
+
+
 def report_startup_error(app: QApplication, message: str) -> None:
     """stderr always; a dialog when there is a screen to show it on."""
     print(f"chipctl-gui: {message}", file=sys.stderr, flush=True)
@@ -125,6 +139,7 @@ def run_window(app: QCoreApplication, engine: Engine, settings: QSettings,
     # Garbage is collected on the Qt thread only, by a timer: a cycle holding Qt objects that a
     # device or frame thread happened to collect would be destroyed off the Qt thread.
     collector = GarbageCollector(interval=1.0)
+    frames_back_to_the_system()
     window = MainWindow(engine, settings)
     if protocol:
         window.protocol_panel.open_file(protocol)

@@ -42,6 +42,7 @@ class BenchSnapshot:
     stages: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     exposure_ms: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    armed: dict[str, dict[str, float]] = field(default_factory=dict)  # lit by the camera
 
     def pumps_running(self) -> list[str]:
         """Names of the pumps that run."""
@@ -52,16 +53,24 @@ class BenchSnapshot:
         return [(name, channel, power) for name, state in self.lights.items()
                 for channel, (on, power) in state.items() if on]
 
+    def lights_armed(self) -> list[tuple[str, str, float]]:
+        """(illuminator, channel, power %) of every channel armed for the camera's trigger:
+        dark between exposures, lit while the camera exposes."""
+        return [(name, channel, power) for name, state in self.armed.items()
+                for channel, power in state.items()]
+
     def all_off(self) -> bool:
-        """True only if every pump and light was read and is off."""
+        """True only if every pump and light was read and is off (not even armed)."""
         known = not any(name in self.errors for name in (*self.pumps, *self.lights))
-        return known and not self.pumps_running() and not self.lights_on()
+        return known and not self.pumps_running() and not self.lights_on() \
+            and not self.lights_armed()
 
     def activity(self) -> tuple[Any, ...]:
         """What an operator would call the bench's state (positions left out: a stage that
         is read again at the same place is no change)."""
         return (self.all_off(), tuple(sorted(self.pumps_running())),
-                tuple(sorted(self.lights_on())), tuple(sorted(self.errors)))
+                tuple(sorted(self.lights_on())), tuple(sorted(self.lights_armed())),
+                tuple(sorted(self.errors)))
 
 
 def read_bench(devices: Any, read_pumps: bool,
@@ -76,9 +85,13 @@ def read_bench(devices: Any, read_pumps: bool,
             except Exception as exc:  # noqa: BLE001 - a device that does not answer is shown
                 errors[name] = describe_error(exc)
     lights: dict[str, dict[str, tuple[bool, float]]] = {}
+    armed: dict[str, dict[str, float]] = {}
     for name, light in devices.illuminators.items():
         try:
             lights[name] = {ch: (bool(on), float(p)) for ch, (on, p) in light.state().items()}
+            armed_now = getattr(light, "armed", None)  # a camera-triggered LED's armed channels
+            if callable(armed_now) and (channels := armed_now()):
+                armed[name] = {str(ch): float(p) for ch, p in channels.items()}
         except Exception as exc:  # noqa: BLE001
             errors[name] = describe_error(exc)
     stages: dict[str, tuple[float, float, float]] = {}
@@ -89,7 +102,7 @@ def read_bench(devices: Any, read_pumps: bool,
         except Exception as exc:  # noqa: BLE001
             errors[name] = describe_error(exc)
     exposure = {name: float(camera.exposure_ms) for name, camera in devices.cameras.items()}
-    return BenchSnapshot(pumps, lights, stages, exposure, errors)
+    return BenchSnapshot(pumps, lights, stages, exposure, errors, armed)
 
 
 def follow_run_event(snapshot: BenchSnapshot, event: dict[str, Any]) -> BenchSnapshot | None:

@@ -16,6 +16,7 @@ from typing import Any
 from chipctl.analysis.counts import Geometry, ZoneChannel, zone_table
 from chipctl.config.bench import Bench, load_bench
 from chipctl.config.sourcefile import Problem, SourceError
+from chipctl.devices.illuminator import ExposureLight
 from chipctl.devices.interfaces import Camera, Frame, Illuminator, Stage
 from chipctl.devices.interfaces import SyringePump as Pump
 from chipctl.engine import BenchUnavailable, Engine
@@ -43,7 +44,8 @@ from chipctl.vision.model import CountParams, CountResult
 
 __all__ = [
     "SPOTS_NAME", "Bench", "BenchUnavailable", "Camera", "CountParams", "CountResult",
-    "CountedFrame", "Devices", "DryRun", "Engine", "Frame", "Geometry", "Illuminator",
+    "CountedFrame", "Devices", "DryRun", "Engine", "ExposureLight", "Frame", "Geometry",
+    "Illuminator",
     "ManualRefused", "ManualSession", "Problem", "Protocol", "Pump", "RunEvents", "RunFolder",
     "RunIndex", "RunNotFound", "RunState", "SimulatedBench", "SourceError", "Stage", "ZoneChannel",
     "check_protocol", "default_counter", "describe_interruption", "devices_of", "kept_on_disk",

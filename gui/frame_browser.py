@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QHeaderView,
@@ -33,7 +34,7 @@ from gui.frame_archive import FrameRecord, FrameUnreadable, RunArchive, load_kep
 from gui.widgets import ElidedLabel
 
 CURRENT = "current run"
-COLUMNS = ("#", "min", "zone", "field", "channel", "counted", "sat. px", "image")
+COLUMNS = ("#", "min", "zone", "field", "channel", "count", "sat. px", "image")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class FrameBrowser(QWidget):
     chosen = Signal(object)  # Chosen
     failed = Signal(str, str)  # source, message
     runChosen = Signal(str)  # noqa: N815 - Qt's style; CURRENT or a past run's folder
+    widthNeeded = Signal(int)  # noqa: N815 - the width (px) every column needs to be in view
 
     def __init__(self, archive: RunArchive, runs_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -159,8 +161,27 @@ class FrameBrowser(QWidget):
         if 0 <= selected < len(records):
             self.table.selectRow(selected)
         self.table.blockSignals(False)
+        self._fit_columns()
         self.message.setText(f"{len(records)} frame{'' if len(records) == 1 else 's'}"
                              + ("" if self.run == CURRENT else f" in {Path(self.run).name}"))
+
+    def _fit_columns(self) -> None:
+        """Every column in view without a horizontal scroll where the screen allows: asks
+        (widthNeeded) for the width the table's columns take; the window widens the dock
+        from the live view's side (on a screen too small the table scrolls)."""
+        table = self.table
+        table.resizeColumnsToContents()
+        bar = table.verticalScrollBar()
+        width = (table.horizontalHeader().length() + 2 * table.frameWidth()
+                 + max(bar.sizeHint().width(), bar.width() if bar.isVisible() else 0)
+                 + self.width() - table.width())
+        if width > self.width():
+            self.widthNeeded.emit(width)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        """Brought to the front (its dock's tab): the columns in view."""
+        super().showEvent(event)
+        self._fit_columns()
 
     def choose(self, row: int) -> None:
         """Show the frame of a table row."""

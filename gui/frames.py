@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gui.core import Camera, CountedFrame, Frame, default_counter
+from gui.core import CountedFrame, Frame, default_counter
 
 ANY_CHANNEL = ""
 COMPOSITE = "composite"
@@ -295,11 +295,13 @@ class FramePreparer:
 
 
 class LiveCamera:
-    """Snaps frames continuously into a slot until stopped or the camera fails."""
+    """Takes frames continuously into a slot (with `take`: the manual session's live frame,
+    lit for its exposure only) until stopped or a frame fails."""
 
-    def __init__(self, camera: Camera, slot: FrameSlot,
+    def __init__(self, name: str, take: Callable[[], Frame], slot: FrameSlot,
                  on_error: Callable[[str], None]) -> None:
-        self.camera = camera
+        self.name = name
+        self.take = take
         self.slot = slot
         self._on_error = on_error
         self._stop = threading.Event()
@@ -314,21 +316,23 @@ class LiveCamera:
         """Start streaming (no-op if already streaming)."""
         if self.running:
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="gui-live-camera", daemon=True)
+        self._stop = threading.Event()  # the loop's own: a loop still finishing a frame ends
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,),
+                                        name="gui-live-camera", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         """Stop streaming; does not wait for the frame in flight."""
         self._stop.set()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
-                frame = self.camera.snap(timeout_s=max(5.0, 4 * self.camera.exposure_ms / 1000))
+                frame = self.take()
             except Exception as exc:  # noqa: BLE001 - shown to the operator
-                self._stop.set()
-                self._on_error(f"{self.camera.name}: live view stopped: "
-                               f"{type(exc).__name__}: {exc}")
+                if stop.is_set():  # stopped meanwhile: the refusal says only that
+                    return
+                stop.set()
+                self._on_error(f"{self.name}: live view stopped: {type(exc).__name__}: {exc}")
                 return
             self.slot.put(frame)

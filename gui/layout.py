@@ -90,7 +90,8 @@ class WindowLayout:
         w.stage_boxes = [StageBox(n, d, w.calls, zones, w.manual)
                          for n, d in devices.stages.items()]
         w.camera_boxes = [CameraBox(n, d, w.calls, w.frames,
-                                    lambda message: w.calls.report("camera", message), w.manual)
+                                    lambda message: w.calls.report("camera", message), w.manual,
+                                    devices.illuminators)
                           for n, d in devices.cameras.items()]
         for box in (*w.light_boxes, *w.stage_boxes, *w.camera_boxes):
             layout.addWidget(box)
@@ -130,6 +131,8 @@ class WindowLayout:
         w.resizeDocks([counts], [260], Qt.Orientation.Vertical)
         w.resizeDocks([w.docks["Protocol"], devices], [360, 380], Qt.Orientation.Horizontal)
         w.resizeDocks([counts, log], [1000, 420], Qt.Orientation.Horizontal)
+        w.browser.widthNeeded.connect(  # the live view gives way, the window never grows
+            lambda px: w.resizeDocks([frames], [px], Qt.Orientation.Horizontal))
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self.window)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from gui.bench_state import BenchSnapshot
 from gui.bridge import DeviceCalls
-from gui.core import Camera, Illuminator, ManualRefused, ManualSession, Stage
+from gui.core import Camera, ExposureLight, Illuminator, ManualRefused, ManualSession, Stage
 from gui.frames import FrameSlot, LiveCamera
 from gui.widgets import ElidedLabel
 
@@ -87,10 +87,13 @@ class IlluminatorBox(QGroupBox):
         if self.name in snapshot.errors:
             self.status.setText(f"not answering: {snapshot.errors[self.name]}")
         elif self.name in snapshot.lights:
-            self._show_state(snapshot.lights[self.name])
+            self._show_state(snapshot.lights[self.name], snapshot.armed.get(self.name, {}))
 
-    def _show_state(self, state: dict[str, tuple[bool, float]]) -> None:
+    def _show_state(self, state: dict[str, tuple[bool, float]],
+                    armed: dict[str, float] | None = None) -> None:
         lit = [f"{channel} on at {power:g} %" for channel, (on, power) in state.items() if on]
+        lit += [f"{channel} at {power:g} % while the camera exposes"
+                for channel, power in (armed or {}).items()]
         self.status.setText(", ".join(lit) or "off")
 
     def set_run_active(self, active: bool) -> None:
@@ -211,18 +214,29 @@ class StageBox(QGroupBox):
 
 
 class CameraBox(QGroupBox):
-    """The camera: exposure (showing the camera's actual exposure), one snap, or live frames."""
+    """The camera: exposure (showing the camera's actual exposure), the light for its
+    exposures (lit only while the camera exposes, as a run's image step), a snap, or live."""
 
     def __init__(self, name: str, camera: Camera, calls: DeviceCalls, slot: FrameSlot,
-                 on_error: Callable[[str], None], manual: ManualSession) -> None:
+                 on_error: Callable[[str], None], manual: ManualSession,
+                 lights: dict[str, Illuminator] | None = None) -> None:
         super().__init__(f"{name} (camera)")
         self.name, self.camera, self.calls, self.slot = name, camera, calls, slot
         self.manual = manual
-        self.live = LiveCamera(camera, slot, on_error)
+        self.live = LiveCamera(name, self._live_frame, slot, on_error)
         self.exposure = _spin(0.1, 10_000, float(camera.exposure_ms), "ms")
         self.exposure.setToolTip("the camera's exposure now; type a new one and press Set")
         self.exposure.valueChanged.connect(self._edited)
         self._editing = False
+        self.light = QComboBox()
+        self.light.setToolTip("lit for each exposure only (the LED dark between frames), as a "
+                              "run lights its images; 'as it is' leaves the light to its panel")
+        self.light_choices: list[tuple[str, str] | None] = [
+            (lamp, channel) for lamp, device in (lights or {}).items()
+            for channel in device.channels] + [None]
+        self.light.addItems([f"{c[1]} ({c[0]})" if c else "as it is"
+                             for c in self.light_choices])
+        self.light_power = _spin(0, 100, 50, "%", 0)
         self.exposure_button = QPushButton("Set")
         self.snap_button = QPushButton("Snap")
         self.live_button = QPushButton("Live")
@@ -238,12 +252,28 @@ class CameraBox(QGroupBox):
         row.addWidget(self.exposure_button)
         form.addRow("exposure", row)
         form.addRow(self.actual)
+        lit = QHBoxLayout()
+        lit.addWidget(self.light, 1)
+        lit.addWidget(self.light_power)
+        form.addRow("light", lit)
         buttons = QHBoxLayout()
         buttons.addWidget(self.snap_button)
         buttons.addWidget(self.live_button)
         form.addRow(buttons)
         form.addRow(self.status)
         self._showing = float(camera.exposure_ms)
+        self._live_on = False  # live view on, as the manual session has it
+
+    def exposure_light(self) -> ExposureLight | None:
+        """The light chosen for the exposures (None: the light as it is)."""
+        index = self.light.currentIndex()
+        chosen = self.light_choices[index] if 0 <= index < len(self.light_choices) else None
+        if chosen is None:
+            return None
+        return ExposureLight(chosen[0], chosen[1], self.light_power.value())
+
+    def _live_frame(self) -> Any:
+        return self.manual.live_frame(self.name, max(5.0, 4 * self.camera.exposure_ms / 1000))
 
     def _edited(self, value: float) -> None:
         self._editing = abs(value - self._showing) > 1e-9
@@ -277,29 +307,35 @@ class CameraBox(QGroupBox):
 
     def snap(self) -> None:
         """Take one frame into the live view."""
+        light = self.exposure_light()
         self.calls.submit(f"{self.name} snap",
-                          lambda: self.slot.put(self.manual.snap(self.name)))
+                          lambda: self.slot.put(self.manual.snap(self.name, light=light)))
 
     def set_live(self, on: bool) -> None:
-        """Stream frames into the live view, or stop."""
-        if on == self.live.running:
-            return
-        try:
-            self.manual.live(self.name, on)  # recorded; the live loop takes the frames
-        except ManualRefused as exc:
-            self.live_button.setChecked(False)
-            self.calls.report(f"{self.name} live", f"refused: {exc}")
+        """Stream frames into the live view (each exposure lit by the light chosen), or stop:
+        live view is recorded on and off, and its light disarmed off the Qt thread."""
+        if on == self._live_on:
             return
         if on:
+            try:
+                self.manual.live(self.name, True, self.exposure_light())
+            except ManualRefused as exc:
+                self.live_button.setChecked(False)
+                self.calls.report(f"{self.name} live", f"refused: {exc}")
+                return
             self.live.start()
         else:
             self.live.stop()
+            self.calls.submit(f"{self.name} live off", lambda: self.manual.live(self.name, False))
+        self._live_on = on
+        self.light.setEnabled(not on)
+        self.light_power.setEnabled(not on)
         self.status.setText("live" if on else "stopped")
 
     def stop_live(self) -> None:
         """Stop streaming and release the Live button."""
         self.live_button.setChecked(False)
-        self.live.stop()
+        self.set_live(False)
 
     def set_run_active(self, active: bool) -> None:
         """The run owns the camera: no live, no snap, no exposure change."""

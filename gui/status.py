@@ -79,10 +79,12 @@ def describe_pumps(snapshot: BenchSnapshot) -> str:
 
 
 def describe_light(snapshot: BenchSnapshot) -> str:
-    """'light AF647 60 %' or 'light off'."""
-    lit = snapshot.lights_on()
+    """'light AF647 60 %', 'light AF647 60 % while the camera exposes' or 'light off'."""
+    lit = [f"{channel} {power:g} %" for _, channel, power in snapshot.lights_on()]
+    lit += [f"{channel} {power:g} % while the camera exposes"
+            for _, channel, power in snapshot.lights_armed()]
     if lit:
-        return "light " + ", ".join(f"{channel} {power:g} %" for _, channel, power in lit)
+        return "light " + ", ".join(lit)
     return "light off" if snapshot.lights else "light not read yet"
 
 
@@ -135,7 +137,7 @@ class StatusIndicators(QWidget):
                            if snapshot.pumps_running() else pumps)
         light = describe_light(snapshot)
         self.light.setText(f"<b style='color:{AMBER}'>{light}</b>" if snapshot.lights_on()
-                           else light)
+                           or snapshot.lights_armed() else light)
         if snapshot.stages:
             x, y, z = next(iter(snapshot.stages.values()))
             self.stage.setText(f"stage x {x:.0f}, y {y:.0f}, z {z:.1f} um")

@@ -305,11 +305,13 @@ GUI_BENCH = {
 }
 
 
-def fake_engine(runs_dir: Path, bench: dict[str, Any] | None = None) -> Engine:
-    """chipctl's Engine over fakes (spot images for the real counter): the real runner,
-    executor, counter and run store, no drivers."""
+def fake_engine(runs_dir: Path, bench: dict[str, Any] | None = None,
+                spots: bool = True) -> Engine:
+    """chipctl's Engine over fakes (spot images for the real counter; without `spots`, a
+    SampleCamera that notes the light of each snap): the real runner, executor, counter and
+    run store, no drivers."""
     spec = Bench.model_validate(bench or GUI_BENCH)
     clock = RunClock(spec.time_scale)
     # every fake bench names the same ports: each test's engine locks them in its own folder
-    return Engine(spec, FakeRig(spec, clock, spots=True), clock=clock, runs_dir=runs_dir,
+    return Engine(spec, FakeRig(spec, clock, spots=spots), clock=clock, runs_dir=runs_dir,
                   keep_frames="none", lock_dir=runs_dir.parent / "bench-locks")

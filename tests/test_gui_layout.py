@@ -12,19 +12,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fakes import fake_engine
 from PySide6.QtCore import QPoint, QRect, QSettings, QSize
-from PySide6.QtWidgets import QAbstractButton, QScrollArea, QWidget
+from PySide6.QtWidgets import QAbstractButton, QScrollArea, QTableWidget, QWidget
 from simbench import simulated_bench
 
-from gui.core import Engine, load_bench
+from gui.core import Engine, Frame, load_bench
 from gui.main_window import MainWindow
 from gui.widgets import ElidedLabel
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]
 SCREENS = [QSize(1366, 768), QSize(1920, 1080)]
+WIDE = [*SCREENS, QSize(1600, 900)]
 
 
 def make_window(engine: Any, tmp_path: Path, qtbot: Any) -> MainWindow:
@@ -34,6 +36,14 @@ def make_window(engine: Any, tmp_path: Path, qtbot: Any) -> MainWindow:
                         open_url=lambda url: None)
     window.ask_before_close = False
     qtbot.addWidget(window)
+    return window
+
+
+def shown_on(screen: QSize, window: MainWindow, qtbot: Any) -> MainWindow:
+    """The window shown at a screen's size."""
+    window.resize(screen)
+    window.show()
+    qtbot.waitExposed(window)
     return window
 
 
@@ -63,6 +73,16 @@ def cut_off_buttons(window: MainWindow) -> list[str]:
     return bad
 
 
+def columns_out_of_view(table: QTableWidget) -> list[str]:
+    """Columns of a table that need a horizontal scroll to be seen."""
+    table.scrollToTop()
+    right = table.viewport().width()
+    return [f"{table.horizontalHeaderItem(c).text()!r} ends at {table.columnViewportPosition(c)}"
+            f" + {table.columnWidth(c)} of {right} px" for c in range(table.columnCount())
+            if table.columnViewportPosition(c) + table.columnWidth(c) > right
+            or table.horizontalScrollBar().maximum() > 0]
+
+
 @pytest.fixture
 def sim_window(qtbot: Any, tmp_path: Path) -> Iterator[MainWindow]:
     with simulated_bench(tmp_path, speed=2000, seed=2) as (_bench, path):
@@ -82,10 +102,7 @@ def sim_window(qtbot: Any, tmp_path: Path) -> Iterator[MainWindow]:
 @pytest.mark.parametrize("screen", SCREENS, ids=["1366x768", "1920x1080"])
 def test_the_window_stays_within_the_screen_through_a_tetraspanin_panel_run(
         sim_window: MainWindow, qtbot: Any, screen: QSize) -> None:
-    window = sim_window
-    window.resize(screen)
-    window.show()
-    qtbot.waitExposed(window)
+    window = shown_on(screen, sim_window, qtbot)
     assert window.minimumSizeHint().width() <= screen.width()
     assert window.minimumSizeHint().height() <= screen.height()
     panel = window.protocol_panel
@@ -108,6 +125,9 @@ def test_the_window_stays_within_the_screen_through_a_tetraspanin_panel_run(
     window.browser.show_run(Path(window.session.folder))  # the same run, as a past one
     qtbot.waitUntil(lambda: window.results.browsing, timeout=5000)
     assert window.results.rowCount() == 12 and len(window.chip_map.field_items) == 16
+    window.docks["Frames"].raise_()
+    qtbot.wait(50)
+    assert len(window.browser.records) == 48 and columns_out_of_view(window.browser.table) == []
     window.browser.show_run(None)
     summary = window.counts_plot.summary
     assert summary.is_elided() and summary.toolTip() == summary.full_text()
@@ -118,10 +138,8 @@ def test_the_window_stays_within_the_screen_through_a_tetraspanin_panel_run(
 @pytest.mark.parametrize("screen", SCREENS, ids=["1366x768", "1920x1080"])
 def test_every_button_is_visible_or_scrollable_and_long_text_is_elided(
         qtbot: Any, tmp_path: Path, screen: QSize) -> None:
-    window = make_window(fake_engine(tmp_path / "runs"), tmp_path, qtbot)
-    window.resize(screen)
-    window.show()
-    qtbot.waitExposed(window)
+    window = shown_on(screen, make_window(fake_engine(tmp_path / "runs"), tmp_path, qtbot),
+                      qtbot)
     long_reason = "the syringe of sample_pump " + "would run dry before the step ends " * 8
     window.protocol_panel.set_state("failed", long_reason)
     window.show_error("Run failed", long_reason)
@@ -133,6 +151,27 @@ def test_every_button_is_visible_or_scrollable_and_long_text_is_elided(
                   window.history.message):
         assert isinstance(label, ElidedLabel)
         assert label.is_elided() and long_reason.strip() in label.toolTip()
+
+
+@pytest.mark.parametrize("screen", WIDE, ids=["1366x768", "1920x1080", "1600x900"])
+def test_every_column_of_the_frame_browser_is_in_view_without_scrolling_sideways(
+        qtbot: Any, tmp_path: Path, screen: QSize) -> None:
+    window = shown_on(screen, make_window(fake_engine(tmp_path / "runs"), tmp_path, qtbot),
+                      qtbot)
+    for seq in range(40):  # frames of a long run: wide numbers in every column
+        zone, field = ("isotype", "CD63")[seq % 2], seq // 2 + 1
+        window.archive.add_frame(Frame(np.full((64, 64), 65535 * (seq % 3 == 0), np.uint16),
+                                       {"zone": zone, "field": field, "channel": "AF647",
+                                        "time_s": 3600.0 + 60 * seq}))
+        window.archive.add_count({"zone": zone, "field": field, "channel": "AF647",
+                                  "count": 10_000 + seq, "t_s": 3600.0 + 60 * seq})
+    window.docks["Frames"].raise_()
+    window.browser.reload()
+    qtbot.wait(50)
+    assert window.browser.table.rowCount() == 40
+    assert columns_out_of_view(window.browser.table) == []
+    assert window.size() == screen, "the browser's columns never grow the window"
+    assert cut_off_buttons(window) == []
 
 
 def test_a_saved_geometry_larger_than_the_screen_is_brought_back_onto_it(

@@ -197,5 +197,6 @@ def test_live_view_is_recorded_on_and_off(window: MainWindow, qtbot: Any) -> Non
     camera = window.camera_boxes[0]
     camera.live_button.setChecked(True)
     qtbot.waitUntil(lambda: window.frames.received > 0, timeout=5000)
-    camera.live_button.setChecked(False)
+    camera.live_button.setChecked(False)  # live off goes out on the device pool: wait for it
+    qtbot.waitUntil(lambda: len(done(window)) >= 2, timeout=5000)
     assert done(window) == [("camera", "live on"), ("camera", "live off")]

@@ -20,6 +20,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from chipctl.config.bench import Bench, load_bench
+from chipctl.devices.illuminator import ExposureLight
 from chipctl.engine import Engine
 from chipctl.runs import RunFolder
 from chipctl.simlaunch import SimulatedBench
@@ -266,8 +267,44 @@ def test_manual_microscope_control_from_the_panels(window: MainWindow, qtbot: An
                      Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: stage.position.text().startswith("x 3000.0 um, y 0.0 um"),
                     timeout=15000)
+    camera.light.setCurrentText("as it is")  # the snap takes the light the panel left on
     qtbot.mouseClick(camera.snap_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "zone CD81" in window.live_view.caption.text(), timeout=15000)
     assert "AF555" in window.live_view.caption.text()
     qtbot.mouseClick(light.off_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: led_emission(window.engine.bench) == [], timeout=10000)
+
+
+def test_live_lights_the_sample_only_while_the_camera_exposes(window: MainWindow,
+                                                              qtbot: Any) -> None:
+    """Live takes its frames by the run's path: the channel armed for the camera's trigger, so
+    the simulated LED lights each exposure and never emits between frames; dark after."""
+    camera = window.camera_boxes[0]
+    camera.light.setCurrentText("AF555 (led)")
+    assert camera.exposure_light() == ExposureLight("led", "AF555", 50.0)
+    camera.light_power.setValue(60)
+    frames: dict[int, Any] = {}
+    emitting: list[list[Any]] = []
+
+    def watch() -> bool:
+        latest = window.frames.latest()
+        if latest is not None:
+            frames.setdefault(latest[0], latest[1])
+        emitting.append(led_emission(window.engine.bench))
+        return len(frames) >= 4
+
+    camera.live_button.setChecked(True)
+    qtbot.waitUntil(watch, timeout=30000)
+    status = window.status
+    qtbot.waitUntil(lambda: watch() and "AF555 60 % while the camera exposes"
+                    in status.light.full_text(), timeout=10000)  # read once a second
+    assert "every pump and light is off" not in status.bench.full_text()
+    camera.live_button.setChecked(False)
+    qtbot.waitUntil(lambda: not camera.live._thread.is_alive(), timeout=10000)
+    qtbot.waitUntil(lambda: status.light.full_text() == "light off", timeout=10000)
+    lights = [[(li["dye"], li["power_pct"], li["triggered"]) for li in frame.metadata["led"]]
+              for frame in frames.values()]
+    assert lights == [[("AF555", 60.0, True)]] * len(frames)
+    assert len(emitting) >= 4 and all(e == [] for e in emitting), emitting
+    after = window.engine.manual.snap(camera.name)  # the light as Live left it
+    assert after.metadata["led"] == []

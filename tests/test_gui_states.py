@@ -25,7 +25,7 @@ from gui.bench_state import (
 )
 from gui.core import devices_of
 from gui.main_window import MainWindow
-from gui.status import AlarmLatch, describe_bench
+from gui.status import AlarmLatch, describe_bench, describe_light
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,6 +60,9 @@ def test_all_off_only_when_every_pump_and_light_was_read_and_is_off() -> None:
     assert off.all_off() and describe_bench(off) == "every pump and light is off"
     lit = BenchSnapshot(pumps=off.pumps, lights={"led": {"AF647": (True, 40.0)}})
     assert not lit.all_off()
+    armed = BenchSnapshot(pumps=off.pumps, lights=off.lights, armed={"led": {"AF647": 40.0}})
+    assert not armed.all_off() and describe_bench(armed) == "bench active"
+    assert describe_light(armed) == "light AF647 40 % while the camera exposes"
     unread = BenchSnapshot(pumps=off.pumps, lights=off.lights, errors={"p": "timeout"})
     assert not unread.all_off() and "not answering: p" in describe_bench(unread)
     running = follow_run_event(off, {"event": "pump_start", "pump": "p", "direction": "infuse",

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from chipctl.cli.main import main
+from chipctl.devices.illuminator import ExposureLight
 from chipctl.engine import Engine
 from chipctl.manual import ManualRefused
 from chipctl.protocol import parse_protocol
@@ -386,3 +387,30 @@ def test_last_is_the_newest_protocol_run_and_recount_all_skips_sessions(
     assert out.startswith("re-counting 1 run with counter ") and session.name not in out
     assert main(["runs", "recount", session.name, "--runs-dir", runs]) == 2
     assert "is a manual session: it has no frames to re-count" in capsys.readouterr().err
+
+
+def test_live_frames_are_lit_for_their_exposure_only_until_an_emergency_stop(
+        tmp_path: Path) -> None:
+    """Live as a run's image step: the channel lit around each exposure (this LED has no
+    camera trigger), dark between frames; an emergency stop ends live view in the core."""
+    engine = fake_engine(tmp_path / "runs", spots=False)
+    engine.connect()
+    camera, light = engine.cameras()["camera"], engine.illuminators()["led"]
+    try:
+        with pytest.raises(ManualRefused, match="no channel 'AF700'"):
+            engine.manual.live("camera", True, ExposureLight("led", "AF700", 35.0))
+        engine.manual.live("camera", True, ExposureLight("led", "AF555", 35.0))
+        dark_between: list[dict[str, float]] = []
+        for _ in range(3):
+            engine.manual.live_frame("camera")
+            dark_between.append(dict(light.on))  # type: ignore[attr-defined]
+        assert camera.lit_snaps == ["AF555"] * 3  # type: ignore[attr-defined]
+        assert dark_between == [{}] * 3
+        engine.manual.emergency_stop()
+        with pytest.raises(ManualRefused, match="live view on camera is off"):
+            engine.manual.live_frame("camera")
+        assert camera.lit_snaps == ["AF555"] * 3  # type: ignore[attr-defined]
+        live_on = [e for e in of_kind(events(engine), "manual") if e["action"] == "live on"]
+        assert [(e["channel"], e["power_pct"]) for e in live_on] == [("AF555", 35.0)]
+    finally:
+        engine.close()

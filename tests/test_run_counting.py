@@ -4,20 +4,29 @@ deadlock; a frame that cannot be counted fails the step, not silently."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import pixel_counter
+from fakes import fake_engine, pixel_counter
 
 from chipctl.devices.interfaces import Frame
+from chipctl.protocol.loader import parse_protocol
 from chipctl.run.counting import CountedFrame, CountingFailed, FrameCounting
-from chipctl.run.events import RunEvents
+from chipctl.run.events import RunEvents, RunState
 from chipctl.vision.factory import make_pipeline
 from chipctl.vision.model import CountParams, CountResult
 
 pytestmark = pytest.mark.timeout(60)
+MANY_FIELDS = """
+steps:
+  - image: {zones: [CD63, isotype], grid: [2, 2], field_spacing: 350 um,
+            channels: [AF488, AF647, AF555]}
+"""
 
 
 def frame(n: int) -> Frame:
@@ -93,3 +102,63 @@ def test_waiting_for_a_count_that_never_comes_ends() -> None:
     finally:
         release.set()
         counting.stop()
+
+
+def test_frames_waiting_to_be_counted_stay_within_the_memory_budget() -> None:
+    """Counting held up: the run is held back once the waiting frames fill the budget (4 here),
+    instead of queueing every field's frame; once published, nothing keeps a frame."""
+    go = threading.Event()
+
+    def held_counter(image: np.ndarray, params: CountParams) -> CountResult:
+        go.wait()
+        return pixel_counter(image, params)
+
+    size = np.zeros((256, 256), np.uint16).nbytes
+    counting = FrameCounting(make_pipeline(CountParams(), counter=held_counter), RunEvents(),
+                             pending_bytes=4 * size)
+    counting.start()
+    images: list[weakref.ref[np.ndarray]] = []
+    pending_after_submit: list[int] = []
+
+    def run_fields() -> None:
+        for n in range(20):
+            image = np.full((256, 256), n, np.uint16)
+            images.append(weakref.ref(image))
+            counting.submit(Frame(image, {"field": n + 1}), {"field": n + 1})
+            pending_after_submit.append(counting.pending_frames)
+            del image
+
+    producer = threading.Thread(target=run_fields)
+    producer.start()
+    deadline = time.monotonic() + 30
+    while len(pending_after_submit) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gc.collect()
+    alive_while_held = sum(ref() is not None for ref in images)
+    submitted_while_held = len(pending_after_submit)
+    go.set()
+    producer.join()
+    counting.join()
+    counting.stop()
+    gc.collect()
+    assert submitted_while_held == 4  # the fifth field waits for counting
+    assert alive_while_held <= 5  # four waiting, one in the producer's hand
+    assert max(pending_after_submit) <= 4
+    assert len(images) == 20 and all(ref() is None for ref in images)
+
+
+def test_a_run_keeps_no_frame_after_counting_and_recording_it(tmp_path: Path) -> None:
+    engine = fake_engine(tmp_path / "runs")
+    engine.keep_frames = "all"  # the recorder writes every frame, and must not keep it
+    engine.connect()
+    images: list[weakref.ref[np.ndarray]] = []
+    events = RunEvents()
+    events.frame.connect(lambda f: images.append(weakref.ref(f.image)))
+    try:
+        runner = engine.start_run(parse_protocol(MANY_FIELDS, "fields.yaml"), events=events)
+        assert runner.wait(30) == RunState.COMPLETED, runner.reason
+    finally:
+        engine.close()
+    gc.collect()
+    assert len(images) == 24  # 2 zones x 4 fields x 3 channels
+    assert [ref() is None for ref in images] == [True] * 24

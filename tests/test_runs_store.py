@@ -13,8 +13,9 @@ import tifffile
 
 from chipctl.devices.interfaces import Frame
 from chipctl.run.events import RunEvents
-from chipctl.runs import KeepPolicy, RunFolder, RunRecorder, read_frame
+from chipctl.runs import KeepPolicy, RunFolder, RunIndex, RunRecorder, read_frame
 from chipctl.runs.folder import read_counts, read_events
+from chipctl.runs.recovery import is_cut_off
 from chipctl.vision.factory import params_record
 from tests.runs_synth import FRAME_PX, PARAMS, SyntheticRun, write_inputs
 
@@ -143,3 +144,14 @@ def test_count_rows_get_position_and_truth_from_their_frame(tmp_path: Path) -> N
     recorder.finish("completed", "done")
     row = RunFolder.open(recorder.folder).counts[0]
     assert (row["x_um"], row["y_um"], row["true_count"]) == (1400.0, -90.0, 17)
+
+
+def test_a_run_that_ends_while_the_index_looks_at_it_is_not_cut_off(tmp_path: Path) -> None:
+    protocol, bench = write_inputs(tmp_path / "inputs")
+    recorder = RunRecorder(tmp_path / "runs", protocol, bench)
+    seen = RunFolder.open(recorder.folder)  # read while the run goes: "running"
+    assert seen.info["status"] == "running" and not is_cut_off(seen)
+    recorder.finish("completed", "all steps done")  # ends before the lock is looked at
+    assert not is_cut_off(seen)
+    assert RunIndex(tmp_path / "runs").refresh() == []
+    assert RunFolder.open(recorder.folder).info["status"] == "completed"

@@ -10,7 +10,9 @@ around the exposures. Either way the LED's state on the wire is what was sent.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from chipctl.config.devices import CoolLedSettings
@@ -97,6 +99,15 @@ class CoolLedIlluminator:
             self.driver.set_state(
                 {ch: ChannelState(False, False, s.intensity) for ch, s in current.items()})
 
+    def armed(self) -> dict[str, float]:
+        """Channels armed for the camera's trigger (selected, off: lit while the camera
+        exposes) -> power %; none without that wiring."""
+        if not self.triggered_by:
+            return {}
+        reported = self.driver.state()
+        return {name: float(reported[letter].intensity) for name, letter in self.letters.items()
+                if reported[letter].selected and not reported[letter].emitting}
+
     def state(self) -> dict[str, tuple[bool, float]]:
         """channel name -> (emitting, power %)."""
         reported = self.driver.state()
@@ -106,11 +117,16 @@ class CoolLedIlluminator:
         }
 
 
+def camera_triggered(light: Any) -> bool:
+    """Whether the camera's exposures trigger this light (then a channel is armed for them)."""
+    return bool(getattr(light, "triggered_by", None)) and callable(getattr(light, "arm", None))
+
+
 @contextlib.contextmanager
 def light_exposures(light: Any, channel: str, power_pct: float) -> Iterator[None]:
     """The sample lit in `channel` for the exposures taken in the block, dark after it:
     armed for the camera's trigger where the bench has that wiring, else on for the block."""
-    if getattr(light, "triggered_by", None) and callable(getattr(light, "arm", None)):
+    if camera_triggered(light):
         light.arm(channel, power_pct)
     else:
         light.light(channel, power_pct)
@@ -118,6 +134,69 @@ def light_exposures(light: Any, channel: str, power_pct: float) -> Iterator[None
         yield
     finally:
         light.dark()
+
+
+@dataclass(frozen=True)
+class ExposureLight:
+    """The light a manual exposure (snap, live) gets, for the exposure only."""
+
+    illuminator: str
+    channel: str
+    power_pct: float
+
+    def as_record(self) -> dict[str, Any]:
+        """The light as an event's fields."""
+        return {"illuminator": self.illuminator, "channel": self.channel,
+                "power_pct": self.power_pct}
+
+
+def lit_snap(camera: Any, timeout_s: float, lamp: Any, light: ExposureLight | None) -> Any:
+    """One frame, lit by `light` (on `lamp`) for its exposure only, as a run's image step
+    lights its frames (`light_exposures`); with the light as it is if there is none."""
+    if lamp is None or light is None:
+        return camera.snap(timeout_s=timeout_s)
+    with light_exposures(lamp, light.channel, light.power_pct):
+        return camera.snap(timeout_s=timeout_s)
+
+
+class LiveExposures:
+    """Live view's light: each exposure lit only. A camera-triggered channel is armed once,
+    at the first frame, for the whole of live view (the camera's trigger lights it); any other
+    light is switched on around each exposure (`lit_snap`). Stopped: no frame lights again."""
+
+    def __init__(self, camera: Any, lamp: Any, light: ExposureLight | None) -> None:
+        self.camera, self.lamp, self.light = camera, lamp, light
+        self.stopped = False  # set without the lock by an emergency stop
+        self._armed = False
+        self._lock = threading.Lock()  # arming against stopping
+
+    def frame(self, timeout_s: float) -> Any:
+        """The next frame; LiveStopped once stopped."""
+        if self.stopped:
+            raise LiveStopped("live view is off")
+        if self.light is None or not camera_triggered(self.lamp):
+            return lit_snap(self.camera, timeout_s, self.lamp, self.light)
+        with self._lock:
+            if not self._armed:
+                self.lamp.arm(self.light.channel, self.light.power_pct)
+                self._armed = True
+            if self.stopped:  # an emergency stop while arming: dark again
+                self.lamp.dark()
+                raise LiveStopped("live view is off")
+        return self.camera.snap(timeout_s=timeout_s)
+
+    def stop(self) -> bool:
+        """No more frames; disarms a channel armed for them. True if it did."""
+        self.stopped = True
+        with self._lock:
+            armed, self._armed = self._armed, False
+        if armed:
+            self.lamp.dark()
+        return armed
+
+
+class LiveStopped(Exception):
+    """Live view was stopped: no frame is taken."""
 
 
 def make_coolled(name: str, settings: CoolLedSettings,

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from chipctl.runs.folder import RunFolder
+from chipctl.runs.folder import RunFolder, RunNotFound
 from chipctl.runs.lock import is_being_recorded
 from chipctl.runs.manual import is_manual
 from chipctl.runs.record import now_iso, write_json_atomic
@@ -21,8 +21,18 @@ INTERRUPTED = "interrupted"
 
 
 def is_cut_off(run: RunFolder) -> bool:
-    """True if the run says it is running but no process is recording it."""
-    return run.info.get("status") in ("running", "paused") and not is_being_recorded(run.path)
+    """True if the run says it is running but no process is recording it. The status is read
+    again after the lock is found free: a recorder writes its final status before it lets go
+    of the lock, so a run that ended between `run`'s reading and the lock check is not cut
+    off (it was once: a completed run, seen by the app's history at its end, marked
+    interrupted)."""
+    running = ("running", "paused")
+    if run.info.get("status") not in running or is_being_recorded(run.path):
+        return False
+    try:
+        return RunFolder.open(run.path).info.get("status") in running
+    except RunNotFound:
+        return False
 
 
 def _append_event(run: RunFolder, event: dict[str, Any]) -> None:
