@@ -7,8 +7,8 @@ saturation), an intrinsic capture rate for the vesicles carrying its antibody's 
 of vesicle (size x specific or not) lands on each strip of a zone comes from the numerical
 advection-diffusion-reaction solution with the strip's free sites (Langmuir: the rate falls
 as 1 - coverage, so capture saturates at the site density). Arrivals are Poisson per strip
-and sub-step; positions are uniform within a strip (the profile along the flow comes from
-the solution, densest at the upstream edge).
+and cell of the fixed time grid (hardware_sim.timegrid); positions are uniform within a strip
+(the profile along the flow comes from the solution, densest at the upstream edge).
 
 Labelling of the captured vesicles: hardware_sim.labelling.
 
@@ -36,10 +36,8 @@ from hardware_sim.population import (
     draw_sites,
     size_classes,
 )
+from hardware_sim.timegrid import CELL_S, bleach_rng, cell_rng, steady_spans
 
-MAX_SUBSTEP_S = 2.0  # flows are sampled every 2 s (mid-step) ...
-MAX_WINDOW_S = 20.0  # ... and steady flows integrated in windows of up to 20 s (coverage,
-# which changes the rates, moves over minutes)
 RESOLVE_COVERAGE = 0.02  # solve the transport again once a strip's free sites moved this much
 __all__ = ["MARKERS", "DYES", "Chip", "Zone", "default_chip", "chip_from_spec",
            "diffusivity_um2_s"]
@@ -116,11 +114,13 @@ class Chip:
         self.copies_at_100nm = copies_at_100nm
         self.surface_z_um = surface_z_um
         self.tilt = tilt
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)  # layout (debris, deposits); capture: per cell
+        self._bleach_rng = bleach_rng(seed)
         self.labelling = Labelling(self.rng, label_rate_per_s, label_map)
         self.vesicles = Particles()
         self.debris = self._scatter_debris(debris_per_mm2)
-        self.last_time: float | None = None
+        self.next_cell: int | None = None  # the first cell of the time grid not integrated
         self.occupied = np.zeros((len(self.zones), strips))  # captured vesicles per strip
         self._kernel: dict[str, tuple[float, np.ndarray, np.ndarray]] = {}
 
@@ -203,63 +203,54 @@ class Chip:
         return kernel
 
     def advance(self, world: Any) -> None:
-        """Integrate capture and labelling from the last call to the world's clock."""
+        """Integrate capture and labelling over every cell of the time grid that has wholly
+        passed since the last call (hardware_sim.timegrid): from the flows the pumps recorded,
+        with each cell's own draws, so the outcome never depends on when this is called."""
         now = world.now()
-        if self.last_time is None:
-            self.last_time = now  # capture is integrated from the first call on
-            return
-        if now <= self.last_time:
-            return
-        steps = max(1, math.ceil((now - self.last_time) / MAX_SUBSTEP_S))
-        dt = (now - self.last_time) / steps
-        stained = False
-        window: tuple[float, float, list[tuple[Any, float]]] | None = None
-        for step in range(steps):  # sub-steps of one set of flows merge into one window
-            t0 = self.last_time + step * dt
-            flows = self._flows(world, t0 + dt / 2)
-            if window is not None and _same(window[2], flows) and window[1] < MAX_WINDOW_S:
-                window = (window[0], window[1] + dt, flows)
-                continue
-            if window is not None:
-                stained |= self._integrate(*window)
-            window = (t0, dt, flows)
-        if window is not None:
-            stained |= self._integrate(*window)
-        self.last_time = now
-        if stained:
-            self.labelling.label_due(self.vesicles)
+        if self.next_cell is None:
+            self.next_cell = math.ceil(now / CELL_S)  # integrated from the first call on
+        passed = math.floor(now / CELL_S)
+        for cell in range(self.next_cell, passed):
+            spans = steady_spans(world, cell * CELL_S, (cell + 1) * CELL_S)
+            if spans:
+                self._integrate(cell, spans)
+        self.next_cell = max(self.next_cell, passed)
 
-    def _integrate(self, t0: float, dt: float, flows: list[tuple[Any, float]]) -> bool:
-        """Capture and stain over one window of steady flows; True if a stain flowed."""
-        if not flows:
-            return False
-        self._capture(flows, t0, dt)
-        return self.labelling.stain([reagent for reagent, _ in flows], dt)
+    def _integrate(self, cell: int, spans: list[tuple[float, list[tuple[Any, float]]]]) -> None:
+        """Capture, then stain, over one cell's spans of steady flow, with the cell's draws."""
+        main = self.rng
+        self.rng = self.labelling.rng = cell_rng(self.seed, cell)
+        try:
+            self._capture(spans, cell * CELL_S)
+            stained = False
+            for seconds, flows in spans:
+                stained |= self.labelling.stain([reagent for reagent, _ in flows], seconds)
+            if stained:
+                self.labelling.label_due(self.vesicles)
+        finally:
+            self.rng = self.labelling.rng = main
 
-    def _flows(self, world: Any, when: float) -> list[tuple[Any, float]]:
-        flows = []
-        for pump in world.pumps.values():
-            rate = pump.flow_ul_per_min(when)
-            if rate > 0:
-                reagent = world.reagents.get(pump.reagent)
-                if reagent is not None:
-                    flows.append((reagent, rate))
-        return flows
-
-    def _capture(self, flows: list[tuple[Any, float]], t0: float, dt: float) -> None:
-        total = sum(rate for _, rate in flows)
-        for reagent, rate in flows:
-            if reagent.vesicles_per_ml <= 0:
-                continue
-            # concentration of one size class at the zones, per um^3
-            conc = reagent.vesicles_per_ml * 1e-12 * rate / total / SIZE_BINS
-            columns = self._columns(reagent)
-            kernel = self.capture_kernel(reagent, total)
-            fractions = np.array([self._fraction(reagent, c[2]) for c in columns])
-            counts = self._within_sites(
-                self.rng.poisson(kernel * conc * fractions[:, None] * dt), columns)
+    def _capture(self, spans: list[tuple[float, list[tuple[Any, float]]]], t0: float) -> None:
+        """Poisson arrivals per column and strip: one draw per reagent for the whole cell, of
+        the captures expected over its spans (kernel x concentration x seconds)."""
+        expected: dict[str, tuple[Any, np.ndarray]] = {}
+        columns = self._columns(None)
+        for seconds, flows in spans:
+            total = sum(rate for _, rate in flows)
+            for reagent, rate in flows:
+                if reagent.vesicles_per_ml <= 0:
+                    continue
+                # concentration of one size class at the zones, per um^3
+                conc = reagent.vesicles_per_ml * 1e-12 * rate / total / SIZE_BINS
+                fractions = np.array([self._fraction(reagent, c[2]) for c in columns])
+                mean = self.capture_kernel(reagent, total) * conc * fractions[:, None] * seconds
+                if reagent.name in expected:
+                    mean = mean + expected[reagent.name][1]
+                expected[reagent.name] = (reagent, mean)
+        for reagent, mean in expected.values():
+            counts = self._within_sites(self.rng.poisson(mean), columns)
             for column in np.flatnonzero(counts.sum(axis=1)):
-                self._add(reagent, columns[column], counts[column], t0, dt)
+                self._add(reagent, columns[column], counts[column], t0, CELL_S)
 
     def _within_sites(self, counts: np.ndarray,
                       columns: list[tuple[int, int, tuple[int, bool] | None, float]]) -> Any:
@@ -339,17 +330,29 @@ class Chip:
         per_zone = np.bincount(self.vesicles.view("zone"), minlength=len(self.zones))
         return {zone.name: int(n) for zone, n in zip(self.zones, per_zone, strict=True)}
 
+    def labelled_counts(self) -> dict[str, dict[str, int]]:
+        """Per zone name, the captured vesicles each dye has labelled (positive for the marker
+        its detection antibody binds; bleached or not)."""
+        v = self.vesicles
+        zone, labelled, positive = v.view("zone"), v.view("labelled"), v.view("positive")
+        counts: dict[str, dict[str, int]] = {z.name: {} for z in self.zones}
+        for column, dye in enumerate(DYES):
+            marker = self.labelling.label_map.get(dye)
+            if marker is None:
+                continue
+            took = labelled[:, column] & positive[:, MARKERS.index(marker)]
+            per_zone = np.bincount(zone[took], minlength=len(self.zones))
+            for z, n in zip(self.zones, per_zone, strict=True):
+                counts[z.name][dye] = int(n)
+        return counts
+
     def bleach(self, rows: np.ndarray, dye: str, survival: np.ndarray | float) -> None:
         """Each dye on `rows` survives with probability `survival` (per row or scalar)."""
         if len(rows) == 0:
             return
         column = DYES.index(dye)
         current = self.vesicles.dyes[rows, column]
-        self.vesicles.dyes[rows, column] = self.rng.binomial(current, survival)
-
-
-def _same(a: list[tuple[Any, float]], b: list[tuple[Any, float]]) -> bool:
-    return [(r.name, q) for r, q in a] == [(r.name, q) for r, q in b]
+        self.vesicles.dyes[rows, column] = self._bleach_rng.binomial(current, survival)
 
 
 def chip_from_spec(spec: dict[str, Any], seed: int = 0) -> Chip:

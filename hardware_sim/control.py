@@ -14,6 +14,7 @@ Requests and replies are one JSON object per line:
   {"cmd": "clear", "device": NAME}                    -> disarm link faults
   {"cmd": "speed", "value": X}                        -> change the clock's speed
   {"cmd": "chip"}                                     -> captured vesicles per zone (ground truth)
+                                                          and per zone and dye the labelled ones
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def handle_request(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:
         with world.lock:
             world.advance()
             summary = world.chip.counts() if world.chip is not None else {}
-        return {"ok": True, "chip": summary}
+            labelled = world.chip.labelled_counts() if world.chip is not None else {}
+        return {"ok": True, "chip": summary, "labelled": labelled}
     if cmd in ("fault", "clear"):
         return _fault(bench, request)
     return {"ok": False, "error": f"unknown cmd {cmd!r}"}

@@ -27,7 +27,8 @@ DEFAULT_LABELS = {"AF488": "CD9", "AF555": "CD63", "AF647": "CD81"}
 class Labelling:
     """How long each dye's detection antibody has flowed, and the vesicles each may still label.
 
-    `rng` is the chip's generator (one stream of draws for the whole chip)."""
+    `rng` is the chip's generator: while the chip integrates a cell of its time grid, that
+    cell's own (hardware_sim.timegrid)."""
 
     def __init__(self, rng: np.random.Generator, label_rate_per_s: float = 1 / 60,
                  label_map: dict[str, str] | None = None) -> None:

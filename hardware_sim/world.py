@@ -66,9 +66,10 @@ class World:
         """Simulated seconds."""
         return self.clock.now()
 
-    def inflows(self) -> list[tuple[Reagent, float]]:
-        """Each pump's reagent and its current flow into the chip (uL/min, infusing only)."""
-        now = self.now()
+    def inflows(self, at: float | None = None) -> list[tuple[Reagent, float]]:
+        """Each pump's reagent and its flow into the chip (uL/min, infusing only) at simulated
+        time `at` (default now)."""
+        now = self.now() if at is None else at
         flows = []
         for pump in self.pumps.values():
             rate = pump.flow_ul_per_min(now)
