@@ -219,11 +219,6 @@ class NewEraSyringePump(_AccountedPump):
             self.displaced_ul()  # the final reading of this run
             self._active = False
 
-    @_locked
-    def stopped_by_broadcast(self) -> None:
-        """The pump was stopped by a broadcast `*STP`: settle the account (best effort)."""
-        self._after_alarm()
-
     def _after_alarm(self) -> None:
         try:
             self._settle()
