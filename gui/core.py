@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chipctl.analysis.counts import Geometry, ZoneChannel, zone_table
+from chipctl.analysis.numbers import number
 from chipctl.config.bench import Bench, load_bench
 from chipctl.config.sourcefile import Problem, SourceError
 from chipctl.devices.illuminator import ExposureLight
@@ -50,7 +51,8 @@ __all__ = [
     "ManualRefused", "ManualSession", "Problem", "Protocol", "Pump", "RunEvents", "RunFolder",
     "RunIndex", "RunNotFound", "RunState", "SimulatedBench", "SourceError", "Stage", "ZoneChannel",
     "check_protocol", "default_counter", "describe_interruption", "devices_of", "kept_on_disk",
-    "frames_back_to_the_system", "load_any", "load_bench", "make_counter", "protocol_library",
+    "frames_back_to_the_system", "load_any", "load_bench", "make_counter", "number",
+    "protocol_library",
     "read_detections", "read_events", "read_frame", "simulated_bench_file", "stopping_on_signals",
     "write_run_report", "zone_table",
 ]
