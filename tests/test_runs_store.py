@@ -14,7 +14,14 @@ import tifffile
 
 from chipctl.devices.interfaces import Frame
 from chipctl.run.events import RunEvents
-from chipctl.runs import KeepPolicy, RunFolder, RunIndex, RunRecorder, read_frame
+from chipctl.runs import (
+    KeepPolicy,
+    RunFolder,
+    RunIndex,
+    RunRecorder,
+    read_frame,
+    write_json_atomic,
+)
 from chipctl.runs.folder import read_counts, read_events
 from chipctl.runs.recovery import is_cut_off
 from chipctl.vision.factory import params_record
@@ -53,11 +60,23 @@ def record_bare(tmp_path: Path, **params: str) -> RunRecorder:
     return recorder
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunRecorder, SyntheticRun]:
-    """One synthetic panel run (48 frames, all kept), recorded once for the tests that only
-    read its folder."""
-    return record_run(tmp_path_factory.mktemp("recorded"))
+def recorded_as(template: Path, root: Path, **params: str) -> RunFolder:
+    """A copy, under `root`, of the recorded run folder `template`, its run parameters entered
+    as `params` instead (`record_run`'s defaults beneath them): run.json's operator, sample and
+    parameters, all that RunRecorder writes of them."""
+    folder = Path(shutil.copytree(template, root / template.name))
+    entered = {"operator": "ana", "sample": "MSC-EV 3", **params}
+    info = json.loads((folder / "run.json").read_text())
+    info.update(operator=entered["operator"], sample=entered["sample"], parameters=entered)
+    write_json_atomic(folder / "run.json", info)
+    return RunFolder.open(folder)
+
+
+@pytest.fixture
+def recorded(recorded_panel: tuple[RunRecorder, SyntheticRun]
+             ) -> tuple[RunRecorder, SyntheticRun]:
+    """The session's synthetic panel run (48 frames, all kept), for tests that only read it."""
+    return recorded_panel
 
 
 def test_run_json_says_what_ran_on_what_and_how_it_ended(
