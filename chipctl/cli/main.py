@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--info", action="append", default=[], metavar="NAME=VALUE",
                      help="run information for the record and report, not used by the protocol"
                           " (operator; MISEV2018 items: source, preprocessing, separation,"
-                          " storage, protein, dilution; size_median_nm, size_gsd)")
+                          " storage, protein, dilution; size_median_nm, size_gsd,"
+                          " size_median_rsd; labelling_efficiency, labelling_rsd)")
     run.add_argument("--keep-frames", default="all", metavar="all|none|N",
                      help="raw frames to keep as OME-TIFF: all, none, or every Nth")
 
