@@ -10,6 +10,9 @@ as 1 - coverage, so capture saturates at the site density). Arrivals are Poisson
 and cell of the fixed time grid (hardware_sim.timegrid); positions are uniform within a strip
 (the profile along the flow comes from the solution, densest at the upstream edge).
 
+While every pump stands still, the fluid that flowed last keeps feeding the zones by
+diffusion, and a stain in it keeps labelling (hardware_sim.stagnant).
+
 Labelling of the captured vesicles: hardware_sim.labelling.
 
 Coordinates: x along the flow, y across, um, the same frame as the stage's XY.
@@ -36,6 +39,7 @@ from hardware_sim.population import (
     draw_sites,
     size_classes,
 )
+from hardware_sim.stagnant import StandingFluid
 from hardware_sim.timegrid import CELL_S, bleach_rng, cell_rng, steady_spans
 
 RESOLVE_COVERAGE = 0.02  # solve the transport again once a strip's free sites moved this much
@@ -123,6 +127,7 @@ class Chip:
         self.next_cell: int | None = None  # the first cell of the time grid not integrated
         self.occupied = np.zeros((len(self.zones), strips))  # captured vesicles per strip
         self._kernel: dict[str, tuple[float, np.ndarray, np.ndarray]] = {}
+        self.standing: StandingFluid | None = None  # what stands in the channel, once stopped
 
     # -- geometry ---------------------------------------------------------------------------
     def zone_at(self, x_um: float, y_um: float) -> Zone | None:
@@ -156,6 +161,11 @@ class Chip:
         )
 
     # -- capture ----------------------------------------------------------------------------
+    def channel_ul(self) -> float:
+        """The channel's volume along the zones (uL): what a flow must move to renew it."""
+        x0, _, x1, _ = self.extent()
+        return self.channel_width_um * self.channel_height_um * (x1 - x0) * 1e-9
+
     def site_capacity(self, zone: Zone) -> float:
         """Vesicles a zone holds at saturation."""
         return self.site_density_per_um2 * zone.area_um2
@@ -212,19 +222,28 @@ class Chip:
         passed = math.floor(now / CELL_S)
         for cell in range(self.next_cell, passed):
             spans = steady_spans(world, cell * CELL_S, (cell + 1) * CELL_S)
-            if spans:
+            if any(flows for _, flows in spans) or self.standing is not None:
                 self._integrate(cell, spans)
         self.next_cell = max(self.next_cell, passed)
 
     def _integrate(self, cell: int, spans: list[tuple[float, list[tuple[Any, float]]]]) -> None:
-        """Capture, then stain, over one cell's spans of steady flow, with the cell's draws."""
+        """Capture, then stain, over one cell's spans (flowing or standing), with its draws."""
         main = self.rng
         self.rng = self.labelling.rng = cell_rng(self.seed, cell)
         try:
-            self._capture(spans, cell * CELL_S)
-            stained = False
-            for seconds, flows in spans:
-                stained |= self.labelling.stain([reagent for reagent, _ in flows], seconds)
+            self._capture([s for s in spans if s[1]], cell * CELL_S)
+            stained, still = False, {}
+            for seconds, flows in spans:  # in time order: each flow leaves its fluid standing
+                if flows:
+                    volume = sum(rate for _, rate in flows) * seconds / 60.0
+                    self.standing = StandingFluid.after(self.standing, flows, volume,
+                                                        self.channel_ul())
+                elif self.standing is not None:
+                    self.standing.feed(self, seconds, still)
+                reagents = [r for r, _ in flows] if flows else \
+                    self.standing.reagents if self.standing else []
+                stained |= self.labelling.stain(reagents, seconds)
+            self._draw(still, cell * CELL_S)
             if stained:
                 self.labelling.label_due(self.vesicles)
         finally:
@@ -247,6 +266,11 @@ class Chip:
                 if reagent.name in expected:
                     mean = mean + expected[reagent.name][1]
                 expected[reagent.name] = (reagent, mean)
+        self._draw(expected, t0)
+
+    def _draw(self, expected: dict[str, tuple[Any, np.ndarray]], t0: float) -> None:
+        """Poisson arrivals of the expected captures per column and strip, within the sites."""
+        columns = self._columns(None)
         for reagent, mean in expected.values():
             counts = self._within_sites(self.rng.poisson(mean), columns)
             for column in np.flatnonzero(counts.sum(axis=1)):

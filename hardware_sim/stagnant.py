@@ -1,0 +1,114 @@
+"""Capture while the fluid stands still: diffusion to the zones' floor from a standing column.
+
+When every pump stops, the fluid over each zone is the mixture that flowed last. Its vesicles
+still reach the antibody floor by diffusion: c(z, t) over the channel height obeys
+dc/dt = D d2c/dz2 with no flux at the ceiling and the same Langmuir sink at the floor as under
+flow (D dc/dz = k (1 - theta) c). The depleted layer grows as sqrt(D t) (capture per area
+2 c0 sqrt(D t / pi) at first) and, once it spans the height (minutes), capture approaches the
+column's content c0 H per area, first order with the slowest mode's rate constant
+pi^2 D / (4 H^2) for a perfect sink. Solved by backward Euler in time on the flow solver's z
+grid (hardware_sim.capture), every column (zone x vesicle class) at once. Neglected: supply
+from the fluid beyond a zone's edges (a band ~sqrt(D t) wide, tens of um against 800 um
+zones) and sedimentation. A detection antibody left standing keeps labelling: it is in large
+excess over the captured vesicles (hardware_sim.labelling).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hardware_sim.capture import _implicit_step, _z_grid
+from hardware_sim.population import SIZE_BINS, diffusivity_um2_s, size_classes
+
+STEP_S = 0.5  # time step of the diffusion, simulated seconds
+SPENT = 1e-4  # a column left with this fraction of its content is treated as empty
+
+
+class StandingFluid:
+    """The mixture that flowed last, now standing over the zones: per reagent, the
+    concentration profile over the height of every capture column (vesicles/um^3)."""
+
+    def __init__(self, contents: list[tuple[Any, float]]) -> None:
+        self.contents = contents  # (reagent, share of the mixture)
+        self.profiles: dict[str, np.ndarray] = {}
+        self.spent: set[str] = set()
+
+    @classmethod
+    def after(cls, before: StandingFluid | None, flows: list[tuple[Any, float]],
+              volume_ul: float, channel_ul: float) -> StandingFluid:
+        """The fluid left standing by `flows` (reagent, uL/min) moving `volume_ul` through a
+        channel of `channel_ul`: a flow of less than the channel's volume replaces that share
+        of what stood before (mixed, as dispersion mixes a short plug), more replaces it all."""
+        total = sum(rate for _, rate in flows) or 1.0
+        new = min(1.0, volume_ul / channel_ul) if channel_ul > 0 else 1.0
+        shares: dict[str, list[Any]] = {}
+        for reagent, rate in flows:
+            shares.setdefault(reagent.name, [reagent, 0.0])[1] += new * rate / total
+        for reagent, share in before.contents if before is not None and new < 1 else ():
+            shares.setdefault(reagent.name, [reagent, 0.0])[1] += (1 - new) * share
+        return cls([(reagent, share) for reagent, share in shares.values()])
+
+    @property
+    def reagents(self) -> list[Any]:
+        """What stands in the channel (a stain among them keeps labelling)."""
+        return [reagent for reagent, _ in self.contents]
+
+    def carriers(self) -> list[tuple[Any, float]]:
+        """(reagent, share of the mixture) of every reagent whose vesicles are not used up."""
+        return [(r, share) for r, share in self.contents
+                if r.vesicles_per_ml > 0 and r.name not in self.spent]
+
+    def feed(self, chip: Any, seconds: float,
+             expected: dict[str, tuple[Any, np.ndarray]]) -> None:
+        """Add to `expected` (reagent name -> (reagent, mean per column and strip)) what
+        `chip`'s zones capture from this fluid over `seconds` of standing; a strip takes its
+        share by its free sites."""
+        columns = chip._columns(None)
+        zone_of = np.array([c[0] for c in columns])
+        free = 1.0 - chip.coverage()
+        mean_free = free.mean(axis=1)
+        strip_area = np.array([z.area_um2 for z in chip.zones]) / chip.strips
+        share = free / np.maximum(mean_free[:, None], 1e-12) * strip_area[:, None]
+        for reagent, part in self.carriers():
+            conc = reagent.vesicles_per_ml * 1e-12 * part / SIZE_BINS * np.array(
+                [chip._fraction(reagent, c[2]) for c in columns])
+            diffusivity = diffusivity_um2_s(size_classes(reagent))[[c[1] for c in columns]]
+            rate = np.array([c[3] for c in columns]) * mean_free[zone_of]
+            per_um2 = self.capture(reagent, conc, chip.channel_height_um, diffusivity, rate,
+                                   seconds)
+            mean = per_um2[:, None] * share[zone_of]
+            if reagent.name in expected:
+                mean = mean + expected[reagent.name][1]
+            expected[reagent.name] = (reagent, mean)
+
+    def capture(self, reagent: Any, start_conc: np.ndarray, height_um: float,
+                diffusivity: np.ndarray, wall_rate: np.ndarray, seconds: float) -> np.ndarray:
+        """Captures per um^2 of floor of every column over `seconds` of standing
+        (`start_conc`: the columns' concentrations when the flow stopped, vesicles/um^3;
+        `wall_rate`: k (1 - theta), um/s)."""
+        faces, centres = _z_grid(height_um)
+        dz = np.diff(faces)
+        c = self.profiles.get(reagent.name)
+        if c is None:
+            c = np.repeat(start_conc[:, None], centres.size, axis=1)
+        inner = diffusivity[:, None] / np.diff(centres)[None, :]
+        wall = np.where(wall_rate > 0, 1.0 / (1.0 / np.maximum(wall_rate, 1e-30)
+                                               + centres[0] / diffusivity), 0.0)
+        captured = np.zeros(len(start_conc))
+        steps = max(1, int(np.ceil(seconds / STEP_S)))
+        dt = seconds / steps
+        for _ in range(steps):
+            c = _implicit_step(c, dz[None, :] / dt, inner, wall)
+            captured += wall * c[:, 0] * dt
+        self.profiles[reagent.name] = c
+        if (c @ dz).sum() <= SPENT * start_conc.sum() * height_um:
+            self.spent.add(reagent.name)
+        return captured
+
+
+def slowest_rate_per_s(diffusivity_um2_s: float, height_um: float) -> float:
+    """The rate constant of the slowest diffusion mode onto a perfectly absorbing floor under a
+    closed ceiling, pi^2 D / (4 H^2): the time scale of a standing column's depletion."""
+    return float(np.pi**2 * diffusivity_um2_s / (4 * height_um**2))
