@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", default="tetraspanin_panel")
     parser.add_argument("--kinetics", default="stopped_flow_kinetics")
     parser.add_argument("--kinetics-seeds", type=int, default=2)
-    parser.add_argument("--kinetics-speed", type=float, default=20.0,
+    parser.add_argument("--kinetics-speed", type=float, default=30.0,
                         help="the kinetics runs' speed: a frame every 1 min of protocol time "
                         "needs the frame's wall time x speed below 60 s")
     args = parser.parse_args(argv)
@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                     k_errors[key] += values
                 print(f"{sample.name} kinetics seed {seed}: " + "; ".join(
                     f"k {k['k_per_min']:.3g} /min [{k['k_ci95'][0]:.3g}, {k['k_ci95'][1]:.3g}]"
-                    f" plateau {k['plateau']:.4g} ({k['regime']})" for k in kin["kinetics"]),
+                    f" plateau {k['plateau']:.4g} ({k['regime']}, {len(k['t_s'])} frames over "
+                    f"{(k['t_s'][-1] - k['t0_s']) / 60:.0f} min)" for k in kin["kinetics"]),
                     flush=True)
     print_table(table, done)
     print_kinetics(k_errors)

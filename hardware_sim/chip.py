@@ -232,7 +232,8 @@ class Chip:
         self.rng = self.labelling.rng = cell_rng(self.seed, cell)
         try:
             self._capture([s for s in spans if s[1]], cell * CELL_S)
-            stained, still = False, {}
+            stained = False
+            still: dict[str, tuple[Any, np.ndarray]] = {}
             for seconds, flows in spans:  # in time order: each flow leaves its fluid standing
                 if flows:
                     volume = sum(rate for _, rate in flows) * seconds / 60.0

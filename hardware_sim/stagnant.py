@@ -1,16 +1,17 @@
 """Capture while the fluid stands still: diffusion to the zones' floor from a standing column.
 
 When every pump stops, the fluid over each zone is the mixture that flowed last. Its vesicles
-still reach the antibody floor by diffusion: c(z, t) over the channel height obeys
+still reach the antibody floor by diffusion: c(z, t) over the channel height H obeys
 dc/dt = D d2c/dz2 with no flux at the ceiling and the same Langmuir sink at the floor as under
-flow (D dc/dz = k (1 - theta) c). The depleted layer grows as sqrt(D t) (capture per area
-2 c0 sqrt(D t / pi) at first) and, once it spans the height (minutes), capture approaches the
-column's content c0 H per area, first order with the slowest mode's rate constant
-pi^2 D / (4 H^2) for a perfect sink. Solved by backward Euler in time on the flow solver's z
-grid (hardware_sim.capture), every column (zone x vesicle class) at once. Neglected: supply
-from the fluid beyond a zone's edges (a band ~sqrt(D t) wide, tens of um against 800 um
-zones) and sedimentation. A detection antibody left standing keeps labelling: it is in large
-excess over the captured vesicles (hardware_sim.labelling).
+flow (D dc/dz = k (1 - theta) c, theta taken when the flow stopped). The depleted layer grows
+as sqrt(D t) (capture per area 2 c0 sqrt(D t / pi) at first) and, once it spans the height
+(minutes), capture approaches the column's content c0 H per area, first order with the slowest
+mode's rate constant (pi^2 D / (4 H^2) for a perfect sink). Solved exactly, as the slab's
+series: the share of the content left is sum_n A_n exp(-l_n^2 D t / H^2), l_n tan l_n = Bi =
+k H / D, A_n = 2 Bi^2 / (l_n^2 (l_n^2 + Bi^2 + Bi)), for every column (zone x vesicle class).
+Neglected: supply from the fluid beyond a zone's edges (a band ~sqrt(D t) wide, tens of um
+against 800 um zones) and sedimentation. A detection antibody left standing keeps labelling:
+it is in large excess over the captured vesicles (hardware_sim.labelling).
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from hardware_sim.capture import _implicit_step, _z_grid
 from hardware_sim.population import SIZE_BINS, diffusivity_um2_s, size_classes
 
-STEP_S = 0.5  # time step of the diffusion, simulated seconds
-SPENT = 1e-4  # a column left with this fraction of its content is treated as empty
+MODES = 200  # terms of the series: enough for a share of a 2 s cell right after the stop
+SPENT = 1e-4  # a fluid left with this share of its content is treated as used up
 
 
 class StandingFluid:
@@ -32,7 +32,8 @@ class StandingFluid:
 
     def __init__(self, contents: list[tuple[Any, float]]) -> None:
         self.contents = contents  # (reagent, share of the mixture)
-        self.profiles: dict[str, np.ndarray] = {}
+        self.stood_s = 0.0  # since the flow stopped
+        self.modes: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # reagent: (rates, weights)
         self.spent: set[str] = set()
 
     @classmethod
@@ -82,30 +83,39 @@ class StandingFluid:
             if reagent.name in expected:
                 mean = mean + expected[reagent.name][1]
             expected[reagent.name] = (reagent, mean)
+        self.stood_s += seconds
 
     def capture(self, reagent: Any, start_conc: np.ndarray, height_um: float,
                 diffusivity: np.ndarray, wall_rate: np.ndarray, seconds: float) -> np.ndarray:
-        """Captures per um^2 of floor of every column over `seconds` of standing
+        """Captures per um^2 of floor of every column over the next `seconds` of standing
         (`start_conc`: the columns' concentrations when the flow stopped, vesicles/um^3;
-        `wall_rate`: k (1 - theta), um/s)."""
-        faces, centres = _z_grid(height_um)
-        dz = np.diff(faces)
-        c = self.profiles.get(reagent.name)
-        if c is None:
-            c = np.repeat(start_conc[:, None], centres.size, axis=1)
-        inner = diffusivity[:, None] / np.diff(centres)[None, :]
-        wall = np.where(wall_rate > 0, 1.0 / (1.0 / np.maximum(wall_rate, 1e-30)
-                                               + centres[0] / diffusivity), 0.0)
-        captured = np.zeros(len(start_conc))
-        steps = max(1, int(np.ceil(seconds / STEP_S)))
-        dt = seconds / steps
-        for _ in range(steps):
-            c = _implicit_step(c, dz[None, :] / dt, inner, wall)
-            captured += wall * c[:, 0] * dt
-        self.profiles[reagent.name] = c
-        if (c @ dz).sum() <= SPENT * start_conc.sum() * height_um:
+        `wall_rate`: k (1 - theta), um/s), from `stood_s` on."""
+        if reagent.name not in self.modes:
+            self.modes[reagent.name] = _slab_modes(diffusivity, wall_rate, height_um)
+        rates, weights = self.modes[reagent.name]
+        left_before = weights * np.exp(-rates * self.stood_s)
+        left_after = left_before * np.exp(-rates * seconds)
+        if left_after.sum(axis=1).max(initial=0.0) < SPENT:
             self.spent.add(reagent.name)
-        return captured
+        return np.asarray(start_conc * height_um * (left_before - left_after).sum(axis=1))
+
+
+
+def _slab_modes(diffusivity: np.ndarray, wall_rate: np.ndarray, height_um: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Decay rates (1/s) and weights of the series, (columns x MODES): the roots l_n of
+    l tan l = Bi, one in each ((n-1) pi, (n-1) pi + pi/2), by bisection."""
+    bi = (np.maximum(wall_rate, 0.0) * height_um / diffusivity)[:, None]
+    lo = np.pi * np.arange(MODES)[None, :] + np.zeros_like(bi)
+    hi = lo + np.pi / 2
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        above = mid * np.tan(mid) > bi  # l tan l rises from 0 to inf on each interval
+        hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
+    roots = (lo + hi) / 2
+    weights = np.where(bi > 0, 2 * bi**2 / np.maximum(roots**2 * (roots**2 + bi**2 + bi), 1e-300),
+                       0.0)
+    return roots**2 * diffusivity[:, None] / height_um**2, weights
 
 
 def slowest_rate_per_s(diffusivity_um2_s: float, height_um: float) -> float:
