@@ -21,7 +21,6 @@ from chipctl.protocol import parse_protocol
 from chipctl.run.events import RunEvents, RunState
 from hardware_sim.bench import DEFAULT_REAGENTS
 from hardware_sim.chip import Chip, default_chip
-from hardware_sim.control import request
 from hardware_sim.syringe import SyringePumpModel
 from hardware_sim.world import World
 
