@@ -92,7 +92,10 @@ def one_run(protocol: str, sample: Path, seed: int, speed: float, runs_dir: Path
                   "--speed", str(speed), "--runs-dir", str(runs_dir), "--yes",
                   "--param", f"sample={truth['name']}", *info_args(truth))
     if run.returncode != 0:
-        return f"run failed ({run.returncode}): {(run.stderr or run.stdout).strip()[-300:]}"
+        said = [line for line in (run.stdout + run.stderr).splitlines()
+                if line.startswith(("run failed", "run aborted"))]
+        return f"run failed ({run.returncode}): " + (said[-1][:300] if said else
+                                                     (run.stderr or run.stdout).strip()[-300:])
     report = chipctl("runs", "--runs-dir", str(runs_dir), "report", "last")
     if report.returncode != 0:
         return f"report failed: {report.stderr.strip()[-300:]}"

@@ -37,6 +37,7 @@ from hardware_sim.population import (
     draw_diameters,
     draw_markers,
     draw_sites,
+    scatter_debris,
     size_classes,
 )
 from hardware_sim.stagnant import StandingFluid
@@ -73,16 +74,6 @@ class Zone:
     def area_um2(self) -> float:
         """Zone area, um^2."""
         return self.width_um * self.height_um
-
-
-@dataclass(frozen=True)
-class Debris:
-    """Bright, large, non-bleaching particles (dust, aggregates): never counted."""
-
-    x: np.ndarray
-    y: np.ndarray
-    size_um: np.ndarray
-    brightness: np.ndarray  # relative to a 100-dye vesicle
 
 
 class Chip:
@@ -123,7 +114,7 @@ class Chip:
         self._bleach_rng = bleach_rng(seed)
         self.labelling = Labelling(self.rng, label_rate_per_s, label_map)
         self.vesicles = Particles()
-        self.debris = self._scatter_debris(debris_per_mm2)
+        self.debris = scatter_debris(self.rng, self.extent(), debris_per_mm2)
         self.next_cell: int | None = None  # the first cell of the time grid not integrated
         self.occupied = np.zeros((len(self.zones), strips))  # captured vesicles per strip
         self._kernel: dict[str, tuple[float, np.ndarray, np.ndarray]] = {}
@@ -148,16 +139,6 @@ class Chip:
             boxes[:, 1].min() - margin_um,
             boxes[:, 2].max() + margin_um,
             boxes[:, 3].max() + margin_um,
-        )
-
-    def _scatter_debris(self, per_mm2: float) -> Debris:
-        x0, y0, x1, y1 = self.extent()
-        count = self.rng.poisson(per_mm2 * (x1 - x0) * (y1 - y0) / 1e6)
-        return Debris(
-            x=self.rng.uniform(x0, x1, count),
-            y=self.rng.uniform(y0, y1, count),
-            size_um=self.rng.uniform(0.8, 2.5, count),
-            brightness=self.rng.lognormal(math.log(20.0), 0.6, count),
         )
 
     # -- capture ----------------------------------------------------------------------------

@@ -30,8 +30,15 @@ class StandingFluid:
     """The mixture that flowed last, now standing over the zones: per reagent, the
     concentration profile over the height of every capture column (vesicles/um^3)."""
 
-    def __init__(self, contents: list[tuple[Any, float]]) -> None:
-        self.contents = contents  # (reagent, share of the mixture)
+    def __init__(self, fill: list[tuple[list[tuple[Any, float]], float]],
+                 channel_ul: float) -> None:
+        self.fill = fill  # (mixture: [(reagent, share)], uL) that entered last, oldest first
+        shares: dict[str, list[Any]] = {}
+        for mixture, volume in fill:
+            for reagent, share in mixture:
+                part = share * volume / channel_ul if channel_ul > 0 else share
+                shares.setdefault(reagent.name, [reagent, 0.0])[1] += part
+        self.contents = [(reagent, share) for reagent, share in shares.values()]
         self.stood_s = 0.0  # since the flow stopped
         self.modes: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # reagent: (rates, weights)
         self.spent: set[str] = set()
@@ -39,17 +46,20 @@ class StandingFluid:
     @classmethod
     def after(cls, before: StandingFluid | None, flows: list[tuple[Any, float]],
               volume_ul: float, channel_ul: float) -> StandingFluid:
-        """The fluid left standing by `flows` (reagent, uL/min) moving `volume_ul` through a
-        channel of `channel_ul`: a flow of less than the channel's volume replaces that share
-        of what stood before (mixed, as dispersion mixes a short plug), more replaces it all."""
+        """The fluid left standing once `flows` (reagent, uL/min) moved `volume_ul` more into
+        a channel of `channel_ul`: plug flow, the last `channel_ul` that entered (whatever
+        filled it before, e.g. a prime's buffer, holds no vesicles)."""
         total = sum(rate for _, rate in flows) or 1.0
-        new = min(1.0, volume_ul / channel_ul) if channel_ul > 0 else 1.0
-        shares: dict[str, list[Any]] = {}
-        for reagent, rate in flows:
-            shares.setdefault(reagent.name, [reagent, 0.0])[1] += new * rate / total
-        for reagent, share in before.contents if before is not None and new < 1 else ():
-            shares.setdefault(reagent.name, [reagent, 0.0])[1] += (1 - new) * share
-        return cls([(reagent, share) for reagent, share in shares.values()])
+        fill = (before.fill if before is not None else []) + [
+            ([(reagent, rate / total) for reagent, rate in flows], volume_ul)]
+        kept: list[tuple[list[tuple[Any, float]], float]] = []
+        room = channel_ul
+        for mixture, volume in reversed(fill):
+            if room <= 0:
+                break
+            kept.append((mixture, min(volume, room)))
+            room -= volume
+        return cls(kept[::-1], channel_ul)
 
     @property
     def reagents(self) -> list[Any]:

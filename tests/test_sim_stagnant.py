@@ -107,11 +107,16 @@ def test_stain_left_standing_keeps_labelling() -> None:
     assert chip.labelled_counts()["CD63"]["AF555"] == before
 
 
-def test_a_short_tail_of_another_reagent_mixes_into_the_standing_fluid() -> None:
+def test_the_standing_fluid_is_the_last_channel_volume_that_entered() -> None:
     sample, stain = Reagent("sample", vesicles_per_ml=1e8), Reagent("stain", labels=("AF555",))
-    filled = StandingFluid.after(None, [(sample, 50.0), (stain, 5.0)], 5.0, 0.3)
+    filled = StandingFluid.after(None, [(sample, 50.0), (stain, 5.0)], 5.5, 0.3)
     assert dict((r.name, s) for r, s in filled.contents) == pytest.approx(
         {"sample": 50 / 55, "stain": 5 / 55})
     tail = StandingFluid.after(filled, [(stain, 5.0)], 0.03, 0.3)  # a tenth of the channel
-    shares = dict((r.name, s) for r, s in tail.contents)
-    assert shares == pytest.approx({"sample": 0.9 * 50 / 55, "stain": 0.1 + 0.9 * 5 / 55})
+    assert dict((r.name, s) for r, s in tail.contents) == pytest.approx(
+        {"sample": 0.9 * 50 / 55, "stain": 0.1 + 0.9 * 5 / 55})
+    # in steps or at once: the same fill; a channel not yet filled holds the rest empty
+    steps = None
+    for _ in range(10):
+        steps = StandingFluid.after(steps, [(sample, 2.0)], 0.02, 0.3)
+    assert dict((r.name, s) for r, s in steps.contents) == pytest.approx({"sample": 0.2 / 0.3})
