@@ -5,7 +5,10 @@ Each run goes through the public command line as a scientist's would:
 read from the sample file only (concentration x marker fraction; co-expression from its
 marker fractions and co_expression), never from the simulator's internals. What the user would
 know and enter about the sample (sizes from NTA, the dilution, a measured labelling efficiency)
-is passed as `--info`, from the same file.
+is passed as `--info`, from the same file, each measured value off the truth by a seeded draw
+of its stated uncertainty (NTA median 5 %, labelling 5 %); the simulated chip and syringes are
+made within their maker's tolerance (hardware_sim.manufacturing) while the bench file gives their
+drawing. The 95 % interval is then judged against what it claims to cover.
 
 Printed per marker: median relative bias of the concentration and the 95 % interval's coverage,
 each beside the raw (uncorrected: detected counts, no detection or isotype correction) figure;
@@ -31,9 +34,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from chipctl.analysis.kinetics import fit_kinetics
@@ -73,15 +78,35 @@ def coexpression_truth(truth: dict[str, Any], marker: str, other: str) -> float:
     return (1 - both) * fb + both * nested
 
 
-def info_args(truth: dict[str, Any]) -> list[str]:
-    """What a user knows of the sample and enters with the run."""
-    out = []
+NTA_MEDIAN_RSD = 0.05  # NTA's median diameter, one sd (chipctl's default size uncertainty)
+LABELLING_RSD = 0.05  # a labelling efficiency measured on a reference (chipctl's default)
+
+
+def measured(truth: dict[str, Any], seed: int) -> dict[str, Any]:
+    """What the scientist measured of the sample before the run: the size by NTA and the
+    labelling efficiency, each off the truth by one seeded draw of its stated uncertainty
+    (the interval claims to cover exactly that; entering the truth itself would test nothing)."""
+    rng = np.random.default_rng([seed, zlib.crc32(truth["name"].encode())])
+    z_size, z_label = rng.standard_normal(2)
+    out = dict(truth)
     if truth["median_nm"]:
-        out += ["--info", f"size_median_nm={truth['median_nm']}"]
-    if truth["gsd"]:
-        out += ["--info", f"size_gsd={truth['gsd']}"]
+        out["median_nm"] = round(float(truth["median_nm"]) * (1 + NTA_MEDIAN_RSD * z_size), 1)
     if truth["labelling"]:
-        out += ["--info", f"labelling_efficiency={truth['labelling']}"]
+        out["labelling"] = round(min(1.0, float(truth["labelling"]) * (1 + LABELLING_RSD
+                                                                          * z_label)), 3)
+    return out
+
+
+def info_args(entered: dict[str, Any]) -> list[str]:
+    """What a user knows of the sample and enters with the run (``measured``)."""
+    out = []
+    if entered["median_nm"]:
+        out += ["--info", f"size_median_nm={entered['median_nm']}"]
+    if entered["gsd"]:
+        out += ["--info", f"size_gsd={entered['gsd']}"]
+    if entered["labelling"]:
+        out += ["--info", f"labelling_efficiency={entered['labelling']}",
+                "--info", f"labelling_rsd={LABELLING_RSD}"]
     return out
 
 
@@ -90,7 +115,7 @@ def one_run(protocol: str, sample: Path, seed: int, speed: float, runs_dir: Path
     """Run, report, and return report.json (or why not)."""
     run = chipctl("run", protocol, "--sim", "--sample", str(sample), "--seed", str(seed),
                   "--speed", str(speed), "--runs-dir", str(runs_dir), "--yes",
-                  "--param", f"sample={truth['name']}", *info_args(truth))
+                  "--param", f"sample={truth['name']}", *info_args(measured(truth, seed)))
     if run.returncode != 0:
         said = [line for line in (run.stdout + run.stderr).splitlines()
                 if line.startswith(("run failed", "run aborted"))]

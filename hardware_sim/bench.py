@@ -20,6 +20,7 @@ from hardware_sim.chip import default_chip
 from hardware_sim.clock import VirtualClock
 from hardware_sim.control import ControlServer
 from hardware_sim.endpoints import PtyEndpoint, TcpEndpoint
+from hardware_sim.manufacturing import Tolerance, as_built_chip, syringes_as_built
 from hardware_sim.optics import Optics
 from hardware_sim.world import Reagent, World
 
@@ -50,14 +51,17 @@ class SimBench:
     """A running simulated bench."""
 
     def __init__(self, speed: float = 1.0, seed: int = 0, use_pty: bool = False,
-                 sample: Reagent | None = None) -> None:
+                 sample: Reagent | None = None, tolerance: Tolerance | None = None) -> None:
         """`sample`: what the sample syringe holds (hardware_sim.sample.load_sample), by
-        default DEFAULT_REAGENTS' sample."""
+        default DEFAULT_REAGENTS' sample; `tolerance`: how far the chip and syringes as built
+        stray from their drawing (hardware_sim.manufacturing; NOMINAL: not at all)."""
         reagents = dict(DEFAULT_REAGENTS)
         if sample is not None:
             reagents["sample"] = sample
         self.world = World(VirtualClock(speed), seed=seed, reagents=reagents)
-        self.world.chip = default_chip(seed=seed)
+        self.drawing = default_chip(seed=seed)  # what the bench file says
+        self.tolerance = Tolerance() if tolerance is None else tolerance
+        self.world.chip = as_built_chip(self.drawing, seed, self.tolerance)
         self.use_pty = use_pty
         self.endpoints: dict[str, TcpEndpoint | PtyEndpoint] = {}
         self.device_endpoint: dict[str, str] = {}
@@ -91,10 +95,13 @@ class SimBench:
         from hardware_sim.prior import PriorEmulator
         from hardware_sim.vici import add_to_bench
 
-        url = self._serve("newera", NewEraChain(self.world, PUMP_CHAIN))
+        seed, tol = self.world.seed, self.tolerance
+        url = self._serve("newera", NewEraChain(self.world, syringes_as_built(PUMP_CHAIN, seed, 0,
+                                                                              tol)))
         for pump in PUMP_CHAIN:
             self._add(pump["name"], "newera", _pump_entry("newera", url, pump))
-        url = self._serve("harvard", HarvardChain(self.world, HARVARD_PUMPS))
+        url = self._serve("harvard", HarvardChain(self.world,
+                                                  syringes_as_built(HARVARD_PUMPS, seed, 1, tol)))
         for pump in HARVARD_PUMPS:
             self._add(pump["name"], "harvard", _pump_entry("harvard", url, pump))
         url = self._serve("led", CoolLedEmulator(self.world, "led", model="pE-300"))
@@ -135,7 +142,7 @@ class SimBench:
             "name": "simulated bench",
             "time_scale": self.world.clock.speed,
             "devices": self.entries,
-            "chip": _chip_entry(self.world.chip),
+            "chip": _chip_entry(self.drawing, self.tolerance),
             "simulator": {"control": self.control.address, "token": self.control.token,
                           "seed": self.world.seed},
         }
@@ -172,7 +179,7 @@ def _pump_entry(driver: str, url: str, pump: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _chip_entry(chip: Any) -> dict[str, Any]:
+def _chip_entry(chip: Any, tolerance: Tolerance) -> dict[str, Any]:
     zones = {
         zone.name: {
             "antibody": f"anti-{zone.antibody}" if zone.antibody else "isotype IgG",
@@ -186,5 +193,6 @@ def _chip_entry(chip: Any) -> dict[str, Any]:
         "channel": {"width": f"{chip.channel_width_um:g} um",
                     "height": f"{chip.channel_height_um:g} um", "length": "20 mm"},
         "pressure_limit": "100 kPa",  # what a lab knows of its chip; no simulated physics
+        "tolerance": tolerance.bench_entry(),  # the maker's, as its datasheet states it
         "zones": zones,
     }

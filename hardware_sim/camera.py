@@ -41,8 +41,8 @@ the illuminator itself (`take_light`, from world.illuminate).
 
 World interface (duck-typed, no imports): the stage model in world.devices has
 `xyz_um() -> (x, y, z)`; the illuminator model has `emission()` and `armed()` ->
-[(channel, wavelength_nm, power_pct), ...]. The camera's poll brings the chip's capture up to
-the clock (world.advance()).
+[(channel, wavelength_nm, power_pct), ...]. The camera brings the chip's capture up to the
+clock (world.advance()), outside the bench lock, and up to an exposure's end before its frame.
 
 Device faults (`inject`): `stall` (SNAPs are accepted but no frame ever comes; the client must
 time out), `clear`.
@@ -60,7 +60,7 @@ import numpy as np
 
 from hardware_sim.chip import Chip
 from hardware_sim.lines import LineBuffer
-from hardware_sim.optics import Optics, Renderer, View, bleach_field, dye_for_wavelength
+from hardware_sim.optics import Optics, Renderer, Scene, View, bleach_field, dye_for_wavelength
 
 BINNINGS = (1, 2, 4)
 TRUTHS_KEPT = 64
@@ -102,6 +102,7 @@ class SimCameraEmulator:
         self._lines = LineBuffer()
         self._due: float | None = None
         self._pending: tuple[View, list[dict[str, Any]]] | None = None
+        self._taken: tuple[View, list[dict[str, Any]], float] | None = None  # not yet sent
         self._last_frame = b""
         self._truths: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._empty_chip = Chip([], debris_per_mm2=0.0)
@@ -130,13 +131,26 @@ class SimCameraEmulator:
         return out
 
     def poll(self) -> bytes:
-        """Advance the chip and deliver a due frame."""
+        """Take a due exposure: its view and light, as they were (finish() delivers it)."""
         now = self.world.now()
-        self.world.advance()
         if self._due is None or now < self._due or self.stalled:
             return b""
-        self._due = None
-        return self.frame_bytes()
+        self._taken = (*(self._pending or self._exposure_start()), self._due)
+        self._due = self._pending = None
+        return b""
+
+    def finish(self) -> bytes:
+        """Bring the chip up to the clock, or to a taken exposure's end and deliver its frame,
+        painted and encoded. The endpoint calls this without the bench lock (the chip has its
+        own): integrating a dense sample's capture or painting a frame, seconds on a loaded
+        machine, never holds up another device's reply."""
+        taken, self._taken = self._taken, None
+        if taken is None:
+            self.world.advance()
+            return b""
+        view, lights, end = taken
+        self.world.advance(until=end)
+        return self._encode(*self._frame(view, lights))
 
     def take_light(self, lights: list[tuple[float, float]], seconds: float) -> None:
         """Continuous light (wavelength nm, power fraction) for `seconds`: bleach the field."""
@@ -283,26 +297,39 @@ class SimCameraEmulator:
         return view, lights
 
     def render(self) -> tuple[np.ndarray, dict[str, Any]]:
-        """Render the pending exposure (or one now); returns the image and its metadata, and
-        bleaches the field by the exposure's triggered light."""
+        """Render the pending exposure (or one now) of the chip as it stands; returns the image
+        and its metadata, and bleaches the field by the exposure's triggered light."""
         view, lights = self._pending or self._exposure_start()
         self._pending = None
+        return self._frame(view, lights)
+
+    def _frame(self, view: View, lights: list[dict[str, Any]]) -> tuple[np.ndarray,
+                                                                        dict[str, Any]]:
+        scene, metadata = self._expose(view, lights)
+        return self.renderer.paint(scene), metadata
+
+    def _expose(self, view: View, lights: list[dict[str, Any]]
+                ) -> tuple[Scene, dict[str, Any]]:
+        """What the exposure sees and its metadata; the field is bleached by the exposure's
+        triggered light (under the chip's lock)."""
         chip = self.world.chip or self._empty_chip
-        image, truth = self.renderer.render(chip, view)
-        zone = chip.zone_at(view.x_um, view.y_um)
-        truth["zone"] = None if zone is None else zone.name
-        truth["dyes"] = [dye for dye, _ in view.excitation]
-        truth["focus_offset_um"] = round(view.z_um - chip.surface_z(view.x_um, view.y_um), 3)
-        triggered = _excitation([(li["wavelength_nm"], li["power_pct"] / 100)
-                                 for li in lights if li["triggered"]])
-        if triggered and self.world.chip is not None:
-            flash = View(view.x_um, view.y_um, view.z_um, triggered, view.exposure_s)
-            bleach_field(chip, self.renderer, flash, view.exposure_s)
+        with chip.lock:
+            scene = self.renderer.scene(chip, view)
+            truth = scene.truth
+            zone = chip.zone_at(view.x_um, view.y_um)
+            truth["zone"] = None if zone is None else zone.name
+            truth["dyes"] = [dye for dye, _ in view.excitation]
+            truth["focus_offset_um"] = round(view.z_um - chip.surface_z(view.x_um, view.y_um), 3)
+            triggered = _excitation([(li["wavelength_nm"], li["power_pct"] / 100)
+                                     for li in lights if li["triggered"]])
+            if triggered and self.world.chip is not None:
+                flash = View(view.x_um, view.y_um, view.z_um, triggered, view.exposure_s)
+                bleach_field(chip, self.renderer, flash, view.exposure_s)
         self.frames += 1
         self._truths[self.frames] = truth
         while len(self._truths) > TRUTHS_KEPT:
             self._truths.popitem(last=False)
-        return image, self._metadata(view, lights, truth)
+        return scene, self._metadata(view, lights, truth)
 
     def _metadata(self, view: View, lights: list[dict[str, Any]],
                   truth: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +351,9 @@ class SimCameraEmulator:
 
     def frame_bytes(self) -> bytes:
         """Render a frame and encode it as the SNAP reply (kept for RESEND)."""
-        image, metadata = self.render()
+        return self._encode(*self.render())
+
+    def _encode(self, image: np.ndarray, metadata: dict[str, Any]) -> bytes:
         meta = json.dumps(metadata, separators=(",", ":")).encode()
         h, w = image.shape
         payload = meta + image.astype("<u2", copy=False).tobytes()

@@ -92,7 +92,8 @@ def _implicit_step(c: np.ndarray, storage: np.ndarray, inner: np.ndarray,
     bands[1] = diag.ravel()
     bands[2, :-1] = lower.ravel()[1:]
     rhs = (storage * c).ravel()
-    return solve_banded((1, 1), bands, rhs).reshape(ncol, NZ)
+    return solve_banded((1, 1), bands, rhs, overwrite_ab=True, overwrite_b=True,
+                        check_finite=False).reshape(ncol, NZ)
 
 
 def leveque_flux(channel: Channel, flow_ul_min: float, diffusivity: float,

@@ -21,6 +21,7 @@ Coordinates: x along the flow, y across, um, the same frame as the stage's XY.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,7 @@ from hardware_sim.population import (
     scatter_debris,
     size_classes,
 )
-from hardware_sim.stagnant import StandingFluid
+from hardware_sim.stagnant import StandingFluid, through_cell
 from hardware_sim.timegrid import CELL_S, bleach_rng, cell_rng, steady_spans
 
 RESOLVE_COVERAGE = 0.02  # solve the transport again once a strip's free sites moved this much
@@ -110,6 +111,7 @@ class Chip:
         self.surface_z_um = surface_z_um
         self.tilt = tilt
         self.seed = seed
+        self.lock = threading.RLock()  # the chip's state; taken inside the bench lock, if both
         self.rng = np.random.default_rng(seed)  # layout (debris, deposits); capture: per cell
         self._bleach_rng = bleach_rng(seed)
         self.labelling = Labelling(self.rng, label_rate_per_s, label_map)
@@ -142,11 +144,6 @@ class Chip:
         )
 
     # -- capture ----------------------------------------------------------------------------
-    def channel_ul(self) -> float:
-        """The channel's volume along the zones (uL): what a flow must move to renew it."""
-        x0, _, x1, _ = self.extent()
-        return self.channel_width_um * self.channel_height_um * (x1 - x0) * 1e-9
-
     def site_capacity(self, zone: Zone) -> float:
         """Vesicles a zone holds at saturation."""
         return self.site_density_per_um2 * zone.area_um2
@@ -193,19 +190,22 @@ class Chip:
         self._kernel[reagent.name] = (flow_ul_min, free, kernel)
         return kernel
 
-    def advance(self, world: Any) -> None:
+    def advance(self, world: Any, until: float | None = None) -> None:
         """Integrate capture and labelling over every cell of the time grid that has wholly
-        passed since the last call (hardware_sim.timegrid): from the flows the pumps recorded,
-        with each cell's own draws, so the outcome never depends on when this is called."""
-        now = world.now()
-        if self.next_cell is None:
-            self.next_cell = math.ceil(now / CELL_S)  # integrated from the first call on
-        passed = math.floor(now / CELL_S)
-        for cell in range(self.next_cell, passed):
-            spans = steady_spans(world, cell * CELL_S, (cell + 1) * CELL_S)
-            if any(flows for _, flows in spans) or self.standing is not None:
-                self._integrate(cell, spans)
-        self.next_cell = max(self.next_cell, passed)
+        passed (by `until`, default now) since the last call (hardware_sim.timegrid): from the
+        flows the pumps recorded, with each cell's own draws, so the outcome never depends on
+        when this is called. Holds the chip's lock, not the bench's."""
+        with self.lock:
+            now = world.now() if until is None else min(until, world.now())
+            if self.next_cell is None:
+                self.next_cell = math.ceil(now / CELL_S)  # integrated from the first call on
+            passed = math.floor(now / CELL_S)
+            for cell in range(self.next_cell, passed):
+                spans = steady_spans(world, cell * CELL_S, (cell + 1) * CELL_S)
+                if any(flows for _, flows in spans) or self.standing is not None:
+                    self._integrate(cell, spans)
+                self.next_cell = cell + 1
+            self.next_cell = max(self.next_cell, passed)
 
     def _integrate(self, cell: int, spans: list[tuple[float, list[tuple[Any, float]]]]) -> None:
         """Capture, then stain, over one cell's spans (flowing or standing), with its draws."""
@@ -213,18 +213,7 @@ class Chip:
         self.rng = self.labelling.rng = cell_rng(self.seed, cell)
         try:
             self._capture([s for s in spans if s[1]], cell * CELL_S)
-            stained = False
-            still: dict[str, tuple[Any, np.ndarray]] = {}
-            for seconds, flows in spans:  # in time order: each flow leaves its fluid standing
-                if flows:
-                    volume = sum(rate for _, rate in flows) * seconds / 60.0
-                    self.standing = StandingFluid.after(self.standing, flows, volume,
-                                                        self.channel_ul())
-                elif self.standing is not None:
-                    self.standing.feed(self, seconds, still)
-                reagents = [r for r, _ in flows] if flows else \
-                    self.standing.reagents if self.standing else []
-                stained |= self.labelling.stain(reagents, seconds)
+            stained, still = through_cell(self, spans)
             self._draw(still, cell * CELL_S)
             if stained:
                 self.labelling.label_due(self.vesicles)
@@ -255,8 +244,8 @@ class Chip:
         columns = self._columns(None)
         for reagent, mean in expected.values():
             counts = self._within_sites(self.rng.poisson(mean), columns)
-            for column in np.flatnonzero(counts.sum(axis=1)):
-                self._add(reagent, columns[column], counts[column], t0, CELL_S)
+            if counts.any():
+                self._add(reagent, columns, counts, t0, CELL_S)
 
     def _within_sites(self, counts: np.ndarray,
                       columns: list[tuple[int, int, tuple[int, bool] | None, float]]) -> Any:
@@ -276,20 +265,31 @@ class Chip:
         share = reagent.markers.get(MARKERS[condition[0]], 0.0)
         return share if condition[1] else 1.0 - share
 
-    def _add(self, reagent: Any, column: tuple[int, int, tuple[int, bool] | None, float],
-             per_strip: np.ndarray, t0: float, dt: float) -> None:
-        index, size, condition, _ = column
-        zone = self.zones[index]
-        n = int(per_strip.sum())
-        x0, y0, _, _ = zone.bounds
-        strip = np.repeat(np.arange(self.strips), per_strip)
-        self.occupied[index] += per_strip
-        diameter = draw_diameters(self.rng, reagent, np.full(n, size))
-        positive = draw_markers(self.rng, reagent, n, condition)
+    def _add(self, reagent: Any, columns: list[tuple[int, int, tuple[int, bool] | None, float]],
+             counts: np.ndarray, t0: float, dt: float) -> None:
+        """Place a cell's arrivals (`counts` per column and strip) on their zones: one draw of
+        each kind for all of them (per marker condition for the markers)."""
+        cols, strips = np.nonzero(counts)
+        reps = counts[cols, strips]
+        column, strip = np.repeat(cols, reps), np.repeat(strips, reps)
+        n = len(column)
+        zone_of = np.array([c[0] for c in columns])
+        np.add.at(self.occupied, zone_of, counts)
+        index = zone_of[column]
+        diameter = draw_diameters(self.rng, reagent, np.array([c[1] for c in columns])[column])
+        conditions = list(dict.fromkeys(c[2] for c in columns))
+        condition_of = np.array([conditions.index(c[2]) for c in columns])[column]
+        positive = np.zeros((n, 3), bool)
+        for k, condition in enumerate(conditions):
+            rows = np.flatnonzero(condition_of == k)
+            if len(rows):
+                positive[rows] = draw_markers(self.rng, reagent, len(rows), condition)
+        bounds = np.array([z.bounds for z in self.zones])[index]
+        sizes = np.array([(z.width_um, z.height_um) for z in self.zones])[index]
         self._append(
-            x=x0 + zone.width_um * (strip + self.rng.random(n)) / self.strips,
-            y=y0 + zone.height_um * self.rng.random(n),
-            t=t0 + dt * self.rng.random(n), zone=np.full(n, index, np.int16),
+            x=bounds[:, 0] + sizes[:, 0] * (strip + self.rng.random(n)) / self.strips,
+            y=bounds[:, 1] + sizes[:, 1] * self.rng.random(n),
+            t=t0 + dt * self.rng.random(n), zone=index.astype(np.int16),
             positive=positive, diameter=diameter,
             efficiency=float(getattr(reagent, "labelling_efficiency", 1.0)))
         self._label_last(n, reagent.labels)
@@ -303,7 +303,7 @@ class Chip:
             sites=draw_sites(self.rng, diameter, positive, self.copies_at_100nm),
             dyes=np.zeros((n, 3), np.int32), labelled=np.zeros((n, 3), bool),
             diameter=diameter, label_at=label_at)
-        self.labelling.admit(np.arange(self.vesicles.n - n, self.vesicles.n), takes_dye)
+        self.labelling.admit(np.arange(self.vesicles.n - n, self.vesicles.n), takes_dye, label_at)
 
     def _label_last(self, n: int, dyes: Iterable[str]) -> None:
         """The `n` vesicles captured last take `dyes` (a sample that arrives labelled)."""

@@ -73,8 +73,8 @@ def handle_request(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:
     cmd = request.get("cmd")
     world = bench.world
     if cmd == "status":
+        world.advance()  # the chip's own lock: no device waits while it integrates
         with world.lock:
-            world.advance()
             devices = {name: _snapshot(model) for name, model in world.devices.items()}
             reagents = {name: dataclasses.asdict(r) for name, r in world.reagents.items()}
         return {"ok": True, "time_s": world.now(), "speed": world.clock.speed, "devices": devices,
@@ -83,8 +83,8 @@ def handle_request(bench: SimBench, request: dict[str, Any]) -> dict[str, Any]:
         world.clock.speed = _finite(request.get("value"), "speed", 1e-3, MAX_SPEED)
         return {"ok": True, "speed": world.clock.speed}
     if cmd == "chip":
+        world.advance()
         with world.lock:
-            world.advance()
             summary = world.chip.counts() if world.chip is not None else {}
             labelled = world.chip.labelled_counts() if world.chip is not None else {}
         return {"ok": True, "chip": summary, "labelled": labelled}

@@ -2,8 +2,10 @@
 
 An emulator is anything with `connected() -> bytes` (greeting when a host opens the port),
 `receive(data) -> bytes` (bytes in, reply bytes out) and `poll() -> bytes` (unsolicited
-output driven by the clock). Calls into the emulator hold the bench lock, so the device state
-is only touched by one thread at a time. Replies pass through the endpoint's FaultInjector.
+output driven by the clock), and optionally `finish() -> bytes` (output that takes long to
+make, called after poll() without the lock). Calls into the emulator hold the bench lock, so
+the device state is only touched by one thread at a time. Replies pass through the endpoint's
+FaultInjector.
 """
 
 from __future__ import annotations
@@ -49,8 +51,12 @@ class _Endpoint:
             return self.emulator.receive(data)
 
     def _unsolicited(self) -> bytes:
+        """The device's own output: poll() under the bench lock, then the emulator's finish()
+        if it has one (slow work, e.g. painting a camera frame, done without the lock)."""
         with self.lock:
-            return self.emulator.poll()
+            out = self.emulator.poll()
+        finish = getattr(self.emulator, "finish", None)
+        return out + finish() if callable(finish) else out
 
     def _greeting(self) -> bytes:
         with self.lock:
@@ -126,8 +132,7 @@ class TcpEndpoint(_Endpoint):
                 self._accept()
             client = self._client
             if client is None:
-                with self.lock:
-                    self.emulator.poll()  # the device lives on without a host
+                self._unsolicited()  # the device lives on without a host
                 continue
             if self.faults.unplugged:
                 self._drop_client()
@@ -216,8 +221,7 @@ class PtyEndpoint(_Endpoint):
                 os.unlink(self.link)
 
     def _idle(self) -> None:
-        with self.lock:
-            self.emulator.poll()  # the device lives on without a host
+        self._unsolicited()  # the device lives on without a host
         time.sleep(POLL_INTERVAL)
 
     def _service(self, events: int) -> None:

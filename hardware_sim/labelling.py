@@ -36,7 +36,11 @@ class Labelling:
         self.label_rate_per_s = label_rate_per_s
         self.label_map = dict(DEFAULT_LABELS if label_map is None else label_map)
         self.stain_s = np.zeros(len(DYES))  # seconds each dye's detection antibody has flowed
-        self._waiting = [np.zeros(0, np.int64) for _ in DYES]  # rows a dye may still label
+        # Per dye: the rows it may still label, in the order of the stain time each needs (and
+        # those times), so each advance labels a prefix; rows admitted since are merged in once.
+        self._waiting = [np.zeros(0, np.int64) for _ in DYES]
+        self._waiting_at = [np.zeros(0) for _ in DYES]
+        self._admitted: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in DYES]
 
     def draw(self, n: int, efficiency: float) -> tuple[np.ndarray, np.ndarray]:
         """For `n` vesicles captured now: which dyes each can take at all (`efficiency`), and
@@ -45,11 +49,11 @@ class Labelling:
         need = self.rng.exponential(1.0 / self.label_rate_per_s, (n, len(DYES)))
         return takes_dye, np.where(takes_dye, self.stain_s[None, :] + need, np.inf)
 
-    def admit(self, rows: np.ndarray, takes_dye: np.ndarray) -> None:
+    def admit(self, rows: np.ndarray, takes_dye: np.ndarray, label_at: np.ndarray) -> None:
         """Vesicles `rows` (as drawn by `draw`) wait for the dyes they can take."""
-        for column in range(len(DYES)):
-            self._waiting[column] = np.concatenate([self._waiting[column],
-                                                    rows[takes_dye[:, column]]])
+        for column in range(len(DYES)):  # merged once per label_due: a cell's many admits
+            can = takes_dye[:, column]  # stay linear in the vesicles waiting
+            self._admitted[column].append((rows[can], label_at[can, column]))
 
     def stain(self, reagents: Iterable[Any], dt: float) -> bool:
         """Book `dt` s of flow of each detection antibody the reagents carry; True if any did."""
@@ -59,14 +63,25 @@ class Labelling:
         return bool(dyes)
 
     def label_due(self, vesicles: Particles) -> None:
-        """Label every vesicle whose stain time has come (one comparison per waiting one)."""
+        """Label every vesicle whose stain time has come: the first of each dye's queue."""
         for column, dye in enumerate(DYES):
-            waiting = self._waiting[column]
-            waiting = waiting[~vesicles.labelled[waiting, column]]
-            due = vesicles.label_at[waiting, column] <= self.stain_s[column]
-            if due.any():
-                self.label_rows(vesicles, dye, waiting[due])
-            self._waiting[column] = waiting[~due]
+            waiting, at = self._joined(column)
+            due = int(np.searchsorted(at, self.stain_s[column], side="right"))
+            if due:
+                self.label_rows(vesicles, dye, waiting[:due])
+                self._waiting[column], self._waiting_at[column] = waiting[due:], at[due:]
+
+    def _joined(self, column: int) -> tuple[np.ndarray, np.ndarray]:
+        """One dye's queue, with the rows admitted since last time merged in by stain time."""
+        if self._admitted[column]:
+            rows = np.concatenate([r for r, _ in self._admitted[column]])
+            at = np.concatenate([a for _, a in self._admitted[column]])
+            order = np.argsort(at, kind="stable")
+            where = np.searchsorted(self._waiting_at[column], at[order], side="right")
+            self._waiting[column] = np.insert(self._waiting[column], where, rows[order])
+            self._waiting_at[column] = np.insert(self._waiting_at[column], where, at[order])
+            self._admitted[column] = []
+        return self._waiting[column], self._waiting_at[column]
 
     def label_rows(self, vesicles: Particles, dye: str, rows: np.ndarray) -> None:
         """Vesicles `rows` that can take `dye` and have not taken it yet take it now: their marker's

@@ -149,6 +149,17 @@ class Spots:
     sigma: np.ndarray
 
 
+@dataclass
+class Scene:
+    """One exposure's view of the chip: its spots and truth, ready to paint."""
+
+    view: View
+    roi: tuple[int, int, int, int]
+    vesicles: Spots
+    debris: Spots
+    truth: dict[str, Any]
+
+
 class Renderer:
     """Renders frames of a chip; holds the fixed-pattern maps of one camera."""
 
@@ -202,14 +213,26 @@ class Renderer:
     # -- rendering --------------------------------------------------------------------------
     def render(self, chip: Chip, view: View) -> tuple[np.ndarray, dict[str, Any]]:
         """One frame (uint16, ROI and binning applied) and its ground truth."""
-        x0, y0, w, h = self.roi(view)
+        scene = self.scene(chip, view)
+        return self.paint(scene), scene.truth
+
+    def scene(self, chip: Chip, view: View) -> Scene:
+        """What the exposure sees of the chip (cheap; reads the chip, draws nothing): a
+        simulator holding its bench lock takes this, then paints it without the lock."""
+        roi = self.roi(view)
+        vesicles, truth = self._vesicle_spots(chip, view, roi)
+        debris = self._debris_spots(chip, view, roi)
+        truth["debris_xy"] = self._frame_xy(view, roi, debris.cx, debris.cy)
+        return Scene(view, roi, vesicles, debris, truth)
+
+    def paint(self, scene: Scene) -> np.ndarray:
+        """The frame of a scene: background, spots and the camera's noise (the costly part;
+        uses only the renderer's own state)."""
+        view, (x0, y0, w, h) = scene.view, scene.roi
         electrons = self._background(view, x0, y0, w, h)
-        vesicles, truth = self._vesicle_spots(chip, view, (x0, y0, w, h))
-        debris = self._debris_spots(chip, view, (x0, y0, w, h))
-        truth["debris_xy"] = self._frame_xy(view, (x0, y0, w, h), debris.cx, debris.cy)
         # Two passes: each patch size follows its own widest PSF (debris are much wider).
-        self._add_spots(electrons, vesicles, (x0, y0, w, h))
-        self._add_spots(electrons, debris, (x0, y0, w, h))
+        self._add_spots(electrons, scene.vesicles, scene.roi)
+        self._add_spots(electrons, scene.debris, scene.roi)
         b = view.binning
         if b > 1:
             electrons = electrons.reshape(h // b, b, w // b, b).sum(axis=(1, 3))
@@ -218,7 +241,7 @@ class Renderer:
         offset = self.offset[y0 : y0 + h : b, x0 : x0 + w : b]
         electrons += offset
         np.clip(electrons, 0, 65535, out=electrons)
-        return electrons.astype(np.uint16), truth
+        return electrons.astype(np.uint16)
 
     def _background(self, view: View, x0: int, y0: int, w: int, h: int) -> np.ndarray:
         scale = sum(DYE_TABLE[d].background_e_per_s * p for d, p in view.excitation)
@@ -331,6 +354,11 @@ def bleach_field(chip: Chip, renderer: Renderer, view: View, seconds: float) -> 
     """Photobleach the dyes in the illuminated field for `seconds` of the view's excitation:
     each dye survives with exp(-k x power x seconds x the local excitation), a function of
     the light dose only."""
+    with chip.lock:
+        _bleach(chip, renderer, view, seconds)
+
+
+def _bleach(chip: Chip, renderer: Renderer, view: View, seconds: float) -> None:
     if seconds <= 0 or not view.excitation or chip.vesicles.n == 0:
         return
     rows = chip.in_box(*renderer.field_um(view))

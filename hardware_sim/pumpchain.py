@@ -38,8 +38,9 @@ class PumpChain(abc.ABC, Generic[PumpT]):
     """Pumps daisy-chained on one port; `endpoint_name` names the port when it is served.
 
     `pumps`: one dict per pump with `name`, `address`, `reagent`, `diameter_mm`,
-    `syringe_ul`, `contents_ul`; `make_pump(spec, model)` makes the protocol's pump around
-    the model. Each model is registered in world.pumps and world.devices under its name.
+    `syringe_ul`, `contents_ul` (and `bore_mm`, the syringe's actual inner diameter);
+    `make_pump(spec, model)` makes the protocol's pump around the model. Each model is
+    registered in world.pumps and world.devices under its name.
     """
 
     endpoint_name = "pumps"
@@ -59,6 +60,7 @@ class PumpChain(abc.ABC, Generic[PumpT]):
                 syringe_ul=float(spec.get("syringe_ul", 1000.0)),
                 contents_ul=float(spec.get("contents_ul", 0.0)),
                 now=world.clock.now,
+                bore_mm=float(spec.get("bore_mm", 0.0)),
             )
             pump = make_pump(spec, model)
             self.pumps[pump.address] = pump

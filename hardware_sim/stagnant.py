@@ -132,3 +132,29 @@ def slowest_rate_per_s(diffusivity_um2_s: float, height_um: float) -> float:
     """The rate constant of the slowest diffusion mode onto a perfectly absorbing floor under a
     closed ceiling, pi^2 D / (4 H^2): the time scale of a standing column's depletion."""
     return float(np.pi**2 * diffusivity_um2_s / (4 * height_um**2))
+
+
+def through_cell(chip: Any, spans: list[tuple[float, list[tuple[Any, float]]]]
+                 ) -> tuple[bool, dict[str, tuple[Any, np.ndarray]]]:
+    """One cell's spans in time order: each flow leaves its fluid standing (`chip.standing`),
+    each span with no flow feeds the zones from it; the stain is booked while it flows or
+    stands. Returns whether any stain was booked, and the standing captures expected."""
+    stained = False
+    still: dict[str, tuple[Any, np.ndarray]] = {}
+    for seconds, flows in spans:
+        if flows:
+            volume = sum(rate for _, rate in flows) * seconds / 60.0
+            chip.standing = StandingFluid.after(chip.standing, flows, volume,
+                                                channel_ul(chip))
+        elif chip.standing is not None:
+            chip.standing.feed(chip, seconds, still)
+        reagents = [r for r, _ in flows] if flows else \
+            chip.standing.reagents if chip.standing else []
+        stained |= chip.labelling.stain(reagents, seconds)
+    return stained, still
+
+
+def channel_ul(chip: Any) -> float:
+    """The channel's volume along the zones (uL): what a flow must move to renew it."""
+    x0, _, x1, _ = chip.extent()
+    return float(chip.channel_width_um * chip.channel_height_um * (x1 - x0) * 1e-9)

@@ -1,6 +1,8 @@
 """A syringe pump's mechanics on the virtual clock, shared by the pump emulators.
 
-Volume displaced = rate x time. A run stops by itself when its target volume is reached
+Volume displaced = rate x time; what flows into the chip is that volume scaled by the barrel's
+actual bore against the diameter the pump was told (`bore_mm`, hardware_sim.manufacturing).
+A run stops by itself when its target volume is reached
 (target 0 = run until stopped), and at the end of travel: an empty syringe when infusing, a
 full one when withdrawing. A stall stops the pusher where it is. The model is the pump as the
 chip sees it (a FlowSource): its reagent and its signed flow at a given simulated time.
@@ -32,6 +34,7 @@ class SyringePumpModel:
     syringe_ul: float
     contents_ul: float
     now: Callable[[], float]
+    bore_mm: float = 0.0  # the syringe's actual inner diameter (0: as its drawing, diameter_mm)
     rate_ul_min: float = 0.0
     direction: int = INFUSE
     target_ul: float = 0.0
@@ -69,7 +72,14 @@ class SyringePumpModel:
         with self._lock:
             self.update(now)
             at = bisect.bisect_right(self._change_s, now)
-            return self._change_flow[at - 1] if at else 0.0
+            return self._change_flow[at - 1] * self.bore_factor() if at else 0.0
+
+    def bore_factor(self) -> float:
+        """What flows over what the pump displaces by its setting: the firmware drives the
+        pusher for the diameter it was told, the barrel's actual bore sets the volume."""
+        if self.bore_mm <= 0 or self.diameter_mm <= 0:
+            return 1.0
+        return (self.bore_mm / self.diameter_mm) ** 2
 
     def flow_changes(self, start: float, end: float) -> list[float]:
         """Simulated times in (start, end) at which the flow changed (the motion is brought up

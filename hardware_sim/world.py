@@ -85,7 +85,8 @@ class World:
             if callable(dose):
                 dose(lights, seconds)
 
-    def advance(self) -> None:
-        """Bring time-driven models (the chip's capture) up to the clock."""
+    def advance(self, until: float | None = None) -> None:
+        """Bring time-driven models (the chip's capture) up to the clock, or to `until` (a
+        simulated time already passed). The chip takes its own lock, not the bench's."""
         if self.chip is not None:
-            self.chip.advance(self)
+            self.chip.advance(self, until)

@@ -267,9 +267,8 @@ def test_count_in_view_grows_with_flow_only_on_matching_zone() -> None:
     stage = FixedStage(x=1500.0)
     world.devices["led"] = FixedLed(power=100.0, wavelength=550.0)
     world.devices["stage"] = stage
-    camera = SimCameraEmulator(world, "camera")
-    camera.settings.roi = (768, 768, 512, 512)
-    world.advance()
+    camera = SimCameraEmulator(world, "camera")  # the whole sensor: off-zone counts of a few
+    world.advance()  # vesicles would make the 5 % below a coin toss (expected ~3 %)
     counts = []
     for _ in range(4):
         world.clock.t += 20  # type: ignore[attr-defined]

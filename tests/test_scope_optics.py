@@ -170,7 +170,8 @@ def test_triggered_light_doses_the_exposure_only() -> None:
     for _ in range(5):
         camera.receive(b"SNAP\n")
         world.clock.t += 0.2  # type: ignore[attr-defined]
-        assert camera.poll().startswith(b"FRAME")
+        assert camera.poll() == b""  # the exposure taken under the bench lock,
+        assert camera.finish().startswith(b"FRAME")  # painted and sent without it
         world.clock.t += 300.0  # type: ignore[attr-defined]  # the host is slow to go on
         led.poll()
         camera.poll()

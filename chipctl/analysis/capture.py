@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from chipctl.analysis import transport
-from chipctl.analysis.calibration import CaptureCalibration, capture_factor, load_calibration
+from chipctl.analysis.calibration import (
+    CaptureCalibration,
+    Tolerances,
+    capture_factor,
+    load_calibration,
+)
 from chipctl.analysis.uncertainty import Factor
 from chipctl.config.bench import Bench, ZoneSpec
 
@@ -93,10 +98,19 @@ def bench_calibration(bench: Bench) -> BenchCalibration:
     return BenchCalibration(load_calibration(path), str(path))
 
 
+def tolerances(bench: Bench) -> Tolerances:
+    """What the capture model's inputs may be off by: the chip's from the bench file (the
+    maker's tolerance), the rest as chipctl.analysis.calibration.Tolerances says."""
+    tol = bench.chip.tolerance
+    return Tolerances(height_um=tol.channel_height_um, width_um=tol.channel_width_um,
+                      zone_length_um=tol.zone_size_um, zone_width_um=tol.zone_size_um)
+
+
 def zone_capture(model: transport.CaptureModel, flows: list[SampleFlow], zone: str,
-                 cal: BenchCalibration) -> Factor:
+                 cal: BenchCalibration, tol: Tolerances | None = None) -> Factor:
     """The zone's capture efficiency over the sample that flowed before it was imaged."""
-    return capture_factor(model, [f.segment() for f in flows], zone, cal.calibration, cal.source)
+    return capture_factor(model, [f.segment() for f in flows], zone, cal.calibration, cal.source,
+                          tol or Tolerances())
 
 
 def field_shares(model: transport.CaptureModel, flows: list[SampleFlow],

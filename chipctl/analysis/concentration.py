@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chipctl.analysis.capture import field_shares, zone_capture, zone_model
+from chipctl.analysis.capture import field_shares, tolerances, zone_capture, zone_model
 from chipctl.analysis.detection import DetectionEstimate
 from chipctl.analysis.evidence import RunEvidence
 from chipctl.analysis.labels import zone_channels, zone_marker
@@ -152,7 +152,8 @@ def _zone(ev: RunEvidence, zone: str, channel: str, controls: list[str],
     detection = det.zone(zone)
     fc = FieldCounts.of([zf.counts[k] for k in keep], [shares[k] for k in keep],
                         [zf.areas_mm2[k] for k in keep], factor_of(detection))
-    capture = _with_labelling(zone_capture(model, flows, zone, ev.calibration), ev, zone)
+    capture = _with_labelling(zone_capture(model, flows, zone, ev.calibration,
+                                           tolerances(ev.bench)), ev, zone)
     volume_ul = sum(f.volume_ul for f in flows)
     volume = Factor("volume", volume_ul * 1e-3, VOLUME_RSD, "sample pump: delivered volume")
     control = _control(ev, controls, channel, det)

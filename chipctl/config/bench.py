@@ -11,6 +11,7 @@ chip:
   channel: {width: 1 mm, height: 50 um, length: 20 mm}
   pressure_limit: 100 kPa
   calibration: cd63-liposomes.yaml   # optional: `chipctl calibrate` output; overrides the model
+  tolerance: {channel_height: 2 um, channel_width: 10 um, zone_size: 10 um}  # optional, 1 sd
   zones: {CD63: {antibody: anti-CD63, center_um: [5000, 0], size_um: [1000, 1000]}}
 ```
 """
@@ -89,14 +90,33 @@ class ChannelSpec(BaseModel):
         return self.resistance_pa_s_per_m3() * q_m3_s / 1000
 
 
+class ChipTolerance(BaseModel):
+    """How far a chip as made may stray from its drawing (one standard deviation, the maker's
+    datasheet): the capture model's uncertainty takes these."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    channel_height_um: float = Field(default=2.0, alias="channel_height")
+    channel_width_um: float = Field(default=10.0, alias="channel_width")
+    zone_size_um: float = Field(default=10.0, alias="zone_size")
+
+    @field_validator("channel_height_um", "channel_width_um", "zone_size_um", mode="before")
+    @classmethod
+    def _length(cls, value: Any) -> float:
+        result = _to("um", value)
+        if result < 0:
+            raise ValueError("must be zero or more")
+        return result
+
+
 class ChipSpec(BaseModel):
-    """The chip: its channel, pressure limit and capture zones."""
+    """The chip: its channel, pressure limit, capture zones and the maker's tolerance."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = "exosome capture chip"
     channel: ChannelSpec = ChannelSpec()
     pressure_limit_kpa: float = Field(default=100.0, alias="pressure_limit")
     calibration: str | None = None  # a capture calibration file (relative to the bench file)
+    tolerance: ChipTolerance = ChipTolerance()
     capture_efficiency: float | None = None  # refused: capture is computed, never entered
     zones: dict[str, ZoneSpec] = Field(default_factory=dict)
 
