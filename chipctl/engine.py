@@ -23,7 +23,7 @@ from chipctl.protocol.model import Protocol
 from chipctl.run.clock import RunClock
 from chipctl.run.control import RunControl
 from chipctl.run.counting import FrameCounting
-from chipctl.run.events import RunEvents, RunState
+from chipctl.run.events import RunEvents, RunState, record
 from chipctl.run.executor import Executor
 from chipctl.run.runner import Runner
 from chipctl.runs import RunRecorder, default_runs_dir
@@ -54,6 +54,7 @@ class Engine:
         self.keep_frames = keep_frames  # which raw frames runs keep (all, none, every Nth)
         self.info = dict(info or {})  # run information for the record only
         self.count_params: CountParams = count_params(bench.camera)
+        self.bench_taken = False  # connect took the bench lock (and close let it go)
         self.runner: Runner | None = None
         self.recorder: RunRecorder | None = None
         self.manual = ManualSession(self._rig, self.clock, self.runs_dir, busy=self._busy,
@@ -67,6 +68,7 @@ class Engine:
             self.bench_lock.acquire()
         except BenchInUse as exc:
             raise BenchUnavailable(f"cannot connect to the bench: {exc}") from exc
+        self.bench_taken = True
         try:
             self._rig.connect()
         except DeviceError as exc:
@@ -88,9 +90,13 @@ class Engine:
         """Stop safely, close the manual session's record, close every port, free the
         bench."""
         self._rig.safe_state()
+        self._let_go()
+
+    def _let_go(self) -> None:
         self.manual.close()
         self._rig.close()
         self.bench_lock.release()
+        self.bench_taken = False
 
     def pumps(self) -> dict[str, SyringePump]:
         """The pumps by name (to read; manual actions go through `manual`)."""
@@ -149,9 +155,7 @@ class Engine:
                                "before starting a run")
         parameters = protocol.resolve_parameters(parameters or {})
         events = events or RunEvents()
-        recorder = RunRecorder(self.runs_dir, protocol, self.bench, {**self.info, **parameters},
-                               devices=self._rig.devices, keep_frames=self.keep_frames,
-                               counting=params_record(self.count_params))
+        recorder = self._recorder(protocol, parameters)
         recorder.attach(events)
         control = RunControl(self.clock)
         counting = FrameCounting(make_pipeline(self.count_params), events)
@@ -165,6 +169,28 @@ class Engine:
         )
         self.runner.start()
         return self.runner
+
+    def _recorder(self, protocol: Protocol, parameters: dict[str, str]) -> RunRecorder:
+        return RunRecorder(self.runs_dir, protocol, self.bench, {**self.info, **parameters},
+                           devices=self._rig.devices, keep_frames=self.keep_frames,
+                           counting=params_record(self.count_params))
+
+    def stop_unstarted(self, protocol: Protocol, parameters: dict[str, str],
+                       reason: str) -> RunRecorder:
+        """A run stopped before it could start (a signal while the bench was connecting):
+        every pump and light off and every stage halted as by an emergency stop (if the bench
+        was taken), the run recorded as aborted with `reason` and its safe stop, the engine
+        closed. Returns the run's record."""
+        stop = self._rig.safe_stop(reason, broadcast=True) if self.bench_taken else None
+        recorder = self._recorder(protocol, protocol.resolve_parameters(parameters))
+        recorder.on_record(record("interrupted", reason=reason))
+        if stop is not None:
+            recorder.on_record(record("safe_stop", **stop.as_record()))
+        recorder.on_record(record("state", state=RunState.ABORTED.value, reason=reason))
+        recorder.finish(RunState.ABORTED.value, reason)
+        self.recorder = recorder
+        self._let_go()
+        return recorder
 
     def pause(self) -> None:
         """Hold the current run's fluidics (pumps stopped, light off) until resume()."""

@@ -18,14 +18,18 @@ A channel emits only if it is selected and on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from drivers.errors import (
     CommandRejected,
+    DeviceError,
+    DeviceTimeout,
     GarbledReply,
     OutOfRange,
 )
@@ -196,19 +200,52 @@ class CoolLed:
         """Every channel dark, sent blindly: `CSF` (every selected channel off; an unselected
         one cannot emit) goes out first on every try, without waiting for the port's lock or
         reading any state first (the port is reopened if it was lost). True once the unit
-        confirms no channel is on; False if it never did in `attempts` tries (each waits at
-        most OFF_TIMEOUT_S for the port and as long for the reply). Never raises."""
+        confirms no channel is on (stale replies waiting ahead of its answer read past);
+        False if it never did in `attempts` tries (each waits at most OFF_TIMEOUT_S for the
+        port and as long for the reply). Never raises."""
         return blind_off(self.transport, b"CSF\r", self._confirmed_dark, name=self.name,
                          attempts=attempts, wait=min(self.timeout, OFF_TIMEOUT_S))
 
     def _confirmed_dark(self, wait: float) -> bool:
-        """The reply to CSF (or, if it was not a state line, to one CSS?) shows nothing on."""
-        line = self._read_line("", timeout=wait)
-        if not line.startswith("CSS"):
-            self.transport.flush_input()
-            self.transport.write(b"CSS?\r")
-            line = self._read_line("CSS", timeout=wait)
-        return _dark(self._css_reply(line))
+        """Within `wait` s, a state line showing nothing on: the reply to CSF or, if that was
+        a line of another kind, to one CSS?. Stale input is read past: a state line with a
+        channel on (a late reply to an earlier command: CSF's shows none on), noise, a
+        greeting. A try that fails leaves the input flushed (the port still held), so the next
+        starts clean and a confirmation arriving after it is a late one, taken as such."""
+        deadline = time.monotonic() + wait
+        asked = False
+        try:
+            while True:
+                line = self._line_before(deadline)
+                if line.startswith("CSS"):
+                    if self._shows_dark(line):
+                        return True
+                elif line and not asked:
+                    self.transport.flush_input()
+                    self.transport.write(b"CSS?\r")
+                    asked = True
+        except DeviceError:
+            with contextlib.suppress(DeviceError):
+                self.transport.flush_input()
+            raise
+
+    def _line_before(self, deadline: float) -> str:
+        """The next reply line arriving before `deadline` ("" for noise or a greeting);
+        DeviceTimeout after it."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeviceTimeout(self.name, "no state line showing every channel off")
+        raw = self.transport.read_frame(EOL, remaining)
+        if not raw.endswith(b"\r\n") or not all(32 <= b < 127 for b in raw[:-2]):
+            return ""
+        line = raw[:-2].decode("ascii").strip()
+        return "" if _is_greeting(line) else line
+
+    def _shows_dark(self, line: str) -> bool:
+        try:
+            return _dark(self._css_reply(line))
+        except GarbledReply:
+            return False
 
     # -- helpers ----------------------------------------------------------------------------
     def _apply(self, command: str, matches: Callable[[dict[str, ChannelState]], bool]) -> None:

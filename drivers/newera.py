@@ -52,6 +52,7 @@ from drivers.newera_wire import (
     format_number,
     frame_end,
     is_basic,
+    reply_packet,
     safe_packet,
 )
 
@@ -91,7 +92,9 @@ class NewEraPump(AddressedDevice):
         return safe_packet(data) if safe else data + b"\r"
 
     def _decode(self, raw: bytes) -> Reply:
-        """Exactly one Basic (`STX addr status data ETX`) or Safe packet, nothing around it."""
+        """Exactly one Basic (`STX addr status data ETX`) or Safe packet, after the bytes
+        resynchronising dropped (`reply_packet`)."""
+        raw = reply_packet(raw)
         if raw[:1] != bytes([STX]) or raw[-1:] != bytes([ETX]):
             raise GarbledReply(self.name, f"not one framed reply: {raw!r}", raw)
         if is_basic(raw):

@@ -24,6 +24,8 @@ from drivers.errors import (
 )
 
 STX, ETX = 0x02, 0x03
+STX_BYTE, ETX_BYTE = bytes([STX]), bytes([ETX])
+SAFE_MIN_LENGTH = 7  # a Safe reply's length byte: address (2), status (1), CRC (2), ETX
 RATE_UNITS = {"UM": 1.0, "MM": 1000.0, "UH": 1.0 / 60.0, "MH": 1000.0 / 60.0}  # -> uL/min
 VOLUME_UNITS = {"UL": 1.0, "ML": 1000.0}  # -> uL
 STATUSES = {
@@ -84,18 +86,75 @@ def is_basic(frame: bytes) -> bool:
 def frame_end(buffer: bytes) -> int | None:
     """End of the first reply in `buffer`, Basic (`STX ... ETX`) or Safe (by its length).
 
-    Bytes before the STX (the tail of a late reply) are left in the frame and skipped by the
-    decoder. A pump answers in the framing of the mode it is in after the command, so a
-    command that changes the mode, or meets an alarm instead, may be answered either way.
+    Resynchronised on STX: a Safe packet that does not check out (no ETX where its length
+    byte says, or a bad CRC) is dropped up to the next STX and the rest parsed again, so a
+    flipped length byte costs that packet, never the reply it would swallow or leave its tail
+    in. The frame keeps the bytes before the reply found; `reply_packet` drops them. A lone
+    corrupt packet ends the frame at once (its decoder refuses it); None while a packet may
+    still be arriving. A pump answers in the framing of the mode it is in after the command,
+    so a command that changes the mode, or meets an alarm instead, may be answered either way.
     """
-    start = buffer.find(bytes([STX]))
-    if start < 0 or len(buffer) < start + 2:
+    first_bad: int | None = None
+    arriving = False
+    start = buffer.find(STX_BYTE)
+    while start >= 0:
+        end = _packet_end(buffer, start)
+        if end is None:
+            arriving = True
+        elif end > 0:
+            return end
+        elif first_bad is None:
+            first_bad = -end
+        start = buffer.find(STX_BYTE, start + 1)
+    return None if arriving or first_bad is None else first_bad
+
+
+def reply_packet(frame: bytes) -> bytes:
+    """The Safe packet that ends `frame` (`frame_end`'s), without the bytes before it (a
+    corrupt packet, the tail of a late reply); else `frame` itself (a Basic reply has no CRC
+    to vouch for it after noise: bytes around it make it garbled)."""
+    start = frame.find(STX_BYTE)
+    while start >= 0:
+        if not is_basic(frame[start:]) and _packet_end(frame, start) == len(frame):
+            return frame[start:]
+        start = frame.find(STX_BYTE, start + 1)
+    return frame
+
+
+def _packet_end(buffer: bytes, start: int) -> int | None:
+    """The end of the packet at `start` (an STX) if it checks out, minus the end of its bytes
+    if it does not, None while it may still be arriving. A Basic packet checks out when it
+    ends in ETX (its grammar is the decoder's); a Safe one by its ETX and CRC. A Safe packet
+    short of what its length byte says, whose CRC checks up to an ETX, is all there: its
+    length byte is wrong."""
+    if len(buffer) < start + 2:
         return None
     if is_basic(buffer[start:]):
-        end = buffer.find(bytes([ETX]), start)
-        return end + 1 if end >= 0 else None
+        etx = buffer.find(ETX_BYTE, start)
+        return etx + 1 if etx >= 0 else None
     end = start + 1 + buffer[start + 1]
-    return end if len(buffer) >= end else None
+    if buffer[start + 1] < SAFE_MIN_LENGTH:
+        return -(start + 2)
+    if len(buffer) < end:
+        for etx in _positions(buffer, ETX_BYTE, start + SAFE_MIN_LENGTH):
+            if _crc_checks(buffer[start + 2 : etx + 1]):
+                return -(etx + 1)
+        return None
+    return end if _crc_checks(buffer[start + 2 : end]) else -end
+
+
+def _crc_checks(body: bytes) -> bool:
+    """`body` (after the length byte) is data, its CRC-16/XMODEM and ETX."""
+    return (len(body) >= 3 and body[-1] == ETX
+            and binascii.crc_hqx(body[:-3], 0).to_bytes(2, "big") == body[-3:-1])
+
+
+def _positions(buffer: bytes, byte: bytes, start: int) -> list[int]:
+    found, index = [], buffer.find(byte, start)
+    while index >= 0:
+        found.append(index)
+        index = buffer.find(byte, index + 1)
+    return found
 
 
 @dataclass(frozen=True)

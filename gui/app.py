@@ -9,7 +9,6 @@ exit code 2 and no traceback.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,14 +22,13 @@ from gui.core import (
     BenchUnavailable,
     Engine,
     SourceError,
+    frames_back_to_the_system,
     load_bench,
     simulated_bench_file,
     stopping_on_signals,
 )
 
 EXIT_OK, EXIT_INVALID = 0, 2
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-FRAME_SIZED = 1 << 20  # allocations from 1 MB up (frames): memory maps of their own
 ORGANIZATION, APPLICATION = "chipctl", "chipctl-gui"
 
 
@@ -90,17 +88,6 @@ def connect_engine(bench: Bench, runs_dir: str | None) -> Engine:
     except BenchUnavailable as exc:
         raise StartupError(str(exc)) from exc
     return engine
-
-
-def frames_back_to_the_system() -> bool:
-    """Frame-sized arrays in memory maps of their own, so a freed frame is returned to the
-    system. Left alone, glibc raises its map threshold once a frame is freed and keeps later
-    frames in per-thread heaps that never shrink (the soak's RSS peaked ~170 MB higher
-    through a panel run). True where applied (glibc); elsewhere nothing changes."""
-    try:
-        return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, FRAME_SIZED))
-    except (OSError, AttributeError):
-        return False
 
 
 def report_startup_error(app: QApplication, message: str) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chipctl.analysis.counts import Geometry, ZoneChannel, zone_table
+from chipctl.analysis.numbers import number
 from chipctl.config.bench import Bench, load_bench
 from chipctl.config.sourcefile import Problem, SourceError
 from chipctl.devices.illuminator import ExposureLight
@@ -27,6 +28,7 @@ from chipctl.protocol.script import load_any
 from chipctl.protocol.validate import DryRun, check_protocol
 from chipctl.run.counting import CountedFrame
 from chipctl.run.events import RunEvents, RunState
+from chipctl.run.memory import frames_back_to_the_system
 from chipctl.run.signals import stopping_on_signals
 from chipctl.runs import (
     KeepPolicy,
@@ -49,9 +51,10 @@ __all__ = [
     "ManualRefused", "ManualSession", "Problem", "Protocol", "Pump", "RunEvents", "RunFolder",
     "RunIndex", "RunNotFound", "RunState", "SimulatedBench", "SourceError", "Stage", "ZoneChannel",
     "check_protocol", "default_counter", "describe_interruption", "devices_of", "kept_on_disk",
-    "load_any", "load_bench", "make_counter", "protocol_library", "read_detections",
-    "read_events", "read_frame", "simulated_bench_file", "stopping_on_signals", "write_run_report",
-    "zone_table",
+    "frames_back_to_the_system", "load_any", "load_bench", "make_counter", "number",
+    "protocol_library",
+    "read_detections", "read_events", "read_frame", "simulated_bench_file", "stopping_on_signals",
+    "write_run_report", "zone_table",
 ]
 
 def default_counter() -> Callable[[Any], Any]:

@@ -105,10 +105,11 @@ class WindowLayout:
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.window.counts_plot)
         split.addWidget(self.window.results)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        split.setSizes([600, 400])  # the table's columns readable from the start (3 : 2)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        split.setSizes([500, 500])  # the table's columns readable from the start (1 : 1)
         split.setChildrenCollapsible(False)
+        self.window.results.widthNeeded.connect(lambda px: _give_to_table(split, px))
         return split
 
     def _docks(self) -> None:
@@ -194,3 +195,12 @@ def minimum_fits(window: QMainWindow, width: int, height: int) -> bool:
     """True if the window's layout can shrink to width x height."""
     hint = window.minimumSizeHint()
     return hint.width() <= width and hint.height() <= height
+
+
+def _give_to_table(split: QSplitter, px: int, plot_min_px: int = 200) -> None:
+    """The results table takes the width its columns need from the counts plot beside it (the
+    plot keeps at least ``plot_min_px``)."""
+    total = sum(split.sizes())
+    table = min(px, max(total - plot_min_px, 0))
+    if table > split.sizes()[1]:
+        split.setSizes([total - table, table])

@@ -278,11 +278,11 @@ class MainWindow(QMainWindow):
         self.show_error("A run was interrupted", notice)
 
     def emergency_stop(self) -> None:
-        """Halt every pump and light now (dedicated thread); stop live frames."""
+        """Halt every pump, light and stage now (dedicated thread); stop live frames."""
         self.stopper.trigger()
         for box in self.camera_boxes:
             box.stop_live()
-        self.status.raise_alarm("EMERGENCY STOP pressed: halting every pump and light")
+        self.status.raise_alarm("EMERGENCY STOP pressed: halting every pump, light and stage")
 
     def _emergency_stop_now(self) -> list[str]:
         return list(self.engine.emergency_stop())

@@ -12,15 +12,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
-from gui.core import Bench, Geometry, RunFolder, ZoneChannel, zone_table
+from gui.core import Bench, Geometry, RunFolder, ZoneChannel, number, zone_table
 from gui.counts_plot import zone_colour
 from gui.widgets import count_of
 
 COLUMNS = ("zone", "channel", "fields", "per field", "total", "per mm²", "− isotype", "QC")
 CV_FLAG = 0.3  # a spread across fields above 30 % is flagged
+QC_ROOM_PX = 140  # the flags' column at least: two or three words a line
 
 
 def qc_flags(item: ZoneChannel, saturated_frames: int) -> list[str]:
@@ -56,6 +58,8 @@ class ResultsTable(QTableWidget):
     """One row per zone and channel, refreshed as counts arrive; shows the current run's or,
     while one is browsed, a past run's."""
 
+    widthNeeded = Signal(int)  # noqa: N815 - the width (px) every column needs to be in view
+
     def __init__(self, bench: Bench, parent: QWidget | None = None) -> None:
         super().__init__(0, len(COLUMNS), parent)
         self.bench = bench
@@ -71,7 +75,9 @@ class ResultsTable(QTableWidget):
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.setWordWrap(True)  # the flags wrap in the room left: no sideways scroll
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.setMinimumSize(160, 80)
         for col, tip in ((3, "detected per field: mean ± SD of counted spots (not corrected)"),
                          (4, "detected in every field of the zone together"),
@@ -133,14 +139,32 @@ class ResultsTable(QTableWidget):
             if zone_cell is not None:
                 index = self.zones.index(item.zone) if item.zone in self.zones else len(self.zones)
                 zone_cell.setForeground(QColor(*zone_colour(index)))
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Every column in view without a sideways scroll: asks (widthNeeded) for the numbers'
+        columns plus room for the flags, which wrap; the counts plot beside gives way."""
+        header = self.horizontalHeader()
+        numbers = sum(header.sectionSize(c) for c in range(len(COLUMNS) - 1))
+        bar = self.verticalScrollBar()
+        width = (numbers + QC_ROOM_PX + 2 * self.frameWidth()
+                 + max(bar.sizeHint().width(), bar.width() if bar.isVisible() else 0))
+        if width > self.width():
+            self.widthNeeded.emit(width)
 
     def _cells(self, item: ZoneChannel) -> tuple[str, ...]:
-        density = ("" if item.density_per_mm2 is None
-                   else f"{item.density_per_mm2:.0f} ± {item.density_sd_per_mm2 or 0:.0f}")
+        density = ("" if item.density_per_mm2 is None else
+                   f"{_short(item.density_per_mm2, 0)} ± {_short(item.density_sd_per_mm2 or 0, 0)}")
         minus = ("" if item.subtracted_density_per_mm2 is None
                  else f"{item.subtracted_density_per_mm2:.0f}")
         saturated = 0 if self.browsing else self.saturated.get((item.zone, item.channel), 0)
         flags = qc_flags(item, saturated)
         return (item.zone, item.channel, str(item.fields),
-                f"{item.mean_count:.1f} ± {item.sd_count:.1f}", str(item.total_count), density,
-                minus, "; ".join(flags))
+                f"{_short(item.mean_count)} ± {_short(item.sd_count)}", str(item.total_count),
+                density, minus, "; ".join(flags))
+
+
+def _short(value: float, decimals: int = 1) -> str:
+    """A count for the table: as it is while small, three significant digits from 1,000 on
+    (45,300 rather than 45267.0: the columns stay narrow enough to be seen at once)."""
+    return f"{value:.{decimals}f}" if abs(value) < 1000 else number(float(value))

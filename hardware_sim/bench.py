@@ -11,6 +11,7 @@ Cheminert selector valve (10 ports) on a universal actuator.
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ HARVARD_PUMPS: list[dict[str, Any]] = [
      "syringe_ul": 1000.0, "contents_ul": 500.0},
 ]
 LED_CHANNELS = {"AF488": "A", "AF555": "B", "AF647": "C"}
+INTEGRATOR_IDLE_S = 0.02  # the chip's integrator, caught up, looks again after this
 PIXEL_SIZE_UM = 0.1625  # 6.5 um sCMOS pixels behind a 40x / 0.95 objective: 333 um fields
 
 
@@ -68,6 +70,8 @@ class SimBench:
         self.entries: dict[str, dict[str, Any]] = {}
         self.emulators: dict[str, Any] = {}
         self.control = ControlServer(self)
+        self._stopping = threading.Event()
+        self._integrator: threading.Thread | None = None
         self._build()
 
     # -- construction -----------------------------------------------------------------------
@@ -123,18 +127,32 @@ class SimBench:
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> SimBench:
-        """Start serving every device and the control channel."""
+        """Start serving every device and the control channel, and the chip's integrator."""
         for endpoint in self.endpoints.values():
             endpoint.start()
         self.control.start()
+        self._stopping.clear()
+        self._integrator = threading.Thread(target=self._integrate, name="chip", daemon=True)
+        self._integrator.start()
         return self
 
     def stop(self) -> None:
-        """Stop every wire."""
+        """Stop every wire and the integrator."""
+        self._stopping.set()
         for endpoint in self.endpoints.values():
             endpoint.stop()
         with contextlib.suppress(OSError):
             self.control.stop()
+        if self._integrator is not None:
+            self._integrator.join(5)
+
+    def _integrate(self) -> None:
+        """Keep the chip's capture up with the clock, a grid cell per turn of the chip's lock
+        (a camera exposure or the light waits for one cell at most, and no device waits for
+        it at all: a dense sample at a high speed factor may lag the clock for a while)."""
+        while not self._stopping.is_set():
+            if self.world.advance(max_cells=1):
+                self._stopping.wait(INTEGRATOR_IDLE_S)
 
     def bench_document(self) -> dict[str, Any]:
         """The bench file's content."""

@@ -41,8 +41,9 @@ the illuminator itself (`take_light`, from world.illuminate).
 
 World interface (duck-typed, no imports): the stage model in world.devices has
 `xyz_um() -> (x, y, z)`; the illuminator model has `emission()` and `armed()` ->
-[(channel, wavelength_nm, power_pct), ...]. The camera brings the chip's capture up to the
-clock (world.advance()), outside the bench lock, and up to an exposure's end before its frame.
+[(channel, wavelength_nm, power_pct), ...]. The camera brings the chip's capture up to an
+exposure's end (world.advance(until=...)) before its frame, outside the bench lock; the
+simulated bench's integrator thread keeps it up with the clock meanwhile.
 
 Device faults (`inject`): `stall` (SNAPs are accepted but no frame ever comes; the client must
 time out), `clear`.
@@ -140,13 +141,12 @@ class SimCameraEmulator:
         return b""
 
     def finish(self) -> bytes:
-        """Bring the chip up to the clock, or to a taken exposure's end and deliver its frame,
+        """A taken exposure's frame: the chip brought up to the exposure's end, the frame
         painted and encoded. The endpoint calls this without the bench lock (the chip has its
-        own): integrating a dense sample's capture or painting a frame, seconds on a loaded
-        machine, never holds up another device's reply."""
+        own, and the bench's integrator keeps it up with the clock): integrating a dense
+        sample's capture or painting a frame never holds up another device's reply."""
         taken, self._taken = self._taken, None
         if taken is None:
-            self.world.advance()
             return b""
         view, lights, end = taken
         self.world.advance(until=end)

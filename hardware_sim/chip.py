@@ -190,22 +190,26 @@ class Chip:
         self._kernel[reagent.name] = (flow_ul_min, free, kernel)
         return kernel
 
-    def advance(self, world: Any, until: float | None = None) -> None:
+    def advance(self, world: Any, until: float | None = None,
+                max_cells: int | None = None) -> bool:
         """Integrate capture and labelling over every cell of the time grid that has wholly
         passed (by `until`, default now) since the last call (hardware_sim.timegrid): from the
         flows the pumps recorded, with each cell's own draws, so the outcome never depends on
-        when this is called. Holds the chip's lock, not the bench's."""
+        when this is called. Holds the chip's lock, not the bench's; at most `max_cells`
+        cells per call. True when the chip is up to `until`."""
         with self.lock:
             now = world.now() if until is None else min(until, world.now())
             if self.next_cell is None:
                 self.next_cell = math.ceil(now / CELL_S)  # integrated from the first call on
             passed = math.floor(now / CELL_S)
-            for cell in range(self.next_cell, passed):
+            last = passed if max_cells is None else min(passed, self.next_cell + max_cells)
+            for cell in range(self.next_cell, last):
                 spans = steady_spans(world, cell * CELL_S, (cell + 1) * CELL_S)
                 if any(flows for _, flows in spans) or self.standing is not None:
                     self._integrate(cell, spans)
                 self.next_cell = cell + 1
-            self.next_cell = max(self.next_cell, passed)
+            self.next_cell = max(self.next_cell, last)
+            return self.next_cell >= passed
 
     def _integrate(self, cell: int, spans: list[tuple[float, list[tuple[Any, float]]]]) -> None:
         """Capture, then stain, over one cell's spans (flowing or standing), with its draws."""

@@ -85,8 +85,10 @@ class World:
             if callable(dose):
                 dose(lights, seconds)
 
-    def advance(self, until: float | None = None) -> None:
+    def advance(self, until: float | None = None, max_cells: int | None = None) -> bool:
         """Bring time-driven models (the chip's capture) up to the clock, or to `until` (a
-        simulated time already passed). The chip takes its own lock, not the bench's."""
-        if self.chip is not None:
-            self.chip.advance(self, until)
+        simulated time already passed), at most `max_cells` grid cells of it; True once there.
+        The chip takes its own lock, not the bench's."""
+        if self.chip is None:
+            return True
+        return bool(self.chip.advance(self, until, max_cells))

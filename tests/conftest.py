@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _finished_tests = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def recorded_panel(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One synthetic panel run (tests/runs_synth.py, seed 1, every frame kept) recorded once
+    per session, as `record_run` returns it, for the tests that read a recorded run; a test that
+    changes it, or needs it entered with other parameters, reads a copy (`recorded_as`)."""
+    from tests.test_runs_store import record_run  # chipctl only once the settings above hold
+
+    return record_run(tmp_path_factory.mktemp("recorded-panel"))
 
 
 @pytest.fixture(autouse=True)

@@ -97,3 +97,15 @@ def test_no_sample_volume_is_refused() -> None:
     with pytest.raises(ValueError, match="no sample volume"):
         capture_factor(MODEL, [], "CD63")
     assert ZoneCalibration(factor=1.0, rsd=0.0).factor == 1.0
+
+
+def test_the_size_uncertainty_is_what_was_entered_or_wide_when_nothing_was() -> None:
+    from chipctl.analysis.provenance import SampleInfoError, size_rsd
+
+    assert size_rsd({}) == 0.25  # 100 nm assumed: known to a quarter
+    assert size_rsd({"size_median_nm": 90}) == 0.05  # NTA's typical
+    assert size_rsd({"size_median_nm": 90, "size_median_rsd": "0.1"}) == 0.1
+    with pytest.raises(SampleInfoError, match="size_median_rsd"):
+        size_rsd({"size_median_nm": 90, "size_median_rsd": "wide"})
+    wide = capture_factor(MODEL, SEGMENTS, "CD63", tol=Tolerances(size_rsd=0.25))
+    assert wide.rsd > capture_factor(MODEL, SEGMENTS, "CD63").rsd

@@ -32,21 +32,20 @@ from tests.runs_synth import (
     kinetics_counts,
     write_inputs,
 )
-from tests.test_runs_store import ReportingPump, record_run
+from tests.test_runs_store import ReportingPump, record_run, recorded_as
 
 TRUTH_PER_ML = 4e6
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> list[RunFolder]:
-    """Two panel runs of the same sample (seeds 1, 2) in one runs directory."""
+def runs(tmp_path_factory: pytest.TempPathFactory, recorded_panel: Any) -> list[RunFolder]:
+    """Two panel runs of the same sample (seeds 1, 2) in one runs directory (seed 1: the
+    session's, entered as this batch)."""
     root = tmp_path_factory.mktemp("wired")
-    out = []
-    for seed in (1, 2):
-        recorder, _ = record_run(root, seed=seed, size_median_nm="100",
-                                 sample=f"MSC-EV batch {seed}")
-        out.append(RunFolder.open(recorder.folder))
-    return out
+    first = recorded_as(recorded_panel[0].folder, root / "runs", size_median_nm="100",
+                        sample="MSC-EV batch 1")
+    recorder, _ = record_run(root, seed=2, size_median_nm="100", sample="MSC-EV batch 2")
+    return [first, RunFolder.open(recorder.folder)]
 
 
 @pytest.fixture(scope="module")

@@ -198,3 +198,36 @@ def test_an_led_triggered_by_names_a_camera_of_the_bench(tmp_path: Path, named: 
     wired = load_bench(write(tmp_path, text.replace(f"triggered_by: {named}",
                                                     "triggered_by: camera")))
     assert wired.devices["light"].triggered_by == "camera"  # type: ignore[union-attr]
+
+
+def test_the_chip_makers_tolerance_sets_the_capture_models_input_uncertainty(
+        tmp_path: Path) -> None:
+    from chipctl.analysis.calibration import capture_factor
+    from chipctl.analysis.capture import tolerances, zone_model
+    from chipctl.analysis.transport import FlowSegment, SizeDistribution
+
+    default = load_bench(write(tmp_path, GOOD))
+    assert tolerances(default).height_um == 2.0 and tolerances(default).zone_length_um == 10.0
+    exact = load_bench(write(tmp_path, GOOD.replace(
+        "  pressure_limit: 100 kPa\n", "  pressure_limit: 100 kPa\n  tolerance: "
+        "{channel_height: 0 um, channel_width: 0 um, zone_size: 0 um}\n")))
+    loose = load_bench(write(tmp_path, GOOD.replace(
+        "  pressure_limit: 100 kPa\n", "  pressure_limit: 100 kPa\n  tolerance: "
+        "{channel_height: 5 um}\n")))
+    assert tolerances(loose).height_um == 5.0 and tolerances(loose).width_um == 10.0
+    sizes = SizeDistribution.lognormal(100.0, 1.4)
+    segments = [FlowSegment(2.0, 50.0)]
+
+    def rsd(bench: object) -> float:
+        model = zone_model(bench, bench.chip.zones["CD63"], sizes)  # type: ignore[attr-defined]
+        return capture_factor(model, segments, "CD63",
+                              tol=tolerances(bench)).rsd  # type: ignore[arg-type]
+
+    assert rsd(exact) < rsd(default) < rsd(loose)
+
+
+def test_a_bad_tolerance_names_its_line(tmp_path: Path) -> None:
+    text = GOOD.replace("  pressure_limit: 100 kPa\n",
+                        "  pressure_limit: 100 kPa\n  tolerance: {channel_height: -2 um}\n")
+    message = problems_of(write(tmp_path, text))
+    assert "bench.yaml:13" in message and "channel_height" in message

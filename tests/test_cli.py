@@ -59,7 +59,9 @@ def test_broken_bench_file_exits_2_naming_file_and_line(
     assert "Traceback" not in err + out
 
 
-def test_unplugged_port_names_the_device(tmp_path: Path) -> None:
+def test_unplugged_port_names_the_device(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # in-process, as the bench-file errors above (the entry point: test_help_lists_every_command)
     bench = tmp_path / "bench.yaml"
     bench.write_text(
         "devices:\n"
@@ -69,8 +71,9 @@ def test_unplugged_port_names_the_device(tmp_path: Path) -> None:
     )
     protocol = tmp_path / "p.yaml"
     protocol.write_text("steps:\n  - flow: {pump: sample_pump, rate: 5 uL/min, volume: 1 uL}\n")
-    result = chipctl_cmd("run", str(protocol), "--bench", str(bench), "--runs-dir",
-                         str(tmp_path / "runs"))
-    assert result.returncode == 2
-    assert "/dev/chipctl-no-such-port" in result.stderr
-    assert "Traceback" not in result.stderr
+    code = main(["run", str(protocol), "--bench", str(bench), "--runs-dir",
+                 str(tmp_path / "runs")])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "/dev/chipctl-no-such-port" in err
+    assert "Traceback" not in err + out

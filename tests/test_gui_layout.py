@@ -186,3 +186,25 @@ def test_a_saved_geometry_larger_than_the_screen_is_brought_back_onto_it(
     assert second.frameGeometry().height() <= area.height()
     assert area.contains(second.frameGeometry().topLeft())
     second.close()
+
+
+@pytest.mark.parametrize("screen", WIDE, ids=["1366x768", "1920x1080", "1600x900"])
+def test_every_column_of_the_results_is_in_view_without_scrolling_sideways(
+        qtbot: Any, tmp_path: Path, screen: QSize) -> None:
+    window = shown_on(screen, make_window(fake_engine(tmp_path / "runs"), tmp_path, qtbot),
+                      qtbot)
+    window.results.set_frame_geometry(0.1625, 2048, 2048)
+    for field in range(1, 4):  # one field nearly empty, one crowded: a wide CV, many flags
+        for zone in ("CD63", "isotype"):
+            for channel in ("AF488", "AF555", "AF647"):
+                window.results.note_saturated(zone, channel)
+                window.results.add_row({"zone": zone, "channel": channel, "field": field,
+                                        "count": (0, 12_345, 123_456)[field - 1], "step": 3,
+                                        "t_s": 3600.0 + field})
+    window.docks["Counts"].raise_()
+    qtbot.wait(50)
+    assert window.results.rowCount() == 6
+    qc = window.results.item(0, window.results.columnCount() - 1)
+    assert qc is not None and "saturated" in qc.text() and "CV" in qc.text()
+    assert columns_out_of_view(window.results) == []
+    assert window.size() == screen, "the results' flags never grow the window"

@@ -69,7 +69,7 @@ def test_results_table_gives_detected_density_and_flags_per_zone(
             assert cell(window, zone, channel, 3) == f"{mean:.1f} ± {sd:.1f}"
             assert cell(window, zone, channel, 4) == str(sum(counts))
             densities[zone, channel] = mean / area_mm2
-            assert cell(window, zone, channel, 5).startswith(f"{mean / area_mm2:.0f} ±")
+            assert cell(window, zone, channel, 5).startswith(f"{mean / area_mm2:,.0f} ±")
     expected = densities["CD63", "AF647"] - densities["isotype", "AF647"]
     assert cell(window, "CD63", "AF647", 6) == f"{expected:.0f}"
     assert "isotype control" in cell(window, "isotype", "AF647", 7)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import tifffile
 
+from chipctl.cli.main import main
 from chipctl.runs import RunFolder, read_frame
 from tests.simbench import simulated_bench
 
@@ -46,9 +47,14 @@ steps:
 """
 
 
-def chipctl(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chipctl", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+def chipctl(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`chipctl ARGS` in this process (its exit code and output as a finished process's): the
+    commands read what the killed child left behind, so a process of their own adds nothing
+    but its start-up."""
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["chipctl", *args], code, out, err)
 
 
 def start_run(tmp_path: Path, bench: Path, *extra: str) -> subprocess.Popen[str]:
@@ -83,11 +89,12 @@ def only_run(tmp_path: Path) -> RunFolder:
     return RunFolder.open(folders[0])
 
 
-def test_killed_before_the_first_step_finished(tmp_path: Path) -> None:
+def test_killed_before_the_first_step_finished(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     with simulated_bench(tmp_path, speed=20) as (_, bench):
         said: list[str] = []
         kill_when(start_run(tmp_path, bench), said, "step 1/6", 1, delay_s=0.5)
-    listing = chipctl("runs", "--runs-dir", str(tmp_path / "runs"), "list")
+    listing = chipctl(capsys, "runs", "--runs-dir", str(tmp_path / "runs"), "list")
     assert listing.returncode == 0, listing.stderr
     assert "was interrupted" in listing.stdout and "no step completed" in listing.stdout
     assert "sample_pump (sample): 1000 uL" in listing.stdout
@@ -97,11 +104,12 @@ def test_killed_before_the_first_step_finished(tmp_path: Path) -> None:
     assert [e["event"] for e in run.events][:2] == ["run_started", "state"]
 
 
-def test_killed_mid_run_after_some_counts(tmp_path: Path) -> None:
+def test_killed_mid_run_after_some_counts(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     with simulated_bench(tmp_path, speed=300) as (_, bench):
         said: list[str] = []
         kill_when(start_run(tmp_path, bench), said, " vesicles", 5)
-        notice = chipctl("run", str(tmp_path / "panel.yaml"), "--bench", str(bench),
+        notice = chipctl(capsys, "run", str(tmp_path / "panel.yaml"), "--bench", str(bench),
                          "--runs-dir", str(tmp_path / "runs"), "--param", "sample=x",
                          "--keep-frames", "bogus")
     assert notice.returncode == 2 and "--keep-frames" in notice.stderr
@@ -132,17 +140,19 @@ def test_killed_mid_run_after_some_counts(tmp_path: Path) -> None:
         assert meta["exposure_ms"] == pytest.approx(100) and meta["power_pct"] == 50
 
 
-def test_panel_report_on_the_simulated_bench(tmp_path: Path) -> None:
+def test_panel_report_on_the_simulated_bench(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     """The report of a simulated run reads each zone in the channel its protocol's stain names
     (no --info labels), corrects every count and gives intervals above zero; its accuracy over
     many runs and samples is benchmarks.accuracy's to measure."""
+    (tmp_path / "panel.yaml").write_text(PANEL)
     with simulated_bench(tmp_path, speed=1500) as (_, bench):
-        child = start_run(tmp_path, bench, "--info", "source=MSC conditioned medium",
-                          "--info", "dilution=1:10")
-        child.communicate(timeout=120)
-    assert child.returncode == 0
+        ran = chipctl(capsys, "run", str(tmp_path / "panel.yaml"), "--bench", str(bench),
+                      "--runs-dir", str(tmp_path / "runs"), "--param", "sample=MSC-CM",
+                      "--info", "source=MSC conditioned medium", "--info", "dilution=1:10")
+    assert ran.returncode == 0, ran.stderr
     run = only_run(tmp_path)
-    report = chipctl("runs", "--runs-dir", str(tmp_path / "runs"), "report", run.run_id)
+    report = chipctl(capsys, "runs", "--runs-dir", str(tmp_path / "runs"), "report", run.run_id)
     assert report.returncode == 0, report.stderr
     data = json.loads((run.path / "report.json").read_text())
     assert "capture_efficiency" not in (run.path / "bench.yaml").read_text()

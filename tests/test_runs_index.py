@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 from chipctl.runs import RunFilter, RunIndex, write_json_atomic
-from tests.test_runs_store import record_run
+from tests.test_runs_store import record_bare
 
 
 def test_index_filters_and_rebuilds_from_folders(tmp_path: Path) -> None:
-    first, _ = record_run(tmp_path, sample="plasma A")
-    second, _ = record_run(tmp_path, sample="urine B")
+    first = record_bare(tmp_path, sample="plasma A")  # the index reads run.json, not frames
+    second = record_bare(tmp_path, sample="urine B")
     info = json.loads((second.folder / "run.json").read_text())
     info.update(status="aborted", started="2026-01-02T10:00:00+00:00")
     write_json_atomic(second.folder / "run.json", info)
@@ -37,7 +37,7 @@ def test_index_filters_and_rebuilds_from_folders(tmp_path: Path) -> None:
 def test_a_surrogate_or_escape_codes_in_a_name_never_break_the_index(tmp_path: Path) -> None:
     """Issue 17: a protocol named "\\ud800" ran, and every later `runs list` failed with a
     UnicodeEncodeError in SQLite; a name could also put terminal escape codes in the listing."""
-    run, _ = record_run(tmp_path, sample="plasma\x1b[2J")
+    run = record_bare(tmp_path, sample="plasma\x1b[2J")
     info = json.loads((run.folder / "run.json").read_text())
     info["protocol"] = "\ud800 evil\x1b]0;title\x07\nsecond line"
     write_json_atomic(run.folder / "run.json", info)

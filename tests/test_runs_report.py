@@ -20,18 +20,19 @@ from chipctl.analysis.report import write_report
 from chipctl.cli.main import main
 from chipctl.runs import RunFolder
 from tests.runs_synth import FRAME_PX, LABELS, MARKERS, PIXEL_UM
-from tests.test_runs_store import record_run
+from tests.test_runs_store import recorded_as
 
 TRUTH_PER_ML = 4e6  # record_run's sample
 
 
 @pytest.fixture(scope="module")
-def panel(tmp_path_factory: pytest.TempPathFactory) -> RunFolder:
-    recorder, _ = record_run(tmp_path_factory.mktemp("panel"), source="MSC conditioned medium",
-                             preprocessing="300 x g 10 min 4 C, 2,000 x g 20 min, 10,000 x g "
-                             "30 min 4 C", storage="-80 C, 1 freeze-thaw",
-                             protein_ug_per_ml="50", size_median_nm="100")
-    return RunFolder.open(recorder.folder)
+def panel(tmp_path_factory: pytest.TempPathFactory, recorded_panel: Any) -> RunFolder:
+    """The session's synthetic panel run, entered with this sample's provenance."""
+    return recorded_as(recorded_panel[0].folder, tmp_path_factory.mktemp("panel") / "runs",
+                       source="MSC conditioned medium",
+                       preprocessing="300 x g 10 min 4 C, 2,000 x g 20 min, 10,000 x g "
+                       "30 min 4 C", storage="-80 C, 1 freeze-thaw",
+                       protein_ug_per_ml="50", size_median_nm="100")
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,14 @@ import tifffile
 
 from chipctl.devices.interfaces import Frame
 from chipctl.run.events import RunEvents
-from chipctl.runs import KeepPolicy, RunFolder, RunIndex, RunRecorder, read_frame
+from chipctl.runs import (
+    KeepPolicy,
+    RunFolder,
+    RunIndex,
+    RunRecorder,
+    read_frame,
+    write_json_atomic,
+)
 from chipctl.runs.folder import read_counts, read_events
 from chipctl.runs.recovery import is_cut_off
 from chipctl.vision.factory import params_record
@@ -43,8 +51,37 @@ def record_run(tmp_path: Path, keep: str = "all", seed: int = 1, concentration: 
     return recorder, run
 
 
-def test_run_json_says_what_ran_on_what_and_how_it_ended(tmp_path: Path) -> None:
-    recorder, _ = record_run(tmp_path)
+def record_bare(tmp_path: Path, **params: str) -> RunRecorder:
+    """A run recorded from start to finish without a frame (what the index and the event
+    log's own tests need of one: its folder, run.json and events.jsonl)."""
+    protocol, bench = write_inputs(tmp_path / "inputs")
+    recorder = RunRecorder(tmp_path / "runs", protocol, bench, {"operator": "ana", **params})
+    recorder.finish("completed", "all steps done")
+    return recorder
+
+
+def recorded_as(template: Path, root: Path, **params: str) -> RunFolder:
+    """A copy, under `root`, of the recorded run folder `template`, its run parameters entered
+    as `params` instead (`record_run`'s defaults beneath them): run.json's operator, sample and
+    parameters, all that RunRecorder writes of them."""
+    folder = Path(shutil.copytree(template, root / template.name))
+    entered = {"operator": "ana", "sample": "MSC-EV 3", **params}
+    info = json.loads((folder / "run.json").read_text())
+    info.update(operator=entered["operator"], sample=entered["sample"], parameters=entered)
+    write_json_atomic(folder / "run.json", info)
+    return RunFolder.open(folder)
+
+
+@pytest.fixture
+def recorded(recorded_panel: tuple[RunRecorder, SyntheticRun]
+             ) -> tuple[RunRecorder, SyntheticRun]:
+    """The session's synthetic panel run (48 frames, all kept), for tests that only read it."""
+    return recorded_panel
+
+
+def test_run_json_says_what_ran_on_what_and_how_it_ended(
+        recorded: tuple[RunRecorder, SyntheticRun]) -> None:
+    recorder, _ = recorded
     info = json.loads((recorder.folder / "run.json").read_text())
     assert info["status"] == "completed" and info["ended"] >= info["started"]
     assert info["protocol"] == "Synthetic tetraspanin panel"
@@ -58,8 +95,8 @@ def test_run_json_says_what_ran_on_what_and_how_it_ended(tmp_path: Path) -> None
     assert "synthetic bench" in (recorder.folder / "bench.yaml").read_text()
 
 
-def test_counts_and_events_are_complete(tmp_path: Path) -> None:
-    recorder, run = record_run(tmp_path)
+def test_counts_and_events_are_complete(recorded: tuple[RunRecorder, SyntheticRun]) -> None:
+    recorder, run = recorded
     rows = list(csv.DictReader((recorder.folder / "counts.csv").open()))
     assert len(rows) == len(run.rows) == 4 * 4 * 3
     assert [int(r["count"]) for r in rows] == [r["count"] for r in run.rows]
@@ -74,8 +111,9 @@ def test_counts_and_events_are_complete(tmp_path: Path) -> None:
     assert info["syringes"]["sample_pump"]["contents_ul"] == pytest.approx(760)
 
 
-def test_frames_are_ome_tiff_with_their_metadata(tmp_path: Path) -> None:
-    recorder, run = record_run(tmp_path)
+def test_frames_are_ome_tiff_with_their_metadata(
+        recorded: tuple[RunRecorder, SyntheticRun]) -> None:
+    recorder, run = recorded
     files = sorted((recorder.folder / "frames").glob("*.ome.tif"))
     assert len(files) == 48
     with tifffile.TiffFile(files[4]) as tif:
@@ -96,8 +134,10 @@ def test_frames_are_ome_tiff_with_their_metadata(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("keep", "kept"), [("none", 0), ("5", 10), ("all", 48)])
-def test_which_frames_are_kept_is_a_run_option(tmp_path: Path, keep: str, kept: int) -> None:
-    recorder, _ = record_run(tmp_path, keep=keep)
+def test_which_frames_are_kept_is_a_run_option(
+        tmp_path: Path, keep: str, kept: int,
+        recorded: tuple[RunRecorder, SyntheticRun]) -> None:
+    recorder = recorded[0] if keep == "all" else record_run(tmp_path, keep=keep)[0]
     files = list((recorder.folder / "frames").glob("*.ome.tif"))
     assert len(files) == kept
     logged = [e for e in RunFolder.open(recorder.folder).events if e["event"] == "frame"]
@@ -112,21 +152,23 @@ def test_keep_policy_rejects_nonsense() -> None:
             KeepPolicy.parse(bad)
 
 
-def test_torn_last_lines_are_skipped_not_fatal(tmp_path: Path) -> None:
-    recorder, run = record_run(tmp_path)
-    events_file = recorder.folder / "events.jsonl"
+def test_torn_last_lines_are_skipped_not_fatal(
+        tmp_path: Path, recorded: tuple[RunRecorder, SyntheticRun]) -> None:
+    folder = Path(shutil.copytree(recorded[0].folder, tmp_path / "run"))  # torn below
+    run = recorded[1]
+    events_file = folder / "events.jsonl"
     whole = read_events(events_file)
     with events_file.open("a") as handle:
         handle.write('{"event": "count", "zone": "CD')
     assert read_events(events_file) == whole
-    counts_file = recorder.folder / "counts.csv"
+    counts_file = folder / "counts.csv"
     with counts_file.open("a") as handle:
         handle.write("12.0,3,CD9,0,AF4")
     assert len(read_counts(counts_file)) == len(run.rows)
 
 
 def test_late_events_after_finish_are_still_logged(tmp_path: Path) -> None:
-    recorder, _ = record_run(tmp_path)
+    recorder = record_bare(tmp_path)
     recorder.append({"event": "state", "state": "completed"})
     assert read_events(recorder.folder / "events.jsonl")[-1]["event"] == "state"
 

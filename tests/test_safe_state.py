@@ -10,18 +10,21 @@ the simulated clock), as an outside observer of the bench would.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fakes import GUI_BENCH, FakeLight, FakeStage, SpotsCamera, make_runner
 from simbench import lights_on, pumps_running, sim_engine, simulated_bench
 
@@ -236,3 +239,70 @@ def test_the_emergency_stop_halts_a_moving_stage(tmp_path: Path) -> None:
         assert x0 <= halted_at[0] < x0 + 10_000.0  # ... and it stopped short of the target
         time.sleep(0.3)
         assert stage.position() == halted_at
+
+
+class _WireWatch(logging.Handler):
+    """Bytes the simulated bench received on one device's wire (its endpoint's debug log)."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.prefix, self.received, self.changed = f"{endpoint}: -> ", [], threading.Event()
+
+    def emit(self, entry: logging.LogRecord) -> None:
+        text = entry.getMessage()
+        if text.startswith(self.prefix):
+            self.received.append(text[len(self.prefix):])
+            self.changed.set()
+
+    def wait_for(self, text: str, wall_s: float = 60.0) -> int:
+        """The index of the first received chunk containing `text` (waits for it)."""
+        _wait_for(lambda: any(text in r for r in self.received), wall_s)
+        return next(i for i, r in enumerate(self.received) if text in r)
+
+
+@contextlib.contextmanager
+def _watching(endpoint: str) -> Iterator[_WireWatch]:
+    watch, wire = _WireWatch(endpoint), logging.getLogger("hardware_sim.wire")
+    level = wire.level
+    wire.addHandler(watch)
+    wire.setLevel(logging.DEBUG)
+    try:
+        yield watch
+    finally:
+        wire.removeHandler(watch)
+        wire.setLevel(level)
+
+
+@POSIX
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_while_connecting_is_recorded_and_leaves_the_bench_safe(
+        tmp_path: Path, sig: str) -> None:
+    """A signal during engine.connect() (the LED hears but never answers: connect waits on
+    it) used to kill the process (SIGTERM's default) before anything was recorded. Now: the
+    run recorded as aborted, every device sent its off, exit 1, no traceback."""
+    with simulated_bench(tmp_path, SPEED) as (bench, bench_file), _watching("led") as led:
+        document = yaml.safe_load(bench_file.read_text())
+        document["devices"]["led"]["timeout"] = "5 s"  # connect waits 5 s per try on it
+        bench_file.write_text(yaml.safe_dump(document, sort_keys=False))
+        bench.endpoint_of("led").faults.arm("lockup", 1)
+        child = _start_run(tmp_path, bench_file)
+        try:
+            asked = led.wait_for("XMODEL")  # the child is connecting the LED, and waits
+            child.send_signal(getattr(signal, sig))
+            out, err = child.communicate(timeout=60)
+        finally:
+            child.kill()
+        devices = _sim(bench)["devices"]
+        assert any("CSF" in r for r in led.received[asked + 1:])  # its off went out after
+    assert child.returncode == 1, err
+    assert b"Traceback" not in err
+    cause = "the operator (Ctrl-C)" if sig == "SIGINT" else sig
+    reason = f"interrupted by {cause} while connecting to the bench"
+    assert reason.encode() in out
+    info, events = _run_events(tmp_path)
+    assert info["status"] == "aborted" and info["reason"] == reason
+    assert [e["event"] for e in events if e["event"] in ("interrupted", "safe_stop")] == [
+        "interrupted", "safe_stop"]
+    (stop,) = [e for e in events if e["event"] == "safe_stop"]
+    assert "buffer_pump" in stop["confirmed"] and "led" not in stop["confirmed"]
+    assert pumps_running(devices) == [] and lights_on(devices) == []

@@ -152,6 +152,29 @@ def test_all_off_on_a_silent_unit_sends_every_try_and_reports_unconfirmed() -> N
         # and (leaving the block) three CSF went out, nothing was read first
 
 
+def test_all_off_reads_past_stale_input_to_its_confirmation() -> None:
+    """The soak's "never confirmed": the late replies of a request that gave up (the light
+    still on in them, and the leftover newline of one cut short) were waiting when the off
+    went out; each try read one stale line as its answer and all three failed. A state line
+    with a channel on cannot answer CSF, so it is skipped, as is the noise: one try."""
+    lit = b"CSSASN050BXF000CXF000\r\n"
+    with expected_protocol([(b"CSF\r", OFF3)], initial=b"\n" + lit * 3,
+                           timeout=0.2) as transport:
+        assert CoolLed(transport).all_off(attempts=3) is True
+
+
+def test_all_off_accepts_the_confirmation_of_an_earlier_try() -> None:
+    """The first CSF's answer missed its try's wait and arrives during the next try, with
+    that try's own: the late one is taken as the confirmation (nothing on: it is one), and
+    the next request reads its own reply, not the leftover."""
+    armed = b"CSSASF050BXF000CXF000\r\n"
+    with expected_protocol([(b"CSF\r", None), (b"CSF\r", OFF3 + OFF3),
+                            *twice(b"CSS?\r", armed)], timeout=0.2) as transport:
+        led = CoolLed(transport, timeout=0.05)
+        assert led.all_off(attempts=3) is True
+        assert led.state()["A"] == ChannelState(True, False, 50)
+
+
 def test_adapter_bytes_light_and_dark() -> None:
     with expected_protocol(
         [
@@ -223,6 +246,27 @@ def test_led_lockup_dark_still_switches_the_light_off() -> None:
                 led.dark()
             assert emulator.emission() == []  # off, though it could not say so
             assert led.off() is False  # the safe state's off: unconfirmed, no exception
+        finally:
+            led.close()
+
+
+def test_dark_after_the_late_replies_of_a_retried_light() -> None:
+    """Against the emulator: a light request whose replies came too late (sent three times,
+    never read) leaves three lit state lines in the input ahead of the off's answer; dark()
+    still confirms, the unit is dark, and the next request reads its own reply."""
+    world = World(clock=ManualClock())  # type: ignore[arg-type]
+    emulator = CoolLedEmulator(world, "led")
+    with serving(emulator, world.lock, "tcp") as endpoint:
+        settings = device_settings("coolled", channels={"AF488": "A"})
+        transport = SerialTransport(endpoint.url)
+        led = make_coolled("led", settings, transport)
+        led.connect()
+        try:
+            for _ in range(3):  # what set_state's retries sent; their replies were given up
+                transport.write(b"CSSASN050BXF000CXF000\r")
+            led.dark()
+            assert emulator.emission() == [] and emulator.armed() == []
+            assert led.state() == {"AF488": (False, 50.0)}
         finally:
             led.close()
 

@@ -98,12 +98,14 @@ def bench_calibration(bench: Bench) -> BenchCalibration:
     return BenchCalibration(load_calibration(path), str(path))
 
 
-def tolerances(bench: Bench) -> Tolerances:
+def tolerances(bench: Bench, size_rsd: float = Tolerances.size_rsd) -> Tolerances:
     """What the capture model's inputs may be off by: the chip's from the bench file (the
-    maker's tolerance), the rest as chipctl.analysis.calibration.Tolerances says."""
+    maker's tolerance), the vesicle size's as entered (provenance.size_rsd), the rest as
+    chipctl.analysis.calibration.Tolerances says."""
     tol = bench.chip.tolerance
     return Tolerances(height_um=tol.channel_height_um, width_um=tol.channel_width_um,
-                      zone_length_um=tol.zone_size_um, zone_width_um=tol.zone_size_um)
+                      zone_length_um=tol.zone_size_um, zone_width_um=tol.zone_size_um,
+                      size_rsd=size_rsd)
 
 
 def zone_capture(model: transport.CaptureModel, flows: list[SampleFlow], zone: str,

@@ -32,6 +32,7 @@ from chipctl.analysis.capture import field_shares, tolerances, zone_capture, zon
 from chipctl.analysis.detection import DetectionEstimate
 from chipctl.analysis.evidence import RunEvidence
 from chipctl.analysis.labels import zone_channels, zone_marker
+from chipctl.analysis.provenance import size_rsd
 from chipctl.analysis.transport import TransportRegime
 from chipctl.analysis.uncertainty import ConcentrationEstimate, Factor, FieldCounts, concentration
 from chipctl.analysis.zone_detection import ChannelDetection, ZoneFields, factor_of, zone_fields
@@ -153,7 +154,7 @@ def _zone(ev: RunEvidence, zone: str, channel: str, controls: list[str],
     fc = FieldCounts.of([zf.counts[k] for k in keep], [shares[k] for k in keep],
                         [zf.areas_mm2[k] for k in keep], factor_of(detection))
     capture = _with_labelling(zone_capture(model, flows, zone, ev.calibration,
-                                           tolerances(ev.bench)), ev, zone)
+                                           tolerances(ev.bench, size_rsd(ev.params))), ev, zone)
     volume_ul = sum(f.volume_ul for f in flows)
     volume = Factor("volume", volume_ul * 1e-3, VOLUME_RSD, "sample pump: delivered volume")
     control = _control(ev, controls, channel, det)

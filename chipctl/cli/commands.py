@@ -20,6 +20,7 @@ from chipctl.protocol.library import ProtocolNotFound, find_protocol
 from chipctl.protocol.model import ParameterError, Protocol
 from chipctl.protocol.script import load_any
 from chipctl.protocol.validate import DryRun, check_protocol
+from chipctl.run.memory import frames_back_to_the_system
 from chipctl.runs.folder import recorded_counting
 from chipctl.runs.frames import KeepPolicy
 from chipctl.simlaunch import sample_args, simulated_bench_file
@@ -190,6 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--keep-frames: {exc}") from exc
     info = _parameters(args.info)
+    frames_back_to_the_system()  # a long run's RSS comes back down between its image steps
     with bench_from_args(args, speed=args.speed) as bench:
         validated(protocol, bench)
         runs_dir = Path(args.runs_dir) if args.runs_dir else None

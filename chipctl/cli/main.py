@@ -17,6 +17,7 @@ from chipctl.cli import commands
 from chipctl.cli.errors import EXIT_INVALID, EXIT_OK, EXIT_RUN_FAILED, UsageError
 from chipctl.cli.recount import add_recount_parser
 from chipctl.cli.text import discard_stdout
+from chipctl.run.signals import StopSignal
 from chipctl.vision.count_cli import add_count_arguments
 
 
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--info", action="append", default=[], metavar="NAME=VALUE",
                      help="run information for the record and report, not used by the protocol"
                           " (operator; MISEV2018 items: source, preprocessing, separation,"
-                          " storage, protein, dilution; size_median_nm, size_gsd)")
+                          " storage, protein, dilution; size_median_nm, size_gsd,"
+                          " size_median_rsd; labelling_efficiency, labelling_rsd)")
     run.add_argument("--keep-frames", default="all", metavar="all|none|N",
                      help="raw frames to keep as OME-TIFF: all, none, or every Nth")
 
@@ -195,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except KeyboardInterrupt:
         print("chipctl: interrupted", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except StopSignal as stop:
+        print(f"chipctl: interrupted by {stop}", file=sys.stderr)
         return EXIT_RUN_FAILED
     except BrokenPipeError:  # the reader went away (`chipctl count --json ... | head`)
         discard_stdout()

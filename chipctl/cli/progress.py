@@ -25,7 +25,7 @@ from chipctl.protocol.model import Protocol
 from chipctl.protocol.validate import check_protocol
 from chipctl.run.clock import RunClock
 from chipctl.run.events import RunEvents
-from chipctl.run.signals import stopping_on_signals
+from chipctl.run.signals import StopSignal, stopping_on_signals
 from chipctl.runs.folder import RunFolder
 from chipctl.runs.recorder import RunRecorder
 
@@ -199,42 +199,90 @@ def recorded_outcome(recorder: RunRecorder, wait_s: float = RECORD_WAIT_S) -> Ou
 RUN_END_WAIT_S = 30.0  # after a stop, wall seconds the run may take to end and be recorded
 
 
+class RunStops:
+    """The stop signals of one `chipctl run`. While the bench connects a signal ends the
+    connect (StopSignal, as Ctrl-C raises KeyboardInterrupt): the run is then recorded as
+    stopped before it started. Once the run exists a signal interrupts it (at once, safely);
+    one that came in between interrupts it as soon as it exists (`deliver`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.names: list[str] = []
+        self.connecting = True
+        self._delivered = False
+
+    def signal(self, name: str) -> None:
+        """The handler of SIGTERM and SIGHUP."""
+        self.names.append(name)
+        if self.connecting:
+            raise StopSignal(name)
+        self.deliver()
+
+    def deliver(self) -> None:
+        """Interrupt the run for the first signal, once there is a run."""
+        if self.names and not self._delivered and self.engine.runner is not None:
+            self._delivered = True
+            self.engine.interrupt(f"interrupted by {self.names[0]}")
+
+
 def run_protocol(protocol: Protocol, bench: Bench, runs_dir: Path | None,
                  parameters: dict[str, str], confirm_prompts: bool = False,
                  keep_frames: str = "all", info: dict[str, str] | None = None,
                  progress_every_s: float = 5.0) -> Outcome:
     """Run a protocol to the end on the terminal (Ctrl-C, SIGTERM, SIGHUP: stopped at once,
-    safely, recorded as interrupted); the outcome is the record's."""
+    safely, recorded as aborted, even while the bench is connecting); the outcome is the
+    record's."""
     engine = Engine(bench, runs_dir=runs_dir, keep_frames=keep_frames, info=info)
-    try:
-        engine.connect()
-    except BenchUnavailable as exc:
-        raise UsageError(str(exc)) from exc
-    events = RunEvents()
     _, plan = check_protocol(protocol, bench)
-    # psygnal holds bound-method listeners weakly: keep the progress printer alive for the run.
-    progress = TerminalProgress(events, engine.clock, plan.duration_s,
-                                durations=[step["duration_s"] for step in plan.steps])
-    _answer_prompts(events, lambda: engine.runner.confirm() if engine.runner else None,
-                    confirm_prompts, progress.say)
-    interrupted: list[str] = []
+    stops = RunStops(engine)
+    with stopping_on_signals(stops.signal):
+        try:
+            engine.connect()
+            stops.connecting = False
+        except BenchUnavailable as exc:
+            raise UsageError(str(exc)) from exc
+        except (KeyboardInterrupt, StopSignal) as stop:
+            stops.connecting = False
+            return _stopped_connecting(engine, protocol, parameters, stop)
+        return _run_connected(engine, protocol, parameters, plan.duration_s,
+                              [step["duration_s"] for step in plan.steps], stops,
+                              confirm_prompts, progress_every_s)
 
-    def on_signal(name: str) -> None:  # SIGTERM, SIGHUP: stop now, as Ctrl-C does
-        interrupted.append(name)
-        engine.interrupt(f"interrupted by {name}")
 
+def _run_connected(engine: Engine, protocol: Protocol, parameters: dict[str, str],
+                   total_s: float, durations: list[float], stops: RunStops,
+                   confirm_prompts: bool, progress_every_s: float) -> Outcome:
+    """The run on a connected engine, to its end; the engine closed after it."""
+    events = RunEvents()
+    progress: TerminalProgress | None = None
     try:
-        with stopping_on_signals(on_signal):
-            runner = engine.start_run(protocol, parameters, events)
-            progress.start_ticker(progress_every_s)
-            try:
-                while not runner.wait(0.2).finished and not interrupted:
-                    pass
-            except KeyboardInterrupt:
-                engine.interrupt("interrupted by the operator (Ctrl-C)")
-            runner.wait(RUN_END_WAIT_S)
+        # psygnal holds bound-method listeners weakly: keep the progress printer alive.
+        progress = TerminalProgress(events, engine.clock, total_s, durations=durations)
+        _answer_prompts(events, lambda: engine.runner.confirm() if engine.runner else None,
+                        confirm_prompts, progress.say)
+        runner = engine.start_run(protocol, parameters, events)
+        stops.deliver()
+        progress.start_ticker(progress_every_s)
+        try:
+            while not runner.wait(0.2).finished and not stops.names:
+                pass
+        except KeyboardInterrupt:
+            engine.interrupt(CTRL_C)
+        runner.wait(RUN_END_WAIT_S)
         assert engine.recorder is not None
         return recorded_outcome(engine.recorder)
     finally:
-        progress.stop()
+        if progress is not None:
+            progress.stop()
         engine.close()
+
+
+CTRL_C = "interrupted by the operator (Ctrl-C)"
+
+
+def _stopped_connecting(engine: Engine, protocol: Protocol, parameters: dict[str, str],
+                        stop: BaseException) -> Outcome:
+    """The run stopped by `stop` (Ctrl-C or a signal) while the bench connected, recorded."""
+    cause = CTRL_C if isinstance(stop, KeyboardInterrupt) else f"interrupted by {stop}"
+    reason = f"{cause} while connecting to the bench"
+    return Outcome.recorded(engine.stop_unstarted(protocol, parameters, reason).folder)

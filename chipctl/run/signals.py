@@ -20,6 +20,12 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
                      if hasattr(signal, name))
 
 
+class StopSignal(BaseException):
+    """A stop signal (its name) raised in the main thread by a handler that has nothing to
+    stop yet (a bench still connecting), as Ctrl-C raises KeyboardInterrupt: a BaseException,
+    so no `except Exception` on the way swallows it."""
+
+
 @contextmanager
 def stopping_on_signals(stop: Callable[[str], object]) -> Iterator[None]:
     """While inside, SIGTERM and SIGHUP call `stop(name)` (e.g. "SIGTERM")."""
