@@ -12,10 +12,12 @@ drawing. The 95 % interval is then judged against what it claims to cover.
 
 Printed per marker: median relative bias of the concentration and the 95 % interval's coverage,
 each beside the raw (uncorrected: detected counts, no detection or isotype correction) figure;
-co-expression error (corrected and raw matched fraction); the kinetic rate constant and the
-initial rate of the kinetics protocol against the same fit of the simulator's per-frame true
-counts (where the frames carried them; the rate constant only where both fits saturate, else
-the regimes the true counts fit as). Targets (issue 14): |bias| <= 10 %, coverage 90-98 %,
+co-expression error (corrected and raw matched fraction). Kinetics: the stopped-flow protocol
+(protocols/stopped_flow_kinetics.yaml) on every sample and `--kinetics-seeds` seeds, at
+`--kinetics-speed` (a frame per minute of protocol time must fit in the wall time); its rate
+constant, plateau and initial rate against the same fit of the simulator's per-frame true counts,
+for the detected spots (raw) and the crowding-corrected estimates, with the fits that leave the
+rate constant undetermined. Targets (issue 14): |bias| <= 10 %, coverage 90-98 %,
 co-expression within 0.05, rate constant within 20 %.
 
 Each run has a seed of its own (10 x the sample's place + 1..N), so each is made on a chip of its
@@ -24,6 +26,7 @@ one thin chip would push every sample's first run the same way.
 
     python -m benchmarks.accuracy                      # 5 samples x 4 seeds = 20 panel runs
     python -m benchmarks.accuracy --seeds 2 --samples samples/a.yaml samples/b.yaml
+    python -m benchmarks.accuracy --seeds 0            # the kinetics runs only
 """
 
 from __future__ import annotations
@@ -137,7 +140,10 @@ def _run_and_report(protocol: str, sample: Path, seed: int, speed: float, runs_d
                   "--speed", str(speed), "--runs-dir", str(runs_dir), "--yes",
                   "--param", f"sample={truth['name']}", *info_args(measured(truth, seed)))
     if run.returncode != 0:
-        return f"run failed ({run.returncode}): {(run.stderr or run.stdout).strip()[-300:]}"
+        said = [line for line in (run.stdout + run.stderr).splitlines()
+                if line.startswith(("run failed", "run aborted"))]
+        return f"run failed ({run.returncode}): " + (said[-1][:300] if said else
+                                                     (run.stderr or run.stdout).strip()[-300:])
     report = chipctl("runs", "--runs-dir", str(runs_dir), "report", "last")
     if report.returncode != 0:
         return f"report failed: {report.stderr.strip()[-300:]}"
@@ -161,43 +167,64 @@ def collect(data: dict[str, Any], truth: dict[str, Any], table: dict[str, dict[s
             row["coex_raw"].append(abs(c["raw_fraction"] - expect))
 
 
-def kinetic_errors(data: dict[str, Any]) -> dict[str, list[float]]:
-    """Each kinetics fit of the counts against the same fit of the simulator's true counts of
-    the same frames (counts.csv's true_count, where the frames carried their truth): relative
-    errors of the rate constant (where both fits saturate) and of the initial rate (always),
-    and the regimes of the true-count fits."""
+KINETIC_KEYS = ("k", "k_raw", "plateau", "plateau_raw", "rate", "rate_raw")
+
+
+def _field_rows(rows: list[dict[str, str]], k: dict[str, Any]) -> list[dict[str, str]]:
+    return [r for r in rows if r.get("true_count") and (int(r["step"]), r["zone"], r["channel"],
+            int(r["field"])) == (k["step"], k["zone"], k["channel"], k["field"])]
+
+
+def kinetic_errors(data: dict[str, Any], sample: str) -> dict[str, list[Any]]:
+    """Each kinetics fit of a run against the same fit of the simulator's true counts of the
+    same frames (counts.csv's true_count): relative errors of the rate constant and the plateau
+    (where both fits saturate) and of the initial rate, for the report's fit of the detected
+    spots (raw) and for the same fit of the crowding-corrected estimates (corrected); and each
+    fit's regime, with the sample, where the true counts saturate but the report's do not."""
     rows = list(csv.DictReader((Path(data["folder"]) / "counts.csv").open()))
-    out: dict[str, list[Any]] = {"k": [], "rate": [], "regimes": []}
+    out: dict[str, list[Any]] = {key: [] for key in (*KINETIC_KEYS, "regimes", "undetermined")}
     for k in data["kinetics"]:
-        true = [int(r["true_count"]) for r in rows if r.get("true_count")
-                and (int(r["step"]), r["zone"], r["channel"], int(r["field"]))
-                == (k["step"], k["zone"], k["channel"], k["field"])]
-        if len(true) != len(k["t_s"]) or len(set(k["t_s"])) < 3:
+        field = _field_rows(rows, k)
+        if len(field) != len(k["t_s"]) or len(set(k["t_s"])) < 3:
             continue
-        fit = fit_kinetics(k["t_s"], true, k["t0_s"])
-        out["regimes"].append(fit.regime)
-        if fit.rate_per_min > 0:
-            out["rate"].append(k["rate_per_min"] / fit.rate_per_min - 1)
-        if k["regime"] == fit.regime == "saturating" and fit.k_per_min > 0:
-            out["k"].append(k["k_per_min"] / fit.k_per_min - 1)
+        true = fit_kinetics(k["t_s"], [int(r["true_count"]) for r in field], k["t0_s"])
+        fits = {"_raw": fit_kinetics(k["t_s"], k["counts"], k["t0_s"])}
+        if all(r.get("estimated_count") for r in field):
+            fits[""] = fit_kinetics(k["t_s"], [float(r["estimated_count"]) for r in field],
+                                    k["t0_s"])
+        out["regimes"].append(true.regime)
+        for suffix, fit in fits.items():
+            if true.rate_per_min > 0:
+                out["rate" + suffix].append(fit.rate_per_min / true.rate_per_min - 1)
+            if true.regime == "saturating" and fit.regime == "saturating":
+                out["k" + suffix].append(fit.k_per_min / true.k_per_min - 1)
+                out["plateau" + suffix].append(fit.plateau / true.plateau - 1)
+            elif true.regime == "saturating" and suffix == "_raw":
+                out["undetermined"].append(f"{sample}: {fit.regime}")
     return out
 
 
+def _spread(values: list[float]) -> str:
+    """Median, interquartile range and extremes, in percent."""
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return (f"median {100 * q[1]:+.1f} % (IQR {100 * q[0]:+.1f} to {100 * q[2]:+.1f} %, "
+            f"range {100 * min(values):+.1f} to {100 * max(values):+.1f} %)")
+
+
 def print_kinetics(errors: dict[str, list[Any]]) -> None:
-    """The rate constant's error where saturating, else why not, and the initial rate's."""
-    if errors["k"]:
-        print(f"rate constant: median error {100 * statistics.median(errors['k']):+.1f} % over "
-              f"{len(errors['k'])} fits (against the fit of the simulator's true counts)")
-    elif errors["regimes"]:
-        regimes = ", ".join(f"{errors['regimes'].count(r)} {r}"
-                            for r in sorted(set(errors["regimes"])))
-        print(f"rate constant: not measurable, the true counts themselves fit as {regimes} "
-              "(the protocol's capture does not approach saturation)")
-    else:
-        print("rate constant: no kinetics with true counts to compare")
-    if errors["rate"]:
-        print(f"initial rate: median error {100 * statistics.median(errors['rate']):+.1f} % "
-              f"over {len(errors['rate'])} fits (detected spots against true counts)")
+    """Rate constant, plateau and initial rate errors, corrected beside raw, and the fits whose
+    regime leaves the rate constant undetermined."""
+    regimes = errors["regimes"]
+    print(f"\nkinetics: {len(regimes)} fits; the simulator's true counts fit as "
+          + ", ".join(f"{regimes.count(r)} {r}" for r in sorted(set(regimes))))
+    names = {"k": "rate constant", "plateau": "plateau", "rate": "initial rate"}
+    for key, name in names.items():
+        for suffix, what in (("", "corrected"), ("_raw", "raw")):
+            values = errors[key + suffix]
+            print(f"{name:13s} {what:9s}: " + (f"{_spread(values)} over {len(values)} fits"
+                                               if values else "no fit to compare"))
+    for note in errors["undetermined"]:
+        print(f"  rate constant not determined from the detected spots ({note})")
 
 
 def print_table(table: dict[str, dict[str, list]], runs: int) -> None:
@@ -220,8 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--speed", type=float, default=300.0)
     parser.add_argument("--protocol", default="tetraspanin_panel")
-    parser.add_argument("--kinetics", default="capture_kinetics",
+    parser.add_argument("--kinetics", default="stopped_flow_kinetics",
                         help="the kinetics protocol ('none': panel runs only)")
+    parser.add_argument("--kinetics-seeds", type=int, default=2)
+    parser.add_argument("--kinetics-speed", type=float, default=30.0,
+                        help="the kinetics runs' speed: a frame every 1 min of protocol time "
+                        "needs the frame's wall time x speed below 60 s")
     args = parser.parse_args(argv)
     if "--sample" not in chipctl("run", "--help").stdout:
         print("this chipctl's simulated bench takes no sample file (`chipctl run P --sim "
@@ -231,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no sample files (samples/*.yaml)")
         return 2
     table: dict[str, dict[str, list]] = {}
-    k_errors: dict[str, list[Any]] = {"k": [], "rate": [], "regimes": []}
+    k_errors: dict[str, list[Any]] = {key: [] for key in (*KINETIC_KEYS, "regimes",
+                                                           "undetermined")}
     done = 0
     with tempfile.TemporaryDirectory() as tmp:
         for number, sample in enumerate(args.samples):
@@ -250,11 +282,19 @@ def main(argv: list[str] | None = None) -> int:
                     for r in got["results"]), flush=True)
             if args.kinetics == "none":
                 continue
-            kin = one_run(args.kinetics, sample, 1, run_speed(truth, args.speed),
-                          Path(tmp) / "kin", truth)
-            if not isinstance(kin, str):
-                for key, values in kinetic_errors(kin).items():
+            for seed in (10 * number + s for s in range(1, args.kinetics_seeds + 1)):
+                kin = one_run(args.kinetics, sample, seed, args.kinetics_speed,
+                              Path(tmp) / "kin", truth)
+                if isinstance(kin, str):
+                    print(f"{sample.name} kinetics seed {seed}: {kin}")
+                    continue
+                for key, values in kinetic_errors(kin, sample.name).items():
                     k_errors[key] += values
+                print(f"{sample.name} kinetics seed {seed}: " + "; ".join(
+                    f"k {k['k_per_min']:.3g} /min [{k['k_ci95'][0]:.3g}, {k['k_ci95'][1]:.3g}]"
+                    f" plateau {k['plateau']:.4g} ({k['regime']}, {len(k['t_s'])} frames over "
+                    f"{(k['t_s'][-1] - k['t0_s']) / 60:.0f} min)" for k in kin["kinetics"]),
+                    flush=True)
     print_table(table, done)
     print_kinetics(k_errors)
     return 0

@@ -10,6 +10,9 @@ as 1 - coverage, so capture saturates at the site density). Arrivals are Poisson
 and cell of the fixed time grid (hardware_sim.timegrid); positions are uniform within a strip
 (the profile along the flow comes from the solution, densest at the upstream edge).
 
+While every pump stands still, the fluid that flowed last keeps feeding the zones by
+diffusion, and a stain in it keeps labelling (hardware_sim.stagnant).
+
 Labelling of the captured vesicles: hardware_sim.labelling.
 
 Coordinates: x along the flow, y across, um, the same frame as the stage's XY.
@@ -35,8 +38,10 @@ from hardware_sim.population import (
     draw_diameters,
     draw_markers,
     draw_sites,
+    scatter_debris,
     size_classes,
 )
+from hardware_sim.stagnant import StandingFluid, through_cell
 from hardware_sim.timegrid import CELL_S, bleach_rng, cell_rng, steady_spans
 
 RESOLVE_COVERAGE = 0.02  # solve the transport again once a strip's free sites moved this much
@@ -70,16 +75,6 @@ class Zone:
     def area_um2(self) -> float:
         """Zone area, um^2."""
         return self.width_um * self.height_um
-
-
-@dataclass(frozen=True)
-class Debris:
-    """Bright, large, non-bleaching particles (dust, aggregates): never counted."""
-
-    x: np.ndarray
-    y: np.ndarray
-    size_um: np.ndarray
-    brightness: np.ndarray  # relative to a 100-dye vesicle
 
 
 class Chip:
@@ -121,10 +116,11 @@ class Chip:
         self._bleach_rng = bleach_rng(seed)
         self.labelling = Labelling(self.rng, label_rate_per_s, label_map)
         self.vesicles = Particles()
-        self.debris = self._scatter_debris(debris_per_mm2)
+        self.debris = scatter_debris(self.rng, self.extent(), debris_per_mm2)
         self.next_cell: int | None = None  # the first cell of the time grid not integrated
         self.occupied = np.zeros((len(self.zones), strips))  # captured vesicles per strip
         self._kernel: dict[str, tuple[float, np.ndarray, np.ndarray]] = {}
+        self.standing: StandingFluid | None = None  # what stands in the channel, once stopped
 
     # -- geometry ---------------------------------------------------------------------------
     def zone_at(self, x_um: float, y_um: float) -> Zone | None:
@@ -145,16 +141,6 @@ class Chip:
             boxes[:, 1].min() - margin_um,
             boxes[:, 2].max() + margin_um,
             boxes[:, 3].max() + margin_um,
-        )
-
-    def _scatter_debris(self, per_mm2: float) -> Debris:
-        x0, y0, x1, y1 = self.extent()
-        count = self.rng.poisson(per_mm2 * (x1 - x0) * (y1 - y0) / 1e6)
-        return Debris(
-            x=self.rng.uniform(x0, x1, count),
-            y=self.rng.uniform(y0, y1, count),
-            size_um=self.rng.uniform(0.8, 2.5, count),
-            brightness=self.rng.lognormal(math.log(20.0), 0.6, count),
         )
 
     # -- capture ----------------------------------------------------------------------------
@@ -219,21 +205,20 @@ class Chip:
             last = passed if max_cells is None else min(passed, self.next_cell + max_cells)
             for cell in range(self.next_cell, last):
                 spans = steady_spans(world, cell * CELL_S, (cell + 1) * CELL_S)
-                if spans:
+                if any(flows for _, flows in spans) or self.standing is not None:
                     self._integrate(cell, spans)
                 self.next_cell = cell + 1
             self.next_cell = max(self.next_cell, last)
             return self.next_cell >= passed
 
     def _integrate(self, cell: int, spans: list[tuple[float, list[tuple[Any, float]]]]) -> None:
-        """Capture, then stain, over one cell's spans of steady flow, with the cell's draws."""
+        """Capture, then stain, over one cell's spans (flowing or standing), with its draws."""
         main = self.rng
         self.rng = self.labelling.rng = cell_rng(self.seed, cell)
         try:
-            self._capture(spans, cell * CELL_S)
-            stained = False
-            for seconds, flows in spans:
-                stained |= self.labelling.stain([reagent for reagent, _ in flows], seconds)
+            self._capture([s for s in spans if s[1]], cell * CELL_S)
+            stained, still = through_cell(self, spans)
+            self._draw(still, cell * CELL_S)
             if stained:
                 self.labelling.label_due(self.vesicles)
         finally:
@@ -256,6 +241,11 @@ class Chip:
                 if reagent.name in expected:
                     mean = mean + expected[reagent.name][1]
                 expected[reagent.name] = (reagent, mean)
+        self._draw(expected, t0)
+
+    def _draw(self, expected: dict[str, tuple[Any, np.ndarray]], t0: float) -> None:
+        """Poisson arrivals of the expected captures per column and strip, within the sites."""
+        columns = self._columns(None)
         for reagent, mean in expected.values():
             counts = self._within_sites(self.rng.poisson(mean), columns)
             if counts.any():

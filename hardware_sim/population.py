@@ -132,3 +132,26 @@ class Particles:
     def view(self, key: str) -> np.ndarray:
         """The live rows of one column."""
         return getattr(self, key)[: self.n]
+
+
+@dataclass(frozen=True)
+class Debris:
+    """Bright, large, non-bleaching particles (dust, aggregates): never counted."""
+
+    x: np.ndarray
+    y: np.ndarray
+    size_um: np.ndarray
+    brightness: np.ndarray  # relative to a 100-dye vesicle
+
+
+def scatter_debris(rng: np.random.Generator, extent: tuple[float, float, float, float],
+                   per_mm2: float) -> Debris:
+    """Debris strewn uniformly over `extent` (x0, y0, x1, y1 um) at `per_mm2`."""
+    x0, y0, x1, y1 = extent
+    count = rng.poisson(per_mm2 * (x1 - x0) * (y1 - y0) / 1e6)
+    return Debris(
+        x=rng.uniform(x0, x1, count),
+        y=rng.uniform(y0, y1, count),
+        size_um=rng.uniform(0.8, 2.5, count),
+        brightness=rng.lognormal(math.log(20.0), 0.6, count),
+    )

@@ -31,8 +31,8 @@ def bleach_rng(seed: int) -> np.random.Generator:
 
 def steady_spans(world: Any, start: float, end: float) -> list[tuple[float, list[Any]]]:
     """(seconds, [(reagent, uL/min), ...]) of every span of steady inflow within [start, end),
-    from the pumps' records (a pump without one, e.g. a test's fixed schedule, is read at the
-    span's middle)."""
+    in time order, from the pumps' records (a pump without one, e.g. a test's fixed schedule,
+    is read at the span's middle); a span where nothing flows has no flows (the fluid stands)."""
     cuts = {start, end}
     for pump in world.pumps.values():
         changes = getattr(pump, "flow_changes", None)
@@ -41,7 +41,5 @@ def steady_spans(world: Any, start: float, end: float) -> list[tuple[float, list
     times = sorted(cuts)
     spans = []
     for a, b in zip(times, times[1:], strict=False):
-        flows = world.inflows((a + b) / 2)
-        if flows:
-            spans.append((b - a, flows))
+        spans.append((b - a, world.inflows((a + b) / 2)))
     return spans

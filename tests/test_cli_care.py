@@ -145,7 +145,7 @@ def test_an_unknown_name_lists_the_library(tmp_path: Path, monkeypatch: pytest.M
     assert "Traceback" not in err
     assert (f"no protocol 'quikstart': not a file here, nor in the protocol library "
             f"({library_in_process()}); the library has: capture_kinetics, clean_and_store, "
-            "quickstart, rate_sweep, tetraspanin_panel") in err
+            "quickstart, rate_sweep, stopped_flow_kinetics, tetraspanin_panel") in err
 
 
 def test_a_file_in_the_working_folder_comes_before_the_library(

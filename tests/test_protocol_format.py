@@ -21,7 +21,7 @@ from chipctl.protocol.model import (
     Repeat,
     Wait,
 )
-from chipctl.protocol.script import load_any, load_script
+from chipctl.protocol.script import ProtocolBuilder, load_any, load_script
 from chipctl.protocol.validate import check_protocol
 
 DATA = Path(__file__).parent / "data"
@@ -334,3 +334,45 @@ def test_a_script_stain_carries_its_labels(tmp_path: Path) -> None:
                       "protocol = p.build()\n")
     (stain,) = load_any(script).steps
     assert stain.label_channels == {"CD63": "AF555"}
+
+
+def test_monitor_while_the_fluid_stands_flows_nothing() -> None:
+    text = textwrap.dedent("""
+        steps:
+          - monitor:
+              zone: CD63
+              channel: AF555
+              incubate: 20 min
+              interval: 1 min
+              until_plateau: {points: 5, tolerance: 2 %}
+        """)
+    (monitor,) = parse_protocol(text, "m.yaml").steps
+    assert isinstance(monitor, Monitor)
+    assert (monitor.incubate_s, monitor.flows, monitor.total_rate_ul_min) == (1200.0, (), 0)
+    assert monitor.until_plateau and monitor.plateau_points == 5
+    problems, plan = check_protocol(parse_protocol(text, "m.yaml"),
+                                    load_bench(DATA / "bench_offline.yaml"))
+    assert problems == [] and plan.volume_by_pump_ul == {}
+    assert plan.duration_s == 1200.0 and plan.images == 21
+    builder = ProtocolBuilder("standing")
+    builder.monitor("CD63", "AF555", incubate="20 min", interval="1 min",
+                    until_plateau={"points": 5, "tolerance": "2 %"})
+    (built,) = builder.build().steps
+    assert isinstance(built, Monitor)
+    assert (built.incubate_s, built.flows, built.plateau_tolerance_pct) == (1200.0, (), 2.0)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("flow: {pump: sample_pump, rate: 2 uL/min, volume: 20 uL}", "either flows or incubates"),
+    ("with: [{pump: stain_pump, rate: 0.5 uL/min}]", "either flows or incubates"),
+])
+def test_a_monitor_that_both_flows_and_incubates_is_refused(extra: str, message: str) -> None:
+    with pytest.raises(Exception, match=message):
+        parse_protocol(textwrap.dedent(f"""
+            steps:
+              - monitor:
+                  zone: CD63
+                  channel: AF555
+                  incubate: 20 min
+                  {extra}
+            """), "m.yaml")

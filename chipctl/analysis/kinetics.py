@@ -201,10 +201,12 @@ def _summarise(data: _Data, n: FloatArray, slope: float, area: float | None) -> 
     flags = _slope_flags(slope, z)
     n0 = float(n[0] - r_hat * _basis(np.array([0.0, t[0]]), k_hat)[0])
     regime: Regime = "no capture" if flags else "saturating"
-    if not flags and k_lo <= 0:
+    if flags:  # no capture to speak of: no rate constant either, never a made-up one
+        k_hat, a_hi = 0.0, math.inf
+    elif k_lo <= 0:
         regime, k_hat, a_hi = "linear", 0.0, math.inf
         flags = ("no plateau in view: rate constant is an upper limit",)
-    elif not flags and math.isinf(k_hi):
+    elif math.isinf(k_hi):
         flags = ("saturated before the second frame: rate constant is a lower limit",)
     plateau = n0 + r_hat / k_hat if k_hat > 0 else math.inf
     return KineticsFit(regime, int(t.size), r_hat, (r_lo, r_hi), k_hat, (k_lo, k_hi), plateau,

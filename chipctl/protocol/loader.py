@@ -62,7 +62,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     **{alias: _FLOW_FIELDS for alias in FLOW_ALIASES},
     "image": ("zones", "channels", "fields", "grid", "positions", "field_spacing", "autofocus",
               "frames"),
-    "monitor": ("zone", "channel", "flow", "with", "interval", "until_plateau"),
+    "monitor": ("zone", "channel", "flow", "with", "incubate", "interval", "until_plateau"),
     "valve": ("valve", "port"),
     "repeat": ("times", "steps"),
 }
@@ -179,16 +179,31 @@ def _plateau(f: Fields) -> dict[str, Any]:
 
 
 def _monitor(f: Fields) -> Step:
+    interval = f.quantity("interval", "s", False, 30.0) or 0.0
+    if interval <= 0:
+        raise f.error("interval", "must be above 0 s")
+    channel = _channel(f.raw("channel"), f.line_of("channel"))
+    if "incubate" in f.data:
+        return _incubating_monitor(f, channel, interval)
     flow_data = f.raw("flow")
     flow_fields = Fields("monitor.flow", flow_data, f.line_of("flow"), _FLOW_FIELDS)
     flow = _flow(flow_fields, reagent="sample")
     flow_fields.check_unknown()
-    interval = f.quantity("interval", "s", False, 30.0) or 0.0
-    if interval <= 0:
-        raise f.error("interval", "must be above 0 s")
-    return Monitor(zone=f.text("zone"), channel=_channel(f.raw("channel"), f.line_of("channel")),
-                   flow=flow, interval_s=interval, alongside=_alongside(f, flow),
-                   **_plateau(f))
+    return Monitor(zone=f.text("zone"), channel=channel, flow=flow, interval_s=interval,
+                   alongside=_alongside(f, flow), **_plateau(f))
+
+
+def _incubating_monitor(f: Fields, channel: ChannelSetting, interval: float) -> Step:
+    """A monitor with nothing flowing: `incubate: 20 min` instead of `flow:`."""
+    for key in ("flow", "with"):
+        if key in f.data:
+            raise f.error(key, "a monitor either flows or incubates: give 'flow' (and "
+                          "'with') or 'incubate', not both")
+    duration = f.quantity("incubate", "s") or 0.0
+    if duration <= 0:
+        raise f.error("incubate", "must be above 0 s, e.g. 'incubate: 20 min'")
+    return Monitor(zone=f.text("zone"), channel=channel, interval_s=interval,
+                   incubate_s=duration, **_plateau(f))
 
 
 def _alongside(f: Fields, main: Flow) -> tuple[Flow, ...]:

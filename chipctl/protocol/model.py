@@ -134,9 +134,11 @@ class Image(Step):
 
 @dataclass(frozen=True)
 class Monitor(Step):
-    """Count vesicles on one zone in real time while a flow runs.
+    """Count vesicles on one zone in real time while a flow runs, or while the fluid stands.
 
-    The flow's volume (or duration) is the budget. With `until_plateau` the flow stops early
+    The flow's volume (or duration) is the budget; with `incubate_s` nothing flows and the
+    incubation's length is (the fluid that flowed last stands over the zones: capture by
+    diffusion, a stop-flow measurement). With `until_plateau` the flow stops early
     once the last `plateau_points` counts rise by less than `plateau_tolerance_pct` percent of
     the latest count (and at least `plateau_min_count` vesicles are seen). `alongside` flows
     (e.g. the detection antibody, for labelling while capturing) run for as long as the main
@@ -152,11 +154,12 @@ class Monitor(Step):
     plateau_points: int = 4
     plateau_tolerance_pct: float = 5.0
     plateau_min_count: int = 10
+    incubate_s: float = 0.0  # > 0: no flow, count while the fluid stands this long
 
     @property
     def flows(self) -> tuple[Flow, ...]:
-        """The main flow, then the flows alongside it."""
-        return (self.flow, *self.alongside)
+        """The main flow, then the flows alongside it (none while incubating)."""
+        return () if self.incubate_s > 0 else (self.flow, *self.alongside)
 
     @property
     def total_rate_ul_min(self) -> float:

@@ -163,14 +163,20 @@ class ProtocolBuilder:
                              field_spacing=field_spacing, autofocus=autofocus, frames=frames)
         return self._add("image", value, label)
 
-    def monitor(self, zone: str, channel: dict[str, Any] | str, flow: dict[str, Any],
-                interval: str = "30 s", until_plateau: bool | dict[str, Any] = False,
+    def monitor(self, zone: str, channel: dict[str, Any] | str,
+                flow: dict[str, Any] | None = None, interval: str = "30 s",
+                until_plateau: bool | dict[str, Any] = False,
                 alongside: list[dict[str, Any]] | None = None,
-                label: str | None = None) -> ProtocolBuilder:
+                label: str | None = None, incubate: str | None = None) -> ProtocolBuilder:
         """Count on `zone` while `flow` ({pump, rate, volume|duration}) runs, with the
-        `alongside` flows ([{pump, rate}], the file's `with:`) running for as long."""
-        value: dict[str, Any] = {"zone": zone, "channel": channel, "flow": dict(flow),
-                                 "interval": interval, "until_plateau": until_plateau}
+        `alongside` flows ([{pump, rate}], the file's `with:`) running for as long; or, with
+        `incubate` ("20 min") and no flow, while the fluid stands."""
+        value: dict[str, Any] = {"zone": zone, "channel": channel, "interval": interval,
+                                 "until_plateau": until_plateau}
+        if flow is not None:
+            value["flow"] = dict(flow)
+        if incubate is not None:
+            value["incubate"] = incubate
         if alongside:
             value["with"] = [dict(item) for item in alongside]
         return self._add("monitor", value, label)

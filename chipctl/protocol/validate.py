@@ -226,6 +226,8 @@ class _Checker:
         self._needs(step, "stage", "camera", "illuminator")
         self.zone(step, step.zone)
         self.channels(step, (step.channel,))
+        if step.incubate_s > 0:  # nothing flows
+            return self._counts(step, step.incubate_s)
         for flow in step.alongside:
             self.labels(step, flow.labels)
             self.flow(step, flow.pump, flow.rate_ul_min, flow.planned_volume_ul, flow.direction,
@@ -234,6 +236,10 @@ class _Checker:
             self._pressure(step, step.total_rate_ul_min, "together")
         duration = self.flow(step, step.flow.pump, step.flow.rate_ul_min,
                              step.flow.planned_volume_ul, step.flow.direction, step.flow.reagent)
+        return self._counts(step, duration)
+
+    def _counts(self, step: steps.Monitor, duration: float) -> float:
+        """Book the frames a monitor takes over `duration` s; returns the duration."""
         counts = int(duration // step.interval_s) + 1
         self.plan.images += counts
         self.plan.expose(step.channel, counts)

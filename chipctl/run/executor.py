@@ -227,6 +227,9 @@ class Executor:
     def _monitor(self, step: steps.Monitor) -> None:
         cx, cy = self.rig.bench.chip.zones[step.zone].center_um
         self._goto(cx, cy)
+        if step.incubate_s > 0:
+            self._incubating_monitor(step)
+            return
         self._check_total_pressure(step)
         runs = [self._pump_run(f.pump, f.rate_ul_min, f.planned_volume_ul, f.direction)
                 for f in step.flows]
@@ -256,6 +259,28 @@ class Executor:
             run.finish(expect_full=False)
         main.finish(expect_full=not plateau)
         self._record_count(step)  # the count at the end of the flow
+
+    def _incubating_monitor(self, step: steps.Monitor) -> None:
+        """Count every interval while nothing flows, for the step's incubation (or until the
+        count plateaus)."""
+        self.monitor_series = []
+        end = self._active_time() + step.incubate_s
+        next_count = self._active_time()
+        while True:
+            self.control.checkpoint(self._dark)
+            now = self._active_time()
+            if now >= end:
+                break
+            if now >= next_count:
+                next_count = now + step.interval_s
+                self._record_count(step)
+                if step.until_plateau and plateaued(self.monitor_series, step):
+                    self._emit("plateau", zone=step.zone, count=self.monitor_series[-1][1],
+                               delivered_ul=0.0)
+                    return
+            wait = min(self._poll_s(), max(0.0, min(next_count, end) - self._active_time()))
+            self.control.wait(max(wait, 1e-3), self._dark)
+        self._record_count(step)  # the count at the end of the incubation
 
     def _check_total_pressure(self, step: steps.Monitor) -> None:
         pumps = " + ".join(f.pump for f in step.flows)

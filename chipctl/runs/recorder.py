@@ -35,7 +35,7 @@ def step_summary(step: Step) -> dict[str, Any]:
     """What the run log needs to know of a step (fluidics in particular)."""
     info: dict[str, Any] = {"kind": step.kind, "label": step.label, "line": step.line}
     flow = step.flow if isinstance(step, Monitor) else step
-    if isinstance(flow, Flow | Prime):
+    if isinstance(flow, Flow | Prime) and flow.pump:
         info.update(pump=flow.pump, rate_ul_min=flow.rate_ul_min,
                     reagent=getattr(flow, "reagent", "") or "")
     labels = {m: d for f in (step.flows if isinstance(step, Monitor) else (step,))
@@ -44,6 +44,8 @@ def step_summary(step: Step) -> dict[str, Any]:
         info["labels"] = labels  # marker -> dye, from the stain: the report reads zones by it
     if isinstance(step, Monitor):
         info["zone"] = step.zone
+        if step.incubate_s > 0:
+            info["incubate_s"] = step.incubate_s
     return info
 
 
