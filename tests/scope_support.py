@@ -55,3 +55,20 @@ def served(emulator: object, lock: object, kind: str = "tcp") -> Iterator[str]:
     """Serve an emulator on TCP or a pty for the duration; yields the URL to open."""
     with serving(emulator, lock, kind) as endpoint:
         yield endpoint.url
+
+
+def pumped_world(seed: int) -> Any:
+    """A world on a manual clock with the default reagents and chip and the bench's three
+    syringe pumps (buffer, sample, stain), none running."""
+    from hardware_sim.bench import DEFAULT_REAGENTS
+    from hardware_sim.chip import default_chip
+    from hardware_sim.syringe import SyringePumpModel
+    from hardware_sim.world import World
+
+    clock = ManualClock()
+    world = World(clock=clock, seed=seed, reagents=dict(DEFAULT_REAGENTS))  # type: ignore[arg-type]
+    world.chip = default_chip(seed=seed)
+    for pump, reagent in (("buffer_pump", "buffer"), ("sample_pump", "sample"),
+                          ("stain_pump", "stain")):
+        world.pumps[pump] = SyringePumpModel(pump, reagent, 4.699, 1000.0, 1000.0, clock.now)
+    return world

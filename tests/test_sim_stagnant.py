@@ -8,9 +8,8 @@ import math
 
 import numpy as np
 import pytest
-from scope_support import ManualClock
+from scope_support import ManualClock, pumped_world
 
-from hardware_sim.bench import DEFAULT_REAGENTS
 from hardware_sim.chip import diffusivity_um2_s
 from hardware_sim.stagnant import StandingFluid, slowest_rate_per_s
 from hardware_sim.syringe import SyringePumpModel
@@ -20,14 +19,7 @@ STOP_S = 16.0  # the fill (5 uL at 50 uL/min from t = 10 s) ends here
 
 
 def world_with_pumps(seed: int = 2) -> World:
-    from hardware_sim.chip import default_chip
-
-    clock = ManualClock()
-    world = World(clock=clock, seed=seed, reagents=dict(DEFAULT_REAGENTS))  # type: ignore[arg-type]
-    world.chip = default_chip(seed=seed)
-    for pump, reagent in (("buffer_pump", "buffer"), ("sample_pump", "sample"),
-                          ("stain_pump", "stain")):
-        world.pumps[pump] = SyringePumpModel(pump, reagent, 4.699, 1000.0, 1000.0, clock.now)
+    world: World = pumped_world(seed)
     world.advance()
     return world
 

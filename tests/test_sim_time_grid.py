@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scope_support import ManualClock
+from scope_support import ManualClock, pumped_world
 from simbench import simulated_bench
 
 from chipctl.config.bench import load_bench
 from chipctl.engine import Engine
 from chipctl.protocol import parse_protocol
 from chipctl.run.events import RunEvents, RunState
-from hardware_sim.bench import DEFAULT_REAGENTS
-from hardware_sim.chip import Chip, default_chip
+from hardware_sim.chip import Chip
 from hardware_sim.syringe import SyringePumpModel
 from hardware_sim.world import World
 
@@ -32,13 +31,7 @@ END_S = 500.0
 
 
 def schedule_world(seed: int = 5) -> World:
-    clock = ManualClock()
-    world = World(clock=clock, seed=seed, reagents=dict(DEFAULT_REAGENTS))  # type: ignore[arg-type]
-    world.chip = default_chip(seed=seed)
-    for pump, reagent in (("buffer_pump", "buffer"), ("sample_pump", "sample"),
-                          ("stain_pump", "stain")):
-        world.pumps[pump] = SyringePumpModel(pump, reagent, 4.699, 1000.0, 1000.0, clock.now)
-    return world
+    return pumped_world(seed)  # type: ignore[no-any-return]
 
 
 def run_schedule(advance_every: float, poll_every: float) -> Chip:

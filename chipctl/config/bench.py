@@ -47,6 +47,14 @@ def _to(unit: str, value: Any) -> float:
         raise ValueError(str(exc)) from exc
 
 
+def _um(value: Any, *, zero: bool = False) -> float:
+    """A length in um: positive (or, with `zero`, zero or more)."""
+    result = _to("um", value)
+    if result < 0 or (result == 0 and not zero):
+        raise ValueError("must be zero or more" if zero else "must be positive")
+    return result
+
+
 class ZoneSpec(BaseModel):
     """A capture zone: its antibody and where it lies in stage coordinates (um)."""
 
@@ -72,10 +80,7 @@ class ChannelSpec(BaseModel):
     @field_validator("width_um", "height_um", "length_um", mode="before")
     @classmethod
     def _length(cls, value: Any) -> float:
-        result = _to("um", value)
-        if result <= 0:
-            raise ValueError("must be positive")
-        return result
+        return _um(value)
 
     def resistance_pa_s_per_m3(self) -> float:
         """Hydraulic resistance of a rectangular channel (w > h), water at 25 °C."""
@@ -102,10 +107,7 @@ class ChipTolerance(BaseModel):
     @field_validator("channel_height_um", "channel_width_um", "zone_size_um", mode="before")
     @classmethod
     def _length(cls, value: Any) -> float:
-        result = _to("um", value)
-        if result < 0:
-            raise ValueError("must be zero or more")
-        return result
+        return _um(value, zero=True)
 
 
 class ChipSpec(BaseModel):
