@@ -52,6 +52,7 @@ time out), `clear`.
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -149,7 +150,8 @@ class SimCameraEmulator:
         if taken is None:
             return b""
         view, lights, end = taken
-        self.world.advance(until=end)
+        while not self.world.advance(until=end, max_cells=1):
+            time.sleep(0)  # a cell per turn of the chip's lock: the light's dose waits for one
         return self._encode(*self._frame(view, lights))
 
     def take_light(self, lights: list[tuple[float, float]], seconds: float) -> None:
