@@ -351,11 +351,8 @@ class SimCameraEmulator:
             "truth": {key: truth.get(key) for key in SMALL_TRUTH},
         }
 
-    def frame_bytes(self) -> bytes:
-        """Render a frame and encode it as the SNAP reply (kept for RESEND)."""
-        return self._encode(*self.render())
-
     def _encode(self, image: np.ndarray, metadata: dict[str, Any]) -> bytes:
+        """A frame as the SNAP reply (kept for RESEND)."""
         meta = json.dumps(metadata, separators=(",", ":")).encode()
         h, w = image.shape
         payload = meta + image.astype("<u2", copy=False).tobytes()
