@@ -20,13 +20,14 @@ for the detected spots (raw) and the crowding-corrected estimates, with the fits
 rate constant undetermined. Targets (issue 14): |bias| <= 10 %, coverage 90-98 %,
 co-expression within 0.05, rate constant within 20 %.
 
-Each run has a seed of its own (10 x the sample's place + 1..N), so each is made on a chip of its
+Each run has a seed of its own (100 x the sample's place + 1..N), so each is made on a chip of its
 own (the simulated chip as built is one draw per seed): with the same seeds for every sample,
 one thin chip would push every sample's first run the same way.
 
     python -m benchmarks.accuracy                      # 5 samples x 4 seeds = 20 panel runs
     python -m benchmarks.accuracy --seeds 2 --samples samples/a.yaml samples/b.yaml
     python -m benchmarks.accuracy --seeds 0            # the kinetics runs only
+    python -m benchmarks.accuracy --seeds 12 --keep ~/acc   # resumable; re-reports kept runs
 """
 
 from __future__ import annotations
@@ -125,7 +126,10 @@ def one_run(protocol: str, sample: Path, seed: int, speed: float, runs_dir: Path
             truth: dict[str, Any]) -> dict[str, Any] | str:
     """Run, report, and return report.json (or why not). A run the simulator could not keep
     up with (a device it serves timed out) is tried once more at a third of the speed, and
-    says so: the simulated truth does not depend on the speed."""
+    says so: the simulated truth does not depend on the speed. A completed run already
+    recorded in `runs_dir` (``--keep``) is reported again with today's analysis, not rerun."""
+    if completed(runs_dir):
+        return _report(runs_dir)
     got = _run_and_report(protocol, sample, seed, speed, runs_dir, truth)
     if isinstance(got, str) and ("device lost" in got or "timeout" in got):
         print(f"{sample.name} seed {seed}: at {speed:g}x {got.splitlines()[0][-140:]}; "
@@ -144,6 +148,16 @@ def _run_and_report(protocol: str, sample: Path, seed: int, speed: float, runs_d
                 if line.startswith(("run failed", "run aborted"))]
         return f"run failed ({run.returncode}): " + (said[-1][:300] if said else
                                                      (run.stderr or run.stdout).strip()[-300:])
+    return _report(runs_dir)
+
+
+def completed(runs_dir: Path) -> bool:
+    """Whether the last run recorded in `runs_dir` completed."""
+    runs = sorted(runs_dir.glob("*/run.json")) if runs_dir.is_dir() else []
+    return bool(runs) and json.loads(runs[-1].read_text()).get("status") == "completed"
+
+
+def _report(runs_dir: Path) -> dict[str, Any] | str:
     report = chipctl("runs", "--runs-dir", str(runs_dir), "report", "last")
     if report.returncode != 0:
         return f"report failed: {report.stderr.strip()[-300:]}"
@@ -253,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinetics-speed", type=float, default=30.0,
                         help="the kinetics runs' speed: a frame every 1 min of protocol time "
                         "needs the frame's wall time x speed below 60 s")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="record the runs under DIR and keep them; a run already "
+                        "completed there is reported again (today's analysis), not rerun")
     args = parser.parse_args(argv)
     if "--sample" not in chipctl("run", "--help").stdout:
         print("this chipctl's simulated bench takes no sample file (`chipctl run P --sim "
@@ -266,11 +283,12 @@ def main(argv: list[str] | None = None) -> int:
                                                            "undetermined")}
     done = 0
     with tempfile.TemporaryDirectory() as tmp:
+        place = args.keep or Path(tmp)
         for number, sample in enumerate(args.samples):
             truth = sample_truth(sample)
-            for seed in (10 * number + s for s in range(1, args.seeds + 1)):  # a chip per run
+            for seed in (100 * number + s for s in range(1, args.seeds + 1)):  # a chip per run
                 got = one_run(args.protocol, sample, seed, run_speed(truth, args.speed),
-                              Path(tmp) / "runs", truth)
+                              place / f"{args.protocol}-{sample.stem}-{seed}", truth)
                 if isinstance(got, str):
                     print(f"{sample.name} seed {seed}: {got}")
                     continue
@@ -282,9 +300,9 @@ def main(argv: list[str] | None = None) -> int:
                     for r in got["results"]), flush=True)
             if args.kinetics == "none":
                 continue
-            for seed in (10 * number + s for s in range(1, args.kinetics_seeds + 1)):
+            for seed in (100 * number + s for s in range(1, args.kinetics_seeds + 1)):
                 kin = one_run(args.kinetics, sample, seed, args.kinetics_speed,
-                              Path(tmp) / "kin", truth)
+                              place / f"{args.kinetics}-{sample.stem}-{seed}", truth)
                 if isinstance(kin, str):
                     print(f"{sample.name} kinetics seed {seed}: {kin}")
                     continue
