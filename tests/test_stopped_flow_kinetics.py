@@ -55,7 +55,8 @@ def test_the_standing_sample_shows_a_first_order_approach(tmp_path: Path) -> Non
     assert int(rows[-1]["true_count"]) > 3 * int(rows[0]["true_count"])
     # what was captured came mostly from the standing fluid (2.5 uL flowed): the concentration
     # books it, as diffusion from the stop to the frames (without, it read 7x high)
-    (cd63,) = [z for z in estimate(RunEvidence.of(RunFolder.open(folder))).zones if z.zone == "CD63"]
+    zones = estimate(RunEvidence.of(RunFolder.open(folder))).zones
+    (cd63,) = [z for z in zones if z.zone == "CD63"]
     truth = sample.vesicles_per_ml * sample.markers["CD63"] * sample.labelling_efficiency
     assert cd63.ci95[0] <= truth <= cd63.ci95[1], (cd63.per_ml, cd63.ci95, truth)
     assert cd63.per_ml == pytest.approx(truth, rel=0.25)
