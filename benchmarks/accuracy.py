@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -319,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="record the runs under DIR and keep them; a run already "
                         "completed there is reported again (today's analysis), not rerun")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs (or reports) at a time (the simulated truth does not depend "
+                        "on the host's load; a run that times out is retried slower)")
     parser.add_argument("--acquire-only", action="store_true",
                         help="with --keep: record the runs, report nothing (report them with "
                         "the same command without this)")
@@ -334,10 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     k_errors: dict[str, list[Any]] = {key: [] for key in (*KINETIC_KEYS, "regimes",
                                                            "undetermined")}
     done = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for job in jobs(args, args.keep or Path(tmp)):
-            got = one_run(job.protocol, job.sample, job.seed, job.speed, job.runs_dir,
-                          job.truth, report=not args.acquire_only)
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+        todo = jobs(args, args.keep or Path(tmp))
+        outcomes = pool.map(lambda job: one_run(job.protocol, job.sample, job.seed, job.speed,
+                                                job.runs_dir, job.truth,
+                                                report=not args.acquire_only), todo)
+        for job, got in zip(todo, outcomes, strict=True):
             what = f"{job.sample.name}{' kinetics' if job.kinetics else ''} seed {job.seed}"
             if isinstance(got, str) or got is None:
                 print(f"{what}: {got or 'recorded'}", flush=True)
