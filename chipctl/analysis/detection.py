@@ -200,7 +200,7 @@ def estimate_detection(photons: ArrayLike, field_index: ArrayLike, fields: Seque
     areas = np.array([f.area_px for f in fields])
     noise = np.array([f.noise_photons for f in fields])
     carried = np.array([f.carried_photons for f in fields])
-    y = y + carried[index] if index.size else y  # photons as the peak model has them
+    y = y + carried[index]  # photons as the peak model has them
     limits = np.array([f.limit_photons for f in fields]) + carried
     cut = limits + margin * noise
     keep = y > cut[index]
