@@ -18,7 +18,7 @@ from scipy import special
 from scipy.spatial import cKDTree
 
 from benchmarks.analysis_truth import CALIBRATION, E_PER_ADU, OFFSET_ADU, count, render, uniform_xy
-from chipctl.analysis import detection
+from chipctl.analysis import crowding, detection
 from chipctl.analysis.brightness import CARRY_SCALE, peak_model
 from chipctl.analysis.crowding import merge_radius_px
 from chipctl.analysis.detection import (
@@ -35,12 +35,14 @@ BACKGROUND_E = 100.0
 
 
 def _old_inputs() -> None:
-    """The model's inputs before the fix: photons / SNR as s_N, nothing carried."""
+    """The model's inputs before the fix: photons / SNR as s_N, nothing carried, and the
+    merge radius balanced without the carried light (1.67 sigma_f)."""
     def ratio_noise(p: np.ndarray, s: np.ndarray, psf: float) -> float:
         r = p / s
         return float(np.median(r[np.isfinite(r) & (r > 0)]))
     detection.estimate_noise = ratio_noise  # type: ignore[assignment]
     detection.background_carried = lambda *a: 0.0  # type: ignore[assignment]
+    crowding.MERGE_RADIUS_PER_SIGMA_F = 1.67
 
 
 def bands() -> None:
