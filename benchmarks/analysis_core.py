@@ -65,7 +65,7 @@ def detection(seeds: int) -> None:
                 photons.append(p)
                 index.append(np.full(p.size, k))
                 fields.append(FieldNoise.from_spots(p, res.spots["snr"], res.threshold,
-                                                    frame.image.size))
+                                                    frame.image.size, 1.3))
             est = estimate_detection(np.concatenate(photons), np.concatenate(index), fields, 1.3)
             truth = 4 * per_field
             raw.append(est.detected / truth)

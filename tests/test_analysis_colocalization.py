@@ -105,7 +105,8 @@ def test_rendered_two_channel_fields_counted_by_the_counter() -> None:
         p = photons_from_amplitude(res_b.spots["amplitude"], E_PER_ADU, 1.3)
         photons_b.append(p)
         index_b.append(np.full(p.size, k))
-        noise_b.append(FieldNoise.from_spots(p, res_b.spots["snr"], res_b.threshold, 512 * 512))
+        noise_b.append(FieldNoise.from_spots(p, res_b.spots["snr"], res_b.threshold, 512 * 512,
+                                             1.3))
     det_b = estimate_detection(np.concatenate(photons_b), np.concatenate(index_b), noise_b, 1.3)
     result = colocalize(fields, detection_factor(det_b))
     assert result.registration.shift_px == pytest.approx(tuple(SHIFT), abs=0.1)

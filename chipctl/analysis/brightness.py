@@ -8,6 +8,17 @@ Gaussian noise (the kernel's autocorrelation). So the estimate is biased up near
 Its mean and sd, in units of the noise s_N, are tabulated once per PSF by Monte Carlo from the
 kernel alone (``peak_model``); the spot's own shot noise, c x, is added on top.
 
+*Its inputs from a field's spots.* The noise unit s_N is the noise of the estimate, not the
+noise the score was divided by: the score is skew-corrected (Cornish-Fisher), so photons / SNR
+runs 2-3 % above s_N; ``estimate_noise`` undoes that correction. And the counter's background
+(a median of block means, smoothed over 20 px) carries part of the spots' own light, so every
+estimate of a field comes out low by the same ``background_carried`` photons: all the light of
+a dim spot, less of a bright one (the median passes it over), a share 1 / (1 + r / 8) at
+r = photons / s_N (``python -m benchmarks.peak_model`` measures it: within 0.02 from r = 10 up,
+0.04-0.16 low at r = 4-6, the more so the sparser the spots). Only detected spots are summed,
+so the light of those below the limit is missed too: on the peak test's frames 2.4 photons are
+carried by the model against about 3.5 measured at the vesicles.
+
 *Fit.* The photons of spots above a cut are a log-normal population seen through that peak
 model, selected above the cut and thinned by crowding (a vesicle survives when no brighter one
 lies within the merge radius). Maximum likelihood of (mu, ln sigma), conditional on the cut.
@@ -32,6 +43,42 @@ MAX_FIT_SPOTS = 4000  # a random subset beyond this (the fit's precision is ampl
 _R = np.concatenate([np.linspace(0.0, 12.0, 49), np.geomspace(12.5, 4000.0, 50)])
 _GH_U, _GH_W = np.polynomial.hermite_e.hermegauss(24)
 _GH_W = _GH_W / math.sqrt(2 * math.pi)
+
+
+CARRY_SCALE = 8.0  # photons / s_N at which the background carries half of a spot's light
+
+
+def estimate_noise(photons: FloatArray, snr: FloatArray, psf_sigma_px: float) -> float:
+    """s_N (photons) of the estimate from a field's spots: photons over each score before its
+    Cornish-Fisher skew correction (Poisson background; the skew follows from s_N itself)."""
+    ratio = photons / snr
+    ok = np.isfinite(ratio) & (ratio > 0)
+    photons, snr = photons[ok], snr[ok]
+    kernel = matched_kernel(psf_sigma_px)
+    per_pixel = kernel.norm * 2 * math.pi * psf_sigma_px**2 / kernel.kappa
+    s_n = float(np.median(ratio[ok]))
+    for _ in range(2):
+        skew = min(kernel.skew_gain * per_pixel / s_n, 0.3)  # pixel skew 1 / pixel sd (e)
+        s_n = float(np.median(photons / _plain_score(snr, skew / 6.0)))
+    return s_n
+
+
+def _plain_score(score: FloatArray, k: float) -> FloatArray:
+    """u with u - k (min(u, 8)^2 - 1) = score: the score before the skew correction."""
+    if k <= 0:
+        return score
+    low = (1.0 - np.sqrt(np.maximum(1.0 - 4.0 * k * (score - k), 0.0))) / (2.0 * k)
+    return np.where(score < 8.0 - 63.0 * k, low, score + 63.0 * k)
+
+
+def background_carried(photons: FloatArray, noise: float, area_px: float,
+                       psf_sigma_px: float) -> float:
+    """Photons by which the counter's background lowers every estimate of a field: the share
+    of the spots' light (``photons`` over ``area_px``) its median background carries."""
+    kernel = matched_kernel(psf_sigma_px)
+    share = 1.0 / (1.0 + np.maximum(photons, 0.0) / (CARRY_SCALE * noise))
+    light = float(np.sum(share * np.maximum(photons, 0.0))) / area_px  # e per pixel
+    return light * 2 * math.pi * psf_sigma_px**2 / kernel.kappa
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ noise sd, exceeds the frame's threshold t. In photons (detected photoelectrons o
 - *noise model*: a spot's photon estimate carries noise s_N = sqrt(background + read_noise^2)
   |k| 2 pi sigma^2 / kappa (|k| the filter's L2 norm, kappa its response to a unit-peak PSF),
   plus the spot's own shot noise c N; its mean follows the counter's peak model
-  (``brightness``: a little high near the threshold, 2 % low for bright spots);
+  (``brightness``: a little high near the threshold, 2 % low for bright spots), less the light
+  of the field's spots its background carried (``FieldNoise.carried_photons``, added back to
+  every estimate and limit before the fit);
 - *limit of detection*: N_lod = t s_N photons, from the camera calibration, background and PSF,
   or per field from the spots themselves (t x photons / SNR is the noise the counter used);
 - *brightness*: the detected spots' photons are a log-normal population seen through that noise.
@@ -37,6 +39,8 @@ from scipy import special
 from chipctl.analysis.brightness import (
     BrightnessFit,
     Spots,
+    background_carried,
+    estimate_noise,
     fit_brightness,
     peak_model,
     seen_above,
@@ -102,17 +106,22 @@ class FieldNoise:
     limit_photons: float  # the highest local limit of detection in the field
     noise_photons: float  # typical sd of a spot's photon estimate there
     area_px: float  # zone area inside the field
+    carried_photons: float = 0.0  # every estimate is this much low (the background's share)
 
     @classmethod
     def from_spots(cls, photons: ArrayLike, snr: ArrayLike, threshold: float, area_px: float,
-                   quantile: float = 0.95) -> FieldNoise:
-        """From the field's spots: photons / SNR is the noise the counter used at each spot."""
-        ratio = np.asarray(photons, float) / np.asarray(snr, float)
+                   psf_sigma_px: float, quantile: float = 0.95) -> FieldNoise:
+        """From the field's spots: photons / SNR is the noise the counter used at each spot
+        (the limit), the same before the score's skew correction the estimate's noise, and
+        their light the background carried."""
+        p, s = np.asarray(photons, float), np.asarray(snr, float)
+        ratio = p / s
         ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
         if ratio.size == 0:
             raise ValueError("no spots to measure the noise from: use FieldNoise.from_model")
-        return cls(threshold * float(np.quantile(ratio, quantile)), float(np.median(ratio)),
-                   area_px)
+        noise = estimate_noise(p, s, psf_sigma_px)
+        return cls(threshold * float(np.quantile(ratio, quantile)), noise, area_px,
+                   background_carried(p[np.isfinite(p)], noise, area_px, psf_sigma_px))
 
     @classmethod
     def from_model(cls, noise: SpotNoise, threshold: float, area_px: float) -> FieldNoise:
@@ -190,7 +199,9 @@ def estimate_detection(photons: ArrayLike, field_index: ArrayLike, fields: Seque
     counts = np.bincount(index, minlength=len(fields)).astype(float)
     areas = np.array([f.area_px for f in fields])
     noise = np.array([f.noise_photons for f in fields])
-    limits = np.array([f.limit_photons for f in fields])
+    carried = np.array([f.carried_photons for f in fields])
+    y = y + carried[index]  # photons as the peak model has them
+    limits = np.array([f.limit_photons for f in fields]) + carried
     cut = limits + margin * noise
     keep = y > cut[index]
     radius = merge_radius_px(psf_sigma_px)

@@ -121,7 +121,8 @@ def zone_detection(table: SpotTable, zone: str, channel: str, thresholds: Mappin
         here = spots.field == f
         if np.any(here):
             noises.append(FieldNoise.from_spots(spots.photons[here], spots.snr[here],
-                                                thresholds[f], areas_px[f]))
+                                                thresholds[f], areas_px[f],
+                                                noise.psf_sigma_px))
         else:
             noises.append(FieldNoise.from_model(noise, thresholds[f], areas_px[f]))
     index = np.searchsorted(np.asarray(fields), spots.field)

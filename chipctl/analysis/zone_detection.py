@@ -89,7 +89,8 @@ def _field_noises(ev: RunEvidence, zf: ZoneFields) -> tuple[list[FieldNoise], np
         area_px = fp.area_mm2 / ev.pixel_area_mm2
         if np.any(here):
             noises.append(FieldNoise.from_spots(spots.photons[here], spots.snr[here],
-                                                ev.threshold(row), area_px))
+                                                ev.threshold(row), area_px,
+                                                ev.frame_psf([row])))
             photons.append(spots.photons[here])
             index.append(np.full(int(here.sum()), k))
         else:
