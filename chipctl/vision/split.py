@@ -25,7 +25,7 @@ _BRIGHT = 1.6  # candidate: amplitude above this multiple of the frame's median 
 LR_THRESHOLD = 24.0  # likelihood-ratio statistic (2 delta log L) needed to split
 _MIN_COMPONENT_Z = 3.0  # each component's amplitude in units of its bound
 _ITERATIONS = 4
-_CHUNK = 1024  # candidates fitted together (their window arrays stay in cache)
+_CHUNK = 512  # candidates fitted together (their window arrays stay in cache)
 PAIR_MARGIN = 2  # the pair window's radius exceeds the single fit's by this (px)
 _MIN_VARIANCE = 1.0 / 12.0
 _EYE7 = np.eye(7)
@@ -174,18 +174,18 @@ def _start(data: np.ndarray, valid: np.ndarray, single: np.ndarray, ys: np.ndarr
     return np.stack([cx + ox, cy + oy, amp, cx - ox, cy - oy, amp, single[3]])
 
 
-_FX = np.array([0, 1, 1, 2, 3, 3, 4])  # each parameter's column factor: dPx1 Px1 Px1 dPx2 Px2 Px2 1
-_FY = np.array([0, 1, 0, 2, 3, 2, 4])  # and its row factor: Py1 dPy1 Py1 Py2 dPy2 Py2 1
+_FX = (0, 1, 1, 2, 3, 3, 4)  # each parameter's column factor: dPx1 Px1 Px1 dPx2 Px2 Px2 1
+_FY = (0, 1, 0, 2, 3, 2, 4)  # and its row factor: Py1 dPy1 Py1 Py2 dPy2 Py2 1
 _UPPER = np.triu_indices(7)
 
 
-def _products(factor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _products(factor: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """The distinct products of two factors that the upper triangle of J W J^T needs: their
     first and second factors, and which product each (i <= j) entry takes."""
     pairs = [tuple(sorted((factor[i], factor[j]))) for i, j in zip(*_UPPER, strict=True)]
     distinct = sorted(set(pairs))
     return (np.array([a for a, _ in distinct]), np.array([b for _, b in distinct]),
-            np.array([distinct.index(c) for c in pairs]))
+            [distinct.index(c) for c in pairs])
 
 
 _COL_A, _COL_B, _COL_OF = _products(_FX)
@@ -225,15 +225,15 @@ class _PairModel:
         columns = np.einsum("ijn,ujn->uin", wgt, fx.take(_COL_A, axis=0) * fx.take(_COL_B, axis=0))
         rows = fy.take(_ROW_A, axis=0) * fy.take(_ROW_B, axis=0)
         i, j = _UPPER
-        upper = np.einsum("qin,qin->qn", rows.take(_ROW_OF, axis=0),
-                          columns.take(_COL_OF, axis=0))
+        upper = np.stack([np.einsum("in,in->n", rows[a], columns[b])
+                          for a, b in zip(_ROW_OF, _COL_OF, strict=True)])
         upper *= self.scale[i] * self.scale[j]
         info = np.empty((k, 7, 7))
         info[:, i, j] = upper.T
         info[:, j, i] = upper.T
         by_row = np.einsum("ijn,ujn->uin", res, fx)
-        score = np.einsum("qin,qin->qn", fy.take(_FY, axis=0), by_row.take(_FX, axis=0))
-        score *= self.scale
+        score = np.stack([np.einsum("in,in->n", fy[a], by_row[b])
+                          for a, b in zip(_FY, _FX, strict=True)]) * self.scale
         return info, score.T[:, :, None]
 
 
