@@ -208,10 +208,9 @@ class _PairModel:
         self.fy = np.stack([p[1], dp[1], p[3], dp[3], one])
         unit = np.ones(k)
         self.scale = np.stack([theta[2], theta[2], unit, theta[5], theta[5], unit, unit])
-        lam = theta[6] + light
+        self.lam = theta[6] + light
         for c, (ix, iy) in enumerate(((0, 1), (2, 3))):
-            lam = lam + theta[3 * c + 2] * (p[iy][:, None, :] * p[ix][None, :, :])
-        self.lam = lam
+            self.lam += p[iy][:, None, :] * (theta[3 * c + 2] * p[ix])[None, :, :]
 
     def normal(self, data: np.ndarray, valid: np.ndarray, noise: NoiseModel
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -219,8 +218,12 @@ class _PairModel:
         sum over a window is taken over columns with products of column factors, then over
         rows with products of row factors."""
         k = self.lam.shape[2]
-        wgt = valid / np.maximum(noise.slope * self.lam + noise.intercept, _MIN_VARIANCE)
-        res = wgt * (data - self.lam)
+        wgt = noise.slope * self.lam
+        wgt += noise.intercept
+        np.maximum(wgt, _MIN_VARIANCE, out=wgt)
+        np.divide(valid, wgt, out=wgt)
+        res = data - self.lam
+        res *= wgt
         fx, fy = self.fx, self.fy
         columns = np.einsum("ijn,ujn->uin", wgt, fx.take(_COL_A, axis=0) * fx.take(_COL_B, axis=0))
         rows = fy.take(_ROW_A, axis=0) * fy.take(_ROW_B, axis=0)
