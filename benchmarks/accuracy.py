@@ -27,7 +27,8 @@ one thin chip would push every sample's first run the same way.
     python -m benchmarks.accuracy                      # 5 samples x 4 seeds = 20 panel runs
     python -m benchmarks.accuracy --seeds 2 --samples samples/a.yaml samples/b.yaml
     python -m benchmarks.accuracy --seeds 0            # the kinetics runs only
-    python -m benchmarks.accuracy --seeds 12 --keep ~/acc   # resumable; re-reports kept runs
+    python -m benchmarks.accuracy --seeds 10 --keep ~/acc --acquire-only  # record (resumable)
+    python -m benchmarks.accuracy --seeds 10 --keep ~/acc   # report the kept runs (and any left)
 """
 
 from __future__ import annotations
@@ -35,16 +36,19 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import statistics
 import subprocess
 import sys
 import tempfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from scipy import stats
 
 from chipctl.analysis.kinetics import fit_kinetics
 from chipctl.config.units import to_unit
@@ -123,23 +127,25 @@ def run_speed(truth: dict[str, Any], speed: float) -> float:
 
 
 def one_run(protocol: str, sample: Path, seed: int, speed: float, runs_dir: Path,
-            truth: dict[str, Any]) -> dict[str, Any] | str:
+            truth: dict[str, Any], report: bool = True) -> dict[str, Any] | str | None:
     """Run, report, and return report.json (or why not). A run the simulator could not keep
     up with (a device it serves timed out) is tried once more at a third of the speed, and
     says so: the simulated truth does not depend on the speed. A completed run already
-    recorded in `runs_dir` (``--keep``) is reported again with today's analysis, not rerun."""
+    recorded in `runs_dir` (``--keep``) is reported again with today's analysis, not rerun.
+    Without `report`, only runs (None once the run completed)."""
     if completed(runs_dir):
-        return _report(runs_dir)
-    got = _run_and_report(protocol, sample, seed, speed, runs_dir, truth)
+        return _report(runs_dir) if report else None
+    got = _run(protocol, sample, seed, speed, runs_dir, truth)
     if isinstance(got, str) and ("device lost" in got or "timeout" in got):
         print(f"{sample.name} seed {seed}: at {speed:g}x {got.splitlines()[0][-140:]}; "
               f"again at {speed / 3:g}x", flush=True)
-        got = _run_and_report(protocol, sample, seed, speed / 3, runs_dir, truth)
-    return got
+        got = _run(protocol, sample, seed, speed / 3, runs_dir, truth)
+    return got if got is not None or not report else _report(runs_dir)
 
 
-def _run_and_report(protocol: str, sample: Path, seed: int, speed: float, runs_dir: Path,
-                    truth: dict[str, Any]) -> dict[str, Any] | str:
+def _run(protocol: str, sample: Path, seed: int, speed: float, runs_dir: Path,
+         truth: dict[str, Any]) -> str | None:
+    """Run; why not, or None when it completed."""
     run = chipctl("run", protocol, "--sim", "--sample", str(sample), "--seed", str(seed),
                   "--speed", str(speed), "--runs-dir", str(runs_dir), "--yes",
                   "--param", f"sample={truth['name']}", *info_args(measured(truth, seed)))
@@ -148,7 +154,7 @@ def _run_and_report(protocol: str, sample: Path, seed: int, speed: float, runs_d
                 if line.startswith(("run failed", "run aborted"))]
         return f"run failed ({run.returncode}): " + (said[-1][:300] if said else
                                                      (run.stderr or run.stdout).strip()[-300:])
-    return _report(runs_dir)
+    return None
 
 
 def completed(runs_dir: Path) -> bool:
@@ -170,11 +176,13 @@ def collect(data: dict[str, Any], truth: dict[str, Any], table: dict[str, dict[s
     """Per marker: relative errors, coverage, co-expression errors."""
     for r in data["results"]:
         true = truth["per_ml"] * truth["markers"][r["marker"]]
-        row = table.setdefault(r["marker"], {"bias": [], "raw": [], "cover": [], "coex": [],
-                                             "coex_raw": []})
+        row = table.setdefault(r["marker"], {"bias": [], "raw": [], "cover": [],
+                                             "cover_raw": [], "coex": [], "coex_raw": []})
         row["bias"].append(r["per_ml"] / true - 1)
         row["raw"].append(r["raw_per_ml"] / true - 1)
         row["cover"].append(r["ci95"][0] <= true <= r["ci95"][1])
+        raw_ci = r.get("raw_ci95") or [math.nan, math.nan]
+        row["cover_raw"].append(raw_ci[0] <= true <= raw_ci[1])
         for c in r["coexpression"]:
             expect = coexpression_truth(truth, r["marker"], c["other"])
             row["coex"].append(abs(c["fraction"] - expect))
@@ -242,15 +250,56 @@ def print_kinetics(errors: dict[str, list[Any]]) -> None:
 
 
 def print_table(table: dict[str, dict[str, list]], runs: int) -> None:
+    """Per marker: bias, coverage (with a binomial test of its count against 95 %) and
+    co-expression error, each beside the raw figure; then the coverage pooled."""
     print(f"\n{runs} panel runs; {TARGETS}")
-    print("marker | median bias (raw) | 95 % coverage | co-expression error (raw) | n")
+    print("marker | median bias (raw) | 95 % coverage (raw) | p vs 95 % | "
+          "co-expression error (raw) | n")
     for marker, row in sorted(table.items()):
         coex = (f"{statistics.median(row['coex']):.3f} ({statistics.median(row['coex_raw']):.3f})"
                 if row["coex"] else "–")
+        n = len(row["cover"])
         print(f"{marker:6s} | {100 * statistics.median(row['bias']):+6.1f} % "
               f"({100 * statistics.median(row['raw']):+6.1f} %) | "
-              f"{100 * sum(row['cover']) / len(row['cover']):5.0f} % | {coex:>24s} | "
-              f"{len(row['bias'])}")
+              f"{100 * sum(row['cover']) / n:5.1f} % ({100 * sum(row['cover_raw']) / n:3.0f} %) | "
+              f"{stats.binomtest(sum(row['cover']), n, 0.95).pvalue:9.2f} | {coex:>25s} | {n}")
+    held = sum(sum(row["cover"]) for row in table.values())
+    total = sum(len(row["cover"]) for row in table.values())
+    if total:
+        print(f"pooled: {held} of {total} intervals hold the truth ({100 * held / total:.1f} %; "
+              f"binomial p vs 95 % = {stats.binomtest(held, total, 0.95).pvalue:.2f})")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One simulated run of the benchmark."""
+
+    protocol: str
+    sample: Path
+    seed: int
+    speed: float
+    runs_dir: Path
+    truth: dict[str, Any]
+    kinetics: bool
+
+
+def jobs(args: argparse.Namespace, place: Path) -> list[Job]:
+    """Every run, seed by seed across the samples (a benchmark stopped early has as many
+    seeds for each sample): seed s of sample i is 100 i + s, a chip of its own."""
+    out = []
+    samples = [(number, sample, sample_truth(sample)) for number, sample in
+               enumerate(args.samples)]
+    kinetics = 0 if args.kinetics == "none" else args.kinetics_seeds
+    for s in range(1, max(args.seeds, kinetics) + 1):
+        for number, sample, truth in samples:
+            seed = 100 * number + s
+            if s <= args.seeds:
+                out.append(Job(args.protocol, sample, seed, run_speed(truth, args.speed),
+                               place / f"{args.protocol}-{sample.stem}-{seed}", truth, False))
+            if s <= kinetics:
+                out.append(Job(args.kinetics, sample, seed, args.kinetics_speed,
+                               place / f"{args.kinetics}-{sample.stem}-{seed}", truth, True))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="record the runs under DIR and keep them; a run already "
                         "completed there is reported again (today's analysis), not rerun")
+    parser.add_argument("--acquire-only", action="store_true",
+                        help="with --keep: record the runs, report nothing (report them with "
+                        "the same command without this)")
     args = parser.parse_args(argv)
     if "--sample" not in chipctl("run", "--help").stdout:
         print("this chipctl's simulated bench takes no sample file (`chipctl run P --sim "
@@ -283,36 +335,30 @@ def main(argv: list[str] | None = None) -> int:
                                                            "undetermined")}
     done = 0
     with tempfile.TemporaryDirectory() as tmp:
-        place = args.keep or Path(tmp)
-        for number, sample in enumerate(args.samples):
-            truth = sample_truth(sample)
-            for seed in (100 * number + s for s in range(1, args.seeds + 1)):  # a chip per run
-                got = one_run(args.protocol, sample, seed, run_speed(truth, args.speed),
-                              place / f"{args.protocol}-{sample.stem}-{seed}", truth)
-                if isinstance(got, str):
-                    print(f"{sample.name} seed {seed}: {got}")
-                    continue
-                done += 1
-                collect(got, truth, table)
-                print(f"{sample.name} seed {seed}: " + ", ".join(
-                    f"{r['marker']} {r['per_ml']:.3g} [{r['ci95'][0]:.3g}, {r['ci95'][1]:.3g}]"
-                    f" truth {truth['per_ml'] * truth['markers'][r['marker']]:.3g}"
-                    for r in got["results"]), flush=True)
-            if args.kinetics == "none":
+        for job in jobs(args, args.keep or Path(tmp)):
+            got = one_run(job.protocol, job.sample, job.seed, job.speed, job.runs_dir,
+                          job.truth, report=not args.acquire_only)
+            what = f"{job.sample.name}{' kinetics' if job.kinetics else ''} seed {job.seed}"
+            if isinstance(got, str) or got is None:
+                print(f"{what}: {got or 'recorded'}", flush=True)
                 continue
-            for seed in (100 * number + s for s in range(1, args.kinetics_seeds + 1)):
-                kin = one_run(args.kinetics, sample, seed, args.kinetics_speed,
-                              place / f"{args.kinetics}-{sample.stem}-{seed}", truth)
-                if isinstance(kin, str):
-                    print(f"{sample.name} kinetics seed {seed}: {kin}")
-                    continue
-                for key, values in kinetic_errors(kin, sample.name).items():
+            if job.kinetics:
+                for key, values in kinetic_errors(got, job.sample.name).items():
                     k_errors[key] += values
-                print(f"{sample.name} kinetics seed {seed}: " + "; ".join(
+                print(f"{what}: " + "; ".join(
                     f"k {k['k_per_min']:.3g} /min [{k['k_ci95'][0]:.3g}, {k['k_ci95'][1]:.3g}]"
                     f" plateau {k['plateau']:.4g} ({k['regime']}, {len(k['t_s'])} frames over "
-                    f"{(k['t_s'][-1] - k['t0_s']) / 60:.0f} min)" for k in kin["kinetics"]),
+                    f"{(k['t_s'][-1] - k['t0_s']) / 60:.0f} min)" for k in got["kinetics"]),
                     flush=True)
+                continue
+            done += 1
+            collect(got, job.truth, table)
+            print(f"{what}: " + ", ".join(
+                f"{r['marker']} {r['per_ml']:.3g} [{r['ci95'][0]:.3g}, {r['ci95'][1]:.3g}]"
+                f" truth {job.truth['per_ml'] * job.truth['markers'][r['marker']]:.3g}"
+                for r in got["results"]), flush=True)
+    if args.acquire_only:
+        return 0
     print_table(table, done)
     print_kinetics(k_errors)
     return 0

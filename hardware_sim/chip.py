@@ -99,6 +99,12 @@ class Chip:
         tilt: tuple[float, float] = (0.0, 0.0),
         seed: int = 0,
     ) -> None:
+        self.options: dict[str, Any] = {  # how it was made, but for its geometry and seed (manufacturing)
+            "site_density_per_um2": site_density_per_um2, "on_rate_um_s": on_rate_um_s,
+            "nonspecific_um_s": nonspecific_um_s, "isotype_um_s": isotype_um_s,
+            "strips": strips, "copies_at_100nm": copies_at_100nm,
+            "label_rate_per_s": label_rate_per_s, "label_map": label_map,
+            "debris_per_mm2": debris_per_mm2, "surface_z_um": surface_z_um, "tilt": tilt}
         self.zones = list(zones)
         self.channel_width_um = channel_width_um
         self.channel_height_um = channel_height_um

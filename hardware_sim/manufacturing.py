@@ -44,13 +44,14 @@ def _rng(seed: int) -> np.random.Generator:
 
 
 def as_built_chip(drawing: Chip, seed: int, tol: Tolerance = Tolerance()) -> Chip:
-    """The chip made from `drawing`: channel and zones off by one draw each."""
+    """The chip made from `drawing`: channel and zones off by one draw each, everything else
+    (sites, rates, debris, focus plane) as drawn."""
     rng = _rng(seed)
     height = drawing.channel_height_um + tol.channel_height_um * rng.standard_normal()
     width = drawing.channel_width_um + tol.channel_width_um * rng.standard_normal()
     zones = [_zone_as_built(z, tol, rng) for z in drawing.zones]
     return Chip(zones, channel_width_um=max(width, 1.0), channel_height_um=max(height, 1.0),
-                seed=drawing.seed)
+                seed=drawing.seed, **drawing.options)
 
 
 def _zone_as_built(zone: Zone, tol: Tolerance, rng: np.random.Generator) -> Zone:

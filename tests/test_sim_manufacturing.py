@@ -31,6 +31,15 @@ def test_chips_as_built_spread_around_their_drawing_by_the_tolerance() -> None:
     assert exact.channel_height_um == 50.0 and exact.zones == drawing.zones
 
 
+def test_a_chip_as_built_keeps_everything_but_its_geometry_as_drawn() -> None:
+    drawing = default_chip(seed=4, site_density_per_um2=0.25, debris_per_mm2=0.0,
+                           surface_z_um=3.0, label_map={"AF488": "CD63"})
+    made = as_built_chip(drawing, 11)
+    assert made.options == drawing.options
+    assert (made.site_density_per_um2, made.surface_z_um, made.debris.x.size) == (0.25, 3.0, 0)
+    assert made.channel_height_um != drawing.channel_height_um
+
+
 def test_the_bench_file_gives_the_drawing_and_the_tolerance_not_the_part() -> None:
     bench = SimBench(seed=3)
     chip = bench.bench_document()["chip"]

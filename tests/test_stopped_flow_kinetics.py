@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 from simbench import simulated_bench
 
+from chipctl.analysis.concentration import estimate
+from chipctl.analysis.evidence import RunEvidence
 from chipctl.analysis.kinetics import fit_kinetics
 from chipctl.config.bench import load_bench
 from chipctl.engine import Engine
 from chipctl.protocol import parse_protocol
 from chipctl.run.events import RunEvents, RunState
+from chipctl.runs.folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +31,8 @@ def shortened_library_protocol() -> str:
 
 @pytest.mark.timeout(300)
 def test_the_standing_sample_shows_a_first_order_approach(tmp_path: Path) -> None:
-    with simulated_bench(tmp_path, speed=20, seed=3, sample_per_ml=1e9) as (_, path):
+    with simulated_bench(tmp_path, speed=20, seed=3, sample_per_ml=1e9) as (sim, path):
+        sample = sim.world.reagents["sample"]
         engine = Engine(load_bench(path), runs_dir=tmp_path / "runs")
         engine.connect()
         try:
@@ -49,3 +53,10 @@ def test_the_standing_sample_shows_a_first_order_approach(tmp_path: Path) -> Non
         assert 0.12 < fit.k_ci95[0] < fit.k_ci95[1] < 0.5
         assert fit.plateau_ci95[0] <= counts[-1] * 1.05 and counts[-1] <= fit.plateau_ci95[1]
     assert int(rows[-1]["true_count"]) > 3 * int(rows[0]["true_count"])
+    # what was captured came mostly from the standing fluid (2.5 uL flowed): the concentration
+    # books it, as diffusion from the stop to the frames (without, it read 7x high)
+    zones = estimate(RunEvidence.of(RunFolder.open(folder))).zones
+    (cd63,) = [z for z in zones if z.zone == "CD63"]
+    truth = sample.vesicles_per_ml * sample.markers["CD63"] * sample.labelling_efficiency
+    assert cd63.ci95[0] <= truth <= cd63.ci95[1], (cd63.per_ml, cd63.ci95, truth)
+    assert cd63.per_ml == pytest.approx(truth, rel=0.25)

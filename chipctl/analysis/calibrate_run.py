@@ -14,6 +14,7 @@ from chipctl.analysis.calibration import CaptureCalibration, ZoneCalibration, ca
 from chipctl.analysis.capture import BenchCalibration, zone_model
 from chipctl.analysis.concentration import ZoneResult, estimate
 from chipctl.analysis.evidence import RunEvidence
+from chipctl.analysis.zone_detection import imaged_s
 from chipctl.runs.folder import RunFolder
 
 COUNT_TERMS = ("counting", "field-to-field", "detection", "control counting",
@@ -47,8 +48,8 @@ def calibrate_run(run: RunFolder, reference_per_ml: float, reference_rsd: float,
             raise CalibrationRefused(f"zone {zr.zone}: no capture above the isotype control")
         assert ev.bench is not None
         model = zone_model(ev.bench, ev.bench.chip.zones[zr.zone], ev.sizes)
-        flows = [f.segment() for f in ev.flows if f.step <= int(
-            ev.final[(zr.zone, zr.channel)][0]["step"])]
+        rows = ev.final[(zr.zone, zr.channel)]
+        flows = [f.segment(imaged_s(rows)) for f in ev.flows if f.step <= int(rows[0]["step"])]
         out[zr.zone] = calibrate_zone(zr.zone_total, _captured_rsd(zr), model, flows, loaded,
                                       reference_rsd, zr.detected)
     missing = [z for z in zones if z not in out]

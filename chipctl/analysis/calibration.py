@@ -29,7 +29,13 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chipctl.analysis.transport import CaptureModel, FlowSegment, SizeDistribution
+from chipctl.analysis.transport import (
+    CaptureModel,
+    FlowSegment,
+    SizeDistribution,
+    captured_ul,
+    captured_volume_ml,
+)
 from chipctl.analysis.uncertainty import Factor
 from chipctl.config.sourcefile import Problem, SourceError, line_of, load_yaml
 
@@ -83,8 +89,7 @@ def calibrate_zone(estimated_captured: float, estimated_rsd: float, model: Captu
                    reference_rsd: float, detected: int | None = None) -> ZoneCalibration:
     """The ratio for one zone from a run on the reference material: vesicles the zone captured
     (detection-corrected, whole zone, with relative sd) over the model's prediction."""
-    predicted = reference_per_ml * sum(model.efficiency(s.flow_ul_min) * s.volume_ul * 1e-3
-                                       for s in segments)
+    predicted = reference_per_ml * captured_volume_ml(model, segments)
     if predicted <= 0 or estimated_captured <= 0:
         raise ValueError("a calibration needs a captured count and a predicted capture > 0")
     flows = {s.flow_ul_min for s in segments}
@@ -109,7 +114,7 @@ class Tolerances:
 
 def _efficiency(model: CaptureModel, segments: Sequence[FlowSegment]) -> float:
     volume = sum(s.volume_ul for s in segments)
-    return sum(model.efficiency(s.flow_ul_min) * s.volume_ul for s in segments) / volume
+    return sum(captured_ul(model, s) for s in segments) / volume
 
 
 def model_rsd(model: CaptureModel, segments: Sequence[FlowSegment],
@@ -131,7 +136,7 @@ def model_rsd(model: CaptureModel, segments: Sequence[FlowSegment],
         "vesicle size": replace(model, sizes=sizes),
     }
     out = {name: abs(_efficiency(m, segments) / base - 1) for name, m in variants.items()}
-    faster = [FlowSegment(s.flow_ul_min * (1 + tol.flow_rsd), s.volume_ul) for s in segments]
+    faster = [replace(s, flow_ul_min=s.flow_ul_min * (1 + tol.flow_rsd)) for s in segments]
     out["flow rate"] = abs(_efficiency(model, faster) / base - 1)
     out["model form"] = tol.model_form
     return out

@@ -13,7 +13,9 @@ chipctl.analysis.labels). Then, every term with its value and its source:
 - *imaged share*: the fields' share of the zone's capture (the flux falls along the zone);
 - *capture efficiency*: mass-transport model from chip geometry, flow and vesicle size, or the
   bench's calibration file (chipctl.analysis.capture);
-- *volume*: the sample the pumps delivered before the zone was imaged (event log);
+- *volume*: the sample the pumps delivered before the zone was imaged (event log); what stood
+  over the zone while every pump was stopped adds its diffusive capture (chipctl.analysis.
+  standing), from the stop to the next flow or to the zone's frames;
 - *dilution*: as entered (``dilution=1:10``).
 
 The 95 % interval comes from the whole error budget on a log scale
@@ -62,6 +64,7 @@ class ZoneResult:
     log_sd: float
     upper_limit_only: bool
     raw_per_ml: float  # detected counts, no detection or isotype correction
+    raw_ci95: tuple[float, float]  # its interval (counting, capture, volume terms only)
     budget: dict[str, float]
     method: dict[str, dict[str, Any]]
     detection_text: str
@@ -76,6 +79,7 @@ class ZoneResult:
         skip = {"field_counts", "estimate", "detection", "regime"}
         out = {k: v for k, v in self.__dict__.items() if k not in skip}
         out["ci95"] = list(self.ci95)
+        out["raw_ci95"] = list(self.raw_ci95)
         out["kind"] = {"detected": "spots counted on the imaged fields",
                        "estimated_in_view": "estimated total in view (detection-corrected, "
                        "of any brightness)", "per_ml": "estimated marker-positive vesicles per "
@@ -146,7 +150,7 @@ def _zone(ev: RunEvidence, zone: str, channel: str, controls: list[str],
     if not flows:
         return "no sample flowed before the zone was imaged"
     model = zone_model(ev.bench, spec, ev.sizes)
-    shares = field_shares(model, flows, zf.footprints)
+    shares = field_shares(model, flows, zf.footprints, zf.imaged_s)
     keep = [k for k, s in enumerate(shares) if s > 0]
     if not keep:
         return "no imaged field lies where the zone captures"
@@ -154,7 +158,8 @@ def _zone(ev: RunEvidence, zone: str, channel: str, controls: list[str],
     fc = FieldCounts.of([zf.counts[k] for k in keep], [shares[k] for k in keep],
                         [zf.areas_mm2[k] for k in keep], factor_of(detection))
     capture = _with_labelling(zone_capture(model, flows, zone, ev.calibration,
-                                           tolerances(ev.bench, size_rsd(ev.params))), ev, zone)
+                                           tolerances(ev.bench, size_rsd(ev.params)),
+                                           zf.imaged_s), ev, zone)
     volume_ul = sum(f.volume_ul for f in flows)
     volume = Factor("volume", volume_ul * 1e-3, VOLUME_RSD, "sample pump: delivered volume")
     control = _control(ev, controls, channel, det)
@@ -193,8 +198,9 @@ def _result(ev: RunEvidence, zf: ZoneFields, spec: ZoneSpec, fc: FieldCounts,
         "isotype control": {"value": control_density, "unit": "per mm²",
                             "source": "isotype zone, same channel, detection-corrected"
                             if control is not None else "no isotype zone imaged in this channel"},
-        "imaged share": {"value": fc.imaged_share, "source": "flux-weighted share of the "
-                         "zone's capture inside the imaged fields (transport model)"},
+        "imaged share": {"value": fc.imaged_share, "source": "share of the zone's capture "
+                         "inside the imaged fields (flux-weighted under flow, even while "
+                         "standing; transport model)"},
         "capture efficiency": {"value": capture.value, "rsd": capture.rsd,
                                "source": capture.source},
         "diffusivity (vesicle size)": {"value": ev.sizes.effective_diffusivity_um2_s(),
@@ -208,7 +214,7 @@ def _result(ev: RunEvidence, zf: ZoneFields, spec: ZoneSpec, fc: FieldCounts,
         zf.zone, spec.antibody, zone_marker(spec), zf.channel, len(fc.counts), fc.detected,
         fc.detected / fc.detection.value, area, fc.detected / area,
         total.specific_imaged / area, control_density, total.estimate, est.per_ml, est.ci95,
-        est.log_sd, est.upper_limit_only, raw.per_ml, est.budget, method,
+        est.log_sd, est.upper_limit_only, raw.per_ml, raw.ci95, est.budget, method,
         detection.describe() if detection is not None else fc.detection.source, volume_ul,
         fc, est, detection, regime)
 

@@ -37,6 +37,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.integrate import solve_ivp
 
+from chipctl.analysis.standing import captured_share
+
 BOLTZMANN_J_K = 1.380649e-23
 TEMPERATURE_K = 298.15
 WATER_VISCOSITY_PA_S = 0.89e-3  # 25 C
@@ -289,6 +291,17 @@ class CaptureModel:
             da = self.reaction_velocity_um_s / mean_k_m if mean_k_m > 0 else math.inf
         return TransportRegime(xi, (1.5 * xi) ** (1 / 3), pe_s, da, xi <= XI_VALID)
 
+    def standing_ul(self, seconds: float) -> float:
+        """Sample volume (uL) whose vesicles the zone captures from the column standing over
+        it for ``seconds`` after the flow stopped (chipctl.analysis.standing)."""
+        if seconds <= 0:
+            return 0.0
+        h = self.channel.height_um
+        tau = self.sizes.diffusivities_um2_s() * seconds / h**2
+        area_um2 = self.zone.length_um * min(self.zone.width_um, self.channel.width_um)
+        share = float(np.sum(np.asarray(self.sizes.weights) * captured_share(tau)))
+        return share * h * area_um2 * 1e-9
+
     def collected_transport_limited(self, flow_ul_min: float) -> float:
         """Size-averaged collected fraction of the zone's stream at infinite reaction rate."""
         xi = self._graetz(flow_ul_min, self.zone.length_um)
@@ -297,10 +310,13 @@ class CaptureModel:
 
 @dataclass(frozen=True)
 class FlowSegment:
-    """Sample pumped through the chip at one flow rate."""
+    """Sample pumped through the chip at one flow rate, then left standing ``standing_s``
+    (every pump stopped) as ``share`` of the mixture over the zones."""
 
     flow_ul_min: float
     volume_ul: float
+    standing_s: float = 0.0
+    share: float = 1.0
 
     @property
     def duration_s(self) -> float:
@@ -308,27 +324,46 @@ class FlowSegment:
         return 60.0 * self.volume_ul / self.flow_ul_min if self.flow_ul_min > 0 else 0.0
 
 
+def captured_ul(model: CaptureModel, seg: FlowSegment) -> float:
+    """Sample volume whose vesicles the zone captures from one segment: while it flows
+    (efficiency x volume) and while it stands."""
+    return (model.efficiency(seg.flow_ul_min) * seg.volume_ul
+            + seg.share * model.standing_ul(seg.standing_s))
+
+
+def segment_field_share(model: CaptureModel, seg: FlowSegment, fp: Footprint) -> float:
+    """Share of one segment's capture inside a footprint: the flowing part falls along the
+    zone, the standing part lies evenly over it."""
+    flowing = model.efficiency(seg.flow_ul_min) * seg.volume_ul
+    standing = seg.share * model.standing_ul(seg.standing_s)
+    if flowing + standing <= 0:
+        return 0.0
+    even = fp.across_fraction * (fp.end_um - fp.start_um) / model.zone.length_um
+    return (flowing * model.field_share(seg.flow_ul_min, fp) + standing * even) / (
+        flowing + standing)
+
+
 def captured_volume_ml(model: CaptureModel, segments: Sequence[FlowSegment]) -> float:
-    """Sum of efficiency x volume: captured vesicles = concentration x this (unsaturated)."""
-    return sum(model.efficiency(s.flow_ul_min) * s.volume_ul * 1e-3 for s in segments)
+    """Sum of the captured volumes: captured vesicles = concentration x this (unsaturated)."""
+    return sum(captured_ul(model, s) * 1e-3 for s in segments)
 
 
 def imaged_share(model: CaptureModel, segments: Sequence[FlowSegment],
                  footprints: Sequence[Footprint]) -> float:
-    """Fraction of the zone's captured vesicles inside the imaged fields (flux-weighted)."""
-    weights = [model.efficiency(s.flow_ul_min) * s.volume_ul for s in segments]
+    """Fraction of the zone's captured vesicles inside the imaged fields (capture-weighted)."""
+    weights = [captured_ul(model, s) for s in segments]
     total = sum(weights)
     if total <= 0:
         return 0.0
-    shares = [sum(model.field_share(s.flow_ul_min, fp) for fp in footprints) for s in segments]
+    shares = [sum(segment_field_share(model, s, fp) for fp in footprints) for s in segments]
     return sum(w * sh for w, sh in zip(weights, shares, strict=True)) / total
 
 
 def expected_count(model: CaptureModel, segments: Sequence[FlowSegment], c0_per_ml: float,
                    fp: Footprint) -> float:
     """Expected captured vesicles inside a footprint, far from saturation."""
-    return sum(c0_per_ml * model.efficiency(s.flow_ul_min) * s.volume_ul * 1e-3
-               * model.field_share(s.flow_ul_min, fp) for s in segments)
+    return sum(c0_per_ml * captured_ul(model, s) * 1e-3 * segment_field_share(model, s, fp)
+               for s in segments)
 
 
 def saturating_density(model: CaptureModel, segments: Sequence[FlowSegment], c0_per_ml: float,

@@ -46,6 +46,18 @@ class ZoneFields:
         """Detected spots per field (the run's own counts)."""
         return [int(r["count"]) for r in self.rows]
 
+    @property
+    def imaged_s(self) -> float:
+        """When the fields were imaged (:func:`imaged_s`)."""
+        return imaged_s(self.rows)
+
+
+def imaged_s(rows: list[dict[str, Any]]) -> float:
+    """Protocol time (s) of count rows' frames, their mean (inf when not recorded): what
+    stood over a zone was captured until then."""
+    times = [float(r["t_s"]) for r in rows if r.get("t_s") not in (None, "")]
+    return sum(times) / len(times) if times else math.inf
+
 
 def zone_fields(ev: RunEvidence, zone: str, channel: str) -> ZoneFields | None:
     """The fields of a zone in a channel that lie on the zone (None if none do)."""
