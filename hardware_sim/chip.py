@@ -99,7 +99,8 @@ class Chip:
         tilt: tuple[float, float] = (0.0, 0.0),
         seed: int = 0,
     ) -> None:
-        self.options: dict[str, Any] = {  # how it was made, but for its geometry and seed (manufacturing)
+        # how it was made, but for its geometry and seed (manufacturing)
+        self.options: dict[str, Any] = {
             "site_density_per_um2": site_density_per_um2, "on_rate_um_s": on_rate_um_s,
             "nonspecific_um_s": nonspecific_um_s, "isotype_um_s": isotype_um_s,
             "strips": strips, "copies_at_100nm": copies_at_100nm,
