@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import statistics
@@ -42,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +129,8 @@ def run_speed(truth: dict[str, Any], speed: float) -> float:
 
 
 def one_run(protocol: str, sample: Path, seed: int, speed: float, runs_dir: Path,
-            truth: dict[str, Any], report: bool = True) -> dict[str, Any] | str | None:
+            truth: dict[str, Any], report: bool = True, report_only: bool = False
+            ) -> dict[str, Any] | str | None:
     """Run, report, and return report.json (or why not). A run the simulator could not keep
     up with (a device it serves timed out) is tried once more at a third of the speed, and
     says so: the simulated truth does not depend on the speed. A completed run already
@@ -135,6 +138,8 @@ def one_run(protocol: str, sample: Path, seed: int, speed: float, runs_dir: Path
     Without `report`, only runs (None once the run completed)."""
     if completed(runs_dir):
         return _report(runs_dir) if report else None
+    if report_only:
+        return "not recorded yet"
     got = _run(protocol, sample, seed, speed, runs_dir, truth)
     if isinstance(got, str) and ("device lost" in got or "timeout" in got):
         print(f"{sample.name} seed {seed}: at {speed:g}x {got.splitlines()[0][-140:]}; "
@@ -163,11 +168,26 @@ def completed(runs_dir: Path) -> bool:
     return bool(runs) and json.loads(runs[-1].read_text()).get("status") == "completed"
 
 
+def analysis_code() -> str:
+    """A fingerprint of the code a report runs (every chipctl module): a kept report made by
+    the same code is read, not made again."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "chipctl").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _report(runs_dir: Path) -> dict[str, Any] | str:
+    """`chipctl runs report last` in `runs_dir`, unless its report was made by this code."""
+    folder = sorted(runs_dir.glob("*/run.json"))[-1].parent
+    made_by, path = folder / "report.analysis", folder / "report.json"
+    if path.is_file() and made_by.is_file() and made_by.read_text() == analysis_code():
+        return {**json.loads(path.read_text()), "folder": str(folder)}
     report = chipctl("runs", "--runs-dir", str(runs_dir), "report", "last")
     if report.returncode != 0:
         return f"report failed: {report.stderr.strip()[-300:]}"
     path = Path(report.stdout.split("report:", 1)[1].strip()).with_suffix(".json")
+    made_by.write_text(analysis_code())
     return {**json.loads(path.read_text()), "folder": str(path.parent)}
 
 
@@ -319,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="record the runs under DIR and keep them; a run already "
                         "completed there is reported again (today's analysis), not rerun")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs (or reports) at a time (the simulated truth does not depend "
+                        "on the host's load; a run that times out is retried slower)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="with --keep: report the runs recorded there, run none")
     parser.add_argument("--acquire-only", action="store_true",
                         help="with --keep: record the runs, report nothing (report them with "
                         "the same command without this)")
@@ -334,10 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     k_errors: dict[str, list[Any]] = {key: [] for key in (*KINETIC_KEYS, "regimes",
                                                            "undetermined")}
     done = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for job in jobs(args, args.keep or Path(tmp)):
-            got = one_run(job.protocol, job.sample, job.seed, job.speed, job.runs_dir,
-                          job.truth, report=not args.acquire_only)
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+        todo = jobs(args, args.keep or Path(tmp))
+        outcomes = pool.map(lambda job: one_run(job.protocol, job.sample, job.seed, job.speed,
+                                                job.runs_dir, job.truth,
+                                                not args.acquire_only, args.report_only), todo)
+        for job, got in zip(todo, outcomes, strict=True):
             what = f"{job.sample.name}{' kinetics' if job.kinetics else ''} seed {job.seed}"
             if isinstance(got, str) or got is None:
                 print(f"{what}: {got or 'recorded'}", flush=True)

@@ -80,3 +80,22 @@ def test_decimals_spell_each_value_as_python_rounds_it():
     values = np.array([2.675, 0.0625, -0.0004, 1234.5, 7.0, np.nan])
     assert decimals(values, 3) == ["2.675", "0.062", "-0.0", "1234.5", "7.0", ""]
     assert decimals(values[-1:], 3, blank=False) == ["nan"]
+
+
+def test_odd_rows_read_as_the_csv_module_reads_them(tmp_path: Path) -> None:
+    header = "seq,file,step,zone,field,channel,x,y,amplitude,snr,photons,crlb_x,crlb_y," \
+             "multiplicity,threshold\n"
+    plain = "0,,1,CD9,1,AF488,1.5,2.5,100.0,9.0,,,,1,5.0\n"
+    quoted = '1,,1,"CD9, donor 3",1,AF488,3.5,4.5,120.0,10.0,400.0,0.05,0.06,2,5.0\n'
+    torn_inside = "2,,1,CD9,1,AF488,5.5\n"  # a crash tore it; recording went on after
+    after = "2,,1,CD9,1,AF488,7.5,8.5,90.0,8.0,300.0,0.07,0.08,1,5.0\n"
+    path = tmp_path / "spots.csv"
+    path.write_text(header + plain + quoted + torn_inside + after + "3,,1,CD9,1,AF4")
+    back = read_detections(path)
+    assert sorted(back) == [0, 1, 2]  # the torn last row is not a frame yet
+    assert back[0].xy.tolist() == [[1.5, 2.5]] and np.isnan(back[0].spots["photons"][0])
+    assert back[1].xy.tolist() == [[3.5, 4.5]] and back[1].spots["multiplicity"][0] == 2
+    assert back[2].count == 1 and back[2].xy.tolist() == [[7.5, 8.5]]
+    path.write_text(header + plain + after)
+    fast = read_detections(path)
+    assert fast[2].spots["crlb_y"][0] == 0.08 and np.isnan(fast[0].spots["crlb_x"][0])

@@ -6,12 +6,13 @@ import base64
 import io
 from typing import Any
 
+import cv2
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from chipctl.analysis.counts import Kinetics, ZoneChannel  # noqa: E402
 
@@ -84,22 +85,32 @@ def intensity_histogram(photons: dict[str, list[float]]) -> str | None:
 
 
 def thumbnail(image: np.ndarray, xy: np.ndarray, size: int = THUMB_PX) -> str:
-    """A field shrunk to ``size`` px (1st-99.8th percentile grey) with each detection circled."""
-    img = np.asarray(image, np.float32)
+    """A field shrunk to ``size`` px (1st-99.8th percentile grey of the frame, area-averaged)
+    with each detection circled."""
+    img = np.asarray(image)
     step = max(1, min(img.shape) // 512)  # the grey levels from every step-th pixel suffice
     lo, hi = (float(v) for v in np.percentile(img[::step, ::step], [1.0, 99.8]))
-    grey = np.clip((img - lo) * (255 / max(hi - lo, 1e-9)), 0, 255).astype(np.uint8)
     scale = size / max(img.shape)
-    small = Image.fromarray(grey).resize((max(1, round(img.shape[1] * scale)),
-                                          max(1, round(img.shape[0] * scale))),
-                                         Image.Resampling.BILINEAR).convert("RGB")
-    draw = ImageDraw.Draw(small)
-    radius = max(2.0, 3 * scale)
-    for x, y in np.asarray(xy, float).reshape(-1, 2) * scale:
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline=(255, 60, 60))
+    shape = (max(1, round(img.shape[0] * scale)), max(1, round(img.shape[1] * scale)))
+    small = cv2.resize(img.astype(np.float32), shape[::-1], interpolation=cv2.INTER_AREA)
+    grey = np.clip((small - lo) * (255 / max(hi - lo, 1e-9)), 0, 255).astype(np.uint8)
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    ring = _ring(max(2.0, 3 * scale))
+    centres = np.rint(np.asarray(xy, float).reshape(-1, 2) * scale).astype(np.intp)
+    pts = (centres[:, None, :] + ring[None, :, :]).reshape(-1, 2)
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] < shape[1]) & (pts[:, 1] >= 0) & (pts[:, 1] < shape[0])
+    rgb[pts[inside, 1], pts[inside, 0]] = (255, 60, 60)
     buffer = io.BytesIO()
-    small.save(buffer, format="PNG", compress_level=1)
+    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=1)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _ring(radius: float) -> np.ndarray:
+    """(dx, dy) of the pixels on a circle's outline."""
+    r = int(np.ceil(radius)) + 1
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    on = np.abs(np.hypot(dx, dy) - radius) < 0.5
+    return np.column_stack([dx[on], dy[on]])
 
 
 def concentration_bars(rows: list[dict[str, Any]]) -> str | None:

@@ -70,18 +70,16 @@ def read_detections(path: Path) -> dict[int, CountResult]:
     """Per frame number (seq), the spots recorded for it (complete rows only)."""
     if not path.is_file():
         return {}
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")[:-1]
-    rows = list(csv.reader(lines))
-    if not rows or any(k not in rows[0] for k in _REQUIRED):
+    text = path.read_text(encoding="utf-8", errors="replace")
+    body = text[:text.rfind("\n") + 1]  # a row torn by a crash has no newline yet
+    header = next(csv.reader([body[:body.find("\n")]]), []) if body else []
+    if not header or any(k not in header for k in _REQUIRED):
         return {}
-    header = rows[0]
-    whole = [r for r in rows[1:] if len(r) == len(header)]  # a row torn by a crash is short
-    if not whole:
+    table = _parsed(body, header)
+    if table is None:
+        table = _parsed_row_by_row(body, header)
+    if table is None:
         return {}
-    columns = list(zip(*whole, strict=True))
-    table = np.column_stack([_floats(columns[header.index(k)]) if k in header else
-                             np.full(len(whole), 1.0 if k == "multiplicity" else math.nan)
-                             for k in (*_REQUIRED, *_OPTIONAL)])
     table[:, -1] = np.where(np.isnan(table[:, -1]), 1.0, table[:, -1])
     table = table[np.all(np.isfinite(table[:, :len(_REQUIRED)]), axis=1)]
     seq = table[:, 0].astype(np.int64)
@@ -94,6 +92,36 @@ def read_detections(path: Path) -> dict[int, CountResult]:
             array[name] = table[index, k]
         out[int(frame)] = CountResult(index.size, array)
     return out
+
+
+def _parsed(body: str, header: list[str]) -> np.ndarray | None:
+    """The numeric columns (_REQUIRED, _OPTIONAL; a missing optional one NaN) by numpy's C
+    parser; None when a row is not plain (quoted cells, a row torn in the middle)."""
+    if '"' in body or body.count("\n") < 2:
+        return None
+    present = [k for k in (*_REQUIRED, *_OPTIONAL) if k in header]
+    filled = body.replace(",,", ",nan,").replace(",,", ",nan,").replace(",\n", ",nan\n")
+    try:
+        values = np.loadtxt(io.StringIO(filled), delimiter=",", skiprows=1, ndmin=2,
+                            usecols=[header.index(k) for k in present], dtype=float)
+    except ValueError:
+        return None
+    return _columns(lambda k: values[:, present.index(k)], len(values), header)
+
+
+def _parsed_row_by_row(body: str, header: list[str]) -> np.ndarray | None:
+    """The same with Python's csv reader, keeping only rows of the header's length."""
+    whole = [r for r in csv.reader(body.split("\n")[1:-1]) if len(r) == len(header)]
+    if not whole:
+        return None
+    cells = list(zip(*whole, strict=True))
+    return _columns(lambda k: _floats(cells[header.index(k)]), len(whole), header)
+
+
+def _columns(column: Any, rows: int, header: list[str]) -> np.ndarray:
+    return np.column_stack([column(k) if k in header else
+                            np.full(rows, 1.0 if k == "multiplicity" else math.nan)
+                            for k in (*_REQUIRED, *_OPTIONAL)])
 
 
 def _floats(cells: tuple[str, ...]) -> np.ndarray:
