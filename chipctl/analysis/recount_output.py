@@ -26,7 +26,7 @@ from chipctl.analysis.recount_plan import (
 )
 from chipctl.analysis.report import render_html, report_json
 from chipctl.analysis.summary import summarize
-from chipctl.runs.detections import SPOT_COLUMNS, spot_rows
+from chipctl.runs.detections import SPOT_COLUMNS, spot_text
 from chipctl.runs.folder import RunFolder
 from chipctl.runs.recorder import now_iso
 from chipctl.vision.model import CountResult
@@ -115,8 +115,9 @@ def write_recount(plan: RunPlan, version: str, scheduler: str) -> RecountResult:
     try:
         info = _info(plan, version, scheduler, started, unreadable, rows)
         _write_csv(partial / "counts.csv", RECOUNT_COLUMNS, rows)
-        _write_csv(partial / "spots.csv", SPOT_COLUMNS,
-                   [spot for entry, _, found in done for spot in spot_rows(entry, found)])
+        with (partial / "spots.csv").open("w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle).writerow(SPOT_COLUMNS)
+            handle.writelines(spot_text(entry, found) for entry, _, found in done)
         try:
             _write_report(partial, plan, rows,
                           {int(entry["seq"]): found for entry, _, found in done}, info)

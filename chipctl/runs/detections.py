@@ -28,13 +28,38 @@ _MEASURES = (("amplitude", 3), ("snr", 3), ("photons", 1), ("crlb_x", 4), ("crlb
 SPOTS_NAME = "spots.csv"
 
 
-def spot_rows(entry: dict[str, Any], result: CountResult) -> list[dict[str, Any]]:
-    """The spots.csv rows of one frame (its frame-log entry and its count)."""
-    where = {key: entry.get(key) for key in ("seq", "file", "step", "zone", "field", "channel")}
-    threshold = _cell(result.threshold, 3)
-    return [{**where, "x": round(float(s["x"]), 3), "y": round(float(s["y"]), 3),
-             **{k: _cell(s[k], nd) for k, nd in _MEASURES}, "multiplicity": int(s["multiplicity"]),
-             "threshold": threshold} for s in result.spots]
+def spot_text(entry: dict[str, Any], result: CountResult) -> str:
+    """The spots.csv lines of one frame (its frame-log entry and its count): the text
+    csv.writer gives for one row per spot, its numbers rounded a column at a time."""
+    spots = result.spots
+    where = io.StringIO()
+    csv.writer(where).writerow([entry.get(key) for key in SPOT_COLUMNS[:6]])
+    head = where.getvalue()[:-2]  # the frame's own cells, without the "\r\n"
+    columns = [decimals(spots["x"], 3, blank=False), decimals(spots["y"], 3, blank=False),
+               *(decimals(spots[k], nd) for k, nd in _MEASURES),
+               [str(m) for m in spots["multiplicity"].tolist()]]
+    tail = f",{_cell(result.threshold, 3)}\r\n"
+    return "".join(f"{head},{','.join(cells)}{tail}" for cells in zip(*columns, strict=True))
+
+
+def decimals(values: np.ndarray, digits: int, blank: bool = True) -> list[str]:
+    """Each value as csv writes ``round(float(v), digits)``; a non-finite value as ""
+    (``blank``) or as Python spells it.
+
+    Rounded in numpy: where v 10^digits lies below 10^9 and clear of a tie by more than its
+    float error, the integer c nearest it is the correctly rounded one, so c / 10^digits is
+    the double Python's round gives. The rest (near a tie, huge, not finite) is rounded by
+    Python itself."""
+    v = np.asarray(values, np.float64)
+    scale = 10.0**digits
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = v * scale
+        c = np.rint(scaled)
+        exact = np.isfinite(c) & (np.abs(c) < 1e9) & (0.5 - np.abs(scaled - c) > 1e-6)
+    texts = list(map(repr, (np.where(exact, c, 0.0) / scale).tolist()))
+    for k in np.flatnonzero(~exact).tolist():
+        texts[k] = str(_cell(v[k], digits) if blank else round(float(v[k]), digits))
+    return texts
 
 
 def _cell(value: float, digits: int) -> float | str:

@@ -18,7 +18,7 @@ from typing import IO, Any
 from chipctl.config.bench import Bench
 from chipctl.protocol.model import Flow, Monitor, Prime, Protocol, Step
 from chipctl.run.events import RunEvents
-from chipctl.runs.detections import SPOT_COLUMNS, SPOTS_NAME, spot_rows
+from chipctl.runs.detections import SPOT_COLUMNS, SPOTS_NAME, spot_text
 from chipctl.runs.frames import FrameStore, KeepPolicy
 from chipctl.runs.record import RecordFolder, now_iso, write_json_atomic
 
@@ -73,8 +73,7 @@ class RunRecorder(RecordFolder):
         self._counts.writeheader()
         self._counts_file.flush()
         self._spots_file = (self.folder / SPOTS_NAME).open("a", encoding="utf-8", newline="")
-        self._spots = csv.DictWriter(self._spots_file, SPOT_COLUMNS)
-        self._spots.writeheader()
+        csv.writer(self._spots_file).writerow(SPOT_COLUMNS)
         self._spots_file.flush()
         self.frames = FrameStore(self.folder / "frames", KeepPolicy.parse(keep_frames))
         self.count_rows: list[dict[str, Any]] = []
@@ -113,7 +112,7 @@ class RunRecorder(RecordFolder):
             self._last_frame = entry
             result = getattr(frame, "result", None)
             if result is not None and not self.closed:
-                self._spots.writerows(spot_rows(entry, result))
+                self._spots_file.write(spot_text(entry, result))
                 self._spots_file.flush()
         self.append({"event": "frame", **entry})
 
